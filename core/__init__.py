@@ -1,0 +1,60 @@
+"""segport: export segments of customer profiles to email-marketing platforms.
+
+The public surface for plugin authors and embedding applications; import only from here
+(and from :mod:`segport.testing`).
+"""
+
+from .contract import (
+    DEFAULT_PROFILE_CAP,
+    AuthHandler,
+    BatchResult,
+    BatchWriter,
+    Destination,
+    DestinationSpec,
+    FieldSpec,
+    Limits,
+    Outcome,
+    OutcomeStatus,
+    Record,
+    RunContext,
+)
+from .dispatcher import RetryPolicy
+from .errors import (
+    AlreadyExists,
+    AlreadyRunning,
+    AuthError,
+    BadBatchError,
+    CapExceeded,
+    ConfigError,
+    ConfigValidationError,
+    DestinationError,
+    ExitStatus,
+    FatalDestinationError,
+    InputError,
+    NotFound,
+    PermissionDenied,
+    PluginContractError,
+    PluginError,
+    PluginLoadError,
+    RetryableDestinationError,
+    RunError,
+    SegportError,
+    UnknownAudienceError,
+    WorkspaceError,
+)
+from .hookspecs import hookimpl
+from .models import Connection, Export, Role, Run, RunStatus, Segment, Share, User
+from .registry import Registry
+from .workspace import Workspace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_PROFILE_CAP", "AlreadyExists", "AlreadyRunning", "AuthError", "AuthHandler", "BadBatchError",
+    "BatchResult", "BatchWriter", "CapExceeded", "ConfigError", "ConfigValidationError", "Connection",
+    "Destination", "DestinationError", "DestinationSpec", "ExitStatus", "Export", "FatalDestinationError",
+    "FieldSpec", "InputError", "Limits", "NotFound", "Outcome", "OutcomeStatus", "PermissionDenied",
+    "PluginContractError", "PluginError", "PluginLoadError", "Record", "Registry", "RetryPolicy",
+    "RetryableDestinationError", "Role", "Run", "RunContext", "RunError", "RunStatus", "Segment", "SegportError",
+    "Share", "UnknownAudienceError", "User", "Workspace", "WorkspaceError", "hookimpl", "__version__",
+]

@@ -1,0 +1,136 @@
+"""``segport connections``: add, list, show, test, remove and set the profile cap."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..config import parse_json_object, redact, secret_fields
+from ..errors import ConfigError
+from ..models import Share
+from ..workspace import PRIVACY_NOTICE
+from ._common import State, emit_json, emit_table, json_option, pass_state
+
+
+@click.group()
+def connections() -> None:
+    """Connections to destination platforms (admins add and remove them)."""
+
+
+def read_config(value: str | None) -> dict[str, Any]:
+    """``--config``: a JSON file, an inline JSON object, or ``-`` for stdin."""
+    if value is None:
+        return {}
+    if value == "-":
+        return parse_json_object(sys.stdin.read(), "the config from stdin")
+    if value.lstrip().startswith("{"):
+        return parse_json_object(value, "--config")
+    path = Path(value)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read the config file {value}: {reason} (give a JSON file, inline JSON or -)") from None
+    return parse_json_object(text, f"the config file {path.name}")
+
+
+def prompt_secrets(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """On a terminal, ask (hidden) for required secret fields missing from ``config``."""
+    if not sys.stdin.isatty():
+        return
+    required = set(schema.get("required", []))
+    for name in sorted(secret_fields(schema) & required - set(config)):
+        config[name] = click.prompt(name, hide_input=True)
+
+
+@connections.command("notice")
+def connections_notice() -> None:
+    """Print the data-privacy and compliance notice agreed to with --agree-privacy."""
+    click.echo(PRIVACY_NOTICE)
+
+
+@connections.command("add")
+@click.argument("name")
+@click.option("--type", "type_", required=True, help="Destination type (see 'segport plugins list').")
+@click.option("--config", "config_value", help="JSON file, inline JSON object, or - for stdin.")
+@click.option("--share", type=click.Choice([s.value for s in Share]), default="admins", show_default=True,
+              help="Who may use it: admins only, or contributors too.")
+@click.option("--agree-privacy", is_flag=True, help="Agree to the data-privacy notice (required).")
+@click.option("--no-check", is_flag=True, help="Do not check the credentials with the platform.")
+@click.option("--profile-cap", type=click.IntRange(1), default=None, help="Per-export profile cap (your contract's).")
+@json_option
+@pass_state
+def connections_add(state: State, name: str, type_: str, config_value: str | None, share: str, agree_privacy: bool,
+                    no_check: bool, profile_cap: int | None, as_json: bool) -> None:
+    """Add a connection (admins only)."""
+    ws = state.workspace()
+    ws.require("connections.add")  # fail on a missing user or role before prompting for anything
+    config = read_config(config_value)
+    if agree_privacy:
+        prompt_secrets(config, dict(ws.registry.get(type_).spec().connection_schema))
+    connection = ws.add_connection(name, type_, config, share=share, agree_privacy=agree_privacy,
+                                   check=not no_check, profile_cap=profile_cap)
+    if as_json:
+        emit_json(connection.to_dict())
+    else:
+        click.echo(f"added connection {connection.name!r} ({connection.type}, usable by {connection.share.value})")
+
+
+@connections.command("list")
+@json_option
+@pass_state
+def connections_list(state: State, as_json: bool) -> None:
+    """List connections (contributors and viewers see shared ones, name and type only)."""
+    rows = state.workspace().list_connections()
+    emit_json(rows) if as_json else emit_table(rows, ["name", "type", "share", "export_user", "created_at"])
+
+
+@connections.command("show")
+@click.argument("name")
+@json_option
+@pass_state
+def connections_show(state: State, name: str, as_json: bool) -> None:
+    """Show a connection, secrets hidden (admins only)."""
+    ws = state.workspace()
+    connection = ws.get_connection(name)
+    data = connection.to_dict()
+    schema = ws.registry.get(connection.type).spec().connection_schema
+    data["config"] = redact(connection.config, schema)
+    data["secrets"] = sorted(secret_fields(schema)) if connection.has_secrets else []
+    if as_json:
+        emit_json(data)
+    else:
+        for key, value in data.items():
+            click.echo(f"{key}: {value}")
+
+
+@connections.command("test")
+@click.argument("name")
+@json_option
+@pass_state
+def connections_test(state: State, name: str, as_json: bool) -> None:
+    """Check the stored credentials with the platform."""
+    result = state.workspace().test_connection(name)
+    emit_json(result) if as_json else click.echo(f"ok: {name} authenticates as {result['account']}")
+
+
+@connections.command("set-cap")
+@click.argument("name")
+@click.argument("cap", type=click.IntRange(1))
+@pass_state
+def connections_set_cap(state: State, name: str, cap: int) -> None:
+    """Set the per-export profile cap of a connection to match your contract (admins only)."""
+    state.workspace().set_profile_cap(name, cap)
+    click.echo(f"profile cap of {name!r} set to {cap:,}")
+
+
+@connections.command("remove")
+@click.argument("name")
+@pass_state
+def connections_remove(state: State, name: str) -> None:
+    """Remove a connection and erase its secrets; its exports stop (admins only)."""
+    detached = state.workspace().remove_connection(name)
+    click.echo(f"removed connection {name!r}; {detached} export(s) detached and disabled")

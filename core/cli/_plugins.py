@@ -1,0 +1,61 @@
+"""``segport plugins``: the installed destinations and their specs (no workspace needed)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from ..registry import default_registry
+from ._common import emit_json, emit_table, json_option
+
+
+@click.group()
+def plugins() -> None:
+    """Installed destination plugins."""
+
+
+@plugins.command("list")
+@json_option
+def plugins_list(as_json: bool) -> None:
+    """List destination plugins, loadable or broken (with the reason)."""
+    rows = [info.to_dict() for info in default_registry().infos()]
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["name", "title", "distribution", "version", "status", "reason"],
+                   empty="no destination plugins installed")
+
+
+@plugins.command("show")
+@click.argument("name")
+@json_option
+def plugins_show(name: str, as_json: bool) -> None:
+    """Show a destination's connection and export schemas, fields and limits."""
+    destination = default_registry().get(name)
+    spec = destination.spec()
+    document = {
+        "name": destination.name,
+        "title": destination.title,
+        "auth_methods": list(spec.auth_methods),
+        "limits": asdict(spec.limits),
+        "fields": {"email": "required", **dict(spec.fields.known), "other": spec.fields.allow_other},
+        "connection_schema": spec.connection_schema,
+        "export_schema": spec.export_schema,
+        "documentation_url": spec.documentation_url,
+    }
+    if as_json:
+        emit_json(document)
+        return
+    click.echo(f"{destination.title} ({destination.name})")
+    click.echo(f"  auth: {', '.join(spec.auth_methods)}")
+    limits = spec.limits
+    click.echo(f"  limits: batch {limits.batch_size}, concurrency {limits.max_concurrency}, cap {limits.profile_cap:,}")
+    click.echo(f"  fields: email (required), {', '.join(spec.fields.known) or '-'}"
+               + (", any other field of the destination" if spec.fields.allow_other else ""))
+    for label, schema in (("connection", spec.connection_schema), ("export options", spec.export_schema)):
+        required = set(schema.get("required", []))
+        click.echo(f"  {label}:")
+        for prop, sub in schema.get("properties", {}).items():
+            flags = ", ".join(f for f, on in (("required", prop in required), ("secret", sub.get("writeOnly"))) if on)
+            click.echo(f"    {prop}{f' ({flags})' if flags else ''}: {sub.get('description', '')}".rstrip(": "))

@@ -1,0 +1,58 @@
+"""``segport init``, ``users`` and ``audit``."""
+
+from __future__ import annotations
+
+import click
+
+from ..models import Role
+from ..workspace import Workspace
+from ._common import State, emit_json, emit_table, json_option, pass_state
+
+
+@click.command()
+@click.option("--admin", required=True, help="Name of the first admin user.")
+@json_option
+@pass_state
+def init(state: State, admin: str, as_json: bool) -> None:
+    """Create a workspace (database, secret key) with its first admin."""
+    with Workspace.create(state.home, admin) as ws:
+        if as_json:
+            emit_json({"home": str(ws.home), "admin": admin})
+        else:
+            click.echo(f"workspace created at {ws.home} with admin {admin!r}")
+            click.echo(f"keep {ws.home / 'secret.key'} safe: it decrypts the stored credentials")
+
+
+@click.group()
+def users() -> None:
+    """Users and their roles (admin, contributor, viewer)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@json_option
+@pass_state
+def users_add(state: State, name: str, role: str, as_json: bool) -> None:
+    """Add a user (admins only)."""
+    user = state.workspace().add_user(name, role)
+    emit_json(user.to_dict()) if as_json else click.echo(f"added user {user.name!r} ({user.role.value})")
+
+
+@users.command("list")
+@json_option
+@pass_state
+def users_list(state: State, as_json: bool) -> None:
+    """List users."""
+    rows = [u.to_dict() for u in state.workspace().list_users()]
+    emit_json(rows) if as_json else emit_table(rows, ["name", "role", "created_at"])
+
+
+@click.command()
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@json_option
+@pass_state
+def audit(state: State, limit: int, as_json: bool) -> None:
+    """Show the audit log, newest first (admins only)."""
+    rows = [e.to_dict() for e in state.workspace().audit_entries(limit)]
+    emit_json(rows) if as_json else emit_table(rows, ["id", "at", "user", "action", "target", "detail"])

@@ -1,0 +1,116 @@
+"""JSON-Schema validation of configs and options: every problem at once, by path, no secrets."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Iterator, Mapping
+
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.exceptions import SchemaError
+
+from .errors import ConfigError, ConfigValidationError, PluginContractError
+
+
+def check_schema(schema: Mapping[str, Any], owner: str) -> None:
+    """Raise :class:`PluginContractError` when ``schema`` is not a valid JSON Schema."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        path = exc.json_path if hasattr(exc, "json_path") else "$"
+        raise PluginContractError(
+            f"{owner} ships an invalid JSON Schema at {path}: {exc.message} (fix the plugin's spec)"
+        ) from None
+
+
+def validate(document: Mapping[str, Any], schema: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """Validate ``document`` against ``schema``; return a copy with schema defaults applied.
+
+    Every error is reported at once, one per line, sorted by JSON path. Values of ``writeOnly``
+    (secret) properties are never echoed: such errors show the path and the failed keyword only.
+    """
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(document), key=lambda e: (e.json_path, e.message))
+    if errors:
+        hidden = [str(v) for v in split_secrets(document, schema)[1].values() if v not in (None, "")]
+        raise ConfigValidationError(what, [_render(e, hidden) for e in errors], schema=schema)
+    return apply_defaults(document, schema)
+
+
+def _render(error: ValidationError, hidden: list[str]) -> str:
+    if _is_secret(error):
+        return f"{error.json_path}: secret value fails '{error.validator}' (value hidden)"
+    message = error.message
+    for value in hidden:  # e.g. a oneOf error echoes the whole object, secrets included
+        message = message.replace(value, "********")
+    if error.validator == "additionalProperties" and isinstance(error.schema, Mapping):
+        allowed = sorted(error.schema.get("properties", {}))
+        if allowed:
+            message += f" (allowed: {', '.join(allowed)})"
+    return f"{error.json_path}: {message}"
+
+
+def _is_secret(error: ValidationError) -> bool:
+    return isinstance(error.schema, Mapping) and error.schema.get("writeOnly") is True
+
+
+def apply_defaults(document: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``document`` with top-level property ``default`` values filled in."""
+    result = copy.deepcopy(dict(document))
+    for name, prop in schema.get("properties", {}).items():
+        if name not in result and isinstance(prop, Mapping) and "default" in prop:
+            result[name] = copy.deepcopy(prop["default"])
+    return result
+
+
+def secret_fields(schema: Mapping[str, Any]) -> frozenset[str]:
+    """Top-level property names marked ``writeOnly: true`` (secrets) in a connection schema."""
+    return frozenset(
+        name
+        for name, prop in _properties(schema)
+        if isinstance(prop, Mapping) and prop.get("writeOnly") is True
+    )
+
+
+def _properties(schema: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    yield from schema.get("properties", {}).items()
+    for key in ("oneOf", "anyOf", "allOf"):
+        for sub in schema.get(key, []):
+            if isinstance(sub, Mapping):
+                yield from _properties(sub)
+
+
+def redact(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` fit for display: every secret value replaced by ``'********'``."""
+    secrets = secret_fields(schema)
+    return {k: ("********" if k in secrets else v) for k, v in config.items()}
+
+
+def split_secrets(config: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a config into (plain, secret) parts by the schema's ``writeOnly`` marks."""
+    secrets = secret_fields(schema)
+    plain = {k: v for k, v in config.items() if k not in secrets}
+    hidden = {k: v for k, v in config.items() if k in secrets}
+    return plain, hidden
+
+
+def parse_json_object(text: str, what: str) -> dict[str, Any]:
+    """Parse ``text`` as a JSON object or raise a one-line :class:`ConfigError`."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "give a JSON object such as '{\"api_key\": \"...\"}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def parse_option_value(text: str) -> Any:
+    """Parse an ``--option KEY=VALUE`` value: as JSON where it can, else as a plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

@@ -1,0 +1,237 @@
+"""The destination contract: what a plugin declares and implements.
+
+A destination plugin is a :class:`Destination` subclass registered under the entry-point group
+``segport.destinations``. The engine owns *when* (batching, concurrency, retries, sync state);
+the plugin owns *how* (the HTTP calls of one batch):
+
+- :meth:`Destination.spec` — JSON Schemas for the connection config and the export options, the
+  destination fields it accepts and its limits;
+- :meth:`Destination.auth` — an :class:`AuthHandler` (a ``requests.auth.AuthBase``) that attaches the
+  credentials to a session and checks them with a cheap call;
+- :meth:`Destination.writer` — a :class:`BatchWriter` that prepares the destination once per run and
+  writes batches of :class:`Record`, returning one :class:`Outcome` per record.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+import requests
+
+DEFAULT_PROFILE_CAP = 1_000_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How the engine must drive a destination.
+
+    :param batch_size: most records per :meth:`BatchWriter.write_batch` call.
+    :param max_concurrency: most batches in flight at once per credential.
+    :param profile_cap: most profiles one export may select (a connection may override it).
+    """
+
+    batch_size: int
+    max_concurrency: int
+    profile_cap: int = DEFAULT_PROFILE_CAP
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """The destination fields an export may map profile attributes to.
+
+    ``email`` is always required and always mapped. ``known`` lists well-known fields (e.g. FNAME)
+    with a short description; when ``allow_other`` is true, any other field name is accepted and
+    checked against the platform at run time (e.g. a Mailchimp merge field).
+    """
+
+    known: Mapping[str, str] = field(default_factory=dict)
+    allow_other: bool = True
+    pattern: str = r"^[A-Za-z0-9_\[\] -]{1,100}$"
+
+
+@dataclass(frozen=True)
+class DestinationSpec:
+    """Everything a destination declares about itself."""
+
+    connection_schema: Mapping[str, Any]
+    export_schema: Mapping[str, Any]
+    fields: FieldSpec
+    limits: Limits
+    auth_methods: tuple[str, ...] = ("api_key",)
+    documentation_url: str | None = None
+
+
+class OutcomeStatus(str, enum.Enum):
+    """The final state of one record in one run."""
+
+    CREATED = "created"  # the platform did not know the person and now does
+    UPDATED = "updated"  # fields or segment markers changed
+    UNCHANGED = "unchanged"  # the platform already held exactly this
+    SKIPPED = "skipped"  # deliberately not changed (e.g. compliance state); counts as delivered
+    REJECTED = "rejected"  # permanently refused; ``reason`` says why; not retried
+    RETRYABLE = "retryable"  # transient failure of this record; the engine retries it
+    FAILED = "failed"  # set by the engine: still retryable after every retry was spent
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the sync state may record the record as delivered."""
+        return self in _DELIVERED
+
+
+_DELIVERED = frozenset({OutcomeStatus.CREATED, OutcomeStatus.UPDATED, OutcomeStatus.UNCHANGED, OutcomeStatus.SKIPPED})
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One profile's work in a batch, as planned by the engine.
+
+    :param key: the profile key (unique in the workspace).
+    :param email: normalised email (trimmed, lower-cased): the identity at the destination.
+    :param fields: destination field -> value (from the export's data matching), email excluded.
+    :param segments: every exported segment the profile is in now (its full marker set).
+    :param add: markers to add (segments the profile entered since the last delivery).
+    :param remove: markers to remove (segments the profile left); never a reason to unsubscribe.
+    :param upsert: whether the person's fields must be written (new or changed).
+    :param new: whether this export never delivered the profile before (a hint; may be stale).
+    """
+
+    key: str
+    email: str
+    fields: Mapping[str, Any]
+    segments: frozenset[str] = frozenset()
+    add: frozenset[str] = frozenset()
+    remove: frozenset[str] = frozenset()
+    upsert: bool = True
+    new: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one record. ``reason`` is required for rejected/retryable/skipped."""
+
+    key: str
+    status: OutcomeStatus
+    reason: str | None = None
+
+    @classmethod
+    def rejected(cls, key: str, reason: str) -> Outcome:
+        return cls(key, OutcomeStatus.REJECTED, reason)
+
+    @classmethod
+    def retryable(cls, key: str, reason: str) -> Outcome:
+        return cls(key, OutcomeStatus.RETRYABLE, reason)
+
+
+@dataclass
+class BatchResult:
+    """The outcomes of one :meth:`BatchWriter.write_batch` call and the requests it made."""
+
+    outcomes: list[Outcome]
+    requests: int = 1
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a writer knows about the run it serves.
+
+    :param export_name: the export's name (for messages).
+    :param options: the export options, validated against the export schema, defaults applied.
+    :param segments: the exported segment names, in the export's order.
+    :param mapped_fields: destination field names the records carry (email excluded).
+    :param dry_run: true when only planning; ``prepare`` must then change nothing.
+    """
+
+    export_name: str
+    options: Mapping[str, Any]
+    segments: Sequence[str]
+    mapped_fields: Sequence[str]
+    dry_run: bool = False
+
+
+class AuthHandler(requests.auth.AuthBase, ABC):
+    """Attaches a connection's credentials to requests and checks them.
+
+    Subclasses implement ``__call__`` (as any ``requests`` auth does) and :meth:`check`.
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+
+    @abstractmethod
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Add the credentials to an outgoing request."""
+
+    @abstractmethod
+    def check(self, session: requests.Session) -> str:
+        """Make one cheap authenticated call; return a short description of the account.
+
+        Raise :class:`segport.AuthError` when the platform refuses the credentials.
+        """
+
+    def updated_secrets(self) -> Mapping[str, Any] | None:
+        """Secrets changed during use (e.g. a refreshed OAuth token) for the engine to store."""
+        return None
+
+
+class BatchWriter(ABC):
+    """Writes batches to one destination for one run. The engine calls it from worker threads.
+
+    :meth:`prepare` runs once, before any batch; :meth:`write_batch` may run concurrently (up to
+    the destination's ``max_concurrency``), so keep per-batch state local.
+    """
+
+    def __init__(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> None:
+        self.session = session
+        self.config = config
+        self.context = context
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Check the audience/list exists and the segment markers exist (create them unless dry run).
+
+        Raise :class:`segport.UnknownAudienceError`, :class:`segport.AuthError` or
+        :class:`segport.ConfigError` for problems the operator must fix before anything is sent.
+        """
+
+    @abstractmethod
+    def write_batch(self, records: Sequence[Record]) -> BatchResult:
+        """Write upserts and marker changes of ``records``; return one outcome per record.
+
+        Raise :class:`segport.RetryableDestinationError` when the whole call failed transiently,
+        :class:`segport.BadBatchError` when the platform refused the batch for its content.
+        """
+
+    def requests_for(self, records: Sequence[Record]) -> int:
+        """How many HTTP requests :meth:`write_batch` would make for ``records`` (for plans)."""
+        return 1 if records else 0
+
+    def finish(self) -> None:  # noqa: B027 - optional hook
+        """Called once after the last batch of a run that did not fail."""
+
+
+class Destination(ABC):
+    """A destination platform. Subclass it and register it under ``segport.destinations``.
+
+    Class attributes ``name`` (the entry-point name) and ``title`` (display name) are required.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+
+    @abstractmethod
+    def spec(self) -> DestinationSpec:
+        """The connection and export schemas, fields and limits."""
+
+    @abstractmethod
+    def auth(self, config: Mapping[str, Any]) -> AuthHandler:
+        """An auth handler for a validated connection config (secrets included)."""
+
+    @abstractmethod
+    def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
+        """A batch writer for one run; ``session`` already carries the auth handler."""
+
+    def base_url(self, config: Mapping[str, Any]) -> str | None:
+        """The API base URL this config talks to (shown by ``connections show``)."""
+        return None

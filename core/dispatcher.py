@@ -1,0 +1,170 @@
+"""The dispatcher: sends batches through a writer with bounded concurrency and retries.
+
+At most ``max_concurrency`` batches are in flight per credential (a process-wide governor shared by
+every run of that credential). Transient failures (timeouts, resets, 429, 5xx) are retried with
+exponential backoff and full jitter, honouring Retry-After; permanent rejections never are. A batch
+the platform refuses for its content is split in halves until the offending records stand alone.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import requests
+
+from .contract import BatchWriter, Outcome, OutcomeStatus, Record
+from .errors import BadBatchError, PluginContractError, RetryableDestinationError
+
+_governors: dict[str, threading.BoundedSemaphore] = {}
+_governors_lock = threading.Lock()
+
+
+def governor(credential: str, limit: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore of one credential (the first caller's limit holds)."""
+    with _governors_lock:
+        found = _governors.get(credential)
+        if found is None:
+            found = _governors[credential] = threading.BoundedSemaphore(limit)
+        return found
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried: ``attempts`` tries in all, waits capped at ``cap`` s."""
+
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before try ``attempt + 1`` (full jitter; Retry-After is a floor)."""
+        wait_s = random.uniform(0, min(self.cap, self.base * 2**attempt))
+        if retry_after is not None:
+            wait_s = max(wait_s, min(retry_after, self.cap * 5))
+        return wait_s
+
+
+@dataclass
+class Delivery:
+    """What became of one batch: one final outcome per record, and what it cost."""
+
+    records: Sequence[Record]
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+
+
+class Dispatcher:
+    """Drives ``writer`` over batches; results come back to the calling thread, in completion order."""
+
+    def __init__(self, writer: BatchWriter, *, concurrency: int, gate: threading.BoundedSemaphore,
+                 policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.writer = writer
+        self.concurrency = concurrency
+        self.gate = gate
+        self.policy = policy
+        self.sleep = sleep
+        self._stop = threading.Event()
+
+    def run(self, batches: Iterable[Sequence[Record]]) -> Iterator[Delivery]:
+        """Send every batch; yield each :class:`Delivery` as it completes.
+
+        A fatal error (auth, unknown audience, a plugin bug) stops new sends, lets in-flight
+        batches finish and be yielded, then propagates.
+        """
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="segport-send") as pool:
+            pending: set[Future[Delivery]] = set()
+            source = iter(batches)
+            exhausted = False
+            while pending or not exhausted:
+                while not exhausted and failure is None and len(pending) < self.concurrency * 2:
+                    batch = next(source, None)
+                    if batch is None:
+                        exhausted = True
+                    else:
+                        pending.add(pool.submit(self.deliver, batch))
+                if not pending:
+                    break
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        yield future.result()
+                    except BaseException as exc:  # noqa: BLE001 - re-raised once in-flight work is in
+                        if failure is None:
+                            failure = exc
+                            self._stop.set()
+                if failure is not None:
+                    exhausted = True
+        if failure is not None:
+            raise failure
+
+    def deliver(self, batch: Sequence[Record]) -> Delivery:
+        """Send one batch until every record has a final outcome."""
+        delivery = Delivery(batch)
+        self._send(list(batch), delivery)
+        return delivery
+
+    def _send(self, records: list[Record], delivery: Delivery) -> None:
+        attempt = 0
+        while records:
+            try:
+                with self.gate:
+                    result = self.writer.write_batch(records)
+            except (RetryableDestinationError, requests.Timeout, requests.ConnectionError) as exc:
+                delivery.requests += 1
+                retry_after = getattr(exc, "retry_after", None)
+                reason = str(exc) if isinstance(exc, RetryableDestinationError) else f"network error: {type(exc).__name__}"
+                if not self._may_retry(attempt):
+                    for record in records:
+                        delivery.outcomes[record.key] = Outcome(record.key, OutcomeStatus.FAILED, f"{reason} (after {attempt + 1} tries)")
+                    return
+                delivery.retries += 1
+                self.sleep(self.policy.delay(attempt, retry_after))
+                attempt += 1
+                continue
+            except BadBatchError as exc:
+                delivery.requests += 1
+                if len(records) == 1:
+                    delivery.outcomes[records[0].key] = Outcome.rejected(records[0].key, exc.message)
+                    return
+                middle = len(records) // 2
+                self._send(records[:middle], delivery)
+                self._send(records[middle:], delivery)
+                return
+            delivery.requests += result.requests
+            records = self._settle(records, result.outcomes, delivery)
+            if records:
+                if not self._may_retry(attempt):
+                    for record in records:
+                        previous = delivery.outcomes[record.key]
+                        delivery.outcomes[record.key] = Outcome(record.key, OutcomeStatus.FAILED, previous.reason)
+                    return
+                delivery.retries += 1
+                self.sleep(self.policy.delay(attempt))
+                attempt += 1
+
+    def _may_retry(self, attempt: int) -> bool:
+        return attempt + 1 < self.policy.attempts and not self._stop.is_set()
+
+    def _settle(self, records: list[Record], outcomes: Sequence[Outcome], delivery: Delivery) -> list[Record]:
+        """Record final outcomes; return the records to retry. Checks one outcome per record."""
+        by_key = {o.key: o for o in outcomes}
+        keys = [r.key for r in records]
+        if len(outcomes) != len(records) or set(by_key) != set(keys):
+            raise PluginContractError(
+                f"the destination writer returned {len(outcomes)} outcomes for {len(records)} records "
+                "(a writer must return exactly one outcome per record: fix the plugin)"
+            )
+        retry: list[Record] = []
+        for record in records:
+            outcome = by_key[record.key]
+            delivery.outcomes[record.key] = outcome
+            if outcome.status is OutcomeStatus.RETRYABLE:
+                retry.append(record)
+        return retry

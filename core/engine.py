@@ -1,0 +1,233 @@
+"""One export run: select -> map -> plan -> batch -> dispatch -> commit per batch.
+
+A run is self-contained (an export and a store), takes the export's lock, and commits each
+acknowledged batch's outcomes and sync state in one transaction: a crashed run, run again,
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Iterator, Mapping, Sequence
+
+import pluggy
+import requests
+
+from .config import validate
+from .contract import BatchResult, Destination, Outcome, OutcomeStatus, Record, RunContext
+from .dispatcher import Delivery, Dispatcher, RetryPolicy, governor
+from .errors import CapExceeded, RunError, SegportError
+from .mapper import Mapper
+from .models import Connection, Export, Run, RunStatus
+from .planner import PlanCounts, Reject, Send, Unchanged, plan
+from .selection import Selection
+from .store.sqlite import SQLiteStore, now
+
+OUTCOME_KEYS = ("created", "updated", "unchanged", "skipped", "rejected", "failed")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run and how."""
+
+    export: Export
+    connection: Connection
+    destination: Destination
+    config: Mapping[str, Any]  # validated, secrets included
+    user: str
+    trigger: str = "manual"
+    full: bool = False
+    dry_run: bool = False
+    profile_cap: int = 0
+
+
+class ExportRun:
+    """Executes one :class:`RunRequest` against a store; see :meth:`execute`."""
+
+    def __init__(self, store: SQLiteStore, pm: pluggy.PluginManager, home: Path, policy: RetryPolicy) -> None:
+        self.store = store
+        self.pm = pm
+        self.home = home
+        self.policy = policy
+
+    def execute(self, request: RunRequest) -> Run:
+        """Run (or plan, with ``dry_run``) and return the finished run record."""
+        export, spec = request.export, request.destination.spec()
+        options = validate(export.options, spec.export_schema, f"export {export.name!r} options")
+        status = RunStatus.PLANNED if request.dry_run else RunStatus.RUNNING
+        run = self.store.start_run(export, request.trigger, request.user, status)
+        run.counts = dict.fromkeys(OUTCOME_KEYS, 0)
+        started = time.monotonic()
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=spec.limits.max_concurrency)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        try:
+            with closing(self.store.reader()) as reader, closing(session):
+                session.auth = request.destination.auth(request.config)
+                context = RunContext(export.name, options, list(export.segments), sorted(export.mapping),
+                                     request.dry_run)
+                writer = request.destination.writer(session, request.config, context)
+                reader.execute("BEGIN")
+                selection = Selection(reader, [self.store.get_segment(s) for s in export.segments])
+                counts = PlanCounts(selected=selection.materialise())
+                run.plan = counts.to_dict()
+                cap = request.profile_cap or spec.limits.profile_cap
+                if counts.selected > cap:
+                    raise CapExceeded(
+                        f"export {export.name!r} selects {counts.selected:,} profiles, more than the cap of {cap:,} "
+                        f"for connection {request.connection.name!r}: narrow its segments, or have an admin raise "
+                        f"the cap to your contract's (segport connections set-cap {request.connection.name} N)"
+                    )
+                self.pm.hook.segport_before_run(run=run, export=export)
+                steps = plan(selection.stream(), self.store.iter_sync_state(reader, export.id),
+                             Mapper(export.email_field, export.mapping), full=request.full)
+                if request.dry_run:
+                    self._plan_only(steps, counts, writer.requests_for, spec.limits.batch_size, run)
+                else:
+                    writer.prepare()
+                    self._send(request, run, steps, counts, writer, spec.limits)
+                    writer.finish()
+                    failed = run.counts["failed"]
+                    run.status = RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED
+                    if failed:
+                        run.error = f"{failed} records still failed after {self.policy.attempts} tries; the next run retries them"
+                reader.execute("ROLLBACK")
+        except SegportError as exc:
+            self._finish(run, export, started, RunStatus.FAILED, str(exc))
+            exc.run = run  # type: ignore[attr-defined]  # lets the CLI print the record too
+            raise
+        except KeyboardInterrupt:
+            self._finish(run, export, started, RunStatus.INTERRUPTED, "stopped by the operator (SIGINT/SIGTERM)")
+            raise
+        except Exception as exc:
+            self._finish(run, export, started, RunStatus.FAILED, f"internal error: {type(exc).__name__} (run with --debug)")
+            raise
+        self._finish(run, export, started, run.status, run.error)
+        return run
+
+    def _finish(self, run: Run, export: Export, started: float, status: RunStatus, error: str | None) -> None:
+        run.status, run.error = status, error
+        run.finished_at = now()
+        run.duration_s = round(time.monotonic() - started, 3)
+        with self.store.transaction():
+            self.store.update_run(run)
+            if status is not RunStatus.PLANNED:
+                self.store.audit(run.user, "exports.run", export.name, {"run": run.id, "status": status.value})
+        self.pm.hook.segport_after_run(run=run, export=export)
+
+    def _plan_only(self, steps: Iterator[Any], counts: PlanCounts, requests_for: Any, size: int, run: Run) -> None:
+        total_requests = 0
+        for batch in _batches(steps, counts, size, []):
+            total_requests += requests_for(batch)
+        counts.extra["requests"] = total_requests
+        run.plan = counts.to_dict()
+        run.requests = 0
+
+    def _send(self, request: RunRequest, run: Run, steps: Iterator[Any], counts: PlanCounts, writer: Any,
+              limits: Any) -> None:
+        credential = f"{request.connection.type}:" + hashlib.sha256(
+            json.dumps(request.config, sort_keys=True, default=str).encode()).hexdigest()
+        dispatcher = Dispatcher(writer, concurrency=limits.max_concurrency,
+                                gate=governor(credential, limits.max_concurrency), policy=self.policy)
+        early: list[Reject] = []
+        pending: dict[str, Send] = {}
+        reject_log = RejectLog(self.home / "rejects" / f"run-{run.id}.jsonl")
+
+        def batches() -> Iterator[Sequence[Record]]:
+            for batch in _batches(steps, counts, limits.batch_size, early):
+                for send in batch:
+                    pending[send.record.key] = send
+                yield [s.record for s in batch]
+
+        with reject_log:
+            for delivery in dispatcher.run(batches()):
+                sends = [pending.pop(r.key) for r in delivery.records]
+                self._commit(request.export, run, delivery, sends, early, reject_log)
+                early.clear()
+            if early:  # rejects planned after the last batch
+                self._commit(request.export, run, Delivery([]), [], early, reject_log)
+        run.counts["unchanged"] += counts.unchanged
+        run.plan = counts.to_dict()
+
+    def _commit(self, export: Export, run: Run, delivery: Delivery, sends: list[Send],
+                early: list[Reject], reject_log: RejectLog) -> None:
+        """Store one batch's outcomes and sync state in one transaction; log its rejects."""
+        outcome_rows: list[tuple[str, str, str, str | None]] = []
+        state_rows: list[tuple[str, str, bytes, str]] = []
+        lost: list[dict[str, Any]] = []
+        for send in sends:
+            outcome = delivery.outcomes[send.record.key]
+            outcome_rows.append((send.record.key, send.record.email, outcome.status.value, outcome.reason))
+            run.counts[outcome.status.value] = run.counts.get(outcome.status.value, 0) + 1
+            if outcome.status.delivered:
+                state_rows.append((send.record.key, send.record.email, send.digest, json.dumps(sorted(send.markers))))
+            else:
+                lost.append({"key": send.record.key, "email": send.record.email, "status": outcome.status.value,
+                             "reason": outcome.reason})
+        for reject in early:
+            outcome_rows.append((reject.key, reject.email, reject.status, reject.reason))
+            run.counts[reject.status] += 1
+            lost.append({"key": reject.key, "email": reject.email, "status": reject.status, "reason": reject.reason})
+        run.requests += delivery.requests
+        run.retries += delivery.retries
+        reject_log.write(lost)
+        if lost:
+            run.reject_file = str(reject_log.path)
+        with self.store.transaction():
+            self.store.save_outcomes(run.id, outcome_rows)
+            self.store.save_sync_state(export.id, state_rows)
+            self.store.update_run(run)
+        result = BatchResult([delivery.outcomes[s.record.key] for s in sends], delivery.requests)
+        self.pm.hook.segport_after_batch(run=run, export=export, result=result)
+        for line in lost:
+            outcome = Outcome(line["key"], OutcomeStatus(line["status"]), line["reason"])
+            self.pm.hook.segport_on_reject(run=run, export=export, outcome=outcome, email=line["email"])
+
+
+class RejectLog:
+    """The run's reject file (JSONL: key, email, status, reason), created on the first reject."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def write(self, lines: list[dict[str, Any]]) -> None:
+        if not lines:
+            return
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        self._file.flush()
+
+    def __enter__(self) -> RejectLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _batches(steps: Iterator[Any], counts: PlanCounts, size: int, early: list[Reject]) -> Iterator[list[Send]]:
+    """Cut the plan's sends into batches of ``size``; count every step; collect early rejects."""
+    batch: list[Send] = []
+    for step in steps:
+        counts.count(step)
+        if isinstance(step, Send):
+            batch.append(step)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        elif isinstance(step, Reject):
+            early.append(step)
+        elif not isinstance(step, Unchanged):  # pragma: no cover - planner contract
+            raise RunError(f"unexpected plan step {step!r}")
+    if batch:
+        yield batch
+

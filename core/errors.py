@@ -1,0 +1,167 @@
+"""One exception tree for segport, with messages written for the operator.
+
+Every error a user can cause derives from :class:`SegportError`. Its ``str()`` is one line that names
+the problem and the fix; the CLI prints it as ``error: ...`` and exits with :attr:`exit_status`.
+Internal detail that must not reach the operator (and never a secret) goes in ``internal_message``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Sequence
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes of the ``segport`` CLI (documented in README)."""
+
+    OK = 0
+    ERROR = 1  # unexpected failure (a bug): a traceback is printed
+    USAGE = 2  # click usage errors (unknown option, missing argument)
+    CONFIG_ERROR = 3  # a config, option or schema failed validation
+    INPUT_ERROR = 4  # bad input data: CSV/JSONL, filter expression, cron, email
+    NOT_FOUND = 5  # unknown user, connection, export, segment, profile, run
+    PERMISSION_DENIED = 6  # the acting user may not do this
+    PLUGIN_ERROR = 7  # a destination plugin failed to load or broke its contract
+    AUTH_ERROR = 8  # the platform refused the credentials
+    DESTINATION_ERROR = 9  # the platform refused the request (unknown audience, ...)
+    RUN_FAILED = 10  # an export run ended failed
+    ALREADY_RUNNING = 11  # another run of this export holds the lock
+    WORKSPACE_ERROR = 12  # missing/corrupt workspace, wrong secret key, disk problems
+    CAP_EXCEEDED = 13  # the selection is larger than the destination's profile cap
+
+
+class SegportError(Exception):
+    """Root of every error segport raises on purpose.
+
+    :param message: one line for the operator: what is wrong and how to fix it.
+    :param internal_message: detail for logs with ``--debug``; never holds a secret.
+    """
+
+    exit_status: ExitStatus = ExitStatus.ERROR
+
+    def __init__(self, message: str, *, internal_message: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.internal_message = internal_message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(SegportError, ValueError):
+    """A configuration value is wrong."""
+
+    exit_status = ExitStatus.CONFIG_ERROR
+
+
+class ConfigValidationError(ConfigError):
+    """A document failed its JSON Schema; ``errors`` holds one line per problem, by JSON path."""
+
+    def __init__(self, what: str, errors: Sequence[str], *, schema: object = None) -> None:
+        self.errors = list(errors)
+        self.schema = schema
+        lines = "; ".join(self.errors)
+        super().__init__(f"{what} is invalid: {lines}")
+
+
+class InputError(SegportError, ValueError):
+    """Input data (a file, an expression, a cron line) cannot be used."""
+
+    exit_status = ExitStatus.INPUT_ERROR
+
+
+class NotFound(SegportError, LookupError):
+    """A named object does not exist."""
+
+    exit_status = ExitStatus.NOT_FOUND
+
+
+class AlreadyExists(SegportError, ValueError):
+    """A named object exists already."""
+
+    exit_status = ExitStatus.CONFIG_ERROR
+
+
+class PermissionDenied(SegportError, PermissionError):
+    """The acting user's role does not allow this."""
+
+    exit_status = ExitStatus.PERMISSION_DENIED
+
+
+class WorkspaceError(SegportError, OSError):
+    """The workspace is missing, unreadable, or its secret key is wrong."""
+
+    exit_status = ExitStatus.WORKSPACE_ERROR
+
+
+class PluginError(SegportError):
+    """A destination plugin is not usable."""
+
+    exit_status = ExitStatus.PLUGIN_ERROR
+
+
+class PluginLoadError(PluginError, ImportError):
+    """A plugin's entry point could not be imported or is unknown."""
+
+
+class PluginContractError(PluginError, TypeError):
+    """A plugin loaded but does not fulfil the destination contract."""
+
+
+class AuthError(SegportError):
+    """The platform refused the credentials (bad, expired or revoked)."""
+
+    exit_status = ExitStatus.AUTH_ERROR
+
+
+class DestinationError(SegportError):
+    """A problem talking to the destination platform."""
+
+    exit_status = ExitStatus.DESTINATION_ERROR
+
+
+class FatalDestinationError(DestinationError):
+    """The run cannot go on (unknown audience, forbidden, ...); retrying will not help."""
+
+
+class UnknownAudienceError(FatalDestinationError, LookupError):
+    """The audience/list id does not exist for these credentials."""
+
+
+class BadBatchError(FatalDestinationError):
+    """The platform refused a whole batch because of something in it.
+
+    The engine splits such a batch in halves until the offending records stand alone; a single
+    record that still fails becomes a per-record reject with this message.
+    """
+
+
+class RetryableDestinationError(DestinationError):
+    """A transient failure: timeout, connection reset, 429, 5xx. The engine retries the batch.
+
+    :param retry_after: seconds the platform asked us to wait, if it said.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, internal_message: str | None = None
+    ) -> None:
+        super().__init__(message, internal_message=internal_message)
+        self.retry_after = retry_after
+
+
+class RunError(SegportError):
+    """An export run could not start or ended failed."""
+
+    exit_status = ExitStatus.RUN_FAILED
+
+
+class AlreadyRunning(RunError):
+    """Another run of the export holds its lock."""
+
+    exit_status = ExitStatus.ALREADY_RUNNING
+
+
+class CapExceeded(RunError):
+    """The segment selection is larger than the destination's per-export profile cap."""
+
+    exit_status = ExitStatus.CAP_EXCEEDED

@@ -1,0 +1,70 @@
+"""Data matching: a profile's attributes -> the email identity and destination fields of a record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+# Pragmatic syntax check (RFC 5321 sizes, one @, a dotted domain, no spaces or control characters).
+# The platform remains the judge of deliverability; this only stops what can never be sent.
+_EMAIL = re.compile(
+    r"^(?=.{3,254}$)(?=[^@]{1,64}@)"
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+)*"
+    r"@(?:[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\u0080-\uffff-]{0,61}[A-Za-z0-9\u0080-\uffff])?\.)+"
+    r"[A-Za-z\u0080-\uffff][A-Za-z0-9\u0080-\uffff-]{0,62}$"
+)
+
+
+def normalise_email(value: Any) -> str:
+    """The identity form of an email: trimmed and lower-cased ('' for missing values)."""
+    if value is None:
+        return ""
+    return str(value).strip().lower()
+
+
+def email_problem(email: str) -> str | None:
+    """Why ``email`` (normalised) cannot be sent, or None when its syntax is acceptable."""
+    if not email:
+        return "email is empty"
+    if not _EMAIL.match(email):
+        return f"email {email!r} is not a valid address"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """A profile after data matching: identity, destination fields and the hash of both."""
+
+    email: str
+    fields: dict[str, Any]
+    digest: bytes
+
+
+class Mapper:
+    """Applies an export's data matching: ``email_field`` plus ``mapping`` (destination -> attribute)."""
+
+    def __init__(self, email_field: str, mapping: Mapping[str, str]) -> None:
+        self.email_field = email_field
+        self.mapping = dict(sorted(mapping.items()))
+
+    def map(self, attrs: Mapping[str, Any]) -> Mapped | str:
+        """The mapped record, or the reason it must be rejected before sending."""
+        email = normalise_email(attrs.get(self.email_field))
+        problem = email_problem(email)
+        if problem is not None:
+            return problem
+        fields = {dest: _clean(attrs.get(src)) for dest, src in self.mapping.items()}
+        payload = json.dumps([email, fields], separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
+        return Mapped(email, fields, hashlib.blake2b(payload.encode(), digest_size=16).digest())
+
+
+def _clean(value: Any) -> Any:
+    """Strip strings; keep other JSON values; missing becomes ''."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    return value

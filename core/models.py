@@ -1,0 +1,149 @@
+"""The workspace's objects as plain dataclasses (what the store returns and the API hands out)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Role(str, enum.Enum):
+    """What a user may do: admins everything, contributors exports, viewers read."""
+
+    ADMIN = "admin"
+    CONTRIBUTOR = "contributor"
+    VIEWER = "viewer"
+
+
+class Share(str, enum.Enum):
+    """Who may use a connection."""
+
+    ADMINS = "admins"
+    CONTRIBUTORS = "contributors"
+
+
+class RunStatus(str, enum.Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"  # finished, some records rejected or failed
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the process died or was stopped mid-run
+    PLANNED = "planned"  # a dry run
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+    created_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role.value, "created_at": self.created_at}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A configured destination account. ``config`` holds no secret; they live in the vault."""
+
+    id: int
+    name: str
+    type: str
+    share: Share
+    config: dict[str, Any]
+    has_secrets: bool
+    profile_cap: int | None
+    privacy_agreed_by: str
+    privacy_agreed_at: str
+    export_user: str
+    created_at: str
+
+    def to_dict(self, *, full: bool = True) -> dict[str, Any]:
+        """Full view for admins; name and type only otherwise."""
+        if not full:
+            return {"name": self.name, "type": self.type}
+        data = asdict(self)
+        data["share"] = self.share.value
+        del data["id"]
+        return data
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    name: str
+    kind: str  # "static" or "filter"
+    expression: str | None
+    created_by: str
+    updated_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["id"]
+        return data
+
+
+@dataclass(frozen=True)
+class Export:
+    """What to send where: a connection, an audience, the data matching and the segments."""
+
+    id: int
+    name: str
+    connection: str  # the connection's name (kept when the connection is removed)
+    connection_id: int | None  # None once the connection was removed: the export is detached
+    segments: list[str]
+    email_field: str
+    mapping: dict[str, str]  # destination field -> profile attribute
+    options: dict[str, Any]
+    schedule: str | None
+    enabled: bool
+    owner: str
+    created_at: str
+    updated_at: str
+
+    @property
+    def detached(self) -> bool:
+        return self.connection_id is None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["id"], data["connection_id"]
+        data["detached"] = self.detached
+        return data
+
+
+@dataclass
+class Run:
+    """One run of one export and what it did."""
+
+    id: int
+    export: str
+    status: RunStatus
+    trigger: str  # "manual", "schedule", "refresh", "api"
+    user: str
+    started_at: str
+    finished_at: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+    reject_file: str | None = None
+    error: str | None = None
+    plan: dict[str, int] | None = None
+    duration_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    user: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

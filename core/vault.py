@@ -1,0 +1,60 @@
+"""Secrets at rest: Fernet encryption with a workspace key file (0600) or ``SEGPORT_SECRET_KEY``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from .errors import WorkspaceError
+
+KEY_ENV = "SEGPORT_SECRET_KEY"
+KEY_FILE = "secret.key"
+
+
+class Vault:
+    """Encrypts and decrypts secret mappings with one Fernet key."""
+
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError):
+            raise WorkspaceError(
+                f"the secret key is malformed: {KEY_ENV} or {KEY_FILE} must hold a Fernet key "
+                "(make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            ) from None
+
+    @classmethod
+    def for_workspace(cls, home: Path, *, create: bool = False) -> Vault:
+        """The vault of a workspace: ``SEGPORT_SECRET_KEY`` if set, else its key file."""
+        env = os.environ.get(KEY_ENV)
+        if env:
+            return cls(env.strip().encode())
+        path = home / KEY_FILE
+        if create and not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(Fernet.generate_key())
+        try:
+            return cls(path.read_bytes().strip())
+        except FileNotFoundError:
+            raise WorkspaceError(
+                f"the workspace key file {path} is missing: restore it from backup or set {KEY_ENV}"
+            ) from None
+
+    def encrypt(self, secrets: Mapping[str, Any]) -> bytes:
+        return self._fernet.encrypt(json.dumps(dict(secrets), sort_keys=True).encode())
+
+    def decrypt(self, token: bytes) -> dict[str, Any]:
+        try:
+            plain = self._fernet.decrypt(token)
+        except InvalidToken:
+            raise WorkspaceError(
+                "stored secrets cannot be decrypted with this secret key: use the key the workspace "
+                f"was created with ({KEY_FILE} or {KEY_ENV}), or remove and re-add the connection"
+            ) from None
+        result: dict[str, Any] = json.loads(plain)
+        return result

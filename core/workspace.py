@@ -1,0 +1,485 @@
+"""The embedding API: everything the CLI does, with the same validation and permission checks.
+
+    ws = Workspace.open("./.segport", user="alice")
+    ws.add_connection("Newsletter", "mailchimp", {...}, agree_privacy=True)
+    ws.add_export("vip-to-mc", connection="Newsletter", segments=["VIP"], email_field="email")
+    run = ws.run_export("vip-to-mc")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pluggy
+import requests
+
+from . import readers
+from .config import split_secrets, validate
+from .contract import FieldSpec
+from .dispatcher import RetryPolicy
+from .engine import ExportRun, RunRequest
+from .errors import ConfigError, NotFound, PermissionDenied, RunError, SegportError, WorkspaceError
+from .filters import parse
+from .models import AuditEntry, Connection, Export, Role, Run, RunStatus, Segment, Share, User
+from .permissions import authorize
+from .plugins import make_manager
+from .registry import Registry, default_registry
+from .scheduling import validate_cron
+from .selection import MAX_SEGMENTS_PER_EXPORT, Selection
+from .store.sqlite import DB_FILE, SQLiteStore
+from .vault import Vault
+
+HOME_ENV = "SEGPORT_HOME"
+USER_ENV = "SEGPORT_USER"
+DEFAULT_HOME = ".segport"
+REFRESH_SETTING = "refresh_schedule"
+_NAME = re.compile(r"^[^\x00-\x1f]{1,100}$")
+
+PRIVACY_NOTICE = (
+    "Exporting sends personal data (emails, names, attributes) outside this workspace to the "
+    "destination platform, which processes it under its own terms. Confirm that you have a lawful "
+    "basis and the consent needed to share it, and that the platform's data processing terms are in place."
+)
+
+
+def default_home() -> Path:
+    """``SEGPORT_HOME`` or ``./.segport``."""
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)
+
+
+def _check_name(kind: str, name: str) -> str:
+    name = name.strip()
+    if not _NAME.match(name):
+        raise ConfigError(f"invalid {kind} name {name!r}: use 1 to 100 printable characters")
+    return name
+
+
+class Workspace:
+    """One workspace folder (database, secret key, reject files), acting as one user."""
+
+    def __init__(self, home: Path, store: SQLiteStore, vault: Vault, *, user: str | None,
+                 registry: Registry | None = None, pm: pluggy.PluginManager | None = None,
+                 retry: RetryPolicy | None = None) -> None:
+        self.home = home
+        self.store = store
+        self.vault = vault
+        self.registry = registry or default_registry()
+        self.pm = pm or make_manager()
+        self.retry = retry or RetryPolicy()
+        self._user_name = user
+
+    # -- opening --------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, home: str | os.PathLike[str] | None, admin: str, **kwargs: Any) -> Workspace:
+        """Create a workspace with its first admin (``segport init``)."""
+        path = Path(home) if home is not None else default_home()
+        if (path / DB_FILE).exists():
+            raise WorkspaceError(f"a workspace exists already at {path}: use it, or choose another --home")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            vault = Vault.for_workspace(path, create=True)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot create the workspace at {path}: {exc.strerror}") from None
+        store = SQLiteStore(path / DB_FILE)
+        store.migrate()
+        admin = _check_name("user", admin)
+        with store.transaction():
+            store.add_user(admin, Role.ADMIN)
+            store.audit(admin, "workspace.init", str(path))
+        return cls(path, store, vault, user=admin, **kwargs)
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str] | None = None, user: str | None = None, **kwargs: Any) -> Workspace:
+        """Open an existing workspace acting as ``user`` (default ``SEGPORT_USER``)."""
+        path = Path(home) if home is not None else default_home()
+        if not (path / DB_FILE).is_file():
+            raise WorkspaceError(f"no workspace at {path}: create one with 'segport init --admin NAME' or pass --home")
+        store = SQLiteStore(path / DB_FILE)
+        store.migrate()
+        return cls(path, store, Vault.for_workspace(path), user=user or os.environ.get(USER_ENV), **kwargs)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- acting user ----------------------------------------------------------------------------
+    @property
+    def user(self) -> User:
+        """The acting user; raises when none is set or the name is unknown."""
+        if not self._user_name:
+            raise PermissionDenied(f"no acting user: pass --as NAME or set {USER_ENV} (see 'segport users list')")
+        return self.store.get_user(self._user_name)
+
+    def require(self, action: str) -> User:
+        """Raise :class:`PermissionDenied` unless the acting user may perform ``action``."""
+        return self._authorize(action)
+
+    def _authorize(self, action: str, resource: object = None, *, shared: bool = False) -> User:
+        user = self.user
+        authorize(self.pm, user, action, resource, shared=shared)
+        return user
+
+    # -- users ----------------------------------------------------------------------------------
+    def add_user(self, name: str, role: Role | str) -> User:
+        actor = self._authorize("users.add")
+        role = _role(role)
+        with self.store.transaction():
+            user = self.store.add_user(_check_name("user", name), role)
+            self.store.audit(actor.name, "users.add", user.name, {"role": role.value})
+        return user
+
+    def list_users(self) -> list[User]:
+        self._authorize("users.list")
+        return self.store.list_users()
+
+    # -- connections ----------------------------------------------------------------------------
+    def add_connection(self, name: str, type: str, config: Mapping[str, Any], *, share: Share | str = Share.ADMINS,
+                       agree_privacy: bool = False, check: bool = True, profile_cap: int | None = None) -> Connection:
+        """Add a connection (admins only) after the privacy consent, validation and a credential check."""
+        actor = self._authorize("connections.add")
+        name = _check_name("connection", name)
+        share = _share(share)
+        if not agree_privacy:
+            raise ConfigError(
+                "adding a connection needs the data-privacy consent: personal data leaves this workspace "
+                "for the platform; read 'segport connections notice' and pass --agree-privacy"
+            )
+        if profile_cap is not None and profile_cap < 1:
+            raise ConfigError("--profile-cap must be a positive number of profiles")
+        destination = self.registry.get(type)
+        schema = destination.spec().connection_schema
+        full = validate(config, schema, f"connection {name!r} config")
+        if check:
+            self._check_credentials(destination, full)
+        plain, secrets = split_secrets(full, schema)
+        with self.store.transaction():
+            connection = self.store.add_connection(
+                name=name, type=type, share=share, config=plain,
+                secrets=self.vault.encrypt(secrets) if secrets else None, profile_cap=profile_cap, user=actor.name,
+            )
+            self.store.audit(actor.name, "connections.add", name,
+                             {"type": type, "share": share.value, "privacy_agreed": True, "checked": check})
+        return connection
+
+    def _check_credentials(self, destination: Any, config: Mapping[str, Any]) -> str:
+        with requests.Session() as session:
+            session.auth = destination.auth(config)
+            result: str = session.auth.check(session)
+        return result
+
+    def _full_config(self, connection: Connection) -> dict[str, Any]:
+        token = self.store.connection_secrets(connection.id)
+        secrets = self.vault.decrypt(token) if token else {}
+        return {**connection.config, **secrets}
+
+    def list_connections(self) -> list[dict[str, Any]]:
+        """Admins see every connection in full; others see the shared ones' name and type only."""
+        user = self._authorize("connections.list")
+        admin = user.role is Role.ADMIN
+        return [c.to_dict(full=admin) for c in self.store.list_connections() if admin or c.share is Share.CONTRIBUTORS]
+
+    def get_connection(self, name: str) -> Connection:
+        self._authorize("connections.show")
+        return self.store.get_connection(name)
+
+    def test_connection(self, name: str) -> dict[str, Any]:
+        """Check the stored credentials with the plugin's cheap call."""
+        self._authorize("connections.test")
+        connection = self.store.get_connection(name)
+        destination = self.registry.get(connection.type)
+        account = self._check_credentials(destination, self._full_config(connection))
+        return {"connection": name, "status": "ok", "account": account}
+
+    def set_profile_cap(self, name: str, cap: int | None) -> Connection:
+        actor = self._authorize("connections.edit")
+        if cap is not None and cap < 1:
+            raise ConfigError("the profile cap must be a positive number of profiles")
+        connection = self.store.get_connection(name)
+        with self.store.transaction():
+            self.store.db.execute("UPDATE connections SET profile_cap = ? WHERE id = ?", (cap, connection.id))
+            self.store.audit(actor.name, "connections.set-cap", name, {"profile_cap": cap})
+        return self.store.get_connection(name)
+
+    def remove_connection(self, name: str) -> int:
+        """Erase a connection and its secrets; its exports stay, detached and disabled. Returns their count."""
+        actor = self._authorize("connections.remove")
+        connection = self.store.get_connection(name)
+        with self.store.transaction():
+            detached = self.store.remove_connection(connection.id)
+            self.store.audit(actor.name, "connections.remove", name, {"detached_exports": detached})
+        return detached
+
+    # -- profiles and segments ------------------------------------------------------------------
+    def load_profiles(self, path: str | os.PathLike[str], *, key: str = "id", fmt: str | None = None,
+                      replace: bool = False) -> dict[str, int]:
+        """Load a CSV/JSONL file of profiles; all rows or none."""
+        actor = self._authorize("profiles.load")
+        rows = readers.read_profiles(path, key=key, fmt=fmt)
+        with self.store.transaction():
+            loaded, total = self.store.load_profiles(rows, replace=replace, source=Path(path).name)
+            self.store.audit(actor.name, "profiles.load", Path(path).name, {"rows": loaded, "replace": replace})
+        return {"loaded": loaded, "profiles": total}
+
+    def get_profile(self, key: str) -> dict[str, Any]:
+        self._authorize("profiles.show")
+        return self.store.get_profile(key)
+
+    def load_segment(self, name: str, path: str | os.PathLike[str], *, key: str = "id",
+                     fmt: str | None = None) -> dict[str, Any]:
+        """Create or replace a static segment from a file of profile keys."""
+        actor = self._authorize("segments.load")
+        name = _check_name("segment", name)
+        keys = (k for _, k in readers.read_segment_keys(path, key=key, fmt=fmt))
+        with self.store.transaction():
+            segment = self.store.save_segment(name, "static", None, actor.name)
+            members, unknown = self.store.replace_members(segment.id, keys)
+            self.store.audit(actor.name, "segments.load", name, {"members": members, "unknown_keys": unknown})
+        return {"segment": name, "members": members - unknown, "unknown_keys": unknown}
+
+    def define_segment(self, name: str, where: str) -> Segment:
+        """Create or update a segment defined by a filter expression (evaluated at each run)."""
+        actor = self._authorize("segments.define")
+        name = _check_name("segment", name)
+        expression = str(parse(where))
+        with self.store.transaction():
+            segment = self.store.save_segment(name, "filter", expression, actor.name)
+            self.store.audit(actor.name, "segments.define", name, {"where": expression})
+        return segment
+
+    def list_segments(self) -> list[dict[str, Any]]:
+        """Segments with their current member counts."""
+        self._authorize("segments.list")
+        result = []
+        reader = self.store.reader()
+        try:
+            for segment in self.store.list_segments():
+                data = segment.to_dict()
+                data["members"] = Selection(reader, [segment]).materialise()
+                result.append(data)
+        finally:
+            reader.close()
+        return result
+
+    def remove_segment(self, name: str) -> None:
+        actor = self._authorize("segments.remove")
+        segment = self.store.get_segment(name)
+        users = [e.name for e in self.store.list_exports() if name in e.segments]
+        if users:
+            raise ConfigError(f"segment {name!r} is used by exports {', '.join(users)}: edit or remove them first")
+        with self.store.transaction():
+            self.store.remove_segment(segment.id)
+            self.store.audit(actor.name, "segments.remove", name)
+
+    # -- exports --------------------------------------------------------------------------------
+    def _usable_connection(self, action: str, name: str, resource: object = None) -> Connection:
+        try:
+            connection = self.store.get_connection(name)
+        except NotFound:
+            self._authorize(action, resource)
+            raise
+        self._authorize(action, resource or connection, shared=connection.share is Share.CONTRIBUTORS)
+        return connection
+
+    def add_export(self, name: str, *, connection: str, segments: Sequence[str], email_field: str,
+                   mapping: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None,
+                   schedule: str | None = None, enabled: bool = True) -> Export:
+        """Save an export (never runs it): connection, segments and the data matching."""
+        conn = self._usable_connection("exports.add", connection)
+        export = Export(0, _check_name("export", name), conn.name, conn.id, list(segments), email_field,
+                        dict(mapping or {}), dict(options or {}), schedule, enabled, self.user.name, "", "")
+        export = self._validated(export, conn)
+        with self.store.transaction():
+            saved = self.store.add_export(export)
+            self.store.audit(self.user.name, "exports.add", saved.name, {"connection": conn.name})
+        return saved
+
+    def edit_export(self, name: str, *, segments: Sequence[str] | None = None, email_field: str | None = None,
+                    mapping: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None,
+                    schedule: str | None = None, clear_schedule: bool = False) -> Export:
+        """Change an export's segments, data matching, options (merged) or schedule."""
+        export, conn = self._export_for("exports.edit", name)
+        changed = Export(
+            export.id, export.name, export.connection, export.connection_id,
+            list(segments) if segments else export.segments, email_field or export.email_field,
+            {**export.mapping, **(mapping or {})}, {**export.options, **(options or {})},
+            None if clear_schedule else (schedule or export.schedule), export.enabled, export.owner,
+            export.created_at, export.updated_at,
+        )
+        changed = self._validated(changed, conn)
+        with self.store.transaction():
+            saved = self.store.update_export(changed)
+            self.store.audit(self.user.name, "exports.edit", name)
+        return saved
+
+    def _validated(self, export: Export, connection: Connection) -> Export:
+        destination = self.registry.get(connection.type)
+        spec = destination.spec()
+        if not export.segments:
+            raise ConfigError("an export needs at least one segment: pass --segment NAME (only segments can be exported)")
+        if len(set(export.segments)) != len(export.segments):
+            raise ConfigError("a segment is listed twice: list each --segment once")
+        if len(export.segments) > MAX_SEGMENTS_PER_EXPORT:
+            raise ConfigError(f"an export can carry at most {MAX_SEGMENTS_PER_EXPORT} segments; split it in two")
+        for segment in export.segments:
+            self.store.get_segment(segment)
+        if not export.email_field or not export.email_field.strip():
+            raise ConfigError("the email field is required: pass --email FIELD (the profile attribute holding the email)")
+        _check_mapping(export.mapping, spec.fields)
+        validate(export.options, spec.export_schema, f"export {export.name!r} options")
+        schedule = validate_cron(export.schedule) if export.schedule else None
+        return Export(export.id, export.name, export.connection, export.connection_id, export.segments,
+                      export.email_field.strip(), export.mapping, export.options, schedule, export.enabled,
+                      export.owner, export.created_at, export.updated_at)
+
+    def _export_for(self, action: str, name: str) -> tuple[Export, Connection]:
+        export = self.store.get_export(name)
+        if export.connection_id is None:
+            self._authorize(action, export)
+            raise RunError(
+                f"export {name!r} is detached: its connection {export.connection!r} was removed; "
+                "remove the export, or add a connection and a new export"
+            )
+        connection = self.store.get_connection_by_id(export.connection_id)
+        self._authorize(action, export, shared=connection.share is Share.CONTRIBUTORS)
+        return export, connection
+
+    def list_exports(self) -> list[Export]:
+        self._authorize("exports.list")
+        return self.store.list_exports()
+
+    def get_export(self, name: str) -> Export:
+        self._authorize("exports.show")
+        return self.store.get_export(name)
+
+    def set_export_enabled(self, name: str, enabled: bool) -> Export:
+        export, _ = self._export_for("exports.enable" if enabled else "exports.disable", name)
+        changed = Export(**{**export.__dict__, "enabled": enabled})
+        with self.store.transaction():
+            saved = self.store.update_export(changed)
+            self.store.audit(self.user.name, "exports.enable" if enabled else "exports.disable", name)
+        return saved
+
+    def remove_export(self, name: str) -> None:
+        export = self.store.get_export(name)
+        if export.connection_id is None:
+            self._authorize("exports.remove", export)
+        else:
+            self._export_for("exports.remove", name)
+        with self.store.transaction():
+            self.store.remove_export(export.id)
+            self.store.audit(self.user.name, "exports.remove", name)
+
+    # -- runs -----------------------------------------------------------------------------------
+    def run_export(self, name: str, *, full: bool = False, dry_run: bool = False, trigger: str = "manual") -> Run:
+        """Run an export now (or plan it with ``dry_run``); returns the run record.
+
+        Raises the run's error when it ended failed (the run record is stored either way).
+        """
+        export, connection = self._export_for("exports.run", name)
+        if not export.enabled and trigger == "manual" and not dry_run:
+            raise RunError(f"export {name!r} is disabled: enable it first ('segport exports enable {name}')")
+        destination = self.registry.get(connection.type)
+        config = validate(self._full_config(connection), destination.spec().connection_schema,
+                          f"connection {connection.name!r} config")
+        request = RunRequest(export, connection, destination, config, self.user.name, trigger, full, dry_run,
+                             connection.profile_cap or 0)
+        return ExportRun(self.store, self.pm, self.home, self.retry).execute(request)
+
+    def refresh(self, trigger: str = "refresh") -> list[dict[str, Any]]:
+        """Run every enabled, attached export once; one failure does not stop the others."""
+        self._authorize("refresh")
+        results: list[dict[str, Any]] = []
+        for export in self.store.list_exports():
+            if not export.enabled or export.detached:
+                continue
+            results.append(self._run_for_schedule(export.name, trigger))
+        return results
+
+    def _run_for_schedule(self, name: str, trigger: str) -> dict[str, Any]:
+        try:
+            run = self.run_export(name, trigger=trigger)
+        except SegportError as exc:
+            return {"export": name, "status": "failed", "error": str(exc)}
+        return run.to_dict()
+
+    def schedules(self) -> dict[str, str]:
+        """Every cron job: ``refresh`` (the system schedule) and ``export:NAME`` per export schedule."""
+        jobs = {}
+        refresh = self.store.get_setting(REFRESH_SETTING)
+        if refresh:
+            jobs["refresh"] = refresh
+        for export in self.store.list_exports():
+            if export.schedule and export.enabled and not export.detached:
+                jobs[f"export:{export.name}"] = export.schedule
+        return jobs
+
+    def fire(self, job: str) -> list[dict[str, Any]]:
+        """Run a scheduler job by its name from :meth:`schedules`."""
+        if job == "refresh":
+            return self.refresh(trigger="schedule")
+        return [self._run_for_schedule(job.removeprefix("export:"), "schedule")]
+
+    def get_run(self, run_id: int) -> Run:
+        self._authorize("runs.show")
+        self._reap()
+        return self.store.get_run(run_id)
+
+    def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
+        self._authorize("runs.list")
+        self._reap()
+        return self.store.list_runs(export, limit)
+
+    def _reap(self) -> None:
+        """Show runs of dead processes as interrupted."""
+        self.store.reap_stale_runs()
+
+    # -- schedule and audit ---------------------------------------------------------------------
+    def set_schedule(self, cron: str | None) -> str | None:
+        actor = self._authorize("schedule.set")
+        value = validate_cron(cron) if cron else None
+        with self.store.transaction():
+            self.store.set_setting(REFRESH_SETTING, value)
+            self.store.audit(actor.name, "schedule.set", "refresh", {"cron": value})
+        return value
+
+    def get_schedule(self) -> str | None:
+        self._authorize("schedule.show")
+        return self.store.get_setting(REFRESH_SETTING)
+
+    def audit_entries(self, limit: int = 100) -> list[AuditEntry]:
+        self._authorize("audit.list")
+        return self.store.audit_entries(limit)
+
+
+def _role(value: Role | str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise ConfigError(f"unknown role {value!r}: use admin, contributor or viewer") from None
+
+
+def _share(value: Share | str) -> Share:
+    try:
+        return Share(value)
+    except ValueError:
+        raise ConfigError(f"unknown share {value!r}: use admins or contributors") from None
+
+
+def _check_mapping(mapping: Mapping[str, str], fields: FieldSpec) -> None:
+    pattern = re.compile(fields.pattern)
+    for dest, src in mapping.items():
+        if dest.lower() == "email":
+            raise ConfigError("map the email with --email FIELD, not --map email=...")
+        if not src:
+            raise ConfigError(f"--map {dest}= names no profile attribute: use --map {dest}=ATTRIBUTE")
+        if dest not in fields.known and not (fields.allow_other and pattern.match(dest)):
+            known = ", ".join(fields.known) or "none"
+            raise ConfigError(f"unknown destination field {dest!r} (known: {known})")

@@ -1,0 +1,102 @@
+"""Shared fixtures: a workspace on a temporary folder with the in-memory destination."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from segport import Registry, RetryPolicy, Workspace
+from segport.cli import cli
+from segport.plugins import make_manager
+from segport.registry import set_default_registry
+from segport.testing.fakes import MemoryPlatform, memory_destination
+
+FAST_RETRY = RetryPolicy(attempts=4, base=0.001, cap=0.01)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No entry-point hooks, no inherited workspace/user/key from the developer's shell."""
+    for name in ("SEGPORT_HOME", "SEGPORT_USER", "SEGPORT_SECRET_KEY", "SEGPORT_LOAD_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def platform() -> MemoryPlatform:
+    return MemoryPlatform()
+
+
+@pytest.fixture
+def registry(platform: MemoryPlatform) -> Iterator[Registry]:
+    """The memory destination as the process-wide registry (what the CLI sees)."""
+    reg = Registry.from_plugins([memory_destination(platform, batch_size=10, max_concurrency=3)])
+    set_default_registry(reg)
+    yield reg
+    set_default_registry(None)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def ws(home: Path, registry: Registry) -> Iterator[Workspace]:
+    """A new workspace acting as admin 'ada' (also users 'carl' contributor, 'vera' viewer)."""
+    workspace = Workspace.create(home, "ada", registry=registry, pm=make_manager(autoload=False), retry=FAST_RETRY)
+    workspace.add_user("carl", "contributor")
+    workspace.add_user("vera", "viewer")
+    yield workspace
+    workspace.close()
+
+
+@pytest.fixture
+def act_as(ws: Workspace) -> Any:
+    """``act_as('carl')``: the same workspace acting as another user (closed at teardown)."""
+    opened: list[Workspace] = []
+
+    def open_as(name: str | None) -> Workspace:
+        other = Workspace.open(ws.home, user=name, registry=ws.registry, pm=ws.pm, retry=ws.retry)
+        opened.append(other)
+        return other
+
+    yield open_as
+    for other in opened:
+        other.close()
+
+
+@pytest.fixture
+def make_profiles(tmp_path: Path) -> Any:
+    """``make_profiles(rows, start=0, name='profiles.csv')`` writes a CSV and returns its path."""
+
+    def make(rows: int, *, start: int = 0, name: str = "profiles.csv") -> Path:
+        return write_profiles(tmp_path / name, rows, start=start)
+
+    return make
+
+
+def write_profiles(path: Path, rows: int, *, start: int = 0) -> Path:
+    """A CSV of ``rows`` profiles: id, email, first_name, last_name, country, age."""
+    lines = ["id,email,first_name,last_name,country,age"]
+    for i in range(start, start + rows):
+        country = ("FR", "DE", "US")[i % 3]
+        lines.append(f"p{i:06d},User{i}@Example.com,First{i},Last{i},{country},{18 + i % 60}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def run_cli(home: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Invoke the CLI in-process: ``run_cli('--as', 'ada', 'users', 'list')`` -> click Result."""
+    monkeypatch.setattr("segport.workspace.make_manager", lambda: make_manager(autoload=False))
+    monkeypatch.setattr("segport.workspace.RetryPolicy", lambda: FAST_RETRY)
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        runner = CliRunner()
+        return runner.invoke(cli, ["--home", str(home), *args], input=input, catch_exceptions=True)
+
+    return invoke
+
