@@ -11,9 +11,11 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from jsonschema import Draft202012Validator
 from stevedore import ExtensionManager
 from stevedore.extension import Extension
 
+from . import schemas
 from .config import check_schema
 from .contract import Destination, DestinationSpec
 from .errors import PluginContractError, PluginError, PluginLoadError
@@ -67,10 +69,13 @@ def instantiate(name: str, plugin: Any) -> Destination:
 def check_spec(name: str, spec: DestinationSpec) -> None:
     """Raise :class:`PluginContractError` for a spec the engine cannot drive."""
     owner = f"destination plugin {name!r}"
+    meta = schemas.load("destination-spec")
     for label, schema in (("connection", spec.connection_schema), ("export", spec.export_schema)):
         check_schema(schema, f"{owner} ({label} schema)")
-        if schema.get("type") != "object":
-            raise PluginContractError(f"{owner}: the {label} schema must describe an object")
+        problems = sorted(Draft202012Validator(meta).iter_errors(schema), key=lambda e: e.json_path)
+        if problems:
+            lines = "; ".join(f"{e.json_path}: {e.message}" for e in problems)
+            raise PluginContractError(f"{owner}: the {label} schema breaks the spec contract: {lines}")
     limits = spec.limits
     if min(limits.batch_size, limits.max_concurrency, limits.profile_cap) < 1:
         raise PluginContractError(f"{owner}: batch_size, max_concurrency and profile_cap must be >= 1")

@@ -15,6 +15,7 @@ from ..errors import ExitStatus, SegportError
 from ._common import State
 from ._connections import connections
 from ._data import profiles, segments
+from ._demo import demo
 from ._exports import exports, runs
 from ._plugins import plugins
 from ._schedule import refresh, schedule, scheduler
@@ -55,7 +56,7 @@ def cli(ctx: click.Context, home: str | None, user: str | None, debug: bool) -> 
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (init, users, plugins, connections, profiles, segments, exports, runs, schedule, refresh,
+for command in (demo, init, users, plugins, connections, profiles, segments, exports, runs, schedule, refresh,
                 scheduler, audit):
     cli.add_command(command)
 

@@ -1,0 +1,5 @@
+"""``python -m segport`` runs the CLI."""
+
+from .cli import main
+
+main()
