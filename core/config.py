@@ -66,9 +66,7 @@ def apply_defaults(document: Mapping[str, Any], schema: Mapping[str, Any]) -> di
 def secret_fields(schema: Mapping[str, Any]) -> frozenset[str]:
     """Top-level property names marked ``writeOnly: true`` (secrets) in a connection schema."""
     return frozenset(
-        name
-        for name, prop in _properties(schema)
-        if isinstance(prop, Mapping) and prop.get("writeOnly") is True
+        name for name, prop in _properties(schema) if isinstance(prop, Mapping) and prop.get("writeOnly") is True
     )
 
 
@@ -101,7 +99,7 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "give a JSON object such as '{\"api_key\": \"...\"}'"
+            'give a JSON object such as \'{"api_key": "..."}\''
         ) from None
     if not isinstance(value, dict):
         raise ConfigError(f"{what} must be a JSON object, not {type(value).__name__}")

@@ -62,8 +62,15 @@ class Delivery:
 class Dispatcher:
     """Drives ``writer`` over batches; results come back to the calling thread, in completion order."""
 
-    def __init__(self, writer: BatchWriter, *, concurrency: int, gate: threading.BoundedSemaphore,
-                 policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        writer: BatchWriter,
+        *,
+        concurrency: int,
+        gate: threading.BoundedSemaphore,
+        policy: RetryPolicy,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.writer = writer
         self.concurrency = concurrency
         self.gate = gate
@@ -95,7 +102,7 @@ class Dispatcher:
                 for future in done:
                     try:
                         yield future.result()
-                    except BaseException as exc:  # noqa: BLE001 - re-raised once in-flight work is in
+                    except BaseException as exc:
                         if failure is None:
                             failure = exc
                             self._stop.set()
@@ -119,10 +126,14 @@ class Dispatcher:
             except (RetryableDestinationError, requests.Timeout, requests.ConnectionError) as exc:
                 delivery.requests += 1
                 retry_after = getattr(exc, "retry_after", None)
-                reason = str(exc) if isinstance(exc, RetryableDestinationError) else f"network error: {type(exc).__name__}"
+                reason = (
+                    str(exc) if isinstance(exc, RetryableDestinationError) else f"network error: {type(exc).__name__}"
+                )
                 if not self._may_retry(attempt):
                     for record in records:
-                        delivery.outcomes[record.key] = Outcome(record.key, OutcomeStatus.FAILED, f"{reason} (after {attempt + 1} tries)")
+                        delivery.outcomes[record.key] = Outcome(
+                            record.key, OutcomeStatus.FAILED, f"{reason} (after {attempt + 1} tries)"
+                        )
                     return
                 delivery.retries += 1
                 self.sleep(self.policy.delay(attempt, retry_after))

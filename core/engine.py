@@ -70,8 +70,9 @@ class ExportRun:
         try:
             with closing(self.store.reader()) as reader, closing(session):
                 session.auth = request.destination.auth(request.config)
-                context = RunContext(export.name, options, list(export.segments), sorted(export.mapping),
-                                     request.dry_run)
+                context = RunContext(
+                    export.name, options, list(export.segments), sorted(export.mapping), request.dry_run
+                )
                 writer = request.destination.writer(session, request.config, context)
                 reader.execute("BEGIN")
                 selection = Selection(reader, [self.store.get_segment(s) for s in export.segments])
@@ -85,8 +86,12 @@ class ExportRun:
                         f"the cap to your contract's (segport connections set-cap {request.connection.name} N)"
                     )
                 self.pm.hook.segport_before_run(run=run, export=export)
-                steps = plan(selection.stream(), self.store.iter_sync_state(reader, export.id),
-                             Mapper(export.email_field, export.mapping), full=request.full)
+                steps = plan(
+                    selection.stream(),
+                    self.store.iter_sync_state(reader, export.id),
+                    Mapper(export.email_field, export.mapping),
+                    full=request.full,
+                )
                 if request.dry_run:
                     self._plan_only(steps, counts, writer.requests_for, spec.limits.batch_size, run)
                 else:
@@ -96,7 +101,10 @@ class ExportRun:
                     failed = run.counts["failed"]
                     run.status = RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED
                     if failed:
-                        run.error = f"{failed} records still failed after {self.policy.attempts} tries; the next run retries them"
+                        run.error = (
+                            f"{failed} records still failed after {self.policy.attempts} tries; "
+                            "the next run retries them"
+                        )
                 reader.execute("ROLLBACK")
         except SegportError as exc:
             self._finish(run, export, started, RunStatus.FAILED, str(exc))
@@ -106,7 +114,9 @@ class ExportRun:
             self._finish(run, export, started, RunStatus.INTERRUPTED, "stopped by the operator (SIGINT/SIGTERM)")
             raise
         except Exception as exc:
-            self._finish(run, export, started, RunStatus.FAILED, f"internal error: {type(exc).__name__} (run with --debug)")
+            self._finish(
+                run, export, started, RunStatus.FAILED, f"internal error: {type(exc).__name__} (run with --debug)"
+            )
             raise
         self._finish(run, export, started, run.status, run.error)
         return run
@@ -129,12 +139,19 @@ class ExportRun:
         run.plan = counts.to_dict()
         run.requests = 0
 
-    def _send(self, request: RunRequest, run: Run, steps: Iterator[Any], counts: PlanCounts, writer: Any,
-              limits: Any) -> None:
-        credential = f"{request.connection.type}:" + hashlib.sha256(
-            json.dumps(request.config, sort_keys=True, default=str).encode()).hexdigest()
-        dispatcher = Dispatcher(writer, concurrency=limits.max_concurrency,
-                                gate=governor(credential, limits.max_concurrency), policy=self.policy)
+    def _send(
+        self, request: RunRequest, run: Run, steps: Iterator[Any], counts: PlanCounts, writer: Any, limits: Any
+    ) -> None:
+        credential = (
+            f"{request.connection.type}:"
+            + hashlib.sha256(json.dumps(request.config, sort_keys=True, default=str).encode()).hexdigest()
+        )
+        dispatcher = Dispatcher(
+            writer,
+            concurrency=limits.max_concurrency,
+            gate=governor(credential, limits.max_concurrency),
+            policy=self.policy,
+        )
         early: list[Reject] = []
         pending: dict[str, Send] = {}
         reject_log = RejectLog(self.home / "rejects" / f"run-{run.id}.jsonl")
@@ -155,8 +172,15 @@ class ExportRun:
         run.counts["unchanged"] += counts.unchanged
         run.plan = counts.to_dict()
 
-    def _commit(self, export: Export, run: Run, delivery: Delivery, sends: list[Send],
-                early: list[Reject], reject_log: RejectLog) -> None:
+    def _commit(
+        self,
+        export: Export,
+        run: Run,
+        delivery: Delivery,
+        sends: list[Send],
+        early: list[Reject],
+        reject_log: RejectLog,
+    ) -> None:
         """Store one batch's outcomes and sync state in one transaction; log its rejects."""
         outcome_rows: list[tuple[str, str, str, str | None]] = []
         state_rows: list[tuple[str, str, bytes, str]] = []
@@ -168,8 +192,14 @@ class ExportRun:
             if outcome.status.delivered:
                 state_rows.append((send.record.key, send.record.email, send.digest, json.dumps(sorted(send.markers))))
             else:
-                lost.append({"key": send.record.key, "email": send.record.email, "status": outcome.status.value,
-                             "reason": outcome.reason})
+                lost.append(
+                    {
+                        "key": send.record.key,
+                        "email": send.record.email,
+                        "status": outcome.status.value,
+                        "reason": outcome.reason,
+                    }
+                )
         for reject in early:
             outcome_rows.append((reject.key, reject.email, reject.status, reject.reason))
             run.counts[reject.status] += 1
@@ -230,4 +260,3 @@ def _batches(steps: Iterator[Any], counts: PlanCounts, size: int, early: list[Re
             raise RunError(f"unexpected plan step {step!r}")
     if batch:
         yield batch
-

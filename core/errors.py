@@ -142,9 +142,7 @@ class RetryableDestinationError(DestinationError):
     :param retry_after: seconds the platform asked us to wait, if it said.
     """
 
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, internal_message: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, internal_message: str | None = None) -> None:
         super().__init__(message, internal_message=internal_message)
         self.retry_after = retry_after
 

@@ -44,7 +44,10 @@ MAX_DEPTH = 100
 KEYWORDS = frozenset({"and", "or", "not", "in", "is", "empty", "true", "false", "null", "contains"})
 _OPS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 _NUM = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _NUMERIC = re.compile(rf"\s*[+-]?{_NUM}\s*\Z")
@@ -338,8 +341,7 @@ def _unquote(body: str, col: int, escapes: bool) -> str:
 
     def escape(match: re.Match[str]) -> str:
         if match.group(1) not in _ESCAPES:
-            raise _fail(f"unknown escape {match.group()}", col + match.start(),
-                        "use \\\\ \\' \\\" \\n or \\t")
+            raise _fail(f"unknown escape {match.group()}", col + match.start(), "use \\\\ \\' \\\" \\n or \\t")
         return _ESCAPES[match.group(1)]
 
     return re.sub(r"\\(.)", escape, body, flags=re.DOTALL)
@@ -454,8 +456,11 @@ class _Parser:
             return name
         found = "the end" if token.kind == "end" else _show(token.text)
         fix = f"write `{token.text}` for a field of that name" if token.kind == "word" else ""
-        raise _fail(f"expected a field name but found {found}", token.col,
-                    fix or f"start each condition with a field name: {_EXAMPLE}")
+        raise _fail(
+            f"expected a field name but found {found}",
+            token.col,
+            fix or f"start each condition with a field name: {_EXAMPLE}",
+        )
 
     def value(self, field: str, after: str) -> _Literal:
         token = self.next()
@@ -485,34 +490,41 @@ class _Parser:
         if word == "contains":
             value = self.value(field, "contains")
             if value.kind == "null":
-                raise _fail("contains cannot take null", token.col,
-                            f"use {_example(field)} is empty")
+                raise _fail("contains cannot take null", token.col, f"use {_example(field)} is empty")
             return _Contains(field, prefix + "contains", [value])
         if word == "is" and not negate:
             op = "is not empty" if self.keyword("not") else "is empty"
             if not self.keyword("empty"):
-                raise _fail("expected 'empty' or 'not empty' after 'is'",
-                            self.next(peek=True).col, f"{_example(field)} is empty")
+                raise _fail(
+                    "expected 'empty' or 'not empty' after 'is'",
+                    self.next(peek=True).col,
+                    f"{_example(field)} is empty",
+                )
             return _IsEmpty(field, op)
         after = field + " not" if negate else field
         what = "'in' or 'contains'" if negate else "an operator"
-        raise _fail(f"expected {what} after {_show(after)}", token.col,
-                    "use = != < <= > >=, in, contains or is empty")
+        raise _fail(f"expected {what} after {_show(after)}", token.col, "use = != < <= > >=, in, contains or is empty")
 
     def compare(self, field: str, token: _Token) -> _Node:
         value, op = self.value(field, token.text), _OPS[token.text]
         if op in ("=", "!="):
             return _Eq(field, op, [value])
         if value.kind in ("bool", "null"):
-            raise _fail(f"{value.plain} cannot be used with {token.text!r}", token.col,
-                        "compare true, false and null with = or !=")
+            raise _fail(
+                f"{value.plain} cannot be used with {token.text!r}",
+                token.col,
+                "compare true, false and null with = or !=",
+            )
         return _Order(field, op, [value])
 
     def value_list(self, field: str) -> list[_Literal]:
         opening = self.next()
         if opening.text != "(":
-            raise _fail("expected '(' after 'in'", opening.col,
-                        f"list the values in parentheses: {_example(field)} in ('FR', 'DE')")
+            raise _fail(
+                "expected '(' after 'in'",
+                opening.col,
+                f"list the values in parentheses: {_example(field)} in ('FR', 'DE')",
+            )
         values = [self.value(field, "(")]
         while self.next(peek=True).text == ",":
             self.next()
@@ -547,8 +559,10 @@ class Filter:
 def parse(text: str) -> Filter:
     """Parse a filter expression; raise :class:`InputError` on any syntax problem."""
     if len(text) > MAX_LENGTH:
-        raise InputError(f"filter expression is too long: {len(text)} characters, the limit is "
-                         f"{MAX_LENGTH} (split it into several segments)")
+        raise InputError(
+            f"filter expression is too long: {len(text)} characters, the limit is "
+            f"{MAX_LENGTH} (split it into several segments)"
+        )
     if not text.strip():
         raise InputError(f"filter expression is empty: give a condition such as {_EXAMPLE}")
     parser = _Parser(_tokenize(text))

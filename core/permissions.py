@@ -7,16 +7,33 @@ import pluggy
 from .errors import PermissionDenied
 from .models import Role, User
 
-READ = frozenset({
-    "users.list", "connections.list", "exports.list", "exports.show", "segments.list",
-    "profiles.show", "runs.list", "runs.show", "schedule.show", "plugins.list",
-})
+READ = frozenset(
+    {
+        "users.list",
+        "connections.list",
+        "exports.list",
+        "exports.show",
+        "segments.list",
+        "profiles.show",
+        "runs.list",
+        "runs.show",
+        "schedule.show",
+        "plugins.list",
+    }
+)
 # Contributors work with data and with exports on connections shared with them.
 CONTRIBUTOR = READ | {"profiles.load", "segments.load", "segments.define", "segments.remove"}
-ON_SHARED_CONNECTION = frozenset({
-    "connections.use", "exports.add", "exports.edit", "exports.remove", "exports.run",
-    "exports.enable", "exports.disable",
-})
+ON_SHARED_CONNECTION = frozenset(
+    {
+        "connections.use",
+        "exports.add",
+        "exports.edit",
+        "exports.remove",
+        "exports.run",
+        "exports.enable",
+        "exports.disable",
+    }
+)
 
 _HINTS = {
     Role.VIEWER: "viewers can only read; ask an admin to change your role",
@@ -35,7 +52,9 @@ def allowed_by_role(role: Role, action: str, *, shared: bool = False) -> bool:
     return False
 
 
-def authorize(pm: pluggy.PluginManager, user: User, action: str, resource: object = None, *, shared: bool = False) -> None:
+def authorize(
+    pm: pluggy.PluginManager, user: User, action: str, resource: object = None, *, shared: bool = False
+) -> None:
     """Raise :class:`PermissionDenied` unless ``user`` may perform ``action`` on ``resource``.
 
     :param shared: whether the connection involved is shared with contributors.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Union
+from typing import Any, Iterator
 
 from .contract import Record
 from .mapper import Mapped, Mapper
@@ -39,7 +39,7 @@ class Unchanged:
     key: str
 
 
-Step = Union[Send, Reject, Unchanged]
+Step = Send | Reject | Unchanged
 
 
 @dataclass
@@ -107,7 +107,12 @@ def plan(
             yield Reject(key, str(attrs.get(mapper.email_field) or ""), mapped)
             continue
         if mapped.email in seen_emails:
-            yield Reject(key, mapped.email, f"duplicate email {mapped.email!r}: sent once, for the first profile by key", "skipped")
+            yield Reject(
+                key,
+                mapped.email,
+                f"duplicate email {mapped.email!r}: sent once, for the first profile by key",
+                "skipped",
+            )
             continue
         seen_emails.add(mapped.email)
         yield _diff(key, mapped, segments, previous, full)
@@ -122,8 +127,11 @@ def _diff(key: str, mapped: Mapped, segments: frozenset[str], previous: StateRow
     if previous is not None and previous[1] != mapped.email:
         # A new address is a new person at the destination. (The old address keeps its markers:
         # a known limitation, documented in docs/architecture.md.)
-        return Send(Record(key, mapped.email, mapped.fields, segments, segments, frozenset(), True, True),
-                    mapped.digest, segments)
+        return Send(
+            Record(key, mapped.email, mapped.fields, segments, segments, frozenset(), True, True),
+            mapped.digest,
+            segments,
+        )
     if previous is None or full:
         old: frozenset[str] = frozenset() if previous is None else frozenset(json.loads(previous[3]))
         add = segments if full else segments - old

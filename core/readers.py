@@ -35,8 +35,12 @@ _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "j
 _FIX_FORMAT = "pass --format csv|jsonl"
 _ESCAPED = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of undecodable bytes
 _JSON_KINDS = {
-    list: "a JSON array", str: "a JSON string", int: "a JSON number", float: "a JSON number",
-    bool: "a JSON boolean", type(None): "JSON null",
+    list: "a JSON array",
+    str: "a JSON string",
+    int: "a JSON number",
+    float: "a JSON number",
+    bool: "a JSON boolean",
+    type(None): "JSON null",
 }
 
 
@@ -71,15 +75,13 @@ def detect_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     raise _fail(f"{_name(path)} has {what}: cannot tell CSV from JSONL ({_FIX_FORMAT})")
 
 
-def read_profiles(
-    path: str | os.PathLike[str], key: str = "id", fmt: str | None = None
-) -> Iterator[ProfileRow]:
+def read_profiles(path: str | os.PathLike[str], key: str = "id", fmt: str | None = None) -> Iterator[ProfileRow]:
     """Yield the profiles of a CSV or JSONL file, checking each row; see the module docstring."""
     if detect_format(path, fmt) == "jsonl":
         yield from _read_jsonl(path, key)
         return
     for line, key_value, header, row in _read_csv(path, key):
-        yield ProfileRow(line, key_value, dict(zip(header, row)))
+        yield ProfileRow(line, key_value, dict(zip(header, row, strict=True)))
 
 
 def read_segment_keys(
@@ -130,9 +132,7 @@ def _not_utf8(path: str | os.PathLike[str], newline: str | None, fallback: int) 
     return _fail(f"{_name(path)}: line {line} is not valid UTF-8 (save the file as UTF-8)")
 
 
-def _read_csv(
-    path: str | os.PathLike[str], key: str
-) -> Iterator[tuple[int, str, list[str], list[str]]]:
+def _read_csv(path: str | os.PathLike[str], key: str) -> Iterator[tuple[int, str, list[str], list[str]]]:
     """Yield ``(line, key, header, row)`` for each data row of a CSV file."""
     name = _name(path)
     csv.field_size_limit(_CSV_FIELD_LIMIT)
@@ -154,8 +154,7 @@ def _read_csv(
                     if not value:
                         if width == 1:
                             continue  # a blank line
-                        raise _fail(f"{name}: line {start} has an empty {key!r}"
-                                    " (give every row a key)")
+                        raise _fail(f"{name}: line {start} has an empty {key!r} (give every row a key)")
                     yield start, value, header, row
             except csv.Error as exc:
                 raise _csv_error(name, str(exc), last + 1, reader.line_num) from None
@@ -169,8 +168,7 @@ def _without_nul(name: str, lines: TextIO) -> Iterator[str]:
     """Pass lines through, refusing NUL bytes (``csv`` accepts them since Python 3.11)."""
     for number, text in enumerate(lines, 1):
         if "\x00" in text:
-            raise _fail(f"{name}: line {number} contains a NUL byte"
-                        " (is the file UTF-16? save it as UTF-8)")
+            raise _fail(f"{name}: line {number} contains a NUL byte (is the file UTF-16? save it as UTF-8)")
         yield text
 
 
@@ -186,8 +184,7 @@ def _csv_header(name: str, reader: Any, key: str) -> tuple[list[str], int]:
     seen: set[str] = set()
     for number, column in enumerate(header, 1):
         if not column:
-            raise _fail(f"{name}: line {line}: header column {number} has no name"
-                        " (name every column)")
+            raise _fail(f"{name}: line {line}: header column {number} has no name (name every column)")
         if column in seen:
             raise _fail(f"{name}: line {line}: header has the column {column!r} twice (rename one)")
         seen.add(column)
@@ -205,14 +202,16 @@ def _ragged(name: str, line: int, fields: int, width: int) -> InputError:
 def _csv_error(name: str, problem: str, start: int, current: int) -> InputError:
     """Turn a csv.Error into an InputError; ``start`` is where the failing row began."""
     if "field limit" in problem:
-        return _fail(f"{name}: line {start} has a field larger than 1 MiB"
-                     " (check for a quote that is never closed)")
+        return _fail(f"{name}: line {start} has a field larger than 1 MiB (check for a quote that is never closed)")
     if "end of data" in problem:
-        return _fail(f"{name}: line {start} has a quoted value that is never closed"
-                     " (close the quote, or double quotes inside quoted values)")
+        return _fail(
+            f"{name}: line {start} has a quoted value that is never closed"
+            " (close the quote, or double quotes inside quoted values)"
+        )
     if "expected after" in problem:
-        return _fail(f"{name}: line {current} has text after a closing quote"
-                     " (quote the whole value and double quotes inside it)")
+        return _fail(
+            f"{name}: line {current} has text after a closing quote (quote the whole value and double quotes inside it)"
+        )
     return _fail(f"{name}: line {current} is not valid CSV ({problem}; fix the quoting)")
 
 
@@ -233,15 +232,14 @@ def _read_jsonl(path: str | os.PathLike[str], key: str) -> Iterator[ProfileRow]:
                     problem = f"{exc.msg} at column {exc.colno}"
                     raise _fail(f"{name}: line {number} is not valid JSON ({problem})") from None
                 except RecursionError:
-                    raise _fail(f"{name}: line {number} is nested too deeply"
-                                " (flatten the object)") from None
+                    raise _fail(f"{name}: line {number} is nested too deeply (flatten the object)") from None
                 except ValueError:  # an integer beyond Python's digit limit
-                    raise _fail(f"{name}: line {number} has a number with too many digits"
-                                " (write it as a string)") from None
+                    raise _fail(
+                        f"{name}: line {number} has a number with too many digits (write it as a string)"
+                    ) from None
                 if type(obj) is not dict:
                     kind = _JSON_KINDS.get(type(obj), "not a JSON object")
-                    raise _fail(f"{name}: line {number} is {kind}, expected an object"
-                                " (write one JSON object per line)")
+                    raise _fail(f"{name}: line {number} is {kind}, expected an object (write one JSON object per line)")
                 found = True
                 yield ProfileRow(number, _json_key(name, number, obj, key), obj)
     except UnicodeDecodeError:
@@ -266,8 +264,9 @@ def _json_key(name: str, line: int, obj: dict[str, Any], key: str) -> str:
         problem = f"has no {key!r} field"
     else:
         problem = f"has {key!r} as {_JSON_KINDS.get(type(value), 'a JSON object')}"
-    raise _fail(f"{name}: line {line} {problem} (give every object a non-empty string or integer "
-                f"{key!r}, or pass --key FIELD)")
+    raise _fail(
+        f"{name}: line {line} {problem} (give every object a non-empty string or integer {key!r}, or pass --key FIELD)"
+    )
 
 
 def _read_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:

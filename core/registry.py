@@ -84,9 +84,9 @@ def check_spec(name: str, spec: DestinationSpec) -> None:
 class Registry:
     """The destinations this process can use. Loads lazily; caches instances."""
 
-    def __init__(self, manager: ExtensionManager | None = None) -> None:
+    def __init__(self, manager: ExtensionManager[Any] | None = None) -> None:
         self._manager = manager
-        self._broken: dict[str, tuple[Extension | None, str, str]] = {}
+        self._broken: dict[str, tuple[Extension[Any] | None, str, str]] = {}
         self._loaded: dict[str, Destination] = {}
 
     @classmethod
@@ -101,7 +101,7 @@ class Registry:
         return cls(ExtensionManager.make_test_instance(extensions, namespace=DESTINATIONS_GROUP))
 
     @property
-    def manager(self) -> ExtensionManager:
+    def manager(self) -> ExtensionManager[Any]:
         if self._manager is None:
             self._manager = ExtensionManager(
                 DESTINATIONS_GROUP,
@@ -110,11 +110,11 @@ class Registry:
             )
         return self._manager
 
-    def _on_failure(self, _manager: ExtensionManager, entry_point: Any, exc: BaseException) -> None:
+    def _on_failure(self, _manager: ExtensionManager[Any], entry_point: Any, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
         self._broken[entry_point.name] = (None, entry_point.value, reason)
 
-    def _extensions(self) -> dict[str, Extension]:
+    def _extensions(self) -> dict[str, Extension[Any]]:
         allowed = allowed_names()
         return {e.name: e for e in self.manager.extensions if allowed is None or e.name in allowed}
 
@@ -162,7 +162,7 @@ class Registry:
                 result.append(PluginInfo(name, target, None, None, None, "broken", reason))
         return sorted(result, key=lambda i: i.name)
 
-    def _info(self, ext: Extension) -> PluginInfo:
+    def _info(self, ext: Extension[Any]) -> PluginInfo:
         dist = getattr(ext.entry_point, "dist", None)
         dist_name = getattr(dist, "name", None)
         version = getattr(dist, "version", None)

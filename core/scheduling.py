@@ -35,9 +35,15 @@ class Scheduler:
     :param fire: runs the named job; its exceptions are reported through ``on_error``.
     """
 
-    def __init__(self, jobs: Callable[[], dict[str, str]], fire: Callable[[str], None],
-                 on_error: Callable[[str, BaseException], None], *, clock: Callable[[], datetime] | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        jobs: Callable[[], dict[str, str]],
+        fire: Callable[[str], None],
+        on_error: Callable[[str, BaseException], None],
+        *,
+        clock: Callable[[], datetime] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.jobs = jobs
         self.fire = fire
         self.on_error = on_error
@@ -58,6 +64,6 @@ class Scheduler:
                     break
                 try:
                     self.fire(name)
-                except Exception as exc:  # noqa: BLE001 - one failing export must not stop the others
+                except Exception as exc:
                     self.on_error(name, exc)
             last = current

@@ -34,7 +34,9 @@ class Selection:
         db = self.db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS sel (key TEXT PRIMARY KEY, segs INTEGER NOT NULL) WITHOUT ROWID")
         db.execute("DELETE FROM temp.sel")
-        upsert = "INSERT INTO temp.sel(key, segs) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET segs = segs | excluded.segs"
+        upsert = (
+            "INSERT INTO temp.sel(key, segs) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET segs = segs | excluded.segs"
+        )
         filters: list[tuple[int, Filter]] = []
         for bit, segment in enumerate(self.segments):
             if segment.kind == "static":

@@ -24,7 +24,8 @@ class Vault:
         except (ValueError, TypeError):
             raise WorkspaceError(
                 f"the secret key is malformed: {KEY_ENV} or {KEY_FILE} must hold a Fernet key "
-                "(make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+                "(make one with: python -c "
+                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
             ) from None
 
     @classmethod

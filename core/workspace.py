@@ -1,9 +1,9 @@
 """The embedding API: everything the CLI does, with the same validation and permission checks.
 
-    ws = Workspace.open("./.segport", user="alice")
-    ws.add_connection("Newsletter", "mailchimp", {...}, agree_privacy=True)
-    ws.add_export("vip-to-mc", connection="Newsletter", segments=["VIP"], email_field="email")
-    run = ws.run_export("vip-to-mc")
+ws = Workspace.open("./.segport", user="alice")
+ws.add_connection("Newsletter", "mailchimp", {...}, agree_privacy=True)
+ws.add_export("vip-to-mc", connection="Newsletter", segments=["VIP"], email_field="email")
+run = ws.run_export("vip-to-mc")
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import requests
 
 from . import readers
 from .config import split_secrets, validate
-from .contract import FieldSpec
+from .contract import Destination, FieldSpec
 from .dispatcher import RetryPolicy
 from .engine import ExportRun, RunRequest
 from .errors import ConfigError, NotFound, PermissionDenied, RunError, SegportError, WorkspaceError
 from .filters import parse
-from .models import AuditEntry, Connection, Export, Role, Run, RunStatus, Segment, Share, User
+from .models import AuditEntry, Connection, Export, Role, Run, Segment, Share, User
 from .permissions import authorize
 from .plugins import make_manager
 from .registry import Registry, default_registry
@@ -60,9 +60,17 @@ def _check_name(kind: str, name: str) -> str:
 class Workspace:
     """One workspace folder (database, secret key, reject files), acting as one user."""
 
-    def __init__(self, home: Path, store: SQLiteStore, vault: Vault, *, user: str | None,
-                 registry: Registry | None = None, pm: pluggy.PluginManager | None = None,
-                 retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        store: SQLiteStore,
+        vault: Vault,
+        *,
+        user: str | None,
+        registry: Registry | None = None,
+        pm: pluggy.PluginManager | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.home = home
         self.store = store
         self.vault = vault
@@ -141,8 +149,17 @@ class Workspace:
         return self.store.list_users()
 
     # -- connections ----------------------------------------------------------------------------
-    def add_connection(self, name: str, type: str, config: Mapping[str, Any], *, share: Share | str = Share.ADMINS,
-                       agree_privacy: bool = False, check: bool = True, profile_cap: int | None = None) -> Connection:
+    def add_connection(
+        self,
+        name: str,
+        type: str,
+        config: Mapping[str, Any],
+        *,
+        share: Share | str = Share.ADMINS,
+        agree_privacy: bool = False,
+        check: bool = True,
+        profile_cap: int | None = None,
+    ) -> Connection:
         """Add a connection (admins only) after the privacy consent, validation and a credential check."""
         actor = self._authorize("connections.add")
         name = _check_name("connection", name)
@@ -162,18 +179,27 @@ class Workspace:
         plain, secrets = split_secrets(full, schema)
         with self.store.transaction():
             connection = self.store.add_connection(
-                name=name, type=type, share=share, config=plain,
-                secrets=self.vault.encrypt(secrets) if secrets else None, profile_cap=profile_cap, user=actor.name,
+                name=name,
+                type=type,
+                share=share,
+                config=plain,
+                secrets=self.vault.encrypt(secrets) if secrets else None,
+                profile_cap=profile_cap,
+                user=actor.name,
             )
-            self.store.audit(actor.name, "connections.add", name,
-                             {"type": type, "share": share.value, "privacy_agreed": True, "checked": check})
+            self.store.audit(
+                actor.name,
+                "connections.add",
+                name,
+                {"type": type, "share": share.value, "privacy_agreed": True, "checked": check},
+            )
         return connection
 
-    def _check_credentials(self, destination: Any, config: Mapping[str, Any]) -> str:
+    def _check_credentials(self, destination: Destination, config: Mapping[str, Any]) -> str:
+        auth = destination.auth(config)
         with requests.Session() as session:
-            session.auth = destination.auth(config)
-            result: str = session.auth.check(session)
-        return result
+            session.auth = auth
+            return auth.check(session)
 
     def _full_config(self, connection: Connection) -> dict[str, Any]:
         token = self.store.connection_secrets(connection.id)
@@ -218,8 +244,9 @@ class Workspace:
         return detached
 
     # -- profiles and segments ------------------------------------------------------------------
-    def load_profiles(self, path: str | os.PathLike[str], *, key: str = "id", fmt: str | None = None,
-                      replace: bool = False) -> dict[str, int]:
+    def load_profiles(
+        self, path: str | os.PathLike[str], *, key: str = "id", fmt: str | None = None, replace: bool = False
+    ) -> dict[str, int]:
         """Load a CSV/JSONL file of profiles; all rows or none."""
         actor = self._authorize("profiles.load")
         rows = readers.read_profiles(path, key=key, fmt=fmt)
@@ -232,8 +259,9 @@ class Workspace:
         self._authorize("profiles.show")
         return self.store.get_profile(key)
 
-    def load_segment(self, name: str, path: str | os.PathLike[str], *, key: str = "id",
-                     fmt: str | None = None) -> dict[str, Any]:
+    def load_segment(
+        self, name: str, path: str | os.PathLike[str], *, key: str = "id", fmt: str | None = None
+    ) -> dict[str, Any]:
         """Create or replace a static segment from a file of profile keys."""
         actor = self._authorize("segments.load")
         name = _check_name("segment", name)
@@ -288,30 +316,68 @@ class Workspace:
         self._authorize(action, resource or connection, shared=connection.share is Share.CONTRIBUTORS)
         return connection
 
-    def add_export(self, name: str, *, connection: str, segments: Sequence[str], email_field: str,
-                   mapping: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None,
-                   schedule: str | None = None, enabled: bool = True) -> Export:
+    def add_export(
+        self,
+        name: str,
+        *,
+        connection: str,
+        segments: Sequence[str],
+        email_field: str,
+        mapping: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        schedule: str | None = None,
+        enabled: bool = True,
+    ) -> Export:
         """Save an export (never runs it): connection, segments and the data matching."""
         conn = self._usable_connection("exports.add", connection)
-        export = Export(0, _check_name("export", name), conn.name, conn.id, list(segments), email_field,
-                        dict(mapping or {}), dict(options or {}), schedule, enabled, self.user.name, "", "")
+        export = Export(
+            0,
+            _check_name("export", name),
+            conn.name,
+            conn.id,
+            list(segments),
+            email_field,
+            dict(mapping or {}),
+            dict(options or {}),
+            schedule,
+            enabled,
+            self.user.name,
+            "",
+            "",
+        )
         export = self._validated(export, conn)
         with self.store.transaction():
             saved = self.store.add_export(export)
             self.store.audit(self.user.name, "exports.add", saved.name, {"connection": conn.name})
         return saved
 
-    def edit_export(self, name: str, *, segments: Sequence[str] | None = None, email_field: str | None = None,
-                    mapping: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None,
-                    schedule: str | None = None, clear_schedule: bool = False) -> Export:
+    def edit_export(
+        self,
+        name: str,
+        *,
+        segments: Sequence[str] | None = None,
+        email_field: str | None = None,
+        mapping: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        schedule: str | None = None,
+        clear_schedule: bool = False,
+    ) -> Export:
         """Change an export's segments, data matching, options (merged) or schedule."""
         export, conn = self._export_for("exports.edit", name)
         changed = Export(
-            export.id, export.name, export.connection, export.connection_id,
-            list(segments) if segments else export.segments, email_field or export.email_field,
-            {**export.mapping, **(mapping or {})}, {**export.options, **(options or {})},
-            None if clear_schedule else (schedule or export.schedule), export.enabled, export.owner,
-            export.created_at, export.updated_at,
+            export.id,
+            export.name,
+            export.connection,
+            export.connection_id,
+            list(segments) if segments else export.segments,
+            email_field or export.email_field,
+            {**export.mapping, **(mapping or {})},
+            {**export.options, **(options or {})},
+            None if clear_schedule else (schedule or export.schedule),
+            export.enabled,
+            export.owner,
+            export.created_at,
+            export.updated_at,
         )
         changed = self._validated(changed, conn)
         with self.store.transaction():
@@ -323,7 +389,9 @@ class Workspace:
         destination = self.registry.get(connection.type)
         spec = destination.spec()
         if not export.segments:
-            raise ConfigError("an export needs at least one segment: pass --segment NAME (only segments can be exported)")
+            raise ConfigError(
+                "an export needs at least one segment: pass --segment NAME (only segments can be exported)"
+            )
         if len(set(export.segments)) != len(export.segments):
             raise ConfigError("a segment is listed twice: list each --segment once")
         if len(export.segments) > MAX_SEGMENTS_PER_EXPORT:
@@ -331,13 +399,27 @@ class Workspace:
         for segment in export.segments:
             self.store.get_segment(segment)
         if not export.email_field or not export.email_field.strip():
-            raise ConfigError("the email field is required: pass --email FIELD (the profile attribute holding the email)")
+            raise ConfigError(
+                "the email field is required: pass --email FIELD (the profile attribute holding the email)"
+            )
         _check_mapping(export.mapping, spec.fields)
         validate(export.options, spec.export_schema, f"export {export.name!r} options")
         schedule = validate_cron(export.schedule) if export.schedule else None
-        return Export(export.id, export.name, export.connection, export.connection_id, export.segments,
-                      export.email_field.strip(), export.mapping, export.options, schedule, export.enabled,
-                      export.owner, export.created_at, export.updated_at)
+        return Export(
+            export.id,
+            export.name,
+            export.connection,
+            export.connection_id,
+            export.segments,
+            export.email_field.strip(),
+            export.mapping,
+            export.options,
+            schedule,
+            export.enabled,
+            export.owner,
+            export.created_at,
+            export.updated_at,
+        )
 
     def _export_for(self, action: str, name: str) -> tuple[Export, Connection]:
         export = self.store.get_export(name)
@@ -387,10 +469,14 @@ class Workspace:
         if not export.enabled and trigger == "manual" and not dry_run:
             raise RunError(f"export {name!r} is disabled: enable it first ('segport exports enable {name}')")
         destination = self.registry.get(connection.type)
-        config = validate(self._full_config(connection), destination.spec().connection_schema,
-                          f"connection {connection.name!r} config")
-        request = RunRequest(export, connection, destination, config, self.user.name, trigger, full, dry_run,
-                             connection.profile_cap or 0)
+        config = validate(
+            self._full_config(connection),
+            destination.spec().connection_schema,
+            f"connection {connection.name!r} config",
+        )
+        request = RunRequest(
+            export, connection, destination, config, self.user.name, trigger, full, dry_run, connection.profile_cap or 0
+        )
         return ExportRun(self.store, self.pm, self.home, self.retry).execute(request)
 
     def refresh(self, trigger: str = "refresh") -> list[dict[str, Any]]:

@@ -40,8 +40,13 @@ class SegportGroup(click.Group):
 
 
 @click.group(cls=SegportGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", type=click.Path(file_okay=False), envvar="SEGPORT_HOME", default=None,
-              help="Workspace folder (default: $SEGPORT_HOME or ./.segport).")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="SEGPORT_HOME",
+    default=None,
+    help="Workspace folder (default: $SEGPORT_HOME or ./.segport).",
+)
 @click.option("--as", "user", envvar="SEGPORT_USER", default=None, help="Acting user (default: $SEGPORT_USER).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(package_name="segport")
@@ -56,8 +61,21 @@ def cli(ctx: click.Context, home: str | None, user: str | None, debug: bool) -> 
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (demo, init, users, plugins, connections, profiles, segments, exports, runs, schedule, refresh,
-                scheduler, audit):
+for command in (
+    demo,
+    init,
+    users,
+    plugins,
+    connections,
+    profiles,
+    segments,
+    exports,
+    runs,
+    schedule,
+    refresh,
+    scheduler,
+    audit,
+):
     cli.add_command(command)
 
 

@@ -33,7 +33,9 @@ def read_config(value: str | None) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"cannot read the config file {value}: {reason} (give a JSON file, inline JSON or -)") from None
+        raise ConfigError(
+            f"cannot read the config file {value}: {reason} (give a JSON file, inline JSON or -)"
+        ) from None
     return parse_json_object(text, f"the config file {path.name}")
 
 
@@ -56,23 +58,38 @@ def connections_notice() -> None:
 @click.argument("name")
 @click.option("--type", "type_", required=True, help="Destination type (see 'segport plugins list').")
 @click.option("--config", "config_value", help="JSON file, inline JSON object, or - for stdin.")
-@click.option("--share", type=click.Choice([s.value for s in Share]), default="admins", show_default=True,
-              help="Who may use it: admins only, or contributors too.")
+@click.option(
+    "--share",
+    type=click.Choice([s.value for s in Share]),
+    default="admins",
+    show_default=True,
+    help="Who may use it: admins only, or contributors too.",
+)
 @click.option("--agree-privacy", is_flag=True, help="Agree to the data-privacy notice (required).")
 @click.option("--no-check", is_flag=True, help="Do not check the credentials with the platform.")
 @click.option("--profile-cap", type=click.IntRange(1), default=None, help="Per-export profile cap (your contract's).")
 @json_option
 @pass_state
-def connections_add(state: State, name: str, type_: str, config_value: str | None, share: str, agree_privacy: bool,
-                    no_check: bool, profile_cap: int | None, as_json: bool) -> None:
+def connections_add(
+    state: State,
+    name: str,
+    type_: str,
+    config_value: str | None,
+    share: str,
+    agree_privacy: bool,
+    no_check: bool,
+    profile_cap: int | None,
+    as_json: bool,
+) -> None:
     """Add a connection (admins only)."""
     ws = state.workspace()
     ws.require("connections.add")  # fail on a missing user or role before prompting for anything
     config = read_config(config_value)
     if agree_privacy:
         prompt_secrets(config, dict(ws.registry.get(type_).spec().connection_schema))
-    connection = ws.add_connection(name, type_, config, share=share, agree_privacy=agree_privacy,
-                                   check=not no_check, profile_cap=profile_cap)
+    connection = ws.add_connection(
+        name, type_, config, share=share, agree_privacy=agree_privacy, check=not no_check, profile_cap=profile_cap
+    )
     if as_json:
         emit_json(connection.to_dict())
     else:

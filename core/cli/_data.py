@@ -6,8 +6,13 @@ import click
 
 from ._common import State, emit_json, emit_table, json_option, pass_state
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default=None,
-                      help="File format (default: from the extension).")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default=None,
+    help="File format (default: from the extension).",
+)
 
 
 @click.group()
@@ -65,8 +70,10 @@ def segments_load(state: State, name: str, file: str, key: str, fmt: str | None,
         return
     click.echo(f"segment {name!r} holds {result['members']:,} profiles")
     if result["unknown_keys"]:
-        click.echo(f"warning: {result['unknown_keys']:,} keys match no profile yet (load them with 'segport profiles load')",
-                   err=True)
+        click.echo(
+            f"warning: {result['unknown_keys']:,} keys match no profile yet (load them with 'segport profiles load')",
+            err=True,
+        )
 
 
 @segments.command("define")

@@ -33,8 +33,13 @@ def write_demo_profiles(path: Path, count: int, seed: int = 7) -> None:
 
 @click.command()
 @click.option("--profiles", "count", type=click.IntRange(10), default=2000, show_default=True)
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
-              help="Where to create the demo workspace (default: a new temporary folder).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to create the demo workspace (default: a new temporary folder).",
+)
 def demo(count: int, directory: str | None) -> None:
     """Run a demo export end to end: load profiles, define segments, export, change, export again."""
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="segport-demo-"))
@@ -52,13 +57,22 @@ def demo(count: int, directory: str | None) -> None:
         for row in ws.list_segments():
             click.echo(f"segment {row['name']}: {row['members']:,} members ({row['expression']})")
         ws.add_connection("Demo platform", "memory", {"api_key": "demo-key-not-secret"}, agree_privacy=True)
-        ws.add_export("vip-and-europe", connection="Demo platform", segments=["VIP", "Europe"], email_field="email",
-                      mapping={"FNAME": "first_name", "LNAME": "last_name"}, options={"audience_id": "demo-audience"})
+        ws.add_export(
+            "vip-and-europe",
+            connection="Demo platform",
+            segments=["VIP", "Europe"],
+            email_field="email",
+            mapping={"FNAME": "first_name", "LNAME": "last_name"},
+            options={"audience_id": "demo-audience"},
+        )
         click.echo("-- first run (everything is new)")
         print_run(ws.run_export("vip-and-europe"), as_json=False)
         changed = root / "changed.csv"
-        changed.write_text("id,email,first_name,last_name,country,lifetime_value\n"
-                           "c0000001,customer1@example.com,Renamed,Last1,FR,4500\n", encoding="utf-8")
+        changed.write_text(
+            "id,email,first_name,last_name,country,lifetime_value\n"
+            "c0000001,customer1@example.com,Renamed,Last1,FR,4500\n",
+            encoding="utf-8",
+        )
         ws.load_profiles(changed)
         click.echo("-- second run (one profile changed: only it is sent)")
         print_run(ws.run_export("vip-and-europe"), as_json=False)

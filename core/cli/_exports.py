@@ -19,10 +19,20 @@ def exports() -> None:
     """Exports: segments of profiles sent to a connection's audience/list."""
 
 
-MAP = click.option("--map", "maps", multiple=True, metavar="DEST=SRC",
-                   help="Destination field from a profile attribute, e.g. FNAME=first_name.")
-OPTION = click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-                      help="Export option of the destination (value parsed as JSON where it can).")
+MAP = click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="DEST=SRC",
+    help="Destination field from a profile attribute, e.g. FNAME=first_name.",
+)
+OPTION = click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Export option of the destination (value parsed as JSON where it can).",
+)
 
 
 @exports.command("add")
@@ -35,12 +45,26 @@ OPTION = click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
 @click.option("--schedule", default=None, help="Cron line of the export's own schedule.")
 @json_option
 @pass_state
-def exports_add(state: State, name: str, connection: str, segments: tuple[str, ...], email_field: str,
-                maps: tuple[str, ...], options: tuple[str, ...], schedule: str | None, as_json: bool) -> None:
+def exports_add(
+    state: State,
+    name: str,
+    connection: str,
+    segments: tuple[str, ...],
+    email_field: str,
+    maps: tuple[str, ...],
+    options: tuple[str, ...],
+    schedule: str | None,
+    as_json: bool,
+) -> None:
     """Save an export (it does not run until 'exports run', a refresh or its schedule)."""
     export = state.workspace().add_export(
-        name, connection=connection, segments=list(segments), email_field=email_field,
-        mapping=parse_pairs(maps, "--map"), options=parse_pairs(options, "--option", as_json=True), schedule=schedule,
+        name,
+        connection=connection,
+        segments=list(segments),
+        email_field=email_field,
+        mapping=parse_pairs(maps, "--map"),
+        options=parse_pairs(options, "--option", as_json=True),
+        schedule=schedule,
     )
     emit_json(export.to_dict()) if as_json else click.echo(f"saved export {export.name!r} (not run yet)")
 
@@ -55,12 +79,26 @@ def exports_add(state: State, name: str, connection: str, segments: tuple[str, .
 @click.option("--no-schedule", is_flag=True, help="Remove the export's own schedule.")
 @json_option
 @pass_state
-def exports_edit(state: State, name: str, segments: tuple[str, ...], email_field: str | None, maps: tuple[str, ...],
-                 options: tuple[str, ...], schedule: str | None, no_schedule: bool, as_json: bool) -> None:
+def exports_edit(
+    state: State,
+    name: str,
+    segments: tuple[str, ...],
+    email_field: str | None,
+    maps: tuple[str, ...],
+    options: tuple[str, ...],
+    schedule: str | None,
+    no_schedule: bool,
+    as_json: bool,
+) -> None:
     """Change an export's segments, data matching, options or schedule."""
     export = state.workspace().edit_export(
-        name, segments=list(segments) or None, email_field=email_field, mapping=parse_pairs(maps, "--map"),
-        options=parse_pairs(options, "--option", as_json=True), schedule=schedule, clear_schedule=no_schedule,
+        name,
+        segments=list(segments) or None,
+        email_field=email_field,
+        mapping=parse_pairs(maps, "--map"),
+        options=parse_pairs(options, "--option", as_json=True),
+        schedule=schedule,
+        clear_schedule=no_schedule,
     )
     emit_json(export.to_dict()) if as_json else click.echo(f"updated export {export.name!r}")
 
@@ -71,7 +109,9 @@ def exports_edit(state: State, name: str, segments: tuple[str, ...], email_field
 def exports_list(state: State, as_json: bool) -> None:
     """List exports."""
     rows = [e.to_dict() for e in state.workspace().list_exports()]
-    emit_json(rows) if as_json else emit_table(rows, ["name", "connection", "segments", "enabled", "detached", "schedule"])
+    emit_json(rows) if as_json else emit_table(
+        rows, ["name", "connection", "segments", "enabled", "detached", "schedule"]
+    )
 
 
 @exports.command("show")
@@ -124,8 +164,14 @@ class Progress:
     @hookimpl
     def segport_before_run(self, run: Run, export: Export) -> None:
         total = (run.plan or {}).get("selected") or None
-        self.bar = click.progressbar(length=total, label=f"exporting {export.name}", file=sys.stderr,
-                                     show_eta=True, show_percent=True, item_show_func=None)
+        self.bar = click.progressbar(
+            length=total,
+            label=f"exporting {export.name}",
+            file=sys.stderr,
+            show_eta=True,
+            show_percent=True,
+            item_show_func=None,
+        )
         self.bar.__enter__()
 
     @hookimpl
@@ -145,8 +191,10 @@ def print_run(run: Run, as_json: bool) -> None:
         emit_json(run.to_dict())
         return
     counts = ", ".join(f"{k} {v:,}" for k, v in run.counts.items() if v) or "nothing to send"
-    click.echo(f"run {run.id} of {run.export}: {run.status.value} in {run.duration_s or 0:.1f}s — {counts}; "
-               f"{run.requests:,} requests, {run.retries:,} retries")
+    click.echo(
+        f"run {run.id} of {run.export}: {run.status.value} in {run.duration_s or 0:.1f}s — {counts}; "
+        f"{run.requests:,} requests, {run.retries:,} retries"
+    )
     if run.status is RunStatus.PLANNED and run.plan:
         plan = run.plan
         click.echo("plan: " + ", ".join(f"{k} {v:,}" for k, v in plan.items()))
@@ -191,7 +239,9 @@ def runs() -> None:
 def runs_list(state: State, export: str | None, limit: int, as_json: bool) -> None:
     """List runs, newest first."""
     rows = [r.to_dict() for r in state.workspace().list_runs(export, limit)]
-    emit_json(rows) if as_json else emit_table(rows, ["id", "export", "status", "trigger", "user", "started_at", "counts"])
+    emit_json(rows) if as_json else emit_table(
+        rows, ["id", "export", "status", "trigger", "user", "started_at", "counts"]
+    )
 
 
 @runs.command("show")

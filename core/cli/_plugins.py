@@ -23,8 +23,11 @@ def plugins_list(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
     else:
-        emit_table(rows, ["name", "title", "distribution", "version", "status", "reason"],
-                   empty="no destination plugins installed")
+        emit_table(
+            rows,
+            ["name", "title", "distribution", "version", "status", "reason"],
+            empty="no destination plugins installed",
+        )
 
 
 @plugins.command("show")
@@ -51,8 +54,10 @@ def plugins_show(name: str, as_json: bool) -> None:
     click.echo(f"  auth: {', '.join(spec.auth_methods)}")
     limits = spec.limits
     click.echo(f"  limits: batch {limits.batch_size}, concurrency {limits.max_concurrency}, cap {limits.profile_cap:,}")
-    click.echo(f"  fields: email (required), {', '.join(spec.fields.known) or '-'}"
-               + (", any other field of the destination" if spec.fields.allow_other else ""))
+    click.echo(
+        f"  fields: email (required), {', '.join(spec.fields.known) or '-'}"
+        + (", any other field of the destination" if spec.fields.allow_other else "")
+    )
     for label, schema in (("connection", spec.connection_schema), ("export options", spec.export_schema)):
         required = set(schema.get("required", []))
         click.echo(f"  {label}:")

@@ -33,12 +33,12 @@ def schedule_set(state: State, cron: str) -> None:
 def schedule_show(state: State, as_json: bool) -> None:
     """Show the refresh schedule and the exports' own schedules."""
     ws = state.workspace()
-    document = {"refresh": ws.get_schedule(), "jobs": ws.schedules()}
+    refresh_cron, jobs = ws.get_schedule(), ws.schedules()
     if as_json:
-        emit_json(document)
+        emit_json({"refresh": refresh_cron, "jobs": jobs})
     else:
-        click.echo(f"refresh: {document['refresh'] or '(not set)'}")
-        for job, cron in document["jobs"].items():
+        click.echo(f"refresh: {refresh_cron or '(not set)'}")
+        for job, cron in jobs.items():
             click.echo(f"{job}: {cron}")
 
 
@@ -54,7 +54,9 @@ def refresh(state: State, as_json: bool) -> None:
         emit_table(results, ["export", "status", "counts", "error"], empty="no enabled exports")
     failed = [r["export"] for r in results if r["status"] in ("failed", "partial")]
     if failed:
-        raise RunError(f"{len(failed)} of {len(results)} exports did not succeed: {', '.join(failed)} (see 'segport runs list')")
+        raise RunError(
+            f"{len(failed)} of {len(results)} exports did not succeed: {', '.join(failed)} (see 'segport runs list')"
+        )
 
 
 @click.command()
@@ -75,7 +77,10 @@ def scheduler(state: State, tick: float) -> None:
 
     def fire(job: str) -> None:
         for result in ws.fire(job):
-            click.echo(f"{job}: {result['export']} {result['status']}" + (f" ({result['error']})" if result.get("error") else ""))
+            click.echo(
+                f"{job}: {result['export']} {result['status']}"
+                + (f" ({result['error']})" if result.get("error") else "")
+            )
 
     def on_error(job: str, exc: BaseException) -> None:
         click.echo(f"error: {job}: {exc}", err=True)

@@ -85,7 +85,9 @@ class SQLiteStore:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise WorkspaceError(f"the workspace database is busy or read-only ({exc}); retry, or check {self.path}") from None
+            raise WorkspaceError(
+                f"the workspace database is busy or read-only ({exc}); retry, or check {self.path}"
+            ) from None
         try:
             yield self.db
         except BaseException:
@@ -95,7 +97,9 @@ class SQLiteStore:
             self.db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             self.db.execute("ROLLBACK")
-            raise WorkspaceError(f"cannot write the workspace database ({exc}): check free disk space and permissions") from None
+            raise WorkspaceError(
+                f"cannot write the workspace database ({exc}): check free disk space and permissions"
+            ) from None
 
     def reader(self) -> sqlite3.Connection:
         """A separate connection for long streaming reads (the caller closes it)."""
@@ -135,7 +139,9 @@ class SQLiteStore:
     def get_user(self, name: str) -> User:
         row = self.db.execute("SELECT name, role, created_at FROM users WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise NotFound(f"unknown user {name!r}: pass an existing user with --as or SEGPORT_USER (see 'segport users list')")
+            raise NotFound(
+                f"unknown user {name!r}: pass an existing user with --as or SEGPORT_USER (see 'segport users list')"
+            )
         return User(row[0], Role(row[1]), row[2])
 
     def list_users(self) -> list[User]:
@@ -148,8 +154,17 @@ class SQLiteStore:
         "privacy_agreed_at, export_user, created_at"
     )
 
-    def add_connection(self, *, name: str, type: str, share: Share, config: dict[str, Any], secrets: bytes | None,
-                       profile_cap: int | None, user: str) -> Connection:
+    def add_connection(
+        self,
+        *,
+        name: str,
+        type: str,
+        share: Share,
+        config: dict[str, Any],
+        secrets: bytes | None,
+        profile_cap: int | None,
+        user: str,
+    ) -> Connection:
         stamp = now()
         try:
             self.db.execute(
@@ -162,8 +177,19 @@ class SQLiteStore:
         return self.get_connection(name)
 
     def _connection(self, row: tuple[Any, ...]) -> Connection:
-        return Connection(row[0], row[1], row[2], Share(row[3]), json.loads(row[4]), bool(row[5]), row[6],
-                          row[7], row[8], row[9], row[10])
+        return Connection(
+            row[0],
+            row[1],
+            row[2],
+            Share(row[3]),
+            json.loads(row[4]),
+            bool(row[5]),
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            row[10],
+        )
 
     def get_connection(self, name: str) -> Connection:
         row = self.db.execute(f"SELECT {self._CONNECTION_COLUMNS} FROM connections WHERE name = ?", (name,)).fetchone()
@@ -172,7 +198,9 @@ class SQLiteStore:
         return self._connection(row)
 
     def get_connection_by_id(self, connection_id: int) -> Connection:
-        row = self.db.execute(f"SELECT {self._CONNECTION_COLUMNS} FROM connections WHERE id = ?", (connection_id,)).fetchone()
+        row = self.db.execute(
+            f"SELECT {self._CONNECTION_COLUMNS} FROM connections WHERE id = ?", (connection_id,)
+        ).fetchone()
         if row is None:
             raise NotFound(f"unknown connection id {connection_id}")
         return self._connection(row)
@@ -289,7 +317,9 @@ class SQLiteStore:
                     f"segment {name!r} exists as a {existing.kind} segment: remove it first "
                     "('segport segments remove') or choose another name"
                 )
-            self.db.execute("UPDATE segments SET expression = ?, updated_at = ? WHERE id = ?", (expression, now(), existing.id))
+            self.db.execute(
+                "UPDATE segments SET expression = ?, updated_at = ? WHERE id = ?", (expression, now(), existing.id)
+            )
         return self.get_segment(name)
 
     def replace_members(self, segment_id: int, keys: Iterable[str]) -> tuple[int, int]:
@@ -302,18 +332,24 @@ class SQLiteStore:
                 self.db.executemany("INSERT OR IGNORE INTO segment_members VALUES (?, ?)", batch)
                 batch = []
         self.db.executemany("INSERT OR IGNORE INTO segment_members VALUES (?, ?)", batch)
-        members = self.db.execute("SELECT count(*) FROM segment_members WHERE segment_id = ?", (segment_id,)).fetchone()[0]
+        members = self.db.execute(
+            "SELECT count(*) FROM segment_members WHERE segment_id = ?", (segment_id,)
+        ).fetchone()[0]
         unknown = self.db.execute(
             "SELECT count(*) FROM segment_members m WHERE segment_id = ? AND NOT EXISTS "
-            "(SELECT 1 FROM profiles p WHERE p.key = m.profile_key)", (segment_id,)
+            "(SELECT 1 FROM profiles p WHERE p.key = m.profile_key)",
+            (segment_id,),
         ).fetchone()[0]
         return int(members), int(unknown)
 
     def count_static_members(self, segment_id: int) -> int:
-        return int(self.db.execute(
-            "SELECT count(*) FROM segment_members m JOIN profiles p ON p.key = m.profile_key WHERE m.segment_id = ?",
-            (segment_id,),
-        ).fetchone()[0])
+        return int(
+            self.db.execute(
+                "SELECT count(*) FROM segment_members m JOIN profiles p ON p.key = m.profile_key "
+                "WHERE m.segment_id = ?",
+                (segment_id,),
+            ).fetchone()[0]
+        )
 
     def remove_segment(self, segment_id: int) -> None:
         self.db.execute("DELETE FROM segments WHERE id = ?", (segment_id,))
@@ -329,17 +365,41 @@ class SQLiteStore:
     )
 
     def _export(self, row: tuple[Any, ...]) -> Export:
-        return Export(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], json.loads(row[6]),
-                      json.loads(row[7]), row[8], bool(row[9]), row[10], row[11], row[12])
+        return Export(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            json.loads(row[4]),
+            row[5],
+            json.loads(row[6]),
+            json.loads(row[7]),
+            row[8],
+            bool(row[9]),
+            row[10],
+            row[11],
+            row[12],
+        )
 
     def add_export(self, export: Export) -> Export:
         try:
             self.db.execute(
                 "INSERT INTO exports(name, connection, connection_id, segments, email_field, mapping, options, "
                 "schedule, enabled, owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (export.name, export.connection, export.connection_id, _dumps(export.segments), export.email_field,
-                 _dumps(export.mapping), _dumps(export.options), export.schedule, int(export.enabled), export.owner,
-                 now(), now()),
+                (
+                    export.name,
+                    export.connection,
+                    export.connection_id,
+                    _dumps(export.segments),
+                    export.email_field,
+                    _dumps(export.mapping),
+                    _dumps(export.options),
+                    export.schedule,
+                    int(export.enabled),
+                    export.owner,
+                    now(),
+                    now(),
+                ),
             )
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"an export named {export.name!r} exists already: choose another name") from None
@@ -349,8 +409,16 @@ class SQLiteStore:
         self.db.execute(
             "UPDATE exports SET segments = ?, email_field = ?, mapping = ?, options = ?, schedule = ?, enabled = ?, "
             "updated_at = ? WHERE id = ?",
-            (_dumps(export.segments), export.email_field, _dumps(export.mapping), _dumps(export.options),
-             export.schedule, int(export.enabled), now(), export.id),
+            (
+                _dumps(export.segments),
+                export.email_field,
+                _dumps(export.mapping),
+                _dumps(export.options),
+                export.schedule,
+                int(export.enabled),
+                now(),
+                export.id,
+            ),
         )
         return self.get_export(export.name)
 
@@ -377,7 +445,8 @@ class SQLiteStore:
 
     def save_sync_state(self, export_id: int, rows: list[tuple[str, str, bytes, str]]) -> None:
         self.db.executemany(
-            "INSERT OR REPLACE INTO sync_state(export_id, profile_key, email, record_hash, markers) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO sync_state(export_id, profile_key, email, record_hash, markers) "
+            "VALUES (?, ?, ?, ?, ?)",
             [(export_id, *r) for r in rows],
         )
 
@@ -391,8 +460,22 @@ class SQLiteStore:
     )
 
     def _run(self, row: tuple[Any, ...]) -> Run:
-        return Run(row[0], row[1], RunStatus(row[2]), row[3], row[4], row[5], row[6], json.loads(row[7]), row[8],
-                   row[9], row[10], row[11], json.loads(row[12]) if row[12] else None, row[13])
+        return Run(
+            row[0],
+            row[1],
+            RunStatus(row[2]),
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            json.loads(row[7]),
+            row[8],
+            row[9],
+            row[10],
+            row[11],
+            json.loads(row[12]) if row[12] else None,
+            row[13],
+        )
 
     def start_run(self, export: Export, trigger: str, user: str, status: RunStatus = RunStatus.RUNNING) -> Run:
         """Record a new run; for a real run take the export's lock (stale locks are released)."""
@@ -433,8 +516,10 @@ class SQLiteStore:
         """Mark runs whose process died on this host as interrupted (their locks are released)."""
         host = socket.gethostname()
         stale = [
-            run_id for run_id, pid, run_host in self.db.execute(
-                "SELECT id, pid, host FROM runs WHERE status = 'running'").fetchall()
+            run_id
+            for run_id, pid, run_host in self.db.execute(
+                "SELECT id, pid, host FROM runs WHERE status = 'running'"
+            ).fetchall()
             if run_host == host and not pid_alive(pid)
         ]
         if stale:
@@ -446,8 +531,19 @@ class SQLiteStore:
         self.db.execute(
             "UPDATE runs SET status = ?, finished_at = ?, counts = ?, requests = ?, retries = ?, reject_file = ?, "
             "error = ?, plan = ?, duration_s = ?, heartbeat_at = ? WHERE id = ?",
-            (run.status.value, run.finished_at, _dumps(run.counts), run.requests, run.retries, run.reject_file,
-             run.error, _dumps(run.plan) if run.plan is not None else None, run.duration_s, now(), run.id),
+            (
+                run.status.value,
+                run.finished_at,
+                _dumps(run.counts),
+                run.requests,
+                run.retries,
+                run.reject_file,
+                run.error,
+                _dumps(run.plan) if run.plan is not None else None,
+                run.duration_s,
+                now(),
+                run.id,
+            ),
         )
 
     def get_run(self, run_id: int) -> Run:
@@ -467,7 +563,8 @@ class SQLiteStore:
 
     def last_run(self, export_id: int) -> Run | None:
         row = self.db.execute(
-            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE export_id = ? AND status != 'planned' ORDER BY id DESC LIMIT 1",
+            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE export_id = ? AND status != 'planned' "
+            "ORDER BY id DESC LIMIT 1",
             (export_id,),
         ).fetchone()
         return self._run(row) if row else None
@@ -484,4 +581,5 @@ class SQLiteStore:
         if status:
             query += " AND status = ?"
             args += (status,)
-        return [tuple(r) for r in self.db.execute(query + " ORDER BY profile_key", args).fetchall()]  # type: ignore[misc]
+        rows: list[tuple[str, str, str, str | None]] = self.db.execute(query + " ORDER BY profile_key", args).fetchall()
+        return rows

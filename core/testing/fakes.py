@@ -97,8 +97,9 @@ class MemoryAuth(AuthHandler):
 
 
 class MemoryWriter(BatchWriter):
-    def __init__(self, session: requests.Session, config: Mapping[str, Any], context: RunContext,
-                 platform: MemoryPlatform) -> None:
+    def __init__(
+        self, session: requests.Session, config: Mapping[str, Any], context: RunContext, platform: MemoryPlatform
+    ) -> None:
         super().__init__(session, config, context)
         self.platform = platform
         self.prefix = str(context.options.get("tag_prefix", ""))
@@ -108,7 +109,9 @@ class MemoryWriter(BatchWriter):
         audience = self.context.options["audience_id"]
         if audience not in self.platform.audiences:
             known = ", ".join(sorted(self.platform.audiences))
-            raise UnknownAudienceError(f"audience {audience!r} does not exist (audiences: {known}); fix --option audience_id")
+            raise UnknownAudienceError(
+                f"audience {audience!r} does not exist (audiences: {known}); fix --option audience_id"
+            )
 
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
         platform = self.platform
@@ -122,8 +125,9 @@ class MemoryWriter(BatchWriter):
                 platform.calls.append(list(records))
                 if platform.fail_next > 0:
                     platform.fail_next -= 1
-                    raise RetryableDestinationError("memory platform: 503 Service Unavailable",
-                                                    retry_after=platform.retry_after)
+                    raise RetryableDestinationError(
+                        "memory platform: 503 Service Unavailable", retry_after=platform.retry_after
+                    )
                 if any(r.email in platform.bad_batch_emails for r in records):
                     raise BadBatchError("memory platform: 400 the batch holds a malformed member")
                 return BatchResult([self._write(r) for r in records], requests=1)
@@ -154,8 +158,13 @@ class MemoryWriter(BatchWriter):
         return Outcome(record.key, OutcomeStatus.UPDATED if changed else OutcomeStatus.UNCHANGED)
 
 
-def memory_destination(platform: MemoryPlatform | None = None, *, batch_size: int = 100,
-                       max_concurrency: int = 4, profile_cap: int = 1_000_000) -> type[Destination]:
+def memory_destination(
+    platform: MemoryPlatform | None = None,
+    *,
+    batch_size: int = 100,
+    max_concurrency: int = 4,
+    profile_cap: int = 1_000_000,
+) -> type[Destination]:
     """A :class:`Destination` class bound to ``platform`` (a new one when omitted)."""
     bound = platform or MemoryPlatform()
 
@@ -165,8 +174,12 @@ def memory_destination(platform: MemoryPlatform | None = None, *, batch_size: in
         platform = bound
 
         def spec(self) -> DestinationSpec:
-            return DestinationSpec(CONNECTION_SCHEMA, EXPORT_SCHEMA, FieldSpec({"FNAME": "First name", "LNAME": "Last name"}),
-                                   Limits(batch_size, max_concurrency, profile_cap))
+            return DestinationSpec(
+                CONNECTION_SCHEMA,
+                EXPORT_SCHEMA,
+                FieldSpec({"FNAME": "First name", "LNAME": "Last name"}),
+                Limits(batch_size, max_concurrency, profile_cap),
+            )
 
         def auth(self, config: Mapping[str, Any]) -> AuthHandler:
             return MemoryAuth(config, bound)
