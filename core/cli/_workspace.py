@@ -48,11 +48,16 @@ def users_list(state: State, as_json: bool) -> None:
     emit_json(rows) if as_json else emit_table(rows, ["name", "role", "created_at"])
 
 
-@click.command()
+@click.group()
+def audit() -> None:
+    """The audit log of every change and run."""
+
+
+@audit.command("list")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @json_option
 @pass_state
-def audit(state: State, limit: int, as_json: bool) -> None:
+def audit_list(state: State, limit: int, as_json: bool) -> None:
     """Show the audit log, newest first (admins only)."""
     rows = [e.to_dict() for e in state.workspace().audit_entries(limit)]
     emit_json(rows) if as_json else emit_table(rows, ["id", "at", "user", "action", "target", "detail"])

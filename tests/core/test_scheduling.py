@@ -1,0 +1,79 @@
+"""Cron validation, the scheduler's clock, and a clean scheduler exit on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from segport import InputError, Workspace
+from segport.scheduling import Scheduler, next_fire, validate_cron
+
+T0 = datetime(2026, 11, 25, 2, 59, 30, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("bad", ["", "every day", "* * * *", "61 * * * *", "* * * * * *", "0 25 * * *"])
+def test_bad_cron_is_an_input_error(bad: str) -> None:
+    with pytest.raises(InputError, match="invalid cron schedule") as info:
+        validate_cron(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_cron_is_normalised_and_fires_on_time() -> None:
+    assert validate_cron("  0   3 * * * ") == "0 3 * * *"
+    assert next_fire("0 3 * * *", T0) == datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
+
+
+def test_due_jobs_between_two_ticks() -> None:
+    jobs = {"refresh": "0 3 * * *", "export:a": "*/5 * * * *", "export:b": "0 4 * * *"}
+    scheduler = Scheduler(lambda: jobs, lambda _: None, lambda *_: None)
+    assert scheduler.due(T0, T0 + timedelta(seconds=31)) == ["export:a", "refresh"]
+    assert scheduler.due(T0 + timedelta(seconds=31), T0 + timedelta(seconds=60)) == []
+
+
+def test_run_fires_due_jobs_reports_errors_and_stops() -> None:
+    clock = iter([T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)] + [T0 + timedelta(minutes=3)] * 1000)
+    fired: list[str] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def fire(job: str) -> None:
+        fired.append(job)
+        if len(fired) >= 3:
+            stop.set()
+        if job == "export:bad":
+            raise RuntimeError("boom")
+
+    scheduler = Scheduler(lambda: {"refresh": "0 3 * * *", "export:bad": "* * * * *"}, fire,
+                          lambda job, exc: errors.append(f"{job}: {exc}"), clock=lambda: next(clock), stop=stop)
+    scheduler.run(tick=0.001)
+    assert fired == ["export:bad", "refresh", "export:bad"]
+    assert errors == ["export:bad: boom", "export:bad: boom"]
+
+
+def test_scheduler_command_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    Workspace.create(home, "ada").close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGPORT_")}
+    env.update(SEGPORT_HOME=str(home), SEGPORT_USER="ada")
+    process = subprocess.Popen([sys.executable, "-m", "segport", "scheduler", "--tick", "0.1"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "scheduler started" in line or time.monotonic() > deadline
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "scheduler stopped" in out
+    assert "Traceback" not in err
