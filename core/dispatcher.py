@@ -69,14 +69,14 @@ class Dispatcher:
         concurrency: int,
         gate: threading.BoundedSemaphore,
         policy: RetryPolicy,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.writer = writer
         self.concurrency = concurrency
         self.gate = gate
         self.policy = policy
-        self.sleep = sleep
         self._stop = threading.Event()
+        self.sleep = sleep or self._stop.wait  # a stopped dispatcher wakes its retry waits
 
     def run(self, batches: Iterable[Sequence[Record]]) -> Iterator[Delivery]:
         """Send every batch; yield each :class:`Delivery` as it completes.
@@ -84,6 +84,12 @@ class Dispatcher:
         A fatal error (auth, unknown audience, a plugin bug) stops new sends, lets in-flight
         batches finish and be yielded, then propagates.
         """
+        try:
+            yield from self._run(batches)
+        finally:  # also when the consumer stops early (Ctrl-C, a failed commit)
+            self._stop.set()
+
+    def _run(self, batches: Iterable[Sequence[Record]]) -> Iterator[Delivery]:
         failure: BaseException | None = None
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="segport-send") as pool:
             pending: set[Future[Delivery]] = set()

@@ -24,7 +24,7 @@ from .dispatcher import Delivery, Dispatcher, RetryPolicy, governor
 from .errors import CapExceeded, RunError, SegportError
 from .mapper import Mapper
 from .models import Connection, Export, Run, RunStatus
-from .planner import PlanCounts, Reject, Send, Unchanged, plan
+from .planner import Forget, PlanCounts, Reject, Send, Unchanged, plan
 from .selection import Selection
 from .store.sqlite import SQLiteStore, now
 
@@ -92,19 +92,20 @@ class ExportRun:
                     Mapper(export.email_field, export.mapping),
                     full=request.full,
                 )
-                if request.dry_run:
-                    self._plan_only(steps, counts, writer.requests_for, spec.limits.batch_size, run)
-                else:
-                    writer.prepare()
-                    self._send(request, run, steps, counts, writer, spec.limits)
-                    writer.finish()
-                    failed = run.counts["failed"]
-                    run.status = RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED
-                    if failed:
-                        run.error = (
-                            f"{failed} records still failed after {self.policy.attempts} tries; "
-                            "the next run retries them"
-                        )
+                with closing(steps):
+                    if request.dry_run:
+                        self._plan_only(steps, counts, writer.requests_for, spec.limits.batch_size, run)
+                    else:
+                        writer.prepare()
+                        self._send(request, run, steps, counts, writer, spec.limits)
+                        writer.finish()
+                        failed = run.counts["failed"]
+                        run.status = RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED
+                        if failed:
+                            run.error = (
+                                f"{failed} records still failed after {self.policy.attempts} tries; "
+                                "the next run retries them"
+                            )
                 reader.execute("ROLLBACK")
         except SegportError as exc:
             self._finish(run, export, started, RunStatus.FAILED, str(exc))
@@ -134,7 +135,7 @@ class ExportRun:
     def _plan_only(self, steps: Iterator[Any], counts: PlanCounts, requests_for: Any, size: int, run: Run) -> None:
         total_requests = 0
         for batch in _batches(steps, counts, size, []):
-            total_requests += requests_for(batch)
+            total_requests += requests_for([s.record for s in batch])
         counts.extra["requests"] = total_requests
         run.plan = counts.to_dict()
         run.requests = 0
@@ -152,12 +153,12 @@ class ExportRun:
             gate=governor(credential, limits.max_concurrency),
             policy=self.policy,
         )
-        early: list[Reject] = []
+        unsent: list[Reject | Forget] = []  # decided without a request; committed with the next batch
         pending: dict[str, Send] = {}
         reject_log = RejectLog(self.home / "rejects" / f"run-{run.id}.jsonl")
 
         def batches() -> Iterator[Sequence[Record]]:
-            for batch in _batches(steps, counts, limits.batch_size, early):
+            for batch in _batches(steps, counts, limits.batch_size, unsent):
                 for send in batch:
                     pending[send.record.key] = send
                 yield [s.record for s in batch]
@@ -165,10 +166,10 @@ class ExportRun:
         with reject_log:
             for delivery in dispatcher.run(batches()):
                 sends = [pending.pop(r.key) for r in delivery.records]
-                self._commit(request.export, run, delivery, sends, early, reject_log)
-                early.clear()
-            if early:  # rejects planned after the last batch
-                self._commit(request.export, run, Delivery([]), [], early, reject_log)
+                self._commit(request.export, run, delivery, sends, unsent, reject_log)
+                unsent.clear()
+            if unsent:  # planned after the last batch
+                self._commit(request.export, run, Delivery([]), [], unsent, reject_log)
         run.counts["unchanged"] += counts.unchanged
         run.plan = counts.to_dict()
 
@@ -178,7 +179,7 @@ class ExportRun:
         run: Run,
         delivery: Delivery,
         sends: list[Send],
-        early: list[Reject],
+        unsent: list[Reject | Forget],
         reject_log: RejectLog,
     ) -> None:
         """Store one batch's outcomes and sync state in one transaction; log its rejects."""
@@ -200,10 +201,13 @@ class ExportRun:
                         "reason": outcome.reason,
                     }
                 )
-        for reject in early:
-            outcome_rows.append((reject.key, reject.email, reject.status, reject.reason))
-            run.counts[reject.status] += 1
-            lost.append({"key": reject.key, "email": reject.email, "status": reject.status, "reason": reject.reason})
+        for step in unsent:
+            if isinstance(step, Forget):
+                state_rows.append((step.key, step.email, step.digest, "[]"))
+                continue
+            outcome_rows.append((step.key, step.email, step.status, step.reason))
+            run.counts[step.status] += 1
+            lost.append({"key": step.key, "email": step.email, "status": step.status, "reason": step.reason})
         run.requests += delivery.requests
         run.retries += delivery.retries
         reject_log.write(lost)
@@ -213,8 +217,9 @@ class ExportRun:
             self.store.save_outcomes(run.id, outcome_rows)
             self.store.save_sync_state(export.id, state_rows)
             self.store.update_run(run)
-        result = BatchResult([delivery.outcomes[s.record.key] for s in sends], delivery.requests)
-        self.pm.hook.segport_after_batch(run=run, export=export, result=result)
+        if sends:
+            result = BatchResult([delivery.outcomes[s.record.key] for s in sends], delivery.requests)
+            self.pm.hook.segport_after_batch(run=run, export=export, result=result)
         for line in lost:
             outcome = Outcome(line["key"], OutcomeStatus(line["status"]), line["reason"])
             self.pm.hook.segport_on_reject(run=run, export=export, outcome=outcome, email=line["email"])
@@ -244,8 +249,10 @@ class RejectLog:
             self._file.close()
 
 
-def _batches(steps: Iterator[Any], counts: PlanCounts, size: int, early: list[Reject]) -> Iterator[list[Send]]:
-    """Cut the plan's sends into batches of ``size``; count every step; collect early rejects."""
+def _batches(
+    steps: Iterator[Any], counts: PlanCounts, size: int, unsent: list[Reject | Forget]
+) -> Iterator[list[Send]]:
+    """Cut the plan's sends into batches of ``size``; count every step; collect the unsent ones."""
     batch: list[Send] = []
     for step in steps:
         counts.count(step)
@@ -254,8 +261,8 @@ def _batches(steps: Iterator[Any], counts: PlanCounts, size: int, early: list[Re
             if len(batch) >= size:
                 yield batch
                 batch = []
-        elif isinstance(step, Reject):
-            early.append(step)
+        elif isinstance(step, (Reject, Forget)):
+            unsent.append(step)
         elif not isinstance(step, Unchanged):  # pragma: no cover - planner contract
             raise RunError(f"unexpected plan step {step!r}")
     if batch:

@@ -25,7 +25,7 @@ class Share(str, enum.Enum):
 class RunStatus(str, enum.Enum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
-    PARTIAL = "partial"  # finished, some records rejected or failed
+    PARTIAL = "partial"  # finished, but some records still failed after every retry
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # the process died or was stopped mid-run
     PLANNED = "planned"  # a dry run

@@ -6,6 +6,7 @@ Both inputs arrive in key order, so the diff is a merge join that holds one row 
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -39,7 +40,16 @@ class Unchanged:
     key: str
 
 
-Step = Send | Reject | Unchanged
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """An exit with nothing to remove at the destination: only the sync state changes."""
+
+    key: str
+    email: str
+    digest: bytes
+
+
+Step = Send | Reject | Unchanged | Forget
 
 
 @dataclass
@@ -58,7 +68,7 @@ class PlanCounts:
     extra: dict[str, int] = field(default_factory=dict)
 
     def count(self, step: Step) -> None:
-        if isinstance(step, Unchanged):
+        if isinstance(step, (Unchanged, Forget)):
             self.unchanged += 1
         elif isinstance(step, Reject):
             if step.status == "skipped":
@@ -86,41 +96,70 @@ def plan(
     *,
     full: bool = False,
 ) -> Iterator[Step]:
-    """Yield one step per selected profile, plus an exit for each delivered profile that left.
+    """Yield one step per selected profile, then the exits of delivered profiles that left.
 
     ``full`` resends every selected profile (fields and all markers) whatever the state says.
     Duplicate emails: the profile with the smallest key keeps the email; later ones are skipped.
+    Exits wait until the whole selection is read (spilled to a temporary file, not memory), so an
+    exit never strips a marker from an email that a selected profile holds now.
     """
-    seen_emails: set[str] = set()
-    pending_state = next(state, None)
-    for key, attrs, segments in selected:
-        while pending_state is not None and pending_state[0] < key:
-            exit_step = _exit(pending_state)
-            if exit_step is not None:
-                yield exit_step
-            pending_state = next(state, None)
-        previous = None
-        if pending_state is not None and pending_state[0] == key:
-            previous, pending_state = pending_state, next(state, None)
-        mapped = mapper.map(attrs)
-        if isinstance(mapped, str):
-            yield Reject(key, str(attrs.get(mapper.email_field) or ""), mapped)
-            continue
-        if mapped.email in seen_emails:
-            yield Reject(
-                key,
-                mapped.email,
-                f"duplicate email {mapped.email!r}: sent once, for the first profile by key",
-                "skipped",
-            )
-            continue
-        seen_emails.add(mapped.email)
-        yield _diff(key, mapped, segments, previous, full)
-    while pending_state is not None:
-        exit_step = _exit(pending_state)
-        if exit_step is not None:
-            yield exit_step
+    holders: dict[str, frozenset[str]] = {}  # email -> segments of the profile holding it
+    with _Spill() as exits:
         pending_state = next(state, None)
+        for key, attrs, segments in selected:
+            while pending_state is not None and pending_state[0] < key:
+                exits.add(pending_state)
+                pending_state = next(state, None)
+            previous = None
+            if pending_state is not None and pending_state[0] == key:
+                previous, pending_state = pending_state, next(state, None)
+            mapped = mapper.map(attrs)
+            if isinstance(mapped, str):
+                yield Reject(key, str(attrs.get(mapper.email_field) or ""), mapped)
+                if previous is not None:
+                    exits.add(previous)
+                continue
+            if mapped.email in holders:
+                reason = f"duplicate email {mapped.email!r}: sent once, for the first profile by key"
+                yield Reject(key, mapped.email, reason, "skipped")
+                if previous is not None:
+                    exits.add(previous)
+                continue
+            holders[mapped.email] = segments
+            yield _diff(key, mapped, segments, previous, full)
+        while pending_state is not None:
+            exits.add(pending_state)
+            pending_state = next(state, None)
+        for row in exits:
+            yield _exit(row, holders.get(row[1], frozenset()))
+
+
+class _Spill:
+    """State rows of exits, kept in a private temporary SQLite file until the selection is read."""
+
+    def __enter__(self) -> _Spill:
+        # "" = a private on-disk temporary database; closed by whichever thread finalises the plan
+        self.db = sqlite3.connect("", check_same_thread=False)
+        self.db.execute("CREATE TABLE exits (key TEXT, email TEXT, digest BLOB, markers TEXT)")
+        self.buffer: list[StateRow] = []
+        return self
+
+    def add(self, row: StateRow) -> None:
+        if row[3] != "[]":  # nothing to remove from a profile that carries no marker
+            self.buffer.append(row)
+            if len(self.buffer) >= 5000:
+                self._flush()
+
+    def _flush(self) -> None:
+        self.db.executemany("INSERT INTO exits VALUES (?, ?, ?, ?)", self.buffer)
+        self.buffer = []
+
+    def __iter__(self) -> Iterator[StateRow]:
+        self._flush()
+        yield from self.db.execute("SELECT key, email, digest, markers FROM exits ORDER BY rowid")
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
 
 
 def _diff(key: str, mapped: Mapped, segments: frozenset[str], previous: StateRow | None, full: bool) -> Step:
@@ -146,11 +185,15 @@ def _diff(key: str, mapped: Mapped, segments: frozenset[str], previous: StateRow
     return Send(record, mapped.digest, segments)
 
 
-def _exit(row: StateRow) -> Send | None:
-    """A delivered profile no longer selected: remove its markers (never unsubscribe)."""
+def _exit(row: StateRow, kept: frozenset[str]) -> Send | Forget:
+    """A delivered profile no longer selected: remove its markers (never unsubscribe).
+
+    Markers in ``kept`` (those of a selected profile holding the same email now) stay; when no
+    marker is left to remove, only the sync state forgets them.
+    """
     key, email, digest, markers_json = row
-    markers = frozenset(json.loads(markers_json))
-    if not markers:
-        return None
-    record = Record(key, email, {}, frozenset(), frozenset(), markers, False, False)
+    remove = frozenset(json.loads(markers_json)) - kept
+    if not remove:
+        return Forget(key, email, digest)
+    record = Record(key, email, {}, frozenset(), frozenset(), remove, False, False)
     return Send(record, digest, frozenset())

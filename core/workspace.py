@@ -466,7 +466,7 @@ class Workspace:
         Raises the run's error when it ended failed (the run record is stored either way).
         """
         export, connection = self._export_for("exports.run", name)
-        if not export.enabled and trigger == "manual" and not dry_run:
+        if not export.enabled and not dry_run:
             raise RunError(f"export {name!r} is disabled: enable it first ('segport exports enable {name}')")
         destination = self.registry.get(connection.type)
         config = validate(
