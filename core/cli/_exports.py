@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import click
@@ -160,24 +161,29 @@ class Progress:
 
     def __init__(self) -> None:
         self.bar: Any = None
+        self.started = 0.0
+        self.done = 0
 
     @hookimpl
     def segport_before_run(self, run: Run, export: Export) -> None:
         total = (run.plan or {}).get("selected") or None
+        self.started, self.done = time.monotonic(), 0
         self.bar = click.progressbar(
             length=total,
             label=f"exporting {export.name}",
             file=sys.stderr,
             show_eta=True,
             show_percent=True,
-            item_show_func=None,
+            item_show_func=lambda rate: rate,
         )
         self.bar.__enter__()
 
     @hookimpl
     def segport_after_batch(self, run: Run, export: Export, result: BatchResult) -> None:
         if self.bar is not None:
-            self.bar.update(len(result.outcomes))
+            self.done += len(result.outcomes)
+            rate = self.done / max(time.monotonic() - self.started, 1e-6)
+            self.bar.update(len(result.outcomes), f"{rate:,.0f} profiles/s")
 
     @hookimpl
     def segport_after_run(self, run: Run, export: Export) -> None:
