@@ -30,24 +30,38 @@ def validate(document: Mapping[str, Any], schema: Mapping[str, Any], what: str) 
     (secret) properties are never echoed: such errors show the path and the failed keyword only.
     """
     validator = Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(document), key=lambda e: (e.json_path, e.message))
+    errors = sorted(validator.iter_errors(document), key=lambda e: (_path_key(e), e.message))
     if errors:
-        hidden = [str(v) for v in split_secrets(document, schema)[1].values() if v not in (None, "")]
+        hidden = [v for v in split_secrets(document, schema)[1].values() if v not in (None, "")]
         raise ConfigValidationError(what, [_render(e, hidden) for e in errors], schema=schema)
     return apply_defaults(document, schema)
 
 
-def _render(error: ValidationError, hidden: list[str]) -> str:
+def _path_key(error: ValidationError) -> tuple[tuple[int, int | str], ...]:
+    """Sort key of an error's path: array indexes numerically ($.xs[2] before $.xs[10])."""
+    return tuple((0, p) if isinstance(p, int) else (1, str(p)) for p in error.absolute_path)
+
+
+def _render(error: ValidationError, hidden: list[Any]) -> str:
     if _is_secret(error):
         return f"{error.json_path}: secret value fails '{error.validator}' (value hidden)"
+    if hidden and _holds_secret(error.instance, hidden):
+        # e.g. a oneOf error echoes the whole object, secrets included: echo nothing of it
+        return f"{error.json_path}: fails '{error.validator}' (value hidden: it holds a secret)"
     message = error.message
-    for value in hidden:  # e.g. a oneOf error echoes the whole object, secrets included
-        message = message.replace(value, "********")
     if error.validator == "additionalProperties" and isinstance(error.schema, Mapping):
         allowed = sorted(error.schema.get("properties", {}))
         if allowed:
             message += f" (allowed: {', '.join(allowed)})"
     return f"{error.json_path}: {message}"
+
+
+def _holds_secret(instance: Any, hidden: list[Any]) -> bool:
+    if isinstance(instance, Mapping):
+        return any(_holds_secret(v, hidden) for v in instance.values())
+    if isinstance(instance, list):
+        return any(_holds_secret(v, hidden) for v in instance)
+    return any(instance == value for value in hidden)
 
 
 def _is_secret(error: ValidationError) -> bool:
@@ -109,6 +123,10 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
 def parse_option_value(text: str) -> Any:
     """Parse an ``--option KEY=VALUE`` value: as JSON where it can, else as a plain string."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return json.loads(text, parse_constant=_not_json)
+    except ValueError:  # JSONDecodeError, or NaN/Infinity (not JSON): keep the text
         return text
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
 from .contract import Record
 from .mapper import Mapped, Mapper
@@ -95,7 +95,7 @@ def plan(
     mapper: Mapper,
     *,
     full: bool = False,
-) -> Iterator[Step]:
+) -> Generator[Step, None, None]:
     """Yield one step per selected profile, then the exits of delivered profiles that left.
 
     ``full`` resends every selected profile (fields and all markers) whatever the state says.

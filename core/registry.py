@@ -9,10 +9,11 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any, Iterable
 
 from jsonschema import Draft202012Validator
-from stevedore import ExtensionManager
+from stevedore import ExtensionManager, NamedExtensionManager
 from stevedore.extension import Extension
 
 from . import schemas
@@ -103,11 +104,15 @@ class Registry:
     @property
     def manager(self) -> ExtensionManager[Any]:
         if self._manager is None:
-            self._manager = ExtensionManager(
-                DESTINATIONS_GROUP,
-                invoke_on_load=False,
-                on_load_failure_callback=self._on_failure,
-            )
+            allowed = allowed_names()
+            if allowed is None:
+                self._manager = ExtensionManager(
+                    DESTINATIONS_GROUP, invoke_on_load=False, on_load_failure_callback=self._on_failure
+                )
+            else:  # import only the allowed plugins
+                self._manager = NamedExtensionManager(
+                    DESTINATIONS_GROUP, sorted(allowed), invoke_on_load=False, on_load_failure_callback=self._on_failure
+                )
         return self._manager
 
     def _on_failure(self, _manager: ExtensionManager[Any], entry_point: Any, exc: BaseException) -> None:
@@ -144,14 +149,17 @@ class Registry:
         except PluginError:
             raise
         except Exception as exc:  # a plugin's own bug while starting up
+            first_line = (str(exc).splitlines() or [""])[0]
             raise PluginContractError(
-                f"destination plugin {name!r} failed while starting: {type(exc).__name__}: {exc}"
+                f"destination plugin {name!r} failed while starting: {type(exc).__name__}: {first_line}",
+                internal_message=str(exc),
             ) from exc
         self._loaded[name] = destination
         return destination
 
     def _all_names(self) -> set[str]:
-        return {e.name for e in self.manager.extensions} | set(self._broken)
+        installed = {ep.name for ep in entry_points(group=DESTINATIONS_GROUP)}
+        return installed | {e.name for e in self.manager.extensions} | set(self._broken)
 
     def infos(self) -> list[PluginInfo]:
         """Every destination entry point, loadable or broken, sorted by name."""

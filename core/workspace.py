@@ -84,6 +84,7 @@ class Workspace:
     def create(cls, home: str | os.PathLike[str] | None, admin: str, **kwargs: Any) -> Workspace:
         """Create a workspace with its first admin (``segport init``)."""
         path = Path(home) if home is not None else default_home()
+        admin = _check_name("user", admin)
         if (path / DB_FILE).exists():
             raise WorkspaceError(f"a workspace exists already at {path}: use it, or choose another --home")
         try:
@@ -92,11 +93,14 @@ class Workspace:
         except OSError as exc:
             raise WorkspaceError(f"cannot create the workspace at {path}: {exc.strerror}") from None
         store = SQLiteStore(path / DB_FILE)
-        store.migrate()
-        admin = _check_name("user", admin)
-        with store.transaction():
-            store.add_user(admin, Role.ADMIN)
-            store.audit(admin, "workspace.init", str(path))
+        try:
+            store.migrate()
+            with store.transaction():
+                store.add_user(admin, Role.ADMIN)
+                store.audit(admin, "workspace.init", str(path))
+        except BaseException:
+            store.close()
+            raise
         return cls(path, store, vault, user=admin, **kwargs)
 
     @classmethod

@@ -34,6 +34,10 @@ class SegportGroup(click.Group):
                 raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(int(exc.exit_status))
+        except click.UsageError as exc:  # one line, like every other error
+            hint = f" (see 'segport {exc.ctx.command_path.partition(' ')[2]} --help')" if exc.ctx else ""
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            ctx.exit(int(ExitStatus.USAGE))
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(130)

@@ -34,7 +34,7 @@ def read_config(value: str | None) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError(
-            f"cannot read the config file {value}: {reason} (give a JSON file, inline JSON or -)"
+            f"cannot read the config file {value!r}: {reason} (give a JSON file, inline JSON or -)"
         ) from None
     return parse_json_object(text, f"the config file {path.name}")
 

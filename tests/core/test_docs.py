@@ -31,7 +31,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 
 def test_every_hookspec_is_documented_with_its_parameters() -> None:
-    docs = (ROOT / "README.md").read_text(encoding="utf-8") + (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    docs = "".join((ROOT / name).read_text(encoding="utf-8") for name in ("README.md", "docs/architecture.md"))
     specs = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("segport_")]
     assert len(specs) == 5
     for spec in specs:

@@ -483,7 +483,7 @@ def test_malformed(expr: str) -> None:
 
 @pytest.mark.parametrize("expr", ["", "   ", "\n\t"])
 def test_empty(expr: str) -> None:
-    with pytest.raises(InputError, match="^filter expression is empty: give a condition"):
+    with pytest.raises(InputError, match=r"^filter expression is empty: give a condition"):
         parse(expr)
 
 
@@ -545,7 +545,7 @@ def test_nesting_limit() -> None:
         "not (" * 1000 + "a = 1" + ")" * 1000,
         "(" * 3000 + "a = 1" + ")" * 3000,
     ):
-        with pytest.raises(InputError, match="^filter expression: nested deeper than 100"):
+        with pytest.raises(InputError, match=r"^filter expression: nested deeper than 100"):
             parse(deep)
 
 
@@ -562,7 +562,7 @@ def test_length_limit() -> None:
     assert parse(flat).matches({"a": 1})
     assert not parse(flat).matches({"a": 2})
     for too_long in ("a = 1 or " * 2000 + "a = 1", "x = '" + "y" * MAX_LENGTH + "'", "(" * 20000):
-        with pytest.raises(InputError, match="^filter expression is too long") as info:
+        with pytest.raises(InputError, match=r"^filter expression is too long") as info:
             parse(too_long)
         assert "\n" not in str(info.value)
 

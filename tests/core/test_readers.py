@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from segport.errors import InputError
 from segport.readers import (
     MAX_FIELD_CHARS,

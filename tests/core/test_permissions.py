@@ -1,0 +1,324 @@
+"""The role matrix of every Workspace verb, through the API and the CLI, and the governance rules.
+
+Users: ada (admin), carl (contributor), vera (viewer) — see the ``ws`` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import pytest
+
+from segport import ConfigError, ExitStatus, NotFound, PermissionDenied, RunError, Workspace, hookimpl
+
+KEY = "SECRET-KEY-9f8e7d6c"
+ROLES = {"ada": "admin", "carl": "contributor", "vera": "viewer"}
+ADMIN = frozenset({"ada"})
+CONTRIBUTORS = frozenset({"ada", "carl"})
+EVERYONE = frozenset(ROLES)
+
+
+def dump(home: Path) -> str:
+    """Every table of the workspace database, as SQL text."""
+    db = sqlite3.connect(home / "segport.db")
+    try:
+        return "\n".join(db.iterdump())
+    finally:
+        db.close()
+
+
+def assert_one_error_line(stderr: str) -> str:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+@pytest.fixture
+def world(ws: Workspace, make_profiles: Any, tmp_path: Path) -> SimpleNamespace:
+    """Profiles, two segments, an admins-only and a shared connection, an export on each, one run."""
+    profiles = make_profiles(6)
+    ws.load_profiles(profiles)
+    ws.define_segment("fr", "country = 'FR'")
+    keys = tmp_path / "vip.txt"
+    keys.write_text("p000001\np000002\n", encoding="utf-8")
+    ws.load_segment("vip", keys)
+    ws.add_connection("private", "memory", {"api_key": KEY}, agree_privacy=True)
+    ws.add_connection("shared", "memory", {"api_key": KEY}, share="contributors", agree_privacy=True)
+    for conn in ("private", "shared"):
+        ws.add_export(f"exp-{conn}", connection=conn, segments=["fr"], email_field="email",
+                      options={"audience_id": "aud1"})
+    run = ws.run_export("exp-private")
+    return SimpleNamespace(profiles=profiles, keys=keys, run_id=run.id)
+
+
+# -- the matrix -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verb:
+    name: str
+    api: Callable[[Workspace, SimpleNamespace], Any]
+    cli: Callable[[SimpleNamespace], list[str]]
+    roles: frozenset[str]
+
+
+def _export_verbs(conn: str, roles: frozenset[str]) -> list[Verb]:
+    e = f"exp-{conn}"
+    return [
+        Verb(f"exports.add[{conn}]",
+             lambda w, _, c=conn: w.add_export("exp-new", connection=c, segments=["fr"], email_field="email",
+                                               options={"audience_id": "aud1"}),
+             lambda _, c=conn: ["exports", "add", "exp-new", "--connection", c, "--segment", "fr", "--email", "email",
+                                "--option", "audience_id=aud1"], roles),
+        Verb(f"exports.edit[{conn}]", lambda w, _: w.edit_export(e, options={"tag_prefix": "x-"}),
+             lambda _: ["exports", "edit", e, "--option", "tag_prefix=x-"], roles),
+        Verb(f"exports.list[{conn}]", lambda w, _: w.list_exports(), lambda _: ["exports", "list"], EVERYONE),
+        Verb(f"exports.show[{conn}]", lambda w, _: w.get_export(e), lambda _: ["exports", "show", e], EVERYONE),
+        Verb(f"exports.enable[{conn}]", lambda w, _: w.set_export_enabled(e, True),
+             lambda _: ["exports", "enable", e], roles),
+        Verb(f"exports.disable[{conn}]", lambda w, _: w.set_export_enabled(e, False),
+             lambda _: ["exports", "disable", e], roles),
+        Verb(f"exports.remove[{conn}]", lambda w, _: w.remove_export(e), lambda _: ["exports", "remove", e], roles),
+        Verb(f"exports.run[{conn}]", lambda w, _: w.run_export(e), lambda _: ["exports", "run", e], roles),
+    ]
+
+
+VERBS = [
+    Verb("users.add", lambda w, _: w.add_user("newbie", "viewer"),
+         lambda _: ["users", "add", "newbie", "--role", "viewer"], ADMIN),
+    Verb("users.list", lambda w, _: w.list_users(), lambda _: ["users", "list"], EVERYONE),
+    Verb("connections.add", lambda w, _: w.add_connection("third", "memory", {"api_key": KEY}, agree_privacy=True),
+         lambda _: ["connections", "add", "third", "--type", "memory", "--config", json.dumps({"api_key": KEY}),
+                    "--agree-privacy"], ADMIN),
+    Verb("connections.list", lambda w, _: w.list_connections(), lambda _: ["connections", "list"], EVERYONE),
+    Verb("connections.show", lambda w, _: w.get_connection("shared"),
+         lambda _: ["connections", "show", "shared"], ADMIN),
+    Verb("connections.test", lambda w, _: w.test_connection("shared"),
+         lambda _: ["connections", "test", "shared"], ADMIN),
+    Verb("connections.set-cap", lambda w, _: w.set_profile_cap("shared", 10),
+         lambda _: ["connections", "set-cap", "shared", "10"], ADMIN),
+    Verb("connections.remove", lambda w, _: w.remove_connection("shared"),
+         lambda _: ["connections", "remove", "shared"], ADMIN),
+    Verb("profiles.load", lambda w, x: w.load_profiles(x.profiles), lambda x: ["profiles", "load", str(x.profiles)],
+         CONTRIBUTORS),
+    Verb("profiles.show", lambda w, _: w.get_profile("p000001"), lambda _: ["profiles", "show", "p000001"], EVERYONE),
+    Verb("segments.load", lambda w, x: w.load_segment("vip2", x.keys),
+         lambda x: ["segments", "load", "vip2", str(x.keys)], CONTRIBUTORS),
+    Verb("segments.define", lambda w, _: w.define_segment("de", "country = 'DE'"),
+         lambda _: ["segments", "define", "de", "--where", "country = 'DE'"], CONTRIBUTORS),
+    Verb("segments.list", lambda w, _: w.list_segments(), lambda _: ["segments", "list"], EVERYONE),
+    Verb("segments.remove", lambda w, _: w.remove_segment("vip"),
+         lambda _: ["segments", "remove", "vip"], CONTRIBUTORS),
+    *_export_verbs("private", ADMIN),
+    *_export_verbs("shared", CONTRIBUTORS),
+    Verb("runs.list", lambda w, _: w.list_runs(), lambda _: ["runs", "list"], EVERYONE),
+    Verb("runs.show", lambda w, x: w.get_run(x.run_id), lambda x: ["runs", "show", str(x.run_id)], EVERYONE),
+    Verb("schedule.set", lambda w, _: w.set_schedule("0 3 * * *"), lambda _: ["schedule", "set", "0 3 * * *"], ADMIN),
+    Verb("schedule.show", lambda w, _: w.get_schedule(), lambda _: ["schedule", "show"], EVERYONE),
+    Verb("refresh", lambda w, _: w.refresh(), lambda _: ["refresh"], ADMIN),
+    Verb("audit.list", lambda w, _: w.audit_entries(), lambda _: ["audit", "list"], ADMIN),
+]
+CASES = [pytest.param(v, u, id=f"{u}-{v.name}") for v in VERBS for u in ROLES]
+
+
+@pytest.mark.parametrize(("verb", "user"), CASES)
+def test_api_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, act_as: Any, home: Path) -> None:
+    actor = act_as(user)
+    if user in verb.roles:
+        verb.api(actor, world)  # must not raise
+        return
+    before = dump(home)
+    with pytest.raises(PermissionDenied) as info:
+        verb.api(actor, world)
+    assert f"'{user}'" in str(info.value) and ROLES[user] in str(info.value)
+    assert info.value.exit_status is ExitStatus.PERMISSION_DENIED
+    assert dump(home) == before
+
+
+@pytest.mark.parametrize(("verb", "user"), CASES)
+def test_cli_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, run_cli: Any, home: Path) -> None:
+    before = dump(home)
+    result = run_cli("--as", user, *verb.cli(world))
+    assert "Traceback" not in result.output
+    if user in verb.roles:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == ExitStatus.PERMISSION_DENIED, result.output
+    line = assert_one_error_line(result.stderr)
+    assert f"'{user}'" in line and f"({ROLES[user]})" in line
+    assert result.stdout == ""
+    assert dump(home) == before
+
+
+def test_matrix_covers_every_workspace_action() -> None:
+    """Each verb of the brief appears once per connection kind (guards against a shrinking matrix)."""
+    names = {re.sub(r"\[.*\]", "", v.name) for v in VERBS}
+    assert names == {
+        "users.add", "users.list", "connections.add", "connections.list", "connections.show", "connections.test",
+        "connections.set-cap", "connections.remove", "profiles.load", "profiles.show", "segments.load",
+        "segments.define", "segments.list", "segments.remove", "exports.add", "exports.edit", "exports.list",
+        "exports.show", "exports.enable", "exports.disable", "exports.remove", "exports.run", "runs.list",
+        "runs.show", "schedule.set", "schedule.show", "refresh", "audit.list",
+    }
+
+
+# -- what contributors and viewers see ------------------------------------------------------------
+@pytest.mark.parametrize("user", ["carl", "vera"])
+def test_non_admins_see_shared_connections_by_name_and_type_only(user: str, world: SimpleNamespace, act_as: Any,
+                                                                  run_cli: Any) -> None:
+    assert act_as(user).list_connections() == [{"name": "shared", "type": "memory"}]
+    result = run_cli("--as", user, "connections", "list", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{"name": "shared", "type": "memory"}]
+    human = run_cli("--as", user, "connections", "list")
+    assert human.exit_code == 0 and "shared" in human.stdout
+    for hidden in ("private", "demo", "account", "admins", KEY):
+        assert hidden not in human.stdout
+
+
+def test_admins_see_every_connection_in_full(world: SimpleNamespace, ws: Workspace) -> None:
+    rows = {r["name"]: r for r in ws.list_connections()}
+    assert set(rows) == {"private", "shared"}
+    assert rows["shared"]["config"] == {"account": "demo"} and rows["shared"]["share"] == "contributors"
+    assert KEY not in json.dumps(rows)
+
+
+# -- the acting user ------------------------------------------------------------------------------
+def test_missing_acting_user_api(world: SimpleNamespace, act_as: Any) -> None:
+    with pytest.raises(PermissionDenied, match=r"no acting user.*--as"):
+        act_as(None).list_users()
+
+
+def test_missing_acting_user_cli(world: SimpleNamespace, run_cli: Any) -> None:
+    result = run_cli("users", "list")
+    assert result.exit_code == ExitStatus.PERMISSION_DENIED
+    assert "no acting user" in assert_one_error_line(result.stderr)
+
+
+def test_unknown_user_api(world: SimpleNamespace, act_as: Any, home: Path) -> None:
+    before = dump(home)
+    with pytest.raises(NotFound, match="unknown user 'mallory'"):
+        act_as("mallory").define_segment("x", "country = 'FR'")
+    assert dump(home) == before
+
+
+def test_unknown_user_cli(world: SimpleNamespace, run_cli: Any, home: Path) -> None:
+    before = dump(home)
+    result = run_cli("--as", "mallory", "segments", "define", "x", "--where", "country = 'FR'")
+    assert result.exit_code == ExitStatus.NOT_FOUND
+    assert "unknown user 'mallory'" in assert_one_error_line(result.stderr)
+    assert dump(home) == before
+
+
+def test_segport_user_env_is_the_default_acting_user(world: SimpleNamespace, run_cli: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGPORT_USER", "vera")
+    result = run_cli("schedule", "set", "0 3 * * *")
+    assert result.exit_code == ExitStatus.PERMISSION_DENIED
+    assert "'vera' (viewer)" in assert_one_error_line(result.stderr)
+
+
+# -- the privacy consent --------------------------------------------------------------------------
+def test_connection_add_without_privacy_consent_is_refused(ws: Workspace, run_cli: Any, home: Path) -> None:
+    before = dump(home)
+    result = run_cli("--as", "ada", "connections", "add", "c", "--type", "memory",
+                     "--config", json.dumps({"api_key": KEY}))
+    assert result.exit_code != 0
+    assert result.exit_code == ExitStatus.CONFIG_ERROR
+    assert "--agree-privacy" in assert_one_error_line(result.stderr)
+    assert dump(home) == before
+    with pytest.raises(ConfigError, match="--agree-privacy"):
+        ws.add_connection("c", "memory", {"api_key": KEY})
+    assert ws.list_connections() == []
+
+
+def test_connection_add_records_privacy_consent_and_audits(ws: Workspace, run_cli: Any) -> None:
+    result = run_cli("--as", "ada", "connections", "add", "c", "--type", "memory",
+                     "--config", json.dumps({"api_key": KEY}), "--agree-privacy", "--json")
+    assert result.exit_code == 0, result.output
+    added = json.loads(result.stdout)
+    assert added["privacy_agreed_by"] == "ada"
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", added["privacy_agreed_at"])
+    stored = ws.get_connection("c")
+    assert (stored.privacy_agreed_by, stored.privacy_agreed_at) == ("ada", added["privacy_agreed_at"])
+    audit = run_cli("--as", "ada", "audit", "list", "--json")
+    assert audit.exit_code == 0
+    entries = [e for e in json.loads(audit.stdout) if e["action"] == "connections.add"]
+    assert len(entries) == 1
+    assert entries[0]["user"] == "ada" and entries[0]["target"] == "c"
+    assert entries[0]["detail"]["privacy_agreed"] is True
+
+
+# -- removing a connection ------------------------------------------------------------------------
+def test_removing_a_connection_detaches_exports_and_erases_secrets(world: SimpleNamespace, ws: Workspace,
+                                                                    run_cli: Any, home: Path) -> None:
+    db = sqlite3.connect(home / "segport.db")
+    token = db.execute("SELECT secrets FROM connections WHERE name = 'shared'").fetchone()[0]
+    db.close()
+    assert token  # encrypted secrets were stored
+    result = run_cli("--as", "ada", "connections", "remove", "shared")
+    assert result.exit_code == 0, result.output
+    assert "1 export(s) detached" in result.stdout
+
+    shown = run_cli("--as", "ada", "exports", "show", "exp-shared", "--json")
+    export = json.loads(shown.stdout)
+    assert export["detached"] is True and export["enabled"] is False and export["connection"] == "shared"
+    listed = {e["name"]: e for e in json.loads(run_cli("--as", "ada", "exports", "list", "--json").stdout)}
+    assert listed["exp-shared"]["detached"] is True and listed["exp-private"]["detached"] is False
+    assert "export:exp-shared" not in ws.schedules()
+
+    db = sqlite3.connect(home / "segport.db")
+    rows = db.execute("SELECT secrets FROM connections WHERE name = 'shared'").fetchall()
+    db.close()
+    assert all(secrets is None for (secrets,) in rows)  # the row is gone, or its secrets are NULL
+    with pytest.raises(RunError, match="detached"):
+        ws.run_export("exp-shared")
+    ws.close()  # checkpoint the WAL: the ciphertext must not linger in the files
+    raw = b"".join(p.read_bytes() for p in home.iterdir() if p.name.startswith("segport.db"))
+    assert token not in raw
+
+
+def test_connection_remove_is_audited(world: SimpleNamespace, ws: Workspace) -> None:
+    assert ws.remove_connection("shared") == 1
+    entry = ws.audit_entries(1)[0]
+    assert (entry.action, entry.target, entry.detail) == ("connections.remove", "shared", {"detached_exports": 1})
+
+
+# -- a policy plugin has the first word -----------------------------------------------------------
+class Policy:
+    """Denies ada adding users; lets vera set the schedule; says nothing otherwise."""
+
+    @hookimpl
+    def segport_permission(self, user: Any, action: str, resource: object) -> bool | None:
+        return {("ada", "users.add"): False, ("vera", "schedule.set"): True}.get((user.name, action))
+
+
+def test_permission_hook_overrides_the_role_matrix(world: SimpleNamespace, ws: Workspace, act_as: Any) -> None:
+    ws.pm.register(Policy())
+    with pytest.raises(PermissionDenied, match="'ada' \\(admin\\) may not users add: a permission policy plugin"):
+        ws.add_user("newbie", "viewer")
+    assert act_as("vera").set_schedule("0 3 * * *") == "0 3 * * *"
+    with pytest.raises(PermissionDenied):
+        act_as("vera").refresh()  # no verdict: the matrix decides
+    ws.set_profile_cap("shared", 5)
+
+
+def test_cli_shared_connection_is_usable_by_contributors(ws: Workspace, run_cli: Any, make_profiles: Any) -> None:
+    ws.load_profiles(make_profiles(3))
+    ws.define_segment("fr", "country = 'FR'")
+    added = run_cli("--as", "ada", "connections", "add", "team", "--type", "memory", "--share", "contributors",
+                    "--config", json.dumps({"api_key": KEY}), "--agree-privacy", "--json")
+    assert added.exit_code == 0 and json.loads(added.stdout)["share"] == "contributors"
+    assert json.loads(run_cli("--as", "carl", "connections", "list", "--json").stdout) == [
+        {"name": "team", "type": "memory"}]
+    result = run_cli("--as", "carl", "exports", "add", "mine", "--connection", "team", "--segment", "fr",
+                     "--email", "email", "--option", "audience_id=aud1", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["owner"] == "carl"
+    run = run_cli("--as", "carl", "exports", "run", "mine", "--json")
+    assert run.exit_code == 0 and json.loads(run.stdout)["user"] == "carl"
