@@ -281,9 +281,6 @@ class SQLiteStore:
         result: dict[str, Any] = json.loads(row[0])
         return result
 
-    def count_profiles(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM profiles").fetchone()[0])
-
     # -- segments -------------------------------------------------------------------------------
     def _segment(self, row: tuple[Any, ...]) -> Segment:
         return Segment(row[0], row[1], row[2], row[3], row[4], row[5])
@@ -342,21 +339,8 @@ class SQLiteStore:
         ).fetchone()[0]
         return int(members), int(unknown)
 
-    def count_static_members(self, segment_id: int) -> int:
-        return int(
-            self.db.execute(
-                "SELECT count(*) FROM segment_members m JOIN profiles p ON p.key = m.profile_key "
-                "WHERE m.segment_id = ?",
-                (segment_id,),
-            ).fetchone()[0]
-        )
-
     def remove_segment(self, segment_id: int) -> None:
         self.db.execute("DELETE FROM segments WHERE id = ?", (segment_id,))
-
-    def iter_profiles(self, db: sqlite3.Connection) -> Iterator[tuple[str, str]]:
-        """Every profile as (key, attrs JSON) in key order, read on ``db``."""
-        yield from db.execute("SELECT key, attrs FROM profiles ORDER BY key")
 
     # -- exports --------------------------------------------------------------------------------
     _EXPORT_COLUMNS = (
@@ -449,9 +433,6 @@ class SQLiteStore:
             "VALUES (?, ?, ?, ?, ?)",
             [(export_id, *r) for r in rows],
         )
-
-    def clear_sync_state(self, export_id: int) -> None:
-        self.db.execute("DELETE FROM sync_state WHERE export_id = ?", (export_id,))
 
     # -- runs -----------------------------------------------------------------------------------
     _RUN_COLUMNS = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 from pathlib import Path
 from typing import Any, Callable
@@ -15,20 +14,13 @@ from cryptography.fernet import Fernet
 from jsonschema import Draft202012Validator
 
 from segport import ConfigError, ExitStatus, NotFound, SegportError, Workspace, schemas
+from segport.testing import dump_database
 from segport.testing.fakes import MemoryPlatform
 
 KEY = "SECRET-KEY-9f8e7d6c"
 RUN_KEYS = {"id", "export", "status", "trigger", "user", "started_at", "finished_at", "counts", "requests", "retries",
             "reject_file"}
 
-
-def dump(home: Path) -> str:
-    """Every table of the workspace database, as SQL text."""
-    db = sqlite3.connect(home / "segport.db")
-    try:
-        return "\n".join(db.iterdump())
-    finally:
-        db.close()
 
 
 def ok(result: Result) -> Result:
@@ -87,10 +79,10 @@ def test_init_users_add_and_list(sp: Callable[..., Result], home: Path) -> None:
 
 
 def test_init_twice_is_a_workspace_error(sp: Callable[..., Result], run_cli: Any, home: Path) -> None:
-    before = dump(home)
+    before = dump_database(home)
     result = run_cli("init", "--admin", "bob")
     assert_bad(result, ExitStatus.WORKSPACE_ERROR)
-    assert dump(home) == before
+    assert dump_database(home) == before
 
 
 def test_profiles_load_and_show(sp: Callable[..., Result], make_profiles: Any) -> None:
@@ -265,18 +257,18 @@ BAD_INPUT: list[Any] = [
 @pytest.mark.parametrize(("args", "status", "message"), BAD_INPUT)
 def test_bad_input(populated: Callable[..., Result], home: Path, tmp_path: Path, args: Callable[[Path], list[str]],
                    status: ExitStatus, message: str) -> None:
-    before = dump(home)
+    before = dump_database(home)
     line = assert_bad(populated(*args(tmp_path)), status)
     assert message in line
-    assert dump(home) == before
+    assert dump_database(home) == before
 
 
 def test_exports_add_without_segment_is_a_usage_error(populated: Callable[..., Result], home: Path) -> None:
-    before = dump(home)
+    before = dump_database(home)
     result = populated("exports", "add", "e2", "--connection", "mem", "--email", "email", "--option", "audience_id=a")
     assert result.exit_code == ExitStatus.USAGE
     assert "--segment" in result.stderr and "Traceback" not in result.output
-    assert dump(home) == before
+    assert dump_database(home) == before
 
 
 def test_exports_add_without_segment_prints_one_error_line(populated: Callable[..., Result]) -> None:
@@ -285,10 +277,10 @@ def test_exports_add_without_segment_prints_one_error_line(populated: Callable[.
 
 
 def test_exports_add_with_no_segment_api(populated: Callable[..., Result], home: Path) -> None:
-    before = dump(home)
+    before = dump_database(home)
     with Workspace.open(home, user="ada") as ws, pytest.raises(ConfigError, match="at least one segment"):
         ws.add_export("e2", connection="mem", segments=[], email_field="email", options={"audience_id": "aud1"})
-    assert dump(home) == before
+    assert dump_database(home) == before
 
 
 def test_debug_lets_the_segport_error_propagate(populated: Callable[..., Result]) -> None:
@@ -372,13 +364,13 @@ def test_secret_key_file_mode(sp: Callable[..., Result], home: Path) -> None:
                                   ("exports", "run", "e1", "--json")])
 def test_wrong_secret_key_is_a_workspace_error(populated: Callable[..., Result], home: Path,
                                                monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]) -> None:
-    before = dump(home)
+    before = dump_database(home)
     monkeypatch.setenv("SEGPORT_SECRET_KEY", Fernet.generate_key().decode())
     result = populated(*args)
     line = assert_bad(result, ExitStatus.WORKSPACE_ERROR)
     assert "cannot be decrypted" in line and KEY not in result.output
     assert result.stdout == ""
-    assert dump(home) == before
+    assert dump_database(home) == before
 
 
 def test_right_secret_key_from_env_works(populated: Callable[..., Result], home: Path,

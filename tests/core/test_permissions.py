@@ -16,6 +16,7 @@ from typing import Any, Callable
 import pytest
 
 from segport import ConfigError, ExitStatus, NotFound, PermissionDenied, RunError, Workspace, hookimpl
+from segport.testing import dump_database
 
 KEY = "SECRET-KEY-9f8e7d6c"
 ROLES = {"ada": "admin", "carl": "contributor", "vera": "viewer"}
@@ -23,14 +24,6 @@ ADMIN = frozenset({"ada"})
 CONTRIBUTORS = frozenset({"ada", "carl"})
 EVERYONE = frozenset(ROLES)
 
-
-def dump(home: Path) -> str:
-    """Every table of the workspace database, as SQL text."""
-    db = sqlite3.connect(home / "segport.db")
-    try:
-        return "\n".join(db.iterdump())
-    finally:
-        db.close()
 
 
 def assert_one_error_line(stderr: str) -> str:
@@ -132,17 +125,17 @@ def test_api_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, ac
     if user in verb.roles:
         verb.api(actor, world)  # must not raise
         return
-    before = dump(home)
+    before = dump_database(home)
     with pytest.raises(PermissionDenied) as info:
         verb.api(actor, world)
     assert f"'{user}'" in str(info.value) and ROLES[user] in str(info.value)
     assert info.value.exit_status is ExitStatus.PERMISSION_DENIED
-    assert dump(home) == before
+    assert dump_database(home) == before
 
 
 @pytest.mark.parametrize(("verb", "user"), CASES)
 def test_cli_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, run_cli: Any, home: Path) -> None:
-    before = dump(home)
+    before = dump_database(home)
     result = run_cli("--as", user, *verb.cli(world))
     assert "Traceback" not in result.output
     if user in verb.roles:
@@ -152,7 +145,7 @@ def test_cli_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, ru
     line = assert_one_error_line(result.stderr)
     assert f"'{user}'" in line and f"({ROLES[user]})" in line
     assert result.stdout == ""
-    assert dump(home) == before
+    assert dump_database(home) == before
 
 
 def test_matrix_covers_every_workspace_action() -> None:
@@ -201,18 +194,18 @@ def test_missing_acting_user_cli(world: SimpleNamespace, run_cli: Any) -> None:
 
 
 def test_unknown_user_api(world: SimpleNamespace, act_as: Any, home: Path) -> None:
-    before = dump(home)
+    before = dump_database(home)
     with pytest.raises(NotFound, match="unknown user 'mallory'"):
         act_as("mallory").define_segment("x", "country = 'FR'")
-    assert dump(home) == before
+    assert dump_database(home) == before
 
 
 def test_unknown_user_cli(world: SimpleNamespace, run_cli: Any, home: Path) -> None:
-    before = dump(home)
+    before = dump_database(home)
     result = run_cli("--as", "mallory", "segments", "define", "x", "--where", "country = 'FR'")
     assert result.exit_code == ExitStatus.NOT_FOUND
     assert "unknown user 'mallory'" in assert_one_error_line(result.stderr)
-    assert dump(home) == before
+    assert dump_database(home) == before
 
 
 def test_segport_user_env_is_the_default_acting_user(world: SimpleNamespace, run_cli: Any,
@@ -225,13 +218,13 @@ def test_segport_user_env_is_the_default_acting_user(world: SimpleNamespace, run
 
 # -- the privacy consent --------------------------------------------------------------------------
 def test_connection_add_without_privacy_consent_is_refused(ws: Workspace, run_cli: Any, home: Path) -> None:
-    before = dump(home)
+    before = dump_database(home)
     result = run_cli("--as", "ada", "connections", "add", "c", "--type", "memory",
                      "--config", json.dumps({"api_key": KEY}))
     assert result.exit_code != 0
     assert result.exit_code == ExitStatus.CONFIG_ERROR
     assert "--agree-privacy" in assert_one_error_line(result.stderr)
-    assert dump(home) == before
+    assert dump_database(home) == before
     with pytest.raises(ConfigError, match="--agree-privacy"):
         ws.add_connection("c", "memory", {"api_key": KEY})
     assert ws.list_connections() == []
