@@ -13,10 +13,12 @@ from .contract import (
     DestinationSpec,
     FieldSpec,
     Limits,
+    OAuth2Flow,
     Outcome,
     OutcomeStatus,
     Record,
     RunContext,
+    Sandbox,
 )
 from .dispatcher import RetryPolicy
 from .errors import (
@@ -72,6 +74,7 @@ __all__ = [
     "InputError",
     "Limits",
     "NotFound",
+    "OAuth2Flow",
     "Outcome",
     "OutcomeStatus",
     "PermissionDenied",
@@ -87,6 +90,7 @@ __all__ = [
     "RunContext",
     "RunError",
     "RunStatus",
+    "Sandbox",
     "Segment",
     "SegportError",
     "Share",

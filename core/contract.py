@@ -211,6 +211,56 @@ class BatchWriter(ABC):
         """Called once after the last batch of a run that did not fail."""
 
 
+class OAuth2Flow(ABC):
+    """The authorization-code flow of a platform; the engine runs the loopback redirect around it."""
+
+    @abstractmethod
+    def authorize_url(self, config: Mapping[str, Any], redirect_uri: str, state: str) -> str:
+        """The URL the user opens to grant access."""
+
+    @abstractmethod
+    def exchange(
+        self, session: requests.Session, config: Mapping[str, Any], code: str, redirect_uri: str
+    ) -> dict[str, Any]:
+        """Trade the code for tokens; return the config values to store (tokens are ``writeOnly``).
+
+        Raise :class:`segport.AuthError` when the platform refuses the code or the client.
+        """
+
+
+class Sandbox(ABC):
+    """A local server faithful to the platform's API (for demos, end-to-end tests, benchmarks).
+
+    :param latency_ms: delay added to every API call.
+    :param fail_rate: share of API calls answered with a transient failure (429/500/503).
+    """
+
+    def __init__(self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> None:
+        self.latency_ms = latency_ms
+        self.fail_rate = fail_rate
+        self.seed = seed
+
+    @abstractmethod
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in background threads; return the base URL (e.g. ``http://127.0.0.1:8123``)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+
+    @abstractmethod
+    def demo_connection(self) -> dict[str, Any]:
+        """A valid connection config that talks to this running sandbox."""
+
+    @abstractmethod
+    def demo_export_options(self) -> dict[str, Any]:
+        """Export options that target an audience/list existing in the sandbox."""
+
+    @abstractmethod
+    def summary(self) -> dict[str, Any]:
+        """What landed: e.g. members per status and members per segment marker."""
+
+
 class Destination(ABC):
     """A destination platform. Subclass it and register it under ``segport.destinations``.
 
@@ -234,4 +284,12 @@ class Destination(ABC):
 
     def base_url(self, config: Mapping[str, Any]) -> str | None:
         """The API base URL this config talks to (shown by ``connections show``)."""
+        return None
+
+    def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
+        """The OAuth2 flow for this config, or None when it authenticates otherwise."""
+        return None
+
+    def sandbox(self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> Sandbox | None:
+        """A local fake of the platform, or None when the plugin ships none."""
         return None

@@ -9,7 +9,8 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from functools import cache
+from importlib.metadata import distributions, entry_points
 from typing import Any, Iterable
 
 from jsonschema import Draft202012Validator
@@ -39,6 +40,17 @@ class PluginInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@cache
+def _distributions() -> dict[str, tuple[str, str]]:
+    """Destination entry-point name -> (distribution, version) of the installed distributions."""
+    found: dict[str, tuple[str, str]] = {}
+    for dist in distributions():
+        for entry_point in dist.entry_points:
+            if entry_point.group == DESTINATIONS_GROUP:
+                found.setdefault(entry_point.name, (dist.metadata["Name"], dist.version))
+    return found
 
 
 def allowed_names() -> frozenset[str] | None:
@@ -171,9 +183,7 @@ class Registry:
         return sorted(result, key=lambda i: i.name)
 
     def _info(self, ext: Extension[Any]) -> PluginInfo:
-        dist = getattr(ext.entry_point, "dist", None)
-        dist_name = getattr(dist, "name", None)
-        version = getattr(dist, "version", None)
+        dist_name, version = _distributions().get(ext.name, (None, None))
         target = ext.entry_point.value
         try:
             destination = self.get(ext.name)

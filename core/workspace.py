@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pluggy
 import requests
 
-from . import readers
+from . import oauth, readers
 from .config import split_secrets, validate
 from .contract import Destination, FieldSpec
 from .dispatcher import RetryPolicy
@@ -227,6 +227,27 @@ class Workspace:
         destination = self.registry.get(connection.type)
         account = self._check_credentials(destination, self._full_config(connection))
         return {"connection": name, "status": "ok", "account": account}
+
+    def authorize_connection(self, name: str, open_url: Callable[[str], Any], *, timeout: float = 300.0) -> Connection:
+        """Run the destination's OAuth2 flow for a connection and store the tokens (admins only)."""
+        actor = self._authorize("connections.auth")
+        connection = self.store.get_connection(name)
+        destination = self.registry.get(connection.type)
+        config = self._full_config(connection)
+        flow = destination.oauth(config)
+        if flow is None:
+            raise ConfigError(f"connection {name!r} does not use OAuth2 (set auth_method to oauth2 to use it)")
+        schema = destination.spec().connection_schema
+        full = validate(
+            {**config, **oauth.authorize(flow, config, open_url, timeout=timeout)},
+            schema,
+            f"connection {name!r} config",
+        )
+        plain, secrets = split_secrets(full, schema)
+        with self.store.transaction():
+            self.store.update_connection_config(connection.id, plain, self.vault.encrypt(secrets))
+            self.store.audit(actor.name, "connections.auth", name)
+        return self.store.get_connection(name)
 
     def set_profile_cap(self, name: str, cap: int | None) -> Connection:
         actor = self._authorize("connections.edit")

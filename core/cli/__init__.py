@@ -18,6 +18,7 @@ from ._data import profiles, segments
 from ._demo import demo
 from ._exports import exports, runs
 from ._plugins import plugins
+from ._sandbox import sandbox
 from ._schedule import refresh, schedule, scheduler
 from ._workspace import audit, init, users
 
@@ -67,6 +68,7 @@ def cli(ctx: click.Context, home: str | None, user: str | None, debug: bool) -> 
 
 for command in (
     demo,
+    sandbox,
     init,
     users,
     plugins,

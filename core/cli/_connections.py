@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import webbrowser
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,23 @@ def connections_test(state: State, name: str, as_json: bool) -> None:
     """Check the stored credentials with the platform."""
     result = state.workspace().test_connection(name)
     emit_json(result) if as_json else click.echo(f"ok: {name} authenticates as {result['account']}")
+
+
+@connections.command("auth")
+@click.argument("name")
+@click.option("--no-browser", is_flag=True, help="Only print the authorization URL.")
+@click.option("--timeout", type=click.FloatRange(1), default=300, show_default=True, help="Seconds to wait.")
+@pass_state
+def connections_auth(state: State, name: str, no_browser: bool, timeout: float) -> None:
+    """Authorize a connection with OAuth2 in a browser and store its token (admins only)."""
+
+    def open_url(url: str) -> None:
+        click.echo(f"open this URL to authorize segport:\n  {url}", err=True)
+        if not no_browser:
+            webbrowser.open(url)
+
+    connection = state.workspace().authorize_connection(name, open_url, timeout=timeout)
+    click.echo(f"connection {connection.name!r} authorized")
 
 
 @connections.command("set-cap")

@@ -213,8 +213,10 @@ class SQLiteStore:
         row = self.db.execute("SELECT secrets FROM connections WHERE id = ?", (connection_id,)).fetchone()
         return row[0] if row else None
 
-    def set_connection_secrets(self, connection_id: int, secrets: bytes) -> None:
-        self.db.execute("UPDATE connections SET secrets = ? WHERE id = ?", (secrets, connection_id))
+    def update_connection_config(self, connection_id: int, config: dict[str, Any], secrets: bytes | None) -> None:
+        self.db.execute(
+            "UPDATE connections SET config = ?, secrets = ? WHERE id = ?", (_dumps(config), secrets, connection_id)
+        )
 
     def remove_connection(self, connection_id: int) -> int:
         """Erase the connection (secrets included); its exports are detached and disabled."""
