@@ -195,5 +195,6 @@ def _exit(row: StateRow, kept: frozenset[str]) -> Send | Forget:
     remove = frozenset(json.loads(markers_json)) - kept
     if not remove:
         return Forget(key, email, digest)
-    record = Record(key, email, {}, frozenset(), frozenset(), remove, False, False)
+    # ``segments`` is what the address still carries: a kept address is no exit to archive.
+    record = Record(key, email, {}, kept, frozenset(), remove, False, False)
     return Send(record, digest, frozenset())

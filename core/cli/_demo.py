@@ -1,7 +1,8 @@
-"""``segport demo``: a complete export, end to end through the engine, on generated data.
+"""``segport demo``: a complete export from nothing, against a destination's local sandbox.
 
-Until a platform sandbox ships, the destination is the in-memory one of :mod:`segport.testing`,
-so the demo needs no network and no account.
+It starts the sandbox, loads generated customers, defines two segments, adds a connection and an
+export, runs it, changes a few profiles and one segment's membership, runs again (only the change
+is sent), and prints what landed in the sandbox.
 """
 
 from __future__ import annotations
@@ -12,27 +13,87 @@ from pathlib import Path
 
 import click
 
-from ..plugins import make_manager
-from ..registry import Registry
-from ..testing.fakes import MemoryPlatform, memory_destination
+from ..errors import PluginError
+from ..registry import default_registry
 from ..workspace import Workspace
 from ._exports import print_run
 
-COUNTRIES = ("FR", "DE", "US", "GB", "ES")
+FIRST = (
+    "Ada",
+    "Grace",
+    "Alan",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Guido",
+    "Hedy",
+    "Tim",
+    "Katherine",
+    "John",
+    "Sophie",
+    "Donald",
+    "Joan",
+    "Niklaus",
+)
+LAST = (
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Rossum",
+    "Lamarr",
+    "Berners-Lee",
+    "Johnson",
+    "Backus",
+    "Wilson",
+    "Knuth",
+    "Clarke",
+    "Wirth",
+)
+CITIES = (
+    ("Paris", "FR"),
+    ("Lyon", "FR"),
+    ("Berlin", "DE"),
+    ("Hamburg", "DE"),
+    ("London", "GB"),
+    ("Madrid", "ES"),
+    ("Boston", "US"),
+    ("Austin", "US"),
+    ("Toronto", "CA"),
+    ("Dublin", "IE"),
+)
+DOMAIN = "segport-demo.net"
+HEADER = "id,email,first_name,last_name,city,country,lifetime_value\n"
 
 
-def write_demo_profiles(path: Path, count: int, seed: int = 7) -> None:
-    """A CSV of synthetic customers (a few with broken emails, to show rejects)."""
+def write_customers(path: Path, count: int, seed: int = 7) -> None:
+    """Synthetic customers; one in a hundred has a broken address, to show per-record rejects."""
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8") as out:
-        out.write("id,email,first_name,last_name,country,lifetime_value\n")
+        out.write(HEADER)
         for i in range(count):
-            email = f"customer{i}@example.com" if i % 97 else f"customer{i}-at-example.com"
-            out.write(f"c{i:07d},{email},First{i},Last{i},{rng.choice(COUNTRIES)},{rng.randint(0, 5000)}\n")
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            city, country = rng.choice(CITIES)
+            local = f"{first}.{last}{i}".lower().replace("-", "")
+            email = f"{local}@{DOMAIN}" if i % 100 != 99 else f"{local}.at.{DOMAIN}"
+            out.write(f"c{i:06d},{email},{first},{last},{city},{country},{rng.randint(0, 5000)}\n")
 
 
 @click.command()
-@click.option("--profiles", "count", type=click.IntRange(10), default=2000, show_default=True)
+@click.option("--destination", default="mailchimp", show_default=True, help="Destination whose sandbox to use.")
+@click.option("--profiles", "count", type=click.IntRange(100), default=3000, show_default=True)
 @click.option(
     "--dir",
     "directory",
@@ -40,41 +101,61 @@ def write_demo_profiles(path: Path, count: int, seed: int = 7) -> None:
     default=None,
     help="Where to create the demo workspace (default: a new temporary folder).",
 )
-def demo(count: int, directory: str | None) -> None:
-    """Run a demo export end to end: load profiles, define segments, export, change, export again."""
+def demo(destination: str, count: int, directory: str | None) -> None:
+    """Run a demo export end to end against a local sandbox (no account, no network)."""
+    plugin = default_registry().get(destination)
+    server = plugin.sandbox(seed=7)
+    if server is None:
+        raise PluginError(f"destination {destination!r} ships no sandbox: choose another --destination")
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="segport-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    platform = MemoryPlatform(audiences={"demo-audience"})
-    registry = Registry.from_plugins([memory_destination(platform, batch_size=500, max_concurrency=4)])
-    profiles = root / "profiles.csv"
-    write_demo_profiles(profiles, count)
-    with Workspace.create(root / "workspace", "admin", registry=registry, pm=make_manager(autoload=False)) as ws:
-        click.echo(f"workspace: {ws.home}")
-        loaded = ws.load_profiles(profiles)
-        click.echo(f"loaded {loaded['loaded']:,} profiles")
-        ws.define_segment("VIP", "lifetime_value >= 4000")
-        ws.define_segment("Europe", "country in ('FR', 'DE', 'GB', 'ES')")
-        for row in ws.list_segments():
-            click.echo(f"segment {row['name']}: {row['members']:,} members ({row['expression']})")
-        ws.add_connection("Demo platform", "memory", {"api_key": "demo-key-not-secret"}, agree_privacy=True)
-        ws.add_export(
-            "vip-and-europe",
-            connection="Demo platform",
-            segments=["VIP", "Europe"],
-            email_field="email",
-            mapping={"FNAME": "first_name", "LNAME": "last_name"},
-            options={"audience_id": "demo-audience"},
-        )
-        click.echo("-- first run (everything is new)")
-        print_run(ws.run_export("vip-and-europe"), as_json=False)
-        changed = root / "changed.csv"
-        changed.write_text(
-            "id,email,first_name,last_name,country,lifetime_value\n"
-            "c0000001,customer1@example.com,Renamed,Last1,FR,4500\n",
-            encoding="utf-8",
-        )
-        ws.load_profiles(changed)
-        click.echo("-- second run (one profile changed: only it is sent)")
-        print_run(ws.run_export("vip-and-europe"), as_json=False)
-        tagged = sum(1 for m in platform.members.values() if m.markers)
-        click.echo(f"the platform now holds {len(platform.members):,} members, {tagged:,} carrying segment markers")
+    click.echo(f"{plugin.title} sandbox serving at {server.start()}")
+    try:
+        with Workspace.create(root / "workspace", "admin") as ws:
+            _run_demo(ws, root, count, destination, server.demo_connection(), server.demo_export_options())
+        click.echo("what landed in the sandbox:")
+        for key, value in server.summary().items():
+            click.echo(f"  {key}: {value}")
+    finally:
+        server.stop()
+
+
+def _renamed(row: str) -> str:
+    """The same customer with a new first name."""
+    fields = row.split(",")
+    fields[2] = "Renamed"
+    return ",".join(fields) + "\n"
+
+
+def _run_demo(
+    ws: Workspace, root: Path, count: int, destination: str, config: dict[str, object], options: dict[str, object]
+) -> None:
+    click.echo(f"workspace: {ws.home}")
+    customers = root / "customers.csv"
+    write_customers(customers, count)
+    click.echo(f"loaded {ws.load_profiles(customers)['loaded']:,} customers")
+    ws.define_segment("VIP", "lifetime_value >= 4000")
+    newsletter = root / "newsletter.txt"
+    newsletter.write_text("".join(f"c{i:06d}\n" for i in range(0, count, 3)), encoding="utf-8")
+    ws.load_segment("Newsletter", newsletter)
+    for row in ws.list_segments():
+        click.echo(f"segment {row['name']}: {row['members']:,} members")
+    ws.add_connection("Demo sandbox", destination, config, agree_privacy=True)
+    ws.add_export(
+        "demo-export",
+        connection="Demo sandbox",
+        segments=["VIP", "Newsletter"],
+        email_field="email",
+        mapping={"FNAME": "first_name", "LNAME": "last_name"},
+        options=options,
+    )
+    click.echo("-- first run: everyone is new")
+    print_run(ws.run_export("demo-export"), as_json=False)
+    changed = root / "changed.csv"
+    rows = customers.read_text(encoding="utf-8").splitlines()[1:8:3]  # customers 0, 3 and 6
+    changed.write_text(HEADER + "".join(_renamed(row) for row in rows), encoding="utf-8")
+    ws.load_profiles(changed)
+    newsletter.write_text("".join(f"c{i:06d}\n" for i in range(0, count, 3) if i not in (9, 12)), encoding="utf-8")
+    ws.load_segment("Newsletter", newsletter)
+    click.echo("-- second run: 3 profiles changed, 2 left the Newsletter segment; only that is sent")
+    print_run(ws.run_export("demo-export"), as_json=False)

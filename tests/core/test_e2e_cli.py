@@ -76,8 +76,11 @@ def test_plugins_list_json_without_a_workspace(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = segport(tmp_path, "demo", "--profiles", "500", "--dir", str(tmp_path / "demo"), user=None)
+    result = segport(tmp_path, "demo", "--profiles", "600", "--dir", str(tmp_path / "demo"), user=None)
     assert result.returncode == 0, result.stderr
-    assert "run 1 of vip-and-europe: succeeded" in result.stdout
-    assert "run 2 of vip-and-europe: succeeded" in result.stdout
-    assert "updated 1," in result.stdout
+    out = result.stdout
+    assert "Mailchimp sandbox serving at http://127.0.0.1:" in out
+    assert "run 1 of demo-export: succeeded" in out
+    assert "run 2 of demo-export: succeeded" in out
+    assert "updated 5," in out  # 3 renamed profiles + 2 that left the Newsletter segment
+    assert "what landed in the sandbox:" in out and "tags: {" in out

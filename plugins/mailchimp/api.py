@@ -1,0 +1,107 @@
+"""A thin Mailchimp Marketing API v3 client: base URL, timeouts, and error mapping.
+
+Facts come from shared/provider-apis.md part A (source keys in brackets). Messages never hold
+credentials: only Mailchimp's own ``title``/``detail`` texts and our hints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Mapping
+
+import requests
+
+from segport import AuthError, ConfigError, DestinationError, FatalDestinationError, RetryableDestinationError
+
+_DC = re.compile(r"-([a-z]+[0-9]+)$")
+
+
+def subscriber_hash(email: str) -> str:
+    """Lower-case hex MD5 of the lower-cased email: a member's id [MC-SPEC] A5."""
+    return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
+
+
+def base_url(config: Mapping[str, Any]) -> str:
+    """The API root ending in ``/3.0``: the override, the OAuth endpoint, or the key's data center [A1]."""
+    override = config.get("api_base_url") or (
+        config.get("api_endpoint") if config.get("auth_method") == "oauth2" else None
+    )
+    if override:
+        root = str(override).rstrip("/")
+        return root if root.endswith("/3.0") else root + "/3.0"
+    match = _DC.search(str(config.get("api_key", "")))
+    if not match:
+        raise ConfigError("the Mailchimp API key has no data-center suffix ('-us19'): copy the whole key")
+    return f"https://{match.group(1)}.api.mailchimp.com/3.0"
+
+
+class Problem(DestinationError):
+    """A 400/404/405 answer the caller interprets (``status``, ``title``, ``detail``, ``errors``)."""
+
+    def __init__(self, status: int, body: Mapping[str, Any]) -> None:
+        self.status = status
+        self.title = str(body.get("title") or "")
+        self.detail = str(body.get("detail") or "")
+        self.errors = list(body.get("errors") or [])
+        super().__init__(f"Mailchimp answered {status} {self.title}: {self.detail}".strip())
+
+    def field_errors(self) -> str:
+        """``FIELD: message`` pairs of a validation problem."""
+        return "; ".join(f"{e.get('field')}: {e.get('message')}" for e in self.errors if isinstance(e, Mapping))
+
+
+class MailchimpAPI:
+    """Calls one account's API through a session that already carries the auth handler."""
+
+    def __init__(self, session: requests.Session, config: Mapping[str, Any]) -> None:
+        self.session = session
+        self.root = base_url(config)
+        self.timeout = (10.0, float(config.get("timeout_s", 120)))  # Mailchimp's own limit is 120 s [MC-FUND]
+
+    def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        """One request; the JSON body on 2xx, None on 204; raises segport errors otherwise."""
+        response = self.session.request(method, self.root + path, json=json, params=params, timeout=self.timeout)
+        if response.status_code == 204:
+            return None
+        if response.ok:
+            return _json(response)
+        raise error_for(response)
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def error_for(response: requests.Response) -> DestinationError | AuthError:
+    """Map a failed response to segport's errors [A7]."""
+    status = response.status_code
+    body = _json(response)
+    problem = body if isinstance(body, dict) else {}
+    title, detail = problem.get("title", ""), problem.get("detail", "")
+    if status == 401:
+        return AuthError(
+            f"Mailchimp refused the credentials ({title or 'unauthorized'}): check the API key and its data-center "
+            "suffix, or re-run 'segport connections auth NAME' for OAuth; then 'segport connections test NAME'"
+        )
+    if status == 403:
+        if not problem:  # a bodiless 403 is Mailchimp's throttle at high volume [MC-FUND]
+            return RetryableDestinationError("Mailchimp throttled the request (403 without a body)")
+        return AuthError(f"Mailchimp forbids this ({title}: {detail}); check the account's permissions and status")
+    if status == 429 or status >= 500:
+        retry_after = _retry_after(response)
+        return RetryableDestinationError(f"Mailchimp answered {status} {title}".strip(), retry_after=retry_after)
+    if status in (400, 404, 405):
+        return Problem(status, problem)
+    return FatalDestinationError(f"Mailchimp answered {status} {title}: {detail}".strip())
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

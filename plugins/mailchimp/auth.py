@@ -1,0 +1,92 @@
+"""Mailchimp credentials: Basic auth with an API key, or an OAuth2 bearer token [A1, A2]."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Mapping
+from urllib.parse import urlencode
+
+import requests
+
+from segport import AuthError, AuthHandler, OAuth2Flow
+
+from .api import MailchimpAPI, Problem
+
+
+class MailchimpAuth(AuthHandler):
+    """``Authorization: Basic`` with the key as password, or ``Bearer`` with an OAuth token."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._header()
+        return request
+
+    def _header(self) -> str:
+        if self.config.get("auth_method") == "oauth2":
+            token = self.config.get("access_token")
+            if not token:
+                raise AuthError("this Mailchimp connection has no OAuth token yet: run 'segport connections auth NAME'")
+            return f"Bearer {token}"
+        # Any username works; the key is the password [MC-CONV].
+        pair = f"segport:{self.config['api_key']}".encode()
+        return "Basic " + base64.b64encode(pair).decode()
+
+    def check(self, session: requests.Session) -> str:
+        """``GET /ping`` validates the credentials; ``GET /`` names the account [A1]."""
+        api = MailchimpAPI(session, self.config)
+        try:
+            api.call("GET", "/ping")
+            account = api.call("GET", "/", params={"fields": "account_name,account_id"}) or {}
+        except Problem as exc:
+            raise AuthError(
+                f"Mailchimp did not accept the credentials check ({exc.title}): check api_base_url"
+            ) from None
+        return f"{account.get('account_name', 'Mailchimp account')} ({api.root})"
+
+
+class MailchimpOAuth(OAuth2Flow):
+    """The authorization-code flow; tokens do not expire, so no refresh exists [A2]."""
+
+    def authorize_url(self, config: Mapping[str, Any], redirect_uri: str, state: str) -> str:
+        query = urlencode(
+            {"response_type": "code", "client_id": config["client_id"], "redirect_uri": redirect_uri, "state": state}
+        )
+        return f"{_login(config)}/oauth2/authorize?{query}"
+
+    def exchange(
+        self, session: requests.Session, config: Mapping[str, Any], code: str, redirect_uri: str
+    ) -> dict[str, Any]:
+        """Trade the code for a token, then read the metadata endpoint for the API endpoint [A2]."""
+        form = {
+            "grant_type": "authorization_code",
+            "client_id": config["client_id"],
+            "client_secret": config["client_secret"],
+            "redirect_uri": redirect_uri,
+            "code": code,
+        }
+        token = session.post(f"{_login(config)}/oauth2/token", data=form, timeout=30)
+        body = _body(token)
+        if not token.ok or "access_token" not in body:
+            raise AuthError(
+                f"Mailchimp refused the authorization code ({body.get('error', token.status_code)}): "
+                "check client_id/client_secret and the app's redirect URI, then run 'connections auth' again"
+            )
+        access = str(body["access_token"])
+        meta = session.get(
+            f"{_login(config)}/oauth2/metadata", headers={"Authorization": f"OAuth {access}"}, timeout=30
+        )
+        info = _body(meta)
+        if not meta.ok or "api_endpoint" not in info:
+            raise AuthError("Mailchimp's OAuth metadata endpoint refused the new token: run 'connections auth' again")
+        return {"access_token": access, "api_endpoint": str(info["api_endpoint"])}
+
+
+def _login(config: Mapping[str, Any]) -> str:
+    return str(config.get("oauth_base_url") or "https://login.mailchimp.com").rstrip("/")
+
+
+def _body(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

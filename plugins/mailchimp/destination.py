@@ -1,0 +1,77 @@
+"""The Mailchimp destination: segments land as tags on members of an audience."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib.resources import files
+from typing import Any, Mapping
+
+import requests
+
+from segport import (
+    AuthHandler,
+    BatchWriter,
+    Destination,
+    DestinationSpec,
+    FieldSpec,
+    Limits,
+    OAuth2Flow,
+    RunContext,
+    Sandbox,
+)
+
+from .api import base_url
+from .auth import MailchimpAuth, MailchimpOAuth
+from .writer import MailchimpWriter
+
+# 500 members per batch call and per tag add/remove list [MC-SPEC A4, A5]; 10 simultaneous
+# connections per user, shared by all apps of that user [MC-FUND A7].
+LIMITS = Limits(batch_size=500, max_concurrency=10)
+FIELDS = FieldSpec(
+    known={"FNAME": "First name", "LNAME": "Last name", "PHONE": "Phone number", "BIRTHDAY": "Birthday (MM/DD)"},
+    allow_other=True,  # any merge field of the audience, checked before sending
+    pattern=r"^[A-Za-z0-9_]{1,10}$",  # merge tags: RudderStack truncates to 10 (limit UNCONFIRMED) [RS A3]
+)
+
+
+@cache
+def _spec_document() -> dict[str, Any]:
+    text = files(__package__).joinpath("spec.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+class MailchimpDestination(Destination):
+    """Mailchimp Marketing API v3: members of an audience, one tag per exported segment."""
+
+    name = "mailchimp"
+    title = "Mailchimp"
+
+    def spec(self) -> DestinationSpec:
+        document = _spec_document()
+        return DestinationSpec(
+            connection_schema=document["connection"],
+            export_schema=document["export"],
+            fields=FIELDS,
+            limits=LIMITS,
+            auth_methods=("api_key", "oauth2"),
+            documentation_url="https://mailchimp.com/developer/marketing/api/",
+        )
+
+    def auth(self, config: Mapping[str, Any]) -> AuthHandler:
+        return MailchimpAuth(config)
+
+    def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
+        return MailchimpWriter(session, config, context)
+
+    def base_url(self, config: Mapping[str, Any]) -> str | None:
+        return base_url(config)
+
+    def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
+        return MailchimpOAuth() if config.get("auth_method") == "oauth2" else None
+
+    def sandbox(self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> Sandbox | None:
+        from .sandbox import MailchimpSandbox
+
+        return MailchimpSandbox(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)

@@ -1,0 +1,231 @@
+"""End to end: the real CLI in a subprocess against the Mailchimp sandbox on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from segport_mailchimp.sandbox import MailchimpSandbox
+
+pytestmark = pytest.mark.e2e
+SEGMENTS = ("VIP", "Newsletter")
+
+
+@pytest.fixture
+def sandbox() -> Iterator[MailchimpSandbox]:
+    server = MailchimpSandbox(seed=3)
+    server.start()
+    yield server
+    server.stop()
+
+
+class Operator:
+    """Runs ``segport`` as an operator would, in one workspace."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SEGPORT_")}
+        self.env.update(SEGPORT_HOME=str(home), SEGPORT_USER="ada")
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "segport", *args], env=self.env, capture_output=True,
+                                text=True, timeout=300, check=False)
+        assert "Traceback" not in result.stderr, result.stderr
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def popen(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "segport", *args], env=self.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    def run_json(self, *args: str, check: bool = True) -> dict[str, Any]:
+        result = self("exports", "run", *args, "--json", check=check)
+        document: dict[str, Any] = json.loads(result.stdout)
+        return document
+
+
+def email(i: int) -> str:
+    return f"person{i}@shop.segport-test.net"
+
+
+def write_profiles(
+    path: Path, count: int, renamed: frozenset[int] = frozenset(), fake: frozenset[int] = frozenset()
+) -> Path:
+    lines = ["id,email,first_name,last_name,tier"]
+    for i in range(count):
+        address = f"fake{i}@shop.segport-test.net" if i in fake else email(i).upper() if i % 7 == 0 else email(i)
+        first = "Renamed" if i in renamed else f"First{i}"
+        lines.append(f"p{i:05d},{address},{first},Last{i},{'gold' if i % 4 == 0 else 'basic'}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_keys(path: Path, keys: list[int]) -> Path:
+    path.write_text("".join(f"p{i:05d}\n" for i in keys), encoding="utf-8")
+    return path
+
+
+def setup(tmp_path: Path, sandbox: MailchimpSandbox, count: int = 1200, *, fake: frozenset[int] = frozenset(),
+          options: tuple[str, ...] = (), maps: tuple[str, ...] = ("FNAME=first_name", "LNAME=last_name")) -> Operator:
+    op = Operator(tmp_path / "ws")
+    op("init", "--admin", "ada")
+    op("profiles", "load", str(write_profiles(tmp_path / "profiles.csv", count, fake=fake)))
+    op("segments", "define", "VIP", "--where", "tier = 'gold'")
+    op("segments", "load", "Newsletter", str(write_keys(tmp_path / "newsletter.txt", list(range(0, count, 2)))))
+    config = json.dumps(sandbox.demo_connection())
+    op("connections", "add", "mc", "--type", "mailchimp", "--config", config, "--agree-privacy")
+    audience = sandbox.demo_export_options()["audience_id"]
+    args = ["exports", "add", "news", "--connection", "mc", "--email", "email", "--option", f"audience_id={audience}"]
+    for segment in SEGMENTS:
+        args += ["--segment", segment]
+    for item in maps:
+        args += ["--map", item]
+    for item in options:
+        args += ["--option", item]
+    op(*args)
+    return op
+
+
+def committed_so_far(home: Path) -> int:
+    """Records the running run has committed (read straight from the workspace database)."""
+    db = sqlite3.connect(f"file:{home / 'segport.db'}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT counts FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+    return int(json.loads(row[0]).get("created", 0)) if row else 0
+
+
+def members(sandbox: MailchimpSandbox) -> dict[str, dict[str, Any]]:
+    state = sandbox.state()
+    audience = sandbox.demo_export_options()["audience_id"]
+    found: dict[str, dict[str, Any]] = state["lists"][audience]["members"]
+    return found
+
+
+def expected_tags(i: int) -> set[str]:
+    return ({"VIP"} if i % 4 == 0 else set()) | ({"Newsletter"} if i % 2 == 0 else set())
+
+
+def test_first_run_lands_exactly_and_delta_sends_only_the_change(tmp_path: Path, sandbox: MailchimpSandbox) -> None:
+    op = setup(tmp_path, sandbox)
+    first = op.run_json("news")
+    assert first["status"] == "succeeded"
+    landed = members(sandbox)
+    selected = [i for i in range(1200) if expected_tags(i)]
+    assert set(landed) == {email(i) for i in selected}
+    for i in selected:
+        member = landed[email(i)]
+        assert member["status"] == "subscribed"
+        assert member["merge_fields"]["FNAME"] == f"First{i}" and member["merge_fields"]["LNAME"] == f"Last{i}"
+        assert set(member["tags"]) == expected_tags(i)
+    assert first["counts"]["created"] == len(selected)
+
+    op("profiles", "load", str(write_profiles(tmp_path / "profiles.csv", 1200, renamed=frozenset({0, 2}))))
+    before = len(sandbox.requests_log)
+    second = op.run_json("news")
+    assert second["counts"]["updated"] == 2 and second["counts"]["unchanged"] == len(selected) - 2
+    puts = [path for method, path in sandbox.requests_log[before:] if method == "PUT"]
+    assert len(puts) == 2
+    assert members(sandbox)[email(0)]["merge_fields"]["FNAME"] == "Renamed"
+
+
+def test_leaving_a_segment_removes_only_its_tag(tmp_path: Path, sandbox: MailchimpSandbox) -> None:
+    op = setup(tmp_path, sandbox)
+    op.run_json("news")
+    op("segments", "load", "Newsletter", str(write_keys(tmp_path / "newsletter.txt", list(range(2, 1200, 2)))))
+    run = op.run_json("news")
+    assert run["counts"]["updated"] == 1
+    member = members(sandbox)[email(0)]
+    assert set(member["tags"]) == {"VIP"}  # Newsletter removed, VIP kept
+    assert member["status"] == "subscribed" and member["merge_fields"]["FNAME"] == "First0"
+
+
+def test_existing_unsubscribed_member_keeps_its_status(tmp_path: Path, sandbox: MailchimpSandbox) -> None:
+    sandbox.add_member(email(4), status="unsubscribed")
+    sandbox.add_member(email(6), status="cleaned")
+    op = setup(tmp_path, sandbox)
+    run = op.run_json("news")
+    landed = members(sandbox)
+    assert landed[email(4)]["status"] == "unsubscribed"
+    assert landed[email(6)]["status"] == "cleaned"
+    assert run["counts"]["skipped"] == 2
+    assert run["status"] == "succeeded"
+
+
+def test_fake_addresses_land_in_the_reject_file_with_mailchimps_reason(tmp_path: Path,
+                                                                         sandbox: MailchimpSandbox) -> None:
+    op = setup(tmp_path, sandbox, fake=frozenset({2, 4}))
+    run = op.run_json("news")
+    assert run["counts"]["rejected"] == 2
+    lines = [json.loads(line) for line in Path(run["reject_file"]).read_text(encoding="utf-8").splitlines()]
+    assert {line["key"] for line in lines} == {"p00002", "p00004"}
+    assert all("looks fake or invalid" in line["reason"] for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "code", "words"),
+    [
+        ("revoke", 8, ("refused the credentials",)),
+        ("audience", 9, ("does not exist", "audience_id")),
+        ("merge_field", 3, ("no merge field", "TIER")),
+    ],
+)
+def test_run_level_problems_stop_before_sending(tmp_path: Path, sandbox: MailchimpSandbox, breakage: str, code: int,
+                                                words: tuple[str, ...]) -> None:
+    maps = ("FNAME=first_name", "TIER=tier") if breakage == "merge_field" else ("FNAME=first_name",)
+    op = setup(tmp_path, sandbox, maps=maps)
+    if breakage == "revoke":
+        sandbox.revoke_key()
+    if breakage == "audience":
+        op("exports", "edit", "news", "--option", "audience_id=0000000000")
+    result = op("exports", "run", "news", check=False)
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0]
+    assert members(sandbox) == {}
+    key = sandbox.demo_connection()["api_key"]
+    assert key not in result.stdout + result.stderr
+
+
+def test_a_killed_run_is_interrupted_and_the_next_run_finishes_exactly(tmp_path: Path,
+                                                                          sandbox: MailchimpSandbox) -> None:
+    op = setup(tmp_path, sandbox, count=12000)
+    sandbox.set_faults(latency_ms=150)
+    process = op.popen("exports", "run", "news")
+    deadline = time.monotonic() + 60
+    while committed_so_far(op.home) < 1000 and time.monotonic() < deadline:  # kill mid-run, after 2+ batches
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    sandbox.set_faults(latency_ms=0)
+    runs = json.loads(op("runs", "list", "--json").stdout)
+    assert runs[0]["status"] == "interrupted"
+    committed = runs[0]["counts"]["created"]
+    landed_at_kill = len(members(sandbox))
+    assert 0 < committed <= landed_at_kill
+    finished = op.run_json("news")
+    assert finished["status"] == "succeeded"
+    selected = [i for i in range(12000) if expected_tags(i)]
+    landed = members(sandbox)
+    assert set(landed) == {email(i) for i in selected}
+    assert all(set(landed[email(i)]["tags"]) == expected_tags(i) for i in selected)
+    assert all(landed[email(i)]["merge_fields"]["FNAME"] == f"First{i}" for i in selected)
+    # The second run sends only what the first did not commit; what it sends twice (members that
+    # landed but were not committed) is at most the batches in flight: 10 of 500.
+    assert finished["counts"]["created"] + finished["counts"]["updated"] == len(selected) - committed
+    assert finished["counts"]["updated"] == landed_at_kill - committed <= 10 * 500

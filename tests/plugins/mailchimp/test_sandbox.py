@@ -1,0 +1,558 @@
+"""The Mailchimp sandbox, driven over HTTP exactly as an exporter would (provider-apis.md Part A)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+PLUGIN_DIR = Path(__file__).resolve().parents[3] / "plugins" / "mailchimp"
+
+
+def _load_sandbox() -> tuple[types.ModuleType, bool]:
+    """``segport_mailchimp.sandbox`` and whether the real package is importable (else: loaded from source)."""
+    try:
+        return importlib.import_module("segport_mailchimp.sandbox"), True
+    except ImportError:
+        pass
+    # Package not installed yet: import the two modules through a bare package that skips its __init__,
+    # then take the stub out again so other tests still see the real (missing) package.
+    stub = types.ModuleType("segport_mailchimp")
+    stub.__path__ = [str(PLUGIN_DIR)]
+    sys.modules["segport_mailchimp"] = stub
+    try:
+        return importlib.import_module("segport_mailchimp.sandbox"), False
+    finally:
+        for name in ("segport_mailchimp", "segport_mailchimp.sandbox", "segport_mailchimp.sandbox_state"):
+            sys.modules.pop(name, None)
+
+
+sandbox_module, PACKAGE_IMPORTABLE = _load_sandbox()
+MailchimpSandbox = sandbox_module.MailchimpSandbox
+
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
+
+
+def md5(email: str) -> str:
+    return hashlib.md5(email.lower().encode()).hexdigest()
+
+
+def assert_problem(resp: requests.Response, status: int, title: str, detail: str | None = None) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["Content-Type"].startswith("application/problem+json")
+    body: dict[str, Any] = resp.json()
+    assert PROBLEM_KEYS <= body.keys()
+    assert (body["status"], body["title"]) == (status, title)
+    if detail is not None:
+        assert body["detail"] == detail
+    return body
+
+
+@pytest.fixture
+def sb() -> Iterator[Any]:
+    sandbox = MailchimpSandbox(seed=7)
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def api(sb: Any) -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.auth = ("anystring", sb.api_key)
+        yield session
+
+
+@pytest.fixture
+def lst(sb: Any) -> str:
+    """The audience URL."""
+    return f"{sb.api_base_url}/lists/{sb.audience_id}"
+
+
+def batch(api: requests.Session, lst: str, members: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    resp = api.post(lst, json={"members": members, **extra})
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def sub(email: str, status: str = "subscribed", **fields: Any) -> dict[str, Any]:
+    return {"email_address": email, "status": status, **fields}
+
+
+# -- identity, auth, lists ------------------------------------------------------------------------
+
+
+def test_identity_is_seeded_and_demo_config_points_at_the_server(sb: Any) -> None:
+    assert re.fullmatch(r"[0-9a-f]{32}-us1", sb.api_key)
+    assert re.fullmatch(r"[0-9a-f]{10}", sb.audience_id)
+    twin = MailchimpSandbox(seed=7)
+    assert (twin.api_key, twin.audience_id) == (sb.api_key, sb.audience_id)
+    assert MailchimpSandbox(seed=8).api_key != sb.api_key
+    assert MailchimpSandbox(api_key="0" * 32 + "-us1").api_key == "0" * 32 + "-us1"
+    assert sb.api_base_url == sb.base_url + "/3.0"
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", sb.base_url)
+    assert sb.demo_connection() == {"api_key": sb.api_key, "api_base_url": sb.api_base_url}
+    assert sb.demo_export_options() == {"audience_id": sb.audience_id}
+
+
+def test_ping_and_account_root(sb: Any, api: requests.Session) -> None:
+    resp = api.get(sb.api_base_url + "/ping")
+    assert resp.json() == {"health_status": "Everything's Chimpy!"}
+    assert resp.headers["Content-Type"].startswith("application/json")
+    account = api.get(sb.api_base_url + "/").json()
+    assert {"account_id", "account_name", "email"} <= account.keys()
+
+
+def test_auth_missing_wrong_and_revoked(sb: Any, api: requests.Session) -> None:
+    url = sb.api_base_url + "/ping"
+    assert_problem(requests.get(url), 401, "API Key Missing")
+    invalid = "Your API key may be invalid, or you've attempted to access the wrong datacenter."
+    assert_problem(requests.get(url, auth=("user", "f" * 32 + "-us1")), 401, "API Key Invalid", invalid)
+    assert_problem(requests.get(url, headers={"Authorization": "Bearer nope"}), 401, "API Key Invalid")
+    assert requests.get(url, auth=("whoever", sb.api_key)).status_code == 200  # any username
+    sb.revoke_key()
+    assert_problem(api.get(url), 401, "API Key Invalid", invalid)
+
+
+def test_lists_and_unknown_or_deleted_audience(sb: Any, api: requests.Session, lst: str) -> None:
+    lists = api.get(sb.api_base_url + "/lists", params={"count": 10, "offset": 0, "fields": "lists.id"}).json()
+    assert lists["total_items"] == 1
+    audience = lists["lists"][0]
+    assert audience["id"] == sb.audience_id and audience["name"] == "Sandbox audience"
+    assert audience["double_optin"] is False and "member_count" in audience["stats"] and "web_id" in audience
+    assert api.get(lst).json()["id"] == sb.audience_id
+    missing = "The requested resource could not be found."
+    assert_problem(api.get(sb.api_base_url + "/lists/0000000000"), 404, "Resource Not Found", missing)
+    sb.delete_list()
+    assert_problem(api.get(lst), 404, "Resource Not Found", missing)
+    assert_problem(api.post(lst, json={"members": []}), 404, "Resource Not Found")
+    assert api.get(sb.api_base_url + "/lists").json() == {"lists": [], "total_items": 0}
+
+
+def test_merge_fields_read_and_create(api: requests.Session, lst: str, sb: Any) -> None:
+    page = api.get(lst + "/merge-fields", params={"count": 1000}).json()
+    assert page["list_id"] == sb.audience_id and page["total_items"] == 4
+    assert [(f["tag"], f["type"]) for f in page["merge_fields"]] == [
+        ("FNAME", "text"), ("LNAME", "text"), ("ADDRESS", "address"), ("PHONE", "phone")]
+    keys = {"merge_id", "tag", "name", "type", "required", "default_value", "public", "display_order",
+            "options", "help_text", "list_id"}
+    assert keys <= page["merge_fields"][0].keys()
+    assert [f["tag"] for f in api.get(lst + "/merge-fields", params={"count": 2, "offset": 1}).json()["merge_fields"]] \
+        == ["LNAME", "ADDRESS"]
+    created = api.post(lst + "/merge-fields", json={"name": "Plan", "type": "text"}).json()
+    assert created["tag"] == "PLAN" and created["list_id"] == sb.audience_id
+    long = api.post(lst + "/merge-fields", json={"name": "Customer lifetime value", "type": "number"}).json()
+    assert long["tag"] == "CUSTOMERLI"  # upper-cased, 10 chars
+    assert_problem(api.post(lst + "/merge-fields", json={"name": "Plan again", "type": "text", "tag": "PLAN"}),
+                   400, "Invalid Resource")
+    bad = assert_problem(api.post(lst + "/merge-fields", json={"name": "X", "type": "colour"}), 400, "Invalid Resource")
+    assert bad["errors"][0]["field"] == "type"
+    assert sb.summary()["merge_fields"] == ["FNAME", "LNAME", "ADDRESS", "PHONE", "PLAN", "CUSTOMERLI"]
+
+
+# -- batch subscribe/update [A4] -------------------------------------------------------------------
+
+
+def test_batch_creates_members_with_fields_and_tags(api: requests.Session, lst: str, sb: Any) -> None:
+    out = batch(api, lst, [sub("Ada@Example.com", merge_fields={"FNAME": "Ada", "LNAME": 1815}, tags=["seg:vip"])])
+    assert (out["total_created"], out["total_updated"], out["error_count"]) == (1, 0, 0)
+    member = out["new_members"][0]
+    assert member["id"] == md5("ada@example.com")
+    assert member["status"] == "subscribed" and member["merge_fields"]["FNAME"] == "Ada"
+    assert member["merge_fields"]["LNAME"] == "1815" and member["merge_fields"]["PHONE"] == ""
+    assert [t["name"] for t in member["tags"]] == ["seg:vip"] and member["tags_count"] == 1
+    assert {"unique_email_id", "list_id", "last_changed", "email_address"} <= member.keys()
+    assert sb.summary() == {"audience": sb.audience_id, "members": {"subscribed": 1}, "tags": {"seg:vip": 1},
+                            "merge_fields": ["FNAME", "LNAME", "ADDRESS", "PHONE"]}
+
+
+def test_batch_reports_every_kind_of_member_error(api: requests.Session, lst: str, sb: Any) -> None:
+    sb.add_member("old@example.com", "subscribed")
+    sb.add_member("gone@example.com", "unsubscribed")
+    sb.add_member("bounced@example.com", "cleaned")
+    sb.mark_compliance("flagged@example.com")
+    sb.mark_forgotten("erased@example.com")
+    out = batch(api, lst, [
+        sub("not-an-email"), sub("ada@example.invalid"), sub("fakeperson@example.com"),
+        sub("flagged@example.com"), sub("erased@example.com", "pending"), sub("old@example.com"),
+        sub("new@example.com", merge_fields={"NOPE": "x"}), sub("ok@example.com"), sub("ok@example.com"),
+    ])
+    errors = {e["email_address"]: e for e in out["errors"]}
+    assert out["total_created"] == 1 and out["error_count"] == len(out["errors"]) == 8
+    for email in ("not-an-email", "ada@example.invalid", "fakeperson@example.com"):
+        assert errors[email]["error"] == f"{email} looks fake or invalid, please enter a real email address."
+        assert errors[email]["error_code"] == "ERROR_GENERIC"
+    assert errors["flagged@example.com"]["error"] == (
+        "flagged@example.com is in a compliance state due to unsubscribe, bounce, or compliance review "
+        "and cannot be subscribed.")
+    assert errors["erased@example.com"]["error"] == (
+        "erased@example.com was permanently deleted and cannot be re-imported. "
+        "The contact must re-subscribe to get back on the list.")
+    assert errors["old@example.com"] == {
+        "email_address": "old@example.com", "error_code": "ERROR_CONTACT_EXISTS", "field": "", "field_message": "",
+        "error": "old@example.com is already a list member, do you want to update? "
+                 "please provide update_existing:true in the request body"}
+    assert errors["new@example.com"]["error"] == "Your merge fields were invalid."
+    assert errors["new@example.com"]["field"] == "NOPE"
+    assert errors["ok@example.com"]["error_code"] == "ERROR_GENERIC"  # duplicate inside one request
+    assert [m["email_address"] for m in out["new_members"]] == ["ok@example.com"]
+    # compliance through update_existing: unsubscribed/cleaned -> subscribed refused
+    out = batch(api, lst, [sub("gone@example.com"), sub("bounced@example.com", "pending")], update_existing=True)
+    assert out["error_count"] == 2 and all("compliance state" in e["error"] for e in out["errors"])
+    # ... but an unsubscribed contact may be set to pending (re-confirmation email) [A8]
+    out = batch(api, lst, [sub("gone@example.com", "pending")], update_existing=True)
+    assert out["total_updated"] == 1 and out["updated_members"][0]["status"] == "pending"
+    state = sb.state()["lists"][sb.audience_id]["members"]
+    assert state["old@example.com"]["status"] == "subscribed" and "flagged@example.com" not in state
+
+
+def test_batch_required_merge_field_and_skip_merge_validation(api: requests.Session, lst: str) -> None:
+    api.post(lst + "/merge-fields", json={"name": "Plan", "type": "text", "required": True}).raise_for_status()
+    out = batch(api, lst, [sub("a@example.com"), sub("b@example.com", merge_fields={"PLAN": "pro"})])
+    assert out["total_created"] == 1
+    assert out["errors"][0]["field"] == "PLAN" and out["errors"][0]["error"] == "Your merge fields were invalid."
+    resp = api.post(lst, params={"skip_merge_validation": "true"}, json={"members": [sub("a@example.com")]})
+    assert resp.json()["total_created"] == 1
+
+
+def test_batch_update_existing_false_vs_true(api: requests.Session, lst: str, sb: Any) -> None:
+    batch(api, lst, [sub("ada@example.com", merge_fields={"FNAME": "Ada"}, tags=["a"])])
+    out = batch(api, lst, [sub("ada@example.com", "unsubscribed", merge_fields={"FNAME": "Augusta"})])
+    assert out["errors"][0]["error_code"] == "ERROR_CONTACT_EXISTS"
+    assert sb.state()["lists"][sb.audience_id]["members"]["ada@example.com"]["merge_fields"] == {"FNAME": "Ada"}
+    out = batch(api, lst, [sub("ada@example.com", "unsubscribed", merge_fields={"FNAME": "Augusta"}, tags=["b"])],
+                update_existing=True)
+    member = out["updated_members"][0]
+    assert out["total_updated"] == 1 and out["total_created"] == 0
+    assert member["status"] == "unsubscribed" and member["merge_fields"]["FNAME"] == "Augusta"
+    assert sorted(t["name"] for t in member["tags"]) == ["a", "b"]
+    out = batch(api, lst, [sub("ada@example.com", "unsubscribed", tags=["c"])], update_existing=True, sync_tags=True)
+    assert [t["name"] for t in out["updated_members"][0]["tags"]] == ["c"]
+
+
+def test_batch_request_level_errors(api: requests.Session, lst: str) -> None:
+    too_many = [sub(f"u{i}@example.com") for i in range(501)]
+    assert_problem(api.post(lst, json={"members": too_many}), 400, "Invalid Resource")
+    body = assert_problem(api.post(lst, json={"members": [{"email_address": "a@example.com"}]}), 400,
+                          "Invalid Resource")
+    assert body["errors"][0]["field"] == "members.0.status"
+    assert_problem(api.post(lst, data="{not json", headers={"Content-Type": "application/json"}), 400,
+                   "JSON Parse Error")
+    assert len(batch(api, lst, too_many[:500])["new_members"]) == 500
+
+
+def test_batch_skip_duplicate_check_keeps_first(api: requests.Session, lst: str) -> None:
+    resp = api.post(lst, params={"skip_duplicate_check": "true"},
+                    json={"members": [sub("a@example.com"), sub("A@example.com", "unsubscribed")]})
+    out = resp.json()
+    assert out["error_count"] == 0 and [m["status"] for m in out["new_members"]] == ["subscribed"]
+
+
+# -- single members [A5] ----------------------------------------------------------------------------
+
+
+def test_put_upsert_never_changes_status_without_status(api: requests.Session, lst: str, sb: Any) -> None:
+    url = f"{lst}/members/{md5('ada@example.com')}"
+    body = assert_problem(api.put(url, json={"email_address": "ada@example.com"}), 400, "Invalid Resource")
+    assert body["errors"][0]["field"] == "status_if_new"
+    created = api.put(url, json={"email_address": "ada@example.com", "status_if_new": "transactional",
+                                 "merge_fields": {"FNAME": "Ada"}}).json()
+    assert created["status"] == "transactional" and created["id"] == md5("ada@example.com")
+    sb.add_member("gone@example.com", "unsubscribed", {"FNAME": "G"})
+    gone = api.put(f"{lst}/members/gone@example.com",  # raw email accepted in the path
+                   json={"email_address": "gone@example.com", "status_if_new": "subscribed",
+                         "merge_fields": {"FNAME": "Gone", "LNAME": "Away"}}).json()
+    assert gone["status"] == "unsubscribed" and gone["merge_fields"]["LNAME"] == "Away"
+    cleared = api.put(f"{lst}/members/gone@example.com",
+                      json={"email_address": "gone@example.com", "merge_fields": {"LNAME": ""}}).json()
+    assert cleared["merge_fields"]["LNAME"] == "" and cleared["status"] == "unsubscribed"
+    assert_problem(api.put(f"{lst}/members/gone@example.com", json={"email_address": "gone@example.com",
+                                                                     "status": "subscribed"}),
+                   400, "Member In Compliance State",
+                   "gone@example.com is in a compliance state due to unsubscribe, bounce, or compliance review "
+                   "and cannot be subscribed.")
+    sb.mark_forgotten("erased@example.com")
+    assert_problem(api.put(f"{lst}/members/erased@example.com",
+                           json={"email_address": "erased@example.com", "status_if_new": "pending"}),
+                   400, "Forgotten Email Not Subscribed")
+    assert_problem(api.put(f"{lst}/members/fake1@example.com",
+                           json={"email_address": "fake1@example.com", "status_if_new": "subscribed"}),
+                   400, "Invalid Resource",
+                   "fake1@example.com looks fake or invalid, please enter a real email address.")
+    assert_problem(api.put(url, json={"email_address": "ada@example.com", "merge_fields": {"BAD": "x"}}),
+                   400, "Invalid Resource", "Your merge fields were invalid.")
+    changed = api.put(url, json={"email_address": "ada@example.com", "status": "subscribed"}).json()
+    assert changed["status"] == "subscribed"
+
+
+def test_post_patch_get_delete_and_list_members(api: requests.Session, lst: str, sb: Any) -> None:
+    assert_problem(api.post(lst + "/members", json={"email_address": "a@example.com"}), 400, "Invalid Resource")
+    created = api.post(lst + "/members", json={"email_address": "a@example.com", "status": "subscribed",
+                                               "tags": ["t1"]}).json()
+    assert created["tags"][0]["name"] == "t1"
+    assert_problem(api.post(lst + "/members", json={"email_address": "a@example.com", "status": "subscribed"}),
+                   400, "Member Exists",
+                   "a@example.com is already a list member. Use PUT to insert or update list members.")
+    member_url = f"{lst}/members/{md5('a@example.com')}"
+    assert_problem(api.patch(f"{lst}/members/{md5('nobody@example.com')}", json={"status": "subscribed"}),
+                   404, "Resource Not Found")
+    patched = api.patch(member_url, json={"merge_fields": {"FNAME": "A"}}).json()
+    assert patched["status"] == "subscribed" and patched["merge_fields"]["FNAME"] == "A"
+    assert api.patch(member_url, json={"status": "unsubscribed"}).json()["status"] == "unsubscribed"
+    assert api.get(member_url).json()["email_address"] == "a@example.com"
+    assert_problem(api.get(f"{lst}/members/{md5('nobody@example.com')}"), 404, "Resource Not Found")
+    for i in range(5):
+        sb.add_member(f"m{i}@example.com", "subscribed" if i % 2 else "cleaned")
+    page = api.get(lst + "/members", params={"count": 2, "offset": 1}).json()
+    assert page["total_items"] == 6 and [m["email_address"] for m in page["members"]] == [
+        "m0@example.com", "m1@example.com"]
+    cleaned = api.get(lst + "/members", params={"status": "cleaned", "count": 1000}).json()
+    assert cleaned["total_items"] == 3
+    deleted = api.delete(member_url)
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert api.get(member_url).json()["status"] == "archived"
+    assert sb.summary()["members"] == {"subscribed": 2, "cleaned": 3, "archived": 1}
+
+
+# -- tags and static segments [A5] --------------------------------------------------------------------
+
+
+def test_member_tags_endpoint_adds_and_removes(api: requests.Session, lst: str, sb: Any) -> None:
+    sb.add_member("a@example.com", tags=["old"])
+    url = f"{lst}/members/{md5('a@example.com')}/tags"
+    resp = api.post(url, json={"tags": [{"name": "seg:vip", "status": "active"}, {"name": "old", "status": "inactive"}],
+                               "is_syncing": True})
+    assert resp.status_code == 204 and resp.content == b""
+    tags = api.get(url).json()
+    assert tags["total_items"] == 1 and tags["tags"][0]["name"] == "seg:vip"
+    assert {"id", "name", "date_added"} <= tags["tags"][0].keys()
+    assert_problem(api.post(f"{lst}/members/{md5('x@example.com')}/tags",
+                            json={"tags": [{"name": "a", "status": "active"}]}), 404, "Resource Not Found")
+    assert_problem(api.post(url, json={"tags": [{"name": "a", "status": "maybe"}]}), 400, "Invalid Resource")
+    assert sb.summary()["tags"] == {"old": 0, "seg:vip": 1}
+
+
+def test_static_segments_and_bulk_membership(api: requests.Session, lst: str, sb: Any) -> None:
+    sb.add_member("a@example.com")
+    sb.add_member("b@example.com")
+    seg = api.post(lst + "/segments", json={"name": "seg:vip", "static_segment": ["a@example.com", "z@example.com"]})
+    assert seg.status_code == 200
+    segment = seg.json()
+    assert isinstance(segment["id"], int) and segment["type"] == "static" and segment["member_count"] == 1
+    assert {"name", "created_at", "updated_at", "list_id"} <= segment.keys()
+    assert_problem(api.post(lst + "/segments", json={"name": "seg:vip", "static_segment": []}),
+                   400, "Invalid Resource", "Tag already exists.")
+    url = f"{lst}/segments/{segment['id']}"
+    out = api.post(url, json={"members_to_add": ["b@example.com", "nobody@example.com"],
+                              "members_to_remove": ["a@example.com", "ghost@example.com"]}).json()
+    assert (out["total_added"], out["total_removed"], out["error_count"]) == (1, 1, 1)
+    assert out["members_added"][0]["email_address"] == "b@example.com"
+    assert out["members_removed"][0]["email_address"] == "a@example.com"
+    assert out["errors"][0]["email_addresses"] == ["nobody@example.com"] and out["errors"][0]["error"]
+    assert_problem(api.post(url, json={"members_to_add": [f"u{i}@example.com" for i in range(501)]}),
+                   400, "Invalid Resource")
+    assert_problem(api.post(f"{lst}/segments/999999", json={"members_to_add": []}), 404, "Resource Not Found")
+    api.post(f"{lst}/members/{md5('a@example.com')}/tags", json={"tags": [{"name": "seg:old", "status": "active"}]})
+    page = api.get(lst + "/segments", params={"type": "static", "count": 1000, "offset": 0}).json()
+    assert page["list_id"] == sb.audience_id and page["total_items"] == 2
+    assert {s["name"]: s["member_count"] for s in page["segments"]} == {"seg:vip": 1, "seg:old": 1}
+    found = api.get(lst + "/tag-search", params={"name": "seg:"}).json()
+    assert found["total_items"] == 2 and {t["name"] for t in found["tags"]} == {"seg:vip", "seg:old"}
+    assert api.get(lst + "/tag-search", params={"name": "seg:v"}).json()["tags"] == [
+        {"id": segment["id"], "name": "seg:vip"}]
+    assert sb.state()["lists"][sb.audience_id]["members"]["b@example.com"]["tags"] == ["seg:vip"]
+
+
+# -- transport behaviour ----------------------------------------------------------------------------
+
+
+def test_routing_errors_and_keep_alive(sb: Any, api: requests.Session, lst: str) -> None:
+    assert_problem(api.get(sb.api_base_url + "/nothing-here"), 404, "Resource Not Found")
+    resp = api.delete(sb.api_base_url + "/ping")
+    assert_problem(resp, 405, "Method Not Allowed")
+    assert resp.headers["Allow"] == "GET"
+    api.post(f"{lst}/members/{md5('x@example.com')}/tags", json={"tags": []})
+    for _ in range(3):
+        resp = api.get(sb.api_base_url + "/ping")
+    verify = api.merge_environment_settings(sb.base_url, {}, None, None, None)["verify"]
+    pool = api.get_adapter(sb.base_url).get_connection_with_tls_context(resp.request, verify=verify)
+    assert pool.num_connections == 1  # errors, 204s and 200s all keep the connection alive
+
+
+def test_more_than_ten_concurrent_requests_get_429(sb: Any) -> None:
+    sb.set_faults(latency_ms=500)
+    start = threading.Barrier(15)
+    results: list[requests.Response] = []
+
+    def call() -> None:
+        start.wait()
+        results.append(requests.get(sb.api_base_url + "/ping", auth=("u", sb.api_key)))
+
+    threads = [threading.Thread(target=call) for _ in range(15)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200] * 10 + [429] * 5
+    body = assert_problem(next(r for r in results if r.status_code == 429), 429, "Too Many Requests")
+    assert "10 simultaneous connections" in body["detail"]
+    assert sb.max_in_flight > 10
+
+
+def test_faults_are_seeded_and_leave_state_alone() -> None:
+    def run() -> tuple[list[int], int]:
+        with MailchimpSandbox(seed=3, fail_rate=0.3) as sandbox, requests.Session() as session:
+            session.auth = ("u", sandbox.api_key)
+            lst = f"{sandbox.api_base_url}/lists/{sandbox.audience_id}"
+            codes = []
+            for i in range(200):
+                resp = session.post(lst, json={"members": [sub(f"u{i}@example.com")]})
+                codes.append(resp.status_code)
+                if resp.status_code != 200:
+                    assert_problem(resp, resp.status_code, resp.json()["title"])
+            return codes, sandbox.summary()["members"].get("subscribed", 0)
+
+    codes, members = run()
+    failures = [c for c in codes if c != 200]
+    assert 30 <= len(failures) <= 95 and set(failures) <= {429, 500, 503}
+    assert members == codes.count(200)  # a failed call never wrote
+    assert run()[0] == codes  # same seed, same fault sequence
+
+
+def test_latency_forbidden_403_and_control_api_exemption(sb: Any, api: requests.Session) -> None:
+    sb.set_faults(latency_ms=150)
+    started = time.perf_counter()
+    api.get(sb.api_base_url + "/ping")
+    assert time.perf_counter() - started >= 0.15
+    started = time.perf_counter()
+    requests.get(sb.base_url + "/_sandbox/summary")
+    assert time.perf_counter() - started < 0.15
+    sb.set_faults(latency_ms=0, fail_rate=1.0, status_codes=(403,))
+    resp = api.get(sb.api_base_url + "/ping")
+    assert resp.status_code == 403 and resp.content == b""
+    assert requests.get(sb.base_url + "/_sandbox/state").status_code == 200  # never faulted
+
+
+# -- OAuth2 [A2] ----------------------------------------------------------------------------------------
+
+
+def test_oauth_code_flow_end_to_end(sb: Any) -> None:
+    redirect = "http://127.0.0.1:9999/callback"
+    resp = requests.get(sb.base_url + "/oauth2/authorize", allow_redirects=False,
+                        params={"response_type": "code", "client_id": "cid", "redirect_uri": redirect,
+                                "state": "xyz"})
+    assert resp.status_code == 302
+    location = urlsplit(resp.headers["Location"])
+    query = parse_qs(location.query)
+    assert f"{location.scheme}://{location.netloc}{location.path}" == redirect and query["state"] == ["xyz"]
+    form = {"grant_type": "authorization_code", "client_id": "cid", "client_secret": "secret",
+            "redirect_uri": redirect, "code": query["code"][0]}
+    token = requests.post(sb.base_url + "/oauth2/token", data=form).json()
+    assert token["expires_in"] == 0 and token["scope"] is None and re.fullmatch(r"[0-9a-f]+", token["access_token"])
+    reused = requests.post(sb.base_url + "/oauth2/token", data=form)
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    meta = requests.get(sb.base_url + "/oauth2/metadata", headers={"Authorization": f"OAuth {token['access_token']}"})
+    assert meta.json()["dc"] == "us1" and meta.json()["api_endpoint"] == sb.base_url
+    assert {"role", "accountname", "user_id", "login", "login_url"} <= meta.json().keys()
+    bad = requests.get(sb.base_url + "/oauth2/metadata", headers={"Authorization": "OAuth nope"})
+    assert bad.status_code == 401 and bad.json()["error"] == "invalid_token"
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert requests.get(meta.json()["api_endpoint"] + "/3.0/ping", headers=bearer).status_code == 200
+    sb.revoke_key()
+    assert_problem(requests.get(sb.api_base_url + "/ping", headers=bearer), 401, "API Key Invalid")
+
+
+# -- test API and Python hooks ---------------------------------------------------------------------------
+
+
+def test_control_api(sb: Any, api: requests.Session) -> None:
+    base = sb.base_url + "/_sandbox"
+    seeded = requests.post(base + "/members", json={"email": "a@example.com", "status": "cleaned",
+                                                   "merge_fields": {"FNAME": "A"}, "tags": ["t"]})
+    assert seeded.status_code == 200 and seeded.json()["status"] == "cleaned"
+    assert requests.post(base + "/members", json={"email": "b@example.com", "status": "nope"}).status_code == 400
+    state = requests.get(base + "/state").json()
+    audience = state["lists"][sb.audience_id]
+    assert audience["members"]["a@example.com"] == {"email_address": "a@example.com", "status": "cleaned",
+                                                 "email_type": "html", "merge_fields": {"FNAME": "A"}, "tags": ["t"]}
+    assert {"list", "merge_fields", "segments", "deleted"} <= audience.keys() and state["revoked"] is False
+    assert requests.get(base + "/summary").json()["tags"] == {"t": 1}
+    faults = requests.post(base + "/faults", json={"fail_rate": 0.0, "latency_ms": 1}).json()
+    assert faults["latency_ms"] == 1 and sb.latency_ms == 1
+    assert requests.post(base + "/revoke").status_code == 204
+    assert api.get(sb.api_base_url + "/ping").status_code == 401
+    assert requests.post(base + "/reset").status_code == 204
+    assert api.get(sb.api_base_url + "/ping").status_code == 200 and sb.latency_ms == 0
+    assert sb.summary()["members"] == {} and ("GET", "/3.0/ping") in sb.requests_log
+
+
+def _check_served(lines: dict[str, str]) -> None:
+    assert lines["base_url"].startswith("http://127.0.0.1:")
+    assert lines["api_base_url"] == lines["base_url"] + "/3.0"
+    resp = requests.get(lines["api_base_url"] + "/ping", auth=("u", lines["api_key"]))
+    assert resp.status_code == 200
+    audience = requests.get(f"{lines['api_base_url']}/lists/{lines['audience_id']}", auth=("u", lines["api_key"]))
+    assert audience.status_code == 200
+
+
+def _parse(text: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+
+
+@pytest.mark.skipif(not PACKAGE_IMPORTABLE, reason="segport_mailchimp not installed: main() runs in-process")
+def test_main_as_module_in_a_subprocess() -> None:
+    cmd = [sys.executable, "-m", "segport_mailchimp.sandbox", "--port", "0", "--latency-ms", "0",
+           "--fail-rate", "0", "--seed", "1"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        lines = _parse("".join(proc.stdout.readline() for _ in range(4)))
+        try:
+            _check_served(lines)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+    assert lines["api_key"] == MailchimpSandbox(seed=1).api_key
+
+
+@pytest.mark.skipif(PACKAGE_IMPORTABLE, reason="covered by the subprocess test")
+def test_main_in_process_until_sigint(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    seen: dict[str, str] = {}
+    problems: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            deadline = time.monotonic() + 5
+            while "audience_id" not in out.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen.update(_parse(out.getvalue()))
+            _check_served(seen)
+        except BaseException as exc:  # reported by the main thread
+            problems.append(exc)
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    assert sandbox_module.main(["--port", "0", "--seed", "1"]) == 0
+    driver.join()
+    assert not problems, problems
+    assert seen["api_key"] == MailchimpSandbox(seed=1).api_key and set(seen) == {
+        "base_url", "api_base_url", "api_key", "audience_id"}

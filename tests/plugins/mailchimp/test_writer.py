@@ -1,0 +1,975 @@
+"""MailchimpWriter against a strict ``responses`` mock: pre-flight, consent-safe upserts, tags, errors.
+
+API facts: shared/provider-apis.md part A (A4 batch endpoint, A5 members/tags/static segments,
+A7 errors, A8 statuses). Every registered response must fire, and an unregistered call fails, so
+"no other call was made" is asserted by the mock itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Callable, Iterable, Iterator
+
+import pytest
+import requests
+import responses
+from responses import matchers
+from responses.registries import FirstMatchRegistry, OrderedRegistry
+
+from segport import (
+    AuthError,
+    BadBatchError,
+    ConfigError,
+    Outcome,
+    OutcomeStatus,
+    Record,
+    RetryableDestinationError,
+    RunContext,
+    UnknownAudienceError,
+)
+from segport_mailchimp.auth import MailchimpAuth
+from segport_mailchimp.writer import MailchimpWriter
+
+API_KEY = "0123456789abcdef0123456789abcdef-us7"
+CONFIG = {"api_key": API_KEY}
+BASE = "https://us7.api.mailchimp.com/3.0"
+AUDIENCE = "a1b2c3d4e5"
+LIST_URL = f"{BASE}/lists/{AUDIENCE}"
+MEMBERS_URL = f"{LIST_URL}/members"
+SEGMENTS_URL = f"{LIST_URL}/segments"
+MERGE_URL = f"{LIST_URL}/merge-fields"
+OPTIONS = {
+    "audience_id": AUDIENCE,
+    "status_if_new": "subscribed",
+    "tag_prefix": "",
+    "create_missing_fields": False,
+    "on_exit": "remove_tag",
+}
+EXPORTED = ("VIP", "Churn risk")
+VIP, CHURN = 101, 102  # the static segment (tag) ids of the two exported segments
+
+FNAME = {"merge_id": 1, "tag": "FNAME", "name": "First Name", "type": "text", "required": False}
+LNAME = {"merge_id": 2, "tag": "LNAME", "name": "Last Name", "type": "text", "required": False}
+ADDRESS = {"merge_id": 3, "tag": "ADDRESS", "name": "Address", "type": "address", "required": False}
+PHONE = {"merge_id": 4, "tag": "PHONE", "name": "Phone Number", "type": "phone", "required": False}
+STANDARD_FIELDS = (FNAME, LNAME, ADDRESS, PHONE)
+STANDARD_TAGS = ({"id": VIP, "name": "VIP", "type": "static"}, {"id": CHURN, "name": "Churn risk", "type": "static"})
+
+ORDERED = pytest.mark.parametrize("rsps", [OrderedRegistry], indirect=True, ids=["ordered"])
+BASIC = matchers.header_matcher({"Authorization": re.compile(r"^Basic [A-Za-z0-9+/]+=*$")})
+PROBLEM_TYPE = "application/problem+json; charset=utf-8"
+
+
+# -- fixtures and helpers -------------------------------------------------------------------------
+@pytest.fixture
+def rsps(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock]:
+    """Strict mock; ``@ORDERED`` switches it to an OrderedRegistry for call sequences."""
+    registry = getattr(request, "param", FirstMatchRegistry)
+    with responses.RequestsMock(assert_all_requests_are_fired=True, registry=registry) as mock:
+        yield mock
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as http:
+        http.auth = MailchimpAuth(CONFIG)
+        yield http
+
+
+@pytest.fixture
+def make_writer(session: requests.Session) -> Callable[..., MailchimpWriter]:
+    def make(
+        *, segments: Iterable[str] = EXPORTED, mapped: Iterable[str] = ("FNAME", "LNAME"), **options: Any
+    ) -> MailchimpWriter:
+        context = RunContext("vip-export", {**OPTIONS, **options}, list(segments), list(mapped))
+        return MailchimpWriter(session, CONFIG, context)
+
+    return make
+
+
+@pytest.fixture
+def prepared(
+    rsps: responses.RequestsMock, make_writer: Callable[..., MailchimpWriter]
+) -> Callable[..., MailchimpWriter]:
+    """``prepared(**options)``: a writer whose prepare() found FNAME/LNAME and tags VIP (101), Churn risk (102)."""
+
+    def make(**options: Any) -> MailchimpWriter:
+        expect_audience(rsps)
+        expect_merge_fields(rsps, STANDARD_FIELDS)
+        expect_segments(rsps, STANDARD_TAGS)
+        writer = make_writer(**options)
+        writer.prepare()
+        return writer
+
+    return make
+
+
+def md5(email: str) -> str:
+    return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> str:
+    return json.dumps(
+        {
+            "type": "https://mailchimp.com/developer/marketing/docs/errors/",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": "5d3d4f4e-2a8b-4c5e-9b8e-1f2e3d4c5b6a",
+            **extra,
+        }
+    )
+
+
+def query(**params: Any) -> Any:
+    return matchers.query_param_matcher(params)
+
+
+def expect_audience(rsps: responses.RequestsMock) -> None:
+    rsps.get(LIST_URL, json={"id": AUDIENCE, "name": "Newsletter"}, match=[query(fields="id,name"), BASIC])
+
+
+def expect_merge_fields(
+    rsps: responses.RequestsMock, fields: Iterable[dict[str, Any]], *, offset: int = 0, total: int | None = None
+) -> None:
+    page = list(fields)
+    body = {"merge_fields": page, "list_id": AUDIENCE, "total_items": len(page) if total is None else total}
+    rsps.get(MERGE_URL, json=body, match=[query(count=1000, offset=offset)])
+
+
+def expect_segments(
+    rsps: responses.RequestsMock, segments: Iterable[dict[str, Any]], *, offset: int = 0, total: int | None = None
+) -> None:
+    page = list(segments)
+    body = {"segments": page, "list_id": AUDIENCE, "total_items": len(page) if total is None else total}
+    rsps.get(SEGMENTS_URL, json=body, match=[query(type="static", count=1000, offset=offset)])
+
+
+def rec(
+    name: str,
+    *,
+    new: bool = True,
+    upsert: bool = True,
+    segments: Iterable[str] | None = None,
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+    fields: dict[str, Any] | None = None,
+) -> Record:
+    """A record for ``<name>@example.com`` (key ``p-<name>``); segments default to ``add``."""
+    return Record(
+        f"p-{name}",
+        f"{name}@example.com",
+        {"FNAME": name.title(), "LNAME": "Example"} if fields is None else fields,
+        frozenset(add if segments is None else segments),
+        frozenset(add),
+        frozenset(remove),
+        upsert,
+        new,
+    )
+
+
+def member_json(record: Record, *, status: str | None = "subscribed") -> dict[str, Any]:
+    """The batch-create member body the writer must send."""
+    body: dict[str, Any] = {"email_address": record.email}
+    if status is not None:
+        body["status"] = status
+    if record.fields:
+        body["merge_fields"] = dict(record.fields)
+    return body
+
+
+def member(email: str, status: str = "subscribed") -> dict[str, Any]:
+    """A list-member object as Mailchimp answers it (A5)."""
+    return {"id": md5(email), "email_address": email, "status": status, "merge_fields": {}, "list_id": AUDIENCE}
+
+
+def batch_answer(created: Iterable[str] = (), errors: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    new, errs = [member(e) for e in created], list(errors)
+    return {
+        "new_members": new,
+        "updated_members": [],
+        "errors": errs,
+        "total_created": len(new),
+        "total_updated": 0,
+        "error_count": len(errs),
+    }
+
+
+def batch_error(email: str, error: str, code: str = "ERROR_GENERIC", **extra: Any) -> dict[str, Any]:
+    return {"email_address": email, "error": error, "error_code": code, "field": "", "field_message": "", **extra}
+
+
+def segment_answer(
+    added: Iterable[str] = (), removed: Iterable[str] = (), errors: Iterable[Any] = ()
+) -> dict[str, Any]:
+    a, r, e = [member(x) for x in added], [member(x) for x in removed], list(errors)
+    return {
+        "members_added": a,
+        "members_removed": r,
+        "errors": e,
+        "total_added": len(a),
+        "total_removed": len(r),
+        "error_count": len(e),
+    }
+
+
+def expect_batch(
+    rsps: responses.RequestsMock, records: Iterable[Record], answer: dict[str, Any], **options: Any
+) -> None:
+    status = options.get("status_if_new", "subscribed")
+    body = {"members": [member_json(r, status=status) for r in records], "update_existing": False}
+    rsps.post(LIST_URL, json=answer, match=[matchers.json_params_matcher(body), BASIC])
+
+
+def expect_put(
+    rsps: responses.RequestsMock, record: Record, *, status: str = "subscribed", status_if_new: str = "subscribed"
+) -> None:
+    body = {**member_json(record, status=None), "status_if_new": status_if_new}
+    rsps.put(
+        f"{MEMBERS_URL}/{md5(record.email)}",
+        json=member(record.email, status),
+        match=[matchers.json_params_matcher(body)],
+    )
+
+
+def expect_tag(
+    rsps: responses.RequestsMock,
+    tag_id: int,
+    add: Iterable[Record] = (),
+    remove: Iterable[Record] = (),
+    answer: dict[str, Any] | None = None,
+) -> None:
+    to_add, to_remove = [r.email for r in add], [r.email for r in remove]
+    body = {"members_to_add": to_add, "members_to_remove": to_remove}
+    rsps.post(
+        f"{SEGMENTS_URL}/{tag_id}",
+        json=answer if answer is not None else segment_answer(to_add, to_remove),
+        match=[matchers.json_params_matcher(body)],
+    )
+
+
+def bodies(rsps: responses.RequestsMock, start: int = 0) -> list[tuple[str, str, Any]]:
+    """(method, path, JSON body) of each call since ``start``."""
+    sent = []
+    for call in list(rsps.calls)[start:]:
+        url = str(call.request.url).split("?")[0].removeprefix(BASE)
+        sent.append((str(call.request.method), url, sent_json(call.request)))
+    return sent
+
+
+def sent_json(request: requests.PreparedRequest) -> Any:
+    """The JSON body of a request (None when it had none)."""
+    return json.loads(request.body) if request.body else None
+
+
+def statuses(outcomes: Iterable[Outcome]) -> dict[str, OutcomeStatus]:
+    return {o.key: o.status for o in outcomes}
+
+
+# -- prepare(): audience ----------------------------------------------------------------------------
+@ORDERED
+def test_prepare_checks_audience_then_merge_fields_then_tags(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, STANDARD_TAGS)
+
+    make_writer().prepare()  # FNAME/LNAME exist, both tags exist: nothing is created
+
+    assert [(m, p) for m, p, _ in bodies(rsps)] == [
+        ("GET", f"/lists/{AUDIENCE}"),
+        ("GET", f"/lists/{AUDIENCE}/merge-fields"),
+        ("GET", f"/lists/{AUDIENCE}/segments"),
+    ]
+
+
+def test_prepare_unknown_audience_lists_the_known_ones(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    rsps.get(
+        LIST_URL,
+        status=404,
+        body=problem(404, "Resource Not Found", "The requested resource could not be found."),
+        content_type=PROBLEM_TYPE,
+    )
+    rsps.get(
+        f"{BASE}/lists",
+        json={
+            "lists": [{"id": "f00ba40001", "name": "Newsletter"}, {"id": "c0ffee0002", "name": "Customers"}],
+            "total_items": 2,
+        },
+        match=[query(count=1000, fields="lists.id,lists.name")],
+    )
+
+    with pytest.raises(UnknownAudienceError) as caught:
+        make_writer().prepare()
+
+    message = str(caught.value)
+    assert AUDIENCE in message
+    assert "f00ba40001 (Newsletter)" in message
+    assert "c0ffee0002 (Customers)" in message
+    assert "audience_id" in message
+
+
+def test_prepare_with_refused_credentials_is_an_auth_error(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    rsps.get(
+        LIST_URL,
+        status=401,
+        content_type=PROBLEM_TYPE,
+        body=problem(
+            401, "API Key Invalid", "Your API key may be invalid, or you've attempted to access the wrong datacenter."
+        ),
+    )
+
+    with pytest.raises(AuthError) as caught:
+        make_writer().prepare()
+    assert API_KEY.split("-")[0] not in str(caught.value)
+
+
+# -- prepare(): merge fields ------------------------------------------------------------------------
+def test_prepare_accepts_mapped_fields_present_in_any_case(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, STANDARD_TAGS)
+    writer = make_writer(mapped=["fname"])
+    writer.prepare()
+
+    # the lower-case mapped name is sent under the audience's own merge tag
+    record = Record("p-ada", "ada@example.com", {"fname": "Ada"})
+    rsps.post(
+        LIST_URL,
+        json=batch_answer([record.email]),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "members": [
+                        {"email_address": "ada@example.com", "status": "subscribed", "merge_fields": {"FNAME": "Ada"}}
+                    ],
+                    "update_existing": False,
+                }
+            )
+        ],
+    )
+    result = writer.write_batch([record])
+    assert result.outcomes == [Outcome("p-ada", OutcomeStatus.CREATED)]
+
+
+def test_prepare_missing_merge_field_names_it_and_the_option(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, STANDARD_FIELDS)
+
+    with pytest.raises(ConfigError) as caught:
+        make_writer(mapped=["FNAME", "PLAN"]).prepare()
+
+    message = str(caught.value)
+    assert "PLAN" in message
+    assert "create_missing_fields" in message
+    assert "FNAME" not in message
+
+
+def test_prepare_creates_missing_merge_fields_when_allowed(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, STANDARD_FIELDS)
+    rsps.post(
+        MERGE_URL,
+        json={"merge_id": 9, "tag": "PLAN", "name": "PLAN", "type": "text", "required": False},
+        match=[matchers.json_params_matcher({"name": "PLAN", "tag": "PLAN", "type": "text"})],
+    )
+    expect_segments(rsps, STANDARD_TAGS)
+
+    make_writer(mapped=["FNAME", "PLAN"], create_missing_fields=True).prepare()
+
+    assert [m for m, _, _ in bodies(rsps)].count("POST") == 1
+
+
+def test_prepare_pages_through_merge_fields(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, [FNAME, ADDRESS], total=3)
+    expect_merge_fields(rsps, [LNAME], offset=2, total=3)
+    expect_segments(rsps, STANDARD_TAGS)
+
+    make_writer(mapped=["FNAME", "LNAME"]).prepare()  # LNAME is on page 2: no ConfigError
+
+
+def test_prepare_refuses_an_address_merge_field(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, STANDARD_FIELDS)
+
+    with pytest.raises(ConfigError) as caught:
+        make_writer(mapped=["FNAME", "ADDRESS"]).prepare()
+
+    assert "ADDRESS" in str(caught.value)
+    assert "address" in str(caught.value)
+
+
+def test_prepare_refuses_a_required_merge_field_left_unmapped(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, [FNAME, {**LNAME, "required": True}, ADDRESS])
+
+    with pytest.raises(ConfigError) as caught:
+        make_writer(mapped=["FNAME"]).prepare()
+
+    assert "LNAME" in str(caught.value)
+    assert "--map LNAME=" in str(caught.value)
+
+
+# -- prepare(): tags --------------------------------------------------------------------------------
+def test_prepare_finds_tags_case_insensitively_and_creates_missing_ones(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, [{"id": 201, "name": "SEG:VIP", "type": "static"}])  # Mailchimp changed the casing
+    rsps.post(
+        SEGMENTS_URL,
+        json={"id": 205, "name": "seg:Churn risk", "member_count": 0, "type": "static"},
+        match=[matchers.json_params_matcher({"name": "seg:Churn risk", "static_segment": []})],
+    )
+    writer = make_writer(tag_prefix="seg:")
+    writer.prepare()
+    assert [(m, p) for m, p, _ in bodies(rsps) if m == "POST"] == [("POST", f"/lists/{AUDIENCE}/segments")]
+
+    # both ids are then used by write_batch, one call per tag
+    ada = rec("ada", upsert=False, new=False, add={"VIP", "Churn risk"})
+    expect_tag(rsps, 201, add=[ada])
+    expect_tag(rsps, 205, add=[ada])
+    result = writer.write_batch([ada])
+    assert result.outcomes == [Outcome("p-ada", OutcomeStatus.UPDATED)]
+    assert result.requests == 2
+
+
+def test_prepare_pages_through_static_segments(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, [{"id": 1, "name": "Other", "type": "static"}, {"id": VIP, "name": "VIP"}], total=3)
+    expect_segments(rsps, [{"id": CHURN, "name": "churn RISK", "type": "static"}], offset=2, total=3)
+
+    writer = make_writer()
+    writer.prepare()  # both found: no POST /segments (unregistered, so it would fail)
+
+    ada = rec("ada", upsert=False, new=False, remove={"Churn risk"}, segments=())
+    expect_tag(rsps, CHURN, remove=[ada])
+    assert writer.write_batch([ada]).outcomes == [Outcome("p-ada", OutcomeStatus.UPDATED)]
+
+
+# -- write_batch(): creating new people -------------------------------------------------------------
+@pytest.mark.parametrize("status_if_new", ["subscribed", "pending", "transactional"])
+def test_new_records_are_batch_created_without_updating_existing(
+    rsps: responses.RequestsMock, prepared: Any, status_if_new: str
+) -> None:
+    writer = prepared(status_if_new=status_if_new)
+    start = len(rsps.calls)
+    ada, grace = rec("ada"), rec("grace", fields={"FNAME": "Grace", "LNAME": "Hopper", "PHONE": 5551234})
+    expect_batch(rsps, [ada, grace], batch_answer([ada.email, grace.email]), status_if_new=status_if_new)
+
+    result = writer.write_batch([ada, grace])
+
+    assert result.outcomes == [Outcome("p-ada", OutcomeStatus.CREATED), Outcome("p-grace", OutcomeStatus.CREATED)]
+    assert result.requests == 1 == len(rsps.calls) - start
+    ((method, path, body),) = bodies(rsps, start)
+    assert (method, path, body["update_existing"]) == ("POST", f"/lists/{AUDIENCE}", False)
+    for sent in body["members"]:  # neither is in the batch-member schema (A4)
+        assert "tags" not in sent
+        assert "status_if_new" not in sent
+        assert sent["status"] == status_if_new
+
+
+def test_merge_values_are_strings_or_numbers(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    ada = rec("ada", fields={"FNAME": "Ada", "LNAME": True})
+    rsps.post(
+        LIST_URL,
+        json=batch_answer([ada.email]),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "members": [
+                        {
+                            "email_address": ada.email,
+                            "status": "subscribed",
+                            "merge_fields": {"FNAME": "Ada", "LNAME": "true"},
+                        }
+                    ],
+                    "update_existing": False,
+                }
+            )
+        ],
+    )
+    assert writer.write_batch([ada]).outcomes == [Outcome("p-ada", OutcomeStatus.CREATED)]
+
+
+@ORDERED
+def test_contact_exists_is_updated_with_put_and_without_status(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared(status_if_new="pending")
+    start = len(rsps.calls)
+    ada, grace = rec("ada"), rec("grace")
+    exists = batch_error(
+        ada.email,
+        f"{ada.email} is already a list member. Use PUT to insert or update list members.",
+        "ERROR_CONTACT_EXISTS",
+    )
+    expect_batch(rsps, [ada, grace], batch_answer([grace.email], [exists]), status_if_new="pending")
+    expect_put(rsps, ada, status_if_new="pending")
+
+    result = writer.write_batch([ada, grace])
+
+    assert result.outcomes == [Outcome("p-ada", OutcomeStatus.UPDATED), Outcome("p-grace", OutcomeStatus.CREATED)]
+    assert result.requests == 2 == len(rsps.calls) - start
+    method, path, body = bodies(rsps, start)[1]
+    assert (method, path) == ("PUT", f"/lists/{AUDIENCE}/members/{md5('ada@example.com')}")
+    assert body == {
+        "email_address": "ada@example.com",
+        "status_if_new": "pending",
+        "merge_fields": {"FNAME": "Ada", "LNAME": "Example"},
+    }
+    assert "status" not in body
+
+
+@pytest.mark.parametrize("kept", ["unsubscribed", "cleaned"])
+def test_existing_member_who_opted_out_is_skipped_for_compliance(
+    rsps: responses.RequestsMock, prepared: Any, kept: str
+) -> None:
+    writer = prepared()
+    ada = rec("ada")
+    exists = batch_error(ada.email, f"{ada.email} is already a list member.", "ERROR_CONTACT_EXISTS")
+    expect_batch(rsps, [ada], batch_answer([], [exists]))
+    expect_put(rsps, ada, status=kept)
+
+    (outcome,) = writer.write_batch([ada]).outcomes
+
+    assert outcome.status is OutcomeStatus.SKIPPED
+    assert outcome.reason is not None and outcome.reason.startswith("compliance:")
+    assert kept in outcome.reason
+
+
+def test_existing_records_are_put_only(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    start = len(rsps.calls)
+    ada, grace, lin = rec("ada", new=False), rec("grace", new=False), rec("lin", new=False)
+    expect_put(rsps, ada)
+    expect_put(rsps, grace, status="cleaned")
+    expect_put(rsps, lin, status="pending")
+
+    result = writer.write_batch([ada, grace, lin])  # no batch POST registered: it would fail
+
+    assert statuses(result.outcomes) == {
+        "p-ada": OutcomeStatus.UPDATED,
+        "p-grace": OutcomeStatus.SKIPPED,
+        "p-lin": OutcomeStatus.UPDATED,
+    }
+    assert result.requests == 3 == len(rsps.calls) - start
+    assert all(m == "PUT" and "status" not in b for m, _, b in bodies(rsps, start))
+
+
+def test_per_member_errors_of_the_batch_become_outcomes(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    start = len(rsps.calls)
+    ok, fake, gone, merge, held, lost = (rec(n, add={"VIP"}) for n in ("ada", "fake", "gone", "merge", "held", "lost"))
+    fake_text = f"{fake.email} looks fake or invalid, please enter a real email address."
+    gone_text = (
+        f"{gone.email} was permanently deleted and cannot be re-imported. "
+        "The contact must re-subscribe to get back on the list."
+    )
+    held_text = (
+        f"{held.email} is in a compliance state due to unsubscribe, bounce, or compliance review "
+        "and cannot be subscribed."
+    )
+    errors = [
+        batch_error(fake.email, fake_text),
+        batch_error(gone.email, gone_text),
+        batch_error(
+            merge.email, "Your merge fields were invalid.", field="LNAME", field_message="Please enter a value"
+        ),
+        batch_error(held.email, held_text),
+    ]  # "lost" is mentioned nowhere in the answer
+    batch = [ok, fake, gone, merge, held, lost]
+    expect_batch(rsps, batch, batch_answer([ok.email], errors))
+    expect_tag(rsps, VIP, add=[ok])  # only the member Mailchimp created is tagged
+
+    result = writer.write_batch(batch)
+
+    by_key = {o.key: o for o in result.outcomes}
+    assert [o.key for o in result.outcomes] == [r.key for r in batch]
+    assert by_key["p-ada"] == Outcome("p-ada", OutcomeStatus.CREATED)
+    assert by_key["p-fake"] == Outcome.rejected("p-fake", fake_text)
+    assert by_key["p-gone"] == Outcome.rejected("p-gone", gone_text)
+    assert by_key["p-merge"].status is OutcomeStatus.REJECTED
+    assert "LNAME" in by_key["p-merge"].reason and "Please enter a value" in by_key["p-merge"].reason
+    assert by_key["p-held"].status is OutcomeStatus.SKIPPED
+    assert by_key["p-held"].reason.startswith("compliance:")
+    assert by_key["p-lost"].status is OutcomeStatus.RETRYABLE and by_key["p-lost"].reason
+    assert result.requests == 2 == len(rsps.calls) - start
+    tagged = [b["members_to_add"] for m, p, b in bodies(rsps, start) if p.startswith(f"/lists/{AUDIENCE}/segments/")]
+    assert tagged == [["ada@example.com"]]
+
+
+def test_compliance_state_on_create_is_never_tagged(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    held = rec("held", add={"VIP", "Churn risk"})
+    text = (
+        f"{held.email} is in a compliance state due to unsubscribe, bounce, or compliance review "
+        "and cannot be subscribed."
+    )
+    expect_batch(rsps, [held], batch_answer([], [batch_error(held.email, text)]))
+    # no tag call registered: a POST /segments/{id} would fail the test
+
+    (outcome,) = writer.write_batch([held]).outcomes
+
+    assert outcome == Outcome("p-held", OutcomeStatus.SKIPPED, f"compliance: {text}")
+
+
+# -- write_batch(): tags ----------------------------------------------------------------------------
+def test_tags_are_one_call_per_segment_with_emails(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    start = len(rsps.calls)
+    ada = rec("ada", upsert=False, new=False, add={"VIP"})
+    grace = rec("grace", upsert=False, new=False, add={"VIP"}, remove={"Churn risk"})
+    lin = rec("lin", upsert=False, new=False, segments={"VIP"}, remove={"Churn risk"})
+    expect_tag(rsps, VIP, add=[ada, grace])
+    expect_tag(rsps, CHURN, remove=[grace, lin])
+
+    result = writer.write_batch([ada, grace, lin])  # marker-only: no member call is registered
+
+    assert result.outcomes == [Outcome(r.key, OutcomeStatus.UPDATED) for r in (ada, grace, lin)]
+    assert result.requests == 2 == len(rsps.calls) - start
+    sent = {p: b for _, p, b in bodies(rsps, start)}
+    assert sent[f"/lists/{AUDIENCE}/segments/{VIP}"] == {
+        "members_to_add": ["ada@example.com", "grace@example.com"],
+        "members_to_remove": [],
+    }
+    assert sent[f"/lists/{AUDIENCE}/segments/{CHURN}"] == {
+        "members_to_add": [],
+        "members_to_remove": ["grace@example.com", "lin@example.com"],
+    }
+
+
+def test_upserted_records_are_tagged_after_the_member_calls(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    start = len(rsps.calls)
+    ada, grace = rec("ada", add={"VIP"}), rec("grace", new=False, add={"VIP"})
+    expect_put(rsps, grace)
+    expect_batch(rsps, [ada], batch_answer([ada.email]))
+    expect_tag(rsps, VIP, add=[ada, grace])
+
+    result = writer.write_batch([ada, grace])
+
+    assert result.outcomes == [Outcome("p-ada", OutcomeStatus.CREATED), Outcome("p-grace", OutcomeStatus.UPDATED)]
+    assert [m for m, _, _ in bodies(rsps, start)][-1] == "POST"
+    assert bodies(rsps, start)[-1][1] == f"/lists/{AUDIENCE}/segments/{VIP}"
+    assert result.requests == 3 == len(rsps.calls) - start
+
+
+def test_tag_error_for_an_added_email_rejects_that_record(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared(tag_prefix="")
+    ada = rec("ada", upsert=False, new=False, add={"VIP"})
+    grace = rec("grace", upsert=False, new=False, add={"VIP"})
+    answer = segment_answer(
+        [ada.email],
+        errors=[{"email_addresses": ["grace@example.com"], "error": "Email is not subscribed to this list"}],
+    )
+    expect_tag(rsps, VIP, add=[ada, grace], answer=answer)
+
+    result = writer.write_batch([ada, grace])
+
+    assert result.outcomes[0] == Outcome("p-ada", OutcomeStatus.UPDATED)
+    assert result.outcomes[1].status is OutcomeStatus.REJECTED
+    assert "VIP" in result.outcomes[1].reason
+    assert "Email is not subscribed to this list" in result.outcomes[1].reason
+
+
+def test_tag_for_a_segment_no_longer_exported_is_searched(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    start = len(rsps.calls)
+    ada = rec("ada", upsert=False, new=False, segments=(), remove={"Old"})
+    rsps.get(
+        f"{LIST_URL}/tag-search",
+        json={"tags": [{"id": 77, "name": "OLD"}], "total_items": 1},
+        match=[query(name="Old")],
+    )
+    expect_tag(rsps, 77, remove=[ada])
+
+    result = writer.write_batch([ada])
+
+    assert result.outcomes == [Outcome("p-ada", OutcomeStatus.UPDATED)]
+    assert result.requests == 2 == len(rsps.calls) - start
+
+
+def test_removal_from_a_tag_that_no_longer_exists_creates_nothing(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    start = len(rsps.calls)
+    ada = rec("ada", upsert=False, new=False, segments=(), remove={"Old"})
+    rsps.get(f"{LIST_URL}/tag-search", json={"tags": [], "total_items": 0}, match=[query(name="Old")])
+
+    result = writer.write_batch([ada])
+
+    assert result.outcomes == [Outcome("p-ada", OutcomeStatus.UPDATED)]
+    assert result.requests == len(rsps.calls) - start == 1
+
+
+# -- write_batch(): errors of the batch call --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("status", "response", "error", "retry_after"),
+    [
+        pytest.param(
+            401,
+            {"body": problem(401, "API Key Invalid", "Your API key may be invalid."), "content_type": PROBLEM_TYPE},
+            AuthError,
+            None,
+            id="401",
+        ),
+        pytest.param(
+            403,
+            {"body": problem(403, "Forbidden", "User disabled."), "content_type": PROBLEM_TYPE},
+            AuthError,
+            None,
+            id="403-problem",
+        ),
+        pytest.param(403, {"body": ""}, RetryableDestinationError, None, id="403-bodiless-throttle"),
+        pytest.param(
+            429,
+            {
+                "body": problem(429, "Too Many Requests", "Too many connections."),
+                "content_type": PROBLEM_TYPE,
+                "headers": {"Retry-After": "7"},
+            },
+            RetryableDestinationError,
+            7.0,
+            id="429-retry-after",
+        ),
+        pytest.param(
+            429,
+            {"body": problem(429, "Too Many Requests", "Too many connections."), "content_type": PROBLEM_TYPE},
+            RetryableDestinationError,
+            None,
+            id="429",
+        ),
+        pytest.param(
+            500,
+            {"body": problem(500, "Internal Server Error", "Oops.", instance=""), "content_type": PROBLEM_TYPE},
+            RetryableDestinationError,
+            None,
+            id="500",
+        ),
+        pytest.param(
+            503,
+            {"body": "<html>unavailable</html>", "content_type": "text/html", "headers": {"Retry-After": "2"}},
+            RetryableDestinationError,
+            2.0,
+            id="503-retry-after",
+        ),
+    ],
+)
+def test_batch_call_errors_map_to_segport_errors(
+    rsps: responses.RequestsMock, prepared: Any, status: int, response: dict[str, Any], error: type, retry_after: Any
+) -> None:
+    writer = prepared()
+    ada = rec("ada")
+    rsps.post(LIST_URL, status=status, **response)
+
+    with pytest.raises(Exception) as caught:
+        writer.write_batch([ada])
+
+    assert caught.type is error
+    if error is RetryableDestinationError:
+        assert getattr(caught.value, "retry_after", "missing") == retry_after
+    assert API_KEY.split("-")[0] not in str(caught.value)
+
+
+def test_batch_refused_for_its_content_is_a_bad_batch_with_the_detail(
+    rsps: responses.RequestsMock, prepared: Any
+) -> None:
+    writer = prepared()
+    detail = "The resource submitted could not be validated. For field-specific details, see the 'errors' array."
+    rsps.post(
+        LIST_URL,
+        status=400,
+        content_type=PROBLEM_TYPE,
+        body=problem(
+            400, "Invalid Resource", detail, errors=[{"field": "members", "message": "Schema describes array"}]
+        ),
+    )
+
+    with pytest.raises(BadBatchError) as caught:
+        writer.write_batch([rec("ada"), rec("grace")])
+
+    assert detail in str(caught.value)
+    assert "members: Schema describes array" in str(caught.value)
+
+
+def test_batch_call_404_means_the_audience_is_gone(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    rsps.post(
+        LIST_URL,
+        status=404,
+        content_type=PROBLEM_TYPE,
+        body=problem(404, "Resource Not Found", "The requested resource could not be found."),
+    )
+
+    with pytest.raises(UnknownAudienceError) as caught:
+        writer.write_batch([rec("ada")])
+    assert AUDIENCE in str(caught.value)
+
+
+def test_transport_fault_on_the_batch_call_reaches_the_dispatcher(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    rsps.post(LIST_URL, body=requests.ConnectionError("connection reset by peer"))
+
+    with pytest.raises(requests.ConnectionError):  # the dispatcher retries the whole batch on it
+        writer.write_batch([rec("ada")])
+
+
+def test_put_answering_503_makes_only_that_record_retryable(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    start = len(rsps.calls)
+    ada, grace = rec("ada", new=False, add={"VIP"}), rec("grace", new=False, add={"VIP"})
+    rsps.put(
+        f"{MEMBERS_URL}/{md5(ada.email)}",
+        status=503,
+        content_type=PROBLEM_TYPE,
+        body=problem(503, "Service Unavailable", "Try again."),
+    )
+    expect_put(rsps, grace)
+    expect_tag(rsps, VIP, add=[grace])  # the retryable one is tagged when it is retried, not now
+
+    result = writer.write_batch([ada, grace])
+
+    assert result.outcomes[0].status is OutcomeStatus.RETRYABLE and result.outcomes[0].reason
+    assert result.outcomes[1] == Outcome("p-grace", OutcomeStatus.UPDATED)
+    assert result.requests == 3 == len(rsps.calls) - start
+
+
+def test_put_refused_for_a_member_is_rejected_and_not_tagged(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    ada = rec("ada", new=False, add={"VIP"})
+    rsps.put(
+        f"{MEMBERS_URL}/{md5(ada.email)}",
+        status=400,
+        content_type=PROBLEM_TYPE,
+        body=problem(
+            400,
+            "Invalid Resource",
+            "Your merge fields were invalid.",
+            errors=[{"field": "LNAME", "message": "Please enter a value"}],
+        ),
+    )
+
+    (outcome,) = writer.write_batch([ada]).outcomes
+
+    assert outcome.status is OutcomeStatus.REJECTED
+    assert "LNAME" in outcome.reason and "Please enter a value" in outcome.reason
+
+
+# -- on_exit: archive ------------------------------------------------------------------------------
+@ORDERED
+def test_archive_deletes_a_member_who_left_every_segment_after_the_tag_removal(
+    rsps: responses.RequestsMock, prepared: Any
+) -> None:
+    writer = prepared(on_exit="archive")
+    start = len(rsps.calls)
+    leaver = rec("leaver", upsert=False, new=False, segments=(), remove={"VIP"})
+    stayer = rec("stayer", upsert=False, new=False, segments={"Churn risk"}, remove={"VIP"})
+    expect_tag(rsps, VIP, remove=[leaver, stayer])
+    rsps.delete(f"{MEMBERS_URL}/{md5(leaver.email)}", status=204)
+
+    result = writer.write_batch([leaver, stayer])
+
+    assert result.outcomes == [Outcome("p-leaver", OutcomeStatus.UPDATED), Outcome("p-stayer", OutcomeStatus.UPDATED)]
+    assert [(m, p) for m, p, _ in bodies(rsps, start)] == [
+        ("POST", f"/lists/{AUDIENCE}/segments/{VIP}"),
+        ("DELETE", f"/lists/{AUDIENCE}/members/{md5('leaver@example.com')}"),
+    ]
+    assert result.requests == 2
+
+
+def test_archive_of_a_member_already_gone_is_updated(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared(on_exit="archive")
+    leaver = rec("leaver", upsert=False, new=False, segments=(), remove={"VIP"})
+    expect_tag(rsps, VIP, remove=[leaver])
+    rsps.delete(
+        f"{MEMBERS_URL}/{md5(leaver.email)}",
+        status=404,
+        content_type=PROBLEM_TYPE,
+        body=problem(404, "Resource Not Found", "The requested resource could not be found."),
+    )
+
+    assert writer.write_batch([leaver]).outcomes == [Outcome("p-leaver", OutcomeStatus.UPDATED)]
+
+
+def test_remove_tag_mode_never_deletes(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()  # on_exit: remove_tag
+    leaver = rec("leaver", upsert=False, new=False, segments=(), remove={"VIP"})
+    expect_tag(rsps, VIP, remove=[leaver])  # a DELETE is not registered: it would fail
+
+    result = writer.write_batch([leaver])
+    assert (result.outcomes, result.requests) == ([Outcome("p-leaver", OutcomeStatus.UPDATED)], 1)
+
+
+# -- requests_for() matches write_batch() ---------------------------------------------------------
+def _answer_batch(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+    members = sent_json(request)["members"]
+    return 200, {}, json.dumps(batch_answer([m["email_address"] for m in members]))
+
+
+def _answer_put(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+    return 200, {}, json.dumps(member(sent_json(request)["email_address"]))
+
+
+def _answer_tag(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+    body = sent_json(request)
+    return 200, {}, json.dumps(segment_answer(body["members_to_add"], body["members_to_remove"]))
+
+
+PLANS = [
+    pytest.param([rec("a", add={"VIP"}), rec("b", add={"VIP"}), rec("c")], {}, {"batch", "tags"}, 2, id="new"),
+    pytest.param(
+        [rec("a", new=False, add={"VIP"}), rec("b", new=False, remove={"Churn risk"}), rec("c", add={"VIP"})],
+        {},
+        {"batch", "put", "tags"},
+        5,
+        id="mixed",
+    ),
+    pytest.param(
+        [rec("a", upsert=False, new=False, add={"VIP"}), rec("b", upsert=False, new=False, remove={"Churn risk"})],
+        {},
+        {"tags"},
+        2,
+        id="markers-only",
+    ),
+    pytest.param(
+        [rec("a", upsert=False, new=False, segments=(), remove={"VIP"}), rec("b", new=False, segments={"VIP"})],
+        {"on_exit": "archive"},
+        {"put", "tags", "delete"},
+        3,
+        id="archive",
+    ),
+    pytest.param([rec("a", new=False), rec("b", new=False)], {}, {"put"}, 2, id="updates-only"),
+    pytest.param([], {}, set(), 0, id="empty"),
+]
+
+
+@pytest.mark.parametrize(("records", "options", "endpoints", "expected"), PLANS)
+def test_requests_for_counts_the_calls_write_batch_makes(
+    rsps: responses.RequestsMock,
+    prepared: Any,
+    records: list[Record],
+    options: dict[str, Any],
+    endpoints: set[str],
+    expected: int,
+) -> None:
+    writer = prepared(**options)
+    start = len(rsps.calls)
+    if "batch" in endpoints:
+        rsps.add_callback(responses.POST, LIST_URL, callback=_answer_batch)
+    if "put" in endpoints:
+        rsps.add_callback(responses.PUT, re.compile(rf"{re.escape(MEMBERS_URL)}/[0-9a-f]{{32}}"), callback=_answer_put)
+    if "tags" in endpoints:
+        rsps.add_callback(responses.POST, re.compile(rf"{re.escape(SEGMENTS_URL)}/(101|102)"), callback=_answer_tag)
+    if "delete" in endpoints:
+        rsps.delete(re.compile(rf"{re.escape(MEMBERS_URL)}/[0-9a-f]{{32}}"), status=204)
+
+    planned = writer.requests_for(records)
+    result = writer.write_batch(records)
+
+    assert planned == expected
+    assert result.requests == expected
+    assert len(rsps.calls) - start == expected
+    assert all(o.status.delivered for o in result.outcomes)
