@@ -178,7 +178,7 @@ class Workspace:
         destination = self.registry.get(type)
         schema = destination.spec().connection_schema
         full = validate(config, schema, f"connection {name!r} config")
-        if check:
+        if check and destination.oauth(full) is None:  # OAuth is checked once 'connections auth' ran
             self._check_credentials(destination, full)
         plain, secrets = split_secrets(full, schema)
         with self.store.transaction():
@@ -243,6 +243,7 @@ class Workspace:
             schema,
             f"connection {name!r} config",
         )
+        self._check_credentials(destination, full)
         plain, secrets = split_secrets(full, schema)
         with self.store.transaction():
             self.store.update_connection_config(connection.id, plain, self.vault.encrypt(secrets))

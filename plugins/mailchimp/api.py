@@ -30,6 +30,8 @@ def base_url(config: Mapping[str, Any]) -> str:
     if override:
         root = str(override).rstrip("/")
         return root if root.endswith("/3.0") else root + "/3.0"
+    if config.get("auth_method") == "oauth2":
+        raise AuthError("this Mailchimp connection has no OAuth token yet: run 'segport connections auth NAME'")
     match = _DC.search(str(config.get("api_key", "")))
     if not match:
         raise ConfigError("the Mailchimp API key has no data-center suffix ('-us19'): copy the whole key")
