@@ -260,6 +260,11 @@ class Sandbox(ABC):
     def summary(self) -> dict[str, Any]:
         """What landed: e.g. members per status and members per segment marker."""
 
+    def demo_mapping(self) -> dict[str, str]:
+        """Data matching for ``segport demo``, whose profiles carry ``first_name``, ``last_name``,
+        ``city`` and ``country``: {destination field: attribute}."""
+        return {}
+
 
 class Destination(ABC):
     """A destination platform. Subclass it and register it under ``segport.destinations``.
@@ -285,6 +290,14 @@ class Destination(ABC):
     def base_url(self, config: Mapping[str, Any]) -> str | None:
         """The API base URL this config talks to (shown by ``connections show``)."""
         return None
+
+    def extra_fields(self, options: Mapping[str, Any]) -> Mapping[str, str]:
+        """Profile attributes the export options name, beyond the data matching.
+
+        Returns {record field: profile attribute}; the engine maps, hashes and sends them in
+        ``Record.fields`` like mapped fields (e.g. a consent flag read from a profile attribute).
+        """
+        return {}
 
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         """The OAuth2 flow for this config, or None when it authenticates otherwise."""

@@ -13,13 +13,13 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping, Sequence
+from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 
 import pluggy
 import requests
 
 from .config import validate
-from .contract import BatchResult, Destination, Outcome, OutcomeStatus, Record, RunContext
+from .contract import AuthHandler, BatchResult, Destination, Outcome, OutcomeStatus, Record, RunContext
 from .dispatcher import Delivery, Dispatcher, RetryPolicy, governor
 from .errors import CapExceeded, RunError, SegportError
 from .mapper import Mapper
@@ -44,6 +44,7 @@ class RunRequest:
     full: bool = False
     dry_run: bool = False
     profile_cap: int = 0
+    save_secrets: Callable[[Mapping[str, Any]], None] | None = None  # stores refreshed tokens
 
 
 class ExportRun:
@@ -67,9 +68,9 @@ class ExportRun:
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=spec.limits.max_concurrency)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
+        auth = session.auth = request.destination.auth(request.config)
         try:
             with closing(self.store.reader()) as reader, closing(session):
-                session.auth = request.destination.auth(request.config)
                 context = RunContext(
                     export.name, options, list(export.segments), sorted(export.mapping), request.dry_run
                 )
@@ -89,7 +90,7 @@ class ExportRun:
                 steps = plan(
                     selection.stream(),
                     self.store.iter_sync_state(reader, export.id),
-                    Mapper(export.email_field, export.mapping),
+                    Mapper(export.email_field, {**export.mapping, **request.destination.extra_fields(options)}),
                     full=request.full,
                 )
                 with closing(steps):
@@ -108,6 +109,7 @@ class ExportRun:
                             )
                 reader.execute("ROLLBACK")
         except SegportError as exc:
+            self._keep_secrets(request, auth)
             self._finish(run, export, started, RunStatus.FAILED, str(exc))
             exc.run = run  # type: ignore[attr-defined]  # lets the CLI print the record too
             raise
@@ -119,8 +121,16 @@ class ExportRun:
                 run, export, started, RunStatus.FAILED, f"internal error: {type(exc).__name__} (run with --debug)"
             )
             raise
+        self._keep_secrets(request, auth)
         self._finish(run, export, started, run.status, run.error)
         return run
+
+    @staticmethod
+    def _keep_secrets(request: RunRequest, auth: AuthHandler) -> None:
+        """Store secrets the auth handler changed during the run (a refreshed OAuth token)."""
+        changed = auth.updated_secrets()
+        if changed and request.save_secrets is not None:
+            request.save_secrets(changed)
 
     def _finish(self, run: Run, export: Export, started: float, status: RunStatus, error: str | None) -> None:
         run.status, run.error = status, error

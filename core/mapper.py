@@ -56,9 +56,17 @@ class Mapper:
         problem = email_problem(email)
         if problem is not None:
             return problem
-        fields = {dest: _clean(attrs.get(src)) for dest, src in self.mapping.items()}
+        fields = {dest: _value(attrs, src) for dest, src in self.mapping.items()}
         payload = json.dumps([email, fields], separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
         return Mapped(email, fields, hashlib.blake2b(payload.encode(), digest_size=16).digest())
+
+
+def _value(attrs: Mapping[str, Any], source: str) -> Any:
+    """An attribute's value; ``a+b`` joins attributes a and b with a space (e.g. a full name)."""
+    if source in attrs or "+" not in source:
+        return _clean(attrs.get(source))
+    parts = (_clean(attrs.get(name.strip())) for name in source.split("+"))
+    return " ".join(str(p) for p in parts if p != "")
 
 
 def _clean(value: Any) -> Any:

@@ -221,11 +221,17 @@ class Workspace:
         return self.store.get_connection(name)
 
     def test_connection(self, name: str) -> dict[str, Any]:
-        """Check the stored credentials with the plugin's cheap call."""
+        """Check the stored credentials with the plugin's cheap call (a refreshed token is kept)."""
         self._authorize("connections.test")
         connection = self.store.get_connection(name)
         destination = self.registry.get(connection.type)
-        account = self._check_credentials(destination, self._full_config(connection))
+        auth = destination.auth(self._full_config(connection))
+        with requests.Session() as session:
+            session.auth = auth
+            account = auth.check(session)
+        changed = auth.updated_secrets()
+        if changed:
+            self._save_secrets(connection, changed)
         return {"connection": name, "status": "ok", "account": account}
 
     def authorize_connection(self, name: str, open_url: Callable[[str], Any], *, timeout: float = 300.0) -> Connection:
@@ -249,6 +255,14 @@ class Workspace:
             self.store.update_connection_config(connection.id, plain, self.vault.encrypt(secrets))
             self.store.audit(actor.name, "connections.auth", name)
         return self.store.get_connection(name)
+
+    def _save_secrets(self, connection: Connection, changed: Mapping[str, Any]) -> None:
+        """Store config values a plugin changed while running (refreshed tokens), encrypted as before."""
+        schema = self.registry.get(connection.type).spec().connection_schema
+        plain, secrets = split_secrets({**self._full_config(connection), **changed}, schema)
+        with self.store.transaction():
+            self.store.update_connection_config(connection.id, plain, self.vault.encrypt(secrets))
+            self.store.audit(self.user.name, "connections.refresh", connection.name)
 
     def set_profile_cap(self, name: str, cap: int | None) -> Connection:
         actor = self._authorize("connections.edit")
@@ -501,7 +515,16 @@ class Workspace:
             f"connection {connection.name!r} config",
         )
         request = RunRequest(
-            export, connection, destination, config, self.user.name, trigger, full, dry_run, connection.profile_cap or 0
+            export,
+            connection,
+            destination,
+            config,
+            self.user.name,
+            trigger,
+            full,
+            dry_run,
+            connection.profile_cap or 0,
+            lambda changed: self._save_secrets(connection, changed),
         )
         return ExportRun(self.store, self.pm, self.home, self.retry).execute(request)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ..contract import Sandbox
 from ..errors import PluginError
 from ..registry import default_registry
 from ..workspace import Workspace
@@ -92,32 +93,44 @@ def write_customers(path: Path, count: int, seed: int = 7) -> None:
 
 
 @click.command()
-@click.option("--destination", default="mailchimp", show_default=True, help="Destination whose sandbox to use.")
+@click.argument("destinations", nargs=-1)
 @click.option("--profiles", "count", type=click.IntRange(100), default=3000, show_default=True)
 @click.option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False),
     default=None,
-    help="Where to create the demo workspace (default: a new temporary folder).",
+    help="Where to create the demo workspaces (default: a new temporary folder).",
 )
-def demo(destination: str, count: int, directory: str | None) -> None:
-    """Run a demo export end to end against a local sandbox (no account, no network)."""
-    plugin = default_registry().get(destination)
-    server = plugin.sandbox(seed=7)
-    if server is None:
-        raise PluginError(f"destination {destination!r} ships no sandbox: choose another --destination")
+def demo(destinations: tuple[str, ...], count: int, directory: str | None) -> None:
+    """Run a demo export end to end against local sandboxes (no account, no network).
+
+    DESTINATIONS default to every installed destination that ships a sandbox.
+    """
+    registry = default_registry()
+    names = list(destinations) or [i.name for i in registry.infos() if i.status == "ok"]
+    legs = [(name, registry.get(name)) for name in names]
+    if destinations:
+        for name, plugin in legs:
+            if plugin.sandbox() is None:
+                raise PluginError(f"destination {name!r} ships no sandbox: choose another destination")
+    legs = [(name, plugin) for name, plugin in legs if plugin.sandbox() is not None]
+    if not legs:
+        raise PluginError("no installed destination ships a sandbox: install segport with its plugins")
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="segport-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    click.echo(f"{plugin.title} sandbox serving at {server.start()}")
-    try:
-        with Workspace.create(root / "workspace", "admin") as ws:
-            _run_demo(ws, root, count, destination, server.demo_connection(), server.demo_export_options())
-        click.echo("what landed in the sandbox:")
-        for key, value in server.summary().items():
-            click.echo(f"  {key}: {value}")
-    finally:
-        server.stop()
+    for name, plugin in legs:
+        server = plugin.sandbox(seed=7)
+        assert server is not None
+        click.echo(f"== {plugin.title}: sandbox serving at {server.start()}")
+        try:
+            with Workspace.create(root / name / "workspace", "admin") as ws:
+                _run_demo(ws, root / name, count, name, server)
+            click.echo("what landed in the sandbox:")
+            for key, value in server.summary().items():
+                click.echo(f"  {key}: {value}")
+        finally:
+            server.stop()
 
 
 def _renamed(row: str) -> str:
@@ -127,9 +140,7 @@ def _renamed(row: str) -> str:
     return ",".join(fields) + "\n"
 
 
-def _run_demo(
-    ws: Workspace, root: Path, count: int, destination: str, config: dict[str, object], options: dict[str, object]
-) -> None:
+def _run_demo(ws: Workspace, root: Path, count: int, destination: str, server: Sandbox) -> None:
     click.echo(f"workspace: {ws.home}")
     customers = root / "customers.csv"
     write_customers(customers, count)
@@ -140,14 +151,14 @@ def _run_demo(
     ws.load_segment("Newsletter", newsletter)
     for row in ws.list_segments():
         click.echo(f"segment {row['name']}: {row['members']:,} members")
-    ws.add_connection("Demo sandbox", destination, config, agree_privacy=True)
+    ws.add_connection("Demo sandbox", destination, server.demo_connection(), agree_privacy=True)
     ws.add_export(
         "demo-export",
         connection="Demo sandbox",
         segments=["VIP", "Newsletter"],
         email_field="email",
-        mapping={"FNAME": "first_name", "LNAME": "last_name"},
-        options=options,
+        mapping=server.demo_mapping(),
+        options=server.demo_export_options(),
     )
     click.echo("-- first run: everyone is new")
     print_run(ws.run_export("demo-export"), as_json=False)

@@ -226,6 +226,9 @@ class MailchimpSandbox(Sandbox):
     def demo_export_options(self) -> dict[str, Any]:
         return {"audience_id": self.audience_id}
 
+    def demo_mapping(self) -> dict[str, str]:
+        return {"FNAME": "first_name", "LNAME": "last_name"}
+
     def summary(self) -> dict[str, Any]:
         """``{"audience", "members": {status: n}, "tags": {name: n}, "merge_fields": [tags]}``."""
         return self._data.summary()

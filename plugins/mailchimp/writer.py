@@ -195,7 +195,7 @@ class MailchimpWriter(BatchWriter):
             record = by_email.get(str(error.get("email_address", "")).lower())
             if record is None:
                 continue
-            if error.get("error_code") == "ERROR_CONTACT_EXISTS":
+            if error.get("error_code") == "ERROR_CONTACT_EXISTS" or "already a list member" in str(error.get("error")):
                 known.append(record)
             else:
                 absent.add(record.key)

@@ -18,8 +18,9 @@ def segport(home: Path, *args: str, user: str | None = "ada") -> subprocess.Comp
     env["SEGPORT_HOME"] = str(home)
     if user:
         env["SEGPORT_USER"] = user
-    return subprocess.run([sys.executable, "-m", "segport", *args], env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "segport", *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
@@ -79,8 +80,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     result = segport(tmp_path, "demo", "--profiles", "600", "--dir", str(tmp_path / "demo"), user=None)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Mailchimp sandbox serving at http://127.0.0.1:" in out
-    assert "run 1 of demo-export: succeeded" in out
-    assert "run 2 of demo-export: succeeded" in out
-    assert "updated 5," in out  # 3 renamed profiles + 2 that left the Newsletter segment
-    assert "what landed in the sandbox:" in out and "tags: {" in out
+    for title in ("Mailchimp", "Campaign Monitor"):
+        assert f"== {title}: sandbox serving at http://127.0.0.1:" in out
+    assert out.count("run 1 of demo-export: succeeded") == 2
+    assert out.count("run 2 of demo-export: succeeded") == 2
+    assert out.count("updated 5,") == 2  # 3 renamed profiles + 2 that left the Newsletter segment
+    assert "tags: {" in out and "segments field options" in out

@@ -1,0 +1,100 @@
+"""A thin Campaign Monitor API v3.3 client: ``.json`` routes, timeouts, token refresh, error mapping.
+
+Facts come from shared/provider-apis.md part B (source keys in brackets). Messages never hold
+credentials: only Campaign Monitor's own codes and messages and our hints.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Protocol, runtime_checkable
+from urllib.parse import quote
+
+import requests
+
+from segport import AuthError, DestinationError, FatalDestinationError, RetryableDestinationError
+
+DEFAULT_BASE = "https://api.createsend.com/api/v3.3"
+AUTH_CODES = {50, 100, 102, 120, 122}  # 401s the operator must fix [CM-GS B1]
+EXPIRED_TOKEN = 121  # refresh the token, then retry once [CS-PY B1]
+INVALID_LIST = 101  # [createsend-ruby#44 B1]
+
+
+@runtime_checkable
+class Refreshing(Protocol):
+    """An auth handler that can refresh an expired OAuth token (see auth.CampaignMonitorAuth)."""
+
+    def token(self) -> str | None: ...
+
+    def refresh(self, session: requests.Session, stale: str | None) -> None: ...
+
+
+class CMError(DestinationError):
+    """A 4xx answer the caller interprets: ``status``, CM's ``code``, ``message``, ``result``."""
+
+    def __init__(self, status: int, body: Mapping[str, Any]) -> None:
+        self.status = status
+        self.code = int(body.get("Code") or 0)
+        self.cm_message = str(body.get("Message") or "")
+        self.result = body.get("ResultData")
+        super().__init__(f"Campaign Monitor answered {status} (code {self.code}: {self.cm_message})")
+
+
+def path_key(key: str) -> str:
+    """A custom-field key as a path segment (brackets kept, URL-encoded) [CS-PY B1]."""
+    return quote(key, safe="")
+
+
+class CampaignMonitorAPI:
+    """Calls one account's API through a session that already carries the auth handler."""
+
+    def __init__(self, session: requests.Session, config: Mapping[str, Any]) -> None:
+        self.session = session
+        self.root = str(config.get("api_base_url") or DEFAULT_BASE).rstrip("/")
+        self.timeout = (10.0, float(config.get("timeout_s", 120)))
+
+    def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        """One request to ``<root><path>.json``; refreshes an expired OAuth token once."""
+        auth = self.session.auth if isinstance(self.session.auth, Refreshing) else None
+        used = auth.token() if auth is not None else None
+        response = self._send(method, path, json, params)
+        if response.status_code == 401 and _code(response) == EXPIRED_TOKEN and auth is not None:
+            auth.refresh(self.session, used)
+            response = self._send(method, path, json, params)
+        if response.ok:
+            return _body(response)
+        raise error_for(response)
+
+    def _send(self, method: str, path: str, json: Any, params: Mapping[str, Any] | None) -> requests.Response:
+        return self.session.request(method, f"{self.root}{path}.json", json=json, params=params, timeout=self.timeout)
+
+
+def _body(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _code(response: requests.Response) -> int:
+    body = _body(response)
+    return int(body.get("Code") or 0) if isinstance(body, dict) else 0
+
+
+def error_for(response: requests.Response) -> DestinationError | AuthError:
+    """Map a failed response to segport's errors [B3]."""
+    status = response.status_code
+    raw = _body(response)
+    body = raw if isinstance(raw, dict) else {}
+    code, message = int(body.get("Code") or 0), str(body.get("Message") or "")
+    if status == 401 or code in AUTH_CODES:
+        return AuthError(
+            f"Campaign Monitor refused the credentials (code {code}: {message or 'unauthorized'}): check the API key, "
+            "or re-run 'segport connections auth NAME' for OAuth; then 'segport connections test NAME'"
+        )
+    if status == 429 or status >= 500:
+        return RetryableDestinationError(f"Campaign Monitor answered {status} (code {code}: {message})")
+    if 400 <= status < 500:
+        return CMError(status, body)
+    return FatalDestinationError(f"Campaign Monitor answered {status} (code {code}: {message})")

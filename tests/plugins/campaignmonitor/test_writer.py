@@ -1,0 +1,954 @@
+"""CampaignMonitorWriter against a strict ``responses`` mock: pre-flight, one import per batch, errors.
+
+API facts: shared/provider-apis.md part B (B1 lists and custom fields, B2 import and the code-210
+partial envelope, B3 errors, B4 rule segments). Every registered response must fire, and an
+unregistered call fails, so "no other call was made" is asserted by the mock itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Callable, Iterable, Iterator
+
+import pytest
+import requests
+import responses
+from responses import matchers
+from responses.registries import FirstMatchRegistry, OrderedRegistry
+
+from segport import (
+    AuthError,
+    BadBatchError,
+    ConfigError,
+    Outcome,
+    OutcomeStatus,
+    Record,
+    RetryableDestinationError,
+    RunContext,
+    UnknownAudienceError,
+)
+from segport_campaignmonitor.auth import CampaignMonitorAuth
+from segport_campaignmonitor.writer import CampaignMonitorWriter
+
+API_KEY = "cm-key-123"
+BASE = "https://api.createsend.com/api/v3.3"
+CONFIG = {"api_key": API_KEY, "api_base_url": BASE}
+LIST_ID = "a" * 32
+LIST_URL = f"{BASE}/lists/{LIST_ID}.json"
+FIELDS_URL = f"{BASE}/lists/{LIST_ID}/customfields.json"
+OPTIONS_URL = f"{BASE}/lists/{LIST_ID}/customfields/%5Bsegments%5D/options.json"
+LIST_SEGMENTS_URL = f"{BASE}/lists/{LIST_ID}/segments.json"
+NEW_SEGMENT_URL = f"{BASE}/segments/{LIST_ID}.json"
+IMPORT_URL = f"{BASE}/subscribers/{LIST_ID}/import.json"
+OPTIONS = {
+    "list_id": LIST_ID,
+    "consent_to_track": "Unchanged",
+    "resubscribe": False,
+    "segment_field": "Segments",
+    "create_rule_segments": True,
+}
+EXPORTED = ("VIP", "Churn risk")
+MAPPED = ("Name", "plan", "score")
+
+PLAN = {"FieldName": "plan", "Key": "[plan]", "DataType": "Text", "FieldOptions": [], "VisibleInPreferenceCenter": True}
+SCORE = {
+    "FieldName": "score",
+    "Key": "[score]",
+    "DataType": "Number",
+    "FieldOptions": [],
+    "VisibleInPreferenceCenter": True,
+}
+INTERESTS = {
+    "FieldName": "Interests",
+    "Key": "[Interests]",
+    "DataType": "MultiSelectMany",
+    "FieldOptions": ["Books", "Music"],
+    "VisibleInPreferenceCenter": True,
+}
+SEGMENTS_FIELD = {
+    "FieldName": "Segments",
+    "Key": "[segments]",
+    "DataType": "MultiSelectMany",
+    "FieldOptions": ["VIP", "Churn risk"],
+    "VisibleInPreferenceCenter": False,
+}
+STANDARD_FIELDS = (PLAN, SCORE, INTERESTS, SEGMENTS_FIELD)
+STANDARD_SEGMENTS = (
+    {"ListID": LIST_ID, "SegmentID": "b" * 32, "Title": "VIP"},
+    {"ListID": LIST_ID, "SegmentID": "c" * 32, "Title": "Churn risk"},
+)
+CLIENTS = [
+    {"ClientID": "4a397ccaaa55eb4e6aa1221e1e2d7122", "Name": "Acme Corp"},
+    {"ClientID": "a206def0582eec7dae47d937a4109cb2", "Name": "Beta Ltd"},
+]
+
+ORDERED = pytest.mark.parametrize("rsps", [OrderedRegistry], indirect=True, ids=["ordered"])
+BASIC = matchers.header_matcher({"Authorization": "Basic " + base64.b64encode(f"{API_KEY}:x".encode()).decode()})
+
+
+# -- fixtures and helpers -------------------------------------------------------------------------
+@pytest.fixture
+def rsps(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock]:
+    """Strict mock; ``@ORDERED`` switches it to an OrderedRegistry for call sequences."""
+    registry = getattr(request, "param", FirstMatchRegistry)
+    with responses.RequestsMock(assert_all_requests_are_fired=True, registry=registry) as mock:
+        yield mock
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as http:
+        http.auth = CampaignMonitorAuth(CONFIG)
+        yield http
+
+
+@pytest.fixture
+def make_writer(session: requests.Session) -> Callable[..., CampaignMonitorWriter]:
+    def make(
+        *, segments: Iterable[str] = EXPORTED, mapped: Iterable[str] = MAPPED, **options: Any
+    ) -> CampaignMonitorWriter:
+        context = RunContext("vip-export", {**OPTIONS, **options}, list(segments), list(mapped))
+        return CampaignMonitorWriter(session, CONFIG, context)
+
+    return make
+
+
+@pytest.fixture
+def prepared(
+    rsps: responses.RequestsMock, make_writer: Callable[..., CampaignMonitorWriter]
+) -> Callable[..., CampaignMonitorWriter]:
+    """``prepared(**options)``: a writer whose prepare() found plan, score, Segments and both rule segments."""
+
+    def make(**options: Any) -> CampaignMonitorWriter:
+        expect_list(rsps)
+        expect_fields(rsps, STANDARD_FIELDS)
+        if options.get("create_rule_segments", True):
+            expect_segments(rsps, STANDARD_SEGMENTS)
+        writer = make_writer(**options)
+        writer.prepare()
+        return writer
+
+    return make
+
+
+def expect_list(rsps: responses.RequestsMock) -> None:
+    rsps.get(
+        LIST_URL,
+        json={
+            "ListID": LIST_ID,
+            "Title": "Newsletter",
+            "UnsubscribePage": "",
+            "UnsubscribeSetting": "AllClientLists",
+            "ConfirmedOptIn": False,
+            "ConfirmationSuccessPage": "",
+        },
+        match=[BASIC],
+    )
+
+
+def expect_fields(rsps: responses.RequestsMock, fields: Iterable[dict[str, Any]]) -> None:
+    rsps.get(FIELDS_URL, json=list(fields), match=[BASIC])
+
+
+def expect_segments(rsps: responses.RequestsMock, segments: Iterable[dict[str, Any]]) -> None:
+    rsps.get(LIST_SEGMENTS_URL, json=list(segments), match=[BASIC])
+
+
+def cm_error(code: int, message: str, **extra: Any) -> dict[str, Any]:
+    return {"Code": code, "Message": message, **extra}
+
+
+def rec(
+    name: str,
+    *,
+    new: bool = True,
+    upsert: bool = True,
+    segments: Iterable[str] | None = None,
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+    fields: dict[str, Any] | None = None,
+) -> Record:
+    """A record for ``<name>@example.com`` (key ``p-<name>``); segments default to ``add``."""
+    return Record(
+        f"p-{name}",
+        f"{name}@example.com",
+        {"Name": f"{name.title()} Example", "plan": "pro", "score": 42} if fields is None else fields,
+        frozenset(add if segments is None else segments),
+        frozenset(add),
+        frozenset(remove),
+        upsert,
+        new,
+    )
+
+
+def subscriber(
+    email: str,
+    *,
+    consent: str = "Unchanged",
+    name: str | None = None,
+    custom: Iterable[dict[str, Any]] = (),
+    segments: Iterable[str] = (),
+    cleared: Iterable[str] = (),
+) -> dict[str, Any]:
+    """One row of the import body: custom field items, then one item per segment, then Clear items."""
+    row: dict[str, Any] = {"EmailAddress": email, "ConsentToTrack": consent}
+    if name is not None:
+        row["Name"] = name
+    items = [*custom]
+    items += [{"Key": "segments", "Value": s} for s in segments]
+    items += [{"Key": "segments", "Value": s, "Clear": True} for s in cleared]
+    if items:
+        row["CustomFields"] = items
+    return row
+
+
+def import_body(rows: Iterable[dict[str, Any]], *, resubscribe: bool = False) -> dict[str, Any]:
+    return {
+        "Subscribers": list(rows),
+        "Resubscribe": resubscribe,
+        "QueueSubscriptionBasedAutoResponders": False,
+        "RestartSubscriptionBasedAutoresponders": False,
+    }
+
+
+def import_result(
+    new: int = 0, existing: int = 0, failures: Iterable[dict[str, Any]] = (), submitted: int | None = None
+) -> dict[str, Any]:
+    failed = list(failures)
+    return {
+        "FailureDetails": failed,
+        "TotalUniqueEmailsSubmitted": new + existing + len(failed) if submitted is None else submitted,
+        "TotalExistingSubscribers": existing,
+        "TotalNewSubscribers": new,
+        "DuplicateEmailsInSubmission": [],
+    }
+
+
+def expect_import(
+    rsps: responses.RequestsMock,
+    rows: Iterable[dict[str, Any]],
+    *,
+    status: int = 201,
+    answer: Any = None,
+    resubscribe: bool = False,
+) -> None:
+    rows = list(rows)
+    rsps.post(
+        IMPORT_URL,
+        status=status,
+        json=import_result(new=len(rows)) if answer is None else answer,
+        match=[matchers.json_params_matcher(import_body(rows, resubscribe=resubscribe)), BASIC],
+    )
+
+
+def default_row(record: Record, **overrides: Any) -> dict[str, Any]:
+    """The import row of a record built by ``rec()`` with default fields."""
+    values: dict[str, Any] = {
+        "name": record.fields.get("Name"),
+        "custom": [{"Key": "plan", "Value": "pro"}, {"Key": "score", "Value": "42"}],
+        "segments": sorted(record.segments),
+        "cleared": sorted(record.remove),
+    }
+    values.update(overrides)
+    return subscriber(record.email, **values)
+
+
+def sent_json(request: requests.PreparedRequest) -> Any:
+    return json.loads(request.body) if request.body else None
+
+
+def calls(rsps: responses.RequestsMock, start: int = 0) -> list[tuple[str, str]]:
+    """(method, path) of each call since ``start``."""
+    return [
+        (str(c.request.method), str(c.request.url).split("?")[0].removeprefix(BASE)) for c in list(rsps.calls)[start:]
+    ]
+
+
+# -- prepare(): the list -------------------------------------------------------------------------
+@ORDERED
+def test_prepare_checks_list_then_fields_then_segments(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, STANDARD_SEGMENTS)
+
+    make_writer().prepare()  # plan, score and Segments (with both options) exist, so do both segments
+
+    assert calls(rsps) == [
+        ("GET", f"/lists/{LIST_ID}.json"),
+        ("GET", f"/lists/{LIST_ID}/customfields.json"),
+        ("GET", f"/lists/{LIST_ID}/segments.json"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(400, cm_error(101, "Invalid ListID")), (404, None)],
+    ids=["400-code-101", "404"],
+)
+def test_prepare_unknown_list_names_it_and_lists_the_known_ones(
+    rsps: responses.RequestsMock, make_writer: Any, status: int, body: Any
+) -> None:
+    rsps.get(LIST_URL, status=status, **({"json": body} if body else {"body": ""}))
+    rsps.get(f"{BASE}/clients.json", json=CLIENTS, match=[BASIC])
+    rsps.get(
+        f"{BASE}/clients/{CLIENTS[0]['ClientID']}/lists.json",
+        json=[{"ListID": "1" * 32, "Name": "Newsletter"}, {"ListID": "2" * 32, "Name": "Customers"}],
+    )
+    rsps.get(f"{BASE}/clients/{CLIENTS[1]['ClientID']}/lists.json", json=[{"ListID": "3" * 32, "Name": "Beta news"}])
+
+    with pytest.raises(UnknownAudienceError) as caught:
+        make_writer().prepare()
+
+    message = str(caught.value)
+    assert LIST_ID in message
+    assert "list_id" in message
+    assert f"{'1' * 32} (Newsletter)" in message
+    assert f"{'2' * 32} (Customers)" in message
+    assert f"{'3' * 32} (Beta news)" in message
+    assert API_KEY not in message
+
+
+def test_prepare_unknown_list_without_known_lists_still_names_it(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    rsps.get(LIST_URL, status=400, json=cm_error(101, "Invalid ListID"))
+    rsps.get(f"{BASE}/clients.json", status=400, json=cm_error(403, "Agency only"))
+
+    with pytest.raises(UnknownAudienceError) as caught:
+        make_writer().prepare()
+    assert LIST_ID in str(caught.value)
+
+
+def test_prepare_with_refused_credentials_is_an_auth_error(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    rsps.get(LIST_URL, status=401, json=cm_error(100, "Invalid API Key"))
+
+    with pytest.raises(AuthError) as caught:
+        make_writer().prepare()
+    assert API_KEY not in str(caught.value)
+
+
+# -- prepare(): mapped custom fields --------------------------------------------------------------
+def test_prepare_missing_custom_field_names_it(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, STANDARD_FIELDS)
+
+    with pytest.raises(ConfigError) as caught:
+        make_writer(mapped=["Name", "plan", "tier"]).prepare()
+
+    message = str(caught.value)
+    assert "tier" in message
+    assert "--map" in message
+    assert "plan" not in message
+
+
+def test_prepare_name_and_consent_need_no_custom_field(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [SEGMENTS_FIELD])
+    expect_segments(rsps, STANDARD_SEGMENTS)
+
+    make_writer(mapped=["ConsentToTrack", "Name"]).prepare()  # neither is a custom field: no ConfigError
+
+
+@pytest.mark.parametrize("field", [INTERESTS, {**INTERESTS, "FieldName": "plan", "Key": "[plan]"}], ids=["a", "b"])
+def test_prepare_refuses_a_mapped_multiselectmany_field(
+    rsps: responses.RequestsMock, make_writer: Any, field: dict[str, Any]
+) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [field, SEGMENTS_FIELD])
+
+    with pytest.raises(ConfigError) as caught:
+        make_writer(mapped=["Name", field["FieldName"]]).prepare()
+
+    assert field["FieldName"] in str(caught.value)
+    assert "MultiSelectMany" in str(caught.value)
+
+
+def test_prepare_matches_field_names_case_insensitively_and_sends_the_key(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    expect_list(rsps)
+    tier = {"FieldName": "Plan Tier", "Key": "[PlanTier]", "DataType": "MultiSelectOne", "FieldOptions": ["Gold"]}
+    expect_fields(rsps, [tier, SEGMENTS_FIELD])
+    expect_segments(rsps, STANDARD_SEGMENTS)
+    writer = make_writer(mapped=["plan tier"])
+    writer.prepare()
+
+    ada = Record("p-ada", "ada@example.com", {"plan tier": "Gold"}, frozenset({"VIP"}), frozenset({"VIP"}))
+    expect_import(rsps, [subscriber(ada.email, custom=[{"Key": "PlanTier", "Value": "Gold"}], segments=["VIP"])])
+
+    assert writer.write_batch([ada]).outcomes == [Outcome("p-ada", OutcomeStatus.CREATED)]
+
+
+# -- prepare(): the membership field --------------------------------------------------------------
+@ORDERED
+def test_prepare_creates_the_missing_membership_field(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [PLAN, SCORE])
+    rsps.post(
+        FIELDS_URL,
+        status=201,
+        json="[segments]",
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "FieldName": "Segments",
+                    "DataType": "MultiSelectMany",
+                    "Options": ["VIP", "Churn risk"],
+                    "VisibleInPreferenceCenter": False,
+                }
+            ),
+            BASIC,
+        ],
+    )
+    expect_segments(rsps, STANDARD_SEGMENTS)
+
+    make_writer().prepare()
+
+    assert [m for m, _ in calls(rsps)].count("POST") == 1
+
+
+def test_created_membership_field_key_is_used_in_items_and_rules(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [PLAN, SCORE])
+    rsps.post(
+        FIELDS_URL,
+        status=201,
+        json="[ExportedAudiences]",
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "FieldName": "Exported Audiences",
+                    "DataType": "MultiSelectMany",
+                    "Options": ["VIP"],
+                    "VisibleInPreferenceCenter": False,
+                }
+            )
+        ],
+    )
+    expect_segments(rsps, [])
+    rsps.post(
+        NEW_SEGMENT_URL,
+        status=201,
+        json="d" * 32,
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "Title": "VIP",
+                    "RuleGroups": [{"Rules": [{"RuleType": "[ExportedAudiences]", "Clause": "EQUALS VIP"}]}],
+                }
+            )
+        ],
+    )
+    writer = make_writer(segments=["VIP"], segment_field="Exported Audiences")
+    writer.prepare()
+
+    ada = rec("ada", upsert=False, new=False, add={"VIP"})
+    expect_import(rsps, [subscriber(ada.email, custom=[{"Key": "ExportedAudiences", "Value": "VIP"}])])
+    assert writer.write_batch([ada]).outcomes == [Outcome("p-ada", OutcomeStatus.UPDATED)]
+
+
+def test_prepare_adds_only_the_missing_options(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [PLAN, SCORE, {**SEGMENTS_FIELD, "FieldOptions": ["Churn risk", "Old"]}])
+    rsps.put(
+        OPTIONS_URL,
+        status=200,
+        body="",
+        match=[matchers.json_params_matcher({"Options": ["VIP", "Dormant"], "KeepExistingOptions": True}), BASIC],
+    )
+    expect_segments(rsps, [*STANDARD_SEGMENTS, {"ListID": LIST_ID, "SegmentID": "e" * 32, "Title": "Dormant"}])
+
+    make_writer(segments=["VIP", "Churn risk", "Dormant"]).prepare()
+
+    assert ("PUT", f"/lists/{LIST_ID}/customfields/%5Bsegments%5D/options.json") in calls(rsps)
+
+
+def test_prepare_finds_the_membership_field_case_insensitively(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [PLAN, SCORE, {**SEGMENTS_FIELD, "FieldName": "SEGMENTS"}])
+    expect_segments(rsps, STANDARD_SEGMENTS)
+
+    make_writer().prepare()  # no POST customfields.json is registered: it would fail
+
+
+@pytest.mark.parametrize("data_type", ["Text", "MultiSelectOne", "Number"])
+def test_prepare_refuses_a_membership_field_of_another_type(
+    rsps: responses.RequestsMock, make_writer: Any, data_type: str
+) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [PLAN, SCORE, {**SEGMENTS_FIELD, "DataType": data_type}])
+
+    with pytest.raises(ConfigError) as caught:
+        make_writer().prepare()
+
+    message = str(caught.value)
+    assert "Segments" in message and data_type in message
+    assert "segment_field" in message
+
+
+# -- prepare(): rule segments ---------------------------------------------------------------------
+def test_prepare_creates_rule_segments_for_missing_titles(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, [STANDARD_SEGMENTS[1], {"ListID": LIST_ID, "SegmentID": "f" * 32, "Title": "Other"}])
+    rsps.post(
+        NEW_SEGMENT_URL,
+        status=201,
+        json="d" * 32,
+        match=[
+            matchers.json_params_matcher(
+                {"Title": "VIP", "RuleGroups": [{"Rules": [{"RuleType": "[segments]", "Clause": "EQUALS VIP"}]}]}
+            ),
+            BASIC,
+        ],
+    )
+
+    make_writer().prepare()  # "Churn risk" exists: only VIP is created
+
+    assert [c for c in calls(rsps) if c[0] == "POST"] == [("POST", f"/segments/{LIST_ID}.json")]
+
+
+def test_prepare_creates_every_missing_rule_segment(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, [])
+    for segment in EXPORTED:
+        rule = {"RuleType": "[segments]", "Clause": f"EQUALS {segment}"}
+        rsps.post(
+            NEW_SEGMENT_URL,
+            status=201,
+            json="d" * 32,
+            match=[matchers.json_params_matcher({"Title": segment, "RuleGroups": [{"Rules": [rule]}]})],
+        )
+
+    make_writer().prepare()
+
+    sent = [sent_json(c.request)["Title"] for c in rsps.calls if c.request.method == "POST"]
+    assert sent == ["VIP", "Churn risk"]
+
+
+def test_prepare_without_rule_segments_makes_no_segment_call(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, STANDARD_FIELDS)  # neither GET nor POST of segments is registered
+
+    make_writer(create_rule_segments=False).prepare()
+
+    assert len(rsps.calls) == 2
+
+
+# -- write_batch(): the import body --------------------------------------------------------------
+def test_one_import_call_with_exact_body(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    start = len(rsps.calls)
+    ada, grace = rec("ada", add={"VIP"}), rec("grace", add={"VIP", "Churn risk"})
+    expect_import(rsps, [default_row(ada), default_row(grace)], answer=import_result(new=2))
+
+    result = writer.write_batch([ada, grace])
+
+    assert result.outcomes == [Outcome("p-ada", OutcomeStatus.CREATED), Outcome("p-grace", OutcomeStatus.CREATED)]
+    assert result.requests == 1 == len(rsps.calls) - start
+    body = sent_json(rsps.calls[-1].request)
+    assert body["QueueSubscriptionBasedAutoResponders"] is False  # capital R, as every official client
+    assert body["RestartSubscriptionBasedAutoresponders"] is False  # lower-case r
+    assert body["Resubscribe"] is False
+    assert body["Subscribers"][1]["CustomFields"][-2:] == [
+        {"Key": "segments", "Value": "Churn risk"},
+        {"Key": "segments", "Value": "VIP"},
+    ]
+
+
+def test_resubscribe_comes_from_the_option(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared(resubscribe=True)
+    ada = rec("ada", add={"VIP"})
+    expect_import(rsps, [default_row(ada)], resubscribe=True)
+
+    assert writer.write_batch([ada]).outcomes == [Outcome("p-ada", OutcomeStatus.CREATED)]
+
+
+@pytest.mark.parametrize(
+    ("literal", "sent"),
+    [("Unchanged", "Unchanged"), ("Yes", "Yes"), ("yes", "Yes"), ("No", "No"), ("UNCHANGED", "Unchanged")],
+)
+def test_literal_consent_is_sent_on_every_row(
+    rsps: responses.RequestsMock, prepared: Any, literal: str, sent: str
+) -> None:
+    writer = prepared(consent_to_track=literal)
+    ada = rec("ada", add={"VIP"})
+    marker = rec("lin", upsert=False, new=False, add={"VIP"})
+    expect_import(
+        rsps,
+        [default_row(ada, consent=sent), subscriber(marker.email, consent=sent, segments=["VIP"])],
+    )
+
+    writer.write_batch([ada, marker])
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        ("yes", "Yes"),
+        (" YES ", "Yes"),
+        ("Yes", "Yes"),
+        ("no", "No"),  # the option's contract: an attribute holding Yes/No
+        ("maybe", "Unchanged"),
+        ("", "Unchanged"),
+        (None, "Unchanged"),
+        (True, "Unchanged"),
+    ],
+)
+def test_consent_from_a_profile_attribute(rsps: responses.RequestsMock, prepared: Any, value: Any, sent: str) -> None:
+    writer = prepared(consent_to_track="gdpr_ok")
+    fields = {"Name": "Ada Example", "plan": "pro", "score": 42}
+    if value is not None:
+        fields["ConsentToTrack"] = value
+    ada = rec("ada", add={"VIP"}, fields=fields)
+    expect_import(rsps, [default_row(ada, consent=sent)])  # ConsentToTrack is not a custom field item
+
+    writer.write_batch([ada])
+
+
+def test_custom_field_values_are_strings_and_empty_values_clear(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    ada = rec("ada", add={"VIP"}, fields={"Name": "Ada Lovelace", "plan": "", "score": 7.5})
+    grace = rec("grace", add={"VIP"}, fields={"Name": "Grace Hopper", "score": 0})  # plan not in the record
+    expect_import(
+        rsps,
+        [
+            subscriber(
+                ada.email,
+                name="Ada Lovelace",
+                custom=[{"Key": "plan", "Value": "", "Clear": True}, {"Key": "score", "Value": "7.5"}],
+                segments=["VIP"],
+            ),
+            subscriber(
+                grace.email,
+                name="Grace Hopper",
+                custom=[{"Key": "plan", "Value": "", "Clear": True}, {"Key": "score", "Value": "0"}],
+                segments=["VIP"],
+            ),
+        ],
+    )
+
+    writer.write_batch([ada, grace])
+
+
+def test_name_is_sent_only_when_the_record_has_one(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    ada = rec("ada", add={"VIP"}, fields={"plan": "pro", "score": 42})
+    expect_import(rsps, [default_row(ada, name=None)])
+
+    writer.write_batch([ada])
+
+    assert "Name" not in sent_json(rsps.calls[-1].request)["Subscribers"][0]
+
+
+def test_membership_items_per_current_and_removed_segment(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    ada = rec("ada", new=False, segments={"VIP"}, add={"VIP"}, remove={"Churn risk"})
+    expect_import(
+        rsps,
+        [
+            subscriber(
+                ada.email,
+                name="Ada Example",
+                custom=[
+                    {"Key": "plan", "Value": "pro"},
+                    {"Key": "score", "Value": "42"},
+                    {"Key": "segments", "Value": "VIP"},
+                    {"Key": "segments", "Value": "Churn risk", "Clear": True},
+                ],
+            )
+        ],
+        answer=import_result(existing=1),
+    )
+
+    assert writer.write_batch([ada]).outcomes == [Outcome("p-ada", OutcomeStatus.UPDATED)]
+
+
+def test_current_segments_are_all_sent_not_only_the_added_ones(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    ada = rec("ada", upsert=False, new=False, segments={"VIP", "Churn risk"}, add={"Churn risk"})
+    expect_import(rsps, [subscriber(ada.email, segments=["Churn risk", "VIP"])])
+
+    writer.write_batch([ada])
+
+
+def test_marker_only_record_carries_only_membership(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    lin = rec("lin", upsert=False, new=False, segments={"VIP"}, add={"VIP"}, remove={"Churn risk"})
+    expect_import(rsps, [subscriber(lin.email, segments=["VIP"], cleared=["Churn risk"])])
+
+    result = writer.write_batch([lin])
+
+    assert result.outcomes == [Outcome("p-lin", OutcomeStatus.UPDATED)]
+    (row,) = sent_json(rsps.calls[-1].request)["Subscribers"]
+    assert "Name" not in row
+    assert {item["Key"] for item in row["CustomFields"]} == {"segments"}
+
+
+def test_exit_carries_only_the_clear_item(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    leaver = rec("leaver", upsert=False, new=False, segments=(), remove={"VIP"})
+    expect_import(rsps, [subscriber(leaver.email, cleared=["VIP"])])
+
+    result = writer.write_batch([leaver])
+
+    assert result.outcomes == [Outcome("p-leaver", OutcomeStatus.UPDATED)]
+    (row,) = sent_json(rsps.calls[-1].request)["Subscribers"]
+    assert row == {
+        "EmailAddress": "leaver@example.com",
+        "ConsentToTrack": "Unchanged",
+        "CustomFields": [{"Key": "segments", "Value": "VIP", "Clear": True}],
+    }
+
+
+# -- write_batch(): answers ----------------------------------------------------------------------
+def test_full_success_creates_new_and_updates_existing(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    ada, grace = rec("ada", add={"VIP"}), rec("grace", new=False, add={"VIP"})
+    lin = rec("lin", upsert=False, new=False, add={"VIP"})
+    expect_import(
+        rsps,
+        [default_row(ada), default_row(grace), subscriber(lin.email, segments=["VIP"])],
+        answer=import_result(new=1, existing=2),
+    )
+
+    result = writer.write_batch([ada, grace, lin])
+
+    assert result.outcomes == [
+        Outcome("p-ada", OutcomeStatus.CREATED),
+        Outcome("p-grace", OutcomeStatus.UPDATED),
+        Outcome("p-lin", OutcomeStatus.UPDATED),
+    ]
+    assert result.requests == 1
+
+
+@pytest.mark.parametrize("status", [200, 201])
+def test_any_2xx_is_success(rsps: responses.RequestsMock, prepared: Any, status: int) -> None:
+    writer = prepared()
+    ada = rec("ada", add={"VIP"})
+    expect_import(rsps, [default_row(ada)], status=status)
+
+    assert writer.write_batch([ada]).outcomes == [Outcome("p-ada", OutcomeStatus.CREATED)]
+
+
+def test_partial_import_rejects_only_the_listed_rows(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    start = len(rsps.calls)
+    ok, bad, held, gone, old = (
+        rec("ada", add={"VIP"}),
+        rec("bad", add={"VIP"}),
+        rec("held", add={"VIP"}),
+        rec("gone", new=False, add={"VIP"}),
+        rec("old", new=False, add={"VIP"}),
+    )
+    batch = [ok, bad, held, gone, old]
+    failures = [
+        {"EmailAddress": "bad@example.com", "Code": 1, "Message": "Invalid Email Address"},
+        {"EmailAddress": "Held@Example.com", "Code": 204, "Message": "In Suppression List"},
+        {"EmailAddress": "gone@example.com", "Code": 206, "Message": "Is Unsubscribed"},
+    ]
+    expect_import(
+        rsps,
+        [default_row(r) for r in batch],
+        status=400,
+        answer=cm_error(
+            210,
+            "Subscriber Import had some failures",
+            ResultData=import_result(new=1, existing=1, failures=failures),
+        ),
+    )
+
+    result = writer.write_batch(batch)
+
+    assert result.outcomes == [
+        Outcome("p-ada", OutcomeStatus.CREATED),
+        Outcome.rejected("p-bad", "code 1: Invalid Email Address"),
+        Outcome.rejected("p-held", "code 204: In Suppression List"),
+        Outcome.rejected("p-gone", "code 206: Is Unsubscribed"),
+        Outcome("p-old", OutcomeStatus.UPDATED),
+    ]
+    assert result.requests == 1 == len(rsps.calls) - start
+
+
+def test_failure_details_in_a_2xx_answer_reject_too(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    ada, bad = rec("ada", add={"VIP"}), rec("bad", add={"VIP"})
+    failures = [{"EmailAddress": "bad@example.com", "Code": 1, "Message": "Invalid Email Address"}]
+    expect_import(rsps, [default_row(ada), default_row(bad)], answer=import_result(new=1, failures=failures))
+
+    result = writer.write_batch([ada, bad])
+
+    assert result.outcomes == [
+        Outcome("p-ada", OutcomeStatus.CREATED),
+        Outcome.rejected("p-bad", "code 1: Invalid Email Address"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (209, "Too many subscribers in one request"),
+        (212, "No subscribers provided"),
+        (210, "Subscriber Import had some failures"),  # 210 without ResultData: the whole request failed
+        (214, "ConsentToTrack is required"),
+        (1, "Invalid Email Address"),
+    ],
+    ids=["209", "212", "210-no-result", "214", "1"],
+)
+def test_import_refused_for_its_content_is_a_bad_batch(
+    rsps: responses.RequestsMock, prepared: Any, code: int, message: str
+) -> None:
+    writer = prepared()
+    rsps.post(IMPORT_URL, status=400, json=cm_error(code, message))
+
+    with pytest.raises(BadBatchError) as caught:
+        writer.write_batch([rec("ada"), rec("grace")])
+
+    assert f"code {code}" in str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_import_code_101_means_the_list_is_gone(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    rsps.post(IMPORT_URL, status=400, json=cm_error(101, "Invalid ListID"))
+
+    with pytest.raises(UnknownAudienceError) as caught:
+        writer.write_batch([rec("ada")])
+
+    assert LIST_ID in str(caught.value)
+    assert "list_id" in str(caught.value)
+
+
+def test_import_404_means_the_list_is_gone(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    rsps.post(IMPORT_URL, status=404, body="")
+
+    with pytest.raises(UnknownAudienceError):
+        writer.write_batch([rec("ada")])
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (401, cm_error(100, "Invalid API Key")),
+        (401, cm_error(50, "Must supply a valid HTTP Basic Authorization header")),
+        (401, None),
+    ],
+    ids=["100", "50", "bodiless"],
+)
+def test_import_401_is_an_auth_error(rsps: responses.RequestsMock, prepared: Any, status: int, body: Any) -> None:
+    writer = prepared()
+    rsps.post(IMPORT_URL, status=status, **({"json": body} if body else {"body": ""}))
+
+    with pytest.raises(AuthError) as caught:
+        writer.write_batch([rec("ada")])
+    assert API_KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "response"),
+    [
+        (429, {"json": cm_error(429, "Subscriber was added too many times too quickly, try again later.")}),
+        (429, {"json": cm_error(429, "Rate limit exceeded"), "headers": {"X-RateLimit-Reset": "3"}}),
+        (500, {"json": cm_error(500, "Sorry, we've run into a problem")}),
+        (503, {"body": "<html>unavailable</html>", "content_type": "text/html"}),
+    ],
+    ids=["429-subscriber", "429-rate", "500", "503-html"],
+)
+def test_import_throttled_or_failing_is_retryable(
+    rsps: responses.RequestsMock, prepared: Any, status: int, response: dict[str, Any]
+) -> None:
+    writer = prepared()
+    rsps.post(IMPORT_URL, status=status, **response)
+
+    with pytest.raises(RetryableDestinationError) as caught:
+        writer.write_batch([rec("ada")])
+    assert API_KEY not in str(caught.value)
+
+
+def test_transport_fault_on_the_import_reaches_the_dispatcher(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    rsps.post(IMPORT_URL, body=requests.ConnectionError("connection reset by peer"))
+
+    with pytest.raises(requests.ConnectionError):  # the dispatcher retries the whole batch on it
+        writer.write_batch([rec("ada")])
+
+
+@ORDERED
+def test_expired_oauth_token_during_an_import_is_refreshed_and_the_import_retried(
+    rsps: responses.RequestsMock,
+) -> None:
+    config = {
+        "auth_method": "oauth2",
+        "client_id": "98765",
+        "client_secret": "s3cr3t",
+        "access_token": "old-token",
+        "refresh_token": "old-refresh",
+        "api_base_url": BASE,
+    }
+    with requests.Session() as http:
+        auth = http.auth = CampaignMonitorAuth(config)
+        writer = CampaignMonitorWriter(http, config, RunContext("vip-export", OPTIONS, list(EXPORTED), []))
+        writer.membership_key = "segments"  # what prepare() found (prepare is covered above)
+        ada = rec("ada", upsert=False, new=False, add={"VIP"})
+        body = matchers.json_params_matcher(import_body([subscriber(ada.email, segments=["VIP"])]))
+        rsps.post(
+            IMPORT_URL,
+            status=401,
+            json=cm_error(121, "Expired OAuth Token"),
+            match=[body, matchers.header_matcher({"Authorization": "Bearer old-token"})],
+        )
+        rsps.post(
+            "https://api.createsend.com/oauth/token",
+            json={"access_token": "new-token", "expires_in": 1209600, "refresh_token": "new-refresh"},
+            match=[matchers.urlencoded_params_matcher({"grant_type": "refresh_token", "refresh_token": "old-refresh"})],
+        )
+        rsps.post(
+            IMPORT_URL,
+            json=import_result(existing=1),
+            match=[body, matchers.header_matcher({"Authorization": "Bearer new-token"})],
+        )
+
+        result = writer.write_batch([ada])
+
+    assert result.outcomes == [Outcome("p-ada", OutcomeStatus.UPDATED)]
+    assert auth.updated_secrets() == {"access_token": "new-token", "refresh_token": "new-refresh"}
+
+
+# -- requests_for() matches write_batch() --------------------------------------------------------
+def _answer_import(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+    rows = sent_json(request)["Subscribers"]
+    return 201, {}, json.dumps(import_result(new=len(rows)))
+
+
+PLANS = [
+    pytest.param([rec("a", add={"VIP"}), rec("b", add={"VIP"}), rec("c")], 1, id="new"),
+    pytest.param(
+        [rec("a", new=False, add={"VIP"}), rec("b", upsert=False, new=False, remove={"Churn risk"})], 1, id="mixed"
+    ),
+    pytest.param([rec(f"p{i}", add={"VIP"}) for i in range(1000)], 1, id="1000"),
+    pytest.param([], 0, id="empty"),
+]
+
+
+@pytest.mark.parametrize(("records", "expected"), PLANS)
+def test_requests_for_counts_the_calls_write_batch_makes(
+    rsps: responses.RequestsMock, prepared: Any, records: list[Record], expected: int
+) -> None:
+    writer = prepared()
+    start = len(rsps.calls)
+    planned = writer.requests_for(records)
+    assert planned == expected
+    if not records:
+        return  # the engine never sends an empty batch (212 "no subscribers")
+    rsps.add_callback(responses.POST, IMPORT_URL, callback=_answer_import)
+
+    result = writer.write_batch(records)
+
+    assert result.requests == expected == len(rsps.calls) - start
+    assert len(sent_json(rsps.calls[-1].request)["Subscribers"]) == len(records)
+    assert all(o.status.delivered for o in result.outcomes)
