@@ -19,6 +19,7 @@ from .contract import (
     Record,
     RunContext,
     Sandbox,
+    spec_from_package,
 )
 from .dispatcher import RetryPolicy
 from .errors import (
@@ -100,4 +101,5 @@ __all__ = [
     "WorkspaceError",
     "__version__",
     "hookimpl",
+    "spec_from_package",
 ]

@@ -15,8 +15,11 @@ the plugin owns *how* (the HTTP calls of one batch):
 from __future__ import annotations
 
 import enum
+import functools
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, ClassVar, Mapping, Sequence
 
 import requests
@@ -62,6 +65,26 @@ class DestinationSpec:
     limits: Limits
     auth_methods: tuple[str, ...] = ("api_key",)
     documentation_url: str | None = None
+
+
+def spec_from_package(
+    package: str,
+    *,
+    fields: FieldSpec,
+    limits: Limits,
+    auth_methods: tuple[str, ...] = ("api_key",),
+    documentation_url: str | None = None,
+    filename: str = "spec.json",
+) -> DestinationSpec:
+    """A spec whose schemas come from ``spec.json`` beside the plugin: ``{"connection": ..., "export": ...}``."""
+    document = _spec_document(package, filename)
+    return DestinationSpec(document["connection"], document["export"], fields, limits, auth_methods, documentation_url)
+
+
+@functools.cache
+def _spec_document(package: str, filename: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(resources.files(package).joinpath(filename).read_text(encoding="utf-8"))
+    return document
 
 
 class OutcomeStatus(str, enum.Enum):

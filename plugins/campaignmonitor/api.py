@@ -12,6 +12,7 @@ from urllib.parse import quote
 import requests
 
 from segport import AuthError, DestinationError, FatalDestinationError, RetryableDestinationError
+from segport.http import json_body, json_object
 
 DEFAULT_BASE = "https://api.createsend.com/api/v3.3"
 AUTH_CODES = {50, 100, 102, 120, 122}  # 401s the operator must fix [CM-GS B1]
@@ -61,32 +62,21 @@ class CampaignMonitorAPI:
             auth.refresh(self.session, used)
             response = self._send(method, path, json, params)
         if response.ok:
-            return _body(response)
+            return json_body(response)
         raise error_for(response)
 
     def _send(self, method: str, path: str, json: Any, params: Mapping[str, Any] | None) -> requests.Response:
         return self.session.request(method, f"{self.root}{path}.json", json=json, params=params, timeout=self.timeout)
 
 
-def _body(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _code(response: requests.Response) -> int:
-    body = _body(response)
-    return int(body.get("Code") or 0) if isinstance(body, dict) else 0
+    return int(json_object(response).get("Code") or 0)
 
 
 def error_for(response: requests.Response) -> DestinationError | AuthError:
     """Map a failed response to segport's errors [B3]."""
     status = response.status_code
-    raw = _body(response)
-    body = raw if isinstance(raw, dict) else {}
+    body = json_object(response)
     code, message = int(body.get("Code") or 0), str(body.get("Message") or "")
     if status == 401 or code in AUTH_CODES:
         return AuthError(

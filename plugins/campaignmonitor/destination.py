@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from importlib.resources import files
 from typing import Any, Mapping
 
 import requests
@@ -19,6 +16,7 @@ from segport import (
     OAuth2Flow,
     RunContext,
     Sandbox,
+    spec_from_package,
 )
 
 from .auth import CampaignMonitorAuth, CampaignMonitorOAuth
@@ -35,13 +33,6 @@ FIELDS = FieldSpec(
 )
 
 
-@cache
-def _spec_document() -> dict[str, Any]:
-    text = files(__package__).joinpath("spec.json").read_text(encoding="utf-8")
-    document: dict[str, Any] = json.loads(text)
-    return document
-
-
 class CampaignMonitorDestination(Destination):
     """Campaign Monitor API v3.3: subscribers of a list, one MultiSelectMany option per segment."""
 
@@ -49,10 +40,8 @@ class CampaignMonitorDestination(Destination):
     title = "Campaign Monitor"
 
     def spec(self) -> DestinationSpec:
-        document = _spec_document()
-        return DestinationSpec(
-            connection_schema=document["connection"],
-            export_schema=document["export"],
+        return spec_from_package(
+            "segport_campaignmonitor",
             fields=FIELDS,
             limits=LIMITS,
             auth_methods=("api_key", "oauth2"),

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import requests
 
 from segport import AuthError, ConfigError, DestinationError, FatalDestinationError, RetryableDestinationError
+from segport.http import json_body, json_object
 
 _DC = re.compile(r"-([a-z]+[0-9]+)$")
 
@@ -67,22 +68,14 @@ class MailchimpAPI:
         if response.status_code == 204:
             return None
         if response.ok:
-            return _json(response)
+            return json_body(response)
         raise error_for(response)
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def error_for(response: requests.Response) -> DestinationError | AuthError:
     """Map a failed response to segport's errors [A7]."""
     status = response.status_code
-    body = _json(response)
-    problem = body if isinstance(body, dict) else {}
+    problem = json_object(response)
     title, detail = problem.get("title", ""), problem.get("detail", "")
     if status == 401:
         return AuthError(

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import requests
 
 from segport import AuthError, AuthHandler, OAuth2Flow
+from segport.http import json_object
 
 from .api import MailchimpAPI, Problem
 
@@ -64,7 +65,7 @@ class MailchimpOAuth(OAuth2Flow):
             "code": code,
         }
         token = session.post(f"{_login(config)}/oauth2/token", data=form, timeout=30)
-        body = _body(token)
+        body = json_object(token)
         if not token.ok or "access_token" not in body:
             raise AuthError(
                 f"Mailchimp refused the authorization code ({body.get('error', token.status_code)}): "
@@ -74,7 +75,7 @@ class MailchimpOAuth(OAuth2Flow):
         meta = session.get(
             f"{_login(config)}/oauth2/metadata", headers={"Authorization": f"OAuth {access}"}, timeout=30
         )
-        info = _body(meta)
+        info = json_object(meta)
         if not meta.ok or "api_endpoint" not in info:
             raise AuthError("Mailchimp's OAuth metadata endpoint refused the new token: run 'connections auth' again")
         return {"access_token": access, "api_endpoint": str(info["api_endpoint"])}
@@ -82,11 +83,3 @@ class MailchimpOAuth(OAuth2Flow):
 
 def _login(config: Mapping[str, Any]) -> str:
     return str(config.get("oauth_base_url") or "https://login.mailchimp.com").rstrip("/")
-
-
-def _body(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
