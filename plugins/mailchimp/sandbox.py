@@ -3,42 +3,28 @@
 ``MailchimpSandbox().start()`` serves one account (dc ``us1``) with one audience on a loopback port:
 HTTP Basic or OAuth Bearer auth, audiences, merge fields, batch subscribe, members, tags, static
 segments, the OAuth2 code flow, a 10-connection limit and injectable faults, plus an unauthenticated
-``/_sandbox/*`` test API. The rules live in :mod:`segport_mailchimp.sandbox_state`; source keys in
-comments (``[MC-SPEC] A4``) point at ``provider-apis.md`` Part A.
+``/_sandbox/*`` test API. The HTTP plumbing is :mod:`segport.testing.sandbox`; the rules live in
+:mod:`segport_mailchimp.sandbox_state`; source keys in comments (``[MC-SPEC] A4``) point at
+``provider-apis.md`` Part A.
 
 Run it alone with ``python -m segport_mailchimp.sandbox --port 8080 --seed 1``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
-import json
-import random
-import re
 import secrets
-import signal
-import socket
-import socketserver
-import sys
-import threading
-import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
-from typing import Any, Callable, Iterable, Mapping, Sequence
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
-from segport import Sandbox
+from segport.testing.sandbox import Gate, Request, Response, Router, SandboxServer, redirect, serve_main
 
-from .sandbox_state import ALL_STATUSES, JSON, MAX_COUNT, ApiError, SandboxState, invalid
+from .sandbox_state import ALL_STATUSES, MAX_COUNT, ApiError, SandboxState, invalid
 
 __all__ = ["MailchimpSandbox", "main"]
 
 PROBLEM_TYPE = "application/problem+json; charset=utf-8"  # [MC-ERR] A7
-JSON_TYPE = "application/json; charset=utf-8"
 # [mc-woocommerce#646] A7
 KEY_INVALID = "Your API key may be invalid, or you've attempted to access the wrong datacenter."
 FAULTS: Mapping[int, tuple[str, str]] = {
@@ -51,65 +37,8 @@ FAULTS: Mapping[int, tuple[str, str]] = {
     503: ("Service Unavailable", "The service is temporarily unavailable. Please try again later."),
 }
 
-
-@dataclass
-class Request:
-    """One parsed HTTP request."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    raw: bytes
-    headers: Mapping[str, str]  # lower-cased names
-    params: dict[str, str] = field(default_factory=dict)
-
-    def json(self) -> JSON:
-        """The body as a JSON object; ``{}`` when empty [A7: 400 JSON Parse Error]."""
-        if not self.raw.strip():
-            return {}
-        try:
-            body = json.loads(self.raw)
-        except ValueError:
-            raise ApiError(400, "JSON Parse Error", "We encountered an unspecified JSON parsing error.") from None
-        if not isinstance(body, dict):  # wording seen in pacely/mailchimp-api-v3#17 (A6)
-            raise invalid([("", f"Schema describes object, {type(body).__name__} found instead")])
-        return body
-
-    def form(self) -> dict[str, str]:
-        return {k: v[-1] for k, v in parse_qs(self.raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
-
-    def count_offset(self) -> tuple[int, int]:
-        """``count`` (default 10, clamped to 1000 — over-limit behaviour UNCONFIRMED) and ``offset`` [A1]."""
-        try:
-            count, offset = int(self.query.get("count", 10)), int(self.query.get("offset", 0))
-        except ValueError:
-            raise invalid([("count", "count and offset must be integers")]) from None
-        return max(0, min(count, MAX_COUNT)), max(0, offset)
-
-    def flag(self, name: str) -> bool:
-        return self.query.get(name, "").lower() in ("true", "1")
-
-
-@dataclass
-class Response:
-    status: int
-    body: Any = None
-    content_type: str = JSON_TYPE
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-Handler = Callable[["MailchimpSandbox", Request], Response]
-_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
-
-
-def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
-    """Register a handler for ``method`` on paths fully matching ``pattern``."""
-
-    def register(handler: Handler) -> Handler:
-        _ROUTES.append((method, re.compile(pattern), handler))
-        return handler
-
-    return register
+router: Router[MailchimpSandbox] = Router()
+route = router.route
 
 
 def ok(body: Any, status: int = 200) -> Response:
@@ -117,7 +46,16 @@ def ok(body: Any, status: int = 200) -> Response:
 
 
 def problem(err: ApiError) -> Response:
-    return Response(err.status, err.problem(), PROBLEM_TYPE, {"X-Request-Id": str(uuid.uuid4())})
+    return Response(err.status, err.problem(), {"X-Request-Id": str(uuid.uuid4())}, PROBLEM_TYPE)
+
+
+def _count_offset(req: Request) -> tuple[int, int]:
+    """``count`` (default 10, clamped to 1000 — over-limit behaviour UNCONFIRMED) and ``offset`` [A1]."""
+    try:
+        count, offset = int(req.query.get("count", 10)), int(req.query.get("offset", 0))
+    except ValueError:
+        raise invalid([("count", "count and offset must be integers")]) from None
+    return max(0, min(count, MAX_COUNT)), max(0, offset)
 
 
 def _seg_id(req: Request) -> int:
@@ -127,7 +65,7 @@ def _seg_id(req: Request) -> int:
         raise ApiError(404, "Resource Not Found", "The requested resource could not be found.") from None
 
 
-class MailchimpSandbox(Sandbox):
+class MailchimpSandbox(SandboxServer):
     """A faithful local Mailchimp (one account, one audience) served over HTTP on a background thread.
 
     :param latency_ms: delay added to every API call.
@@ -136,6 +74,10 @@ class MailchimpSandbox(Sandbox):
     :param api_key: use this key instead of a generated ``<32 hex>-us1``.
     :param max_connections: simultaneous API requests per credential before 429 [MC-FUND] A7.
     """
+
+    router = router
+    thread_name = "mailchimp-sandbox"
+    fault_codes = (*FAULTS, 403)  # 403 has no body [A7]
 
     def __init__(
         self,
@@ -148,65 +90,11 @@ class MailchimpSandbox(Sandbox):
     ) -> None:
         super().__init__(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
         self.max_connections = max_connections
-        self.status_codes: tuple[int, ...] = (429, 500, 503)
-        self.requests_log: list[tuple[str, str]] = []
-        self.max_in_flight = 0
         self._data = SandboxState(seed=seed, api_key=api_key)
-        self._initial = (latency_ms, fail_rate)
-        self._lock = threading.Lock()  # counters, faults, credentials (the data has its own lock)
-        self._rng = random.Random(seed)
-        self._in_flight: dict[str, int] = {}
-        self._total_in_flight = 0
-        self._revoked = False
         self._codes: dict[str, tuple[str, str]] = {}  # OAuth code -> (client_id, redirect_uri)
         self._tokens: set[str] = set()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._base_url: str | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------------------
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in a background thread; return the base URL ``http://host:port``."""
-        if self._server is not None:
-            raise RuntimeError("sandbox already started")
-        server = _Server((host, port), _RequestHandler)
-        server.sandbox = self
-        self._server = server
-        self._base_url = f"http://{host}:{server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="mailchimp-sandbox", daemon=True
-        )
-        self._thread.start()
-        return self._base_url
-
-    def stop(self) -> None:
-        """Stop serving, drop open keep-alive connections and release the port."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> MailchimpSandbox:
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- what clients need ------------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("sandbox not started")
-        return self._base_url
 
     @property
     def api_base_url(self) -> str:
@@ -237,9 +125,7 @@ class MailchimpSandbox(Sandbox):
 
     def state(self) -> dict[str, Any]:
         """Everything, JSON-able: lists, merge fields, members keyed by email, segments."""
-        dump = self._data.dump()
-        dump["revoked"] = self._revoked
-        return dump
+        return {**self._data.dump(), **super().state()}
 
     def add_member(
         self,
@@ -262,105 +148,42 @@ class MailchimpSandbox(Sandbox):
     def revoke_key(self) -> None:
         """Revoke the API key and every OAuth token: later API calls get 401 [A2]."""
         with self._lock:
-            self._revoked = True
+            super().revoke_key()
             self._tokens.clear()
 
     def delete_list(self) -> None:
         """Delete the audience: its routes answer 404 afterwards [A3]."""
         self._data.delete_list()
 
-    def set_faults(
-        self,
-        *,
-        fail_rate: float | None = None,
-        latency_ms: int | None = None,
-        status_codes: Sequence[int] | None = None,
-    ) -> None:
-        """Change fault injection; ``status_codes`` among 429, 500, 503 and 403 (403 has no body [A7])."""
-        with self._lock:
-            if fail_rate is not None:
-                self.fail_rate = fail_rate
-            if latency_ms is not None:
-                self.latency_ms = latency_ms
-            if status_codes is not None:
-                if not status_codes or any(c not in (*FAULTS, 403) for c in status_codes):
-                    raise ValueError("status_codes must be among 403, 429, 500, 503")
-                self.status_codes = tuple(status_codes)
-
     def reset(self) -> None:
         """Back to the freshly constructed state (same key and audience id, no members)."""
         self._data.reset()
         with self._lock:
-            self.latency_ms, self.fail_rate = self._initial
-            self.status_codes = (429, 500, 503)
-            self._rng = random.Random(self.seed)
-            self._revoked = False
+            super().reset()
             self._codes.clear()
             self._tokens.clear()
-            self.requests_log.clear()
-            self.max_in_flight = 0
 
-    # -- request pipeline -----------------------------------------------------------------------------
+    # -- kit hooks --------------------------------------------------------------------------------------
 
-    def respond(self, req: Request) -> Response:
-        """Answer one request: control API as is, OAuth with latency, the API through every gate."""
-        try:
-            if req.path.startswith("/_sandbox/"):
-                return self._route(req)
-            with self._lock:
-                self.requests_log.append((req.method, req.path))
-            if req.path.startswith("/oauth2/"):
-                self._sleep()
-                return self._route(req)
-            if req.path == "/3.0" or req.path.startswith("/3.0/"):
-                return self._api(req)
-            return self._route(req)
-        except ApiError as err:
-            return problem(err)
+    def gates(self, path: str) -> Gate:
+        """OAuth with latency only; the API through every gate [A7, A1]."""
+        if path.startswith("/oauth2/"):
+            return "latency"
+        return "api" if path == "/3.0" or path.startswith("/3.0/") else "plain"
 
-    def _api(self, req: Request) -> Response:
-        """Connection limit, latency, faults, auth, then the handler [A7, A1]."""
-        cred = req.headers.get("authorization", "")
-        with self._lock:
-            n = self._in_flight[cred] = self._in_flight.get(cred, 0) + 1
-            self._total_in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self._total_in_flight)
-        try:
-            if n > self.max_connections:  # max 10 simultaneous connections per user -> 429 [MC-FUND] A7
-                title, _ = FAULTS[429]
-                raise ApiError(
-                    429,
-                    title,
-                    f"You have exceeded the limit of {self.max_connections} simultaneous "
-                    "connections. Please try again after some connections have closed.",
-                )
-            self._sleep()
-            fault = self._roll_fault()
-            if fault == 403:
-                return Response(403)  # throttling may show as 403 without a JSON body [MC-FUND] A7
-            if fault is not None:
-                raise ApiError(fault, *FAULTS[fault])
-            self._authenticate(cred)
-            return self._route(req)
-        finally:
-            with self._lock:
-                self._total_in_flight -= 1
-                self._in_flight[cred] -= 1
-                if not self._in_flight[cred]:
-                    del self._in_flight[cred]
+    def fault_response(self, status: int, *, over_limit: bool = False) -> Response:
+        if over_limit:  # max 10 simultaneous connections per user -> 429 [MC-FUND] A7
+            detail = f"You have exceeded the limit of {self.max_connections} simultaneous connections. "
+            return problem(
+                ApiError(429, FAULTS[429][0], detail + "Please try again after some connections have closed.")
+            )
+        if status == 403:
+            return Response(403)  # throttling may show as 403 without a JSON body [MC-FUND] A7
+        return problem(ApiError(status, *FAULTS[status]))
 
-    def _sleep(self) -> None:
-        if self.latency_ms > 0:
-            time.sleep(self.latency_ms / 1000)
-
-    def _roll_fault(self) -> int | None:
-        with self._lock:
-            if self.fail_rate > 0 and self._rng.random() < self.fail_rate:
-                return self._rng.choice(self.status_codes)
-        return None
-
-    def _authenticate(self, header: str) -> None:
+    def authenticate(self, req: Request) -> None:
         """Basic (any user, key as password) or Bearer <token issued here> [MC-CONV, MC-PY] A1."""
+        header = req.headers.get("authorization", "")
         if not header:
             # Title per the glossary's APIKeyMissing; exact title/detail UNCONFIRMED (A7).
             raise ApiError(401, "API Key Missing", "Your request did not include an API key.")
@@ -372,30 +195,33 @@ class MailchimpSandbox(Sandbox):
                 except (binascii.Error, UnicodeDecodeError):
                     key = ""
                 # One key; the dc check of A9 (key dc vs host) is moot on a loopback host.
-                if key == self._data.api_key and not self._revoked:
+                if key == self._data.api_key and not self.revoked:
                     return
             elif scheme.lower() == "bearer" and value.strip() in self._tokens:
                 return
         raise ApiError(401, "API Key Invalid", KEY_INVALID)
 
-    def _route(self, req: Request) -> Response:
-        allowed = []
-        for method, pattern, handler in _ROUTES:
-            match = pattern.fullmatch(req.path)
-            if match is None:
-                continue
-            if method == req.method:
-                req.params = {k: unquote(v) for k, v in match.groupdict().items()}
-                return handler(self, req)
-            allowed.append(method)
-        if allowed:
-            raise ApiError(
-                405,
-                "Method Not Allowed",
-                "The requested method and resource are not compatible. See "
-                "the Allow header for this resource's available methods.",
-            )
-        raise ApiError(404, "Resource Not Found", "The requested resource could not be found.")
+    def no_route(self, req: Request, status: Literal[404, 405]) -> Response:
+        if status == 404:
+            return problem(ApiError(404, "Resource Not Found", "The requested resource could not be found."))
+        detail = "The requested method and resource are not compatible. See the Allow header for this resource's "
+        return problem(ApiError(405, "Method Not Allowed", detail + "available methods."))
+
+    def bad_json(self, found: str | None) -> Exception:
+        """[A7: 400 JSON Parse Error]; a non-object in the wording of pacely/mailchimp-api-v3#17 (A6)."""
+        if found is None:
+            return ApiError(400, "JSON Parse Error", "We encountered an unspecified JSON parsing error.")
+        return invalid([("", f"Schema describes object, {found} found instead")])
+
+    def invalid_input(self, name: str, message: str) -> Exception:
+        return invalid([(name, message)])
+
+    def render_error(self, exc: Exception) -> Response:
+        if not isinstance(exc, ApiError):  # a sandbox bug: answer 500 rather than drop the connection
+            exc = ApiError(500, "Internal Server Error", f"sandbox error: {exc!r}")
+        return problem(exc)
+
+    # -- OAuth bookkeeping ------------------------------------------------------------------------
 
     def _issue_code(self, client_id: str, redirect_uri: str) -> str:
         code = secrets.token_hex(16)
@@ -416,83 +242,6 @@ class MailchimpSandbox(Sandbox):
     def _token_ok(self, token: str) -> bool:
         with self._lock:
             return token in self._tokens
-
-
-# -- HTTP ------------------------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # listen backlog: bursts of new connections must not wait for SYN retries
-    sandbox: MailchimpSandbox
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        self.connections: set[socket.socket] = set()
-        self.conn_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        """Bind without the reverse-DNS lookup of ``HTTPServer.server_bind``."""
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients dropping connections are normal; stay quiet."""
-
-    def close_connections(self) -> None:
-        with self.conn_lock:
-            for conn in self.connections:
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: every response carries Content-Length
-    disable_nagle_algorithm = True
-    wbufsize = 1 << 16  # headers and body leave in one write (flushed after each request)
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.conn_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.conn_lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the default per-request log."""
-
-    def _handle(self) -> None:
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        req = Request(self.command, url.path, query, raw, headers)
-        try:
-            resp = self.server.sandbox.respond(req)
-        except Exception as exc:  # a sandbox bug: answer 500 rather than drop the connection
-            resp = problem(ApiError(500, "Internal Server Error", f"sandbox error: {exc!r}"))
-        if resp.status == 405:
-            allowed = sorted({m for m, p, _ in _ROUTES if p.fullmatch(url.path)})
-            resp.headers["Allow"] = ", ".join(allowed)
-        body = b"" if resp.body is None else json.dumps(resp.body, separators=(",", ":")).encode("utf-8")
-        self.send_response(resp.status)
-        if body:
-            self.send_header("Content-Type", resp.content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in resp.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
 # -- API routes [A1-A5] ----------------------------------------------------------------------------
@@ -535,7 +284,7 @@ def _ping(sb: MailchimpSandbox, req: Request) -> Response:
 
 @route("GET", r"/3\.0/lists")
 def _lists(sb: MailchimpSandbox, req: Request) -> Response:
-    return ok(sb._data.lists(*req.count_offset()))
+    return ok(sb._data.lists(*_count_offset(req)))
 
 
 @route("GET", LIST)
@@ -558,7 +307,7 @@ def _batch(sb: MailchimpSandbox, req: Request) -> Response:
 
 @route("GET", LIST + "/merge-fields")
 def _merge_fields(sb: MailchimpSandbox, req: Request) -> Response:
-    return ok(sb._data.list_merge_fields(req.params["list"], *req.count_offset()))
+    return ok(sb._data.list_merge_fields(req.params["list"], *_count_offset(req)))
 
 
 @route("POST", LIST + "/merge-fields")
@@ -571,7 +320,7 @@ def _members(sb: MailchimpSandbox, req: Request) -> Response:
     status = req.query.get("status") or None
     if status is not None and status not in ALL_STATUSES:
         raise invalid([("status", "Value is not one of the enum values: " + ", ".join(ALL_STATUSES))])
-    return ok(sb._data.list_members(req.params["list"], *req.count_offset(), status))
+    return ok(sb._data.list_members(req.params["list"], *_count_offset(req), status))
 
 
 @route("POST", LIST + "/members")
@@ -635,7 +384,7 @@ def _update_member_tags(sb: MailchimpSandbox, req: Request) -> Response:
 
 @route("GET", LIST + "/segments")
 def _segments(sb: MailchimpSandbox, req: Request) -> Response:
-    return ok(sb._data.segments(req.params["list"], req.query.get("type"), *req.count_offset()))
+    return ok(sb._data.segments(req.params["list"], req.query.get("type"), *_count_offset(req)))
 
 
 @route("POST", LIST + "/segments")
@@ -680,8 +429,7 @@ def _authorize(sb: MailchimpSandbox, req: Request) -> Response:
     params = {"code": sb._issue_code(q["client_id"], q["redirect_uri"])}
     if "state" in q:  # `state` UNCONFIRMED as documented, used by integrations (A2)
         params["state"] = q["state"]
-    sep = "&" if "?" in q["redirect_uri"] else "?"
-    return Response(302, headers={"Location": q["redirect_uri"] + sep + urlencode(params)})
+    return redirect(q["redirect_uri"], params)
 
 
 @route("POST", r"/oauth2/token")
@@ -723,17 +471,8 @@ def _metadata(sb: MailchimpSandbox, req: Request) -> Response:
     )
 
 
-# -- test/state API (no auth, faults, latency or connection counting) ------------------------------
-
-
-@route("GET", r"/_sandbox/state")
-def _state(sb: MailchimpSandbox, req: Request) -> Response:
-    return ok(sb.state())
-
-
-@route("GET", r"/_sandbox/summary")
-def _summary(sb: MailchimpSandbox, req: Request) -> Response:
-    return ok(sb.summary())
+# -- test/state API (no auth, faults, latency or connection counting; state, summary, faults, revoke and
+# reset come with the kit) ---------------------------------------------------------------------------
 
 
 @route("POST", r"/_sandbox/members")
@@ -753,71 +492,16 @@ def _seed_member(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(member)
 
 
-@route("POST", r"/_sandbox/faults")
-def _faults(sb: MailchimpSandbox, req: Request) -> Response:
-    body = req.json()
-    try:
-        sb.set_faults(
-            fail_rate=body.get("fail_rate"), latency_ms=body.get("latency_ms"), status_codes=body.get("status_codes")
-        )
-    except (ValueError, TypeError) as err:
-        raise invalid([("status_codes", str(err))]) from None
-    return ok({"fail_rate": sb.fail_rate, "latency_ms": sb.latency_ms, "status_codes": list(sb.status_codes)})
-
-
-@route("POST", r"/_sandbox/revoke")
-def _revoke(sb: MailchimpSandbox, req: Request) -> Response:
-    sb.revoke_key()
-    return Response(204)
-
-
-@route("POST", r"/_sandbox/reset")
-def _reset(sb: MailchimpSandbox, req: Request) -> Response:
-    sb.reset()
-    return Response(204)
-
-
-# -- command line ----------------------------------------------------------------------------------
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a sandbox until SIGINT/SIGTERM; print ``key: value`` lines describing it."""
-    parser = argparse.ArgumentParser(
-        prog="python -m segport_mailchimp.sandbox", description="Serve a local Mailchimp sandbox."
+    return serve_main(
+        MailchimpSandbox,
+        lambda sb: [("api_base_url", sb.api_base_url), ("api_key", sb.api_key), ("audience_id", sb.audience_id)],
+        argv,
+        "python -m segport_mailchimp.sandbox",
+        description="Serve a local Mailchimp sandbox.",
+        options=["--api-key"],
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency-ms", type=int, default=0)
-    parser.add_argument("--fail-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--api-key", default=None)
-    args = parser.parse_args(argv)
-    sandbox = MailchimpSandbox(
-        latency_ms=args.latency_ms, fail_rate=args.fail_rate, seed=args.seed, api_key=args.api_key
-    )
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        url = sandbox.start(args.host, args.port)
-        for key, value in (
-            ("base_url", url),
-            ("api_base_url", sandbox.api_base_url),
-            ("api_key", sandbox.api_key),
-            ("audience_id", sandbox.audience_id),
-        ):
-            print(f"{key}: {value}")
-        sys.stdout.flush()
-        while not stop.wait(0.2):
-            pass
-    finally:
-        sandbox.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
 
 
 if __name__ == "__main__":
