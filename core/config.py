@@ -44,7 +44,7 @@ def _path_key(error: ValidationError) -> tuple[tuple[int, int | str], ...]:
 
 def _render(error: ValidationError, hidden: list[Any]) -> str:
     if _is_secret(error):
-        return f"{error.json_path}: secret value fails '{error.validator}' (value hidden)"
+        return f"{error.json_path}: secret value fails '{error.validator}' (value hidden){_expected(error)}"
     if hidden and _holds_secret(error.instance, hidden):
         # e.g. a oneOf error echoes the whole object, secrets included: echo nothing of it
         return f"{error.json_path}: fails '{error.validator}' (value hidden: it holds a secret)"
@@ -53,7 +53,16 @@ def _render(error: ValidationError, hidden: list[Any]) -> str:
         allowed = sorted(error.schema.get("properties", {}))
         if allowed:
             message += f" (allowed: {', '.join(allowed)})"
+    if error.validator in ("pattern", "format"):
+        message += _expected(error)
     return f"{error.json_path}: {message}"
+
+
+def _expected(error: ValidationError) -> str:
+    """The property's description, which says what a valid value looks like."""
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    description = schema.get("description")
+    return f"; expected: {description}" if isinstance(description, str) and description else ""
 
 
 def _holds_secret(instance: Any, hidden: list[Any]) -> bool:

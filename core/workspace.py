@@ -220,6 +220,13 @@ class Workspace:
         self._authorize("connections.show")
         return self.store.get_connection(name)
 
+    def stored_secret_names(self, name: str) -> list[str]:
+        """The names (never the values) of the secrets stored for a connection (admins only)."""
+        self._authorize("connections.show")
+        connection = self.store.get_connection(name)
+        token = self.store.connection_secrets(connection.id)
+        return sorted(self.vault.decrypt(token)) if token else []
+
     def test_connection(self, name: str) -> dict[str, Any]:
         """Check the stored credentials with the plugin's cheap call (a refreshed token is kept)."""
         self._authorize("connections.test")

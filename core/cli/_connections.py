@@ -117,7 +117,7 @@ def connections_show(state: State, name: str, as_json: bool) -> None:
     data = connection.to_dict()
     schema = ws.registry.get(connection.type).spec().connection_schema
     data["config"] = redact(connection.config, schema)
-    data["secrets"] = sorted(secret_fields(schema)) if connection.has_secrets else []
+    data["secrets"] = ws.stored_secret_names(name)  # names only, never values
     if as_json:
         emit_json(data)
     else:

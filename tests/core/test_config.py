@@ -95,9 +95,9 @@ def test_secret_value_never_in_messages(document: dict[str, Any]) -> None:
     assert "$.api_key: secret value fails" in str(exc) or "$: " in str(exc)
 
 
-def test_secret_failing_its_own_keyword_shows_path_and_keyword_only() -> None:
+def test_secret_failing_its_own_keyword_shows_path_keyword_and_what_is_expected_only() -> None:
     exc = errors_of({"api_key": KEY, "region": "eu"}, STRICT_SCHEMA)
-    assert exc.errors == ["$.api_key: secret value fails 'minLength' (value hidden)"]
+    assert exc.errors == ["$.api_key: secret value fails 'minLength' (value hidden); expected: API key"]
 
 
 @pytest.mark.parametrize("combinator", ["oneOf", "anyOf"])
