@@ -18,7 +18,7 @@ from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 import pluggy
 import requests
 
-from .config import validate
+from .config import split_secrets, validate
 from .contract import AuthHandler, BatchResult, Destination, Outcome, OutcomeStatus, Record, RunContext
 from .dispatcher import Delivery, Dispatcher, RetryPolicy, governor
 from .errors import CapExceeded, RunError, SegportError
@@ -153,10 +153,10 @@ class ExportRun:
     def _send(
         self, request: RunRequest, run: Run, steps: Iterator[Any], counts: PlanCounts, writer: Any, limits: Any
     ) -> None:
-        credential = (
-            f"{request.connection.type}:"
-            + hashlib.sha256(json.dumps(request.config, sort_keys=True, default=str).encode()).hexdigest()
-        )
+        # One governor per credential: connections sharing an API key share its concurrency.
+        secrets = split_secrets(request.config, request.destination.spec().connection_schema)[1]
+        fingerprint = json.dumps(secrets or request.config, sort_keys=True, default=str).encode()
+        credential = f"{request.connection.type}:{hashlib.sha256(fingerprint).hexdigest()}"
         dispatcher = Dispatcher(
             writer,
             concurrency=limits.max_concurrency,
