@@ -11,9 +11,9 @@ import pytest
 import requests
 import responses
 from responses import matchers
-from responses.registries import FirstMatchRegistry, OrderedRegistry
 
 from segport import AuthError
+from segport.testing.pytest_plugin import ORDERED
 from segport_campaignmonitor import CampaignMonitorDestination
 from segport_campaignmonitor.api import CampaignMonitorAPI
 from segport_campaignmonitor.auth import CampaignMonitorAuth, CampaignMonitorOAuth
@@ -43,7 +43,6 @@ CLIENTS = [
 ]
 EXPIRED = {"Code": 121, "Message": "Expired OAuth Token"}
 
-ORDERED = pytest.mark.parametrize("rsps", [OrderedRegistry], indirect=True, ids=["ordered"])
 BASIC = matchers.header_matcher({"Authorization": "Basic " + base64.b64encode(f"{API_KEY}:x".encode()).decode()})
 
 
@@ -56,11 +55,9 @@ def refresh_form(refresh_token: str = REFRESH) -> Any:
 
 
 @pytest.fixture
-def rsps(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock]:
-    """Strict mock; ``@ORDERED`` switches it to an OrderedRegistry for call sequences."""
-    registry = getattr(request, "param", FirstMatchRegistry)
-    with responses.RequestsMock(assert_all_requests_are_fired=True, registry=registry) as mock:
-        yield mock
+def rsps(strict_responses: responses.RequestsMock) -> responses.RequestsMock:
+    """The strict mock of segport's pytest plugin; ``@ORDERED`` also checks call order."""
+    return strict_responses
 
 
 @pytest.fixture

@@ -69,9 +69,15 @@ def import_rows(api: requests.Session, url: Any, rows: list[dict[str, Any]], **e
 
 
 def make_segments_field(api: requests.Session, url: Any, options: tuple[str, ...] = ("vip", "beta", "churn")) -> None:
-    resp = api.post(url("/lists/{list}/customfields"),
-                    json={"FieldName": "Segments", "DataType": "MultiSelectMany", "Options": list(options),
-                          "VisibleInPreferenceCenter": False})
+    resp = api.post(
+        url("/lists/{list}/customfields"),
+        json={
+            "FieldName": "Segments",
+            "DataType": "MultiSelectMany",
+            "Options": list(options),
+            "VisibleInPreferenceCenter": False,
+        },
+    )
     assert resp.status_code == 201 and resp.json() == "[segments]"
 
 
@@ -114,14 +120,23 @@ def test_clients_lists_and_list_details(sb: CampaignMonitorSandbox, api: request
     assert api.get(url("/clients/{client}/lists")).json() == [{"ListID": sb.list_id, "Name": "Sandbox list"}]
     assert_error(api.get(sb.api_base_url + "/clients/" + "0" * 32 + "/lists.json"), 401, 102, "Invalid ClientID")
     assert api.get(url("/lists/{list}")).json() == {
-        "ListID": sb.list_id, "Title": "Sandbox list", "UnsubscribePage": "", "UnsubscribeSetting": "AllClientLists",
-        "ConfirmedOptIn": False, "ConfirmationSuccessPage": ""}
+        "ListID": sb.list_id,
+        "Title": "Sandbox list",
+        "UnsubscribePage": "",
+        "UnsubscribeSetting": "AllClientLists",
+        "ConfirmedOptIn": False,
+        "ConfirmationSuccessPage": "",
+    }
     assert_error(api.get(sb.api_base_url + "/lists/" + "0" * 32 + ".json"), 400, 101, "Invalid ListID")
     sb.delete_list()
-    for resp in (api.get(url("/lists/{list}")), api.get(url("/lists/{list}/customfields")),
-                 import_rows(api, url, [row("a@example.com")]), api.get(url("/lists/{list}/active")),
-                 api.get(url("/lists/{list}/segments")),
-                 api.post(url("/subscribers/{list}"), json=row("a@example.com"))):
+    for resp in (
+        api.get(url("/lists/{list}")),
+        api.get(url("/lists/{list}/customfields")),
+        import_rows(api, url, [row("a@example.com")]),
+        api.get(url("/lists/{list}/active")),
+        api.get(url("/lists/{list}/segments")),
+        api.post(url("/subscribers/{list}"), json=row("a@example.com")),
+    ):
         assert_error(resp, 400, 101)
     assert api.get(url("/clients/{client}/lists")).json() == []
 
@@ -136,18 +151,31 @@ def test_custom_fields_create_list_and_errors(sb: CampaignMonitorSandbox, api: r
     assert created.status_code == 201 and created.json() == "[favouritecolour]"
     make_segments_field(api, url)
     assert api.get(fields).json() == [
-        {"FieldName": "Favourite Colour", "Key": "[favouritecolour]", "DataType": "Text", "FieldOptions": [],
-         "VisibleInPreferenceCenter": True},
-        {"FieldName": "Segments", "Key": "[segments]", "DataType": "MultiSelectMany",
-         "FieldOptions": ["vip", "beta", "churn"], "VisibleInPreferenceCenter": False}]
+        {
+            "FieldName": "Favourite Colour",
+            "Key": "[favouritecolour]",
+            "DataType": "Text",
+            "FieldOptions": [],
+            "VisibleInPreferenceCenter": True,
+        },
+        {
+            "FieldName": "Segments",
+            "Key": "[segments]",
+            "DataType": "MultiSelectMany",
+            "FieldOptions": ["vip", "beta", "churn"],
+            "VisibleInPreferenceCenter": False,
+        },
+    ]
     assert_error(api.post(fields, json={"FieldName": "segments", "DataType": "Text"}), 400, 255)
     assert_error(api.post(fields, json={"FieldName": "Plan", "DataType": "Colour"}), 400, 259)
     assert_error(api.post(fields, json={"FieldName": "Plan", "DataType": "Number", "Options": ["1"]}), 400, 256)
     assert_error(api.post(fields, json={"FieldName": "Plan", "DataType": "MultiSelectOne", "Options": []}), 400, 257)
     assert_error(api.post(fields, json={"FieldName": "Tags", "DataType": "MultiSelectMany"}), 400, 257)
     assert_error(api.post(fields, json={"FieldName": " ", "DataType": "Text"}), 400, 254)
-    assert api.post(fields, json={"FieldName": "Plan", "DataType": "MultiSelectOne", "Options": ["a", "b"]}).json() \
+    assert (
+        api.post(fields, json={"FieldName": "Plan", "DataType": "MultiSelectOne", "Options": ["a", "b"]}).json()
         == "[plan]"
+    )
     assert list(sb.state()["lists"][sb.list_id]["custom_fields"]) == ["[favouritecolour]", "[segments]", "[plan]"]
 
 
@@ -158,7 +186,11 @@ def test_custom_field_options_update_and_delete(sb: CampaignMonitorSandbox, api:
     keep = api.put(options, json={"Options": ["beta", "new"], "KeepExistingOptions": True})
     assert keep.status_code == 200 and keep.content == b""
     assert sb.state()["lists"][sb.list_id]["custom_fields"]["[segments]"]["FieldOptions"] == [
-        "vip", "beta", "churn", "new"]
+        "vip",
+        "beta",
+        "churn",
+        "new",
+    ]
     sb.add_subscriber("a@example.com", custom_fields={"Segments": ["vip", "new"]})
     api.put(options, json={"Options": ["new", "other"], "KeepExistingOptions": False}).raise_for_status()
     assert sb.state()["lists"][sb.list_id]["custom_fields"]["[segments]"]["FieldOptions"] == ["new", "other"]
@@ -177,15 +209,33 @@ def test_custom_field_options_update_and_delete(sb: CampaignMonitorSandbox, api:
 
 def test_import_full_success_shape(sb: CampaignMonitorSandbox, api: requests.Session, url: Any) -> None:
     sb.add_subscriber("old@example.com", name="Old")
-    resp = import_rows(api, url, [row("ada@example.com", Name="Ada Lovelace"), row("OLD@example.com", "no"),
-                                  row("bob@example.com", "Unchanged")],
-                       QueueSubscriptionBasedAutoResponders=False, RestartSubscriptionBasedAutoresponders=False)
+    resp = import_rows(
+        api,
+        url,
+        [
+            row("ada@example.com", Name="Ada Lovelace"),
+            row("OLD@example.com", "no"),
+            row("bob@example.com", "Unchanged"),
+        ],
+        QueueSubscriptionBasedAutoResponders=False,
+        RestartSubscriptionBasedAutoresponders=False,
+    )
     assert resp.status_code == 201, resp.text
-    assert resp.json() == {"FailureDetails": [], "TotalUniqueEmailsSubmitted": 3, "TotalExistingSubscribers": 1,
-                           "TotalNewSubscribers": 2, "DuplicateEmailsInSubmission": []}
+    assert resp.json() == {
+        "FailureDetails": [],
+        "TotalUniqueEmailsSubmitted": 3,
+        "TotalExistingSubscribers": 1,
+        "TotalNewSubscribers": 2,
+        "DuplicateEmailsInSubmission": [],
+    }
     subs = sb.state()["lists"][sb.list_id]["subscribers"]
-    assert subs["ada@example.com"] == {"EmailAddress": "ada@example.com", "Name": "Ada Lovelace", "State": "Active",
-                                       "ConsentToTrack": "Yes", "CustomFields": {}}
+    assert subs["ada@example.com"] == {
+        "EmailAddress": "ada@example.com",
+        "Name": "Ada Lovelace",
+        "State": "Active",
+        "ConsentToTrack": "Yes",
+        "CustomFields": {},
+    }
     assert subs["old@example.com"]["ConsentToTrack"] == "No" and subs["old@example.com"]["Name"] == "Old"
     assert subs["bob@example.com"]["ConsentToTrack"] == "No"  # Unchanged on a new subscriber (UNCONFIRMED)
     assert sb.summary()["subscribers"] == {"Active": 3}
@@ -194,30 +244,50 @@ def test_import_full_success_shape(sb: CampaignMonitorSandbox, api: requests.Ses
 def test_import_partial_failure_envelope_with_every_code(
     sb: CampaignMonitorSandbox, api: requests.Session, url: Any
 ) -> None:
-    for email, state in (("deleted@example.com", "Deleted"), ("unsub@example.com", "Unsubscribed"),
-                         ("bounced@example.com", "Bounced"), ("unconf@example.com", "Unconfirmed")):
+    for email, state in (
+        ("deleted@example.com", "Deleted"),
+        ("unsub@example.com", "Unsubscribed"),
+        ("bounced@example.com", "Bounced"),
+        ("unconf@example.com", "Unconfirmed"),
+    ):
         sb.add_subscriber(email, state, name="Before")
     sb.suppress("Suppressed@Example.com")
-    rows = [row("example+1@example"), row("noconsent@example.com", None), row("badconsent@example.com", "maybe"),
-            row("suppressed@example.com"), row("deleted@example.com", Name="After"), row("unsub@example.com"),
-            row("bounced@example.com"), row("unconf@example.com"), row("fine@example.com"),
-            row("dup@example.com", Name="First"), row("Dup@example.com", Name="Last")]
+    rows = [
+        row("example+1@example"),
+        row("noconsent@example.com", None),
+        row("badconsent@example.com", "maybe"),
+        row("suppressed@example.com"),
+        row("deleted@example.com", Name="After"),
+        row("unsub@example.com"),
+        row("bounced@example.com"),
+        row("unconf@example.com"),
+        row("fine@example.com"),
+        row("dup@example.com", Name="First"),
+        row("Dup@example.com", Name="Last"),
+    ]
     resp = import_rows(api, url, rows)
     body = assert_error(resp, 400, 210, "Subscriber Import had some failures")
     result = body["ResultData"]
-    assert (result["TotalUniqueEmailsSubmitted"], result["TotalNewSubscribers"],
-            result["TotalExistingSubscribers"]) == (10, 2, 0)
+    assert (
+        result["TotalUniqueEmailsSubmitted"],
+        result["TotalNewSubscribers"],
+        result["TotalExistingSubscribers"],
+    ) == (10, 2, 0)
     assert result["DuplicateEmailsInSubmission"] == ["Dup@example.com"]
     assert result["FailureDetails"] == [
         {"EmailAddress": "example+1@example", "Code": 1, "Message": "Invalid Email Address"},
         {"EmailAddress": "noconsent@example.com", "Code": 214, "Message": "Please provide a consent to track value"},
-        {"EmailAddress": "badconsent@example.com", "Code": 215,
-         "Message": "Please provide a valid consent to track value"},
+        {
+            "EmailAddress": "badconsent@example.com",
+            "Code": 215,
+            "Message": "Please provide a valid consent to track value",
+        },
         {"EmailAddress": "suppressed@example.com", "Code": 204, "Message": "In Suppression List"},
         {"EmailAddress": "deleted@example.com", "Code": 205, "Message": "Is Deleted"},
         {"EmailAddress": "unsub@example.com", "Code": 206, "Message": "Is Unsubscribed"},
         {"EmailAddress": "bounced@example.com", "Code": 207, "Message": "Is Bounced"},
-        {"EmailAddress": "unconf@example.com", "Code": 208, "Message": "Is Unconfirmed"}]
+        {"EmailAddress": "unconf@example.com", "Code": 208, "Message": "Is Unconfirmed"},
+    ]
     subs = sb.state()["lists"][sb.list_id]["subscribers"]
     assert subs["deleted@example.com"]["State"] == "Deleted" and subs["deleted@example.com"]["Name"] == "Before"
     assert "suppressed@example.com" not in subs and "noconsent@example.com" not in subs
@@ -226,12 +296,21 @@ def test_import_partial_failure_envelope_with_every_code(
 
 
 def test_import_resubscribe_true_reactivates(sb: CampaignMonitorSandbox, api: requests.Session, url: Any) -> None:
-    for email, state in (("deleted@example.com", "Deleted"), ("unsub@example.com", "Unsubscribed"),
-                         ("bounced@example.com", "Bounced"), ("unconf@example.com", "Unconfirmed")):
+    for email, state in (
+        ("deleted@example.com", "Deleted"),
+        ("unsub@example.com", "Unsubscribed"),
+        ("bounced@example.com", "Bounced"),
+        ("unconf@example.com", "Unconfirmed"),
+    ):
         sb.add_subscriber(email, state)
     sb.suppress("suppressed@example.com")
-    emails = ["deleted@example.com", "unsub@example.com", "bounced@example.com", "unconf@example.com",
-              "suppressed@example.com"]
+    emails = [
+        "deleted@example.com",
+        "unsub@example.com",
+        "bounced@example.com",
+        "unconf@example.com",
+        "suppressed@example.com",
+    ]
     resp = import_rows(api, url, [row(e) for e in emails], Resubscribe=True)
     assert resp.status_code == 201, resp.text
     assert (resp.json()["TotalExistingSubscribers"], resp.json()["TotalNewSubscribers"]) == (4, 1)
@@ -241,8 +320,12 @@ def test_import_resubscribe_true_reactivates(sb: CampaignMonitorSandbox, api: re
 
 def test_import_request_level_errors(api: requests.Session, url: Any, sb: CampaignMonitorSandbox) -> None:
     too_many = [row(f"u{i}@example.com") for i in range(1001)]
-    assert_error(import_rows(api, url, too_many), 400, 209,
-                 "Too many subscribers in this batch. You can only add 1000 subscribers in one call")
+    assert_error(
+        import_rows(api, url, too_many),
+        400,
+        209,
+        "Too many subscribers in this batch. You can only add 1000 subscribers in one call",
+    )
     assert_error(import_rows(api, url, []), 400, 212, "No subscribers were provided in this batch")
     assert_error(api.post(url("/subscribers/{list}/import"), json={}), 400, 212)
     malformed = api.post(url("/subscribers/{list}/import"), data="{nope", headers={"Content-Type": "application/json"})
@@ -279,22 +362,44 @@ def test_multiselectmany_add_clear_one_clear_all_and_unknown_option(
 
 def test_scalar_custom_fields(sb: CampaignMonitorSandbox, api: requests.Session, url: Any) -> None:
     fields = url("/lists/{list}/customfields")
-    for name, kind, options in (("Website", "Text", None), ("Age", "Number", None), ("Born", "Date", None),
-                                ("Plan", "MultiSelectOne", ["free", "pro"]), ("Country", "Country", None)):
+    for name, kind, options in (
+        ("Website", "Text", None),
+        ("Age", "Number", None),
+        ("Born", "Date", None),
+        ("Plan", "MultiSelectOne", ["free", "pro"]),
+        ("Country", "Country", None),
+    ):
         api.post(fields, json={"FieldName": name, "DataType": kind, "Options": options}).raise_for_status()
-    items = [{"Key": "website", "Value": "https://example.com"}, {"Key": "Age", "Value": 42},
-             {"Key": "[born]", "Value": "1915/12/10"}, {"Key": "plan", "Value": "pro"},
-             {"Key": "country", "Value": "Australia"}]
+    items = [
+        {"Key": "website", "Value": "https://example.com"},
+        {"Key": "Age", "Value": 42},
+        {"Key": "[born]", "Value": "1915/12/10"},
+        {"Key": "plan", "Value": "pro"},
+        {"Key": "country", "Value": "Australia"},
+    ]
     import_rows(api, url, [row("ada@example.com", CustomFields=items)]).raise_for_status()
-    assert fields_of(sb, "ada@example.com") == {"Website": "https://example.com", "Age": "42", "Born": "1915-12-10",
-                                                "Plan": "pro", "Country": "Australia"}
-    ignored = [{"Key": "age", "Value": "old"}, {"Key": "born", "Value": "1815-01-01"},
-               {"Key": "born", "Value": "1915-13-45"}, {"Key": "plan", "Value": "gold"},
-               {"Key": "born", "Value": "2100-01-01"}, {"Key": "website", "Value": ""}]
+    assert fields_of(sb, "ada@example.com") == {
+        "Website": "https://example.com",
+        "Age": "42",
+        "Born": "1915-12-10",
+        "Plan": "pro",
+        "Country": "Australia",
+    }
+    ignored = [
+        {"Key": "age", "Value": "old"},
+        {"Key": "born", "Value": "1815-01-01"},
+        {"Key": "born", "Value": "1915-13-45"},
+        {"Key": "plan", "Value": "gold"},
+        {"Key": "born", "Value": "2100-01-01"},
+        {"Key": "website", "Value": ""},
+    ]
     import_rows(api, url, [row("ada@example.com", CustomFields=ignored)]).raise_for_status()
     assert fields_of(sb, "ada@example.com")["Age"] == "42" and len(fields_of(sb, "ada@example.com")) == 5
-    clears = [{"Key": "website", "Value": "", "Clear": True}, {"Key": "born", "Value": "0000-00-00"},
-              {"Key": "plan", "Value": "pro", "Clear": True}]
+    clears = [
+        {"Key": "website", "Value": "", "Clear": True},
+        {"Key": "born", "Value": "0000-00-00"},
+        {"Key": "plan", "Value": "pro", "Clear": True},
+    ]
     import_rows(api, url, [row("ada@example.com", CustomFields=clears)]).raise_for_status()
     assert fields_of(sb, "ada@example.com") == {"Age": "42", "Country": "Australia"}
 
@@ -305,15 +410,24 @@ def test_scalar_custom_fields(sb: CampaignMonitorSandbox, api: requests.Session,
 def test_single_add_get_unsubscribe_delete(sb: CampaignMonitorSandbox, api: requests.Session, url: Any) -> None:
     make_segments_field(api, url)
     subscribers = url("/subscribers/{list}")
-    resp = api.post(subscribers, json=row("Ada@Example.com", Name="Ada", Resubscribe=False,
-                                          CustomFields=[seg("vip"), seg("beta")]))
+    resp = api.post(
+        subscribers, json=row("Ada@Example.com", Name="Ada", Resubscribe=False, CustomFields=[seg("vip"), seg("beta")])
+    )
     assert resp.status_code == 201 and resp.json() == "Ada@Example.com"
     got = api.get(subscribers, params={"email": "ada@example.com"})
     details = got.json()
     assert details["EmailAddress"] == "Ada@Example.com" and details["State"] == "Active"
     assert details["CustomFields"] == [{"Key": "Segments", "Value": "vip"}, {"Key": "Segments", "Value": "beta"}]
-    assert set(details) == {"EmailAddress", "Name", "Date", "ListJoinedDate", "State", "CustomFields",
-                            "ReadsEmailWith", "ConsentToTrack"}
+    assert set(details) == {
+        "EmailAddress",
+        "Name",
+        "Date",
+        "ListJoinedDate",
+        "State",
+        "CustomFields",
+        "ReadsEmailWith",
+        "ConsentToTrack",
+    }
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", details["Date"])
     assert_error(api.get(subscribers, params={"email": "nobody@example.com"}), 400, 203)
     assert_error(api.post(subscribers, json=row("bad@")), 400, 1, "Invalid Email Address")
@@ -348,15 +462,23 @@ def test_paged_subscriber_lists(sb: CampaignMonitorSandbox, api: requests.Sessio
     sb.add_subscriber("bounce@example.com", "Bounced")
     page = api.get(url("/lists/{list}/active"), params={"page": 3, "pagesize": 10}).json()
     assert {k: v for k, v in page.items() if k != "Results"} == {
-        "ResultsOrderedBy": "email", "OrderDirection": "asc", "PageNumber": 3, "PageSize": 10,
-        "RecordsOnThisPage": 5, "TotalNumberOfRecords": 25, "NumberOfPages": 3}
+        "ResultsOrderedBy": "email",
+        "OrderDirection": "asc",
+        "PageNumber": 3,
+        "PageSize": 10,
+        "RecordsOnThisPage": 5,
+        "TotalNumberOfRecords": 25,
+        "NumberOfPages": 3,
+    }
     assert [r["EmailAddress"] for r in page["Results"]] == [f"u{i}@example.com" for i in range(20, 25)]
-    by_name = api.get(url("/lists/{list}/active"), params={"orderfield": "name", "orderdirection": "desc",
-                                                           "pagesize": "10"}).json()
+    by_name = api.get(
+        url("/lists/{list}/active"), params={"orderfield": "name", "orderdirection": "desc", "pagesize": "10"}
+    ).json()
     assert by_name["Results"][0]["Name"] == "N24"
     assert api.get(url("/lists/{list}/active")).json()["PageSize"] == 1000
     assert [r["EmailAddress"] for r in api.get(url("/lists/{list}/unsubscribed")).json()["Results"]] == [
-        "gone@example.com"]
+        "gone@example.com"
+    ]
     assert api.get(url("/lists/{list}/bounced")).json()["TotalNumberOfRecords"] == 1
     assert api.get(url("/lists/{list}/deleted")).json()["NumberOfPages"] == 0
     assert_error(api.get(url("/lists/{list}/active"), params={"pagesize": 5}), 400, 801)
@@ -383,8 +505,13 @@ def test_rule_segments_and_active_counts(sb: CampaignMonitorSandbox, api: reques
     assert resp.status_code == 201 and re.fullmatch(r"[0-9a-f]{32}", resp.json())
     vip = resp.json()
     details = api.get(f"{sb.api_base_url}/segments/{vip}.json").json()
-    assert details == {"ActiveSubscribers": 2, "RuleGroups": rules(["EQUALS vip"]), "ListID": sb.list_id,
-                       "SegmentID": vip, "Title": "VIP"}
+    assert details == {
+        "ActiveSubscribers": 2,
+        "RuleGroups": rules(["EQUALS vip"]),
+        "ListID": sb.list_id,
+        "SegmentID": vip,
+        "Title": "VIP",
+    }
 
     def count(groups: list[dict[str, Any]], title: str) -> int:
         seg_id = api.post(create, json={"Title": title, "RuleGroups": groups}).json()
@@ -422,8 +549,12 @@ def test_segment_errors_update_rules_and_delete(sb: CampaignMonitorSandbox, api:
     segment = f"{sb.api_base_url}/segments/{vip}"
     assert api.put(segment + ".json", json={"Title": "Beta", "RuleGroups": rules(["EQUALS beta"])}).status_code == 200
     assert api.get(segment + ".json").json()["ActiveSubscribers"] == 1
-    assert api.post(segment + "/rules.json", json={"Rules": [{"RuleType": "[segments]", "Clause": "EQUALS vip"}]}
-                    ).status_code == 201
+    assert (
+        api.post(
+            segment + "/rules.json", json={"Rules": [{"RuleType": "[segments]", "Clause": "EQUALS vip"}]}
+        ).status_code
+        == 201
+    )
     assert api.get(segment + ".json").json()["ActiveSubscribers"] == 0  # beta AND vip
     assert api.delete(segment + "/rules.json").status_code == 200
     assert api.get(segment + ".json").json()["RuleGroups"] == []
@@ -437,22 +568,37 @@ def test_segment_errors_update_rules_and_delete(sb: CampaignMonitorSandbox, api:
 
 def test_oauth_code_refresh_expiry_and_revocation(sb: CampaignMonitorSandbox, url: Any) -> None:
     redirect = "http://127.0.0.1:9999/callback"
-    resp = requests.get(sb.base_url + "/oauth", allow_redirects=False,
-                        params={"type": "web_server", "client_id": "123", "redirect_uri": redirect,
-                                "scope": "ImportSubscribers,ManageLists", "state": "xyz"})
+    resp = requests.get(
+        sb.base_url + "/oauth",
+        allow_redirects=False,
+        params={
+            "type": "web_server",
+            "client_id": "123",
+            "redirect_uri": redirect,
+            "scope": "ImportSubscribers,ManageLists",
+            "state": "xyz",
+        },
+    )
     assert resp.status_code == 302
     location = urlsplit(resp.headers["Location"])
     query = parse_qs(location.query)
     assert f"{location.scheme}://{location.netloc}{location.path}" == redirect and query["state"] == ["xyz"]
     token_url = sb.base_url + "/oauth/token"
-    form = {"grant_type": "authorization_code", "client_id": "123", "client_secret": "s", "redirect_uri": redirect,
-            "code": query["code"][0]}
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": "123",
+        "client_secret": "s",
+        "redirect_uri": redirect,
+        "code": query["code"][0],
+    }
     assert requests.post(token_url, data={**form, "client_secret": ""}).status_code == 400
     tokens = requests.post(token_url, data=form).json()
     assert set(tokens) == {"access_token", "expires_in", "refresh_token"} and tokens["expires_in"] == 1209600
     reused = requests.post(token_url, data=form)
     assert reused.status_code == 400 and reused.json() == {
-        "error": "invalid_grant", "error_description": "Specified code was invalid or expired"}
+        "error": "invalid_grant",
+        "error_description": "Specified code was invalid or expired",
+    }
     clients = url("/clients")
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert requests.get(clients, headers=bearer).status_code == 200
@@ -462,15 +608,23 @@ def test_oauth_code_refresh_expiry_and_revocation(sb: CampaignMonitorSandbox, ur
     refreshed = requests.post(token_url, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     fresh = refreshed.json()
     assert refreshed.status_code == 200 and fresh["access_token"] != tokens["access_token"]
-    assert requests.post(token_url, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
-                         ).json()["error"] == "invalid_grant"  # the old refresh token is spent
+    assert (
+        requests.post(token_url, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}).json()[
+            "error"
+        ]
+        == "invalid_grant"
+    )  # the old refresh token is spent
     new_bearer = {"Authorization": f"Bearer {fresh['access_token']}"}
     assert requests.get(clients, headers=new_bearer).status_code == 200
     assert_error(requests.get(clients, headers=bearer), 401, 121)
     sb.revoke_key()
     assert_error(requests.get(clients, headers=new_bearer), 401, 122, "Revoked OAuth Token")
-    assert requests.post(token_url, data={"grant_type": "refresh_token", "refresh_token": fresh["refresh_token"]}
-                         ).status_code == 400
+    assert (
+        requests.post(
+            token_url, data={"grant_type": "refresh_token", "refresh_token": fresh["refresh_token"]}
+        ).status_code
+        == 400
+    )
 
 
 # -- faults, latency, transport ---------------------------------------------------------------------------
@@ -501,8 +655,9 @@ def test_faults_are_seeded_and_leave_state_alone() -> None:
     assert run()[0] == codes  # same seed, same fault sequence
 
 
-def test_latency_concurrency_and_control_api_exemption(sb: CampaignMonitorSandbox, api: requests.Session,
-                                                       url: Any) -> None:
+def test_latency_concurrency_and_control_api_exemption(
+    sb: CampaignMonitorSandbox, api: requests.Session, url: Any
+) -> None:
     sb.set_faults(latency_ms=300)
     start = threading.Barrier(12)
     results: list[int] = []
@@ -550,17 +705,28 @@ def test_routing_errors_pretty_and_keep_alive(sb: CampaignMonitorSandbox, api: r
 def test_control_api(sb: CampaignMonitorSandbox, api: requests.Session, url: Any) -> None:
     make_segments_field(api, url)
     base = sb.base_url + "/_sandbox"
-    seeded = requests.post(base + "/subscribers", json={"email": "a@example.com", "state": "Bounced", "name": "A",
-                                                        "custom_fields": {"Segments": ["vip"]}})
+    seeded = requests.post(
+        base + "/subscribers",
+        json={"email": "a@example.com", "state": "Bounced", "name": "A", "custom_fields": {"Segments": ["vip"]}},
+    )
     assert seeded.status_code == 200 and seeded.json()["State"] == "Bounced"
     assert requests.post(base + "/subscribers", json={"email": "b@example.com", "state": "Gone"}).status_code == 400
-    assert requests.post(base + "/subscribers", json={"email": "b@example.com",
-                                                      "custom_fields": {"Segments": ["gold"]}}).status_code == 400
+    assert (
+        requests.post(
+            base + "/subscribers", json={"email": "b@example.com", "custom_fields": {"Segments": ["gold"]}}
+        ).status_code
+        == 400
+    )
     assert requests.post(base + "/suppress", json={"email": "s@example.com"}).status_code == 204
     state = requests.get(base + "/state").json()
     lst = state["lists"][sb.list_id]
-    assert lst["subscribers"]["a@example.com"] == {"EmailAddress": "a@example.com", "Name": "A", "State": "Bounced",
-                                                   "ConsentToTrack": "No", "CustomFields": {"Segments": ["vip"]}}
+    assert lst["subscribers"]["a@example.com"] == {
+        "EmailAddress": "a@example.com",
+        "Name": "A",
+        "State": "Bounced",
+        "ConsentToTrack": "No",
+        "CustomFields": {"Segments": ["vip"]},
+    }
     assert lst["custom_fields"]["[segments]"]["DataType"] == "MultiSelectMany"
     assert {"details", "custom_fields", "subscribers", "segments", "deleted"} <= lst.keys()
     assert state["suppression_list"] == ["s@example.com"] and state["revoked"] is False

@@ -15,7 +15,6 @@ import pytest
 import requests
 import responses
 from responses import matchers
-from responses.registries import FirstMatchRegistry, OrderedRegistry
 
 from segport import (
     AuthError,
@@ -28,6 +27,7 @@ from segport import (
     RunContext,
     UnknownAudienceError,
 )
+from segport.testing.pytest_plugin import ORDERED
 from segport_campaignmonitor.auth import CampaignMonitorAuth
 from segport_campaignmonitor.writer import CampaignMonitorWriter
 
@@ -83,17 +83,14 @@ CLIENTS = [
     {"ClientID": "a206def0582eec7dae47d937a4109cb2", "Name": "Beta Ltd"},
 ]
 
-ORDERED = pytest.mark.parametrize("rsps", [OrderedRegistry], indirect=True, ids=["ordered"])
 BASIC = matchers.header_matcher({"Authorization": "Basic " + base64.b64encode(f"{API_KEY}:x".encode()).decode()})
 
 
 # -- fixtures and helpers -------------------------------------------------------------------------
 @pytest.fixture
-def rsps(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock]:
-    """Strict mock; ``@ORDERED`` switches it to an OrderedRegistry for call sequences."""
-    registry = getattr(request, "param", FirstMatchRegistry)
-    with responses.RequestsMock(assert_all_requests_are_fired=True, registry=registry) as mock:
-        yield mock
+def rsps(strict_responses: responses.RequestsMock) -> responses.RequestsMock:
+    """The strict mock of segport's pytest plugin; ``@ORDERED`` also checks call order."""
+    return strict_responses
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 import requests
 import responses
 from responses import matchers
-from responses.registries import FirstMatchRegistry, OrderedRegistry
 
 from segport import AuthError, ConfigError, RunContext
+from segport.testing.pytest_plugin import ORDERED
 from segport_mailchimp import MailchimpDestination
 from segport_mailchimp.api import base_url
 from segport_mailchimp.auth import MailchimpAuth, MailchimpOAuth
@@ -32,16 +32,13 @@ OAUTH_CONFIG = {
     "access_token": TOKEN,
     "api_endpoint": "https://us6.api.mailchimp.com",
 }
-ORDERED = pytest.mark.parametrize("rsps", [OrderedRegistry], indirect=True, ids=["ordered"])
 PROBLEM_TYPE = "application/problem+json; charset=utf-8"
 
 
 @pytest.fixture
-def rsps(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock]:
-    """Strict mock; ``@ORDERED`` switches it to an OrderedRegistry for call sequences."""
-    registry = getattr(request, "param", FirstMatchRegistry)
-    with responses.RequestsMock(assert_all_requests_are_fired=True, registry=registry) as mock:
-        yield mock
+def rsps(strict_responses: responses.RequestsMock) -> responses.RequestsMock:
+    """The strict mock of segport's pytest plugin; ``@ORDERED`` also checks call order."""
+    return strict_responses
 
 
 @pytest.fixture

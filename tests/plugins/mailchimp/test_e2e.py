@@ -37,16 +37,23 @@ class Operator:
         self.env.update(SEGPORT_HOME=str(home), SEGPORT_USER="ada")
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "segport", *args], env=self.env, capture_output=True,
-                                text=True, timeout=300, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "segport", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert "Traceback" not in result.stderr, result.stderr
         if check:
             assert result.returncode == 0, result.stderr
         return result
 
     def popen(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "segport", *args], env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [sys.executable, "-m", "segport", *args], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     def run_json(self, *args: str, check: bool = True) -> dict[str, Any]:
         result = self("exports", "run", *args, "--json", check=check)
@@ -75,8 +82,15 @@ def write_keys(path: Path, keys: list[int]) -> Path:
     return path
 
 
-def setup(tmp_path: Path, sandbox: MailchimpSandbox, count: int = 1200, *, fake: frozenset[int] = frozenset(),
-          options: tuple[str, ...] = (), maps: tuple[str, ...] = ("FNAME=first_name", "LNAME=last_name")) -> Operator:
+def setup(
+    tmp_path: Path,
+    sandbox: MailchimpSandbox,
+    count: int = 1200,
+    *,
+    fake: frozenset[int] = frozenset(),
+    options: tuple[str, ...] = (),
+    maps: tuple[str, ...] = ("FNAME=first_name", "LNAME=last_name"),
+) -> Operator:
     op = Operator(tmp_path / "ws")
     op("init", "--admin", "ada")
     op("profiles", "load", str(write_profiles(tmp_path / "profiles.csv", count, fake=fake)))
@@ -165,8 +179,9 @@ def test_existing_unsubscribed_member_keeps_its_status(tmp_path: Path, sandbox: 
     assert run["status"] == "succeeded"
 
 
-def test_fake_addresses_land_in_the_reject_file_with_mailchimps_reason(tmp_path: Path,
-                                                                         sandbox: MailchimpSandbox) -> None:
+def test_fake_addresses_land_in_the_reject_file_with_mailchimps_reason(
+    tmp_path: Path, sandbox: MailchimpSandbox
+) -> None:
     op = setup(tmp_path, sandbox, fake=frozenset({2, 4}))
     run = op.run_json("news")
     assert run["counts"]["rejected"] == 2
@@ -183,8 +198,9 @@ def test_fake_addresses_land_in_the_reject_file_with_mailchimps_reason(tmp_path:
         ("merge_field", 3, ("no merge field", "TIER")),
     ],
 )
-def test_run_level_problems_stop_before_sending(tmp_path: Path, sandbox: MailchimpSandbox, breakage: str, code: int,
-                                                words: tuple[str, ...]) -> None:
+def test_run_level_problems_stop_before_sending(
+    tmp_path: Path, sandbox: MailchimpSandbox, breakage: str, code: int, words: tuple[str, ...]
+) -> None:
     maps = ("FNAME=first_name", "TIER=tier") if breakage == "merge_field" else ("FNAME=first_name",)
     op = setup(tmp_path, sandbox, maps=maps)
     if breakage == "revoke":
@@ -202,8 +218,9 @@ def test_run_level_problems_stop_before_sending(tmp_path: Path, sandbox: Mailchi
     assert key not in result.stdout + result.stderr
 
 
-def test_a_killed_run_is_interrupted_and_the_next_run_finishes_exactly(tmp_path: Path,
-                                                                          sandbox: MailchimpSandbox) -> None:
+def test_a_killed_run_is_interrupted_and_the_next_run_finishes_exactly(
+    tmp_path: Path, sandbox: MailchimpSandbox
+) -> None:
     op = setup(tmp_path, sandbox, count=12000)
     sandbox.set_faults(latency_ms=150)
     process = op.popen("exports", "run", "news")

@@ -148,18 +148,37 @@ def test_merge_fields_read_and_create(api: requests.Session, lst: str, sb: Any) 
     page = api.get(lst + "/merge-fields", params={"count": 1000}).json()
     assert page["list_id"] == sb.audience_id and page["total_items"] == 4
     assert [(f["tag"], f["type"]) for f in page["merge_fields"]] == [
-        ("FNAME", "text"), ("LNAME", "text"), ("ADDRESS", "address"), ("PHONE", "phone")]
-    keys = {"merge_id", "tag", "name", "type", "required", "default_value", "public", "display_order",
-            "options", "help_text", "list_id"}
+        ("FNAME", "text"),
+        ("LNAME", "text"),
+        ("ADDRESS", "address"),
+        ("PHONE", "phone"),
+    ]
+    keys = {
+        "merge_id",
+        "tag",
+        "name",
+        "type",
+        "required",
+        "default_value",
+        "public",
+        "display_order",
+        "options",
+        "help_text",
+        "list_id",
+    }
     assert keys <= page["merge_fields"][0].keys()
-    assert [f["tag"] for f in api.get(lst + "/merge-fields", params={"count": 2, "offset": 1}).json()["merge_fields"]] \
-        == ["LNAME", "ADDRESS"]
+    assert [
+        f["tag"] for f in api.get(lst + "/merge-fields", params={"count": 2, "offset": 1}).json()["merge_fields"]
+    ] == ["LNAME", "ADDRESS"]
     created = api.post(lst + "/merge-fields", json={"name": "Plan", "type": "text"}).json()
     assert created["tag"] == "PLAN" and created["list_id"] == sb.audience_id
     long = api.post(lst + "/merge-fields", json={"name": "Customer lifetime value", "type": "number"}).json()
     assert long["tag"] == "CUSTOMERLI"  # upper-cased, 10 chars
-    assert_problem(api.post(lst + "/merge-fields", json={"name": "Plan again", "type": "text", "tag": "PLAN"}),
-                   400, "Invalid Resource")
+    assert_problem(
+        api.post(lst + "/merge-fields", json={"name": "Plan again", "type": "text", "tag": "PLAN"}),
+        400,
+        "Invalid Resource",
+    )
     bad = assert_problem(api.post(lst + "/merge-fields", json={"name": "X", "type": "colour"}), 400, "Invalid Resource")
     assert bad["errors"][0]["field"] == "type"
     assert sb.summary()["merge_fields"] == ["FNAME", "LNAME", "ADDRESS", "PHONE", "PLAN", "CUSTOMERLI"]
@@ -177,8 +196,12 @@ def test_batch_creates_members_with_fields_and_tags(api: requests.Session, lst: 
     assert member["merge_fields"]["LNAME"] == "1815" and member["merge_fields"]["PHONE"] == ""
     assert [t["name"] for t in member["tags"]] == ["seg:vip"] and member["tags_count"] == 1
     assert {"unique_email_id", "list_id", "last_changed", "email_address"} <= member.keys()
-    assert sb.summary() == {"audience": sb.audience_id, "members": {"subscribed": 1}, "tags": {"seg:vip": 1},
-                            "merge_fields": ["FNAME", "LNAME", "ADDRESS", "PHONE"]}
+    assert sb.summary() == {
+        "audience": sb.audience_id,
+        "members": {"subscribed": 1},
+        "tags": {"seg:vip": 1},
+        "merge_fields": ["FNAME", "LNAME", "ADDRESS", "PHONE"],
+    }
 
 
 def test_batch_reports_every_kind_of_member_error(api: requests.Session, lst: str, sb: Any) -> None:
@@ -187,11 +210,21 @@ def test_batch_reports_every_kind_of_member_error(api: requests.Session, lst: st
     sb.add_member("bounced@example.com", "cleaned")
     sb.mark_compliance("flagged@example.com")
     sb.mark_forgotten("erased@example.com")
-    out = batch(api, lst, [
-        sub("not-an-email"), sub("ada@example.invalid"), sub("fakeperson@example.com"),
-        sub("flagged@example.com"), sub("erased@example.com", "pending"), sub("old@example.com"),
-        sub("new@example.com", merge_fields={"NOPE": "x"}), sub("ok@example.com"), sub("ok@example.com"),
-    ])
+    out = batch(
+        api,
+        lst,
+        [
+            sub("not-an-email"),
+            sub("ada@example.invalid"),
+            sub("fakeperson@example.com"),
+            sub("flagged@example.com"),
+            sub("erased@example.com", "pending"),
+            sub("old@example.com"),
+            sub("new@example.com", merge_fields={"NOPE": "x"}),
+            sub("ok@example.com"),
+            sub("ok@example.com"),
+        ],
+    )
     errors = {e["email_address"]: e for e in out["errors"]}
     assert out["total_created"] == 1 and out["error_count"] == len(out["errors"]) == 8
     for email in ("not-an-email", "ada@example.invalid", "fakeperson@example.com"):
@@ -199,14 +232,20 @@ def test_batch_reports_every_kind_of_member_error(api: requests.Session, lst: st
         assert errors[email]["error_code"] == "ERROR_GENERIC"
     assert errors["flagged@example.com"]["error"] == (
         "flagged@example.com is in a compliance state due to unsubscribe, bounce, or compliance review "
-        "and cannot be subscribed.")
+        "and cannot be subscribed."
+    )
     assert errors["erased@example.com"]["error"] == (
         "erased@example.com was permanently deleted and cannot be re-imported. "
-        "The contact must re-subscribe to get back on the list.")
+        "The contact must re-subscribe to get back on the list."
+    )
     assert errors["old@example.com"] == {
-        "email_address": "old@example.com", "error_code": "ERROR_CONTACT_EXISTS", "field": "", "field_message": "",
+        "email_address": "old@example.com",
+        "error_code": "ERROR_CONTACT_EXISTS",
+        "field": "",
+        "field_message": "",
         "error": "old@example.com is already a list member, do you want to update? "
-                 "please provide update_existing:true in the request body"}
+        "please provide update_existing:true in the request body",
+    }
     assert errors["new@example.com"]["error"] == "Your merge fields were invalid."
     assert errors["new@example.com"]["field"] == "NOPE"
     assert errors["ok@example.com"]["error_code"] == "ERROR_GENERIC"  # duplicate inside one request
@@ -235,8 +274,12 @@ def test_batch_update_existing_false_vs_true(api: requests.Session, lst: str, sb
     out = batch(api, lst, [sub("ada@example.com", "unsubscribed", merge_fields={"FNAME": "Augusta"})])
     assert out["errors"][0]["error_code"] == "ERROR_CONTACT_EXISTS"
     assert sb.state()["lists"][sb.audience_id]["members"]["ada@example.com"]["merge_fields"] == {"FNAME": "Ada"}
-    out = batch(api, lst, [sub("ada@example.com", "unsubscribed", merge_fields={"FNAME": "Augusta"}, tags=["b"])],
-                update_existing=True)
+    out = batch(
+        api,
+        lst,
+        [sub("ada@example.com", "unsubscribed", merge_fields={"FNAME": "Augusta"}, tags=["b"])],
+        update_existing=True,
+    )
     member = out["updated_members"][0]
     assert out["total_updated"] == 1 and out["total_created"] == 0
     assert member["status"] == "unsubscribed" and member["merge_fields"]["FNAME"] == "Augusta"
@@ -248,17 +291,22 @@ def test_batch_update_existing_false_vs_true(api: requests.Session, lst: str, sb
 def test_batch_request_level_errors(api: requests.Session, lst: str) -> None:
     too_many = [sub(f"u{i}@example.com") for i in range(501)]
     assert_problem(api.post(lst, json={"members": too_many}), 400, "Invalid Resource")
-    body = assert_problem(api.post(lst, json={"members": [{"email_address": "a@example.com"}]}), 400,
-                          "Invalid Resource")
+    body = assert_problem(
+        api.post(lst, json={"members": [{"email_address": "a@example.com"}]}), 400, "Invalid Resource"
+    )
     assert body["errors"][0]["field"] == "members.0.status"
-    assert_problem(api.post(lst, data="{not json", headers={"Content-Type": "application/json"}), 400,
-                   "JSON Parse Error")
+    assert_problem(
+        api.post(lst, data="{not json", headers={"Content-Type": "application/json"}), 400, "JSON Parse Error"
+    )
     assert len(batch(api, lst, too_many[:500])["new_members"]) == 500
 
 
 def test_batch_skip_duplicate_check_keeps_first(api: requests.Session, lst: str) -> None:
-    resp = api.post(lst, params={"skip_duplicate_check": "true"},
-                    json={"members": [sub("a@example.com"), sub("A@example.com", "unsubscribed")]})
+    resp = api.post(
+        lst,
+        params={"skip_duplicate_check": "true"},
+        json={"members": [sub("a@example.com"), sub("A@example.com", "unsubscribed")]},
+    )
     out = resp.json()
     assert out["error_count"] == 0 and [m["status"] for m in out["new_members"]] == ["subscribed"]
 
@@ -270,47 +318,78 @@ def test_put_upsert_never_changes_status_without_status(api: requests.Session, l
     url = f"{lst}/members/{md5('ada@example.com')}"
     body = assert_problem(api.put(url, json={"email_address": "ada@example.com"}), 400, "Invalid Resource")
     assert body["errors"][0]["field"] == "status_if_new"
-    created = api.put(url, json={"email_address": "ada@example.com", "status_if_new": "transactional",
-                                 "merge_fields": {"FNAME": "Ada"}}).json()
+    created = api.put(
+        url,
+        json={"email_address": "ada@example.com", "status_if_new": "transactional", "merge_fields": {"FNAME": "Ada"}},
+    ).json()
     assert created["status"] == "transactional" and created["id"] == md5("ada@example.com")
     sb.add_member("gone@example.com", "unsubscribed", {"FNAME": "G"})
-    gone = api.put(f"{lst}/members/gone@example.com",  # raw email accepted in the path
-                   json={"email_address": "gone@example.com", "status_if_new": "subscribed",
-                         "merge_fields": {"FNAME": "Gone", "LNAME": "Away"}}).json()
+    gone = api.put(
+        f"{lst}/members/gone@example.com",  # raw email accepted in the path
+        json={
+            "email_address": "gone@example.com",
+            "status_if_new": "subscribed",
+            "merge_fields": {"FNAME": "Gone", "LNAME": "Away"},
+        },
+    ).json()
     assert gone["status"] == "unsubscribed" and gone["merge_fields"]["LNAME"] == "Away"
-    cleared = api.put(f"{lst}/members/gone@example.com",
-                      json={"email_address": "gone@example.com", "merge_fields": {"LNAME": ""}}).json()
+    cleared = api.put(
+        f"{lst}/members/gone@example.com", json={"email_address": "gone@example.com", "merge_fields": {"LNAME": ""}}
+    ).json()
     assert cleared["merge_fields"]["LNAME"] == "" and cleared["status"] == "unsubscribed"
-    assert_problem(api.put(f"{lst}/members/gone@example.com", json={"email_address": "gone@example.com",
-                                                                     "status": "subscribed"}),
-                   400, "Member In Compliance State",
-                   "gone@example.com is in a compliance state due to unsubscribe, bounce, or compliance review "
-                   "and cannot be subscribed.")
+    assert_problem(
+        api.put(f"{lst}/members/gone@example.com", json={"email_address": "gone@example.com", "status": "subscribed"}),
+        400,
+        "Member In Compliance State",
+        "gone@example.com is in a compliance state due to unsubscribe, bounce, or compliance review "
+        "and cannot be subscribed.",
+    )
     sb.mark_forgotten("erased@example.com")
-    assert_problem(api.put(f"{lst}/members/erased@example.com",
-                           json={"email_address": "erased@example.com", "status_if_new": "pending"}),
-                   400, "Forgotten Email Not Subscribed")
-    assert_problem(api.put(f"{lst}/members/fake1@example.com",
-                           json={"email_address": "fake1@example.com", "status_if_new": "subscribed"}),
-                   400, "Invalid Resource",
-                   "fake1@example.com looks fake or invalid, please enter a real email address.")
-    assert_problem(api.put(url, json={"email_address": "ada@example.com", "merge_fields": {"BAD": "x"}}),
-                   400, "Invalid Resource", "Your merge fields were invalid.")
+    assert_problem(
+        api.put(
+            f"{lst}/members/erased@example.com",
+            json={"email_address": "erased@example.com", "status_if_new": "pending"},
+        ),
+        400,
+        "Forgotten Email Not Subscribed",
+    )
+    assert_problem(
+        api.put(
+            f"{lst}/members/fake1@example.com",
+            json={"email_address": "fake1@example.com", "status_if_new": "subscribed"},
+        ),
+        400,
+        "Invalid Resource",
+        "fake1@example.com looks fake or invalid, please enter a real email address.",
+    )
+    assert_problem(
+        api.put(url, json={"email_address": "ada@example.com", "merge_fields": {"BAD": "x"}}),
+        400,
+        "Invalid Resource",
+        "Your merge fields were invalid.",
+    )
     changed = api.put(url, json={"email_address": "ada@example.com", "status": "subscribed"}).json()
     assert changed["status"] == "subscribed"
 
 
 def test_post_patch_get_delete_and_list_members(api: requests.Session, lst: str, sb: Any) -> None:
     assert_problem(api.post(lst + "/members", json={"email_address": "a@example.com"}), 400, "Invalid Resource")
-    created = api.post(lst + "/members", json={"email_address": "a@example.com", "status": "subscribed",
-                                               "tags": ["t1"]}).json()
+    created = api.post(
+        lst + "/members", json={"email_address": "a@example.com", "status": "subscribed", "tags": ["t1"]}
+    ).json()
     assert created["tags"][0]["name"] == "t1"
-    assert_problem(api.post(lst + "/members", json={"email_address": "a@example.com", "status": "subscribed"}),
-                   400, "Member Exists",
-                   "a@example.com is already a list member. Use PUT to insert or update list members.")
+    assert_problem(
+        api.post(lst + "/members", json={"email_address": "a@example.com", "status": "subscribed"}),
+        400,
+        "Member Exists",
+        "a@example.com is already a list member. Use PUT to insert or update list members.",
+    )
     member_url = f"{lst}/members/{md5('a@example.com')}"
-    assert_problem(api.patch(f"{lst}/members/{md5('nobody@example.com')}", json={"status": "subscribed"}),
-                   404, "Resource Not Found")
+    assert_problem(
+        api.patch(f"{lst}/members/{md5('nobody@example.com')}", json={"status": "subscribed"}),
+        404,
+        "Resource Not Found",
+    )
     patched = api.patch(member_url, json={"merge_fields": {"FNAME": "A"}}).json()
     assert patched["status"] == "subscribed" and patched["merge_fields"]["FNAME"] == "A"
     assert api.patch(member_url, json={"status": "unsubscribed"}).json()["status"] == "unsubscribed"
@@ -320,7 +399,9 @@ def test_post_patch_get_delete_and_list_members(api: requests.Session, lst: str,
         sb.add_member(f"m{i}@example.com", "subscribed" if i % 2 else "cleaned")
     page = api.get(lst + "/members", params={"count": 2, "offset": 1}).json()
     assert page["total_items"] == 6 and [m["email_address"] for m in page["members"]] == [
-        "m0@example.com", "m1@example.com"]
+        "m0@example.com",
+        "m1@example.com",
+    ]
     cleaned = api.get(lst + "/members", params={"status": "cleaned", "count": 1000}).json()
     assert cleaned["total_items"] == 3
     deleted = api.delete(member_url)
@@ -335,14 +416,22 @@ def test_post_patch_get_delete_and_list_members(api: requests.Session, lst: str,
 def test_member_tags_endpoint_adds_and_removes(api: requests.Session, lst: str, sb: Any) -> None:
     sb.add_member("a@example.com", tags=["old"])
     url = f"{lst}/members/{md5('a@example.com')}/tags"
-    resp = api.post(url, json={"tags": [{"name": "seg:vip", "status": "active"}, {"name": "old", "status": "inactive"}],
-                               "is_syncing": True})
+    resp = api.post(
+        url,
+        json={
+            "tags": [{"name": "seg:vip", "status": "active"}, {"name": "old", "status": "inactive"}],
+            "is_syncing": True,
+        },
+    )
     assert resp.status_code == 204 and resp.content == b""
     tags = api.get(url).json()
     assert tags["total_items"] == 1 and tags["tags"][0]["name"] == "seg:vip"
     assert {"id", "name", "date_added"} <= tags["tags"][0].keys()
-    assert_problem(api.post(f"{lst}/members/{md5('x@example.com')}/tags",
-                            json={"tags": [{"name": "a", "status": "active"}]}), 404, "Resource Not Found")
+    assert_problem(
+        api.post(f"{lst}/members/{md5('x@example.com')}/tags", json={"tags": [{"name": "a", "status": "active"}]}),
+        404,
+        "Resource Not Found",
+    )
     assert_problem(api.post(url, json={"tags": [{"name": "a", "status": "maybe"}]}), 400, "Invalid Resource")
     assert sb.summary()["tags"] == {"old": 0, "seg:vip": 1}
 
@@ -355,17 +444,27 @@ def test_static_segments_and_bulk_membership(api: requests.Session, lst: str, sb
     segment = seg.json()
     assert isinstance(segment["id"], int) and segment["type"] == "static" and segment["member_count"] == 1
     assert {"name", "created_at", "updated_at", "list_id"} <= segment.keys()
-    assert_problem(api.post(lst + "/segments", json={"name": "seg:vip", "static_segment": []}),
-                   400, "Invalid Resource", "Tag already exists.")
+    assert_problem(
+        api.post(lst + "/segments", json={"name": "seg:vip", "static_segment": []}),
+        400,
+        "Invalid Resource",
+        "Tag already exists.",
+    )
     url = f"{lst}/segments/{segment['id']}"
-    out = api.post(url, json={"members_to_add": ["b@example.com", "nobody@example.com"],
-                              "members_to_remove": ["a@example.com", "ghost@example.com"]}).json()
+    out = api.post(
+        url,
+        json={
+            "members_to_add": ["b@example.com", "nobody@example.com"],
+            "members_to_remove": ["a@example.com", "ghost@example.com"],
+        },
+    ).json()
     assert (out["total_added"], out["total_removed"], out["error_count"]) == (1, 1, 1)
     assert out["members_added"][0]["email_address"] == "b@example.com"
     assert out["members_removed"][0]["email_address"] == "a@example.com"
     assert out["errors"][0]["email_addresses"] == ["nobody@example.com"] and out["errors"][0]["error"]
-    assert_problem(api.post(url, json={"members_to_add": [f"u{i}@example.com" for i in range(501)]}),
-                   400, "Invalid Resource")
+    assert_problem(
+        api.post(url, json={"members_to_add": [f"u{i}@example.com" for i in range(501)]}), 400, "Invalid Resource"
+    )
     assert_problem(api.post(f"{lst}/segments/999999", json={"members_to_add": []}), 404, "Resource Not Found")
     api.post(f"{lst}/members/{md5('a@example.com')}/tags", json={"tags": [{"name": "seg:old", "status": "active"}]})
     page = api.get(lst + "/segments", params={"type": "static", "count": 1000, "offset": 0}).json()
@@ -374,7 +473,8 @@ def test_static_segments_and_bulk_membership(api: requests.Session, lst: str, sb
     found = api.get(lst + "/tag-search", params={"name": "seg:"}).json()
     assert found["total_items"] == 2 and {t["name"] for t in found["tags"]} == {"seg:vip", "seg:old"}
     assert api.get(lst + "/tag-search", params={"name": "seg:v"}).json()["tags"] == [
-        {"id": segment["id"], "name": "seg:vip"}]
+        {"id": segment["id"], "name": "seg:vip"}
+    ]
     assert sb.state()["lists"][sb.audience_id]["members"]["b@example.com"]["tags"] == ["seg:vip"]
 
 
@@ -454,15 +554,22 @@ def test_latency_forbidden_403_and_control_api_exemption(sb: Any, api: requests.
 
 def test_oauth_code_flow_end_to_end(sb: Any) -> None:
     redirect = "http://127.0.0.1:9999/callback"
-    resp = requests.get(sb.base_url + "/oauth2/authorize", allow_redirects=False,
-                        params={"response_type": "code", "client_id": "cid", "redirect_uri": redirect,
-                                "state": "xyz"})
+    resp = requests.get(
+        sb.base_url + "/oauth2/authorize",
+        allow_redirects=False,
+        params={"response_type": "code", "client_id": "cid", "redirect_uri": redirect, "state": "xyz"},
+    )
     assert resp.status_code == 302
     location = urlsplit(resp.headers["Location"])
     query = parse_qs(location.query)
     assert f"{location.scheme}://{location.netloc}{location.path}" == redirect and query["state"] == ["xyz"]
-    form = {"grant_type": "authorization_code", "client_id": "cid", "client_secret": "secret",
-            "redirect_uri": redirect, "code": query["code"][0]}
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": "cid",
+        "client_secret": "secret",
+        "redirect_uri": redirect,
+        "code": query["code"][0],
+    }
     token = requests.post(sb.base_url + "/oauth2/token", data=form).json()
     assert token["expires_in"] == 0 and token["scope"] is None and re.fullmatch(r"[0-9a-f]+", token["access_token"])
     reused = requests.post(sb.base_url + "/oauth2/token", data=form)
@@ -483,14 +590,21 @@ def test_oauth_code_flow_end_to_end(sb: Any) -> None:
 
 def test_control_api(sb: Any, api: requests.Session) -> None:
     base = sb.base_url + "/_sandbox"
-    seeded = requests.post(base + "/members", json={"email": "a@example.com", "status": "cleaned",
-                                                   "merge_fields": {"FNAME": "A"}, "tags": ["t"]})
+    seeded = requests.post(
+        base + "/members",
+        json={"email": "a@example.com", "status": "cleaned", "merge_fields": {"FNAME": "A"}, "tags": ["t"]},
+    )
     assert seeded.status_code == 200 and seeded.json()["status"] == "cleaned"
     assert requests.post(base + "/members", json={"email": "b@example.com", "status": "nope"}).status_code == 400
     state = requests.get(base + "/state").json()
     audience = state["lists"][sb.audience_id]
-    assert audience["members"]["a@example.com"] == {"email_address": "a@example.com", "status": "cleaned",
-                                                 "email_type": "html", "merge_fields": {"FNAME": "A"}, "tags": ["t"]}
+    assert audience["members"]["a@example.com"] == {
+        "email_address": "a@example.com",
+        "status": "cleaned",
+        "email_type": "html",
+        "merge_fields": {"FNAME": "A"},
+        "tags": ["t"],
+    }
     assert {"list", "merge_fields", "segments", "deleted"} <= audience.keys() and state["revoked"] is False
     assert requests.get(base + "/summary").json()["tags"] == {"t": 1}
     faults = requests.post(base + "/faults", json={"fail_rate": 0.0, "latency_ms": 1}).json()
@@ -517,8 +631,19 @@ def _parse(text: str) -> dict[str, str]:
 
 @pytest.mark.skipif(not PACKAGE_IMPORTABLE, reason="segport_mailchimp not installed: main() runs in-process")
 def test_main_as_module_in_a_subprocess() -> None:
-    cmd = [sys.executable, "-m", "segport_mailchimp.sandbox", "--port", "0", "--latency-ms", "0",
-           "--fail-rate", "0", "--seed", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "segport_mailchimp.sandbox",
+        "--port",
+        "0",
+        "--latency-ms",
+        "0",
+        "--fail-rate",
+        "0",
+        "--seed",
+        "1",
+    ]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         lines = _parse("".join(proc.stdout.readline() for _ in range(4)))
@@ -555,4 +680,8 @@ def test_main_in_process_until_sigint(monkeypatch: pytest.MonkeyPatch) -> None:
     driver.join()
     assert not problems, problems
     assert seen["api_key"] == MailchimpSandbox(seed=1).api_key and set(seen) == {
-        "base_url", "api_base_url", "api_key", "audience_id"}
+        "base_url",
+        "api_base_url",
+        "api_key",
+        "audience_id",
+    }

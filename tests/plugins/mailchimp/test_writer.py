@@ -16,7 +16,6 @@ import pytest
 import requests
 import responses
 from responses import matchers
-from responses.registries import FirstMatchRegistry, OrderedRegistry
 
 from segport import (
     AuthError,
@@ -29,6 +28,7 @@ from segport import (
     RunContext,
     UnknownAudienceError,
 )
+from segport.testing.pytest_plugin import ORDERED
 from segport_mailchimp.auth import MailchimpAuth
 from segport_mailchimp.writer import MailchimpWriter
 
@@ -57,18 +57,15 @@ PHONE = {"merge_id": 4, "tag": "PHONE", "name": "Phone Number", "type": "phone",
 STANDARD_FIELDS = (FNAME, LNAME, ADDRESS, PHONE)
 STANDARD_TAGS = ({"id": VIP, "name": "VIP", "type": "static"}, {"id": CHURN, "name": "Churn risk", "type": "static"})
 
-ORDERED = pytest.mark.parametrize("rsps", [OrderedRegistry], indirect=True, ids=["ordered"])
 BASIC = matchers.header_matcher({"Authorization": re.compile(r"^Basic [A-Za-z0-9+/]+=*$")})
 PROBLEM_TYPE = "application/problem+json; charset=utf-8"
 
 
 # -- fixtures and helpers -------------------------------------------------------------------------
 @pytest.fixture
-def rsps(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock]:
-    """Strict mock; ``@ORDERED`` switches it to an OrderedRegistry for call sequences."""
-    registry = getattr(request, "param", FirstMatchRegistry)
-    with responses.RequestsMock(assert_all_requests_are_fired=True, registry=registry) as mock:
-        yield mock
+def rsps(strict_responses: responses.RequestsMock) -> responses.RequestsMock:
+    """The strict mock of segport's pytest plugin; ``@ORDERED`` also checks call order."""
+    return strict_responses
 
 
 @pytest.fixture
