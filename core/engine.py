@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ class RunRequest:
 
 
 class ExportRun:
-    """Executes one :class:`RunRequest` against a store; see :meth:`execute`."""
+    """Executes one :class:`RunRequest` against a store; see :meth:`execute`. One instance per run."""
 
     def __init__(self, store: SQLiteStore, pm: pluggy.PluginManager, home: Path, policy: RetryPolicy) -> None:
         self.store = store
@@ -69,6 +70,7 @@ class ExportRun:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         auth = session.auth = request.destination.auth(request.config)
+        preflight = RequestCounter()  # counts the HTTP calls of prepare(); batches report their own
         try:
             with closing(self.store.reader()) as reader, closing(session):
                 context = RunContext(
@@ -97,7 +99,12 @@ class ExportRun:
                     if request.dry_run:
                         self._plan_only(steps, counts, writer.requests_for, spec.limits.batch_size, run)
                     else:
-                        writer.prepare()
+                        session.hooks["response"].append(preflight)
+                        try:
+                            writer.prepare()
+                        finally:
+                            session.hooks["response"].remove(preflight)
+                            run.requests += preflight.value
                         self._send(request, run, steps, counts, writer, spec.limits)
                         writer.finish()
                         failed = run.counts["failed"]
@@ -233,6 +240,18 @@ class ExportRun:
         for line in lost:
             outcome = Outcome(line["key"], OutcomeStatus(line["status"]), line["reason"])
             self.pm.hook.segport_on_reject(run=run, export=export, outcome=outcome, email=line["email"])
+
+
+class RequestCounter:
+    """A ``requests`` response hook counting a session's HTTP exchanges (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        with self._lock:
+            self.value += 1
 
 
 class RejectLog:

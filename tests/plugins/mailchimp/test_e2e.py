@@ -135,8 +135,10 @@ def expected_tags(i: int) -> set[str]:
 
 def test_first_run_lands_exactly_and_delta_sends_only_the_change(tmp_path: Path, sandbox: MailchimpSandbox) -> None:
     op = setup(tmp_path, sandbox)
+    seen = len(sandbox.requests_log)
     first = op.run_json("news")
     assert first["status"] == "succeeded"
+    assert first["requests"] == len(sandbox.requests_log) - seen  # every call, pre-flight included
     landed = members(sandbox)
     selected = [i for i in range(1200) if expected_tags(i)]
     assert set(landed) == {email(i) for i in selected}
