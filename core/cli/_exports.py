@@ -196,17 +196,23 @@ def print_run(run: Run, as_json: bool) -> None:
     if as_json:
         emit_json(run.to_dict())
         return
+    if run.status is RunStatus.PLANNED:
+        plan = run.plan or {}
+        click.echo(f"dry run of {run.export} (run {run.id}): nothing was sent; the plan:")
+        for key, value in plan.items():
+            label = key.replace("_", " ")
+            click.echo(
+                f"  {label}: {value:,}" + ("  (batch calls; pre-flight checks add a few)" if key == "requests" else "")
+            )
+        return
     counts = ", ".join(f"{k} {v:,}" for k, v in run.counts.items() if v) or "nothing to send"
     click.echo(
         f"run {run.id} of {run.export}: {run.status.value} in {run.duration_s or 0:.1f}s — {counts}; "
         f"{run.requests:,} requests, {run.retries:,} retries"
     )
-    if run.status is RunStatus.PLANNED and run.plan:
-        plan = run.plan
-        click.echo("plan: " + ", ".join(f"{k} {v:,}" for k, v in plan.items()))
     lost = run.counts.get("rejected", 0) + run.counts.get("failed", 0) + run.counts.get("skipped", 0)
     if lost and run.reject_file:
-        click.echo(f"{lost:,} records not delivered as sent: reasons in {run.reject_file}")
+        click.echo(f"{lost:,} records rejected, failed or skipped: reasons in {run.reject_file}")
 
 
 @exports.command("run")

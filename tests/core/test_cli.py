@@ -130,7 +130,7 @@ def test_exports_add_run_dry_run_and_runs(sp: Callable[..., Result], make_profil
 
     calls = len(platform.calls)
     dry = ok(sp("exports", "run", "e1", "--dry-run"))
-    assert "planned" in dry.stdout and "plan: selected 3" in dry.stdout
+    assert "dry run of e1" in dry.stdout and "nothing was sent" in dry.stdout and "  selected: 3" in dry.stdout
     assert len(platform.calls) == calls  # nothing sent
     dry_json = as_json(sp("exports", "run", "e1", "--dry-run", "--json"))
     assert dry_json["status"] == "planned" and dry_json["plan"]["selected"] == 3
