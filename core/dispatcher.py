@@ -81,38 +81,36 @@ class Dispatcher:
         """Send every batch; yield each :class:`Delivery` as it completes.
 
         A fatal error (auth, unknown audience, a plugin bug) stops new sends, lets in-flight
-        batches finish and be yielded, then propagates.
+        batches finish and be yielded, then propagates. When the consumer stops early (Ctrl-C,
+        a failed commit), in-flight batches stop retrying and the call returns promptly.
         """
-        try:
-            yield from self._run(batches)
-        finally:  # also when the consumer stops early (Ctrl-C, a failed commit)
-            self._stop.set()
-
-    def _run(self, batches: Iterable[Sequence[Record]]) -> Iterator[Delivery]:
         failure: BaseException | None = None
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="segport-send") as pool:
-            pending: set[Future[Delivery]] = set()
-            source = iter(batches)
-            exhausted = False
-            while pending or not exhausted:
-                while not exhausted and failure is None and len(pending) < self.concurrency * 2:
-                    batch = next(source, None)
-                    if batch is None:
-                        exhausted = True
-                    else:
-                        pending.add(pool.submit(self.deliver, batch))
-                if not pending:
-                    break
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    try:
-                        yield future.result()
-                    except BaseException as exc:
-                        if failure is None:
-                            failure = exc
+            try:
+                pending: set[Future[Delivery]] = set()
+                source = iter(batches)
+                exhausted = False
+                while pending or not exhausted:
+                    while not exhausted and failure is None and len(pending) < self.concurrency * 2:
+                        batch = next(source, None)
+                        if batch is None:
+                            exhausted = True
+                        else:
+                            pending.add(pool.submit(self.deliver, batch))
+                    if not pending:
+                        break
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        try:
+                            delivery = future.result()
+                        except BaseException as exc:  # re-raised once the in-flight work is in
+                            failure = failure or exc
                             self._stop.set()
-                if failure is not None:
-                    exhausted = True
+                            continue
+                        yield delivery
+                    exhausted = exhausted or failure is not None
+            finally:  # wake retry waits before the pool waits for its threads
+                self._stop.set()
         if failure is not None:
             raise failure
 

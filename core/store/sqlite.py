@@ -90,16 +90,20 @@ class SQLiteStore:
             ) from None
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        try:
             self.db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            self.db.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:  # disk full, read-only file, I/O error
+            self._rollback()
             raise WorkspaceError(
-                f"cannot write the workspace database ({exc}): check free disk space and permissions"
+                f"cannot write the workspace database ({exc}): check free disk space and permissions of "
+                f"{self.path.parent}; nothing of this step was saved"
             ) from None
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
     def reader(self) -> sqlite3.Connection:
         """A separate connection for long streaming reads (the caller closes it)."""

@@ -936,3 +936,24 @@ def test_skipped_duplicate_leaving_does_not_strip_the_kept_profiles_marker(
 
     assert run.status is RunStatus.SUCCEEDED
     assert platform.members[email(2)].markers == {SEGMENT}  # p001 is still in VIP with that address
+
+
+# --- a full disk ---------------------------------------------------------------------------------
+
+
+def test_a_full_disk_is_a_one_line_workspace_error_and_the_next_run_continues(
+        ws: Workspace, platform: MemoryPlatform, tmp_path: Path) -> None:
+    setup_export(ws, tmp_path, people(300))
+    pages = ws.store.db.execute("PRAGMA page_count").fetchone()[0]
+    ws.store.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk fills during the run
+    with pytest.raises(segport.WorkspaceError, match="cannot write the workspace database") as caught:
+        ws.run_export(EXPORT)
+    assert "\n" not in str(caught.value) and caught.value.exit_status is ExitStatus.WORKSPACE_ERROR
+    committed = sum(1 for _ in ws.store.db.execute("SELECT 1 FROM sync_state"))
+    assert committed < 300  # what was acknowledged before the disk filled, nothing else
+
+    ws.store.db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    platform.calls.clear()
+    ws.run_export(EXPORT)
+    assert len(sent(platform)) == 300 - committed  # the next run sends only the rest
+    assert_members(platform, range(300), {SEGMENT})
