@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from segport.testing.operator import Operator
 
 pytestmark = pytest.mark.e2e
 
 
 def segport(home: Path, *args: str, user: str | None = "ada") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGPORT_")}
-    env["SEGPORT_HOME"] = str(home)
-    if user:
-        env["SEGPORT_USER"] = user
-    return subprocess.run(
-        [sys.executable, "-m", "segport", *args], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    return Operator(home, user)(*args, check=False)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from segport.testing.operator import Operator
 from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
 
 pytestmark = pytest.mark.e2e
@@ -20,32 +18,6 @@ pytestmark = pytest.mark.e2e
 def sandbox() -> Iterator[CampaignMonitorSandbox]:
     with CampaignMonitorSandbox(seed=4) as server:
         yield server
-
-
-class Operator:
-    """Runs ``segport`` as an operator would, in one workspace."""
-
-    def __init__(self, home: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SEGPORT_")}
-        self.env.update(SEGPORT_HOME=str(home), SEGPORT_USER="ada")
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "segport", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-    def run_json(self, export: str = "news") -> dict[str, Any]:
-        document: dict[str, Any] = json.loads(self("exports", "run", export, "--json").stdout)
-        return document
 
 
 def email(i: int) -> str:
@@ -119,7 +91,7 @@ def options_of(subscriber: dict[str, Any]) -> set[str]:
 def test_first_run_lands_exactly_then_delta_and_exit(tmp_path: Path, sandbox: CampaignMonitorSandbox) -> None:
     op = setup(tmp_path, sandbox)
     seen = len(sandbox.requests_log)
-    first = op.run_json()
+    first = op.run_json("news")
     assert first["status"] == "succeeded"
     landed = subscribers(sandbox)
     selected = [i for i in range(1500) if expected(i)]
@@ -137,7 +109,7 @@ def test_first_run_lands_exactly_then_delta_and_exit(tmp_path: Path, sandbox: Ca
     op("profiles", "load", str(write_profiles(tmp_path / "profiles.csv", 1500, renamed=frozenset({0, 2}))))
     op("segments", "load", "Newsletter", str(write_keys(tmp_path / "newsletter.txt", list(range(4, 1500, 2)))))
     seen = len(sandbox.requests_log)
-    second = op.run_json()
+    second = op.run_json("news")
     # p0 renamed and left Newsletter, p2 renamed and left (it is in no segment now), nobody else.
     assert second["counts"]["updated"] == 2 and second["requests"] == len(sandbox.requests_log) - seen
     landed = subscribers(sandbox)
@@ -150,7 +122,7 @@ def test_suppressed_and_unsubscribed_are_not_reactivated(tmp_path: Path, sandbox
     sandbox.add_subscriber(email(2), state="Unsubscribed")
     sandbox.suppress(email(4))
     op = setup(tmp_path, sandbox)
-    run = op.run_json()
+    run = op.run_json("news")
     landed = subscribers(sandbox)
     assert landed[email(2)]["State"] == "Unsubscribed"
     assert email(4) not in landed or landed[email(4)]["State"] != "Active"

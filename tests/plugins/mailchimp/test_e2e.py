@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from segport.testing.operator import Operator
 from segport_mailchimp.sandbox import MailchimpSandbox
 
 pytestmark = pytest.mark.e2e
@@ -26,39 +24,6 @@ def sandbox() -> Iterator[MailchimpSandbox]:
     server.start()
     yield server
     server.stop()
-
-
-class Operator:
-    """Runs ``segport`` as an operator would, in one workspace."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SEGPORT_")}
-        self.env.update(SEGPORT_HOME=str(home), SEGPORT_USER="ada")
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "segport", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-    def popen(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "segport", *args], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-    def run_json(self, *args: str, check: bool = True) -> dict[str, Any]:
-        result = self("exports", "run", *args, "--json", check=check)
-        document: dict[str, Any] = json.loads(result.stdout)
-        return document
 
 
 def email(i: int) -> str:

@@ -1,0 +1,51 @@
+"""Drive the real ``segport`` CLI in a subprocess, as an operator would (for end-to-end tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class Operator:
+    """Runs ``python -m segport`` against one workspace, acting as one user.
+
+    The environment is the caller's minus every ``SEGPORT_*`` variable, plus ``SEGPORT_HOME`` and
+    ``SEGPORT_USER``, so a developer's shell never leaks into a test.
+    """
+
+    def __init__(self, home: str | Path, user: str | None = "ada") -> None:
+        self.home = Path(home)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SEGPORT_")}
+        self.env["SEGPORT_HOME"] = str(self.home)
+        if user:
+            self.env["SEGPORT_USER"] = user
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run one command; with ``check``, a non-zero exit fails. A traceback always fails."""
+        result = subprocess.run(
+            [sys.executable, "-m", "segport", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert "Traceback" not in result.stderr, result.stderr
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def popen(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start a command in the background (e.g. to kill it mid-run)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "segport", *args], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def run_json(self, export: str, *options: str, check: bool = True) -> dict[str, Any]:
+        """``exports run EXPORT --json``: the run record."""
+        document: dict[str, Any] = json.loads(self("exports", "run", export, *options, "--json", check=check).stdout)
+        return document
