@@ -80,8 +80,3 @@ class Selection:
         for key, mask, attrs in cursor:
             yield key, json.loads(attrs), self.names(mask)
 
-
-def count_members(db: sqlite3.Connection, segment: Segment) -> int:
-    """How many existing profiles a segment holds now."""
-    selection = Selection(db, [segment])
-    return selection.materialise()

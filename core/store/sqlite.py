@@ -548,14 +548,6 @@ class SQLiteStore:
             )
         return [self._run(r) for r in rows.fetchall()]
 
-    def last_run(self, export_id: int) -> Run | None:
-        row = self.db.execute(
-            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE export_id = ? AND status != 'planned' "
-            "ORDER BY id DESC LIMIT 1",
-            (export_id,),
-        ).fetchone()
-        return self._run(row) if row else None
-
     def save_outcomes(self, run_id: int, rows: list[tuple[str, str, str, str | None]]) -> None:
         self.db.executemany(
             "INSERT INTO outcomes(run_id, profile_key, email, status, reason) VALUES (?, ?, ?, ?, ?)",
