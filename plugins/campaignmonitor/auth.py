@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import requests
 
 from segport import AuthError, AuthHandler, OAuth2Flow
+from segport.oauth import authorization_code_form
 
 from .api import CampaignMonitorAPI, CMError
 
@@ -95,13 +96,7 @@ class CampaignMonitorOAuth(OAuth2Flow):
     def exchange(
         self, session: requests.Session, config: Mapping[str, Any], code: str, redirect_uri: str
     ) -> dict[str, Any]:
-        form = {
-            "grant_type": "authorization_code",
-            "client_id": config["client_id"],
-            "client_secret": config["client_secret"],
-            "redirect_uri": redirect_uri,
-            "code": code,
-        }
+        form = authorization_code_form(config, code, redirect_uri)
         tokens = _tokens(session.post(f"{_login(config)}/oauth/token", data=form, timeout=30))
         if tokens is None:
             raise AuthError(

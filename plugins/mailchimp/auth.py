@@ -10,6 +10,7 @@ import requests
 
 from segport import AuthError, AuthHandler, OAuth2Flow
 from segport.http import json_object
+from segport.oauth import authorization_code_form
 
 from .api import MailchimpAPI, Problem
 
@@ -57,13 +58,7 @@ class MailchimpOAuth(OAuth2Flow):
         self, session: requests.Session, config: Mapping[str, Any], code: str, redirect_uri: str
     ) -> dict[str, Any]:
         """Trade the code for a token, then read the metadata endpoint for the API endpoint [A2]."""
-        form = {
-            "grant_type": "authorization_code",
-            "client_id": config["client_id"],
-            "client_secret": config["client_secret"],
-            "redirect_uri": redirect_uri,
-            "code": code,
-        }
+        form = authorization_code_form(config, code, redirect_uri)
         token = session.post(f"{_login(config)}/oauth2/token", data=form, timeout=30)
         body = json_object(token)
         if not token.ok or "access_token" not in body:
