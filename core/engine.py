@@ -25,10 +25,11 @@ from .dispatcher import Delivery, Dispatcher, RetryPolicy, governor
 from .errors import CapExceeded, RunError, SegportError
 from .mapper import Mapper
 from .models import Connection, Export, Run, RunStatus
-from .planner import Forget, PlanCounts, Reject, Send, Unchanged, plan
-from .selection import Selection
-from .store.sqlite import SQLiteStore, now
+from .planner import PlanCounts, Reject, Remember, Send, Unchanged, markers_json, plan
+from .selection import Selection, refresh_filter_cache
+from .store.sqlite import SQLiteStore, StateRow, now
 
+UNSENT_CHUNK = 5000  # steps decided without a request, committed together at most this many at a time
 OUTCOME_KEYS = ("created", "updated", "unchanged", "skipped", "rejected", "failed")
 
 
@@ -77,8 +78,11 @@ class ExportRun:
                     export.name, options, list(export.segments), sorted(export.mapping), request.dry_run
                 )
                 writer = request.destination.writer(session, request.config, context)
+                segments = [self.store.get_segment(s) for s in export.segments]
+                with self.store.transaction() as db:
+                    refresh_filter_cache(db, segments)
                 reader.execute("BEGIN")
-                selection = Selection(reader, [self.store.get_segment(s) for s in export.segments])
+                selection = Selection(reader, segments)
                 counts = PlanCounts(selected=selection.materialise())
                 run.plan = counts.to_dict()
                 cap = request.profile_cap or spec.limits.profile_cap
@@ -89,12 +93,8 @@ class ExportRun:
                         f"the cap to your contract's (segport connections set-cap {request.connection.name} N)"
                     )
                 self.pm.hook.segport_before_run(run=run, export=export)
-                steps = plan(
-                    selection.stream(),
-                    self.store.iter_sync_state(reader, export.id),
-                    Mapper(export.email_field, {**export.mapping, **request.destination.extra_fields(options)}),
-                    full=request.full,
-                )
+                mapper = Mapper(export.email_field, {**export.mapping, **request.destination.extra_fields(options)})
+                steps = plan(reader, selection, export.id, mapper, full=request.full)
                 with closing(steps):
                     if request.dry_run:
                         self._plan_only(steps, counts, writer.requests_for, spec.limits.batch_size, run)
@@ -105,7 +105,7 @@ class ExportRun:
                         finally:
                             session.hooks["response"].remove(preflight)
                             run.requests += preflight.value
-                        self._send(request, run, steps, counts, writer, spec.limits)
+                        self._send(request, run, steps, counts, writer, spec.limits, mapper.fingerprint)
                         writer.finish()
                         failed = run.counts["failed"]
                         run.status = RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED
@@ -151,14 +151,21 @@ class ExportRun:
 
     def _plan_only(self, steps: Iterator[Any], counts: PlanCounts, requests_for: Any, size: int, run: Run) -> None:
         total_requests = 0
-        for batch in _batches(steps, counts, size, []):
+        for batch in _batches(steps, counts, size, [], list.clear):
             total_requests += requests_for([s.record for s in batch])
         counts.extra["requests"] = total_requests
         run.plan = counts.to_dict()
         run.requests = 0
 
     def _send(
-        self, request: RunRequest, run: Run, steps: Iterator[Any], counts: PlanCounts, writer: Any, limits: Any
+        self,
+        request: RunRequest,
+        run: Run,
+        steps: Iterator[Any],
+        counts: PlanCounts,
+        writer: Any,
+        limits: Any,
+        mapping: int,
     ) -> None:
         # One governor per credential: connections sharing an API key share its concurrency.
         secrets = split_secrets(request.config, request.destination.spec().connection_schema)[1]
@@ -170,12 +177,16 @@ class ExportRun:
             gate=governor(credential, limits.max_concurrency),
             policy=self.policy,
         )
-        unsent: list[Reject | Forget] = []  # decided without a request; committed with the next batch
+        unsent: list[Reject | Remember] = []  # decided without a request; committed with the next batch
         pending: dict[str, Send] = {}
         reject_log = RejectLog(self.home / "rejects" / f"run-{run.id}.jsonl")
 
+        def commit_unsent(decided: list[Reject | Remember]) -> None:
+            self._commit(request.export, run, Delivery([]), [], decided, reject_log, mapping)
+            decided.clear()
+
         def batches() -> Iterator[Sequence[Record]]:
-            for batch in _batches(steps, counts, limits.batch_size, unsent):
+            for batch in _batches(steps, counts, limits.batch_size, unsent, commit_unsent):
                 for send in batch:
                     pending[send.record.key] = send
                 yield [s.record for s in batch]
@@ -183,10 +194,10 @@ class ExportRun:
         with reject_log:
             for delivery in dispatcher.run(batches()):
                 sends = [pending.pop(r.key) for r in delivery.records]
-                self._commit(request.export, run, delivery, sends, unsent, reject_log)
+                self._commit(request.export, run, delivery, sends, unsent, reject_log, mapping)
                 unsent.clear()
             if unsent:  # planned after the last batch
-                self._commit(request.export, run, Delivery([]), [], unsent, reject_log)
+                commit_unsent(unsent)
         run.counts["unchanged"] += counts.unchanged
         run.plan = counts.to_dict()
 
@@ -196,19 +207,21 @@ class ExportRun:
         run: Run,
         delivery: Delivery,
         sends: list[Send],
-        unsent: list[Reject | Forget],
+        unsent: list[Reject | Remember],
         reject_log: RejectLog,
+        mapping: int,
     ) -> None:
         """Store one batch's outcomes and sync state in one transaction; log its rejects."""
         outcome_rows: list[tuple[str, str, str, str | None]] = []
-        state_rows: list[tuple[str, str, bytes, str]] = []
+        state_rows: list[StateRow] = []
         lost: list[dict[str, Any]] = []
         for send in sends:
             outcome = delivery.outcomes[send.record.key]
             outcome_rows.append((send.record.key, send.record.email, outcome.status.value, outcome.reason))
             run.counts[outcome.status.value] = run.counts.get(outcome.status.value, 0) + 1
             if outcome.status.delivered:
-                state_rows.append((send.record.key, send.record.email, send.digest, json.dumps(sorted(send.markers))))
+                key, email = send.record.key, send.record.email
+                state_rows.append((key, email, send.digest, markers_json(send.markers), send.seq, mapping))
             else:
                 lost.append(
                     {
@@ -219,8 +232,8 @@ class ExportRun:
                     }
                 )
         for step in unsent:
-            if isinstance(step, Forget):
-                state_rows.append((step.key, step.email, step.digest, "[]"))
+            if isinstance(step, Remember):
+                state_rows.append((step.key, step.email, step.digest, markers_json(step.markers), step.seq, mapping))
                 continue
             outcome_rows.append((step.key, step.email, step.status, step.reason))
             run.counts[step.status] += 1
@@ -279,9 +292,17 @@ class RejectLog:
 
 
 def _batches(
-    steps: Iterator[Any], counts: PlanCounts, size: int, unsent: list[Reject | Forget]
+    steps: Iterator[Any],
+    counts: PlanCounts,
+    size: int,
+    unsent: list[Reject | Remember],
+    flush: Callable[[list[Reject | Remember]], None],
 ) -> Iterator[list[Send]]:
-    """Cut the plan's sends into batches of ``size``; count every step; collect the unsent ones."""
+    """Cut the plan's sends into batches of ``size``; count every step; collect the unsent ones.
+
+    ``unsent`` normally rides with the next batch's commit; ``flush`` empties it when it grows
+    large between batches (a plan of a million rejects holds at most a chunk of them).
+    """
     batch: list[Send] = []
     for step in steps:
         counts.count(step)
@@ -290,8 +311,10 @@ def _batches(
             if len(batch) >= size:
                 yield batch
                 batch = []
-        elif isinstance(step, (Reject, Forget)):
+        elif isinstance(step, (Reject, Remember)):
             unsent.append(step)
+            if len(unsent) >= UNSENT_CHUNK:
+                flush(unsent)
         elif not isinstance(step, Unchanged):  # pragma: no cover - planner contract
             raise RunError(f"unexpected plan step {step!r}")
     if batch:

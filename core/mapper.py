@@ -49,6 +49,9 @@ class Mapper:
     def __init__(self, email_field: str, mapping: Mapping[str, str]) -> None:
         self.email_field = email_field
         self.mapping = dict(sorted(mapping.items()))
+        basis = json.dumps([email_field, self.mapping], separators=(",", ":"), ensure_ascii=False).encode()
+        # Stored with the sync state: a change of data matching makes every profile worth a look.
+        self.fingerprint = int.from_bytes(hashlib.blake2b(basis, digest_size=8).digest(), "big", signed=True)
 
     def map(self, attrs: Mapping[str, Any]) -> Mapped | str:
         """The mapped record, or the reason it must be rejected before sending."""

@@ -1,7 +1,11 @@
 """Which profiles an export selects: the union of its segments, streamed in key order.
 
 The selection is materialised into a temporary table (key, segment bitmask) on a reader
-connection, so it can be counted (for the cap) and then streamed without holding it in memory.
+connection, so it can be counted (for the cap) and diffed in SQL without holding it in memory.
+
+Filter segments are evaluated in Python, but only for profiles that changed since the segment's
+membership was last cached (``filter_members`` up to ``segments.cached_seq``, see
+:func:`refresh_filter_cache`): a run after a small load evaluates a few rows, not a million.
 """
 
 from __future__ import annotations
@@ -11,11 +15,114 @@ import sqlite3
 from typing import Any, Iterator, Sequence
 
 from .errors import ConfigError
-from .filters import Filter, parse
+from .filters import parse
 from .models import Segment
 
 MAX_SEGMENTS_PER_EXPORT = 62  # one bit each in a SQLite integer
 _CHUNK = 5000
+
+
+def _changed_profiles(db: sqlite3.Connection, since: int | None) -> Iterator[tuple[str, str]]:
+    """(key, attrs JSON) of profiles loaded after ``since`` (all of them when None)."""
+    if since is None:
+        return iter(db.execute("SELECT key, attrs FROM profiles"))
+    return iter(db.execute("SELECT key, attrs FROM profiles WHERE seq > ?", (since,)))
+
+
+def last_load(db: sqlite3.Connection) -> int:
+    """The sequence number of the last profile load (0 before the first)."""
+    row = db.execute("SELECT value FROM settings WHERE key = 'profile_seq'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _cached_seq(db: sqlite3.Connection, segment_id: int) -> int | None:
+    row = db.execute("SELECT cached_seq FROM segments WHERE id = ?", (segment_id,)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _chunks(rows: Iterator[tuple[str, bool]]) -> Iterator[list[tuple[str, bool]]]:
+    chunk: list[tuple[str, bool]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _evaluate(db: sqlite3.Connection, segment: Segment, since: int | None) -> Iterator[tuple[str, bool]]:
+    """(key, matches) for every profile loaded after ``since``."""
+    flt = parse(segment.expression or "")
+    for key, attrs in _changed_profiles(db, since):
+        yield key, flt.matches(json.loads(attrs))
+
+
+def refresh_filter_cache(db: sqlite3.Connection, segments: Sequence[Segment]) -> None:
+    """Bring the cached membership of filter ``segments`` up to the last profile load.
+
+    Call it inside a write transaction of ``db``. Only profiles loaded since the oldest cache was
+    brought up to date are read, once for all the segments.
+    """
+    top = last_load(db)
+    stale = [(s, _cached_seq(db, s.id)) for s in segments if s.kind == "filter"]
+    stale = [(s, since) for s, since in stale if since is None or since < top]
+    if not stale:
+        return
+    for segment, since in stale:
+        if since is None:
+            db.execute("DELETE FROM filter_members WHERE segment_id = ?", (segment.id,))
+    sinces = [since for _, since in stale]
+    oldest = None if None in sinces else min(s for s in sinces if s is not None)
+    # (segment id, filter, whether its cache holds rows that may have to leave)
+    filters = [(segment.id, parse(segment.expression or ""), since is not None) for segment, since in stale]
+    hits: list[tuple[int, str]] = []
+    misses: list[tuple[int, str]] = []
+    for key, attrs in _changed_profiles(db, oldest):
+        profile = json.loads(attrs)
+        for segment_id, flt, incremental in filters:
+            if flt.matches(profile):
+                hits.append((segment_id, key))
+            elif incremental:
+                misses.append((segment_id, key))
+        if len(hits) + len(misses) >= _CHUNK:
+            _store_membership(db, hits, misses)
+            hits, misses = [], []
+    _store_membership(db, hits, misses)
+    db.executemany("UPDATE segments SET cached_seq = ? WHERE id = ?", [(top, s.id) for s, _ in stale])
+
+
+class LoadEvaluator:
+    """Keeps up-to-date filter caches current during a profile load, from the rows being loaded.
+
+    Call it with each chunk of loaded rows (``.key``, ``.attrs``), then :meth:`finish` with the
+    load's sequence number. Stale caches are left to :func:`refresh_filter_cache`.
+    """
+
+    def __init__(self, db: sqlite3.Connection, segments: Sequence[Segment]) -> None:
+        self.db = db
+        current = last_load(db)
+        self.filters = [
+            (s.id, parse(s.expression or ""))
+            for s in segments
+            if s.kind == "filter" and _cached_seq(db, s.id) == current
+        ]
+
+    def __call__(self, chunk: Sequence[Any]) -> None:
+        hits: list[tuple[int, str]] = []
+        misses: list[tuple[int, str]] = []
+        for row in chunk:
+            for segment_id, flt in self.filters:
+                (hits if flt.matches(row.attrs) else misses).append((segment_id, row.key))
+        _store_membership(self.db, hits, misses)
+
+    def finish(self, seq: int) -> None:
+        self.db.executemany("UPDATE segments SET cached_seq = ? WHERE id = ?", [(seq, i) for i, _ in self.filters])
+
+
+def _store_membership(db: sqlite3.Connection, hits: list[tuple[int, str]], misses: list[tuple[int, str]]) -> None:
+    db.executemany("INSERT OR IGNORE INTO filter_members VALUES (?, ?)", hits)
+    db.executemany("DELETE FROM filter_members WHERE segment_id = ? AND profile_key = ?", misses)
 
 
 class Selection:
@@ -28,41 +135,39 @@ class Selection:
         self.segments = list(segments)
         self._names = [s.name for s in segments]
         self._masks: dict[int, frozenset[str]] = {}
+        self.count = 0  # profiles selected, once materialised
 
     def materialise(self) -> int:
-        """Compute the selection; return how many profiles it holds."""
+        """Compute the selection into ``temp.sel``; return how many profiles it holds.
+
+        Exact whatever the cache holds: cached filter membership is used for profiles loaded up to
+        ``cached_seq``; profiles loaded since are evaluated here.
+        """
         db = self.db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS sel (key TEXT PRIMARY KEY, segs INTEGER NOT NULL) WITHOUT ROWID")
         db.execute("DELETE FROM temp.sel")
-        upsert = (
-            "INSERT INTO temp.sel(key, segs) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET segs = segs | excluded.segs"
-        )
-        filters: list[tuple[int, Filter]] = []
+        upsert = "ON CONFLICT(key) DO UPDATE SET segs = segs | excluded.segs"
         for bit, segment in enumerate(self.segments):
             if segment.kind == "static":
                 db.execute(
                     "INSERT INTO temp.sel(key, segs) SELECT m.profile_key, ? FROM segment_members m "
-                    "JOIN profiles p ON p.key = m.profile_key WHERE m.segment_id = ? "
-                    "ON CONFLICT(key) DO UPDATE SET segs = segs | excluded.segs",
+                    f"JOIN profiles p ON p.key = m.profile_key WHERE m.segment_id = ? {upsert}",
                     (1 << bit, segment.id),
                 )
-            else:
-                filters.append((1 << bit, parse(segment.expression or "")))
-        if filters:
-            rows: list[tuple[str, int]] = []
-            for key, attrs in db.execute("SELECT key, attrs FROM profiles"):
-                profile = json.loads(attrs)
-                mask = 0
-                for bit, flt in filters:
-                    if flt.matches(profile):
-                        mask |= bit
-                if mask:
-                    rows.append((key, mask))
-                    if len(rows) >= _CHUNK:
-                        db.executemany(upsert, rows)
-                        rows = []
-            db.executemany(upsert, rows)
-        return int(db.execute("SELECT count(*) FROM temp.sel").fetchone()[0])
+                continue
+            since = _cached_seq(db, segment.id)
+            if since is not None:
+                db.execute(
+                    "INSERT INTO temp.sel(key, segs) SELECT m.profile_key, ? FROM filter_members m "
+                    f"JOIN profiles p ON p.key = m.profile_key WHERE m.segment_id = ? AND p.seq <= ? {upsert}",
+                    (1 << bit, segment.id, since),
+                )
+            for chunk in _chunks(_evaluate(db, segment, since)):
+                db.executemany(f"INSERT INTO temp.sel(key, segs) VALUES (?, ?) {upsert}", [
+                    (key, 1 << bit) for key, hit in chunk if hit
+                ])
+        self.count = int(db.execute("SELECT count(*) FROM temp.sel").fetchone()[0])
+        return self.count
 
     def names(self, mask: int) -> frozenset[str]:
         """The segment names of a bitmask (cached: few distinct masks exist)."""
@@ -71,12 +176,3 @@ class Selection:
             found = frozenset(n for bit, n in enumerate(self._names) if mask >> bit & 1)
             self._masks[mask] = found
         return found
-
-    def stream(self) -> Iterator[tuple[str, dict[str, Any], frozenset[str]]]:
-        """(key, attributes, segment names) of every selected profile, in key order."""
-        cursor = self.db.execute(
-            "SELECT s.key, s.segs, p.attrs FROM temp.sel s JOIN profiles p ON p.key = s.key ORDER BY s.key"
-        )
-        for key, mask, attrs in cursor:
-            yield key, json.loads(attrs), self.names(mask)
-

@@ -28,7 +28,7 @@ from .permissions import authorize
 from .plugins import make_manager
 from .registry import Registry, default_registry
 from .scheduling import validate_cron
-from .selection import MAX_SEGMENTS_PER_EXPORT, Selection
+from .selection import MAX_SEGMENTS_PER_EXPORT, LoadEvaluator, Selection, refresh_filter_cache
 from .store.sqlite import DB_FILE, SQLiteStore
 from .vault import Vault
 
@@ -297,8 +297,12 @@ class Workspace:
         """Load a CSV/JSONL file of profiles; all rows or none."""
         actor = self._authorize("profiles.load")
         rows = readers.read_profiles(path, key=key, fmt=fmt)
-        with self.store.transaction():
-            loaded, total = self.store.load_profiles(rows, replace=replace, source=Path(path).name)
+        with self.store.transaction() as db:
+            evaluator = LoadEvaluator(db, self.store.list_segments())  # filter caches kept current on the way
+            loaded, total, seq = self.store.load_profiles(
+                rows, replace=replace, source=Path(path).name, on_chunk=evaluator
+            )
+            evaluator.finish(seq)
             self.store.audit(actor.name, "profiles.load", Path(path).name, {"rows": loaded, "replace": replace})
         return {"loaded": loaded, "profiles": total}
 
@@ -333,9 +337,15 @@ class Workspace:
         """Segments with their current member counts."""
         self._authorize("segments.list")
         result = []
+        segments = self.store.list_segments()
+        try:
+            with self.store.transaction() as db:
+                refresh_filter_cache(db, segments)  # a cache only: the counts are exact without it
+        except WorkspaceError:
+            pass  # a read-only workspace still lists its segments
         reader = self.store.reader()
         try:
-            for segment in self.store.list_segments():
+            for segment in segments:
                 data = segment.to_dict()
                 data["members"] = Selection(reader, [segment]).materialise()
                 result.append(data)

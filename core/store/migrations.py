@@ -102,4 +102,21 @@ MIGRATIONS: tuple[str, ...] = (
         detail TEXT NOT NULL
     );
     """,
+    # 2: what makes delta runs cheap (issue 6). ``profiles.seq`` is the load that last changed a
+    # profile; ``filter_members`` caches filter-segment membership up to ``segments.cached_seq``;
+    # ``sync_state.seq``/``mapping`` say which profile version and data matching were delivered, so
+    # the planner finds what changed in SQL; the email index serves its duplicate-address checks.
+    """
+    ALTER TABLE profiles ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX profiles_by_seq ON profiles(seq);
+    ALTER TABLE segments ADD COLUMN cached_seq INTEGER;
+    CREATE TABLE filter_members (
+        segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+        profile_key TEXT NOT NULL,
+        PRIMARY KEY (segment_id, profile_key)
+    ) WITHOUT ROWID;
+    ALTER TABLE sync_state ADD COLUMN seq INTEGER;
+    ALTER TABLE sync_state ADD COLUMN mapping INTEGER;
+    CREATE INDEX sync_state_by_email ON sync_state(export_id, email);
+    """,
 )

@@ -14,7 +14,7 @@ import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import AlreadyExists, AlreadyRunning, InputError, NotFound, WorkspaceError
 from ..models import AuditEntry, Connection, Export, Role, Run, RunStatus, Segment, Share, User
@@ -22,6 +22,9 @@ from .migrations import MIGRATIONS
 
 DB_FILE = "segport.db"
 _CHUNK = 5000
+# What the destination acknowledged for one profile: key, email, record hash, markers JSON,
+# the profile version (``profiles.seq``) and the data matching fingerprint it was sent with.
+StateRow = tuple[str, str, bytes, str, int | None, int]
 
 
 def now() -> str:
@@ -233,26 +236,44 @@ class SQLiteStore:
         return cursor.rowcount
 
     # -- profiles -------------------------------------------------------------------------------
-    def load_profiles(self, rows: Iterable[Any], *, replace: bool, source: str) -> tuple[int, int]:
-        """Upsert profile rows (``.line``, ``.key``, ``.attrs``); all-or-nothing. Returns (rows, total)."""
+    def load_profiles(
+        self,
+        rows: Iterable[Any],
+        *,
+        replace: bool,
+        source: str,
+        on_chunk: Callable[[list[Any]], None] | None = None,
+    ) -> tuple[int, int, int]:
+        """Upsert profile rows (``.line``, ``.key``, ``.attrs``); all-or-nothing.
+
+        Rows whose attributes change get this load's sequence number (``profiles.seq``); identical
+        rows keep theirs, so the next run's planner skips them. ``replace`` also deletes the
+        profiles the file does not hold. ``on_chunk`` sees every chunk of rows once stored.
+        Returns (rows loaded, profiles in all, this load's sequence number).
+        """
         db = self.db
+        seq = int(self.get_setting("profile_seq") or 0) + 1
+        self.set_setting("profile_seq", str(seq))
         db.execute("CREATE TEMP TABLE IF NOT EXISTS load_keys (key TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID")
         db.execute("DELETE FROM temp.load_keys")
-        if replace:
-            db.execute("DELETE FROM profiles")
         count = 0
         chunk: list[Any] = []
         for row in rows:
             chunk.append(row)
             if len(chunk) >= _CHUNK:
-                count += self._load_chunk(chunk, source)
+                count += self._load_chunk(chunk, source, seq, on_chunk)
                 chunk = []
-        count += self._load_chunk(chunk, source)
+        count += self._load_chunk(chunk, source, seq, on_chunk)
+        if replace:
+            db.execute("DELETE FROM profiles WHERE key NOT IN (SELECT key FROM temp.load_keys)")
+            db.execute("DELETE FROM filter_members WHERE profile_key NOT IN (SELECT key FROM profiles)")
         db.execute("DELETE FROM temp.load_keys")
         total = db.execute("SELECT count(*) FROM profiles").fetchone()[0]
-        return count, total
+        return count, total, seq
 
-    def _load_chunk(self, chunk: list[Any], source: str) -> int:
+    def _load_chunk(
+        self, chunk: list[Any], source: str, seq: int, on_chunk: Callable[[list[Any]], None] | None
+    ) -> int:
         if not chunk:
             return 0
         try:
@@ -260,9 +281,12 @@ class SQLiteStore:
         except sqlite3.IntegrityError:
             self._raise_duplicate(chunk, source)
         self.db.executemany(
-            "INSERT INTO profiles(key, attrs) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET attrs = excluded.attrs",
-            [(r.key, _dumps(r.attrs)) for r in chunk],
+            "INSERT INTO profiles(key, attrs, seq) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
+            "SET attrs = excluded.attrs, seq = excluded.seq WHERE attrs != excluded.attrs",
+            [(r.key, _dumps(r.attrs), seq) for r in chunk],
         )
+        if on_chunk is not None:
+            on_chunk(chunk)
         return len(chunk)
 
     def _raise_duplicate(self, chunk: list[Any], source: str) -> None:
@@ -323,6 +347,9 @@ class SQLiteStore:
             self.db.execute(
                 "UPDATE segments SET expression = ?, updated_at = ? WHERE id = ?", (expression, now(), existing.id)
             )
+            if expression != existing.expression:  # the cached membership of the old filter is void
+                self.db.execute("UPDATE segments SET cached_seq = NULL WHERE id = ?", (existing.id,))
+                self.db.execute("DELETE FROM filter_members WHERE segment_id = ?", (existing.id,))
         return self.get_segment(name)
 
     def replace_members(self, segment_id: int, keys: Iterable[str]) -> tuple[int, int]:
@@ -426,17 +453,11 @@ class SQLiteStore:
         self.db.execute("DELETE FROM exports WHERE id = ?", (export_id,))
 
     # -- sync state -----------------------------------------------------------------------------
-    def iter_sync_state(self, db: sqlite3.Connection, export_id: int) -> Iterator[tuple[str, str, bytes, str]]:
-        """(key, email, record_hash, markers JSON) of everything delivered, in key order."""
-        yield from db.execute(
-            "SELECT profile_key, email, record_hash, markers FROM sync_state WHERE export_id = ? ORDER BY profile_key",
-            (export_id,),
-        )
-
-    def save_sync_state(self, export_id: int, rows: list[tuple[str, str, bytes, str]]) -> None:
+    def save_sync_state(self, export_id: int, rows: list[StateRow]) -> None:
+        """Record what the destination acknowledged: (key, email, record hash, markers JSON, seq, mapping)."""
         self.db.executemany(
-            "INSERT OR REPLACE INTO sync_state(export_id, profile_key, email, record_hash, markers) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO sync_state(export_id, profile_key, email, record_hash, markers, seq, mapping) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(export_id, *r) for r in rows],
         )
 

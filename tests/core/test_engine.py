@@ -938,6 +938,158 @@ def test_skipped_duplicate_leaving_does_not_strip_the_kept_profiles_marker(
     assert platform.members[email(2)].markers == {SEGMENT}  # p001 is still in VIP with that address
 
 
+# --- delta planning: only what changed is read (issue 6) --------------------------------------
+
+
+@pytest.fixture
+def mapped_keys(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Emails the planner mapped (so parsed and hashed) during the test, in order."""
+    seen: list[str] = []
+    original = segport.mapper.Mapper.map
+
+    def spy(self: segport.mapper.Mapper, attrs: Any) -> Any:
+        seen.append(str(attrs.get("id")))
+        return original(self, attrs)
+
+    monkeypatch.setattr(segport.mapper.Mapper, "map", spy)
+    return seen
+
+
+def test_a_delta_run_reads_only_the_changed_profiles(ws: Workspace, platform: MemoryPlatform, tmp_path: Path,
+                                                     mapped_keys: list[str]) -> None:
+    rows = people(40)
+    setup_export(ws, tmp_path, rows)
+    ws.run_export(EXPORT)
+    rows[3]["first_name"], rows[30]["last_name"] = "Trois", "Trente"
+    load(ws, tmp_path, rows)  # all 40 reloaded, 2 of them changed
+    mapped_keys.clear()
+
+    run = ws.run_export(EXPORT)
+
+    assert mapped_keys == [key(3), key(30)]
+    assert run.counts == counts(updated=2, unchanged=38)
+
+
+def test_a_new_version_mapping_to_the_same_record_is_remembered_not_sent(
+        ws: Workspace, platform: MemoryPlatform, tmp_path: Path, mapped_keys: list[str]) -> None:
+    rows = people(10)
+    setup_export(ws, tmp_path, rows)
+    ws.run_export(EXPORT)
+    rows[4]["country"] = "IT"  # not mapped: the record is the same
+    load(ws, tmp_path, rows)
+    platform.calls.clear()
+    mapped_keys.clear()
+
+    first = ws.run_export(EXPORT)
+    second = ws.run_export(EXPORT)
+
+    assert platform.calls == [] and mapped_keys == [key(4)]  # read once, then known
+    assert first.counts == second.counts == counts(unchanged=10)
+
+
+def test_a_new_data_matching_rereads_and_resends_every_profile(ws: Workspace, platform: MemoryPlatform,
+                                                                tmp_path: Path, mapped_keys: list[str]) -> None:
+    setup_export(ws, tmp_path, people(6))
+    ws.run_export(EXPORT)
+    platform.calls.clear()
+    mapped_keys.clear()
+
+    ws.edit_export(EXPORT, mapping={"FNAME": "first_name", "LNAME": "last_name", "COUNTRY": "country"})
+    run = ws.run_export(EXPORT)
+
+    assert sorted(mapped_keys) == [key(i) for i in range(6)]
+    assert run.counts == counts(updated=6)
+    assert platform.members[email(2)].fields == {**fields(2), "COUNTRY": "US"}
+
+
+def test_a_replacing_load_exits_the_profiles_it_no_longer_holds(ws: Workspace, platform: MemoryPlatform,
+                                                                 tmp_path: Path) -> None:
+    rows = people(5)
+    setup_export(ws, tmp_path, rows)
+    ws.run_export(EXPORT)
+    platform.calls.clear()
+
+    ws.load_profiles(write_csv(tmp_path, rows[:2] + rows[3:]), replace=True)  # p002 is gone
+    run = ws.run_export(EXPORT)
+
+    [record] = sent(platform)
+    assert (record.key, record.remove, record.upsert) == (key(2), {SEGMENT}, False)
+    assert run.counts == counts(updated=1, unchanged=4)
+
+
+def test_a_smaller_key_taking_an_unchanged_profiles_address_displaces_it(
+        ws: Workspace, platform: MemoryPlatform, tmp_path: Path) -> None:
+    # p005 holds user5@ in VIP; p000 arrives with the same address, in Other only: the smallest
+    # key holds the address, so it carries Other and loses VIP, as a full plan would decide.
+    setup_export(ws, tmp_path, people(6, start=1), segments={SEGMENT: [key(5)], "Other": []})
+    ws.run_export(EXPORT)
+    load(ws, tmp_path, [person(0, email="user5@example.com")])
+    set_members(ws, tmp_path, "Other", [key(0)])
+    platform.calls.clear()
+
+    run = ws.run_export(EXPORT)
+    calls = len(platform.calls)
+    again = ws.run_export(EXPORT)
+
+    assert platform.members[email(5)].markers == {"Other"}
+    assert run.counts == counts(updated=2, skipped=1) and rejects(run)[0]["key"] == key(5)  # p000 upserted, VIP off
+    assert again.counts == counts(skipped=1, unchanged=1) and len(platform.calls) == calls  # stable
+
+
+def test_filter_membership_is_kept_by_the_load_so_a_run_evaluates_nothing(
+        ws: Workspace, platform: MemoryPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = people(12)
+    load(ws, tmp_path, rows)
+    ws.define_segment("French", "country = 'FR'")
+    connect(ws)
+    ws.add_export(EXPORT, connection=CONNECTION, segments=["French"], email_field="email", mapping=MAPPING,
+                  options={"audience_id": "aud1"})
+    ws.run_export(EXPORT)
+    evaluated: list[str] = []
+    original = segport.filters.Filter.matches
+
+    def spy(self: segport.filters.Filter, profile: Any) -> bool:
+        evaluated.append(str(profile.get("id")))
+        return original(self, profile)
+
+    monkeypatch.setattr(segport.filters.Filter, "matches", spy)
+    rows[6]["country"] = "DE"
+    load(ws, tmp_path, rows[5:8])
+    assert evaluated == [key(5), key(6), key(7)]  # the load evaluates the rows it loads, once
+    evaluated.clear()
+
+    run = ws.run_export(EXPORT)
+
+    assert evaluated == []
+    assert run.counts == counts(updated=1, unchanged=3)
+    cached = {k for (k,) in ws.store.db.execute("SELECT profile_key FROM filter_members")}
+    assert cached == {key(i) for i in (0, 3, 9)}
+
+    ws.define_segment("French", "country = 'DE'")  # a new definition: its cache is rebuilt at the next run
+    run = ws.run_export(EXPORT)
+    assert len(evaluated) == 12 and run.counts == counts(created=4, updated=4)  # 1, 4, 7, 10 new; 6 back; 0, 3, 9 out
+
+
+def test_a_stale_filter_cache_is_brought_up_to_date_from_the_changed_profiles_only(
+        ws: Workspace, platform: MemoryPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = people(12)
+    load(ws, tmp_path, rows)
+    ws.define_segment("French", "country = 'FR'")
+    ws.define_segment("Germans", "country = 'DE'")
+    ws.list_segments()  # both caches built
+    ws.define_segment("Germans", "country = 'US'")  # this cache is now stale; French stays current
+    rows[3]["country"] = "US"
+    load(ws, tmp_path, rows[3:4])  # keeps French current on the way
+    assert ws.store.db.execute("SELECT count(*) FROM filter_members f JOIN segments s ON s.id = f.segment_id "
+                               "WHERE s.name = 'French'").fetchone()[0] == 3
+
+    listed = {s["name"]: s["members"] for s in ws.list_segments()}
+
+    assert listed == {"French": 3, "Germans": 5}
+    by_name = dict(ws.store.db.execute("SELECT name, cached_seq FROM segments"))
+    assert by_name == {"French": 2, "Germans": 2}
+
+
 # --- a full disk ---------------------------------------------------------------------------------
 
 
