@@ -3,15 +3,19 @@
 Membership lives in one MultiSelectMany custom field (``segment_field``, default ``Segments``)
 with one option per exported segment; a rule-based segment per exported segment selects on it,
 so marketers can target it by name. Campaign Monitor has no endpoint to put a subscriber in a
-segment [B4]. Each batch is one ``import.json`` call of up to 1,000 subscribers [B2]:
-``Resubscribe`` from the export (false by default, so nobody who left is reactivated),
+segment [B4]. Each ``import.json`` call carries up to 1,000 subscribers [B2], so one per batch at
+the engine's batch size: ``Resubscribe`` from the export (false by default, so nobody who left is reactivated),
 autoresponders off, ``ConsentToTrack`` always sent. A profile's current options are sent as
 values and options it left as ``Clear`` items, which is right whether Campaign Monitor merges or
 replaces MultiSelectMany values (UNCONFIRMED [B2]).
+
+Pre-flight reads (list, custom fields, segments) go out at once, so an up-to-date list costs one
+round trip; writes follow only when something is missing.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
 import requests
@@ -35,6 +39,10 @@ CONSENT = "ConsentToTrack"  # a record field when the export reads consent from 
 CONSENT_VALUES = {"yes": "Yes", "no": "No", "unchanged": "Unchanged"}
 SCALAR_TYPES = {"Text", "Number", "Date", "MultiSelectOne", "Country", "USState"}
 PARTIAL_IMPORT = 210  # HTTP 400 whose ResultData lists only the failed rows [CS-PY B2]
+IMPORT_LIMIT = 1000  # subscribers per import.json; more is 400 code 209, none is 212 [CM-GS B2]
+# Pre-flight calls in flight at once: no more than the destination's max_concurrency (4), the size of
+# the engine's HTTPAdapter pool on the shared session. No limit is documented for list endpoints [B3].
+PREFLIGHT_WORKERS = 4
 
 
 def consent_source(options: Mapping[str, Any]) -> str | None:
@@ -61,17 +69,33 @@ class CampaignMonitorWriter(BatchWriter):
 
     # -- pre-flight ---------------------------------------------------------------------------
     def prepare(self) -> None:
-        """List, mapped custom fields, the membership field and its options, rule segments."""
-        self._check_list()
-        fields = {str(f["FieldName"]).lower(): f for f in self.api.call("GET", f"/lists/{self.list_id}/customfields")}
-        self._check_mapped(fields)
-        self._ensure_membership_field(fields)
-        if self.context.options.get("create_rule_segments", True):
-            self._ensure_rule_segments()
+        """Read list, custom fields and segments concurrently; then create what is missing, in order.
 
-    def _check_list(self) -> None:
+        Errors keep the order of the checks: the list first (an unknown list names the lists the
+        credentials see, whatever the other reads answered), then the custom fields, then segments.
+        """
+        rule_segments = bool(self.context.options.get("create_rule_segments", True))
+        reads = [f"/lists/{self.list_id}", f"/lists/{self.list_id}/customfields"]
+        if rule_segments:
+            reads.append(f"/lists/{self.list_id}/segments")
+        answers = self._concurrently([("GET", path, None) for path in reads])
+        self._check_list(answers[0])
+        fields = {str(f["FieldName"]).lower(): f for f in answers[1].result() or []}
+        self._check_mapped(fields)
+        field = self._membership_field(fields)
+        titles = {str(s.get("Title")) for s in answers[2].result() or []} if rule_segments else set()
+        self._ensure_membership_field(field)  # the rules below refer to its key [B4]
+        if rule_segments:
+            self._ensure_rule_segments(titles)
+
+    def _concurrently(self, calls: Sequence[tuple[str, str, Any]]) -> list[Future[Any]]:
+        """Send ``(method, path, json)`` calls at once; return their futures once every one has answered."""
+        with ThreadPoolExecutor(min(len(calls), PREFLIGHT_WORKERS), thread_name_prefix="segport-cm") as pool:
+            return [pool.submit(self.api.call, method, path, json=body) for method, path, body in calls]
+
+    def _check_list(self, answer: Future[Any]) -> None:
         try:
-            self.api.call("GET", f"/lists/{self.list_id}")
+            answer.result()
         except CMError as exc:
             if exc.code != INVALID_LIST and exc.status != 404:
                 raise
@@ -109,9 +133,19 @@ class CampaignMonitorWriter(BatchWriter):
                 )
             self.field_keys[name] = str(field["Key"]).strip("[]")
 
-    def _ensure_membership_field(self, fields: Mapping[str, Mapping[str, Any]]) -> None:
-        wanted = list(self.context.segments)
+    def _membership_field(self, fields: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+        """The existing membership field (None when missing); refuses one of another type."""
         field = fields.get(self.segment_field.lower())
+        if field is not None and field.get("DataType") != "MultiSelectMany":
+            raise ConfigError(
+                f"custom field {self.segment_field} is {field.get('DataType')}, not MultiSelectMany: "
+                "choose another --option segment_field or change the field's type"
+            )
+        return field
+
+    def _ensure_membership_field(self, field: Mapping[str, Any] | None) -> None:
+        """Create the field with every exported option, or add the options it lacks [B1]."""
+        wanted = list(dict.fromkeys(self.context.segments))
         if field is None:
             key = self.api.call(
                 "POST",
@@ -125,13 +159,9 @@ class CampaignMonitorWriter(BatchWriter):
             )
             self.membership_key = str(key).strip("[]")
             return
-        if field.get("DataType") != "MultiSelectMany":
-            raise ConfigError(
-                f"custom field {self.segment_field} is {field.get('DataType')}, not MultiSelectMany: "
-                "choose another --option segment_field or change the field's type"
-            )
         self.membership_key = str(field["Key"]).strip("[]")
-        missing = [s for s in wanted if s not in set(field.get("FieldOptions") or [])]
+        present = set(field.get("FieldOptions") or [])
+        missing = [s for s in wanted if s not in present]
         if missing:
             self.api.call(
                 "PUT",
@@ -139,18 +169,37 @@ class CampaignMonitorWriter(BatchWriter):
                 json={"Options": missing, "KeepExistingOptions": True},
             )
 
-    def _ensure_rule_segments(self) -> None:
-        titles = {str(s.get("Title")) for s in self.api.call("GET", f"/lists/{self.list_id}/segments") or []}
-        for segment in self.context.segments:
-            if segment in titles:
-                continue
-            rule = {"RuleType": f"[{self.membership_key}]", "Clause": f"EQUALS {segment}"}
-            self.api.call(
-                "POST", f"/segments/{self.list_id}", json={"Title": segment, "RuleGroups": [{"Rules": [rule]}]}
-            )
+    def _ensure_rule_segments(self, titles: set[str]) -> None:
+        """Create a rule segment per exported segment without one, concurrently [B4]."""
+        missing = [s for s in dict.fromkeys(self.context.segments) if s not in titles]
+        if not missing:
+            return
+        rule_type = f"[{self.membership_key}]"  # the bracketed key [B4]
+
+        def body(segment: str) -> dict[str, Any]:
+            rule = {"RuleType": rule_type, "Clause": f"EQUALS {segment}"}
+            return {"Title": segment, "RuleGroups": [{"Rules": [rule]}]}
+
+        created = self._concurrently([("POST", f"/segments/{self.list_id}", body(s)) for s in missing])
+        for answer in created:  # the first failure in the export's order
+            answer.result()
 
     # -- writing ------------------------------------------------------------------------------
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
+        """One ``import.json`` per started 1,000 records [B2]; none for an empty batch."""
+        outcomes: list[Outcome] = []
+        for start in range(0, len(records), IMPORT_LIMIT):
+            outcomes += self._import(records[start : start + IMPORT_LIMIT])
+        return BatchResult(outcomes, requests=self.requests_for(records))
+
+    def requests_for(self, records: Sequence[Record]) -> int:
+        """What :meth:`write_batch` sends: one ``import.json`` per started 1,000 records [B2].
+
+        An expired OAuth token adds a refresh and one resend of the call (not counted, as before).
+        """
+        return -(-len(records) // IMPORT_LIMIT)
+
+    def _import(self, records: Sequence[Record]) -> list[Outcome]:
         body = {
             "Subscribers": [self._subscriber(r) for r in records],
             "Resubscribe": self.resubscribe,
@@ -182,7 +231,7 @@ class CampaignMonitorWriter(BatchWriter):
                 outcomes.append(Outcome(record.key, OutcomeStatus.CREATED))
             else:
                 outcomes.append(Outcome(record.key, OutcomeStatus.UPDATED))
-        return BatchResult(outcomes, requests=1)
+        return outcomes
 
     def _subscriber(self, record: Record) -> dict[str, Any]:
         subscriber: dict[str, Any] = {"EmailAddress": record.email, "ConsentToTrack": self._consent(record)}

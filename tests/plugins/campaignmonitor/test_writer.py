@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from typing import Any, Callable, Iterable, Iterator
 
 import pytest
@@ -20,6 +21,7 @@ from segport import (
     AuthError,
     BadBatchError,
     ConfigError,
+    DestinationError,
     Outcome,
     OutcomeStatus,
     Record,
@@ -29,7 +31,8 @@ from segport import (
 )
 from segport.testing.pytest_plugin import ORDERED
 from segport_campaignmonitor.auth import CampaignMonitorAuth
-from segport_campaignmonitor.writer import CampaignMonitorWriter
+from segport_campaignmonitor.destination import CampaignMonitorDestination
+from segport_campaignmonitor.writer import IMPORT_LIMIT, PREFLIGHT_WORKERS, CampaignMonitorWriter
 
 API_KEY = "cm-key-123"
 BASE = "https://api.createsend.com/api/v3.3"
@@ -88,9 +91,15 @@ BASIC = matchers.header_matcher({"Authorization": "Basic " + base64.b64encode(f"
 
 # -- fixtures and helpers -------------------------------------------------------------------------
 @pytest.fixture
-def rsps(strict_responses: responses.RequestsMock) -> responses.RequestsMock:
-    """The strict mock of segport's pytest plugin; ``@ORDERED`` also checks call order."""
-    return strict_responses
+def rsps(strict_responses: responses.RequestsMock) -> Iterator[responses.RequestsMock]:
+    """The strict mock of segport's pytest plugin; ``@ORDERED`` also checks call order.
+
+    prepare() reads concurrently and may drop a read's answer once another check failed, so an
+    unregistered call could go unnoticed: every call must have matched a registered response.
+    """
+    yield strict_responses
+    unmatched = [c.request.url for c in strict_responses.calls if "match any registered mock" in str(c.response)]
+    assert not unmatched, f"unregistered calls: {unmatched}"
 
 
 @pytest.fixture
@@ -263,19 +272,94 @@ def calls(rsps: responses.RequestsMock, start: int = 0) -> list[tuple[str, str]]
 
 
 # -- prepare(): the list -------------------------------------------------------------------------
-@ORDERED
-def test_prepare_checks_list_then_fields_then_segments(rsps: responses.RequestsMock, make_writer: Any) -> None:
+Answer = Callable[[requests.PreparedRequest], tuple[int, dict[str, str], str]]
+
+
+def in_step(parties: int) -> Callable[[Any], Answer]:
+    """``in_step(n)(body)``: a callback answering ``body`` once n such calls are in flight (5 s, then fails)."""
+    barrier = threading.Barrier(parties, timeout=5)
+
+    def answering(body: Any) -> Answer:
+        def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+            barrier.wait()  # BrokenBarrierError when the calls are made one after another
+            return 200, {}, json.dumps(body)
+
+        return callback
+
+    return answering
+
+
+LIST_DETAILS = {
+    "ListID": LIST_ID,
+    "Title": "Newsletter",
+    "UnsubscribePage": "",
+    "UnsubscribeSetting": "AllClientLists",
+    "ConfirmedOptIn": False,
+    "ConfirmationSuccessPage": "",
+}
+
+
+def test_prepare_reads_list_fields_and_segments_concurrently(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    answer = in_step(3)
+    rsps.add_callback(responses.GET, LIST_URL, callback=answer(LIST_DETAILS), match=[BASIC])
+    rsps.add_callback(responses.GET, FIELDS_URL, callback=answer(list(STANDARD_FIELDS)), match=[BASIC])
+    rsps.add_callback(responses.GET, LIST_SEGMENTS_URL, callback=answer(list(STANDARD_SEGMENTS)), match=[BASIC])
+
+    make_writer().prepare()  # each read answers only once all three are in flight
+
+    assert len(rsps.calls) == 3
+
+
+def test_prepare_without_rule_segments_reads_list_and_fields_concurrently(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    answer = in_step(2)
+    rsps.add_callback(responses.GET, LIST_URL, callback=answer(LIST_DETAILS), match=[BASIC])
+    rsps.add_callback(responses.GET, FIELDS_URL, callback=answer(list(STANDARD_FIELDS)), match=[BASIC])
+
+    make_writer(create_rule_segments=False).prepare()
+
+    assert len(rsps.calls) == 2
+
+
+def test_prepare_of_an_up_to_date_list_only_reads(rsps: responses.RequestsMock, make_writer: Any) -> None:
     expect_list(rsps)
     expect_fields(rsps, STANDARD_FIELDS)
     expect_segments(rsps, STANDARD_SEGMENTS)
 
-    make_writer().prepare()  # plan, score and Segments (with both options) exist, so do both segments
+    writer = make_writer()
+    writer.prepare()  # plan, score and Segments (with both options) exist, so do both segments
 
-    assert calls(rsps) == [
+    assert sorted(calls(rsps)) == [  # no POST or PUT is registered either: the strict mock would refuse it
         ("GET", f"/lists/{LIST_ID}.json"),
         ("GET", f"/lists/{LIST_ID}/customfields.json"),
         ("GET", f"/lists/{LIST_ID}/segments.json"),
     ]
+    assert writer.membership_key == "segments"
+    assert writer.field_keys == {"plan": "plan", "score": "score"}
+
+
+def test_preflight_threads_fit_the_session_pool() -> None:
+    """The engine sizes the session's HTTPAdapter pool to max_concurrency; pre-flight stays within it."""
+    assert PREFLIGHT_WORKERS <= CampaignMonitorDestination().spec().limits.max_concurrency
+
+
+def expect_known_lists(rsps: responses.RequestsMock) -> None:
+    rsps.get(f"{BASE}/clients.json", json=CLIENTS, match=[BASIC])
+    rsps.get(
+        f"{BASE}/clients/{CLIENTS[0]['ClientID']}/lists.json",
+        json=[{"ListID": "1" * 32, "Name": "Newsletter"}, {"ListID": "2" * 32, "Name": "Customers"}],
+    )
+    rsps.get(f"{BASE}/clients/{CLIENTS[1]['ClientID']}/lists.json", json=[{"ListID": "3" * 32, "Name": "Beta news"}])
+
+
+def assert_names_the_known_lists(message: str) -> None:
+    assert LIST_ID in message
+    assert "list_id" in message
+    assert f"{'1' * 32} (Newsletter)" in message
+    assert f"{'2' * 32} (Customers)" in message
+    assert f"{'3' * 32} (Beta news)" in message
+    assert API_KEY not in message
 
 
 @pytest.mark.parametrize(
@@ -286,30 +370,67 @@ def test_prepare_checks_list_then_fields_then_segments(rsps: responses.RequestsM
 def test_prepare_unknown_list_names_it_and_lists_the_known_ones(
     rsps: responses.RequestsMock, make_writer: Any, status: int, body: Any
 ) -> None:
-    rsps.get(LIST_URL, status=status, **({"json": body} if body else {"body": ""}))
-    rsps.get(f"{BASE}/clients.json", json=CLIENTS, match=[BASIC])
-    rsps.get(
-        f"{BASE}/clients/{CLIENTS[0]['ClientID']}/lists.json",
-        json=[{"ListID": "1" * 32, "Name": "Newsletter"}, {"ListID": "2" * 32, "Name": "Customers"}],
-    )
-    rsps.get(f"{BASE}/clients/{CLIENTS[1]['ClientID']}/lists.json", json=[{"ListID": "3" * 32, "Name": "Beta news"}])
+    for url in (LIST_URL, FIELDS_URL, LIST_SEGMENTS_URL):  # the same wrong id fails every read
+        rsps.get(url, status=status, **({"json": body} if body else {"body": ""}))
+    expect_known_lists(rsps)
 
     with pytest.raises(UnknownAudienceError) as caught:
         make_writer().prepare()
 
-    message = str(caught.value)
-    assert LIST_ID in message
-    assert "list_id" in message
-    assert f"{'1' * 32} (Newsletter)" in message
-    assert f"{'2' * 32} (Customers)" in message
-    assert f"{'3' * 32} (Beta news)" in message
-    assert API_KEY not in message
+    assert_names_the_known_lists(str(caught.value))
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"status": 400, "json": cm_error(101, "Invalid ListID")},
+        {"status": 404, "body": ""},
+        {"status": 500, "json": cm_error(500, "Sorry, we've run into a problem")},
+        {"body": requests.ConnectionError("connection reset by peer")},
+    ],
+    ids=["101", "404", "500", "transport"],
+)
+def test_prepare_unknown_list_wins_over_the_other_reads_failing_first(
+    rsps: responses.RequestsMock, make_writer: Any, other: dict[str, Any]
+) -> None:
+    others_done = threading.Barrier(3, timeout=5)
+
+    def after_the_others(body: Any) -> Callable[[requests.PreparedRequest], Any]:
+        def callback(request: requests.PreparedRequest) -> Any:
+            others_done.wait()
+            return body
+
+        return callback
+
+    def fail_after_the_others(response: dict[str, Any]) -> Callable[[requests.PreparedRequest], Any]:
+        def callback(request: requests.PreparedRequest) -> Any:
+            try:
+                if isinstance(response.get("body"), Exception):
+                    raise response["body"]
+                return response.get("status", 200), {}, json.dumps(response.get("json", ""))
+            finally:
+                others_done.wait()  # the list read answers only after both others have
+
+        return callback
+
+    rsps.add_callback(
+        responses.GET, LIST_URL, callback=after_the_others((400, {}, json.dumps(cm_error(101, "Invalid ListID"))))
+    )
+    rsps.add_callback(responses.GET, FIELDS_URL, callback=fail_after_the_others(other))
+    rsps.add_callback(responses.GET, LIST_SEGMENTS_URL, callback=fail_after_the_others(other))
+    expect_known_lists(rsps)
+
+    with pytest.raises(UnknownAudienceError) as caught:
+        make_writer().prepare()
+
+    assert_names_the_known_lists(str(caught.value))
 
 
 def test_prepare_unknown_list_without_known_lists_still_names_it(
     rsps: responses.RequestsMock, make_writer: Any
 ) -> None:
-    rsps.get(LIST_URL, status=400, json=cm_error(101, "Invalid ListID"))
+    for url in (LIST_URL, FIELDS_URL, LIST_SEGMENTS_URL):
+        rsps.get(url, status=400, json=cm_error(101, "Invalid ListID"))
     rsps.get(f"{BASE}/clients.json", status=400, json=cm_error(403, "Agency only"))
 
     with pytest.raises(UnknownAudienceError) as caught:
@@ -318,17 +439,65 @@ def test_prepare_unknown_list_without_known_lists_still_names_it(
 
 
 def test_prepare_with_refused_credentials_is_an_auth_error(rsps: responses.RequestsMock, make_writer: Any) -> None:
-    rsps.get(LIST_URL, status=401, json=cm_error(100, "Invalid API Key"))
+    for url in (LIST_URL, FIELDS_URL, LIST_SEGMENTS_URL):
+        rsps.get(url, status=401, json=cm_error(100, "Invalid API Key"))
+
+    with pytest.raises(AuthError) as caught:
+        make_writer().prepare()
+    assert API_KEY not in str(caught.value)
+    assert "Invalid API Key" in str(caught.value)
+
+
+def test_prepare_auth_error_on_a_later_read_still_surfaces(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    rsps.get(FIELDS_URL, status=401, json=cm_error(100, "Invalid API Key"))
+    rsps.get(LIST_SEGMENTS_URL, status=401, json=cm_error(100, "Invalid API Key"))
 
     with pytest.raises(AuthError) as caught:
         make_writer().prepare()
     assert API_KEY not in str(caught.value)
 
 
+def test_expired_oauth_token_during_prepare_is_refreshed_once(rsps: responses.RequestsMock) -> None:
+    config = {
+        "auth_method": "oauth2",
+        "client_id": "98765",
+        "client_secret": "s3cr3t",
+        "access_token": "old-token",
+        "refresh_token": "old-refresh",
+        "api_base_url": BASE,
+    }
+    expired = threading.Barrier(3, timeout=5)  # all three reads carry the old token before any refresh
+
+    def expired_token(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        expired.wait()
+        return 401, {}, json.dumps(cm_error(121, "Expired OAuth Token"))
+
+    old, new = ({"Authorization": f"Bearer {t}"} for t in ("old-token", "new-token"))
+    for url in (LIST_URL, FIELDS_URL, LIST_SEGMENTS_URL):
+        rsps.add_callback(responses.GET, url, callback=expired_token, match=[matchers.header_matcher(old)])
+    rsps.post(
+        "https://api.createsend.com/oauth/token",
+        json={"access_token": "new-token", "expires_in": 1209600, "refresh_token": "new-refresh"},
+        match=[matchers.urlencoded_params_matcher({"grant_type": "refresh_token", "refresh_token": "old-refresh"})],
+    )
+    rsps.get(LIST_URL, json=LIST_DETAILS, match=[matchers.header_matcher(new)])
+    rsps.get(FIELDS_URL, json=list(STANDARD_FIELDS), match=[matchers.header_matcher(new)])
+    rsps.get(LIST_SEGMENTS_URL, json=list(STANDARD_SEGMENTS), match=[matchers.header_matcher(new)])
+
+    with requests.Session() as http:
+        auth = http.auth = CampaignMonitorAuth(config)
+        CampaignMonitorWriter(http, config, RunContext("vip-export", OPTIONS, list(EXPORTED), [])).prepare()
+
+    assert [c.request.method for c in rsps.calls].count("POST") == 1  # one refresh for the three reads
+    assert auth.updated_secrets() == {"access_token": "new-token", "refresh_token": "new-refresh"}
+
+
 # -- prepare(): mapped custom fields --------------------------------------------------------------
 def test_prepare_missing_custom_field_names_it(rsps: responses.RequestsMock, make_writer: Any) -> None:
     expect_list(rsps)
     expect_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, STANDARD_SEGMENTS)  # read together with the fields
 
     with pytest.raises(ConfigError) as caught:
         make_writer(mapped=["Name", "plan", "tier"]).prepare()
@@ -353,6 +522,7 @@ def test_prepare_refuses_a_mapped_multiselectmany_field(
 ) -> None:
     expect_list(rsps)
     expect_fields(rsps, [field, SEGMENTS_FIELD])
+    expect_segments(rsps, STANDARD_SEGMENTS)
 
     with pytest.raises(ConfigError) as caught:
         make_writer(mapped=["Name", field["FieldName"]]).prepare()
@@ -378,7 +548,6 @@ def test_prepare_matches_field_names_case_insensitively_and_sends_the_key(
 
 
 # -- prepare(): the membership field --------------------------------------------------------------
-@ORDERED
 def test_prepare_creates_the_missing_membership_field(rsps: responses.RequestsMock, make_writer: Any) -> None:
     expect_list(rsps)
     expect_fields(rsps, [PLAN, SCORE])
@@ -402,7 +571,13 @@ def test_prepare_creates_the_missing_membership_field(rsps: responses.RequestsMo
 
     make_writer().prepare()
 
-    assert [m for m, _ in calls(rsps)].count("POST") == 1
+    made = calls(rsps)
+    assert sorted(made[:3]) == [  # the three reads answered before the one write
+        ("GET", f"/lists/{LIST_ID}.json"),
+        ("GET", f"/lists/{LIST_ID}/customfields.json"),
+        ("GET", f"/lists/{LIST_ID}/segments.json"),
+    ]
+    assert made[3:] == [("POST", f"/lists/{LIST_ID}/customfields.json")]
 
 
 def test_created_membership_field_key_is_used_in_items_and_rules(
@@ -477,13 +652,36 @@ def test_prepare_refuses_a_membership_field_of_another_type(
 ) -> None:
     expect_list(rsps)
     expect_fields(rsps, [PLAN, SCORE, {**SEGMENTS_FIELD, "DataType": data_type}])
+    rsps.get(LIST_SEGMENTS_URL, status=500, json=cm_error(500, "Sorry, we've run into a problem"))
 
     with pytest.raises(ConfigError) as caught:
         make_writer().prepare()
 
-    message = str(caught.value)
+    message = str(caught.value)  # the field's type is checked before the (failed) segments read counts
     assert "Segments" in message and data_type in message
     assert "segment_field" in message
+
+
+def test_prepare_mapped_field_error_wins_over_a_failed_segments_read(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, STANDARD_FIELDS)
+    rsps.get(LIST_SEGMENTS_URL, status=500, json=cm_error(500, "Sorry, we've run into a problem"))
+
+    with pytest.raises(ConfigError, match="tier"):
+        make_writer(mapped=["Name", "tier"]).prepare()
+
+
+def test_prepare_failed_segments_read_stops_before_any_write(rsps: responses.RequestsMock, make_writer: Any) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [PLAN, SCORE])  # the membership field is missing, but nothing is created
+    rsps.get(LIST_SEGMENTS_URL, status=503, body="<html>unavailable</html>", content_type="text/html")
+
+    with pytest.raises(RetryableDestinationError):
+        make_writer().prepare()
+
+    assert {m for m, _ in calls(rsps)} == {"GET"}
 
 
 # -- prepare(): rule segments ---------------------------------------------------------------------
@@ -524,7 +722,54 @@ def test_prepare_creates_every_missing_rule_segment(rsps: responses.RequestsMock
     make_writer().prepare()
 
     sent = [sent_json(c.request)["Title"] for c in rsps.calls if c.request.method == "POST"]
-    assert sent == ["VIP", "Churn risk"]
+    assert sorted(sent) == sorted(EXPORTED)
+
+
+def test_prepare_on_a_new_list_creates_the_field_then_the_segments_concurrently(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    order: list[str] = []
+    created = in_step(3)  # the three segments are created at once, after the field
+
+    def segment_created(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        order.append(sent_json(request)["Title"])
+        return created("d" * 32)(request)
+
+    def field_created(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        order.append("field")
+        return 201, {}, json.dumps("[segments]")
+
+    expect_list(rsps)
+    expect_fields(rsps, [])
+    expect_segments(rsps, [])
+    rsps.add_callback(responses.POST, FIELDS_URL, callback=field_created, match=[BASIC])
+    for segment in ("VIP", "Churn risk", "Dormant"):
+        rule = {"RuleType": "[segments]", "Clause": f"EQUALS {segment}"}
+        body = matchers.json_params_matcher({"Title": segment, "RuleGroups": [{"Rules": [rule]}]})
+        rsps.add_callback(responses.POST, NEW_SEGMENT_URL, callback=segment_created, match=[body, BASIC])
+
+    make_writer(segments=["VIP", "Churn risk", "Dormant"], mapped=["Name"]).prepare()
+
+    assert order[0] == "field"
+    assert sorted(order[1:]) == ["Churn risk", "Dormant", "VIP"]
+
+
+def test_prepare_failed_segment_creations_report_the_first_in_export_order(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, [])
+    for segment, code in (("VIP", 277), ("Churn risk", 275)):
+        rsps.post(
+            NEW_SEGMENT_URL,
+            status=400,
+            json=cm_error(code, f"failed {segment}"),
+            match=[matchers.json_params_matcher({"Title": segment}, strict_match=False)],
+        )
+
+    with pytest.raises(DestinationError, match="failed VIP"):
+        make_writer().prepare()
 
 
 def test_prepare_without_rule_segments_makes_no_segment_call(rsps: responses.RequestsMock, make_writer: Any) -> None:
@@ -928,6 +1173,8 @@ PLANS = [
         [rec("a", new=False, add={"VIP"}), rec("b", upsert=False, new=False, remove={"Churn risk"})], 1, id="mixed"
     ),
     pytest.param([rec(f"p{i}", add={"VIP"}) for i in range(1000)], 1, id="1000"),
+    pytest.param([rec(f"p{i}", add={"VIP"}) for i in range(1001)], 2, id="1001"),
+    pytest.param([rec(f"p{i}", add={"VIP"}) for i in range(2500)], 3, id="2500"),
     pytest.param([], 0, id="empty"),
 ]
 
@@ -940,12 +1187,14 @@ def test_requests_for_counts_the_calls_write_batch_makes(
     start = len(rsps.calls)
     planned = writer.requests_for(records)
     assert planned == expected
-    if not records:
-        return  # the engine never sends an empty batch (212 "no subscribers")
-    rsps.add_callback(responses.POST, IMPORT_URL, callback=_answer_import)
+    if records:  # an empty batch makes no call (it would be 212 "no subscribers" [B2])
+        rsps.add_callback(responses.POST, IMPORT_URL, callback=_answer_import)
 
     result = writer.write_batch(records)
 
     assert result.requests == expected == len(rsps.calls) - start
-    assert len(sent_json(rsps.calls[-1].request)["Subscribers"]) == len(records)
+    sent = [sent_json(c.request)["Subscribers"] for c in list(rsps.calls)[start:]]
+    assert all(len(rows) <= IMPORT_LIMIT for rows in sent)
+    assert [row["EmailAddress"] for rows in sent for row in rows] == [r.email for r in records]
+    assert [o.key for o in result.outcomes] == [r.key for r in records]
     assert all(o.status.delivered for o in result.outcomes)
