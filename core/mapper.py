@@ -49,6 +49,11 @@ class Mapper:
     def __init__(self, email_field: str, mapping: Mapping[str, str]) -> None:
         self.email_field = email_field
         self.mapping = dict(sorted(mapping.items()))
+        # (destination field, source, the attributes an ``a+b`` source joins) in destination order
+        self._sources = [
+            (dest, src, tuple(p.strip() for p in src.split("+")) if "+" in src else ())
+            for dest, src in self.mapping.items()
+        ]
         basis = json.dumps([email_field, self.mapping], separators=(",", ":"), ensure_ascii=False).encode()
         # Stored with the sync state: a change of data matching makes every profile worth a look.
         self.fingerprint = int.from_bytes(hashlib.blake2b(basis, digest_size=8).digest(), "big", signed=True)
@@ -59,17 +64,21 @@ class Mapper:
         problem = email_problem(email)
         if problem is not None:
             return problem
-        fields = {dest: _value(attrs, src) for dest, src in self.mapping.items()}
-        payload = json.dumps([email, fields], separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
+        fields = {dest: _value(attrs, src, parts) for dest, src, parts in self._sources}
+        payload = _ENCODER.encode([email, fields])
         return Mapped(email, fields, hashlib.blake2b(payload.encode(), digest_size=16).digest())
 
 
-def _value(attrs: Mapping[str, Any], source: str) -> Any:
+# One encoder for every record hash (json.dumps with options builds a new encoder per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _value(attrs: Mapping[str, Any], source: str, parts: tuple[str, ...]) -> Any:
     """An attribute's value; ``a+b`` joins attributes a and b with a space (e.g. a full name)."""
-    if source in attrs or "+" not in source:
+    if not parts or source in attrs:
         return _clean(attrs.get(source))
-    parts = (_clean(attrs.get(name.strip())) for name in source.split("+"))
-    return " ".join(str(p) for p in parts if p != "")
+    joined = (_clean(attrs.get(name)) for name in parts)
+    return " ".join(str(p) for p in joined if p != "")
 
 
 def _clean(value: Any) -> Any:

@@ -324,12 +324,16 @@ class Workspace:
         return {"segment": name, "members": members - unknown, "unknown_keys": unknown}
 
     def define_segment(self, name: str, where: str) -> Segment:
-        """Create or update a segment defined by a filter expression (evaluated at each run)."""
+        """Create or update a segment defined by a filter expression.
+
+        Its membership is evaluated now and cached; every profile load keeps it current.
+        """
         actor = self._authorize("segments.define")
         name = _check_name("segment", name)
         expression = str(parse(where))
-        with self.store.transaction():
+        with self.store.transaction() as db:
             segment = self.store.save_segment(name, "filter", expression, actor.name)
+            refresh_filter_cache(db, [segment])
             self.store.audit(actor.name, "segments.define", name, {"where": expression})
         return segment
 

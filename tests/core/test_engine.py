@@ -1074,20 +1074,31 @@ def test_a_stale_filter_cache_is_brought_up_to_date_from_the_changed_profiles_on
         ws: Workspace, platform: MemoryPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = people(12)
     load(ws, tmp_path, rows)
-    ws.define_segment("French", "country = 'FR'")
-    ws.define_segment("Germans", "country = 'DE'")
-    ws.list_segments()  # both caches built
-    ws.define_segment("Germans", "country = 'US'")  # this cache is now stale; French stays current
-    rows[3]["country"] = "US"
-    load(ws, tmp_path, rows[3:4])  # keeps French current on the way
-    assert ws.store.db.execute("SELECT count(*) FROM filter_members f JOIN segments s ON s.id = f.segment_id "
-                               "WHERE s.name = 'French'").fetchone()[0] == 3
+    ws.define_segment("French", "country = 'FR'")  # evaluated now: 0, 3, 6, 9
+    ws.define_segment("Germans", "country = 'DE'")  # 1, 4, 7, 10
+    db = ws.store.db
+    rows[3]["country"] = "DE"
+    load(ws, tmp_path, rows[3:4])  # keeps both current
+    # as if that load could not keep French current: its cache lags one load behind
+    db.execute("UPDATE segments SET cached_seq = 1 WHERE name = 'French'")
+    db.execute("INSERT INTO filter_members SELECT id, 'p003' FROM segments WHERE name = 'French'")
+    evaluated: list[str] = []
+    original = segport.filters.Filter.matches
+
+    def spy(self: segport.filters.Filter, profile: Any) -> bool:
+        evaluated.append(str(profile.get("id")))
+        return original(self, profile)
+
+    monkeypatch.setattr(segport.filters.Filter, "matches", spy)
 
     listed = {s["name"]: s["members"] for s in ws.list_segments()}
 
     assert listed == {"French": 3, "Germans": 5}
-    by_name = dict(ws.store.db.execute("SELECT name, cached_seq FROM segments"))
-    assert by_name == {"French": 2, "Germans": 2}
+    assert evaluated == [key(3)]  # only what was loaded since French's cache was current
+    assert dict(db.execute("SELECT name, cached_seq FROM segments")) == {"French": 2, "Germans": 2}
+    members = db.execute("SELECT s.name, count(*) FROM filter_members f JOIN segments s ON s.id = f.segment_id "
+                         "GROUP BY s.name").fetchall()
+    assert dict(members) == {"French": 3, "Germans": 5}
 
 
 # --- a full disk ---------------------------------------------------------------------------------
