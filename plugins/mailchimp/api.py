@@ -71,11 +71,38 @@ class MailchimpAPI:
             return json_body(response)
         raise error_for(response)
 
+    def download(self, url: str) -> bytes:
+        """GET a URL outside the API (a batch's results, on another host) *without* the credentials [A6].
+
+        Errors are retryable and never name the URL: a pre-signed URL is itself a secret.
+        """
+        try:
+            response = self.session.get(url, auth=_no_auth, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise RetryableDestinationError(
+                f"could not download Mailchimp's batch results ({type(exc).__name__})"
+            ) from None
+        if not response.ok:
+            raise RetryableDestinationError(
+                f"could not download Mailchimp's batch results (HTTP {response.status_code})"
+            )
+        return response.content
+
+
+def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth that adds nothing: overrides the session's credentials for one request."""
+    return request
+
 
 def error_for(response: requests.Response) -> DestinationError | AuthError:
     """Map a failed response to segport's errors [A7]."""
-    status = response.status_code
-    problem = json_object(response)
+    return error_from(response.status_code, json_object(response), _retry_after(response))
+
+
+def error_from(
+    status: int, problem: Mapping[str, Any], retry_after: float | None = None
+) -> DestinationError | AuthError:
+    """Map a failed status and its problem document (``{}`` when none) to segport's errors [A7]."""
     title, detail = problem.get("title", ""), problem.get("detail", "")
     if status == 401:
         return AuthError(
@@ -87,7 +114,6 @@ def error_for(response: requests.Response) -> DestinationError | AuthError:
             return RetryableDestinationError("Mailchimp throttled the request (403 without a body)")
         return AuthError(f"Mailchimp forbids this ({title}: {detail}); check the account's permissions and status")
     if status == 429 or status >= 500:
-        retry_after = _retry_after(response)
         return RetryableDestinationError(f"Mailchimp answered {status} {title}".strip(), retry_after=retry_after)
     if status in (400, 404, 405):
         return Problem(status, problem)

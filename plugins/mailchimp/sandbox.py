@@ -2,10 +2,11 @@
 
 ``MailchimpSandbox().start()`` serves one account (dc ``us1``) with one audience on a loopback port:
 HTTP Basic or OAuth Bearer auth, audiences, merge fields, batch subscribe, members, tags, static
-segments, the OAuth2 code flow, a 10-connection limit and injectable faults, plus an unauthenticated
-``/_sandbox/*`` test API. The HTTP plumbing is :mod:`segport.testing.sandbox`; the rules live in
-:mod:`segport_mailchimp.sandbox_state`; source keys in comments (``[MC-SPEC] A4``) point at
-``provider-apis.md`` Part A.
+segments, batch operations (``/batches``, results served under ``/batch-results/``), the OAuth2 code
+flow, a 10-connection limit and injectable faults, plus an unauthenticated ``/_sandbox/*`` test API.
+The HTTP plumbing is :mod:`segport.testing.sandbox`; the rules live in
+:mod:`segport_mailchimp.sandbox_state` and :mod:`segport_mailchimp.sandbox_batches`; source keys in
+comments (``[MC-SPEC] A4``) point at ``provider-apis.md`` Part A.
 
 Run it alone with ``python -m segport_mailchimp.sandbox --port 8080 --seed 1``.
 """
@@ -14,13 +15,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import secrets
 import uuid
 from typing import Any, Iterable, Literal, Mapping, Sequence
+from urllib.parse import parse_qsl, urlsplit
 
 from segport.testing.sandbox import Gate, Request, Response, Router, SandboxServer, redirect, serve_main
 
-from .sandbox_state import ALL_STATUSES, MAX_COUNT, ApiError, SandboxState, invalid
+from .sandbox_batches import BatchQueue, check_operations
+from .sandbox_state import ALL_STATUSES, JSON, MAX_COUNT, ApiError, SandboxState, invalid
 
 __all__ = ["MailchimpSandbox", "main"]
 
@@ -93,6 +97,7 @@ class MailchimpSandbox(SandboxServer):
         self._data = SandboxState(seed=seed, api_key=api_key)
         self._codes: dict[str, tuple[str, str]] = {}  # OAuth code -> (client_id, redirect_uri)
         self._tokens: set[str] = set()
+        self._batches = BatchQueue(self._run_operation, self._sleep, self._results_url)
 
     # -- what clients need ------------------------------------------------------------------------------
 
@@ -124,8 +129,8 @@ class MailchimpSandbox(SandboxServer):
     # -- test hooks ---------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        """Everything, JSON-able: lists, merge fields, members keyed by email, segments."""
-        return {**self._data.dump(), **super().state()}
+        """Everything, JSON-able: lists, merge fields, members keyed by email, segments, batches."""
+        return {**self._data.dump(), "batches": self._batches.dump(), **super().state()}
 
     def add_member(
         self,
@@ -155,8 +160,14 @@ class MailchimpSandbox(SandboxServer):
         """Delete the audience: its routes answer 404 afterwards [A3]."""
         self._data.delete_list()
 
+    def stop(self) -> None:
+        """Stop serving and the batch worker."""
+        self._batches.close()
+        super().stop()
+
     def reset(self) -> None:
-        """Back to the freshly constructed state (same key and audience id, no members)."""
+        """Back to the freshly constructed state (same key and audience id, no members, no batches)."""
+        self._batches.reset()
         self._data.reset()
         with self._lock:
             super().reset()
@@ -166,8 +177,8 @@ class MailchimpSandbox(SandboxServer):
     # -- kit hooks --------------------------------------------------------------------------------------
 
     def gates(self, path: str) -> Gate:
-        """OAuth with latency only; the API through every gate [A7, A1]."""
-        if path.startswith("/oauth2/"):
+        """OAuth and batch results (another host in reality [A6]) with latency only; the API through every gate."""
+        if path.startswith(("/oauth2/", "/batch-results/")):
             return "latency"
         return "api" if path == "/3.0" or path.startswith("/3.0/") else "plain"
 
@@ -220,6 +231,31 @@ class MailchimpSandbox(SandboxServer):
         if not isinstance(exc, ApiError):  # a sandbox bug: answer 500 rather than drop the connection
             exc = ApiError(500, "Internal Server Error", f"sandbox error: {exc!r}")
         return problem(exc)
+
+    # -- batch operations [A6] -----------------------------------------------------------------------
+
+    def _run_operation(self, op: JSON) -> tuple[int, str]:
+        """One batch operation through the same handlers as a direct call; faults are rolled per operation."""
+        with self._lock:
+            roll = self.fail_rate > 0 and self._rng.random() < self.fail_rate
+            fault = self._rng.choice(self.status_codes) if roll else None
+        url = urlsplit(str(op["path"]))
+        query = {**dict(parse_qsl(url.query)), **{k: str(v) for k, v in (op.get("params") or {}).items()}}
+        req = Request(str(op["method"]), "/3.0" + url.path, query, str(op.get("body") or "").encode(), {})
+        req.bad_json = self.bad_json
+        if fault is not None:
+            resp = self.fault_response(fault)
+        else:
+            handler, req.params, allowed = self.router.resolve(req.method, req.path)
+            try:
+                resp = handler(self, req) if handler is not None else self.no_route(req, 405 if allowed else 404)
+            except Exception as exc:
+                resp = self.render_error(exc)
+        return resp.status, "" if resp.body is None else json.dumps(resp.body)
+
+    def _results_url(self, batch_id: str, token: str) -> str:
+        """A pre-signed-style URL: whoever holds it may download, without the API key [A6]."""
+        return f"{self.base_url}/batch-results/{batch_id}-response.tar.gz?Signature={token}"
 
     # -- OAuth bookkeeping ------------------------------------------------------------------------
 
@@ -411,6 +447,49 @@ def _delete_segment(sb: MailchimpSandbox, req: Request) -> Response:
 @route("GET", LIST + "/tag-search")
 def _tag_search(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.tag_search(req.params["list"], req.query.get("name", "")))
+
+
+# -- batch operations [A6] ---------------------------------------------------------------------------
+
+BATCH = r"/3\.0/batches/(?P<batch>[^/]+)"
+
+
+@route("POST", r"/3\.0/batches")
+def _submit_batch(sb: MailchimpSandbox, req: Request) -> Response:
+    """Queue operations; 200 with the batch resource, ``status: pending`` [MC-SPEC] A6."""
+    return ok(sb._batches.submit(check_operations(req.json())))
+
+
+@route("GET", r"/3\.0/batches")
+def _list_batches(sb: MailchimpSandbox, req: Request) -> Response:
+    return ok(sb._batches.page(*_count_offset(req)))
+
+
+@route("GET", BATCH)
+def _get_batch(sb: MailchimpSandbox, req: Request) -> Response:
+    return ok(sb._batches.get(req.params["batch"]))
+
+
+@route("DELETE", BATCH)
+def _delete_batch(sb: MailchimpSandbox, req: Request) -> Response:
+    sb._batches.delete(req.params["batch"])
+    return Response(204)
+
+
+@route("GET", r"/batch-results/(?P<batch>[0-9a-f]+)-response\.tar\.gz")
+def _batch_results(sb: MailchimpSandbox, req: Request) -> Response:
+    """The results archive [MC-BATCH] A6, on what is another (storage) host in reality: it takes no API
+    credentials, so the sandbox refuses requests that carry any (the key must not leave Mailchimp's API)."""
+    if "authorization" in req.headers:
+        return _text(400, "credentials sent to the batch results host: fetch response_body_url without them")
+    archive = sb._batches.archive(req.params["batch"], req.query.get("Signature", ""))
+    if archive is None:
+        return _text(403, "access denied: unknown batch, unfinished batch or wrong signature")
+    return Response(200, headers={}, content_type="application/gzip", raw=archive)
+
+
+def _text(status: int, message: str) -> Response:
+    return Response(status, content_type="text/plain; charset=utf-8", raw=message.encode())
 
 
 # -- OAuth2 [A2] (at login.mailchimp.com in reality; errors are plain JSON, not problem+json) -------

@@ -2,14 +2,22 @@
 
 Consent-safe by construction [A8]: people new to the audience are created through the batch
 endpoint with ``update_existing: false`` and ``status`` = ``status_if_new``; people already there
-are updated with ``PUT .../members/{hash}`` *without* ``status``, so an unsubscribed, cleaned or
-compliance-state member keeps that status. Tags go through the static-segment endpoint (≤500
-emails per call); ``tags`` inside batch members is UNCONFIRMED and not used [A4, A5].
+are updated with ``PUT .../members/{hash}`` *without* ``status`` (one by one, or as operations of
+one ``POST /batches`` job from :data:`BATCH_UPDATES_FROM` on [A6]), so an unsubscribed, cleaned or
+compliance-state member keeps that status. New members get their tags inside the batch create
+(``tags``: accepted but UNCONFIRMED in the schema [A4]); tags the answer does not confirm, and all
+other tag changes, go through the static-segment endpoint (≤500 emails per call) [A5].
+
+Calls per ``write_batch`` (at best): 1 for new people with their tags; 1 per existing person below
+:data:`BATCH_UPDATES_FROM`, else 3 (submit, poll, download); 1 per tag with other changes.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, Mapping, Sequence
 
 import requests
@@ -27,7 +35,8 @@ from segport import (
     UnknownAudienceError,
 )
 
-from .api import MailchimpAPI, Problem, subscriber_hash
+from .api import MailchimpAPI, Problem, error_from, subscriber_hash
+from .batches import BatchRunner, Calls
 
 PAGE = 1000  # the largest page Mailchimp serves [A1]
 SCALAR_TYPES = {"text", "number", "phone", "date", "birthday", "zip", "url", "imageurl", "radio", "dropdown"}
@@ -35,6 +44,12 @@ COMPLIANT_STATUSES = {"unsubscribed", "cleaned"}
 # Outcomes after which the person is a member of the audience (tags may be applied), unless the
 # batch create refused the address (then it is not a member, whatever the outcome).
 ON_LIST = {OutcomeStatus.CREATED, OutcomeStatus.UPDATED, OutcomeStatus.UNCHANGED, OutcomeStatus.SKIPPED}
+# From this many existing people in one write_batch, their PUTs go as one /batches job [A6]. The job
+# costs 3 calls at best (submit, one poll, download) plus the poll wait and Mailchimp's queue, so 3
+# or 4 sequential PUTs are as quick and answer at once; from 5 on the job saves calls and time.
+BATCH_UPDATES_FROM = 5
+BATCH_CALLS = 3  # submit + one poll + download, the least a /batches job costs
+PREFLIGHT_THREADS = 4  # pre-flight reads and creates in parallel, well under the 10-connection cap [A7]
 
 
 class MailchimpWriter(BatchWriter):
@@ -50,17 +65,39 @@ class MailchimpWriter(BatchWriter):
         self.archive_on_exit = options.get("on_exit") == "archive"
         self.tag_ids: dict[str, int] = {}  # segment name -> static segment (tag) id
         self.field_tags: dict[str, str] = {}  # mapped field -> the audience's merge tag
+        self.batches = BatchRunner(self.api)
+        self.use_batches = True  # off once POST /batches answers 404/405 (a server without it)
+        self.member_tags = True  # off once a batch create refuses the members' ``tags`` [A4]
 
     # -- pre-flight ---------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Audience, merge fields and tags checked (and created where allowed) before sending."""
-        self._check_audience()
-        self._check_merge_fields()
-        self._ensure_tags()
+        """Audience, merge fields and tags checked (and created where allowed) before sending.
 
-    def _check_audience(self) -> None:
+        The three reads run at once, then all creates at once: ~2 round trips. A wrong audience is
+        still reported as such (with the known audiences), not as the merge-field 404 it also causes.
+        """
+        path = f"/lists/{self.audience}"
+        with ThreadPoolExecutor(PREFLIGHT_THREADS, thread_name_prefix="segport-mailchimp") as pool:
+            audience = pool.submit(self.api.call, "GET", path, params={"fields": "id,name"})
+            fields = pool.submit(self._pages, "merge-fields", "merge_fields", {})
+            segments = pool.submit(self._pages, "segments", "segments", {"type": "static"})
+            self._check_audience(audience)
+            missing_fields = self._check_merge_fields(fields.result())
+            missing_tags = self._find_tags(segments.result())
+            creates = [
+                partial(self.api.call, "POST", f"{path}/merge-fields", json={"name": tag, "tag": tag, "type": "text"})
+                for tag in missing_fields
+            ] + [
+                partial(self.api.call, "POST", f"{path}/segments", json={"name": self.prefix + s, "static_segment": []})
+                for s in missing_tags
+            ]
+            created = [future.result() for future in [pool.submit(create) for create in creates]]
+        for segment, tag in zip(missing_tags, created[len(missing_fields) :], strict=True):
+            self.tag_ids[segment] = int(tag["id"])
+
+    def _check_audience(self, found: Future[Any]) -> None:
         try:
-            self.api.call("GET", f"/lists/{self.audience}", params={"fields": "id,name"})
+            found.result()
         except Problem as exc:
             if exc.status != 404:
                 raise
@@ -71,35 +108,28 @@ class MailchimpWriter(BatchWriter):
                 "fix --option audience_id (the API list id, not the web id in the browser URL)"
             ) from None
 
-    def _merge_fields(self) -> list[dict[str, Any]]:
-        fields: list[dict[str, Any]] = []
+    def _pages(self, path: str, key: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every item of an audience's collection, ``count`` ≤ 1000 per page, ``offset``, ``total_items`` [A1]."""
+        items: list[dict[str, Any]] = []
         while True:
-            page = (
-                self.api.call(
-                    "GET", f"/lists/{self.audience}/merge-fields", params={"count": PAGE, "offset": len(fields)}
-                )
-                or {}
-            )
-            fields.extend(page.get("merge_fields", []))
-            if len(fields) >= int(page.get("total_items", 0)) or not page.get("merge_fields"):
-                return fields
+            query = {**params, "count": PAGE, "offset": len(items)}
+            page = self.api.call("GET", f"/lists/{self.audience}/{path}", params=query) or {}
+            found = page.get(key) or []
+            items.extend(found)
+            if not found or len(items) >= int(page.get("total_items", 0)):
+                return items
 
-    def _check_merge_fields(self) -> None:
-        existing = {str(f["tag"]).upper(): f for f in self._merge_fields()}
+    def _check_merge_fields(self, fields: list[dict[str, Any]]) -> list[str]:
+        """Check the mapped merge fields [A3]; return the missing tags to create (when allowed)."""
+        existing = {str(f["tag"]).upper(): f for f in fields}
         mapped = {name.upper(): name for name in self.context.mapped_fields}
         missing = sorted(set(mapped) - set(existing))
-        if missing and self.context.options.get("create_missing_fields"):
-            for tag in missing:
-                created = self.api.call(
-                    "POST", f"/lists/{self.audience}/merge-fields", json={"name": tag, "tag": tag, "type": "text"}
-                )
-                existing[tag] = created or {"tag": tag, "type": "text"}
-            missing = []
-        if missing:
+        if missing and not self.context.options.get("create_missing_fields"):
             raise ConfigError(
                 f"audience {self.audience} has no merge field {', '.join(missing)}: create it in Mailchimp "
                 "(Audience > Settings > Audience fields) or pass --option create_missing_fields=true"
             )
+        existing.update({tag: {"tag": tag, "type": "text"} for tag in missing})  # created as text below
         for tag, name in mapped.items():
             kind = existing[tag].get("type", "text")
             if kind not in SCALAR_TYPES:
@@ -114,50 +144,36 @@ class MailchimpWriter(BatchWriter):
                 f"audience {self.audience} requires merge field {', '.join(required)}, which the export "
                 f"does not map: add --map {required[0]}=ATTRIBUTE"
             )
+        return missing
 
-    def _ensure_tags(self) -> None:
-        found: dict[str, int] = {}
-        offset = 0
-        while True:
-            page = (
-                self.api.call(
-                    "GET",
-                    f"/lists/{self.audience}/segments",
-                    params={"type": "static", "count": PAGE, "offset": offset},
-                )
-                or {}
-            )
-            segments = page.get("segments", [])
-            found.update({str(s["name"]).lower(): int(s["id"]) for s in segments})  # casing may change [GRP]
-            offset += len(segments)
-            if not segments or offset >= int(page.get("total_items", 0)):
-                break
+    def _find_tags(self, segments: list[dict[str, Any]]) -> list[str]:
+        """Note the ids of the exported segments' tags; return the segments whose tag must be created."""
+        found = {str(s["name"]).lower(): int(s["id"]) for s in segments}  # casing may change [GRP]
+        missing = []
         for segment in self.context.segments:
-            name = self.prefix + segment
-            tag_id = found.get(name.lower())
+            tag_id = found.get((self.prefix + segment).lower())
             if tag_id is None:
-                created = self.api.call(
-                    "POST", f"/lists/{self.audience}/segments", json={"name": name, "static_segment": []}
-                )
-                tag_id = int(created["id"])
-            self.tag_ids[segment] = tag_id
+                missing.append(segment)
+            else:
+                self.tag_ids[segment] = tag_id
+        return missing
 
     # -- writing ------------------------------------------------------------------------------
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
-        calls = _Counter()
+        calls = Calls()
         outcomes: dict[str, Outcome] = {}
         upserts = [r for r in records if r.upsert]
         existing = [r for r in upserts if not r.new]
         new = [r for r in upserts if r.new]
         absent: set[str] = set()  # keys the batch create refused: not members, so no tags
+        tagged: dict[str, set[str]] = {}  # key -> lower-cased tag names the batch create confirmed
         if new:
-            existing += self._create(new, outcomes, absent, calls)
-        for record in existing:
-            outcomes[record.key] = self._update(record, calls)
+            existing += self._create(new, outcomes, absent, tagged, calls)
+        self._update_all(existing, outcomes, calls)
         on_list = [
             r for r in records if r.key not in absent and (r.key not in outcomes or outcomes[r.key].status in ON_LIST)
         ]
-        self._tag(on_list, outcomes, calls)
+        self._tag(on_list, outcomes, tagged, calls)
         if self.archive_on_exit:
             for record in on_list:
                 if not record.segments and record.key not in outcomes:
@@ -166,30 +182,48 @@ class MailchimpWriter(BatchWriter):
         return BatchResult(result, requests=calls.count)
 
     def requests_for(self, records: Sequence[Record]) -> int:
+        """The fewest calls: new people's tags land with the create, a /batches job polled once."""
         upserts = [r for r in records if r.upsert]
-        tags = {segment for r in records for segment in r.add | r.remove}
+        updates = sum(not r.new for r in upserts)
+        tags = {segment for r in records for segment in r.remove}
+        tags |= {segment for r in records if not (r.upsert and r.new and self.member_tags) for segment in r.add}
         archives = sum(1 for r in records if self.archive_on_exit and not r.segments and not r.upsert)
-        return int(any(r.new for r in upserts)) + sum(not r.new for r in upserts) + len(tags) + archives
+        batched = updates >= BATCH_UPDATES_FROM and self.use_batches
+        return int(any(r.new for r in upserts)) + (BATCH_CALLS if batched else updates) + len(tags) + archives
 
     def _create(
-        self, records: list[Record], outcomes: dict[str, Outcome], absent: set[str], calls: _Counter
+        self,
+        records: list[Record],
+        outcomes: dict[str, Outcome],
+        absent: set[str],
+        tagged: dict[str, set[str]],
+        calls: Calls,
     ) -> list[Record]:
-        """Batch-create new people; return those Mailchimp already knew (to update without status)."""
-        body = {"members": [self._member(r, status=self.status_if_new) for r in records], "update_existing": False}
+        """Batch-create new people with their tags; return those Mailchimp already knew (to update)."""
+        members = [self._member(r, status=self.status_if_new, tags=self.member_tags) for r in records]
         calls.count += 1
         try:
-            answer = self.api.call("POST", f"/lists/{self.audience}", json=body) or {}
+            answer = self.api.call(
+                "POST", f"/lists/{self.audience}", json={"members": members, "update_existing": False}
+            )
         except Problem as exc:
             if exc.status == 404:
                 raise self._audience_gone() from None
+            if self.member_tags and "tags" in f"{exc.detail} {exc.field_errors()}".lower():
+                self.member_tags = False  # a server holding to the 3.0.55 schema, without `tags` [A4]
+                return self._create(records, outcomes, absent, tagged, calls)
             raise BadBatchError(
                 f"Mailchimp refused the batch: {exc.title}: {exc.detail} {exc.field_errors()}".strip()
             ) from None
+        answer = answer or {}
         by_email = {r.email: r for r in records}
         for member in answer.get("new_members", []):
             record = by_email.get(str(member.get("email_address", "")).lower())
             if record is not None:
                 outcomes[record.key] = Outcome(record.key, OutcomeStatus.CREATED)
+                # Trust but verify: only tags the member object shows count as applied [A5].
+                names = member.get("tags") if isinstance(member.get("tags"), list) else []
+                tagged[record.key] = {str(t.get("name", "")).lower() for t in names if isinstance(t, Mapping)}
         known: list[Record] = []
         for error in answer.get("errors", []):
             record = by_email.get(str(error.get("email_address", "")).lower())
@@ -207,31 +241,76 @@ class MailchimpWriter(BatchWriter):
                 outcomes[record.key] = Outcome.retryable(record.key, "Mailchimp's batch answer did not mention it")
         return known
 
-    def _update(self, record: Record, calls: _Counter) -> Outcome:
+    def _update_all(self, records: list[Record], outcomes: dict[str, Outcome], calls: Calls) -> None:
+        """Existing people: one /batches job from :data:`BATCH_UPDATES_FROM` on, else one PUT each [A6]."""
+        if len(records) >= BATCH_UPDATES_FROM and self.use_batches:
+            operations = [self._operation(f"r{i}", r) for i, r in enumerate(records)]
+            try:
+                results = self.batches.run(operations, calls)
+            except Problem as exc:  # /batches refused: the single PUTs below do the same work
+                if exc.status in (404, 405):
+                    self.use_batches = False  # this server has no /batches: stop asking
+            except RetryableDestinationError as exc:
+                outcomes.update({r.key: Outcome.retryable(r.key, str(exc)) for r in records})
+                return
+            else:
+                for i, record in enumerate(records):
+                    outcomes[record.key] = self._batch_outcome(record, results.get(f"r{i}"))
+                return
+        for record in records:
+            outcomes[record.key] = self._update(record, calls)
+
+    def _update(self, record: Record, calls: Calls) -> Outcome:
         """Upsert one member without ``status``: an existing member's status never changes [A5, A8]."""
-        body = self._member(record, status=None)
-        body["status_if_new"] = self.status_if_new
         calls.count += 1
+        path = f"/lists/{self.audience}/members/{subscriber_hash(record.email)}"
         try:
-            member = self.api.call("PUT", f"/lists/{self.audience}/members/{subscriber_hash(record.email)}", json=body)
-        except Problem as exc:
-            if exc.status == 404:
+            member = self.api.call("PUT", path, json=self._put_body(record))
+        except (Problem, RetryableDestinationError) as exc:
+            return self._put_outcome(record, exc)
+        return self._put_outcome(record, member)
+
+    def _operation(self, operation_id: str, record: Record) -> dict[str, Any]:
+        """:meth:`_update`'s PUT as a batch operation; ``body`` is a JSON *string* [A6]."""
+        path = f"/lists/{self.audience}/members/{subscriber_hash(record.email)}"
+        body = json.dumps(self._put_body(record))
+        return {"method": "PUT", "path": path, "operation_id": operation_id, "params": {}, "body": body}
+
+    def _batch_outcome(self, record: Record, result: tuple[int, Any] | None) -> Outcome:
+        """One operation's result as the outcome the single PUT would give [A6, A7]."""
+        if result is None or result[0] < 200:
+            return Outcome.retryable(record.key, "Mailchimp's batch results did not mention it")
+        status, answer = result
+        if status < 300:
+            return self._put_outcome(record, answer)
+        return self._put_outcome(record, error_from(status, answer if isinstance(answer, Mapping) else {}))
+
+    def _put_outcome(self, record: Record, answer: Any) -> Outcome:
+        """A PUT's member object, or its error, as an outcome; raises what stops the run [A5, A7, A8]."""
+        if isinstance(answer, Problem):
+            if answer.status == 404:  # PUT upserts: only the audience can be missing
                 raise self._audience_gone() from None
-            return _member_error(record.key, exc.detail or exc.title, None, exc.field_errors() or None)
-        except RetryableDestinationError as exc:
-            return Outcome.retryable(record.key, str(exc))
-        status = str((member or {}).get("status", ""))
+            return _member_error(record.key, answer.detail or answer.title, None, answer.field_errors() or None)
+        if isinstance(answer, RetryableDestinationError):
+            return Outcome.retryable(record.key, str(answer))
+        if isinstance(answer, Exception):
+            raise answer
+        status = str(answer.get("status", "")) if isinstance(answer, Mapping) else ""
         if status in COMPLIANT_STATUSES:
             return Outcome(record.key, OutcomeStatus.SKIPPED, f"compliance: member is {status}; status left unchanged")
         return Outcome(record.key, OutcomeStatus.UPDATED)
 
-    def _tag(self, records: list[Record], outcomes: dict[str, Outcome], calls: _Counter) -> None:
-        """Add and remove segment tags through the static-segment endpoint, one call per tag [A5]."""
+    def _tag(
+        self, records: list[Record], outcomes: dict[str, Outcome], tagged: dict[str, set[str]], calls: Calls
+    ) -> None:
+        """Tag changes not already confirmed, through the static-segment endpoint, one call per tag [A5]."""
         adds: dict[str, list[Record]] = defaultdict(list)
         removes: dict[str, list[Record]] = defaultdict(list)
         for record in records:
+            confirmed = tagged.get(record.key, set())
             for segment in record.add:
-                adds[segment].append(record)
+                if (self.prefix + segment).lower() not in confirmed:  # names compare case-insensitively [A5]
+                    adds[segment].append(record)
             for segment in record.remove:
                 removes[segment].append(record)
         for segment in sorted(set(adds) | set(removes)):
@@ -257,7 +336,7 @@ class MailchimpWriter(BatchWriter):
                         reason = f"tag {self.prefix + segment!r} not applied: {error.get('error', 'refused')}"
                         outcomes[refused.key] = Outcome.rejected(refused.key, reason)
 
-    def _tag_id(self, segment: str, calls: _Counter) -> int | None:
+    def _tag_id(self, segment: str, calls: Calls) -> int | None:
         """The tag of a marker that is no exported segment any more (only removals reach here).
 
         None when the tag is gone: removing people from a tag that does not exist does nothing.
@@ -271,7 +350,7 @@ class MailchimpWriter(BatchWriter):
                 return self.tag_ids[segment]
         return None
 
-    def _archive(self, record: Record, calls: _Counter) -> Outcome:
+    def _archive(self, record: Record, calls: Calls) -> Outcome:
         """``on_exit: archive``: DELETE archives the member (never a permanent delete) [A5]."""
         calls.count += 1
         try:
@@ -282,26 +361,25 @@ class MailchimpWriter(BatchWriter):
             return Outcome.rejected(record.key, f"not archived: {exc.detail or exc.title}")
         return Outcome(record.key, OutcomeStatus.UPDATED)
 
-    def _member(self, record: Record, *, status: str | None) -> dict[str, Any]:
+    def _member(self, record: Record, *, status: str | None, tags: bool = False) -> dict[str, Any]:
         member: dict[str, Any] = {"email_address": record.email}
         if status is not None:
             member["status"] = status
         if record.fields:
             member["merge_fields"] = {self.field_tags.get(k, k): _merge_value(v) for k, v in record.fields.items()}
+        if tags and record.add:  # tag names, accepted in batch members [A4]
+            member["tags"] = sorted(self.prefix + segment for segment in record.add)
         return member
+
+    def _put_body(self, record: Record) -> dict[str, Any]:
+        """The PUT body: no ``status``, ``status_if_new`` for people Mailchimp does not know [A5, A8]."""
+        return {**self._member(record, status=None), "status_if_new": self.status_if_new}
 
     def _audience_gone(self) -> UnknownAudienceError:
         return UnknownAudienceError(
             f"Mailchimp audience {self.audience!r} no longer exists (deleted during the run?): "
             "fix --option audience_id; what was sent before is recorded"
         )
-
-
-class _Counter:
-    __slots__ = ("count",)
-
-    def __init__(self) -> None:
-        self.count = 0
 
 
 def _merge_value(value: Any) -> Any:

@@ -123,6 +123,34 @@ def test_first_run_lands_exactly_and_delta_sends_only_the_change(tmp_path: Path,
     assert members(sandbox)[email(0)]["merge_fields"]["FNAME"] == "Renamed"
 
 
+def test_a_delta_with_many_updates_sends_one_batch_job_not_one_put_each(
+    tmp_path: Path, sandbox: MailchimpSandbox
+) -> None:
+    op = setup(tmp_path, sandbox)
+    sandbox.add_member(email(10), status="unsubscribed")  # created before the export knew: stays unsubscribed
+    first = op.run_json("news")
+    tags_calls = [p for m, p in sandbox.requests_log if m == "POST" and "/segments/" in p]
+    assert first["counts"]["created"] == 599 and first["counts"]["skipped"] == 1
+    assert len(tags_calls) == 1  # new members' tags land with the batch create (A4); the known one's do not
+    assert set(members(sandbox)[email(0)]["tags"]) == {"VIP", "Newsletter"}
+    assert members(sandbox)[email(10)]["tags"] == ["Newsletter"]
+
+    renamed = frozenset({0, 2, 4, 8, 10, 12, 16})
+    op("profiles", "load", str(write_profiles(tmp_path / "profiles.csv", 1200, renamed=renamed)))
+    before = len(sandbox.requests_log)
+    second = op.run_json("news")
+
+    sent = sandbox.requests_log[before:]
+    assert second["status"] == "succeeded" and second["requests"] == len(sent)
+    assert (second["counts"]["updated"], second["counts"]["skipped"]) == (6, 1)
+    assert [m for m, _ in sent].count("PUT") == 0
+    assert sent.count(("POST", "/3.0/batches")) == 1
+    assert any(p.startswith("/batch-results/") for _, p in sent)
+    landed = members(sandbox)
+    assert all(landed[email(i)]["merge_fields"]["FNAME"] == "Renamed" for i in renamed)
+    assert landed[email(10)]["status"] == "unsubscribed"
+
+
 def test_leaving_a_segment_removes_only_its_tag(tmp_path: Path, sandbox: MailchimpSandbox) -> None:
     op = setup(tmp_path, sandbox)
     op.run_json("news")

@@ -6,11 +6,13 @@ import hashlib
 import importlib
 import importlib.util
 import io
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import types
@@ -38,7 +40,8 @@ def _load_sandbox() -> tuple[types.ModuleType, bool]:
     try:
         return importlib.import_module("segport_mailchimp.sandbox"), False
     finally:
-        for name in ("segport_mailchimp", "segport_mailchimp.sandbox", "segport_mailchimp.sandbox_state"):
+        modules = ("sandbox", "sandbox_state", "sandbox_batches")
+        for name in ("segport_mailchimp", *(f"segport_mailchimp.{m}" for m in modules)):
             sys.modules.pop(name, None)
 
 
@@ -547,6 +550,187 @@ def test_latency_forbidden_403_and_control_api_exemption(sb: Any, api: requests.
     resp = api.get(sb.api_base_url + "/ping")
     assert resp.status_code == 403 and resp.content == b""
     assert requests.get(sb.base_url + "/_sandbox/state").status_code == 200  # never faulted
+
+
+# -- batch operations [A6] -------------------------------------------------------------------------
+
+
+def put_op(lst_id: str, email: str, operation_id: str, **body: Any) -> dict[str, Any]:
+    payload = {"email_address": email, "status_if_new": "subscribed", **body}
+    path = f"/lists/{lst_id}/members/{md5(email)}"
+    return {"method": "PUT", "path": path, "operation_id": operation_id, "params": {}, "body": json.dumps(payload)}
+
+
+def wait_finished(sb: Any, batch_id: str, timeout: float = 10) -> dict[str, Any]:
+    """Poll through the test API (no latency, no faults) until the batch is finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = {b["id"]: b for b in requests.get(sb.base_url + "/_sandbox/state").json()["batches"]}
+        if found[batch_id]["status"] == "finished":
+            return found[batch_id]
+        time.sleep(0.01)
+    raise AssertionError(f"batch {batch_id} did not finish")
+
+
+def results(url: str) -> dict[str, tuple[int, Any]]:
+    """Download without credentials; operation_id -> (status_code, decoded response)."""
+    resp = requests.get(url)
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/gzip"
+    found: dict[str, tuple[int, Any]] = {}
+    with tarfile.open(fileobj=io.BytesIO(resp.content), mode="r:gz") as tar:
+        for entry in tar:
+            handle = tar.extractfile(entry)
+            assert handle is not None
+            for item in json.loads(handle.read()):
+                assert isinstance(item["response"], str)  # a JSON string [A6]
+                found[item["operation_id"]] = (item["status_code"], json.loads(item["response"] or "null"))
+    return found
+
+
+def test_batch_operations_run_like_direct_calls_and_results_come_as_a_tar_gz(
+    sb: Any, api: requests.Session, lst: str
+) -> None:
+    sb.add_member("gone@example.com", "unsubscribed")
+    aud = sb.audience_id
+    operations = [
+        put_op(aud, "new@example.com", "new", merge_fields={"FNAME": "Nu"}),
+        put_op(aud, "gone@example.com", "gone", merge_fields={"FNAME": "Gone"}),
+        put_op(aud, "fake@example.com", "fake"),
+        put_op("0000000000", "x@example.com", "nolist"),
+        {
+            "method": "PUT",
+            "path": f"/lists/{aud}/members/{md5('y@example.com')}",
+            "operation_id": "nojson",
+            "body": "{",
+        },
+        {"method": "GET", "path": f"/lists/{aud}", "operation_id": "get", "params": {"fields": "id"}},
+        {
+            "method": "POST",
+            "path": f"/lists/{aud}/members/{md5('new@example.com')}/tags",
+            "operation_id": "tag",
+            "body": json.dumps({"tags": [{"name": "seg:vip", "status": "active"}]}),
+        },
+    ]
+    resp = api.post(sb.api_base_url + "/batches", json={"operations": operations})
+    assert resp.status_code == 200
+    submitted = resp.json()
+    assert submitted["status"] == "pending" and submitted["response_body_url"] == ""
+    assert (submitted["total_operations"], submitted["finished_operations"]) == (7, 0)
+
+    done = wait_finished(sb, submitted["id"])
+    assert api.get(f"{sb.api_base_url}/batches/{submitted['id']}").json() == done
+    assert (done["total_operations"], done["finished_operations"], done["errored_operations"]) == (7, 7, 3)
+    assert done["completed_at"] and done["response_body_url"].startswith(sb.base_url + "/batch-results/")
+
+    found = results(done["response_body_url"])
+    assert found["new"][0] == 200 and found["new"][1]["merge_fields"]["FNAME"] == "Nu"
+    assert found["gone"][0] == 200 and found["gone"][1]["status"] == "unsubscribed"  # PUT without status
+    assert found["fake"][0] == 400
+    assert found["fake"][1]["detail"] == "fake@example.com looks fake or invalid, please enter a real email address."
+    assert found["nolist"][0] == 404 and found["nolist"][1]["title"] == "Resource Not Found"
+    assert found["nojson"][0] == 400 and found["nojson"][1]["title"] == "JSON Parse Error"
+    assert found["get"][0] == 200 and found["get"][1]["id"] == aud
+    assert found["tag"] == (204, None)
+    state = sb.state()["lists"][aud]["members"]
+    assert state["new@example.com"]["tags"] == ["seg:vip"] and state["gone@example.com"]["status"] == "unsubscribed"
+
+
+def test_batch_results_url_refuses_credentials_and_wrong_signatures(sb: Any, api: requests.Session) -> None:
+    op = put_op(sb.audience_id, "a@example.com", "a")
+    batch_id = api.post(sb.api_base_url + "/batches", json={"operations": [op]}).json()["id"]
+    url = wait_finished(sb, batch_id)["response_body_url"]
+    assert api.get(url).status_code == 400  # the API key must not travel to the results host
+    assert requests.get(url.replace("Signature=", "Signature=x")).status_code == 403
+    assert requests.get(url).status_code == 200
+
+
+def test_batches_are_listed_and_deleted(sb: Any, api: requests.Session) -> None:
+    op = put_op(sb.audience_id, "a@example.com", "a")
+    first = api.post(sb.api_base_url + "/batches", json={"operations": [op]}).json()["id"]
+    url = wait_finished(sb, first)["response_body_url"]
+    second = api.post(sb.api_base_url + "/batches", json={"operations": []}).json()["id"]
+    listed = api.get(sb.api_base_url + "/batches").json()
+    assert listed["total_items"] == 2 and [b["id"] for b in listed["batches"]] == [first, second]
+    assert api.delete(f"{sb.api_base_url}/batches/{first}").status_code == 204
+    assert_problem(api.get(f"{sb.api_base_url}/batches/{first}"), 404, "Resource Not Found")
+    assert_problem(api.delete(f"{sb.api_base_url}/batches/{first}"), 404, "Resource Not Found")
+    assert requests.get(url).status_code == 403  # results of a deleted batch are gone [A6]
+    sb.reset()
+    assert api.get(sb.api_base_url + "/batches").json()["total_items"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({}, "operations", "Schema describes array, null found instead"),
+        ({"operations": {}}, "operations", "Schema describes array, object found instead"),
+        ({"operations": ["PUT"]}, "operations.0", "Schema describes object, string found instead"),
+        (
+            {"operations": [{"method": "PUT", "path": "/ping", "body": {}}]},
+            "operations.0.body",
+            "Schema describes string, object found instead",
+        ),
+        ({"operations": [{"method": "FETCH", "path": "/ping"}]}, "operations.0.method", None),
+        ({"operations": [{"method": "GET", "path": "ping"}]}, "operations.0.path", None),
+        ({"operations": [{"method": "GET", "path": "/ping", "params": []}]}, "operations.0.params", None),
+    ],
+)
+def test_badly_shaped_batches_are_refused(
+    sb: Any, api: requests.Session, body: dict[str, Any], field: str, message: str | None
+) -> None:
+    problem = assert_problem(api.post(sb.api_base_url + "/batches", json=body), 400, "Invalid Resource")
+    assert [e["field"] for e in problem["errors"]] == [field]
+    if message is not None:
+        assert problem["errors"][0]["message"] == message
+    assert sb.state()["batches"] == []
+
+
+def test_batches_run_one_at_a_time_each_in_about_one_latency_period(sb: Any) -> None:
+    sb.set_faults(latency_ms=300)
+    ops = [put_op(sb.audience_id, f"p{i}@example.com", f"r{i}") for i in range(100)]
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def submit() -> None:
+        resp = requests.post(sb.api_base_url + "/batches", json={"operations": ops}, auth=("u", sb.api_key))
+        with lock:
+            ids.append(resp.json()["id"])
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=submit) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    most_running = 0
+    while True:
+        statuses = [b["status"] for b in sb.state()["batches"]]
+        most_running = max(most_running, statuses.count("started"))
+        if statuses.count("finished") == 3:
+            break
+        assert time.monotonic() - started < 5, statuses  # 100 operations never cost 100 latencies
+        time.sleep(0.01)
+    assert most_running == 1
+    assert time.monotonic() - started >= 0.3 + 3 * 0.3 - 0.05  # submit latency, then 3 batches in a row
+    assert sb.summary()["members"] == {"subscribed": 100}
+
+
+def test_faults_hit_the_batch_endpoints_and_each_operation(sb: Any, api: requests.Session) -> None:
+    sb.set_faults(fail_rate=1.0, status_codes=(503,))
+    op = put_op(sb.audience_id, "a@example.com", "a")
+    assert_problem(api.post(sb.api_base_url + "/batches", json={"operations": [op]}), 503, "Service Unavailable")
+    assert sb.state()["batches"] == []
+    sb.set_faults(fail_rate=0.0, latency_ms=300)  # the batch then waits 300 ms before it runs
+    batch_id = api.post(sb.api_base_url + "/batches", json={"operations": [op]}).json()["id"]
+    sb.set_faults(fail_rate=1.0, status_codes=(429,))  # the operation is rolled when it runs
+    assert api.get(f"{sb.api_base_url}/batches/{batch_id}").status_code == 429
+    done = wait_finished(sb, batch_id)
+    sb.set_faults(fail_rate=0.0, latency_ms=0)
+    assert done["errored_operations"] == 1
+    assert results(done["response_body_url"])["a"][0] == 429
+    assert sb.summary()["members"] == {}  # a faulted operation never wrote
+    logged = [(m, p) for m, p in sb.requests_log if "batch" in p]
+    assert logged[0] == ("POST", "/3.0/batches") and logged[-1][1].startswith("/batch-results/")
 
 
 # -- OAuth2 [A2] ----------------------------------------------------------------------------------------

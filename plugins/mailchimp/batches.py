@@ -1,0 +1,133 @@
+"""Mailchimp's asynchronous batch operations: submit, poll, download the results [A6].
+
+Mailchimp runs one batch at a time per account and a batch may wait minutes behind others [A6,
+thorning/node-mailchimp#25], so polling backs off (0.5 s doubling to 5 s) and gives up only after
+a generous deadline, cancelling the batch so that a retry does not queue behind it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import requests
+
+from segport import RetryableDestinationError
+
+from .api import MailchimpAPI, Problem
+
+Results = dict[str, tuple[int, Any]]  # operation_id -> (status_code, decoded response)
+
+
+class Calls:
+    """How many HTTP calls a batch write made (every submit, poll and download counts)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+class BatchRunner:
+    """Runs one list of operations through ``POST /batches`` and returns each operation's result."""
+
+    first_poll = 0.5  # seconds before the first poll, doubled after each one ...
+    max_poll = 5.0  # ... up to this
+    deadline = 1800.0  # seconds after submitting; batches can queue for minutes per account [A6]
+
+    def __init__(
+        self,
+        api: MailchimpAPI,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api, self.sleep, self.clock = api, sleep, clock
+
+    def run(self, operations: Sequence[Mapping[str, Any]], calls: Calls) -> Results:
+        """Submit, wait until ``finished``, download and parse the results.
+
+        Raises :class:`Problem` when ``POST /batches`` itself is refused, and
+        :class:`RetryableDestinationError` when the results cannot be had (then no operation's fate is known).
+        """
+        calls.count += 1
+        batch = self.api.call("POST", "/batches", json={"operations": list(operations)}) or {}
+        batch_id = str(batch.get("id") or "")
+        if not batch_id:
+            raise RetryableDestinationError("Mailchimp accepted the batch but gave it no id")
+        give_up, wait = self.clock() + self.deadline, self.first_poll
+        while batch.get("status") != "finished":  # pending|preprocessing|started|finalizing [A6]
+            if self.clock() + wait > give_up:
+                self._cancel(batch_id, calls)
+                raise RetryableDestinationError(
+                    f"Mailchimp batch {batch_id} did not finish within {self.deadline:.0f} s (cancelled)"
+                )
+            self.sleep(wait)
+            wait = min(wait * 2, self.max_poll)
+            calls.count += 1
+            try:
+                batch = self.api.call("GET", f"/batches/{batch_id}") or {}
+            except (RetryableDestinationError, requests.ConnectionError, requests.Timeout):
+                continue  # a throttled or failed poll: the batch runs on regardless
+            except Problem as exc:
+                raise RetryableDestinationError(
+                    f"Mailchimp lost batch {batch_id} ({exc.status} {exc.title})".strip()
+                ) from None
+        url = batch.get("response_body_url")
+        if not url:
+            raise RetryableDestinationError(f"Mailchimp finished batch {batch_id} without a results URL")
+        calls.count += 1
+        return parse_results(self.api.download(str(url)))
+
+    def _cancel(self, batch_id: str, calls: Calls) -> None:
+        """``DELETE /batches/{id}`` stops a batch [A6]; best effort (a retry is safe either way)."""
+        calls.count += 1
+        try:
+            self.api.call("DELETE", f"/batches/{batch_id}")
+        except (Problem, RetryableDestinationError, requests.ConnectionError, requests.Timeout):
+            pass
+
+
+def parse_results(archive: bytes) -> Results:
+    """A gzipped tar of JSON files, each an array of ``{status_code, operation_id, response}`` where
+    ``response`` is the operation's answer as a JSON string [A6]. Unreadable archives are retryable."""
+    found: Results = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            for entry in tar:
+                handle = tar.extractfile(entry) if entry.isfile() else None
+                if handle is None:
+                    continue
+                try:
+                    items = json.loads(handle.read())
+                except ValueError:
+                    continue  # not a results file
+                for item in items if isinstance(items, list) else []:
+                    if isinstance(item, dict) and item.get("operation_id") is not None:
+                        found[str(item["operation_id"])] = (
+                            _int(item.get("status_code")),
+                            _decode(item.get("response")),
+                        )
+    except (tarfile.TarError, OSError, EOFError):
+        raise RetryableDestinationError("Mailchimp's batch results are not a readable .tar.gz") from None
+    return found
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _decode(response: Any) -> Any:
+    """The operation's answer: ``response`` is a JSON string [A6] (an object is taken as is)."""
+    if isinstance(response, (str, bytes)):
+        try:
+            return json.loads(response) if response else None
+        except ValueError:
+            return None
+    return response
