@@ -297,6 +297,8 @@ class MailchimpProbe(Probe):
 
     def is_batch_call(self, method: str, path: str) -> bool:
         audience = f"/3.0/lists/{self.options['audience_id']}"
+        if path.startswith(("/3.0/batches", "/batch-results/")):  # a /batches job: submit, polls, results
+            return True
         if method == "POST":  # batch subscribe, or a tag's members added/removed
             return path == audience or (path.startswith(audience + "/segments/") and path.count("/") == 5)
         return method in ("PUT", "DELETE") and path.startswith(audience + "/members/")  # update, archive

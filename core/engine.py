@@ -300,22 +300,26 @@ def _batches(
 ) -> Iterator[list[Send]]:
     """Cut the plan's sends into batches of ``size``; count every step; collect the unsent ones.
 
+    A batch holds one kind of send: new people, updates of known people, or marker changes only.
+    Platforms serve each kind with other calls (Mailchimp: batch create, a /batches job of
+    updates, tag calls), so a delta run fills each call instead of sending half-empty ones.
     ``unsent`` normally rides with the next batch's commit; ``flush`` empties it when it grows
     large between batches (a plan of a million rejects holds at most a chunk of them).
     """
-    batch: list[Send] = []
+    lanes: dict[tuple[bool, bool], list[Send]] = {}
     for step in steps:
         counts.count(step)
         if isinstance(step, Send):
+            kind = (step.record.upsert, step.record.upsert and step.record.new)
+            batch = lanes.setdefault(kind, [])
             batch.append(step)
             if len(batch) >= size:
                 yield batch
-                batch = []
+                lanes[kind] = []
         elif isinstance(step, (Reject, Remember)):
             unsent.append(step)
             if len(unsent) >= UNSENT_CHUNK:
                 flush(unsent)
         elif not isinstance(step, Unchanged):  # pragma: no cover - planner contract
             raise RunError(f"unexpected plan step {step!r}")
-    if batch:
-        yield batch
+    yield from (batch for batch in lanes.values() if batch)

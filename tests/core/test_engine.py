@@ -195,6 +195,24 @@ def test_changed_attribute_sends_exactly_one_upsert(ws: Workspace, platform: Mem
     assert run.requests == 1 and run.status is RunStatus.SUCCEEDED
 
 
+def test_batches_hold_one_kind_of_send(ws: Workspace, platform: MemoryPlatform, tmp_path: Path) -> None:
+    rows = people(30)
+    setup_export(ws, tmp_path, rows, members=[key(i) for i in range(20)])
+    ws.run_export(EXPORT)
+    platform.calls.clear()
+    for i in range(0, 20, 2):  # 10 known people change: updates
+        rows[i]["first_name"] = "New"
+    load(ws, tmp_path, rows)
+    set_members(ws, tmp_path, SEGMENT, [key(i) for i in range(2, 30) if i != 5])  # 0, 1, 5 leave; 20-29 arrive
+
+    ws.run_export(EXPORT)
+
+    kinds = [{(r.upsert, r.new) for r in call} for call in platform.calls]
+    assert sorted(len(call) for call in platform.calls) == [3, 9, 10]  # exits, updates of 2-18, new: one kind each
+    assert all(len(kind) == 1 for kind in kinds)
+    assert {k for kind in kinds for k in kind} == {(True, False), (True, True), (False, False)}
+
+
 def test_unchanged_selection_sends_nothing(ws: Workspace, platform: MemoryPlatform, tmp_path: Path) -> None:
     setup_export(ws, tmp_path, people(25))
     ws.run_export(EXPORT)
@@ -321,11 +339,11 @@ def test_dry_run_of_a_delta(ws: Workspace, platform: MemoryPlatform, tmp_path: P
     run = ws.run_export(EXPORT, dry_run=True)
 
     assert run.plan == {"selected": 24, "upserts": 1, "new": 0, "marker_adds": 0, "marker_removes": 1,
-                        "exits": 1, "unchanged": 23, "rejects": 0, "duplicates": 0, "requests": 1}
+                        "exits": 1, "unchanged": 23, "rejects": 0, "duplicates": 0, "requests": 2}
     assert platform.calls == []
 
     real = ws.run_export(EXPORT)
-    assert sorted(r.key for r in sent(platform)) == [key(3), key(20)]
+    assert [[r.key for r in call] for call in platform.calls] == [[key(3)], [key(20)]]  # an update, an exit
     assert real.counts == counts(updated=2, unchanged=23)
 
 
