@@ -35,7 +35,7 @@ class BatchRunner:
     """Runs one list of operations through ``POST /batches`` and returns each operation's result."""
 
     first_poll = 0.5  # seconds before the first poll, doubled after each one ...
-    max_poll = 5.0  # ... up to this
+    max_poll = 2.0  # ... up to this: a finished job is seen within 2 s (jobs queue one after another [A6])
     deadline = 1800.0  # seconds after submitting; batches can queue for minutes per account [A6]
 
     def __init__(

@@ -11,6 +11,7 @@ import hashlib
 import random
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,9 +35,16 @@ _FAKE_TLDS = (".invalid", ".test")
 JSON = dict[str, Any]
 
 
+_clock: tuple[int, str] = (0, "")  # (epoch second, its ISO form): one format per second, not per member
+
+
 def now_iso() -> str:
     """The current UTC time as Mailchimp prints it (``2024-05-01T12:00:00+00:00``)."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    global _clock
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock = (second, datetime.fromtimestamp(second, timezone.utc).isoformat())
+    return _clock[1]
 
 
 def subscriber_hash(email: str) -> str:

@@ -223,7 +223,7 @@ class MailchimpWriter(BatchWriter):
                 outcomes[record.key] = Outcome(record.key, OutcomeStatus.CREATED)
                 # Trust but verify: only tags the member object shows count as applied [A5].
                 names = member.get("tags") if isinstance(member.get("tags"), list) else []
-                tagged[record.key] = {str(t.get("name", "")).lower() for t in names if isinstance(t, Mapping)}
+                tagged[record.key] = {str(t.get("name", "")).lower() for t in names if isinstance(t, dict)}
         known: list[Record] = []
         for error in answer.get("errors", []):
             record = by_email.get(str(error.get("email_address", "")).lower())
