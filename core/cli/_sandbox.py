@@ -6,11 +6,18 @@ import json
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 import click
 
 from ..errors import PluginError
 from ..registry import default_registry
+
+KINDS_HELP = (  # the kinds of segport.testing.sandbox.FAULT_KINDS (imported only when used: it loads http.server)
+    "Fault kinds drawn at --fail-rate, with optional weights: status codes (429, 500, 503; Mailchimp: 403 too), "
+    "429-retry-after, reset, reset-applied, cut, timeout, slow. Example: '503,429-retry-after,reset=2,timeout'. "
+    "Default: 429,500,503."
+)
 
 
 @click.command()
@@ -23,14 +30,40 @@ from ..registry import default_registry
     type=click.FloatRange(0, 1),
     default=0.0,
     show_default=True,
-    help="Share of API calls answered 429/500/503.",
+    help="Share of API calls answered with a fault (see --fault-kinds).",
+)
+@click.option("--fault-kinds", default=None, help=KINDS_HELP)
+@click.option(
+    "--member-fail-rate",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of addresses that batch calls refuse as per-member errors (the same ones on every call).",
+)
+@click.option("--hold-s", type=click.FloatRange(0, 600), default=None, help="How long a 'timeout' fault holds a call.")
+@click.option("--slow-ms", type=click.IntRange(0), default=None, help="Extra delay of a 'slow' fault.")
+@click.option("--retry-after-s", type=click.IntRange(0), default=None, help="Retry-After of a '429-retry-after' fault.")
+@click.option(
+    "--fault-filter",
+    default=None,
+    metavar="REGEX",
+    help="Inject faults only into calls whose 'METHOD /path' matches, e.g. 'POST .*/import'.",
 )
 @click.option("--seed", type=int, default=None, help="Seed for ids, keys and faults (reproducible runs).")
-def sandbox(destination: str, host: str, port: int, latency_ms: int, fail_rate: float, seed: int | None) -> None:
+def sandbox(
+    destination: str,
+    host: str,
+    port: int,
+    latency_ms: int,
+    fail_rate: float,
+    seed: int | None,
+    fault_kinds: str | None,
+    **faults: Any,
+) -> None:
     """Serve a local sandbox of a destination's platform until SIGINT/SIGTERM."""
     server = default_registry().get(destination).sandbox(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
     if server is None:
         raise PluginError(f"destination {destination!r} ships no sandbox")
+    _set_faults(server, fault_kinds, faults)
     url = server.start(host, port)
     stop = threading.Event()
 
@@ -48,3 +81,19 @@ def sandbox(destination: str, host: str, port: int, latency_ms: int, fail_rate: 
     finally:
         server.stop()
     click.echo("sandbox stopped")
+
+
+def _set_faults(server: object, kinds: str | None, faults: dict[str, Any]) -> None:
+    """Apply the fault options (kept across ``/_sandbox/reset``); a bad one is a usage error."""
+    from ..testing.sandbox import FaultSettingError, SandboxServer, parse_kinds
+
+    given = {name: value for name, value in faults.items() if value is not None}
+    if kinds is None and not given:
+        return
+    if not isinstance(server, SandboxServer):
+        raise click.UsageError("this sandbox takes --fail-rate and --latency-ms only")
+    try:
+        server.set_faults(kinds=None if kinds is None else parse_kinds(kinds), **given, keep=True)
+    except FaultSettingError as err:
+        flag = "--fault-kinds" if err.name.startswith("kinds") else "--" + err.name.replace("_", "-")
+        raise click.UsageError(f"{flag}: {err if err.name.startswith('kinds.') else err.detail}") from None

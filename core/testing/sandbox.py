@@ -4,33 +4,98 @@ Subclass :class:`SandboxServer`, register handlers on a :class:`Router` and over
 platform-specific (auth, error bodies). The kit owns the HTTP/1.1 server, latency and fault injection,
 in-flight counting, ``requests_log`` and the ``/_sandbox/`` test API (state, summary, faults, revoke,
 reset); :func:`serve_main` turns a sandbox into a command line.
+
+Faults are drawn per API call by the seeded RNG at ``fail_rate``, among weighted ``kinds``: a status code
+of ``fault_codes`` (as a string: ``"503"``), ``429-retry-after`` (a 429 with ``Retry-After:
+retry_after_s``; neither platform documents the header, so plain ``429`` has none), ``reset`` (the
+request is read, then the connection is reset without an answer: nothing applied), ``reset-applied``
+(the platform applies the request, then resets: the client cannot know it landed), ``cut`` (applied, the
+answer's headers and half its body sent, then the connection closed), ``timeout`` (held ``hold_s``, longer
+than a client's read timeout, then applied and answered to nobody) and ``slow`` (``slow_ms`` extra, then
+answered normally). ``member_fail_rate`` picks addresses (by a seeded hash, so the same ones on every call)
+that batch calls refuse as per-member errors; each plugin decides the platform's documented form.
+``fault_filter`` (a regular expression searched in ``"METHOD /path"``, or ``"op METHOD /path"`` for an
+operation a batch job runs) limits all of it to matching calls;
+``fail_next`` fails that many of the next (matching) calls whatever ``fail_rate`` says.
+Every injected fault is logged in ``fault_log``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import json
 import random
 import re
 import signal
 import socket
 import socketserver
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any, Callable, ClassVar, Generic, Iterable, Literal, Mapping, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Iterable, Literal, Mapping, NamedTuple, Sequence, TypeVar
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from ..contract import Sandbox
 
-__all__ = ["JSON_TYPE", "Gate", "HttpError", "Request", "Response", "Router", "SandboxServer", "redirect", "serve_main"]
+__all__ = [
+    "FAULT_KINDS",
+    "JSON_TYPE",
+    "RETRY_AFTER",
+    "FaultEvent",
+    "FaultSettingError",
+    "Gate",
+    "HttpError",
+    "Request",
+    "Response",
+    "Router",
+    "SandboxServer",
+    "parse_kinds",
+    "redirect",
+    "serve_main",
+]
 
 JSON_TYPE = "application/json; charset=utf-8"
 CONTROL_PREFIX = "/_sandbox/"
 Gate = Literal["api", "latency", "plain"]  # every gate / latency only / none (the test API passes none)
 S = TypeVar("S", bound="SandboxServer")
+RETRY_AFTER = "429-retry-after"
+FAULT_KINDS = (RETRY_AFTER, "reset", "reset-applied", "cut", "timeout", "slow")  # besides the status codes
+Drop = Literal["reset", "cut"]
+
+
+class FaultEvent(NamedTuple):
+    """One injected fault: its kind (or ``over-limit``, ``member``), the call, and whether it hit an
+    operation run inside a batch job rather than a call."""
+
+    kind: str
+    method: str
+    path: str
+    operation: bool = False
+
+
+class FaultSettingError(ValueError):
+    """A fault setting out of range; ``name`` is the setting, ``detail`` what is wrong with it."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(f"{name}: {detail}")
+        self.name, self.detail = name, detail
+
+
+def parse_kinds(text: str) -> dict[str, float]:
+    """``"503,reset=2,timeout=0.5"`` -> ``{"503": 1.0, "reset": 2.0, "timeout": 0.5}`` (weight 1 by default)."""
+    kinds: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, weight = item.partition("=")
+        try:
+            kinds[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise FaultSettingError("kinds", f"weight of {name.strip()!r} is not a number: {weight!r}") from None
+    return kinds
 
 
 class HttpError(Exception):
@@ -76,13 +141,18 @@ class Request:
 
 @dataclass
 class Response:
-    """A status with a JSON ``body`` (None: empty) or ``raw`` bytes, plus extra headers."""
+    """A status with a JSON ``body`` (None: empty) or ``raw`` bytes, plus extra headers.
+
+    ``drop`` (set by fault injection): ``reset`` closes the connection with a TCP reset instead of
+    answering; ``cut`` sends the headers and half the body, then closes the connection.
+    """
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = JSON_TYPE
     raw: bytes | None = None
+    drop: Drop | None = None
 
 
 Handler = Callable[[S, Request], Response]
@@ -118,23 +188,31 @@ class SandboxServer(Sandbox):
     """A sandbox served by a threaded HTTP/1.1 server; subclasses set ``router`` and override the hooks.
 
     Requests :meth:`gates` calls ``"api"`` are counted in flight (per ``Authorization`` header, refused past
-    ``max_connections``), delayed ``latency_ms``, failed at ``fail_rate`` with one of ``status_codes`` (seeded),
-    authenticated, then routed. Test-API routes (``/_sandbox/``) pass no gate and are not logged.
+    ``max_connections``), delayed ``latency_ms``, failed at ``fail_rate`` with one of the weighted ``kinds``
+    (seeded; see the module docstring), authenticated, then routed. Test-API routes (``/_sandbox/``) pass no
+    gate and are not logged.
     """
 
     router: ClassVar[Router[Any]] = Router()
     thread_name: ClassVar[str] = "sandbox"
-    fault_codes: ClassVar[tuple[int, ...]] = (429, 500, 503)  # what set_faults accepts
+    fault_codes: ClassVar[tuple[int, ...]] = (429, 500, 503)  # the status kinds set_faults accepts
     default_status_codes: ClassVar[tuple[int, ...]] = (429, 500, 503)
     max_connections: int | None = None
 
     def __init__(self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> None:
         super().__init__(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
-        self.status_codes = self.default_status_codes
+        self.kinds: dict[str, float] = dict.fromkeys(map(str, self.default_status_codes), 1.0)
+        self.hold_s = 2.0  # a ``timeout`` fault holds the call this long
+        self.slow_ms = 300  # a ``slow`` fault adds this delay
+        self.retry_after_s = 1  # the Retry-After of a ``429-retry-after`` fault
+        self.member_fail_rate = 0.0  # share of addresses batch calls refuse as per-member errors
+        self.fault_filter = ""  # faults only on calls whose "METHOD /path" this regex finds ("": every call)
+        self.fail_next = 0  # the next this many (targeted) calls fail, then fail_rate decides again
         self.requests_log: list[tuple[str, str]] = []
+        self.fault_log: list[FaultEvent] = []
         self.max_in_flight = 0
         self.revoked = False
-        self._initial = (latency_ms, fail_rate)
+        self._initial: dict[str, Any] = self.fault_settings()
         self._lock = threading.RLock()  # counters, faults, credentials
         self._rng = random.Random(seed)
         self._in_flight: dict[str, int] = {}
@@ -193,32 +271,169 @@ class SandboxServer(Sandbox):
         with self._lock:
             self.revoked = True
 
+    @property
+    def status_codes(self) -> tuple[int, ...]:
+        """The status codes among the fault ``kinds``."""
+        return tuple(int(kind) for kind in self.kinds if kind.isdigit())
+
+    def fault_settings(self) -> dict[str, Any]:
+        """Every fault setting, JSON-able (what ``GET /_sandbox/faults`` shows)."""
+        return {
+            "fail_rate": self.fail_rate,
+            "latency_ms": self.latency_ms,
+            "status_codes": [*self.status_codes],
+            "kinds": dict(self.kinds),
+            "hold_s": self.hold_s,
+            "slow_ms": self.slow_ms,
+            "retry_after_s": self.retry_after_s,
+            "member_fail_rate": self.member_fail_rate,
+            "fault_filter": self.fault_filter,
+            "fail_next": self.fail_next,
+        }
+
     def set_faults(
         self,
         *,
         fail_rate: float | None = None,
         latency_ms: int | None = None,
         status_codes: Sequence[int] | None = None,
+        kinds: Mapping[str, float] | Sequence[str] | None = None,
+        hold_s: float | None = None,
+        slow_ms: int | None = None,
+        retry_after_s: int | None = None,
+        member_fail_rate: float | None = None,
+        fault_filter: str | None = None,
+        fail_next: int | None = None,
+        keep: bool = False,
     ) -> None:
-        """Change fault injection; ``status_codes`` must be among ``fault_codes`` (else ValueError)."""
+        """Change fault injection (None: unchanged); with ``keep``, :meth:`reset` restores these settings.
+
+        ``status_codes`` (equal weights) and ``kinds`` (names, or names with weights) both replace the kinds;
+        names are ``fault_codes`` as strings and :data:`FAULT_KINDS`. Raises :class:`FaultSettingError`.
+        """
         with self._lock:
             if status_codes is not None:
                 if not status_codes or any(c not in self.fault_codes for c in status_codes):
-                    raise ValueError("status_codes must be among " + ", ".join(map(str, sorted(self.fault_codes))))
-                self.status_codes = tuple(status_codes)
-            if fail_rate is not None:
-                self.fail_rate = float(fail_rate)
-            if latency_ms is not None:
-                self.latency_ms = int(latency_ms)
+                    raise FaultSettingError(
+                        "status_codes", "must be among " + ", ".join(map(str, sorted(self.fault_codes)))
+                    )
+                self.kinds = dict.fromkeys(map(str, status_codes), 1.0)
+            if kinds is not None:
+                self.kinds = self._checked_kinds(kinds)
+            if fault_filter is not None:
+                self.fault_filter = _checked_pattern(fault_filter)
+            for name, value, low, high in (
+                ("fail_rate", fail_rate, 0.0, 1.0),
+                ("member_fail_rate", member_fail_rate, 0.0, 1.0),
+                ("hold_s", hold_s, 0.0, 600.0),
+                ("slow_ms", slow_ms, 0, 600_000),
+                ("latency_ms", latency_ms, 0, 600_000),
+                ("retry_after_s", retry_after_s, 0, 3600),
+                ("fail_next", fail_next, 0, 1_000_000),
+            ):
+                if value is not None:
+                    checked = _in_range(name, value, low, high)
+                    setattr(self, name, int(checked) if isinstance(low, int) else float(checked))
+            if keep:
+                self._initial = self.fault_settings()
+
+    def _checked_kinds(self, kinds: Mapping[str, float] | Sequence[str]) -> dict[str, float]:
+        weights = dict(kinds) if isinstance(kinds, Mapping) else dict.fromkeys(kinds, 1.0)
+        known = (*map(str, self.fault_codes), *FAULT_KINDS)
+        unknown = [str(k) for k in weights if k not in known]
+        if unknown:
+            raise FaultSettingError("kinds", f"unknown {', '.join(unknown)}; known: {', '.join(known)}")
+        checked = {str(k): _in_range(f"kinds.{k}", w, 0.0, 1e6) for k, w in weights.items()}
+        if not any(checked.values()):
+            raise FaultSettingError("kinds", "give at least one kind a weight above 0")
+        return checked
+
+    def fault_counts(self) -> dict[str, int]:
+        """How many faults of each kind were injected (``over-limit`` and ``member`` included)."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for event in self.fault_log:
+                counts[event.kind] = counts.get(event.kind, 0) + 1
+            return counts
+
+    def member_fault(self, email: str) -> bool:
+        """Whether batch calls refuse ``email`` now: a seeded hash of the address under ``member_fail_rate``,
+        so the same addresses on every call and the expected state is computable."""
+        rate = self.member_fail_rate
+        if rate <= 0:
+            return False
+        digest = hashlib.blake2b(f"{self.seed}|{email.strip().lower()}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") < rate * 2**64
+
+    def member_faults(self, req: Request) -> Callable[[str], bool]:
+        """:meth:`member_fault` for the handler of one batch call, logging each refusal as a ``member`` fault."""
+        targeted = self.targets(req)
+
+        def refuse(email: str) -> bool:
+            if not targeted or not self.member_fault(email):
+                return False
+            with self._lock:
+                self.fault_log.append(FaultEvent("member", req.method, req.path))
+            return True
+
+        return refuse
+
+    def targets(self, req: Request, *, operation: bool = False) -> bool:
+        """Whether ``fault_filter`` lets faults hit ``req`` (an ``operation`` of a batch job: ``op METHOD /path``)."""
+        call = f"{'op ' if operation else ''}{req.method} {req.path}"
+        return not self.fault_filter or re.search(self.fault_filter, call) is not None
+
+    def roll_fault(self, req: Request, *, operation: bool = False) -> str | None:
+        """Draw whether ``req`` fails (forced by ``fail_next``, else at ``fail_rate``) and how (weighted ``kinds``);
+        None: it does not.
+
+        Calls :meth:`targets` refuses draw nothing. An ``operation`` of a batch job, which has no connection of
+        its own, draws among the status kinds only (``429-retry-after`` counts as 429).
+        """
+        if not self.targets(req, operation=operation):
+            return None
+        with self._lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+            elif not (self.fail_rate > 0 and self._rng.random() < self.fail_rate):
+                return None
+            kinds = {k: w for k, w in self.kinds.items() if w > 0 and (not operation or _fault_status(k))}
+            if not kinds:
+                return None
+            names = list(kinds)
+            if len(set(kinds.values())) == 1:  # equal weights: the draw of the kit's first versions
+                return self._rng.choice(names)
+            return self._rng.choices(names, weights=list(kinds.values()))[0]
+
+    def log_fault(self, kind: str, req: Request, *, operation: bool = False) -> None:
+        """Record one injected fault in ``fault_log``."""
+        with self._lock:
+            self.fault_log.append(FaultEvent(kind, req.method, req.path, operation))
+
+    def busy(self) -> bool:
+        """Whether work is under way besides calls in flight (e.g. queued batch jobs); default: no."""
+        return False
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no API call is in flight (held ``timeout`` faults included) and :meth:`busy` is false."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                idle = self._total_in_flight == 0 and not self.busy()
+            if idle or time.monotonic() >= deadline:
+                return idle
+            time.sleep(0.02)
 
     def reset(self) -> None:
-        """Faults, latency, seed, revocation, log and counters back to how they were constructed."""
+        """Faults, latency, seed, revocation, logs and counters back to how they were constructed (or kept)."""
         with self._lock:
-            self.latency_ms, self.fail_rate = self._initial
-            self.status_codes = self.default_status_codes
+            for name, value in self._initial.items():
+                if name != "status_codes":
+                    setattr(self, name, dict(value) if isinstance(value, dict) else value)
             self._rng = random.Random(self.seed)
             self.revoked = False
             self.requests_log.clear()
+            self.fault_log.clear()
             self.max_in_flight = 0
 
     # -- hooks for the platform-specific parts --------------------------------------------------------
@@ -281,21 +496,47 @@ class SandboxServer(Sandbox):
             self.max_in_flight = max(self.max_in_flight, self._total_in_flight)
         try:
             if self.max_connections is not None and n > self.max_connections:
+                self.log_fault("over-limit", req)
                 return self.fault_response(429, over_limit=True)
             self._sleep()
-            with self._lock:
-                roll = self.fail_rate > 0 and self._rng.random() < self.fail_rate
-                fault = self._rng.choice(self.status_codes) if roll else None
-            if fault is not None:
-                return self.fault_response(fault)
-            self.authenticate(req)
-            return self._dispatch(req)
+            kind = self.roll_fault(req)
+            if kind is None:
+                return self._answer(req)
+            self.log_fault(kind, req)
+            return self._inject(kind, req)
         finally:
             with self._lock:
                 self._total_in_flight -= 1
                 self._in_flight[key] -= 1
                 if not self._in_flight[key]:
                     del self._in_flight[key]
+
+    def _inject(self, kind: str, req: Request) -> Response:
+        """Answer ``req`` with fault ``kind``."""
+        status = _fault_status(kind)
+        if status is not None:
+            resp = self.fault_response(status)
+            if kind == RETRY_AFTER:
+                resp.headers["Retry-After"] = str(self.retry_after_s)
+            return resp
+        if kind == "reset":  # nothing applied
+            return Response(0, drop="reset")
+        if kind in ("timeout", "slow"):
+            time.sleep(self.hold_s if kind == "timeout" else self.slow_ms / 1000)
+        resp = self._answer(req)
+        if kind == "reset-applied":
+            resp.drop = "reset"
+        elif kind == "cut":
+            resp.drop = "cut"
+        return resp
+
+    def _answer(self, req: Request) -> Response:
+        """Authenticate and route (errors rendered)."""
+        try:
+            self.authenticate(req)
+            return self._dispatch(req)
+        except Exception as exc:
+            return self.render_error(exc)
 
     def _sleep(self) -> None:
         if self.latency_ms > 0:
@@ -320,6 +561,32 @@ def redirect(uri: str, params: Mapping[str, str]) -> Response:
     return Response(302, headers={"Location": uri + ("&" if "?" in uri else "?") + urlencode(params)})
 
 
+def _fault_status(kind: str) -> int | None:
+    """The status a fault kind answers with; None for the connection-level kinds."""
+    if kind == RETRY_AFTER:
+        return 429
+    return int(kind) if kind.isdigit() else None
+
+
+def _checked_pattern(pattern: Any) -> str:
+    if not isinstance(pattern, str):
+        raise FaultSettingError("fault_filter", f"must be a regular expression, not {type(pattern).__name__}")
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise FaultSettingError("fault_filter", f"not a regular expression: {err}") from None
+    return pattern
+
+
+def _in_range(name: str, value: Any, low: float, high: float) -> Any:
+    """``value`` (an int or float, not a bool) when ``low <= value <= high``, else FaultSettingError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FaultSettingError(name, f"must be a number, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise FaultSettingError(name, f"{value} is not between {low:g} and {high:g}")
+    return value
+
+
 # -- the shared test API ---------------------------------------------------------------------------------
 
 CONTROL: Router[SandboxServer] = Router()
@@ -327,16 +594,40 @@ CONTROL.route("GET", CONTROL_PREFIX + "state")(lambda sb, req: Response(200, sb.
 CONTROL.route("GET", CONTROL_PREFIX + "summary")(lambda sb, req: Response(200, sb.summary()))
 
 
+FAULT_SETTINGS = (
+    "fail_rate",
+    "latency_ms",
+    "status_codes",
+    "kinds",
+    "hold_s",
+    "slow_ms",
+    "retry_after_s",
+    "member_fail_rate",
+    "fault_filter",
+    "fail_next",
+)
+
+
 @CONTROL.route("POST", CONTROL_PREFIX + "faults")
 def _faults(sb: SandboxServer, req: Request) -> Response:
+    """Change fault settings (those named in the body); answer the three classic ones (GET shows all)."""
     body = req.json()
+    settings = {name: body.get(name) for name in (*FAULT_SETTINGS, "keep")}
     try:
-        sb.set_faults(
-            fail_rate=body.get("fail_rate"), latency_ms=body.get("latency_ms"), status_codes=body.get("status_codes")
-        )
+        sb.set_faults(**{k: v for k, v in settings.items() if k != "keep"}, keep=bool(settings["keep"]))
+    except FaultSettingError as err:
+        raise sb.invalid_input(err.name, str(err)) from None
     except (ValueError, TypeError) as err:
-        raise sb.invalid_input("status_codes", str(err)) from None
+        raise sb.invalid_input("kinds", str(err)) from None
     return Response(200, {"fail_rate": sb.fail_rate, "latency_ms": sb.latency_ms, "status_codes": [*sb.status_codes]})
+
+
+@CONTROL.route("GET", CONTROL_PREFIX + "faults")
+def _fault_report(sb: SandboxServer, req: Request) -> Response:
+    """Every fault setting, the count of injected faults per kind, and the log (kind, method, path, operation)."""
+    with sb._lock:
+        log = [list(event) for event in sb.fault_log]
+    return Response(200, {"settings": sb.fault_settings(), "counts": sb.fault_counts(), "log": log})
 
 
 @CONTROL.route("POST", CONTROL_PREFIX + "(?P<action>revoke|reset)")
@@ -406,6 +697,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         req = Request(self.command, url.path, _last(url.query), raw, headers, bad_json=sandbox.bad_json)
         try:
             resp = sandbox.respond(req)
+            if resp.drop == "reset":
+                self._reset()
+                return
             body = (
                 resp.raw if resp.raw is not None else b"" if resp.body is None else sandbox.encode_body(req, resp.body)
             )
@@ -418,9 +712,32 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in resp.headers.items():
             self.send_header(name, value)
         self.end_headers()
+        if resp.drop == "cut":  # half the body, then an orderly close: the client reads a short body
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
         self.wfile.write(body)
 
+    def _reset(self) -> None:
+        """Close the connection with a TCP reset (SO_LINGER 0), sending nothing."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()
+        self.wfile.close()
+        self.connection.close()  # the last reference: the kernel sends RST, not FIN
+        self.wfile = io.BytesIO()  # what the server still flushes after the handler goes nowhere
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+
+FAULT_FLAGS: tuple[tuple[str, Callable[[str], Any]], ...] = (
+    ("--member-fail-rate", float),
+    ("--hold-s", float),
+    ("--slow-ms", int),
+    ("--retry-after-s", int),
+    ("--fault-filter", str),
+)
+FAULT_FLAG_NAMES = ("member_fail_rate", "hold_s", "slow_ms", "retry_after_s", "fault_filter")
 
 
 def serve_main(
@@ -433,17 +750,27 @@ def serve_main(
     options: Sequence[str] = (),
 ) -> int:
     """Serve ``factory(latency_ms=, fail_rate=, seed=, **options)`` until SIGINT/SIGTERM; print ``base_url`` and
-    ``describe(sandbox)`` as ``key: value`` lines. ``options`` are extra string ``--flags`` (default None)."""
+    ``describe(sandbox)`` as ``key: value`` lines. ``options`` are extra string ``--flags`` (default None);
+    ``--fault-kinds``, ``--member-fail-rate``, ``--hold-s``, ``--slow-ms``, ``--retry-after-s`` and
+    ``--fault-filter`` go to :meth:`SandboxServer.set_faults` (kept across resets)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1")
     for flag, kind, default in (("--port", int, 0), ("--latency-ms", int, 0), ("--fail-rate", float, 0.0)):
         parser.add_argument(flag, type=kind, default=default)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--fault-kinds", type=parse_kinds, default=None, help="e.g. 503,reset=2,timeout")
+    for flag, convert in FAULT_FLAGS:
+        parser.add_argument(flag, type=convert, default=None)
     for flag in options:
         parser.add_argument(flag, default=None)
     args = vars(parser.parse_args(argv))
     host, port = args.pop("host"), args.pop("port")
+    faults = {"kinds": args.pop("fault_kinds")} | {name: args.pop(name) for name in FAULT_FLAG_NAMES}
     sandbox, stop = factory(**args), threading.Event()
+    try:
+        sandbox.set_faults(**faults, keep=True)
+    except FaultSettingError as err:
+        parser.error(str(err))
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()

@@ -65,7 +65,9 @@ class CampaignMonitorSandbox(SandboxServer):
     """A faithful local Campaign Monitor (one client, one list) served over HTTP on a background thread.
 
     :param latency_ms: delay added to every API call.
-    :param fail_rate: share of API calls answered 429/500/503 without touching state (seeded).
+    :param fail_rate: share of API calls failed with a fault kind (default 429/500/503, which leave the state
+        alone; :meth:`set_faults` adds connection resets, timeouts, slow calls and per-row 204 failures in
+        the 210 partial-import answer) (seeded).
     :param seed: makes the API key, client and list ids, segment ids and fault sequence reproducible.
     :param api_key: use this key instead of a generated 32-hex one.
     """
@@ -324,7 +326,7 @@ def _segments(sb: CampaignMonitorSandbox, req: Request) -> Response:
 @route("POST", SUBSCRIBERS + r"/import\.json")
 def _import(sb: CampaignMonitorSandbox, req: Request) -> Response:
     # Full success 201 [CM-GS conventions] B2 (exact code UNCONFIRMED); partial failure raises 400/210.
-    return ok(sb._data.import_subscribers(req.params["list"], req.json()), 201)
+    return ok(sb._data.import_subscribers(req.params["list"], req.json(), sb.member_faults(req)), 201)
 
 
 @route("POST", SUBSCRIBERS + r"\.json")

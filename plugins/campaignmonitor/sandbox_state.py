@@ -465,11 +465,12 @@ class SandboxState:
 
     # -- subscribers [B2, B3] ------------------------------------------------------------------------
 
-    def import_subscribers(self, list_id: str, body: JSON) -> JSON:
+    def import_subscribers(self, list_id: str, body: JSON, refuse: Callable[[str], bool] | None = None) -> JSON:
         """``POST /subscribers/{id}/import.json`` [CS-PY subscriber.py; CM-GS] B2.
 
         Returns the 201 result when every row succeeded; raises the 400 Code 210 envelope with the same
-        result as ``ResultData`` when some failed (rows not in FailureDetails did succeed).
+        result as ``ResultData`` when some failed (rows not in FailureDetails did succeed). ``refuse`` (fault
+        injection): valid addresses it names fail with code 204 "In Suppression List", as if suppressed.
         """
         rows = body.get("Subscribers")
         if rows is not None and not isinstance(rows, list):
@@ -504,6 +505,9 @@ class SandboxState:
             for i in last.values():
                 row = rows[i]
                 try:
+                    email = self._row_email(row)
+                    if refuse is not None and valid_email(email) and refuse(email):
+                        raise _RowError(204, "In Suppression List")
                     is_new = self._upsert_row(row, resubscribe)
                 except _RowError as err:
                     failures.append({"EmailAddress": self._row_email(row), "Code": err.code, "Message": err.message})

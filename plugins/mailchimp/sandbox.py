@@ -21,7 +21,16 @@ import uuid
 from typing import Any, Iterable, Literal, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
-from segport.testing.sandbox import Gate, Request, Response, Router, SandboxServer, redirect, serve_main
+from segport.testing.sandbox import (
+    RETRY_AFTER,
+    Gate,
+    Request,
+    Response,
+    Router,
+    SandboxServer,
+    redirect,
+    serve_main,
+)
 
 from .sandbox_batches import BatchQueue, check_operations
 from .sandbox_state import ALL_STATUSES, JSON, MAX_COUNT, ApiError, SandboxState, invalid
@@ -73,7 +82,9 @@ class MailchimpSandbox(SandboxServer):
     """A faithful local Mailchimp (one account, one audience) served over HTTP on a background thread.
 
     :param latency_ms: delay added to every API call.
-    :param fail_rate: share of API calls answered 429/500/503 without touching state (seeded).
+    :param fail_rate: share of API calls failed with a fault kind (default 429/500/503, which leave the state
+        alone; :meth:`set_faults` adds ``403`` (bodiless), connection resets, timeouts, slow calls and
+        per-member errors in batch subscribe answers) (seeded).
     :param seed: makes the API key, audience id and fault sequence reproducible.
     :param api_key: use this key instead of a generated ``<32 hex>-us1``.
     :param max_connections: simultaneous API requests per credential before 429 [MC-FUND] A7.
@@ -160,6 +171,10 @@ class MailchimpSandbox(SandboxServer):
         """Delete the audience: its routes answer 404 afterwards [A3]."""
         self._data.delete_list()
 
+    def busy(self) -> bool:
+        """Whether batch jobs are pending or running."""
+        return self._batches.busy()
+
     def stop(self) -> None:
         """Stop serving and the batch worker."""
         self._batches.close()
@@ -235,16 +250,17 @@ class MailchimpSandbox(SandboxServer):
     # -- batch operations [A6] -----------------------------------------------------------------------
 
     def _run_operation(self, op: JSON) -> tuple[int, str]:
-        """One batch operation through the same handlers as a direct call; faults are rolled per operation."""
-        with self._lock:
-            roll = self.fail_rate > 0 and self._rng.random() < self.fail_rate
-            fault = self._rng.choice(self.status_codes) if roll else None
+        """One batch operation through the same handlers as a direct call; faults are rolled per operation
+        (status kinds only: an operation has no connection to reset or hold; ``fault_filter`` sees
+        ``op METHOD /path``)."""
         url = urlsplit(str(op["path"]))
         query = {**dict(parse_qsl(url.query)), **{k: str(v) for k, v in (op.get("params") or {}).items()}}
         req = Request(str(op["method"]), "/3.0" + url.path, query, str(op.get("body") or "").encode(), {})
         req.bad_json = self.bad_json
+        fault = self.roll_fault(req, operation=True)
         if fault is not None:
-            resp = self.fault_response(fault)
+            self.log_fault(fault, req, operation=True)
+            resp = self.fault_response(429 if fault == RETRY_AFTER else int(fault))
         else:
             handler, req.params, allowed = self.router.resolve(req.method, req.path)
             try:
@@ -337,6 +353,7 @@ def _batch(sb: MailchimpSandbox, req: Request) -> Response:
             req.json(),
             skip_merge_validation=req.flag("skip_merge_validation"),
             skip_duplicate_check=req.flag("skip_duplicate_check"),
+            refuse=sb.member_faults(req),
         )
     )
 

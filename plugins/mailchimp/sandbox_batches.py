@@ -136,6 +136,11 @@ class BatchQueue:
                 return None
             return batch.archive
 
+    def busy(self) -> bool:
+        """Whether a batch is pending or running."""
+        with self._cond:
+            return any(b.status in ("pending", "started") for b in self._batches.values())
+
     def dump(self) -> list[JSON]:
         with self._cond:
             return [b.json() for b in self._batches.values()]

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 ERROR_TYPE = "https://mailchimp.com/developer/marketing/docs/errors/"  # [MC-ERR] A3/A7
 INVALID_DETAIL = "The resource submitted could not be validated. For field-specific details, see the 'errors' array."
@@ -74,6 +74,11 @@ def forgotten_text(email: str) -> str:
         f"{email} was permanently deleted and cannot be re-imported. "
         "The contact must re-subscribe to get back on the list."
     )
+
+
+def throttled_text(email: str) -> str:
+    # [verbb/formie#2276] A7; "retryable only much later (hours-days)" per the exporter notes.
+    return f"{email} has signed up to a lot of lists very recently; we're not allowing more signups for now"
 
 
 def exists_text(email: str) -> str:
@@ -351,9 +356,19 @@ class SandboxState:
     # -- batch subscribe/update [A4] -------------------------------------------------------------------
 
     def batch_subscribe(
-        self, list_id: str, body: JSON, *, skip_merge_validation: bool = False, skip_duplicate_check: bool = False
+        self,
+        list_id: str,
+        body: JSON,
+        *,
+        skip_merge_validation: bool = False,
+        skip_duplicate_check: bool = False,
+        refuse: Callable[[str], bool] | None = None,
     ) -> JSON:
-        """``POST /lists/{id}``: 200 with per-member results; whole-request schema errors are 400 [A4]."""
+        """``POST /lists/{id}``: 200 with per-member results; whole-request schema errors are 400 [A4].
+
+        ``refuse`` (fault injection): new signups it names fail with the "signed up to a lot of lists very
+        recently" ``ERROR_GENERIC`` row [A4, A7].
+        """
         members = body.get("members")
         if not isinstance(members, list):
             raise invalid([("members", "This value should not be blank.")])
@@ -400,7 +415,7 @@ class SandboxState:
                 seen.add(key)
                 try:
                     member, is_new = self._batch_one(
-                        key, email, item, update_existing, sync_tags, skip_merge_validation
+                        key, email, item, update_existing, sync_tags, skip_merge_validation, refuse
                     )
                 except _MemberError as err:
                     errors.append(self._batch_error(email, err))
@@ -417,7 +432,14 @@ class SandboxState:
         }
 
     def _batch_one(
-        self, key: str, email: str, item: JSON, update_existing: bool, sync_tags: bool, skip_mv: bool
+        self,
+        key: str,
+        email: str,
+        item: JSON,
+        update_existing: bool,
+        sync_tags: bool,
+        skip_mv: bool,
+        refuse: Callable[[str], bool] | None = None,
     ) -> tuple[Member, bool]:
         status: str = item["status"]
         if looks_fake(email):
@@ -427,6 +449,8 @@ class SandboxState:
         member = self._live(key)
         if member is not None and not update_existing:
             raise _MemberError("ERROR_CONTACT_EXISTS", batch_exists_text(email))
+        if member is None and refuse is not None and refuse(email):
+            raise _MemberError("ERROR_GENERIC", throttled_text(email))
         if _subscribe_blocked(member.status if member else None, status, key in self.compliance):
             raise _MemberError("ERROR_GENERIC", compliance_text(email))
         merge = item.get("merge_fields") or {}

@@ -11,16 +11,22 @@ import threading
 import time
 from typing import Any, Iterator, Literal
 
+import click
 import pytest
 import requests
 
+from segport.cli._sandbox import KINDS_HELP, _set_faults
 from segport.testing.sandbox import (
+    FAULT_KINDS,
+    FaultEvent,
+    FaultSettingError,
     Gate,
     HttpError,
     Request,
     Response,
     Router,
     SandboxServer,
+    parse_kinds,
     redirect,
     serve_main,
 )
@@ -288,3 +294,213 @@ def test_serve_main_in_process_until_sigint(monkeypatch: pytest.MonkeyPatch) -> 
     assert not problems, problems
     assert seen["base_url"].startswith("http://127.0.0.1:") and (seen["key"], seen["latency"]) == ("k", "1")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# -- fault kinds beyond status codes -------------------------------------------------------------------
+
+
+def faulty(kind: str, **settings: Any) -> Echo:
+    """A started Echo sandbox failing every API call with ``kind``."""
+    sandbox = Echo(seed=2)
+    sandbox.set_faults(fail_rate=1.0, kinds=[kind], **settings)
+    sandbox.start()
+    return sandbox
+
+
+def raw_post(sb: Echo, timeout: float = 5.0) -> socket.socket:
+    """A socket that has sent one complete ``POST /api/items`` (the caller closes it)."""
+    host, port = sb.base_url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=timeout)
+    conn.sendall(b"POST /api/items HTTP/1.1\r\nHost: x\r\nAuthorization: Key secret\r\nContent-Length: 2\r\n\r\n{}")
+    return conn
+
+
+def read_all(conn: socket.socket) -> bytes:
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("kind", ["reset", "reset-applied"])
+def test_a_reset_closes_the_socket_with_a_tcp_reset_and_no_answer(kind: str) -> None:
+    with faulty(kind) as sb:
+        conn = raw_post(sb)
+        with conn, pytest.raises(ConnectionResetError):
+            conn.recv(1024)  # RST, not an orderly close and not a byte of an answer
+        with pytest.raises(requests.ConnectionError):
+            requests.post(sb.base_url + "/api/items", json={}, headers=AUTH)
+        assert sb.wait_idle(5)
+        assert len(sb.items) == (0 if kind == "reset" else 2)  # reset-applied: the platform did the work
+        assert sb.fault_counts() == {kind: 2}
+        assert sb.fault_log[0] == FaultEvent(kind, "POST", "/api/items", False)
+        sb.set_faults(fail_rate=0.0)
+        assert requests.get(sb.base_url + "/api/items", headers=AUTH).status_code == 200  # the server lives on
+
+
+def test_a_cut_answer_is_applied_and_ends_mid_body() -> None:
+    with faulty("cut") as sb:
+        with raw_post(sb) as conn:
+            head, _, body = read_all(conn).partition(b"\r\n\r\n")  # then EOF
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.startswith(b"Content-Length")))
+        assert head.startswith(b"HTTP/1.1 201") and 0 < len(body) < length
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):  # not a requests.ConnectionError!
+            requests.post(sb.base_url + "/api/items", json={}, headers=AUTH)
+        assert len(sb.items) == 2
+
+
+def test_a_timeout_outlasts_the_client_timeout_then_applies() -> None:
+    with faulty("timeout", hold_s=0.6) as sb:
+        started = time.monotonic()
+        with pytest.raises(requests.ReadTimeout):
+            requests.post(sb.base_url + "/api/items", json={}, headers=AUTH, timeout=(5, 0.2))
+        assert 0.2 <= time.monotonic() - started < 0.6
+        assert sb.items == [] and sb._total_in_flight == 1  # still held, still counted as a connection
+        assert sb.wait_idle(5) and time.monotonic() - started >= 0.6
+        assert sb.items == [{}] and sb.fault_counts() == {"timeout": 1}
+
+
+def test_a_slow_call_is_answered_normally_after_the_delay() -> None:
+    with faulty("slow", slow_ms=250) as sb:
+        started = time.monotonic()
+        resp = requests.post(sb.base_url + "/api/items", json={}, headers=AUTH)
+        assert resp.status_code == 201 and time.monotonic() - started >= 0.25 and len(sb.items) == 1
+
+
+def test_429_with_and_without_retry_after() -> None:
+    with faulty("429-retry-after", retry_after_s=3) as sb:
+        resp = requests.get(sb.base_url + "/api/items", headers=AUTH)
+        assert (resp.status_code, resp.headers["Retry-After"], resp.json()) == (
+            429,
+            "3",
+            {"fault": 429, "over_limit": False},
+        )
+    with faulty("429") as sb:
+        resp = requests.get(sb.base_url + "/api/items", headers=AUTH)
+        assert resp.status_code == 429 and "Retry-After" not in resp.headers
+
+
+GET_ITEMS = Request("GET", "/api/items", {}, b"", {})
+
+
+def test_weighted_kinds_are_seeded_and_counted() -> None:
+    def draw() -> tuple[list[str | None], dict[str, int]]:
+        sandbox = Echo(seed=9)
+        sandbox.set_faults(fail_rate=0.5, kinds={"500": 3, "slow": 1, "503": 0})
+        kinds = [sandbox.roll_fault(GET_ITEMS) for _ in range(400)]
+        for kind in filter(None, kinds):
+            sandbox.log_fault(kind, GET_ITEMS)
+        return kinds, sandbox.fault_counts()
+
+    kinds, counts = draw()
+    assert draw() == (kinds, counts) and set(counts) == {"500", "slow"}
+    assert 150 <= sum(counts.values()) <= 250 and counts["500"] > 2 * counts["slow"]
+    sandbox = Echo(seed=9)
+    sandbox.set_faults(fail_rate=1.0, kinds={"reset": 1, "timeout": 1})
+    assert sandbox.roll_fault(GET_ITEMS, operation=True) is None  # operations in a batch job draw status kinds only
+    sandbox.set_faults(kinds={"reset": 1, "429-retry-after": 1})
+    assert sandbox.roll_fault(GET_ITEMS, operation=True) == "429-retry-after"
+
+
+def test_bad_fault_settings_are_refused_by_name() -> None:
+    sb = Echo()
+    for settings, name in (
+        ({"kinds": ["boom"]}, "kinds"),
+        ({"kinds": {"500": -1}}, "kinds.500"),
+        ({"kinds": {"500": 0}}, "kinds"),
+        ({"fail_rate": 1.5}, "fail_rate"),
+        ({"member_fail_rate": True}, "member_fail_rate"),
+        ({"hold_s": "2"}, "hold_s"),
+    ):
+        with pytest.raises(FaultSettingError) as caught:
+            sb.set_faults(**settings)
+        assert caught.value.name == name
+    assert sb.fault_settings() == Echo().fault_settings()  # nothing changed
+    assert parse_kinds(" 503, reset=2 ,timeout=0.5,") == {"503": 1.0, "reset": 2.0, "timeout": 0.5}
+    with pytest.raises(FaultSettingError, match="not a number"):
+        parse_kinds("reset=lots")
+
+
+def test_kept_settings_survive_reset_others_do_not() -> None:
+    sb = Echo(seed=1)
+    sb.set_faults(kinds=["slow"], hold_s=0.5, keep=True)
+    sb.set_faults(kinds=["reset"], fail_rate=0.3, member_fail_rate=0.1)
+    sb.fault_log.append(FaultEvent("reset", "GET", "/api/items"))
+    sb.reset()
+    assert (sb.kinds, sb.hold_s, sb.fail_rate, sb.member_fail_rate, sb.fault_log) == ({"slow": 1.0}, 0.5, 0.0, 0.0, [])
+
+
+def test_member_faults_pick_the_same_addresses_every_time() -> None:
+    sb, again = Echo(seed=4), Echo(seed=4)
+    for sandbox in (sb, again):
+        sandbox.set_faults(member_fail_rate=0.05)
+    emails = [f"p{i}@example.com" for i in range(4000)]
+    picked = {e for e in emails if sb.member_fault(e)}
+    assert picked == {e for e in emails if again.member_fault(e.upper())}  # the address, not its casing
+    assert 120 <= len(picked) <= 280
+    other = Echo(seed=5)
+    other.set_faults(member_fail_rate=0.05)
+    assert picked != {e for e in emails if other.member_fault(e)}  # another seed, other addresses
+    refuse = sb.member_faults(Request("POST", "/api/items", {}, b"", {}))
+    assert [refuse(e) for e in emails[:200]] == [e in picked for e in emails[:200]]
+    assert sb.fault_counts() == {"member": len(picked & set(emails[:200]))}
+    sb.set_faults(member_fail_rate=0.0)
+    assert not any(sb.member_fault(e) for e in picked)
+
+
+def test_fault_control_api_sets_and_reports_everything(sb: Echo) -> None:
+    base = sb.base_url + "/_sandbox/faults"
+    answer = requests.post(base, json={"fail_rate": 1.0, "kinds": {"503": 2, "slow": 1}, "slow_ms": 10, "keep": True})
+    assert answer.json() == {"fail_rate": 1.0, "latency_ms": 0, "status_codes": [503]}
+    for _ in range(6):
+        requests.get(sb.base_url + "/api/items", headers=AUTH)
+    report = requests.get(base).json()
+    assert report["settings"]["kinds"] == {"503": 2.0, "slow": 1.0} and report["settings"]["slow_ms"] == 10
+    assert sum(report["counts"].values()) == 6 and all(e[:3] == [e[0], "GET", "/api/items"] for e in report["log"])
+    refused = requests.post(base, json={"kinds": ["teapot"]})
+    assert refused.status_code == 400 and refused.json()["field"] == "kinds"
+    assert requests.post(base, json={"hold_s": -1}).json()["field"] == "hold_s"
+
+
+def test_the_fault_filter_spares_other_calls(sb: Echo) -> None:
+    sb.set_faults(fail_rate=1.0, kinds=["503"], member_fail_rate=1.0, fault_filter="^POST /api/")
+    assert requests.get(sb.base_url + "/api/items", headers=AUTH).status_code == 200
+    assert requests.post(sb.base_url + "/api/items", json={}, headers=AUTH).status_code == 503
+    assert not sb.member_faults(GET_ITEMS)("a@example.com")
+    assert sb.member_faults(Request("POST", "/api/items", {}, b"", {}))("a@example.com")
+    assert sb.fault_counts() == {"503": 1, "member": 1}
+    assert sb.roll_fault(Request("POST", "/api/items", {}, b"", {}), operation=True) is None  # "op POST ..."
+    sb.set_faults(fault_filter="^op POST ")
+    assert sb.roll_fault(Request("POST", "/api/items", {}, b"", {}), operation=True) == "503"
+    assert sb.roll_fault(Request("POST", "/api/items", {}, b"", {})) is None
+    with pytest.raises(FaultSettingError, match="fault_filter"):
+        sb.set_faults(fault_filter="(")
+    sb.set_faults(fault_filter="")
+    assert requests.get(sb.base_url + "/api/items", headers=AUTH).status_code == 503
+
+
+def test_fail_next_forces_that_many_faults_then_the_rate_decides(sb: Echo) -> None:
+    sb.set_faults(fail_next=2, kinds=["500"], fault_filter="^POST ")
+    codes = [requests.post(sb.base_url + "/api/items", json={}, headers=AUTH).status_code for _ in range(3)]
+    assert requests.get(sb.base_url + "/api/items", headers=AUTH).status_code == 200  # not targeted, not counted
+    assert codes == [500, 500, 201] and sb.fail_next == 0 and len(sb.items) == 1
+
+
+def test_over_limit_refusals_are_logged(sb: Echo) -> None:
+    sb.max_connections = 0
+    assert requests.get(sb.base_url + "/api/items", headers=AUTH).status_code == 429
+    assert sb.fault_log == [FaultEvent("over-limit", "GET", "/api/items")]
+
+
+def test_fault_flags_of_serve_main_and_the_cli() -> None:
+    with pytest.raises(SystemExit):
+        serve_main(Echo, lambda sb: [], ["--fault-kinds", "teapot"], "echo")
+    sandbox = Echo()
+    _set_faults(sandbox, "503,reset=2", {"hold_s": 0.5, "member_fail_rate": None})
+    sandbox.reset()  # kept
+    assert (sandbox.kinds, sandbox.hold_s) == ({"503": 1.0, "reset": 2.0}, 0.5)
+    with pytest.raises(click.UsageError, match="--fault-kinds"):
+        _set_faults(sandbox, "teapot", {})
+    with pytest.raises(click.UsageError, match="--fault-filter"):
+        _set_faults(sandbox, None, {"fault_filter": "("})
+    assert all(kind in KINDS_HELP for kind in FAULT_KINDS)
