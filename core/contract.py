@@ -322,6 +322,15 @@ class Destination(ABC):
         """
         return {}
 
+    def target(self, options: Mapping[str, Any]) -> str:
+        """What the export's options point at on the platform (an audience, a list, a marker scheme).
+
+        When an edit changes it, what was delivered before says nothing about the new target, so
+        the export's sync state is reset and the next run sends everything. The default treats
+        every option as part of the target; override it to name the options that really are.
+        """
+        return json.dumps(dict(options), sort_keys=True, default=str)
+
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         """The OAuth2 flow for this config, or None when it authenticates otherwise."""
         return None

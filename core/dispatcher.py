@@ -14,10 +14,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
 
-import requests
-
 from .contract import BatchWriter, Outcome, OutcomeStatus, Record
 from .errors import BadBatchError, PluginContractError, RetryableDestinationError
+from .http import TRANSPORT_ERRORS
+
+# What a batch (or a pre-flight) may be tried again after: the platform said so, or the transport failed.
+TRANSIENT: tuple[type[Exception], ...] = (RetryableDestinationError, *TRANSPORT_ERRORS)
 
 _governors: dict[str, threading.BoundedSemaphore] = {}
 _governors_lock = threading.Lock()
@@ -76,6 +78,9 @@ class Dispatcher:
         self.policy = policy
         self._stop = threading.Event()
         self.sleep = sleep or self._stop.wait  # a stopped dispatcher wakes its retry waits
+        # Batches sent but not yet committed by the consumer: at most ``concurrency``, so a crash
+        # re-sends no more than the batches that were in flight.
+        self._window = threading.Semaphore(concurrency)
 
     def run(self, batches: Iterable[Sequence[Record]]) -> Iterator[Delivery]:
         """Send every batch; yield each :class:`Delivery` as it completes.
@@ -87,7 +92,7 @@ class Dispatcher:
         failure: BaseException | None = None
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="segport-send") as pool:
             try:
-                pending: set[Future[Delivery]] = set()
+                pending: set[Future[Delivery | None]] = set()
                 source = iter(batches)
                 exhausted = False
                 while pending or not exhausted:
@@ -104,18 +109,32 @@ class Dispatcher:
                         try:
                             delivery = future.result()
                         except BaseException as exc:  # re-raised once the in-flight work is in
+                            self._window.release()
                             failure = failure or exc
                             self._stop.set()
                             continue
-                        yield delivery
+                        if delivery is None:  # stopped before it was sent
+                            continue
+                        yield delivery  # the consumer commits it before control comes back
+                        self._window.release()
                     exhausted = exhausted or failure is not None
             finally:  # wake retry waits before the pool waits for its threads
                 self._stop.set()
         if failure is not None:
             raise failure
 
-    def deliver(self, batch: Sequence[Record]) -> Delivery:
-        """Send one batch until every record has a final outcome."""
+    def deliver(self, batch: Sequence[Record]) -> Delivery | None:
+        """Send one batch until every record has a final outcome (None: stopped before sending).
+
+        Waits for room in the window of uncommitted batches first; on any error the caller
+        releases that room.
+        """
+        while not self._window.acquire(timeout=0.05):
+            if self._stop.is_set():
+                return None
+        if self._stop.is_set():
+            self._window.release()
+            return None
         delivery = Delivery(batch)
         self._send(list(batch), delivery)
         return delivery
@@ -126,7 +145,7 @@ class Dispatcher:
             try:
                 with self.gate:
                     result = self.writer.write_batch(records)
-            except (RetryableDestinationError, requests.Timeout, requests.ConnectionError) as exc:
+            except TRANSIENT as exc:
                 delivery.requests += 1
                 retry_after = getattr(exc, "retry_after", None)
                 reason = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 import time
 from contextlib import closing
@@ -21,8 +22,8 @@ import requests
 
 from .config import split_secrets, validate
 from .contract import AuthHandler, BatchResult, Destination, Outcome, OutcomeStatus, Record, RunContext
-from .dispatcher import Delivery, Dispatcher, RetryPolicy, governor
-from .errors import CapExceeded, RunError, SegportError
+from .dispatcher import TRANSIENT, Delivery, Dispatcher, RetryPolicy, governor
+from .errors import CapExceeded, RetryableDestinationError, RunError, SegportError, WorkspaceError
 from .mapper import Mapper
 from .models import Connection, Export, Run, RunStatus
 from .planner import PlanCounts, Reject, Remember, Send, Unchanged, markers_json, plan
@@ -62,8 +63,13 @@ class ExportRun:
         """Run (or plan, with ``dry_run``) and return the finished run record."""
         export, spec = request.export, request.destination.spec()
         options = validate(export.options, spec.export_schema, f"export {export.name!r} options")
+        reader, selection = self._select(request)  # an over-cap export stops here: no run is recorded
         status = RunStatus.PLANNED if request.dry_run else RunStatus.RUNNING
-        run = self.store.start_run(export, request.trigger, request.user, status)
+        try:
+            run = self.store.start_run(export, request.trigger, request.user, status)
+        except BaseException:
+            reader.close()
+            raise
         run.counts = dict.fromkeys(OUTCOME_KEYS, 0)
         started = time.monotonic()
         session = requests.Session()
@@ -73,25 +79,13 @@ class ExportRun:
         auth = session.auth = request.destination.auth(request.config)
         preflight = RequestCounter()  # counts the HTTP calls of prepare(); batches report their own
         try:
-            with closing(self.store.reader()) as reader, closing(session):
+            with closing(reader), closing(session):
                 context = RunContext(
                     export.name, options, list(export.segments), sorted(export.mapping), request.dry_run
                 )
                 writer = request.destination.writer(session, request.config, context)
-                segments = [self.store.get_segment(s) for s in export.segments]
-                with self.store.transaction() as db:
-                    refresh_filter_cache(db, segments)
-                reader.execute("BEGIN")
-                selection = Selection(reader, segments)
-                counts = PlanCounts(selected=selection.materialise())
+                counts = PlanCounts(selected=selection.count)
                 run.plan = counts.to_dict()
-                cap = request.profile_cap or spec.limits.profile_cap
-                if counts.selected > cap:
-                    raise CapExceeded(
-                        f"export {export.name!r} selects {counts.selected:,} profiles, more than the cap of {cap:,} "
-                        f"for connection {request.connection.name!r}: narrow its segments, or have an admin raise "
-                        f"the cap to your contract's (segport connections set-cap {request.connection.name} N)"
-                    )
                 self.pm.hook.segport_before_run(run=run, export=export)
                 mapper = Mapper(export.email_field, {**export.mapping, **request.destination.extra_fields(options)})
                 steps = plan(reader, selection, export.id, mapper, full=request.full)
@@ -101,7 +95,7 @@ class ExportRun:
                     else:
                         session.hooks["response"].append(preflight)
                         try:
-                            writer.prepare()
+                            self._prepare(writer, _gate(request, spec.limits.max_concurrency), run)
                         finally:
                             session.hooks["response"].remove(preflight)
                             run.requests += preflight.value
@@ -132,6 +126,51 @@ class ExportRun:
         self._finish(run, export, started, run.status, run.error)
         return run
 
+    def _select(self, request: RunRequest) -> tuple[sqlite3.Connection, Selection]:
+        """The export's selection, materialised on a new reader holding one snapshot; the cap checked."""
+        export = request.export
+        segments = [self.store.get_segment(s) for s in export.segments]
+        with self.store.transaction() as db:
+            refresh_filter_cache(db, segments)  # a no-op unless a cache is stale
+        reader = self.store.reader()
+        try:
+            reader.execute("BEGIN")
+            selection = Selection(reader, segments)
+            selected = selection.materialise()
+            cap = request.profile_cap or request.destination.spec().limits.profile_cap
+            if selected > cap:
+                raise CapExceeded(
+                    f"export {export.name!r} selects {selected:,} profiles, more than the cap of {cap:,} "
+                    f"for connection {request.connection.name!r}: narrow its segments, or have an admin raise "
+                    f"the cap to your contract's (segport connections set-cap {request.connection.name} N)"
+                )
+        except BaseException:
+            reader.close()
+            raise
+        return reader, selection
+
+    def _prepare(self, writer: Any, gate: threading.BoundedSemaphore, run: Run) -> None:
+        """The writer's pre-flight, holding a slot of the credential's governor; transient
+        failures (429, 5xx, network) retried like batches. Pre-flight only reads and creates what
+        is missing, so running it again is safe."""
+        attempt = 0
+        while True:
+            try:
+                with gate:
+                    writer.prepare()
+                return
+            except TRANSIENT as exc:
+                if attempt + 1 >= self.policy.attempts:
+                    if isinstance(exc, RetryableDestinationError):
+                        raise
+                    raise RetryableDestinationError(
+                        f"the platform could not be reached for the pre-flight checks ({type(exc).__name__}) "
+                        f"after {attempt + 1} tries: check the network and the base URL, then run again"
+                    ) from None
+                run.retries += 1
+                time.sleep(self.policy.delay(attempt, getattr(exc, "retry_after", None)))
+                attempt += 1
+
     @staticmethod
     def _keep_secrets(request: RunRequest, auth: AuthHandler) -> None:
         """Store secrets the auth handler changed during the run (a refreshed OAuth token)."""
@@ -143,10 +182,13 @@ class ExportRun:
         run.status, run.error = status, error
         run.finished_at = now()
         run.duration_s = round(time.monotonic() - started, 3)
-        with self.store.transaction():
-            self.store.update_run(run)
-            if status is not RunStatus.PLANNED:
-                self.store.audit(run.user, "exports.run", export.name, {"run": run.id, "status": status.value})
+        try:
+            with self.store.transaction():
+                self.store.update_run(run)
+                if status is not RunStatus.PLANNED:
+                    self.store.audit(run.user, "exports.run", export.name, {"run": run.id, "status": status.value})
+        finally:
+            self.store.run_ended(run.id)  # if the record could not be written, the next run finds it stale
         self.pm.hook.segport_after_run(run=run, export=export)
 
     def _plan_only(self, steps: Iterator[Any], counts: PlanCounts, requests_for: Any, size: int, run: Run) -> None:
@@ -167,14 +209,10 @@ class ExportRun:
         limits: Any,
         mapping: int,
     ) -> None:
-        # One governor per credential: connections sharing an API key share its concurrency.
-        secrets = split_secrets(request.config, request.destination.spec().connection_schema)[1]
-        fingerprint = json.dumps(secrets or request.config, sort_keys=True, default=str).encode()
-        credential = f"{request.connection.type}:{hashlib.sha256(fingerprint).hexdigest()}"
         dispatcher = Dispatcher(
             writer,
             concurrency=limits.max_concurrency,
-            gate=governor(credential, limits.max_concurrency),
+            gate=_gate(request, limits.max_concurrency),
             policy=self.policy,
         )
         unsent: list[Reject | Remember] = []  # decided without a request; committed with the next batch
@@ -211,7 +249,11 @@ class ExportRun:
         reject_log: RejectLog,
         mapping: int,
     ) -> None:
-        """Store one batch's outcomes and sync state in one transaction; log its rejects."""
+        """Store one batch's outcomes and sync state in one transaction; log its rejects.
+
+        The run record's figures change only if that transaction commits.
+        """
+        before = (dict(run.counts), run.requests, run.retries, run.reject_file)
         outcome_rows: list[tuple[str, str, str, str | None]] = []
         state_rows: list[StateRow] = []
         lost: list[dict[str, Any]] = []
@@ -240,13 +282,17 @@ class ExportRun:
             lost.append({"key": step.key, "email": step.email, "status": step.status, "reason": step.reason})
         run.requests += delivery.requests
         run.retries += delivery.retries
-        reject_log.write(lost)
-        if lost:
-            run.reject_file = str(reject_log.path)
-        with self.store.transaction():
-            self.store.save_outcomes(run.id, outcome_rows)
-            self.store.save_sync_state(export.id, state_rows)
-            self.store.update_run(run)
+        try:
+            reject_log.write(lost)
+            if lost:
+                run.reject_file = str(reject_log.path)
+            with self.store.transaction():
+                self.store.save_outcomes(run.id, outcome_rows)
+                self.store.save_sync_state(export.id, state_rows)
+                self.store.update_run(run)
+        except BaseException:
+            run.counts, run.requests, run.retries, run.reject_file = before
+            raise
         if sends:
             result = BatchResult([delivery.outcomes[s.record.key] for s in sends], delivery.requests)
             self.pm.hook.segport_after_batch(run=run, export=export, result=result)
@@ -277,11 +323,17 @@ class RejectLog:
     def write(self, lines: list[dict[str, Any]]) -> None:
         if not lines:
             return
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
-        self._file.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-        self._file.flush()
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+            self._file.flush()
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot write the reject file {self.path} ({exc.strerror or exc}): check free disk space "
+                f"and permissions of {self.path.parent}; what was sent before is recorded"
+            ) from None
 
     def __enter__(self) -> RejectLog:
         return self
@@ -289,6 +341,13 @@ class RejectLog:
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
             self._file.close()
+
+
+def _gate(request: RunRequest, limit: int) -> threading.BoundedSemaphore:
+    """The governor of the run's credential: connections sharing an API key share its concurrency."""
+    secrets = split_secrets(request.config, request.destination.spec().connection_schema)[1]
+    fingerprint = json.dumps(secrets or request.config, sort_keys=True, default=str).encode()
+    return governor(f"{request.connection.type}:{hashlib.sha256(fingerprint).hexdigest()}", limit)
 
 
 def _batches(

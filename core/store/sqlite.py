@@ -36,6 +36,18 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+# Runs this process started and has not finished: a run left 'running' with this process's pid but
+# not in this set ended without its final record being written (e.g. a full disk), so it is stale.
+_RUNNING_HERE: set[int] = set()
+
+
+def run_is_stale(run_id: int, pid: int, run_host: str, host: str) -> bool:
+    """Whether a 'running' run lost its process (same host only: another host cannot be checked)."""
+    if run_host != host:
+        return False
+    return not pid_alive(pid) or (pid == os.getpid() and run_id not in _RUNNING_HERE)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with ``pid`` exists on this host."""
     try:
@@ -453,6 +465,10 @@ class SQLiteStore:
         self.db.execute("DELETE FROM exports WHERE id = ?", (export_id,))
 
     # -- sync state -----------------------------------------------------------------------------
+    def reset_sync_state(self, export_id: int) -> None:
+        """Forget what the export delivered: its next run sends everything."""
+        self.db.execute("DELETE FROM sync_state WHERE export_id = ?", (export_id,))
+
     def save_sync_state(self, export_id: int, rows: list[StateRow]) -> None:
         """Record what the destination acknowledged: (key, email, record hash, markers JSON, seq, mapping)."""
         self.db.executemany(
@@ -498,14 +514,21 @@ class SQLiteStore:
             )
             run_id = cursor.lastrowid
         assert run_id is not None
+        if status is RunStatus.RUNNING:
+            _RUNNING_HERE.add(run_id)
         return self.get_run(run_id)
+
+    @staticmethod
+    def run_ended(run_id: int) -> None:
+        """This process is done with the run, whether or not its final record could be written."""
+        _RUNNING_HERE.discard(run_id)
 
     def _release_stale_locks(self, export: Export, host: str) -> None:
         rows = self.db.execute(
             "SELECT id, pid, host, started_at FROM runs WHERE export_id = ? AND status = 'running'", (export.id,)
         ).fetchall()
         for run_id, pid, run_host, started in rows:
-            if run_host == host and not pid_alive(pid):
+            if run_is_stale(run_id, pid, run_host, host):
                 self._interrupt(run_id)
             else:
                 raise AlreadyRunning(
@@ -516,7 +539,8 @@ class SQLiteStore:
     def _interrupt(self, run_id: int) -> None:
         self.db.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = ?, "
-            "error = 'the process running it stopped (killed or crashed); the next run resumes it' WHERE id = ?",
+            "error = 'the run stopped without recording its end (its process was killed or crashed, or could "
+            "not write to the workspace); the next run resumes it' WHERE id = ?",
             (now(), run_id),
         )
 
@@ -528,7 +552,7 @@ class SQLiteStore:
             for run_id, pid, run_host in self.db.execute(
                 "SELECT id, pid, host FROM runs WHERE status = 'running'"
             ).fetchall()
-            if run_host == host and not pid_alive(pid)
+            if run_is_stale(run_id, pid, run_host, host)
         ]
         if stale:
             with self.transaction():

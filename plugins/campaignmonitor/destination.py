@@ -61,6 +61,10 @@ class CampaignMonitorDestination(Destination):
         source = consent_source(options)
         return {CONSENT: source} if source else {}
 
+    def target(self, options: Mapping[str, Any]) -> str:
+        """The list and its membership field: another of either means nothing was delivered there."""
+        return f"{options.get('list_id')}|{options.get('segment_field', 'Segments')}"
+
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         return CampaignMonitorOAuth() if config.get("auth_method") == "oauth2" else None
 

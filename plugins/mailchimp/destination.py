@@ -57,6 +57,10 @@ class MailchimpDestination(Destination):
     def base_url(self, config: Mapping[str, Any]) -> str | None:
         return base_url(config)
 
+    def target(self, options: Mapping[str, Any]) -> str:
+        """The audience and the tag names: another of either means nothing was delivered there."""
+        return f"{options.get('audience_id')}|{options.get('tag_prefix', '')}"
+
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         return MailchimpOAuth() if config.get("auth_method") == "oauth2" else None
 

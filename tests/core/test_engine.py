@@ -631,11 +631,7 @@ def test_profile_cap_stops_the_run_before_sending(ws: Workspace, platform: Memor
     assert caught.value.exit_status is ExitStatus.CAP_EXCEEDED
     assert f"selects 10 profiles, more than the cap of {cap}" in str(caught.value)
     assert platform.calls == []
-    [run] = ws.list_runs(EXPORT)
-    assert run.status is RunStatus.FAILED
-    assert run.error == str(caught.value)
-    assert run.counts == counts()
-    assert caught.value.run.id == run.id  # type: ignore[attr-defined]  # the error carries the run record
+    assert ws.list_runs(EXPORT) == []  # refused before it started: the workspace is unchanged
 
 
 def test_profile_cap_equal_to_the_selection_runs(ws: Workspace, platform: MemoryPlatform, tmp_path: Path) -> None:
@@ -805,14 +801,14 @@ def test_lifecycle_hooks_see_the_run(ws: Workspace, platform: MemoryPlatform, tm
 
 def test_after_run_hook_sees_a_failed_run(ws: Workspace, platform: MemoryPlatform, tmp_path: Path) -> None:
     setup_export(ws, tmp_path, people(10))
-    ws.set_profile_cap(CONNECTION, 5)
+    platform.audiences = {"other"}
     recorder = Recorder()
     ws.pm.register(recorder)
 
-    with pytest.raises(CapExceeded):
+    with pytest.raises(UnknownAudienceError):
         ws.run_export(EXPORT)
 
-    assert [e for e, _ in recorder.events] == ["after_run"]
+    assert [e for e, _ in recorder.events] == ["before_run", "after_run"]
     assert recorder.of("after_run")[0][0] is RunStatus.FAILED
 
 
