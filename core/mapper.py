@@ -10,11 +10,13 @@ from typing import Any, Mapping
 
 # Pragmatic syntax check (RFC 5321 sizes, one @, a dotted domain, no spaces or control characters).
 # The platform remains the judge of deliverability; this only stops what can never be sent.
+_NON_ASCII = "\u0080-\ud7ff\ue000-\uffff"  # letters beyond ASCII, never a (lone) surrogate: those cannot be sent
+_ATOM = rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~{_NON_ASCII}-]+"
+_LABEL = f"A-Za-z0-9{_NON_ASCII}"
 _EMAIL = re.compile(
-    r"^(?=.{3,254}$)(?=[^@]{1,64}@)"
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+)*"
-    r"@(?:[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\u0080-\uffff-]{0,61}[A-Za-z0-9\u0080-\uffff])?\.)+"
-    r"[A-Za-z\u0080-\uffff][A-Za-z0-9\u0080-\uffff-]{0,62}$"
+    rf"^(?=.{{3,254}}$)(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*"
+    rf"@(?:[{_LABEL}](?:[{_LABEL}-]{{0,61}}[{_LABEL}])?\.)+"
+    rf"[A-Za-z{_NON_ASCII}][{_LABEL}-]{{0,62}}$"
 )
 
 
@@ -66,7 +68,9 @@ class Mapper:
             return problem
         fields = {dest: _value(attrs, src, parts) for dest, src, parts in self._sources}
         payload = _ENCODER.encode([email, fields])
-        return Mapped(email, fields, hashlib.blake2b(payload.encode(), digest_size=16).digest())
+        # surrogatepass: a lone surrogate in a value (a JSON escape) must not crash the hash
+        digest = hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return Mapped(email, fields, digest)
 
 
 # One encoder for every record hash (json.dumps with options builds a new encoder per call).

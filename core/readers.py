@@ -22,10 +22,13 @@ from typing import Any, TextIO
 
 from .errors import InputError
 
-__all__ = ["MAX_FIELD_CHARS", "ProfileRow", "detect_format", "read_profiles", "read_segment_keys"]
+__all__ = ["MAX_FIELD_CHARS", "MAX_NESTING", "ProfileRow", "detect_format", "read_profiles", "read_segment_keys"]
 
 #: Largest CSV field accepted, in characters.
 MAX_FIELD_CHARS = 1024 * 1024
+#: Deepest JSONL object accepted (the object itself is level 1). Deeper values could be read but not
+#: stored or hashed later: ``json`` recursion depends on how deep the caller's stack already is.
+MAX_NESTING = 100
 #: ``csv`` accepts a field of exactly its limit and rejects a longer one, so the limit is 1 MiB
 #: itself (not 1 MiB + 1: that would let a field of 1 MiB + 1 characters through). The limit is
 #: process-wide; it is set (never restored) each time a CSV is opened, because restoring it is
@@ -33,7 +36,9 @@ MAX_FIELD_CHARS = 1024 * 1024
 _CSV_FIELD_LIMIT = MAX_FIELD_CHARS
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 _FIX_FORMAT = "pass --format csv|jsonl"
+_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}  # shown as \n, \x0b, ...
 _ESCAPED = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of undecodable bytes
+_SURROGATE = re.compile("[\ud800-\udfff]")  # after json.loads: only from an unpaired \uD800-\uDFFF escape
 _JSON_KINDS = {
     list: "a JSON array",
     str: "a JSON string",
@@ -54,8 +59,8 @@ class ProfileRow:
 
 
 def _fail(message: str) -> InputError:
-    """An InputError whose message is guaranteed to be one line."""
-    return InputError(message.replace("\r", "\\r").replace("\n", "\\n"))
+    """An InputError whose message is guaranteed to be one line (every break ``str.splitlines`` knows, escaped)."""
+    return InputError(message.translate(_BREAKS))
 
 
 def _name(path: str | os.PathLike[str]) -> str:
@@ -115,7 +120,7 @@ def _opened(path: str | os.PathLike[str], newline: str | None) -> TextIO:
 
 
 def _unreadable(path: str | os.PathLike[str], exc: OSError) -> InputError:
-    return _fail(f"cannot read {_name(path)}: {exc.strerror or exc}")
+    return _fail(f"cannot read {_name(path)}: {exc.strerror or exc} (check the path and the file's permissions)")
 
 
 def _not_utf8(path: str | os.PathLike[str], newline: str | None, fallback: int) -> InputError:
@@ -230,7 +235,9 @@ def _read_jsonl(path: str | os.PathLike[str], key: str) -> Iterator[ProfileRow]:
                     obj = loads(text)
                 except json.JSONDecodeError as exc:
                     problem = f"{exc.msg} at column {exc.colno}"
-                    raise _fail(f"{name}: line {number} is not valid JSON ({problem})") from None
+                    raise _fail(
+                        f"{name}: line {number} is not valid JSON ({problem}); write one complete JSON object per line"
+                    ) from None
                 except RecursionError:
                     raise _fail(f"{name}: line {number} is nested too deeply (flatten the object)") from None
                 except ValueError:  # an integer beyond Python's digit limit
@@ -240,6 +247,14 @@ def _read_jsonl(path: str | os.PathLike[str], key: str) -> Iterator[ProfileRow]:
                 if type(obj) is not dict:
                     kind = _JSON_KINDS.get(type(obj), "not a JSON object")
                     raise _fail(f"{name}: line {number} is {kind}, expected an object (write one JSON object per line)")
+                # Both scans are cheap substring tests first; the walk runs only on suspicious lines.
+                if text.count("[") + text.count("{") > MAX_NESTING and _depth(obj) > MAX_NESTING:
+                    raise _fail(f"{name}: line {number} is nested too deeply (flatten the object)")
+                if "\\u" in text and _has_surrogate(obj):
+                    raise _fail(
+                        f"{name}: line {number} has a \\u escape for half a character (an unpaired surrogate such as"
+                        " \\ud800; escape the whole character as a pair, or write it as UTF-8)"
+                    )
                 found = True
                 yield ProfileRow(number, _json_key(name, number, obj, key), obj)
     except UnicodeDecodeError:
@@ -248,6 +263,35 @@ def _read_jsonl(path: str | os.PathLike[str], key: str) -> Iterator[ProfileRow]:
         raise _unreadable(path, exc) from None
     if not found:
         raise _fail(f"{name} is empty: it needs one JSON object per line with a {key!r} field")
+
+
+def _containers(obj: Any) -> Iterator[tuple[Any, int]]:
+    """Every value of a decoded JSON document with its level (the document is 1), without recursion."""
+    stack = [(obj, 1)]
+    while stack:
+        item, level = stack.pop()
+        yield item, level
+        if type(item) is dict:
+            stack.extend((key, level + 1) for key in item)
+            stack.extend((value, level + 1) for value in item.values())
+        elif type(item) is list:
+            stack.extend((value, level + 1) for value in item)
+
+
+def _depth(obj: Any) -> int:
+    """How many arrays/objects deep a decoded JSON document goes, stopping once past the limit."""
+    deepest = 0
+    for item, level in _containers(obj):
+        if type(item) in (dict, list):
+            deepest = max(deepest, level)
+            if deepest > MAX_NESTING:
+                break
+    return deepest
+
+
+def _has_surrogate(obj: Any) -> bool:
+    """Whether a decoded JSON document holds a lone surrogate (it can be neither stored nor sent as UTF-8)."""
+    return any(type(item) is str and _SURROGATE.search(item) for item, _ in _containers(obj))
 
 
 def _json_key(name: str, line: int, obj: dict[str, Any], key: str) -> str:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import requests
 
 from segport import AuthError, DestinationError, FatalDestinationError, RetryableDestinationError
-from segport.http import json_body, json_object
+from segport.http import json_body, json_object, retry_after
 
 DEFAULT_BASE = "https://api.createsend.com/api/v3.3"
 AUTH_CODES = {50, 100, 102, 120, 122}  # 401s the operator must fix [CM-GS B1]
@@ -29,13 +29,29 @@ class Refreshing(Protocol):
     def refresh(self, session: requests.Session, stale: str | None) -> None: ...
 
 
+def one_line(value: Any) -> str:
+    """A value from an answer as one line of text: segport's messages are one line."""
+    return " ".join(str(value).split())
+
+
+def error_code(body: Mapping[str, Any]) -> int:
+    """CM's numeric ``Code`` (an integer, or text holding one); 0 when missing or anything else."""
+    code = body.get("Code")
+    if type(code) is int or isinstance(code, str):
+        try:
+            return int(code)
+        except ValueError:
+            return 0
+    return 0
+
+
 class CMError(DestinationError):
     """A 4xx answer the caller interprets: ``status``, CM's ``code``, ``message``, ``result``."""
 
     def __init__(self, status: int, body: Mapping[str, Any]) -> None:
         self.status = status
-        self.code = int(body.get("Code") or 0)
-        self.cm_message = str(body.get("Message") or "")
+        self.code = error_code(body)
+        self.cm_message = one_line(body.get("Message") or "")
         self.result = body.get("ResultData")
         super().__init__(f"Campaign Monitor answered {status} (code {self.code}: {self.cm_message})")
 
@@ -70,21 +86,23 @@ class CampaignMonitorAPI:
 
 
 def _code(response: requests.Response) -> int:
-    return int(json_object(response).get("Code") or 0)
+    return error_code(json_object(response))
 
 
 def error_for(response: requests.Response) -> DestinationError | AuthError:
     """Map a failed response to segport's errors [B3]."""
     status = response.status_code
     body = json_object(response)
-    code, message = int(body.get("Code") or 0), str(body.get("Message") or "")
+    code, message = error_code(body), one_line(body.get("Message") or "")
     if status == 401 or code in AUTH_CODES:
         return AuthError(
             f"Campaign Monitor refused the credentials (code {code}: {message or 'unauthorized'}): check the API key, "
             "or re-run 'segport connections auth NAME' for OAuth; then 'segport connections test NAME'"
         )
     if status == 429 or status >= 500:
-        return RetryableDestinationError(f"Campaign Monitor answered {status} (code {code}: {message})")
+        return RetryableDestinationError(
+            f"Campaign Monitor answered {status} (code {code}: {message})", retry_after=retry_after(response)
+        )
     if 400 <= status < 500:
         return CMError(status, body)
     return FatalDestinationError(f"Campaign Monitor answered {status} (code {code}: {message})")

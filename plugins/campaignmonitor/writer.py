@@ -28,11 +28,12 @@ from segport import (
     Outcome,
     OutcomeStatus,
     Record,
+    RetryableDestinationError,
     RunContext,
     UnknownAudienceError,
 )
 
-from .api import INVALID_LIST, CampaignMonitorAPI, CMError, path_key
+from .api import INVALID_LIST, CampaignMonitorAPI, CMError, one_line, path_key
 
 NAME = "Name"  # the subscriber's single name field [CS-NET B2]
 CONSENT = "ConsentToTrack"  # a record field when the export reads consent from a profile attribute
@@ -43,6 +44,11 @@ IMPORT_LIMIT = 1000  # subscribers per import.json; more is 400 code 209, none i
 # Pre-flight calls in flight at once: no more than the destination's max_concurrency (4), the size of
 # the engine's HTTPAdapter pool on the shared session. No limit is documented for list endpoints [B3].
 PREFLIGHT_WORKERS = 4
+
+
+def _objects(answer: Any) -> list[Mapping[str, Any]]:
+    """The objects of an answer that should be a list of them; anything else holds none."""
+    return [item for item in answer if isinstance(item, Mapping)] if isinstance(answer, list) else []
 
 
 def consent_source(options: Mapping[str, Any]) -> str | None:
@@ -80,10 +86,10 @@ class CampaignMonitorWriter(BatchWriter):
             reads.append(f"/lists/{self.list_id}/segments")
         answers = self._concurrently([("GET", path, None) for path in reads])
         self._check_list(answers[0])
-        fields = {str(f["FieldName"]).lower(): f for f in answers[1].result() or []}
+        fields = {str(f["FieldName"]).lower(): f for f in _objects(answers[1].result()) if f.get("FieldName")}
         self._check_mapped(fields)
         field = self._membership_field(fields)
-        titles = {str(s.get("Title")) for s in answers[2].result() or []} if rule_segments else set()
+        titles = {str(s.get("Title")) for s in _objects(answers[2].result())} if rule_segments else set()
         self._ensure_membership_field(field)  # the rules below refer to its key [B4]
         if rule_segments:
             self._ensure_rule_segments(titles)
@@ -108,13 +114,14 @@ class CampaignMonitorWriter(BatchWriter):
         try:
             clients = self.api.call("GET", "/clients") or []
             found = [
-                f"{item['ListID']} ({item['Name']})"
-                for client in clients
-                for item in self.api.call("GET", f"/clients/{client['ClientID']}/lists") or []
+                f"{item.get('ListID')} ({item.get('Name')})"
+                for client in _objects(clients)
+                if client.get("ClientID")
+                for item in _objects(self.api.call("GET", f"/clients/{client['ClientID']}/lists"))
             ]
-        except (CMError, KeyError, TypeError):
+        except CMError:
             return ""
-        return f"; lists: {', '.join(found)}" if found else ""
+        return one_line(f"; lists: {', '.join(found)}") if found else ""
 
     def _check_mapped(self, fields: Mapping[str, Mapping[str, Any]]) -> None:
         custom = [name for name in self.context.mapped_fields if name not in (NAME, CONSENT)]
@@ -126,19 +133,20 @@ class CampaignMonitorWriter(BatchWriter):
             )
         for name in custom:
             field = fields[name.lower()]
-            if field.get("DataType") not in SCALAR_TYPES:
+            data_type = field.get("DataType")
+            if not isinstance(data_type, str) or data_type not in SCALAR_TYPES:
                 raise ConfigError(
-                    f"custom field {field['FieldName']} is {field.get('DataType')}, which takes several "
-                    "values: map a Text, Number, Date or single-option field instead"
+                    f"custom field {one_line(field['FieldName'])} is {one_line(field.get('DataType'))}, which takes "
+                    "several values: map a Text, Number, Date or single-option field instead"
                 )
-            self.field_keys[name] = str(field["Key"]).strip("[]")
+            self.field_keys[name] = self._key(field)
 
     def _membership_field(self, fields: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
         """The existing membership field (None when missing); refuses one of another type."""
         field = fields.get(self.segment_field.lower())
         if field is not None and field.get("DataType") != "MultiSelectMany":
             raise ConfigError(
-                f"custom field {self.segment_field} is {field.get('DataType')}, not MultiSelectMany: "
+                f"custom field {self.segment_field} is {one_line(field.get('DataType'))}, not MultiSelectMany: "
                 "choose another --option segment_field or change the field's type"
             )
         return field
@@ -157,10 +165,16 @@ class CampaignMonitorWriter(BatchWriter):
                     "VisibleInPreferenceCenter": False,
                 },
             )
-            self.membership_key = str(key).strip("[]")
+            if not isinstance(key, str) or not key.strip("[]"):
+                raise RetryableDestinationError(
+                    f"Campaign Monitor created the custom field {self.segment_field} but answered no key: "
+                    "run the export again (it will find the field)"
+                )
+            self.membership_key = key.strip("[]")
             return
-        self.membership_key = str(field["Key"]).strip("[]")
-        present = set(field.get("FieldOptions") or [])
+        self.membership_key = self._key(field)
+        options = field.get("FieldOptions")
+        present = {o for o in options if isinstance(o, str)} if isinstance(options, list) else set()
         missing = [s for s in wanted if s not in present]
         if missing:
             self.api.call(
@@ -168,6 +182,16 @@ class CampaignMonitorWriter(BatchWriter):
                 f"/lists/{self.list_id}/customfields/{path_key(str(field['Key']))}/options",
                 json={"Options": missing, "KeepExistingOptions": True},
             )
+
+    def _key(self, field: Mapping[str, Any]) -> str:
+        """A custom field's key without brackets; a field without one cannot be written."""
+        key = field.get("Key")
+        if not isinstance(key, str) or not key.strip("[]"):
+            raise RetryableDestinationError(
+                f"Campaign Monitor listed the custom field {one_line(field.get('FieldName'))!r} without its key: "
+                "run the export again later"
+            )
+        return key.strip("[]")
 
     def _ensure_rule_segments(self, titles: set[str]) -> None:
         """Create a rule segment per exported segment without one, concurrently [B4]."""
@@ -207,7 +231,7 @@ class CampaignMonitorWriter(BatchWriter):
             "RestartSubscriptionBasedAutoresponders": False,
         }
         try:
-            answer = self.api.call("POST", f"/subscribers/{self.list_id}/import", json=body) or {}
+            answer = self.api.call("POST", f"/subscribers/{self.list_id}/import", json=body)
         except CMError as exc:
             if exc.code == PARTIAL_IMPORT and isinstance(exc.result, dict):
                 answer = exc.result
@@ -220,7 +244,8 @@ class CampaignMonitorWriter(BatchWriter):
                 raise BadBatchError(
                     f"Campaign Monitor refused the import (code {exc.code}: {exc.cm_message})"
                 ) from None
-        failed = {str(f.get("EmailAddress", "")).strip().lower(): f for f in answer.get("FailureDetails") or []}
+        failures = _objects(answer.get("FailureDetails")) if isinstance(answer, Mapping) else []
+        failed = {str(f.get("EmailAddress", "")).strip().lower(): f for f in failures}
         outcomes = []
         for record in records:
             failure = failed.get(record.email)

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import requests
 
 from segport import AuthError, ConfigError, DestinationError, FatalDestinationError, RetryableDestinationError
-from segport.http import json_body, json_object
+from segport.http import json_body, json_object, retry_after
 
 _DC = re.compile(r"-([a-z]+[0-9]+)$")
 
@@ -39,19 +39,25 @@ def base_url(config: Mapping[str, Any]) -> str:
     return f"https://{match.group(1)}.api.mailchimp.com/3.0"
 
 
+def one_line(value: Any) -> str:
+    """A value from an answer as one line of text: segport's messages are one line."""
+    return " ".join(str(value).split())
+
+
 class Problem(DestinationError):
     """A 400/404/405 answer the caller interprets (``status``, ``title``, ``detail``, ``errors``)."""
 
     def __init__(self, status: int, body: Mapping[str, Any]) -> None:
         self.status = status
-        self.title = str(body.get("title") or "")
-        self.detail = str(body.get("detail") or "")
-        self.errors = list(body.get("errors") or [])
+        self.title = one_line(body.get("title") or "")
+        self.detail = one_line(body.get("detail") or "")
+        errors = body.get("errors")
+        self.errors = [e for e in errors if isinstance(e, Mapping)] if isinstance(errors, list) else []
         super().__init__(f"Mailchimp answered {status} {self.title}: {self.detail}".strip())
 
     def field_errors(self) -> str:
         """``FIELD: message`` pairs of a validation problem."""
-        return "; ".join(f"{e.get('field')}: {e.get('message')}" for e in self.errors if isinstance(e, Mapping))
+        return "; ".join(f"{one_line(e.get('field'))}: {one_line(e.get('message'))}" for e in self.errors)
 
 
 class MailchimpAPI:
@@ -96,14 +102,14 @@ def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
 
 def error_for(response: requests.Response) -> DestinationError | AuthError:
     """Map a failed response to segport's errors [A7]."""
-    return error_from(response.status_code, json_object(response), _retry_after(response))
+    return error_from(response.status_code, json_object(response), retry_after(response))
 
 
 def error_from(
     status: int, problem: Mapping[str, Any], retry_after: float | None = None
 ) -> DestinationError | AuthError:
     """Map a failed status and its problem document (``{}`` when none) to segport's errors [A7]."""
-    title, detail = problem.get("title", ""), problem.get("detail", "")
+    title, detail = one_line(problem.get("title", "")), one_line(problem.get("detail", ""))
     if status == 401:
         return AuthError(
             f"Mailchimp refused the credentials ({title or 'unauthorized'}): check the API key and its data-center "
@@ -119,10 +125,3 @@ def error_from(
         return Problem(status, problem)
     return FatalDestinationError(f"Mailchimp answered {status} {title}: {detail}".strip())
 
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

@@ -11,14 +11,17 @@ import io
 import json
 import tarfile
 import time
+import zlib
 from typing import Any, Callable, Mapping, Sequence
 
-import requests
-
 from segport import RetryableDestinationError
+from segport.http import TRANSPORT_ERRORS
 
-from .api import MailchimpAPI, Problem
+from .api import MailchimpAPI, Problem, one_line
 
+# A failed poll or cancel: the batch runs on regardless, the next poll may answer.
+_POLL_FAILURES: tuple[type[Exception], ...] = (RetryableDestinationError, *TRANSPORT_ERRORS)
+_CANCEL_FAILURES: tuple[type[Exception], ...] = (Problem, *_POLL_FAILURES)
 Results = dict[str, tuple[int, Any]]  # operation_id -> (status_code, decoded response)
 
 
@@ -54,8 +57,9 @@ class BatchRunner:
         :class:`RetryableDestinationError` when the results cannot be had (then no operation's fate is known).
         """
         calls.count += 1
-        batch = self.api.call("POST", "/batches", json={"operations": list(operations)}) or {}
+        batch = _object(self.api.call("POST", "/batches", json={"operations": list(operations)}))
         batch_id = str(batch.get("id") or "")
+        shown = one_line(batch_id)  # the id as messages show it: they are one line
         if not batch_id:
             raise RetryableDestinationError("Mailchimp accepted the batch but gave it no id")
         give_up, wait = self.clock() + self.deadline, self.first_poll
@@ -63,22 +67,22 @@ class BatchRunner:
             if self.clock() + wait > give_up:
                 self._cancel(batch_id, calls)
                 raise RetryableDestinationError(
-                    f"Mailchimp batch {batch_id} did not finish within {self.deadline:.0f} s (cancelled)"
+                    f"Mailchimp batch {shown} did not finish within {self.deadline:.0f} s (cancelled)"
                 )
             self.sleep(wait)
             wait = min(wait * 2, self.max_poll)
             calls.count += 1
             try:
-                batch = self.api.call("GET", f"/batches/{batch_id}") or {}
-            except (RetryableDestinationError, requests.ConnectionError, requests.Timeout):
+                batch = _object(self.api.call("GET", f"/batches/{batch_id}"))
+            except _POLL_FAILURES:
                 continue  # a throttled or failed poll: the batch runs on regardless
             except Problem as exc:
                 raise RetryableDestinationError(
-                    f"Mailchimp lost batch {batch_id} ({exc.status} {exc.title})".strip()
+                    f"Mailchimp lost batch {shown} ({exc.status} {exc.title})".strip()
                 ) from None
         url = batch.get("response_body_url")
         if not url:
-            raise RetryableDestinationError(f"Mailchimp finished batch {batch_id} without a results URL")
+            raise RetryableDestinationError(f"Mailchimp finished batch {shown} without a results URL")
         calls.count += 1
         return parse_results(self.api.download(str(url)))
 
@@ -87,7 +91,7 @@ class BatchRunner:
         calls.count += 1
         try:
             self.api.call("DELETE", f"/batches/{batch_id}")
-        except (Problem, RetryableDestinationError, requests.ConnectionError, requests.Timeout):
+        except _CANCEL_FAILURES:
             pass
 
 
@@ -103,7 +107,7 @@ def parse_results(archive: bytes) -> Results:
                     continue
                 try:
                     items = json.loads(handle.read())
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue  # not a results file
                 for item in items if isinstance(items, list) else []:
                     if isinstance(item, dict) and item.get("operation_id") is not None:
@@ -111,15 +115,20 @@ def parse_results(archive: bytes) -> Results:
                             _int(item.get("status_code")),
                             _decode(item.get("response")),
                         )
-    except (tarfile.TarError, OSError, EOFError):
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
         raise RetryableDestinationError("Mailchimp's batch results are not a readable .tar.gz") from None
     return found
+
+
+def _object(answer: Any) -> dict[str, Any]:
+    """A batch status answer as an object (``{}`` for anything else, which then lacks an id or URL)."""
+    return answer if isinstance(answer, dict) else {}
 
 
 def _int(value: Any) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a status of 1e999 is infinity
         return 0
 
 
@@ -128,6 +137,6 @@ def _decode(response: Any) -> Any:
     if isinstance(response, (str, bytes)):
         try:
             return json.loads(response) if response else None
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return response

@@ -35,7 +35,7 @@ from segport import (
     UnknownAudienceError,
 )
 
-from .api import MailchimpAPI, Problem, error_from, subscriber_hash
+from .api import MailchimpAPI, Problem, error_from, one_line, subscriber_hash
 from .batches import BatchRunner, Calls
 
 PAGE = 1000  # the largest page Mailchimp serves [A1]
@@ -93,7 +93,13 @@ class MailchimpWriter(BatchWriter):
             ]
             created = [future.result() for future in [pool.submit(create) for create in creates]]
         for segment, tag in zip(missing_tags, created[len(missing_fields) :], strict=True):
-            self.tag_ids[segment] = int(tag["id"])
+            tag_id = _int_id(_mapping(tag).get("id"))
+            if tag_id is None:
+                raise RetryableDestinationError(
+                    f"Mailchimp created the tag {one_line(self.prefix + segment)!r} but answered no numeric id: "
+                    "run the export again (it will find the tag)"
+                )
+            self.tag_ids[segment] = tag_id
 
     def _check_audience(self, found: Future[Any]) -> None:
         try:
@@ -101,27 +107,28 @@ class MailchimpWriter(BatchWriter):
         except Problem as exc:
             if exc.status != 404:
                 raise
-            lists = self.api.call("GET", "/lists", params={"count": PAGE, "fields": "lists.id,lists.name"}) or {}
-            known = ", ".join(f"{a['id']} ({a['name']})" for a in lists.get("lists", [])) or "none"
+            lists = _mapping(self.api.call("GET", "/lists", params={"count": PAGE, "fields": "lists.id,lists.name"}))
+            known = one_line(", ".join(f"{a.get('id')} ({a.get('name')})" for a in _objects(lists.get("lists"))))
             raise UnknownAudienceError(
-                f"Mailchimp audience {self.audience!r} does not exist for these credentials (audiences: {known}); "
-                "fix --option audience_id (the API list id, not the web id in the browser URL)"
+                f"Mailchimp audience {self.audience!r} does not exist for these credentials "
+                f"(audiences: {known or 'none'}); fix --option audience_id (the API list id, not the web id in the "
+                "browser URL)"
             ) from None
 
-    def _pages(self, path: str, key: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _pages(self, path: str, key: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         """Every item of an audience's collection, ``count`` ≤ 1000 per page, ``offset``, ``total_items`` [A1]."""
-        items: list[dict[str, Any]] = []
+        items: list[Mapping[str, Any]] = []
         while True:
             query = {**params, "count": PAGE, "offset": len(items)}
-            page = self.api.call("GET", f"/lists/{self.audience}/{path}", params=query) or {}
-            found = page.get(key) or []
+            page = _mapping(self.api.call("GET", f"/lists/{self.audience}/{path}", params=query))
+            found = _objects(page.get(key))
             items.extend(found)
-            if not found or len(items) >= int(page.get("total_items", 0)):
+            if not found or len(items) >= (_int_id(page.get("total_items")) or 0):
                 return items
 
-    def _check_merge_fields(self, fields: list[dict[str, Any]]) -> list[str]:
+    def _check_merge_fields(self, fields: list[Mapping[str, Any]]) -> list[str]:
         """Check the mapped merge fields [A3]; return the missing tags to create (when allowed)."""
-        existing = {str(f["tag"]).upper(): f for f in fields}
+        existing = {one_line(f["tag"]).upper(): f for f in fields if f.get("tag")}
         mapped = {name.upper(): name for name in self.context.mapped_fields}
         missing = sorted(set(mapped) - set(existing))
         if missing and not self.context.options.get("create_missing_fields"):
@@ -132,7 +139,7 @@ class MailchimpWriter(BatchWriter):
         existing.update({tag: {"tag": tag, "type": "text"} for tag in missing})  # created as text below
         for tag, name in mapped.items():
             kind = existing[tag].get("type", "text")
-            if kind not in SCALAR_TYPES:
+            if not isinstance(kind, str) or kind not in SCALAR_TYPES:
                 raise ConfigError(
                     f"merge field {tag} is of type {kind!r}, which takes no single value: map it to a "
                     "text, number, date or other single-value field instead"
@@ -146,9 +153,13 @@ class MailchimpWriter(BatchWriter):
             )
         return missing
 
-    def _find_tags(self, segments: list[dict[str, Any]]) -> list[str]:
+    def _find_tags(self, segments: list[Mapping[str, Any]]) -> list[str]:
         """Note the ids of the exported segments' tags; return the segments whose tag must be created."""
-        found = {str(s["name"]).lower(): int(s["id"]) for s in segments}  # casing may change [GRP]
+        found: dict[str, int] = {}
+        for item in segments:
+            tag_id = _int_id(item.get("id"))
+            if tag_id is not None:
+                found[str(item.get("name", "")).lower()] = tag_id  # casing may change [GRP]
         missing = []
         for segment in self.context.segments:
             tag_id = found.get((self.prefix + segment).lower())
@@ -215,17 +226,16 @@ class MailchimpWriter(BatchWriter):
             raise BadBatchError(
                 f"Mailchimp refused the batch: {exc.title}: {exc.detail} {exc.field_errors()}".strip()
             ) from None
-        answer = answer or {}
+        answer = _mapping(answer)
         by_email = {r.email: r for r in records}
-        for member in answer.get("new_members", []):
+        for member in _objects(answer.get("new_members")):
             record = by_email.get(str(member.get("email_address", "")).lower())
             if record is not None:
                 outcomes[record.key] = Outcome(record.key, OutcomeStatus.CREATED)
                 # Trust but verify: only tags the member object shows count as applied [A5].
-                names = member.get("tags") if isinstance(member.get("tags"), list) else []
-                tagged[record.key] = {str(t.get("name", "")).lower() for t in names if isinstance(t, dict)}
+                tagged[record.key] = {str(t.get("name", "")).lower() for t in _objects(member.get("tags"))}
         known: list[Record] = []
-        for error in answer.get("errors", []):
+        for error in _objects(answer.get("errors")):
             record = by_email.get(str(error.get("email_address", "")).lower())
             if record is None:
                 continue
@@ -323,14 +333,15 @@ class MailchimpWriter(BatchWriter):
             }
             calls.count += 1
             try:
-                answer = self.api.call("POST", f"/lists/{self.audience}/segments/{tag_id}", json=body) or {}
+                answer = _mapping(self.api.call("POST", f"/lists/{self.audience}/segments/{tag_id}", json=body))
             except Problem as exc:
                 if exc.status == 404:
                     raise self._audience_gone() from None
                 raise BadBatchError(f"Mailchimp refused the tag update: {exc.title}: {exc.detail}") from None
             adding = {r.email: r for r in adds[segment]}
-            for error in answer.get("errors", []):
-                for address in error.get("email_addresses", []):
+            for error in _objects(answer.get("errors")):
+                addresses = error.get("email_addresses")
+                for address in addresses if isinstance(addresses, list) else []:
                     refused = adding.get(str(address).lower())
                     if refused is not None:
                         reason = f"tag {self.prefix + segment!r} not applied: {error.get('error', 'refused')}"
@@ -343,11 +354,14 @@ class MailchimpWriter(BatchWriter):
         """
         calls.count += 1
         name = (self.prefix + segment).lower()
-        page = self.api.call("GET", f"/lists/{self.audience}/tag-search", params={"name": self.prefix + segment}) or {}
-        for tag in page.get("tags", []):
+        search = self.api.call("GET", f"/lists/{self.audience}/tag-search", params={"name": self.prefix + segment})
+        for tag in _objects(_mapping(search).get("tags")):
             if str(tag.get("name", "")).lower() == name:
-                self.tag_ids[segment] = int(tag["id"])
-                return self.tag_ids[segment]
+                tag_id = _int_id(tag.get("id"))
+                if tag_id is None:
+                    raise RetryableDestinationError(f"Mailchimp's tag search gave the tag {name!r} no numeric id")
+                self.tag_ids[segment] = tag_id
+                return tag_id
         return None
 
     def _archive(self, record: Record, calls: Calls) -> Outcome:
@@ -380,6 +394,26 @@ class MailchimpWriter(BatchWriter):
             f"Mailchimp audience {self.audience!r} no longer exists (deleted during the run?): "
             "fix --option audience_id; what was sent before is recorded"
         )
+
+
+def _mapping(answer: Any) -> Mapping[str, Any]:
+    """An answer that should be an object; anything else (a list, text, null) holds nothing."""
+    return answer if isinstance(answer, Mapping) else {}
+
+
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    """The objects in a list of an answer; anything else holds none."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _int_id(value: Any) -> int | None:
+    """A numeric id from an answer (an integer, or text holding one); None for anything else."""
+    if type(value) is int or isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _merge_value(value: Any) -> Any:
