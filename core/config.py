@@ -23,17 +23,20 @@ def check_schema(schema: Mapping[str, Any], owner: str) -> None:
         ) from None
 
 
-def validate(document: Mapping[str, Any], schema: Mapping[str, Any], what: str) -> dict[str, Any]:
+def validate(
+    document: Mapping[str, Any], schema: Mapping[str, Any], what: str, *, hint: str | None = None
+) -> dict[str, Any]:
     """Validate ``document`` against ``schema``; return a copy with schema defaults applied.
 
     Every error is reported at once, one per line, sorted by JSON path. Values of ``writeOnly``
     (secret) properties are never echoed: such errors show the path and the failed keyword only.
+    ``hint`` (e.g. "see 'segport plugins show mailchimp'") ends the message.
     """
     validator = Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: (_path_key(e), e.message))
     if errors:
         hidden = [v for v in split_secrets(document, schema)[1].values() if v not in (None, "")]
-        raise ConfigValidationError(what, [_render(e, hidden) for e in errors], schema=schema)
+        raise ConfigValidationError(what, [_render(e, hidden) for e in errors], schema=schema, hint=hint)
     return apply_defaults(document, schema)
 
 
@@ -45,7 +48,7 @@ def _path_key(error: ValidationError) -> tuple[tuple[int, int | str], ...]:
 def _render(error: ValidationError, hidden: list[Any]) -> str:
     if _is_secret(error):
         return f"{error.json_path}: secret value fails '{error.validator}' (value hidden){_expected(error)}"
-    if hidden and _holds_secret(error.instance, hidden):
+    if hidden and _echoes_secret(error, hidden):
         # e.g. a oneOf error echoes the whole object, secrets included: echo nothing of it
         return f"{error.json_path}: fails '{error.validator}' (value hidden: it holds a secret)"
     message = error.message
@@ -63,6 +66,17 @@ def _expected(error: ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     description = schema.get("description")
     return f"; expected: {description}" if isinstance(description, str) and description else ""
+
+
+# Keywords whose messages name properties, never values: safe to show beside a secret.
+_NAMES_ONLY = frozenset({"required", "additionalProperties", "dependentRequired", "unevaluatedProperties"})
+
+
+def _echoes_secret(error: ValidationError, hidden: list[Any]) -> bool:
+    """Whether ``error``'s message could show a secret value of the document."""
+    if error.validator in _NAMES_ONLY:  # e.g. "'zone' was unexpected": only a property name as a secret shows
+        return any(text in error.message for v in hidden for text in (str(v), repr(v)[1:-1]) if text)
+    return _holds_secret(error.instance, hidden)
 
 
 def _holds_secret(instance: Any, hidden: list[Any]) -> bool:

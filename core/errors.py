@@ -55,13 +55,16 @@ class ConfigError(SegportError, ValueError):
 
 
 class ConfigValidationError(ConfigError):
-    """A document failed its JSON Schema; ``errors`` holds one line per problem, by JSON path."""
+    """A document failed its JSON Schema; ``errors`` holds one line per problem, by JSON path.
 
-    def __init__(self, what: str, errors: Sequence[str], *, schema: object = None) -> None:
+    :param hint: where to read what a valid document looks like, appended in parentheses.
+    """
+
+    def __init__(self, what: str, errors: Sequence[str], *, schema: object = None, hint: str | None = None) -> None:
         self.errors = list(errors)
         self.schema = schema
         lines = "; ".join(self.errors)
-        super().__init__(f"{what} is invalid: {lines}")
+        super().__init__(f"{what} is invalid: {lines}" + (f" ({hint})" if hint else ""))
 
 
 class InputError(SegportError, ValueError):

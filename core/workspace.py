@@ -36,6 +36,7 @@ HOME_ENV = "SEGPORT_HOME"
 USER_ENV = "SEGPORT_USER"
 DEFAULT_HOME = ".segport"
 REFRESH_SETTING = "refresh_schedule"
+KEY_CHECK_SETTING = "secret_key_check"  # a token encrypted at init: proves a key is this workspace's
 _NAME = re.compile(r"^[^\x00-\x1f]{1,100}$")
 
 PRIVACY_NOTICE = (
@@ -96,6 +97,7 @@ class Workspace:
         try:
             store.migrate()
             with store.transaction():
+                store.set_setting(KEY_CHECK_SETTING, vault.encrypt({"workspace": "segport"}).decode("ascii"))
                 store.add_user(admin, Role.ADMIN)
                 store.audit(admin, "workspace.init", str(path))
         except BaseException:
@@ -110,8 +112,14 @@ class Workspace:
         if not (path / DB_FILE).is_file():
             raise WorkspaceError(f"no workspace at {path}: create one with 'segport init --admin NAME' or pass --home")
         store = SQLiteStore(path / DB_FILE)
-        store.migrate()
-        return cls(path, store, Vault.for_workspace(path), user=user or os.environ.get(USER_ENV), **kwargs)
+        try:
+            store.migrate()
+            vault = Vault.for_workspace(path)
+            _check_key(store, vault)
+        except BaseException:
+            store.close()
+            raise
+        return cls(path, store, vault, user=user or os.environ.get(USER_ENV), **kwargs)
 
     def close(self) -> None:
         self.store.close()
@@ -130,14 +138,33 @@ class Workspace:
             raise PermissionDenied(f"no acting user: pass --as NAME or set {USER_ENV} (see 'segport users list')")
         return self.store.get_user(self._user_name)
 
+    def _identify(self) -> User:
+        """The acting user, checked before any lookup: an unknown or removed user learns nothing, not even
+        which exports or connections exist."""
+        return self.user
+
     def require(self, action: str) -> User:
         """Raise :class:`PermissionDenied` unless the acting user may perform ``action``."""
         return self._authorize(action)
 
     def _authorize(self, action: str, resource: object = None, *, shared: bool = False) -> User:
         user = self.user
-        authorize(self.pm, user, action, resource, shared=shared)
+        try:
+            authorize(self.pm, user, action, resource, shared=shared)
+        except PermissionDenied:
+            self._audit_denied(user, action, resource)
+            raise
         return user
+
+    def _audit_denied(self, user: User, action: str, resource: object) -> None:
+        """Record a refused attempt in the audit log: action ``denied``, target the attempted action."""
+        name = getattr(resource, "name", None)
+        detail = {"role": user.role.value, **({"resource": name} if isinstance(name, str) else {})}
+        try:
+            with self.store.transaction():
+                self.store.audit(user.name, "denied", action, detail)
+        except WorkspaceError:
+            pass  # a read-only or busy workspace still refuses; the refusal is what matters
 
     # -- users ----------------------------------------------------------------------------------
     def add_user(self, name: str, role: Role | str) -> User:
@@ -151,6 +178,20 @@ class Workspace:
     def list_users(self) -> list[User]:
         self._authorize("users.list")
         return self.store.list_users()
+
+    def remove_user(self, name: str) -> User:
+        """Remove a user (admins only): from then on they can do nothing. The last admin cannot go.
+
+        What they did stays as it was: exports they own, their runs and their audit entries.
+        """
+        actor = self._authorize("users.remove")
+        user = self.store.get_user(name)
+        if user.role is Role.ADMIN and sum(u.role is Role.ADMIN for u in self.store.list_users()) == 1:
+            raise ConfigError(f"user {user.name!r} is the last admin: add another admin first ('segport users add')")
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM users WHERE name = ?", (user.name,))
+            self.store.audit(actor.name, "users.remove", user.name, {"role": user.role.value})
+        return user
 
     # -- connections ----------------------------------------------------------------------------
     def add_connection(
@@ -177,7 +218,7 @@ class Workspace:
             raise ConfigError("--profile-cap must be a positive number of profiles")
         destination = self.registry.get(type)
         schema = destination.spec().connection_schema
-        full = validate(config, schema, f"connection {name!r} config")
+        full = validate(config, schema, f"connection {name!r} config", hint=_spec_hint(type))
         if check and destination.oauth(full) is None:  # OAuth is checked once 'connections auth' ran
             self._check_credentials(destination, full)
         plain, secrets = split_secrets(full, schema)
@@ -255,6 +296,7 @@ class Workspace:
             {**config, **oauth.authorize(flow, config, open_url, timeout=timeout)},
             schema,
             f"connection {name!r} config",
+            hint=_spec_hint(connection.type),
         )
         self._check_credentials(destination, full)
         plain, secrets = split_secrets(full, schema)
@@ -369,6 +411,7 @@ class Workspace:
 
     # -- exports --------------------------------------------------------------------------------
     def _usable_connection(self, action: str, name: str, resource: object = None) -> Connection:
+        self._identify()
         try:
             connection = self.store.get_connection(name)
         except NotFound:
@@ -441,9 +484,13 @@ class Workspace:
             export.updated_at,
         )
         changed = self._validated(changed, conn)
+        destination = self.registry.get(conn.type)
+        retarget = destination.target(export.options) != destination.target(changed.options)
         with self.store.transaction():
             saved = self.store.update_export(changed)
-            self.store.audit(self.user.name, "exports.edit", name)
+            if retarget:  # a new audience/list: nothing was delivered there yet
+                self.store.reset_sync_state(export.id)
+            self.store.audit(self.user.name, "exports.edit", name, {"sync_state_reset": retarget})
         return saved
 
     def _validated(self, export: Export, connection: Connection) -> Export:
@@ -464,7 +511,9 @@ class Workspace:
                 "the email field is required: pass --email FIELD (the profile attribute holding the email)"
             )
         _check_mapping(export.mapping, spec.fields)
-        validate(export.options, spec.export_schema, f"export {export.name!r} options")
+        validate(
+            export.options, spec.export_schema, f"export {export.name!r} options", hint=_spec_hint(connection.type)
+        )
         schedule = validate_cron(export.schedule) if export.schedule else None
         return Export(
             export.id,
@@ -483,6 +532,7 @@ class Workspace:
         )
 
     def _export_for(self, action: str, name: str) -> tuple[Export, Connection]:
+        self._identify()
         export = self.store.get_export(name)
         if export.connection_id is None:
             self._authorize(action, export)
@@ -511,6 +561,7 @@ class Workspace:
         return saved
 
     def remove_export(self, name: str) -> None:
+        self._identify()
         export = self.store.get_export(name)
         if export.connection_id is None:
             self._authorize("exports.remove", export)
@@ -534,6 +585,7 @@ class Workspace:
             self._full_config(connection),
             destination.spec().connection_schema,
             f"connection {connection.name!r} config",
+            hint=_spec_hint(connection.type),
         )
         request = RunRequest(
             export,
@@ -568,6 +620,7 @@ class Workspace:
 
     def schedules(self) -> dict[str, str]:
         """Every cron job: ``refresh`` (the system schedule) and ``export:NAME`` per export schedule."""
+        self._authorize("schedule.show")
         jobs = {}
         refresh = self.store.get_setting(REFRESH_SETTING)
         if refresh:
@@ -613,6 +666,35 @@ class Workspace:
     def audit_entries(self, limit: int = 100) -> list[AuditEntry]:
         self._authorize("audit.list")
         return self.store.audit_entries(limit)
+
+
+def _check_key(store: SQLiteStore, vault: Vault) -> None:
+    """Refuse a secret key that is not the workspace's, before anything is read or stored with it.
+
+    A wrong ``SEGPORT_SECRET_KEY`` would otherwise encrypt new credentials that the real key cannot
+    read. Workspaces made before the check token existed are checked against a stored secret.
+    """
+    token = store.get_setting(KEY_CHECK_SETTING)
+    if token is not None:
+        sample: bytes | None = token.encode("ascii")
+    else:
+        sample = next(
+            (store.connection_secrets(c.id) for c in store.list_connections() if c.has_secrets), None
+        )
+    if not sample:
+        return
+    try:
+        vault.decrypt(sample)
+    except WorkspaceError:
+        raise WorkspaceError(
+            "the secret key is not this workspace's: its stored secrets cannot be decrypted with it; use the key "
+            "the workspace was created with (its secret.key file, or SEGPORT_SECRET_KEY)"
+        ) from None
+
+
+def _spec_hint(destination: str) -> str:
+    """Where a config or options error points the operator: the destination's schemas."""
+    return f"see 'segport plugins show {destination}'"
 
 
 def _role(value: Role | str) -> Role:

@@ -39,6 +39,15 @@ def users_add(state: State, name: str, role: str, as_json: bool) -> None:
     emit_json(user.to_dict()) if as_json else click.echo(f"added user {user.name!r} ({user.role.value})")
 
 
+@users.command("remove")
+@click.argument("name")
+@pass_state
+def users_remove(state: State, name: str) -> None:
+    """Remove a user; they can do nothing afterwards (admins only)."""
+    user = state.workspace().remove_user(name)
+    click.echo(f"removed user {user.name!r} ({user.role.value})")
+
+
 @users.command("list")
 @json_option
 @pass_state

@@ -5,17 +5,30 @@ Users: ada (admin), carl (contributor), vera (viewer) — see the ``ws`` fixture
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
+import click
 import pytest
 
-from segport import ConfigError, ExitStatus, NotFound, PermissionDenied, RunError, Workspace, hookimpl
+from segport import (
+    ConfigError,
+    ExitStatus,
+    NotFound,
+    PermissionDenied,
+    RunError,
+    SegportError,
+    Workspace,
+    WorkspaceError,
+    hookimpl,
+)
+from segport.cli import cli
 from segport.testing import dump_database
 
 KEY = "SECRET-KEY-9f8e7d6c"
@@ -54,10 +67,22 @@ def world(ws: Workspace, make_profiles: Any, tmp_path: Path) -> SimpleNamespace:
 # -- the matrix -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verb:
+    """One thing a user can ask for: through the API and (unless ``cli`` is None) the CLI.
+
+    :param action: the permission checked, when it is not the verb's name (``[...]`` removed).
+    :param allowed_error: what an allowed user still gets (the memory destination has no OAuth).
+    """
+
     name: str
     api: Callable[[Workspace, SimpleNamespace], Any]
-    cli: Callable[[SimpleNamespace], list[str]]
+    cli: Callable[[SimpleNamespace], list[str]] | None
     roles: frozenset[str]
+    action: str | None = None
+    allowed_error: type[SegportError] | None = None
+
+    @property
+    def permission(self) -> str:
+        return self.action or re.sub(r"\[.*\]", "", self.name)
 
 
 def _export_verbs(conn: str, roles: frozenset[str]) -> list[Verb]:
@@ -85,16 +110,22 @@ VERBS = [
     Verb("users.add", lambda w, _: w.add_user("newbie", "viewer"),
          lambda _: ["users", "add", "newbie", "--role", "viewer"], ADMIN),
     Verb("users.list", lambda w, _: w.list_users(), lambda _: ["users", "list"], EVERYONE),
+    Verb("users.remove", lambda w, _: w.remove_user("vera"), lambda _: ["users", "remove", "vera"], ADMIN),
     Verb("connections.add", lambda w, _: w.add_connection("third", "memory", {"api_key": KEY}, agree_privacy=True),
          lambda _: ["connections", "add", "third", "--type", "memory", "--config", json.dumps({"api_key": KEY}),
                     "--agree-privacy"], ADMIN),
     Verb("connections.list", lambda w, _: w.list_connections(), lambda _: ["connections", "list"], EVERYONE),
     Verb("connections.show", lambda w, _: w.get_connection("shared"),
          lambda _: ["connections", "show", "shared"], ADMIN),
+    Verb("connections.secrets", lambda w, _: w.stored_secret_names("shared"), None, ADMIN,
+         action="connections.show"),
     Verb("connections.test", lambda w, _: w.test_connection("shared"),
          lambda _: ["connections", "test", "shared"], ADMIN),
+    Verb("connections.auth", lambda w, _: w.authorize_connection("shared", lambda url: None, timeout=1),
+         lambda _: ["connections", "auth", "shared", "--no-browser", "--timeout", "1"], ADMIN,
+         allowed_error=ConfigError),
     Verb("connections.set-cap", lambda w, _: w.set_profile_cap("shared", 10),
-         lambda _: ["connections", "set-cap", "shared", "10"], ADMIN),
+         lambda _: ["connections", "set-cap", "shared", "10"], ADMIN, action="connections.edit"),
     Verb("connections.remove", lambda w, _: w.remove_connection("shared"),
          lambda _: ["connections", "remove", "shared"], ADMIN),
     Verb("profiles.load", lambda w, x: w.load_profiles(x.profiles), lambda x: ["profiles", "load", str(x.profiles)],
@@ -113,51 +144,168 @@ VERBS = [
     Verb("runs.show", lambda w, x: w.get_run(x.run_id), lambda x: ["runs", "show", str(x.run_id)], EVERYONE),
     Verb("schedule.set", lambda w, _: w.set_schedule("0 3 * * *"), lambda _: ["schedule", "set", "0 3 * * *"], ADMIN),
     Verb("schedule.show", lambda w, _: w.get_schedule(), lambda _: ["schedule", "show"], EVERYONE),
+    Verb("schedule.jobs", lambda w, _: w.schedules(), None, EVERYONE, action="schedule.show"),
     Verb("refresh", lambda w, _: w.refresh(), lambda _: ["refresh"], ADMIN),
+    Verb("scheduler", lambda w, _: w.require("refresh"), lambda _: ["scheduler"], ADMIN, action="refresh"),
+    Verb("fire", lambda w, _: w.fire("refresh"), None, ADMIN, action="refresh"),
     Verb("audit.list", lambda w, _: w.audit_entries(), lambda _: ["audit", "list"], ADMIN),
 ]
 CASES = [pytest.param(v, u, id=f"{u}-{v.name}") for v in VERBS for u in ROLES]
+
+
+def assert_denial_audited(home: Path, before: str, user: str, action: str) -> None:
+    """A refusal changes nothing but one audit entry: ``user`` was ``denied`` ``action``."""
+    old = set(before.splitlines())
+    added = [line for line in dump_database(home).splitlines() if line not in old]
+    assert len(added) == 1 and added[0].startswith('INSERT INTO "audit"'), added
+    db = sqlite3.connect(home / "segport.db")
+    try:
+        row = db.execute("SELECT user, action, target, detail FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    finally:
+        db.close()
+    assert row[:3] == (user, "denied", action)
+    assert json.loads(row[3])["role"] == ROLES[user]
 
 
 @pytest.mark.parametrize(("verb", "user"), CASES)
 def test_api_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, act_as: Any, home: Path) -> None:
     actor = act_as(user)
     if user in verb.roles:
-        verb.api(actor, world)  # must not raise
+        if verb.allowed_error is None:
+            verb.api(actor, world)  # must not raise
+        else:
+            with pytest.raises(verb.allowed_error):
+                verb.api(actor, world)
         return
     before = dump_database(home)
     with pytest.raises(PermissionDenied) as info:
         verb.api(actor, world)
     assert f"'{user}'" in str(info.value) and ROLES[user] in str(info.value)
     assert info.value.exit_status is ExitStatus.PERMISSION_DENIED
-    assert dump_database(home) == before
+    assert_denial_audited(home, before, user, verb.permission)
 
 
-@pytest.mark.parametrize(("verb", "user"), CASES)
-def test_cli_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, run_cli: Any, home: Path) -> None:
+class _InstantScheduler:
+    """Stands in for the scheduler loop, which would run until a signal."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def run(self, tick: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("verb", "user"), [c for c in CASES if c.values[0].cli is not None])
+def test_cli_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, run_cli: Any, home: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    assert verb.cli is not None
+    monkeypatch.setattr("segport.cli._schedule.Scheduler", _InstantScheduler)
+    monkeypatch.setattr("signal.signal", lambda *args: None)  # keep pytest's own SIGINT handler
     before = dump_database(home)
     result = run_cli("--as", user, *verb.cli(world))
     assert "Traceback" not in result.output
     if user in verb.roles:
-        assert result.exit_code == 0, result.output
+        expected = verb.allowed_error.exit_status if verb.allowed_error else ExitStatus.OK
+        assert result.exit_code == expected, result.output
         return
     assert result.exit_code == ExitStatus.PERMISSION_DENIED, result.output
     line = assert_one_error_line(result.stderr)
     assert f"'{user}'" in line and f"({ROLES[user]})" in line
     assert result.stdout == ""
-    assert dump_database(home) == before
+    assert_denial_audited(home, before, user, verb.permission)
 
 
 def test_matrix_covers_every_workspace_action() -> None:
     """Each verb of the brief appears once per connection kind (guards against a shrinking matrix)."""
     names = {re.sub(r"\[.*\]", "", v.name) for v in VERBS}
     assert names == {
-        "users.add", "users.list", "connections.add", "connections.list", "connections.show", "connections.test",
-        "connections.set-cap", "connections.remove", "profiles.load", "profiles.show", "segments.load",
-        "segments.define", "segments.list", "segments.remove", "exports.add", "exports.edit", "exports.list",
-        "exports.show", "exports.enable", "exports.disable", "exports.remove", "exports.run", "runs.list",
-        "runs.show", "schedule.set", "schedule.show", "refresh", "audit.list",
+        "users.add", "users.list", "users.remove", "connections.add", "connections.list", "connections.show",
+        "connections.secrets", "connections.test", "connections.auth", "connections.set-cap", "connections.remove",
+        "profiles.load", "profiles.show", "segments.load", "segments.define", "segments.list", "segments.remove",
+        "exports.add", "exports.edit", "exports.list", "exports.show", "exports.enable", "exports.disable",
+        "exports.remove", "exports.run", "runs.list", "runs.show", "schedule.set", "schedule.show", "schedule.jobs",
+        "refresh", "scheduler", "fire", "audit.list",
     }
+
+
+# Commands that act for nobody: they open no workspace, or create it.
+NO_ACTING_USER = {
+    "init": "creates the workspace and its first admin",
+    "demo": "runs in throwaway workspaces of its own",
+    "sandbox": "serves a fake platform; opens no workspace",
+    "plugins list": "lists installed code; opens no workspace",
+    "plugins show": "shows a plugin's schemas; opens no workspace",
+    "connections notice": "prints the data-privacy notice",
+}
+# Public Workspace members that are not a user's request.
+NOT_A_REQUEST = {
+    "open": "opens a workspace as someone (checked on every request)",
+    "create": "makes a workspace and its first admin",
+    "close": "closes the database",
+    "user": "the acting user itself (unknown: NotFound, see below)",
+}
+STUB_WORLD = SimpleNamespace(profiles=Path("p.csv"), keys=Path("k.txt"), run_id=1)
+
+
+def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> set[str]:
+    """Every leaf command of the CLI, as 'group command'."""
+    paths: set[str] = set()
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            paths |= command_paths(command, (*prefix, name))
+        else:
+            paths.add(" ".join((*prefix, name)))
+    return paths
+
+
+def command_of(args: list[str]) -> str:
+    command: click.Command = cli
+    path: list[str] = []
+    for arg in args:
+        if not isinstance(command, click.Group):
+            break
+        command = command.commands[arg]
+        path.append(arg)
+    return " ".join(path)
+
+
+class _Called(Exception):
+    pass
+
+
+class _Spy:
+    """Records which Workspace member a verb's API call reaches, without running it."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.names.append(name)
+        raise _Called(name)
+
+
+def method_of(verb: Verb) -> str:
+    spy = _Spy()
+    with pytest.raises(_Called):
+        verb.api(cast(Workspace, spy), STUB_WORLD)
+    return spy.names[0]
+
+
+def test_matrix_covers_every_cli_command() -> None:
+    """A new command fails here until it joins VERBS (or NO_ACTING_USER, with the reason)."""
+    covered = {command_of(v.cli(STUB_WORLD)) for v in VERBS if v.cli is not None}
+    every = command_paths(cli)
+    assert not covered & set(NO_ACTING_USER)
+    assert every - covered - set(NO_ACTING_USER) == set(), "commands missing from the permission matrix"
+    assert covered | set(NO_ACTING_USER) == every
+
+
+def test_matrix_covers_every_public_workspace_method() -> None:
+    """A new public Workspace method fails here until it joins VERBS (or NOT_A_REQUEST, with the reason)."""
+    public = {name for name, _ in inspect.getmembers(Workspace) if not name.startswith("_")}
+    covered = {method_of(v) for v in VERBS}
+    assert public - covered - set(NOT_A_REQUEST) == set(), "Workspace methods missing from the permission matrix"
+    assert covered <= public and not covered & set(NOT_A_REQUEST)
 
 
 # -- what contributors and viewers see ------------------------------------------------------------
@@ -315,3 +463,137 @@ def test_cli_shared_connection_is_usable_by_contributors(ws: Workspace, run_cli:
     assert json.loads(result.stdout)["owner"] == "carl"
     run = run_cli("--as", "carl", "exports", "run", "mine", "--json")
     assert run.exit_code == 0 and json.loads(run.stdout)["user"] == "carl"
+
+
+# -- removed users --------------------------------------------------------------------------------
+def test_a_removed_user_can_do_nothing(world: SimpleNamespace, ws: Workspace, act_as: Any, run_cli: Any,
+                                       home: Path) -> None:
+    removed = run_cli("--as", "ada", "users", "remove", "carl")
+    assert removed.exit_code == 0, removed.output
+    assert removed.stdout == "removed user 'carl' (contributor)\n"
+    assert [u.name for u in ws.list_users()] == ["ada", "vera"]
+    entry = ws.audit_entries(1)[0]
+    assert (entry.user, entry.action, entry.target, entry.detail) == ("ada", "users.remove", "carl",
+                                                                     {"role": "contributor"})
+    before = dump_database(home)
+    carl = act_as("carl")
+    for verb in VERBS:
+        with pytest.raises(NotFound, match="unknown user 'carl'"):
+            verb.api(carl, world)
+        if verb.cli is not None:
+            result = run_cli("--as", "carl", *verb.cli(world))
+            assert result.exit_code == ExitStatus.NOT_FOUND, (verb.name, result.output)
+            assert "unknown user 'carl'" in assert_one_error_line(result.stderr) and result.stdout == ""
+    # not even which exports and connections exist
+    for args in (["exports", "run", "nope"], ["exports", "remove", "nope"], ["exports", "edit", "nope"],
+                 ["exports", "add", "x", "--connection", "nope", "--segment", "fr", "--email", "email"]):
+        result = run_cli("--as", "carl", *args)
+        assert "unknown user 'carl'" in assert_one_error_line(result.stderr), args
+    assert dump_database(home) == before  # an unknown user is not audited: nobody was refused, nobody acted
+
+
+def test_the_last_admin_cannot_be_removed(world: SimpleNamespace, ws: Workspace, run_cli: Any, home: Path) -> None:
+    before = dump_database(home)
+    result = run_cli("--as", "ada", "users", "remove", "ada")
+    assert result.exit_code == ExitStatus.CONFIG_ERROR
+    assert "'ada' is the last admin: add another admin first" in assert_one_error_line(result.stderr)
+    assert dump_database(home) == before
+    ws.add_user("grace", "admin")
+    ws.remove_user("ada")  # another admin remains: an admin may even remove themself
+    with pytest.raises(NotFound, match="unknown user 'ada'"):
+        ws.list_users()
+    result = run_cli("--as", "grace", "users", "remove", "nobody")
+    assert result.exit_code == ExitStatus.NOT_FOUND and "unknown user 'nobody'" in result.stderr
+
+
+def test_what_a_removed_user_did_stays(world: SimpleNamespace, ws: Workspace, act_as: Any) -> None:
+    act_as("carl").add_export("carls", connection="shared", segments=["fr"], email_field="email",
+                              options={"audience_id": "aud1"})
+    ws.remove_user("carl")
+    assert ws.get_export("carls").owner == "carl"
+    assert ws.run_export("carls").status.value == "succeeded"  # an admin still runs it
+
+
+# -- denied attempts are audited ------------------------------------------------------------------
+def test_denied_attempts_are_in_the_audit_log(world: SimpleNamespace, act_as: Any, run_cli: Any) -> None:
+    assert run_cli("--as", "vera", "schedule", "set", "0 3 * * *").exit_code == ExitStatus.PERMISSION_DENIED
+    with pytest.raises(PermissionDenied):
+        act_as("carl").run_export("exp-private")
+    result = run_cli("--as", "ada", "audit", "list", "--json")
+    assert result.exit_code == 0, result.output
+    denied = [e for e in json.loads(result.stdout) if e["action"] == "denied"]
+    assert [(e["user"], e["target"], e["detail"]) for e in denied] == [
+        ("carl", "exports.run", {"role": "contributor", "resource": "exp-private"}),
+        ("vera", "schedule.set", {"role": "viewer"}),
+    ]
+    human = run_cli("--as", "ada", "audit", "list")
+    assert "denied" in human.stdout and "schedule.set" in human.stdout
+    denied_again = run_cli("--as", "carl", "audit", "list")  # reading the log is itself refused, and logged
+    assert denied_again.exit_code == ExitStatus.PERMISSION_DENIED
+    assert act_as("ada").audit_entries(1)[0].target == "audit.list"
+
+
+def test_a_policy_plugin_denial_is_audited(world: SimpleNamespace, ws: Workspace, home: Path) -> None:
+    ws.pm.register(Policy())
+    before = dump_database(home)
+    with pytest.raises(PermissionDenied, match="a permission policy plugin"):
+        ws.add_user("newbie", "viewer")
+    assert_denial_audited(home, before, "ada", "users.add")
+
+
+def test_a_denial_is_still_a_denial_when_the_audit_cannot_be_written(
+    world: SimpleNamespace, act_as: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vera = act_as("vera")
+
+    def read_only() -> Any:
+        raise WorkspaceError("the workspace database is busy or read-only")
+
+    monkeypatch.setattr(vera.store, "transaction", read_only)
+    with pytest.raises(PermissionDenied, match="'vera' \\(viewer\\) may not schedule set"):
+        vera.set_schedule("0 3 * * *")
+
+
+# -- contributors never see connection config -----------------------------------------------------
+ACCOUNT = "acct-7f3a9c"  # a non-secret config value of the shared connection
+
+
+@pytest.mark.parametrize("user", ["carl", "vera"])
+def test_non_admins_never_see_connection_config(user: str, world: SimpleNamespace, ws: Workspace, act_as: Any,
+                                                run_cli: Any) -> None:
+    """README's rule: non-admins see a shared connection's name and type, nothing else, anywhere."""
+    ws.add_connection("team", "memory", {"api_key": KEY, "account": ACCOUNT}, share="contributors",
+                      agree_privacy=True, profile_cap=4321)
+    act_as("carl").add_export("on-team", connection="team", segments=["fr"], email_field="email",
+                              options={"audience_id": "aud1"})
+    run = act_as("carl").run_export("on-team")
+    seen: list[str] = []
+    for args in (["connections", "list"], ["users", "list"], ["exports", "list"], ["exports", "show", "on-team"],
+                 ["runs", "list"], ["runs", "show", str(run.id)], ["segments", "list"], ["schedule", "show"],
+                 ["profiles", "show", "p000000"]):
+        for fmt in ([], ["--json"]):
+            result = run_cli("--as", user, *args, *fmt)
+            assert result.exit_code == 0, (args, result.output)
+            seen.append(result.output)
+    if user == "carl":
+        again = run_cli("--as", user, "exports", "run", "on-team", "--json")
+        assert again.exit_code == 0
+        seen.append(again.output)
+        dry = run_cli("--as", user, "exports", "run", "on-team", "--dry-run")
+        seen.append(dry.output)
+    actor = act_as(user)
+    seen.append(json.dumps(actor.list_connections()))
+    seen.append(json.dumps([r.to_dict() for r in actor.list_runs()], default=str))
+    seen.append(json.dumps(actor.get_export("on-team").to_dict()))
+    for text in seen:
+        for hidden in (ACCOUNT, KEY, "4321", "4,321", "privacy_agreed", "export_user", "'admins'"):
+            assert hidden not in text, (hidden, text)
+    for args in (["connections", "show", "team"], ["connections", "test", "team"]):
+        result = run_cli("--as", user, *args)
+        assert result.exit_code == ExitStatus.PERMISSION_DENIED and result.stdout == ""
+        assert ACCOUNT not in result.stderr
+    for call in (lambda w: w.get_connection("team"), lambda w: w.stored_secret_names("team"),
+                 lambda w: w.test_connection("team")):
+        with pytest.raises(PermissionDenied) as info:
+            call(actor)
+        assert ACCOUNT not in str(info.value)

@@ -251,7 +251,8 @@ def test_jsonl_invalid_json(tmp_path: Path) -> None:
     path = write(tmp_path, "profiles.jsonl", '{"id": 1}\n\n{"id": 2, "name": "a" "b"}\n')
     message = error_of(path, 3)
     assert message == (
-        "profiles.jsonl: line 3 is not valid JSON (Expecting ',' delimiter at column 23)"
+        "profiles.jsonl: line 3 is not valid JSON (Expecting ',' delimiter at column 23); "
+        "write one complete JSON object per line"
     )
 
 
@@ -315,13 +316,13 @@ def test_jsonl_deeply_nested_is_an_input_error(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     message = error_of(tmp_path / "profiles.csv")
-    assert message == "cannot read profiles.csv: No such file or directory"
+    assert message == "cannot read profiles.csv: No such file or directory (check the path and the file's permissions)"
 
 
 def test_path_through_a_file(tmp_path: Path) -> None:
     write(tmp_path, "notadir", "x")
     message = error_of(tmp_path / "notadir" / "profiles.csv")
-    assert message == "cannot read profiles.csv: Not a directory"
+    assert message == "cannot read profiles.csv: Not a directory (check the path and the file's permissions)"
 
 
 def test_directory(tmp_path: Path) -> None:
