@@ -38,7 +38,7 @@ def governor(credential: str, limit: int) -> threading.BoundedSemaphore:
 class RetryPolicy:
     """How transient failures are retried: ``attempts`` tries in all, waits capped at ``cap`` s."""
 
-    attempts: int = 6
+    attempts: int = 8  # a Mailchimp batch spans up to ~5 calls, each of which may fail transiently
     base: float = 0.5
     cap: float = 60.0
 
