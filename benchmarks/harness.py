@@ -393,22 +393,30 @@ COLUMNS = ["plugin", "latency", "step", "profiles", "sent", "calls", "plan calls
 
 
 def text_table(rows: Sequence[Row]) -> str:
-    table = [COLUMNS, *(r.cells() for r in rows)]
-    widths = [max(len(line[c]) for line in table) for c in range(len(COLUMNS))]
-    left = {0, 2}
+    return format_text(COLUMNS, [r.cells() for r in rows], left={0, 2})
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    return format_markdown(COLUMNS, [r.cells() for r in rows], left={0, 2})
+
+
+def format_text(columns: Sequence[str], lines: Sequence[Sequence[str]], left: set[int]) -> str:
+    """An aligned plain-text table: columns in ``left`` flush left, the others flush right."""
+    table = [list(columns), *(list(line) for line in lines)]
+    widths = [max(len(line[c]) for line in table) for c in range(len(columns))]
 
     def fmt(line: list[str]) -> str:
         return "  ".join(
             cell.ljust(w) if c in left else cell.rjust(w) for c, (cell, w) in enumerate(zip(line, widths, strict=True))
         )
 
-    return "\n".join([fmt(table[0]), fmt(["-" * w for w in widths]), *(fmt(r.cells()) for r in rows)])
+    return "\n".join([fmt(table[0]), fmt(["-" * w for w in widths]), *(fmt(line) for line in table[1:])])
 
 
-def markdown_table(rows: Sequence[Row]) -> str:
-    align = ["---" if c in (0, 2) else "---:" for c in range(len(COLUMNS))]
-    lines = [COLUMNS, align, *(r.cells() for r in rows)]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+def format_markdown(columns: Sequence[str], lines: Sequence[Sequence[str]], left: set[int]) -> str:
+    """A Markdown table: columns in ``left`` aligned left, the others right."""
+    align = ["---" if c in left else "---:" for c in range(len(columns))]
+    return "\n".join("| " + " | ".join(line) + " |" for line in [list(columns), align, *lines])
 
 
 def problems_text(rows: Sequence[Row]) -> str:

@@ -76,7 +76,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 # `python benchmarks/naive.py` already puts benchmarks/ first on sys.path; this covers other launches.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import PROBES, SAMPLE, SEGMENTS, Dataset, Person, Probe, Row, log, machine
+from harness import PROBES, SAMPLE, SEGMENTS, Dataset, Person, Probe, Row, format_markdown, format_text, log, machine
 
 MILLION = 1_000_000
 SEGMENT_FIELD = "Segments"  # the Campaign Monitor plugin's default segment_field
@@ -354,20 +354,11 @@ def segport_rows(path: Path) -> dict[tuple[str, int], Row]:
 
 
 def text_table(rows: Sequence[NaiveRow]) -> str:
-    table = [COLUMNS, *(r.cells() for r in rows)]
-    widths = [max(len(line[c]) for line in table) for c in range(len(COLUMNS))]
-
-    def fmt(line: list[str]) -> str:
-        return "  ".join(
-            cell.ljust(w) if c in LEFT else cell.rjust(w) for c, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-
-    return "\n".join([fmt(table[0]), fmt(["-" * w for w in widths]), *(fmt(r.cells()) for r in rows)])
+    return format_text(COLUMNS, [r.cells() for r in rows], LEFT)
 
 
 def markdown_table(rows: Sequence[NaiveRow]) -> str:
-    align = ["---" if c in LEFT else "---:" for c in range(len(COLUMNS))]
-    return "\n".join("| " + " | ".join(line) + " |" for line in [COLUMNS, align, *(r.cells() for r in rows)])
+    return format_markdown(COLUMNS, [r.cells() for r in rows], LEFT)
 
 
 def notes(rows: Sequence[NaiveRow], segport: Mapping[tuple[str, int], Row] | None) -> str:

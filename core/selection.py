@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from .errors import ConfigError
-from .filters import parse
+from .filters import Filter, parse
 from .models import Segment
 
 MAX_SEGMENTS_PER_EXPORT = 62  # one bit each in a SQLite integer
 _CHUNK = 5000
+T = TypeVar("T")
 
 
 def _changed_profiles(db: sqlite3.Connection, since: int | None) -> Iterator[tuple[str, str]]:
@@ -40,8 +41,8 @@ def _cached_seq(db: sqlite3.Connection, segment_id: int) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
-def _chunks(rows: Iterator[tuple[str, bool]]) -> Iterator[list[tuple[str, bool]]]:
-    chunk: list[tuple[str, bool]] = []
+def _chunks(rows: Iterable[T]) -> Iterator[list[T]]:
+    chunk: list[T] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) >= _CHUNK:
@@ -56,6 +57,10 @@ def _evaluate(db: sqlite3.Connection, segment: Segment, since: int | None) -> It
     flt = parse(segment.expression or "")
     for key, attrs in _changed_profiles(db, since):
         yield key, flt.matches(json.loads(attrs))
+
+
+# (segment id, its filter, whether its cache may hold profiles that must leave it)
+_CachedFilter = tuple[int, Filter, bool]
 
 
 def refresh_filter_cache(db: sqlite3.Connection, segments: Sequence[Segment]) -> None:
@@ -74,21 +79,9 @@ def refresh_filter_cache(db: sqlite3.Connection, segments: Sequence[Segment]) ->
             db.execute("DELETE FROM filter_members WHERE segment_id = ?", (segment.id,))
     sinces = [since for _, since in stale]
     oldest = None if None in sinces else min(s for s in sinces if s is not None)
-    # (segment id, filter, whether its cache holds rows that may have to leave)
     filters = [(segment.id, parse(segment.expression or ""), since is not None) for segment, since in stale]
-    hits: list[tuple[int, str]] = []
-    misses: list[tuple[int, str]] = []
-    for key, attrs in _changed_profiles(db, oldest):
-        profile = json.loads(attrs)
-        for segment_id, flt, incremental in filters:
-            if flt.matches(profile):
-                hits.append((segment_id, key))
-            elif incremental:
-                misses.append((segment_id, key))
-        if len(hits) + len(misses) >= _CHUNK:
-            _store_membership(db, hits, misses)
-            hits, misses = [], []
-    _store_membership(db, hits, misses)
+    for chunk in _chunks(_changed_profiles(db, oldest)):
+        _store_matches(db, filters, ((key, json.loads(attrs)) for key, attrs in chunk))
     db.executemany("UPDATE segments SET cached_seq = ? WHERE id = ?", [(top, s.id) for s, _ in stale])
 
 
@@ -102,25 +95,31 @@ class LoadEvaluator:
     def __init__(self, db: sqlite3.Connection, segments: Sequence[Segment]) -> None:
         self.db = db
         current = last_load(db)
-        self.filters = [
-            (s.id, parse(s.expression or ""))
+        self.filters: list[_CachedFilter] = [
+            (s.id, parse(s.expression or ""), True)
             for s in segments
             if s.kind == "filter" and _cached_seq(db, s.id) == current
         ]
 
     def __call__(self, chunk: Sequence[Any]) -> None:
-        hits: list[tuple[int, str]] = []
-        misses: list[tuple[int, str]] = []
-        for row in chunk:
-            for segment_id, flt in self.filters:
-                (hits if flt.matches(row.attrs) else misses).append((segment_id, row.key))
-        _store_membership(self.db, hits, misses)
+        _store_matches(self.db, self.filters, ((row.key, row.attrs) for row in chunk))
 
     def finish(self, seq: int) -> None:
-        self.db.executemany("UPDATE segments SET cached_seq = ? WHERE id = ?", [(seq, i) for i, _ in self.filters])
+        self.db.executemany("UPDATE segments SET cached_seq = ? WHERE id = ?", [(seq, f[0]) for f in self.filters])
 
 
-def _store_membership(db: sqlite3.Connection, hits: list[tuple[int, str]], misses: list[tuple[int, str]]) -> None:
+def _store_matches(
+    db: sqlite3.Connection, filters: Sequence[_CachedFilter], profiles: Iterable[tuple[str, Mapping[str, Any]]]
+) -> None:
+    """Put each profile in the cache of every filter it matches; take it out of the others."""
+    hits: list[tuple[int, str]] = []
+    misses: list[tuple[int, str]] = []
+    for key, profile in profiles:
+        for segment_id, flt, incremental in filters:
+            if flt.matches(profile):
+                hits.append((segment_id, key))
+            elif incremental:
+                misses.append((segment_id, key))
     db.executemany("INSERT OR IGNORE INTO filter_members VALUES (?, ?)", hits)
     db.executemany("DELETE FROM filter_members WHERE segment_id = ? AND profile_key = ?", misses)
 
