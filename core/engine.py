@@ -27,7 +27,7 @@ from .errors import CapExceeded, RetryableDestinationError, RunError, SegportErr
 from .mapper import Mapper
 from .models import Connection, Export, Run, RunStatus
 from .planner import PlanCounts, Reject, Remember, Send, Unchanged, markers_json, plan
-from .selection import Selection, refresh_filter_cache
+from .selection import Selection
 from .store.sqlite import SQLiteStore, StateRow, now
 
 UNSENT_CHUNK = 5000  # steps decided without a request, committed together at most this many at a time
@@ -130,8 +130,7 @@ class ExportRun:
         """The export's selection, materialised on a new reader holding one snapshot; the cap checked."""
         export = request.export
         segments = [self.store.get_segment(s) for s in export.segments]
-        with self.store.transaction() as db:
-            refresh_filter_cache(db, segments)  # a no-op unless a cache is stale
+        self.store.refresh_filter_caches(segments)
         reader = self.store.reader()
         try:
             reader.execute("BEGIN")

@@ -63,6 +63,15 @@ def _evaluate(db: sqlite3.Connection, segment: Segment, since: int | None) -> It
 _CachedFilter = tuple[int, Filter, bool]
 
 
+def stale_filters(
+    db: sqlite3.Connection, segments: Sequence[Segment], top: int | None = None
+) -> list[tuple[Segment, int | None]]:
+    """The filter segments whose cache is behind the last profile load, with where each stands."""
+    top = last_load(db) if top is None else top
+    cached = [(s, _cached_seq(db, s.id)) for s in segments if s.kind == "filter"]
+    return [(s, since) for s, since in cached if since is None or since < top]
+
+
 def refresh_filter_cache(db: sqlite3.Connection, segments: Sequence[Segment]) -> None:
     """Bring the cached membership of filter ``segments`` up to the last profile load.
 
@@ -70,8 +79,7 @@ def refresh_filter_cache(db: sqlite3.Connection, segments: Sequence[Segment]) ->
     brought up to date are read, once for all the segments.
     """
     top = last_load(db)
-    stale = [(s, _cached_seq(db, s.id)) for s in segments if s.kind == "filter"]
-    stale = [(s, since) for s, since in stale if since is None or since < top]
+    stale = stale_filters(db, segments, top)
     if not stale:
         return
     for segment, since in stale:

@@ -385,8 +385,7 @@ class Workspace:
         result = []
         segments = self.store.list_segments()
         try:
-            with self.store.transaction() as db:
-                refresh_filter_cache(db, segments)  # a cache only: the counts are exact without it
+            self.store.refresh_filter_caches(segments)  # a cache only: the counts are exact without it
         except WorkspaceError:
             pass  # a read-only workspace still lists its segments
         reader = self.store.reader()

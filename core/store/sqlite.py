@@ -14,10 +14,11 @@ import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import AlreadyExists, AlreadyRunning, InputError, NotFound, WorkspaceError
 from ..models import AuditEntry, Connection, Export, Role, Run, RunStatus, Segment, Share, User
+from ..selection import refresh_filter_cache, stale_filters
 from .migrations import MIGRATIONS
 
 DB_FILE = "segport.db"
@@ -465,6 +466,12 @@ class SQLiteStore:
         self.db.execute("DELETE FROM exports WHERE id = ?", (export_id,))
 
     # -- sync state -----------------------------------------------------------------------------
+    def refresh_filter_caches(self, segments: Sequence[Segment]) -> None:
+        """Bring stale filter-segment caches up to date; no write transaction when none is stale."""
+        if stale_filters(self.db, segments):
+            with self.transaction() as db:
+                refresh_filter_cache(db, segments)
+
     def reset_sync_state(self, export_id: int) -> None:
         """Forget what the export delivered: its next run sends everything."""
         self.db.execute("DELETE FROM sync_state WHERE export_id = ?", (export_id,))
