@@ -222,8 +222,10 @@ class BatchWriter(ABC):
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
         """Write upserts and marker changes of ``records``; return one outcome per record.
 
-        Raise :class:`segport.RetryableDestinationError` when the whole call failed transiently,
-        :class:`segport.BadBatchError` when the platform refused the batch for its content.
+        Raise :class:`segport.RetryableDestinationError` when the whole call failed transiently (a
+        transport error of ``requests``, see ``segport.http.TRANSPORT_ERRORS``, may also propagate: the
+        engine retries both), :class:`segport.BadBatchError` when the platform refused the batch for
+        its content, :class:`segport.AuthError` when it refused the credentials.
         """
 
     def requests_for(self, records: Sequence[Record]) -> int:

@@ -41,6 +41,7 @@ from typing import Any, Callable, ClassVar, Generic, Iterable, Literal, Mapping,
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from ..contract import Sandbox
+from .double import PlatformDouble, PlatformMember
 
 __all__ = [
     "FAULT_KINDS",
@@ -184,13 +185,17 @@ class Router(Generic[S]):
         return None, {}, allowed
 
 
-class SandboxServer(Sandbox):
+class SandboxServer(Sandbox, PlatformDouble):
     """A sandbox served by a threaded HTTP/1.1 server; subclasses set ``router`` and override the hooks.
 
     Requests :meth:`gates` calls ``"api"`` are counted in flight (per ``Authorization`` header, refused past
     ``max_connections``), delayed ``latency_ms``, failed at ``fail_rate`` with one of the weighted ``kinds``
     (seeded; see the module docstring), authenticated, then routed. Test-API routes (``/_sandbox/``) pass no
     gate and are not logged.
+
+    It is also the :class:`~segport.testing.double.PlatformDouble` the conformance kit drives:
+    :meth:`connection`, :meth:`export_options` and :meth:`refuse` are here; a subclass implements
+    ``members`` and ``seed_member``.
     """
 
     router: ClassVar[Router[Any]] = Router()
@@ -208,6 +213,7 @@ class SandboxServer(Sandbox):
         self.member_fail_rate = 0.0  # share of addresses batch calls refuse as per-member errors
         self.fault_filter = ""  # faults only on calls whose "METHOD /path" this regex finds ("": every call)
         self.fail_next = 0  # the next this many (targeted) calls fail, then fail_rate decides again
+        self.refused: set[str] = set()  # addresses batch calls always refuse (normalised), see refuse()
         self.requests_log: list[tuple[str, str]] = []
         self.fault_log: list[FaultEvent] = []
         self.max_in_flight = 0
@@ -357,8 +363,10 @@ class SandboxServer(Sandbox):
             return counts
 
     def member_fault(self, email: str) -> bool:
-        """Whether batch calls refuse ``email`` now: a seeded hash of the address under ``member_fail_rate``,
-        so the same addresses on every call and the expected state is computable."""
+        """Whether batch calls refuse ``email`` now: one :meth:`refuse` named, or a seeded hash of the address
+        under ``member_fail_rate``, so the same addresses on every call and the expected state is computable."""
+        if email.strip().lower() in self.refused:
+            return True
         rate = self.member_fail_rate
         if rate <= 0:
             return False
@@ -432,9 +440,33 @@ class SandboxServer(Sandbox):
                     setattr(self, name, dict(value) if isinstance(value, dict) else value)
             self._rng = random.Random(self.seed)
             self.revoked = False
+            self.refused.clear()
             self.requests_log.clear()
             self.fault_log.clear()
             self.max_in_flight = 0
+
+    # -- the conformance kit's double (PlatformDouble) --------------------------------------------------
+
+    def connection(self) -> dict[str, Any]:
+        """The demo connection: a valid config for this running sandbox."""
+        return self.demo_connection()
+
+    def export_options(self) -> dict[str, Any]:
+        """The demo export options: the sandbox's audience/list."""
+        return self.demo_export_options()
+
+    def members(self) -> list[PlatformMember]:
+        """Everyone in the sandbox's audience/list: a subclass implements it for the conformance kit."""
+        raise NotImplementedError(f"{type(self).__name__}.members(): implement it for the conformance kit")
+
+    def seed_member(self, email: str, fields: Mapping[str, Any]) -> None:
+        """Store a pre-existing person: a subclass implements it for the conformance kit."""
+        raise NotImplementedError(f"{type(self).__name__}.seed_member(): implement it for the conformance kit")
+
+    def refuse(self, email: str) -> None:
+        """Batch calls refuse ``email`` from now on, as the platform's per-member error (until :meth:`reset`)."""
+        with self._lock:
+            self.refused.add(email.strip().lower())
 
     # -- hooks for the platform-specific parts --------------------------------------------------------
 

@@ -20,7 +20,7 @@ from segport import (
 )
 
 from .auth import CampaignMonitorAuth, CampaignMonitorOAuth
-from .writer import CONSENT, CampaignMonitorWriter, consent_source
+from .writer import CONSENT, DEFAULT_SEGMENT_FIELD, CampaignMonitorWriter, consent_source
 
 # 1,000 subscribers per import [CM-GS code 209, B2]. No concurrency limit is documented for
 # list/subscriber endpoints (UNCONFIRMED) and the doc advises imports in sequence per list; 4 in
@@ -63,7 +63,7 @@ class CampaignMonitorDestination(Destination):
 
     def target(self, options: Mapping[str, Any]) -> str:
         """The list and its membership field: another of either means nothing was delivered there."""
-        return f"{options.get('list_id')}|{options.get('segment_field', 'Segments')}"
+        return f"{options.get('list_id')}|{options.get('segment_field', DEFAULT_SEGMENT_FIELD)}"
 
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         return CampaignMonitorOAuth() if config.get("auth_method") == "oauth2" else None

@@ -20,9 +20,11 @@ import secrets
 import time
 from typing import Any, Literal, Mapping, Sequence
 
+from segport.testing.double import PlatformMember
 from segport.testing.sandbox import Gate, Request, Response, Router, SandboxServer, redirect, serve_main
 
 from .sandbox_state import JSON, ApiError, SandboxState, bad_request, parse_paging
+from .writer import DEFAULT_SEGMENT_FIELD
 
 __all__ = ["CampaignMonitorSandbox", "main"]
 
@@ -139,6 +141,27 @@ class CampaignMonitorSandbox(SandboxServer):
         ``custom_fields`` maps field names (or keys) to a value, or a list of options for MultiSelectMany.
         """
         return self._data.seed_subscriber(email, state, name, custom_fields)
+
+    def members(self) -> list[PlatformMember]:
+        """The list's subscribers as the conformance kit reads them: ``Name`` and custom fields, the
+        segment field's options as markers (the default field ``Segments``), the state as status."""
+        subscribers = self._data.dump()["lists"][self.list_id]["subscribers"].values()
+        found = []
+        for s in subscribers:
+            custom = dict(s["CustomFields"])
+            markers = custom.pop(DEFAULT_SEGMENT_FIELD, None) or []
+            fields = {"Name": s["Name"], **custom} if s["Name"] else custom
+            found.append(PlatformMember(s["EmailAddress"], fields, frozenset(markers), s["State"]))
+        return found
+
+    def seed_member(self, email: str, fields: Mapping[str, Any]) -> None:
+        """An active subscriber who existed before any export (the conformance kit's seed)."""
+        custom = {k: v for k, v in fields.items() if k != "Name"}
+        self._data.seed_subscriber(email, "Active", str(fields.get("Name", "")), custom)
+
+    def unknown_export_options(self) -> dict[str, Any]:
+        """A list id this client does not have."""
+        return {"list_id": "0" * 32}
 
     def suppress(self, email: str) -> None:
         """Add an address to the client's suppression list: imports fail 204 unless Resubscribe [B2]."""

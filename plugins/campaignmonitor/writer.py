@@ -37,6 +37,7 @@ from .api import INVALID_LIST, CampaignMonitorAPI, CMError, one_line, path_key
 
 NAME = "Name"  # the subscriber's single name field [CS-NET B2]
 CONSENT = "ConsentToTrack"  # a record field when the export reads consent from a profile attribute
+DEFAULT_SEGMENT_FIELD = "Segments"  # the MultiSelectMany field holding segment membership (spec.json default)
 CONSENT_VALUES = {"yes": "Yes", "no": "No", "unchanged": "Unchanged"}
 SCALAR_TYPES = {"Text", "Number", "Date", "MultiSelectOne", "Country", "USState"}
 PARTIAL_IMPORT = 210  # HTTP 400 whose ResultData lists only the failed rows [CS-PY B2]
@@ -66,7 +67,7 @@ class CampaignMonitorWriter(BatchWriter):
         options = context.options
         self.list_id = str(options["list_id"])
         self.resubscribe = bool(options.get("resubscribe", False))
-        self.segment_field = str(options.get("segment_field", "Segments"))
+        self.segment_field = str(options.get("segment_field", DEFAULT_SEGMENT_FIELD))
         literal = str(options.get("consent_to_track", "Unchanged"))
         self.consent = CONSENT_VALUES.get(literal.lower(), "Unchanged")
         self.consent_from_profile = consent_source(options) is not None

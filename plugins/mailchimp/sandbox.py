@@ -21,6 +21,7 @@ import uuid
 from typing import Any, Iterable, Literal, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
+from segport.testing.double import PlatformMember
 from segport.testing.sandbox import (
     RETRY_AFTER,
     Gate,
@@ -152,6 +153,27 @@ class MailchimpSandbox(SandboxServer):
     ) -> dict[str, Any]:
         """Seed a pre-existing member (any status, no rules applied); return the member object."""
         return self._data.seed_member(email, status, merge_fields, tags)
+
+    def members(self) -> list[PlatformMember]:
+        """The audience's members as the conformance kit reads them: merge fields, tags, status."""
+        members = self._data.dump()["lists"][self.audience_id]["members"].values()
+        return [
+            PlatformMember(
+                m["email_address"],
+                {k: v for k, v in m["merge_fields"].items() if v != ""},
+                frozenset(m["tags"]),
+                m["status"],
+            )
+            for m in members
+        ]
+
+    def seed_member(self, email: str, fields: Mapping[str, Any]) -> None:
+        """A subscribed member who existed before any export (the conformance kit's seed)."""
+        self._data.seed_member(email, "subscribed", fields)
+
+    def unknown_export_options(self) -> dict[str, Any]:
+        """An audience id this account does not have."""
+        return {"audience_id": "0000000000"}
 
     def mark_compliance(self, email: str) -> None:
         """Put an address in compliance state: subscribing it fails "Member In Compliance State" [A8]."""
