@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,8 +20,8 @@ FAST_RETRY = RetryPolicy(attempts=4, base=0.001, cap=0.01)
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No entry-point hooks, no inherited workspace/user/key from the developer's shell."""
-    for name in ("SEGPORT_HOME", "SEGPORT_USER", "SEGPORT_SECRET_KEY", "SEGPORT_LOAD_PLUGINS"):
+    """No SEGPORT_* setting inherited from the developer's shell: workspace, user, key, plugin narrowing, hooks."""
+    for name in [n for n in os.environ if n.startswith("SEGPORT_")]:  # workspace, user, key, hook plugins
         monkeypatch.delenv(name, raising=False)
 
 
