@@ -256,6 +256,9 @@ class OAuth2Flow(ABC):
 class Sandbox(ABC):
     """A local server faithful to the platform's API (for demos, end-to-end tests, benchmarks).
 
+    Build it on :class:`segport.testing.sandbox.SandboxServer`: it then also serves as the
+    :class:`segport.testing.PlatformDouble` the conformance kit drives.
+
     :param latency_ms: delay added to every API call.
     :param fail_rate: share of API calls answered with a transient failure (429/500/503).
     """
