@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 
+from ..errors import PluginContractError, PluginError
 from ..registry import default_registry
 from ._common import emit_json, emit_table, json_option
 
@@ -64,3 +67,37 @@ def plugins_show(name: str, as_json: bool) -> None:
         for prop, sub in schema.get("properties", {}).items():
             flags = ", ".join(f for f, on in (("required", prop in required), ("secret", sub.get("writeOnly"))) if on)
             click.echo(f"    {prop}{f' ({flags})' if flags else ''}: {sub.get('description', '')}".rstrip(": "))
+
+
+CONFORMANCE_TEST = """from segport.testing import DestinationConformance
+
+
+class TestConformance(DestinationConformance):
+    entry_point = {name!r}
+"""
+
+
+@plugins.command("check", context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def plugins_check(name: str, pytest_args: tuple[str, ...]) -> None:
+    """Run the conformance kit against an installed destination (needs segport[test]).
+
+    Extra arguments go to pytest, e.g. ``segport plugins check webhook -x -k identity``.
+    """
+    default_registry().get(name)  # unknown or broken: its one-line error, before pytest starts
+    try:
+        import pytest
+        import responses  # noqa: F401 - the kit's retry checks need it
+    except ImportError:
+        raise PluginError("the conformance kit needs pytest and responses: pip install 'segport[test]'") from None
+    with tempfile.TemporaryDirectory(prefix="segport-check-") as folder:
+        root = Path(folder)
+        (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")  # not the caller's configuration
+        (root / "test_conformance.py").write_text(CONFORMANCE_TEST.format(name=name), encoding="utf-8")
+        args = ["-c", str(root / "pytest.ini"), "--rootdir", folder, "-p", "no:cacheprovider", "-q", *pytest_args]
+        code = pytest.main([*args, str(root / "test_conformance.py")])
+    if code != 0:
+        raise PluginContractError(
+            f"destination {name!r} fails the conformance kit (pytest exit {int(code)}): fix the failures shown above"
+        )

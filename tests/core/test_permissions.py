@@ -235,6 +235,7 @@ NO_ACTING_USER = {
     "sandbox": "serves a fake platform; opens no workspace",
     "plugins list": "lists installed code; opens no workspace",
     "plugins show": "shows a plugin's schemas; opens no workspace",
+    "plugins check": "runs the conformance kit against doubles in throwaway workspaces; opens no workspace",
     "connections notice": "prints the data-privacy notice",
 }
 # Public Workspace members that are not a user's request.

@@ -55,6 +55,13 @@ CM_KEY = f"SEGPORT-CANARY-{CANARY}-cm"
 CLIENT_SECRET = f"SEGPORT-CANARY-{CANARY}-client-secret"
 
 
+# Commands that never see a workspace's credentials, with why.
+NOT_SWEPT = {
+    "plugins check": "runs pytest on the conformance kit with the doubles' own generated keys; the kit checks "
+    "its logs, output and errors for those keys itself (tests/core/test_plugins_check.py runs the command)",
+}
+
+
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> set[str]:
     """Every leaf command of the CLI, as 'group command'."""
     paths: set[str] = set()
@@ -346,7 +353,7 @@ def test_no_secret_leaks_from_any_command(
         leaks.add(f"process stderr of {args[:2]}", proc.stderr)
 
     # -- every command ran; nothing leaked anywhere ------------------------------------------------
-    assert command_paths(cli) - ran == set(), "commands the secrets sweep does not run"
+    assert command_paths(cli) - ran - set(NOT_SWEPT) == set(), "commands the secrets sweep does not run"
     collect_tokens()
     assert len(leaks.secrets) >= 7  # the keys, the client secret and the OAuth tokens
     leaks.add("log records", caplog.text)
