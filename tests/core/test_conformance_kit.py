@@ -1,0 +1,177 @@
+"""The conformance kit catches real mistakes: it passes the webhook example and fails three broken variants.
+
+Each check runs the kit in a pytest subprocess (``pytester``) against ``examples/webhook``, loaded from
+the source tree, not pip-installed: a throwaway ``segport_webhook-*.dist-info`` built from the example's
+``pyproject.toml`` carries its entry point. The broken variants subclass the example's writer or auth
+handler and override the kit's ``destination`` fixture, as a plugin author could by mistake:
+
+1. the writer sends the email itself as ``id`` instead of its SHA-256 (identity is case-sensitive);
+2. the writer reports every member delivered, ignoring the receiver's ``rejected`` results;
+3. the auth handler logs the secret at DEBUG.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "webhook"
+SUMMARY = re.compile(r"^(PASSED|FAILED|ERROR) [^:]+::(Test\w+)::(test_.+?)(?: - .*)?$")
+
+VARIANTS = '''
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Mapping
+
+import pytest
+import requests
+
+from segport import BatchWriter, Destination, Outcome, OutcomeStatus, Record, RunContext, AuthHandler
+from segport.testing import DestinationConformance
+from segport_webhook import WebhookDestination
+from segport_webhook.auth import WebhookAuth
+from segport_webhook.writer import WebhookWriter
+
+
+class UnhashedWriter(WebhookWriter):
+    def member(self, record: Record) -> dict[str, Any]:
+        return {**super().member(record), "id": record.email}
+
+
+class BlindWriter(WebhookWriter):
+    def outcome(self, record: Record, result: Mapping[str, Any] | None) -> Outcome:
+        return Outcome(record.key, OutcomeStatus.UPDATED)
+
+
+class LeakyAuth(WebhookAuth):
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        logging.getLogger(__name__).debug("signing with %s", self.config["secret"])
+        return super().__call__(request)
+
+
+class Unhashed(WebhookDestination):
+    def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
+        return UnhashedWriter(session, config, context)
+
+
+class Blind(WebhookDestination):
+    def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
+        return BlindWriter(session, config, context)
+
+
+class Leaky(WebhookDestination):
+    def auth(self, config: Mapping[str, Any]) -> AuthHandler:
+        return LeakyAuth(config)
+
+
+class Broken(DestinationConformance):
+    """The kit with the destination fixture overridden to return a broken variant."""
+
+    entry_point = "webhook"
+    variant: ClassVar[type[Destination]]
+
+    @pytest.fixture
+    def destination(self) -> Destination:
+        return self.variant()
+
+
+class TestExample(DestinationConformance):
+    entry_point = "webhook"
+
+
+class TestUnhashedEmail(Broken):
+    variant = Unhashed
+
+
+class TestIgnoredRejects(Broken):
+    variant = Blind
+
+
+class TestSecretLogged(Broken):
+    variant = Leaky
+'''
+
+
+def dist_info(pyproject: str) -> tuple[str, str, str]:
+    """(distribution name, version, entry_points.txt) read from a ``pyproject.toml``'s ``[project]`` tables."""
+    name = re.search(r'^name = "([^"]+)"', pyproject, re.M)
+    version = re.search(r'^version = "([^"]+)"', pyproject, re.M)
+    group = re.search(r'^\[project\.entry-points\."segport\.destinations"\]\n(.*?)(?=^\[|\Z)', pyproject, re.M | re.S)
+    assert name and version and group, "examples/webhook/pyproject.toml lacks name, version or its entry point"
+    lines = [line.replace('"', "") for line in group.group(1).strip().splitlines() if "=" in line]
+    return name.group(1), version.group(1), "[segport.destinations]\n" + "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def kit(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester folder holding the variants, with the example (and its entry point) importable."""
+    name, version, entry_points = dist_info((EXAMPLE / "pyproject.toml").read_text(encoding="utf-8"))
+    site = pytester.mkdir("site")
+    meta = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    meta.mkdir()
+    (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
+    (meta / "entry_points.txt").write_text(entry_points, encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(EXAMPLE)]))
+    pytester.makeini("[pytest]\naddopts = --import-mode=importlib -p no:cacheprovider\nfilterwarnings = error\n")
+    pytester.makepyfile(test_variants=VARIANTS)
+    return pytester
+
+
+def run(kit: pytest.Pytester, cls: str) -> tuple[pytest.RunResult, dict[str, set[str]]]:
+    """Run the kit for one class; the checks by outcome (``PASSED``/``FAILED``/``ERROR``) from ``-rA``."""
+    result = kit.runpytest_subprocess(f"test_variants.py::{cls}", "-rA", timeout=120)
+    checks: dict[str, set[str]] = {"PASSED": set(), "FAILED": set(), "ERROR": set()}
+    for line in result.outlines:
+        found = SUMMARY.match(line)
+        if found and found.group(2) == cls:
+            checks[found.group(1)].add(found.group(3))
+    return result, checks
+
+
+def test_the_example_passes_every_check(kit: pytest.Pytester) -> None:
+    result, checks = run(kit, "TestExample")
+    assert result.ret == 0, result.stdout.str()
+    outcomes = result.parseoutcomes()
+    assert set(outcomes) == {"passed"} and outcomes["passed"] == len(checks["PASSED"]) >= 20, outcomes
+    assert {"test_email_identity_is_case_insensitive", "test_per_record_errors_become_rejects"} <= checks["PASSED"]
+
+
+def test_an_unhashed_email_breaks_identity(kit: pytest.Pytester) -> None:
+    result, checks = run(kit, "TestUnhashedEmail")
+    assert checks["FAILED"] == {"test_email_identity_is_case_insensitive"}, result.stdout.str()
+    assert not checks["ERROR"]
+    result.assert_outcomes(passed=len(checks["PASSED"]), failed=1)
+    result.stdout.fnmatch_lines(["*2 people at the platform for grace.hopper@example.com*"])
+
+
+def test_ignored_per_record_errors_are_caught(kit: pytest.Pytester) -> None:
+    result, checks = run(kit, "TestIgnoredRejects")
+    assert checks["FAILED"] == {"test_per_record_errors_become_rejects"}, result.stdout.str()
+    assert not checks["ERROR"]
+    result.assert_outcomes(passed=len(checks["PASSED"]), failed=1)
+    result.stdout.fnmatch_lines(["*the platform refused kit.1@example.com inside its answer*updated*"])
+
+
+def test_a_secret_in_a_log_line_is_caught(kit: pytest.Pytester) -> None:
+    result, checks = run(kit, "TestSecretLogged")
+    assert not checks["FAILED"], result.stdout.str()
+    signing = {
+        "test_auth_sets_credentials",
+        "test_auth_check_accepts_valid_credentials",
+        "test_writer_returns_one_outcome_per_record",
+        "test_per_record_errors_become_rejects",
+        "test_unknown_audience_is_reported",
+    }
+    assert signing <= checks["ERROR"], result.stdout.str()
+    # every check passes its own assertions; each that signed a request errors at teardown, in the log check
+    result.assert_outcomes(passed=len(checks["PASSED"]), errors=len(checks["ERROR"]))
+    teardowns = [line for line in result.outlines if line.startswith("_") and "ERROR at teardown of" in line]
+    assert len(teardowns) == len(checks["ERROR"]), result.stdout.str()
+    leaks = [line for line in result.outlines if "a secret of the connection appears in a log line" in line]
+    assert len(leaks) >= len(checks["ERROR"]), result.stdout.str()
