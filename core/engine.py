@@ -27,6 +27,7 @@ from .errors import CapExceeded, RetryableDestinationError, RunError, SegportErr
 from .mapper import Mapper
 from .models import Connection, Export, Run, RunStatus
 from .planner import PlanCounts, Reject, Remember, Send, Unchanged, markers_json, plan
+from .plugins import notify
 from .selection import Selection
 from .store.sqlite import SQLiteStore, StateRow, now
 
@@ -86,7 +87,7 @@ class ExportRun:
                 writer = request.destination.writer(session, request.config, context)
                 counts = PlanCounts(selected=selection.count)
                 run.plan = counts.to_dict()
-                self.pm.hook.segport_before_run(run=run, export=export)
+                notify(self.pm.hook.segport_before_run, run=run, export=export)
                 mapper = Mapper(export.email_field, {**export.mapping, **request.destination.extra_fields(options)})
                 steps = plan(reader, selection, export.id, mapper, full=request.full)
                 with closing(steps):
@@ -188,7 +189,7 @@ class ExportRun:
                     self.store.audit(run.user, "exports.run", export.name, {"run": run.id, "status": status.value})
         finally:
             self.store.run_ended(run.id)  # if the record could not be written, the next run finds it stale
-        self.pm.hook.segport_after_run(run=run, export=export)
+        notify(self.pm.hook.segport_after_run, run=run, export=export)
 
     def _plan_only(self, steps: Iterator[Any], counts: PlanCounts, requests_for: Any, size: int, run: Run) -> None:
         total_requests = 0
@@ -294,10 +295,10 @@ class ExportRun:
             raise
         if sends:
             result = BatchResult([delivery.outcomes[s.record.key] for s in sends], delivery.requests)
-            self.pm.hook.segport_after_batch(run=run, export=export, result=result)
+            notify(self.pm.hook.segport_after_batch, run=run, export=export, result=result)
         for line in lost:
             outcome = Outcome(line["key"], OutcomeStatus(line["status"]), line["reason"])
-            self.pm.hook.segport_on_reject(run=run, export=export, outcome=outcome, email=line["email"])
+            notify(self.pm.hook.segport_on_reject, run=run, export=export, outcome=outcome, email=line["email"])
 
 
 class RequestCounter:
