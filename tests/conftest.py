@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -77,6 +77,28 @@ def make_profiles(tmp_path: Path) -> Any:
         return write_profiles(tmp_path / name, rows, start=start)
 
     return make
+
+
+@pytest.fixture
+def hooked_ws(home: Path, registry: Registry, make_profiles: Any) -> Iterator[Callable[..., Workspace]]:
+    """``hooked_ws(*hook_plugins, export="vip-news", rows=12)``: a workspace with those hook plugins and
+    one export of ``rows`` profiles (segment ``all``) to the memory destination; closed at teardown."""
+    opened: list[Workspace] = []
+
+    def make(*plugins: Any, export: str = "vip-news", rows: int = 12) -> Workspace:
+        pm = make_manager(autoload=False, plugins=plugins)
+        workspace = Workspace.create(home, "ada", registry=registry, pm=pm, retry=RetryPolicy(attempts=2, base=0.001))
+        opened.append(workspace)
+        workspace.load_profiles(make_profiles(rows))
+        workspace.define_segment("all", "email is not empty")
+        workspace.add_connection("Newsletter", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
+        options = {"audience_id": "aud1"}
+        workspace.add_export(export, connection="Newsletter", segments=["all"], email_field="email", options=options)
+        return workspace
+
+    yield make
+    for workspace in opened:
+        workspace.close()
 
 
 def write_profiles(path: Path, rows: int, *, start: int = 0) -> Path:

@@ -11,7 +11,6 @@ import pytest
 import segport.plugins
 from segport import PluginContractError, PluginLoadError, RunStatus, hookimpl
 from segport.plugins import HOOKS_GROUP, make_manager
-from segport.workspace import Workspace
 
 
 class Exploding:
@@ -53,15 +52,11 @@ class Recording:
 
 
 def test_a_failing_observer_never_fails_the_run(
-    ws: Workspace, make_profiles: Any, platform: Any, caplog: pytest.LogCaptureFixture
+    hooked_ws: Any, platform: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     exploding, recording = Exploding(), Recording()
-    ws.pm = make_manager(autoload=False, plugins=(exploding, recording))
+    ws = hooked_ws(exploding, recording, export="vip", rows=5)
     platform.reject_emails = {"user1@example.com": "spam trap"}
-    ws.load_profiles(make_profiles(5))
-    ws.define_segment("all", "email is not empty")
-    ws.add_connection("m", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
-    ws.add_export("vip", connection="m", segments=["all"], email_field="email", options={"audience_id": "aud1"})
     run = ws.run_export("vip")
     assert run.status is RunStatus.SUCCEEDED and run.counts["rejected"] == 1
     assert ws.get_run(run.id).status is RunStatus.SUCCEEDED

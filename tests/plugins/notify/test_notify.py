@@ -16,13 +16,12 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import requests
 
-from segport import Registry, RetryPolicy, Run, RunStatus, UnknownAudienceError, Workspace
+from segport import Run, RunStatus, UnknownAudienceError, Workspace
 from segport.plugins import make_manager
 from segport.testing.fakes import MemoryPlatform
 from segport_notify import hooks, mail, message, settings, urls, webhook
@@ -184,18 +183,10 @@ def mailed(smtp: SmtpReceiver, monkeypatch: pytest.MonkeyPatch) -> SmtpReceiver:
 
 
 @pytest.fixture
-def ws(home: Path, registry: Registry, make_profiles: Any) -> Iterator[Workspace]:
+def ws(hooked_ws: Any) -> Workspace:
     """A workspace with the notifier registered as a hook plugin and an export of 12 profiles."""
-    pm = make_manager(autoload=False, plugins=(hooks,))
-    workspace = Workspace.create(home, "ada", registry=registry, pm=pm, retry=RetryPolicy(attempts=2, base=0.001))
-    workspace.load_profiles(make_profiles(12))
-    workspace.define_segment("all", "email is not empty")
-    workspace.add_connection("Newsletter", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
-    workspace.add_export(
-        EXPORT, connection="Newsletter", segments=["all"], email_field="email", options={"audience_id": "aud1"}
-    )
-    yield workspace
-    workspace.close()
+    workspace: Workspace = hooked_ws(hooks, export=EXPORT)
+    return workspace
 
 
 def fail_run(ws: Workspace, platform: MemoryPlatform) -> None:

@@ -10,12 +10,12 @@ import sys
 import threading
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 import segport_runlog.appender
-from segport import Registry, RetryPolicy, RunStatus, UnknownAudienceError, Workspace
+from segport import Registry, RunStatus, UnknownAudienceError, Workspace
 from segport.plugins import make_manager
 from segport.testing.fakes import MemoryPlatform
 from segport_runlog import hooks
@@ -24,18 +24,10 @@ EXPORT = "vip-news"
 
 
 @pytest.fixture
-def ws(home: Path, registry: Registry, make_profiles: Any) -> Iterator[Workspace]:
+def ws(hooked_ws: Any) -> Workspace:
     """A workspace with the run log registered as a hook plugin and an export of 12 profiles."""
-    pm = make_manager(autoload=False, plugins=(hooks,))
-    workspace = Workspace.create(home, "ada", registry=registry, pm=pm, retry=RetryPolicy(attempts=2, base=0.001))
-    workspace.load_profiles(make_profiles(12))
-    workspace.define_segment("all", "email is not empty")
-    workspace.add_connection("Newsletter", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
-    workspace.add_export(
-        EXPORT, connection="Newsletter", segments=["all"], email_field="email", options={"audience_id": "aud1"}
-    )
-    yield workspace
-    workspace.close()
+    workspace: Workspace = hooked_ws(hooks, export=EXPORT)
+    return workspace
 
 
 @pytest.fixture
