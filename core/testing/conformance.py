@@ -316,6 +316,29 @@ class DestinationConformance:
             writer.write_batch([self.record(0, segments={self.segments[0]})])
         self._assert_operator_message(caught.value, destination, config)
 
+    @pytest.mark.parametrize("status", [403, 404])
+    def test_forbidden_or_missing_is_not_retried(
+        self, status: int, destination: Destination, config: dict[str, Any], options: dict[str, Any]
+    ) -> None:
+        """A 403 or 404 while writing is final: a fatal :class:`segport.SegportError` (auth, unknown audience,
+        forbidden) or rejected records, never delivered nor retried, and no secret in what it says."""
+        writer = self.writer(destination, config, options)
+        records = [self.record(i, segments={self.segments[0]}) for i in range(2)]
+        with _every_call_answers(status, {}):
+            try:
+                result = writer.write_batch(records)
+            except RetryableDestinationError as exc:
+                pytest.fail(f"a {status} became retryable ({exc}): retrying cannot help, raise a fatal error")
+            except SegportError as exc:
+                self._assert_operator_message(exc, destination, config)
+                return
+        outcomes = self.check_outcomes(records, result.outcomes)
+        wrong = {k: o.status.value for k, o in outcomes.items() if o.status is not OutcomeStatus.REJECTED}
+        assert not wrong, f"a {status} on every call left records {wrong}: raise a fatal error or reject them"
+        secrets = self._secrets(destination, config)
+        for outcome in outcomes.values():
+            _assert_no_secret(outcome.reason or "", secrets, "a reject reason")
+
     def test_resending_a_batch_is_idempotent(
         self, destination: Destination, config: dict[str, Any], options: dict[str, Any], platform: PlatformDouble
     ) -> None:

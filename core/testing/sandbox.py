@@ -2,7 +2,7 @@
 
 Subclass :class:`SandboxServer`, register handlers on a :class:`Router` and override the hooks for what is
 platform-specific (auth, error bodies). The kit owns the HTTP/1.1 server, latency and fault injection,
-in-flight counting, ``requests_log`` and the ``/_sandbox/`` test API (state, summary, faults, revoke,
+in-flight counting, ``requests_log`` and the ``/_sandbox/`` test API (state, summary, faults, refuse, revoke,
 reset); :func:`serve_main` turns a sandbox into a command line.
 
 Faults are drawn per API call by the seeded RNG at ``fail_rate``, among weighted ``kinds``: a status code
@@ -665,6 +665,16 @@ def _fault_report(sb: SandboxServer, req: Request) -> Response:
 @CONTROL.route("POST", CONTROL_PREFIX + "(?P<action>revoke|reset)")
 def _revoke_or_reset(sb: SandboxServer, req: Request) -> Response:
     sb.revoke_key() if req.params["action"] == "revoke" else sb.reset()
+    return Response(204)
+
+
+@CONTROL.route("POST", CONTROL_PREFIX + "refuse")
+def _refuse(sb: SandboxServer, req: Request) -> Response:
+    """``{"email": ...}``: batch calls refuse that address from now on, as a per-member error (:meth:`refuse`)."""
+    email = req.json().get("email")
+    if not isinstance(email, str) or "@" not in email:
+        raise sb.invalid_input("email", "give the address to refuse as a string")
+    sb.refuse(email)
     return Response(204)
 
 

@@ -231,6 +231,10 @@ def test_control_api(sb: Echo) -> None:
     bad = requests.post(base + "faults", json={"status_codes": [200]})
     assert bad.status_code == 400 and bad.json()["field"] == "status_codes"
     assert requests.post(base + "faults", data="{").status_code == 400
+    assert requests.post(base + "refuse", json={"email": " Ada@Example.COM"}).status_code == 204
+    assert sb.refused == {"ada@example.com"} and sb.member_fault("ada@example.com")
+    refused = requests.post(base + "refuse", json={"email": 7})
+    assert refused.status_code == 400 and refused.json()["field"] == "email"
     assert requests.post(base + "revoke").status_code == 204 and sb.state()["revoked"] is True
     assert requests.get(sb.base_url + "/api/items", headers=AUTH).status_code == 401
     assert requests.post(base + "reset").status_code == 204
