@@ -131,6 +131,10 @@ def demo(destinations: tuple[str, ...], count: int, directory: str | None) -> No
                 click.echo(f"  {key}: {value}")
         finally:
             server.stop()
+    click.echo(
+        f"demo workspaces kept in {root} (e.g. segport --home {root / legs[0][0] / 'workspace'} --as admin runs list); "
+        "delete the folder when done"
+    )
 
 
 def _renamed(row: str) -> str:

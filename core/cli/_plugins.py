@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -65,7 +66,9 @@ def plugins_show(name: str, as_json: bool) -> None:
         required = set(schema.get("required", []))
         click.echo(f"  {label}:")
         for prop, sub in schema.get("properties", {}).items():
-            flags = ", ".join(f for f, on in (("required", prop in required), ("secret", sub.get("writeOnly"))) if on)
+            default = f"default {json.dumps(sub['default'])}" if "default" in sub else ""
+            marks = (("required", prop in required), ("secret", sub.get("writeOnly")), (default, default))
+            flags = ", ".join(f for f, on in marks if on)
             click.echo(f"    {prop}{f' ({flags})' if flags else ''}: {sub.get('description', '')}".rstrip(": "))
 
 
