@@ -396,6 +396,7 @@ def test_plugins_list_and_show(run_cli: Any) -> None:
     assert spec["export_schema"]["required"] == ["audience_id"]
     assert spec["fields"]["email"] == "required" and "FNAME" in spec["fields"]
     assert "api_key (required, secret)" in ok(run_cli("plugins", "show", "memory")).stdout
+    assert "tag_prefix (default \"\"): Prefix of segment markers" in ok(run_cli("plugins", "show", "memory")).stdout
     assert_bad(run_cli("plugins", "show", "nosuch"), ExitStatus.PLUGIN_ERROR)
 
 
