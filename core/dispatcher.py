@@ -1,9 +1,10 @@
 """The dispatcher: sends batches through a writer with bounded concurrency and retries.
 
-At most ``max_concurrency`` batches are in flight per credential (a process-wide governor shared by
-every run of that credential). Transient failures (timeouts, resets, 429, 5xx) are retried with
-exponential backoff and full jitter, honouring Retry-After; permanent rejections never are. A batch
-the platform refuses for its content is split in halves until the offending records stand alone.
+At most ``max_concurrency`` batches are in flight per credential (the credential's governor, see
+:mod:`segport.governor`: process-wide by default, shared through Redis across workers). Transient
+failures (timeouts, resets, 429, 5xx) are retried with exponential backoff and full jitter, honouring
+Retry-After; permanent rejections never are. A batch the platform refuses for its content is split in
+halves until the offending records stand alone.
 """
 
 from __future__ import annotations
@@ -16,22 +17,13 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from .contract import BatchWriter, Outcome, OutcomeStatus, Record
 from .errors import BadBatchError, PluginContractError, RetryableDestinationError
+from .governor import Gate, governor
 from .http import TRANSPORT_ERRORS
 
 # What a batch (or a pre-flight) may be tried again after: the platform said so, or the transport failed.
 TRANSIENT: tuple[type[Exception], ...] = (RetryableDestinationError, *TRANSPORT_ERRORS)
 
-_governors: dict[str, threading.BoundedSemaphore] = {}
-_governors_lock = threading.Lock()
-
-
-def governor(credential: str, limit: int) -> threading.BoundedSemaphore:
-    """The process-wide semaphore of one credential (the first caller's limit holds)."""
-    with _governors_lock:
-        found = _governors.get(credential)
-        if found is None:
-            found = _governors[credential] = threading.BoundedSemaphore(limit)
-        return found
+__all__ = ["TRANSIENT", "Delivery", "Dispatcher", "Gate", "RetryPolicy", "governor"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +60,7 @@ class Dispatcher:
         writer: BatchWriter,
         *,
         concurrency: int,
-        gate: threading.BoundedSemaphore,
+        gate: Gate,
         policy: RetryPolicy,
         sleep: Callable[[float], None] | None = None,
     ) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 import time
 from contextlib import closing
@@ -22,14 +21,14 @@ import requests
 
 from .config import split_secrets, validate
 from .contract import AuthHandler, BatchResult, Destination, Outcome, OutcomeStatus, Record, RunContext
-from .dispatcher import TRANSIENT, Delivery, Dispatcher, RetryPolicy, governor
+from .dispatcher import TRANSIENT, Delivery, Dispatcher, Gate, RetryPolicy, governor
 from .errors import CapExceeded, RetryableDestinationError, RunError, SegportError, WorkspaceError
 from .mapper import Mapper
 from .models import Connection, Export, Run, RunStatus
 from .planner import PlanCounts, Reject, Remember, Send, Unchanged, markers_json, plan
 from .plugins import notify
 from .selection import Selection
-from .store.sqlite import SQLiteStore, StateRow, now
+from .store.base import Database, StateRow, Store, now
 
 UNSENT_CHUNK = 5000  # steps decided without a request, committed together at most this many at a time
 OUTCOME_KEYS = ("created", "updated", "unchanged", "skipped", "rejected", "failed")
@@ -54,7 +53,7 @@ class RunRequest:
 class ExportRun:
     """Executes one :class:`RunRequest` against a store; see :meth:`execute`. One instance per run."""
 
-    def __init__(self, store: SQLiteStore, pm: pluggy.PluginManager, home: Path, policy: RetryPolicy) -> None:
+    def __init__(self, store: Store, pm: pluggy.PluginManager, home: Path, policy: RetryPolicy) -> None:
         self.store = store
         self.pm = pm
         self.home = home
@@ -127,7 +126,7 @@ class ExportRun:
         self._finish(run, export, started, run.status, run.error)
         return run
 
-    def _select(self, request: RunRequest) -> tuple[sqlite3.Connection, Selection]:
+    def _select(self, request: RunRequest) -> tuple[Database, Selection]:
         """The export's selection, materialised on a new reader holding one snapshot; the cap checked."""
         export = request.export
         segments = [self.store.get_segment(s) for s in export.segments]
@@ -149,7 +148,7 @@ class ExportRun:
             raise
         return reader, selection
 
-    def _prepare(self, writer: Any, gate: threading.BoundedSemaphore, run: Run) -> None:
+    def _prepare(self, writer: Any, gate: Gate, run: Run) -> None:
         """The writer's pre-flight, holding a slot of the credential's governor; transient
         failures (429, 5xx, network) retried like batches. Pre-flight only reads and creates what
         is missing, so running it again is safe."""
@@ -343,7 +342,7 @@ class RejectLog:
             self._file.close()
 
 
-def _gate(request: RunRequest, limit: int) -> threading.BoundedSemaphore:
+def _gate(request: RunRequest, limit: int) -> Gate:
     """The governor of the run's credential: connections sharing an API key share its concurrency."""
     secrets = split_secrets(request.config, request.destination.spec().connection_schema)[1]
     fingerprint = json.dumps(secrets or request.config, sort_keys=True, default=str).encode()

@@ -28,6 +28,7 @@ class ExitStatus(IntEnum):
     ALREADY_RUNNING = 11  # another run of this export holds the lock
     WORKSPACE_ERROR = 12  # missing/corrupt workspace, wrong secret key, disk problems
     CAP_EXCEEDED = 13  # the selection is larger than the destination's profile cap
+    EXECUTOR_ERROR = 14  # the broker (SEGPORT_BROKER_URL) or the governor's Redis cannot be reached
 
 
 class SegportError(Exception):
@@ -166,3 +167,9 @@ class CapExceeded(RunError):
     """The segment selection is larger than the destination's per-export profile cap."""
 
     exit_status = ExitStatus.CAP_EXCEEDED
+
+
+class ExecutorError(SegportError, ConnectionError):
+    """The broker of the Celery executor, or the Redis of the shared governor, cannot be reached."""
+
+    exit_status = ExitStatus.EXECUTOR_ERROR

@@ -4,7 +4,7 @@ SQL decides which selected profiles may differ from what was delivered (*candida
 state yet, a newer profile version (``profiles.seq``), another data matching, or other segment
 markers. Only candidates are parsed, mapped and hashed here, in key order; the others are counted
 as unchanged without being read, so a delta run over a million profiles costs a few SQL scans.
-Working sets (addresses taken in this run, exits) live in temporary SQLite tables, not in memory.
+Working sets (addresses taken in this run, exits) live in temporary tables, not in memory.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Generator, Iterable, Iterator
 from .contract import Record
 from .mapper import Mapped, Mapper
 from .selection import Selection
+from .store.base import Database, stream
 
 PreviousRow = tuple[str, str, bytes, str]  # key, email, record hash, markers JSON: what was delivered
 NO_MARKERS = "[]"
@@ -135,7 +136,7 @@ _LEFT = """
 
 
 def plan(
-    db: sqlite3.Connection,
+    db: Database,
     selection: Selection,
     export_id: int,
     mapper: Mapper,
@@ -159,7 +160,8 @@ def plan(
     displaced: list[PreviousRow] = []
     candidates = 0
     with holders, _Spill() as exits:
-        for key, mask, attrs, seq, *state in db.execute(_CANDIDATES.format(where="1" if full else _CHANGED), params):
+        candidate_rows = stream(db, _CANDIDATES.format(where="1 = 1" if full else _CHANGED), params)
+        for key, mask, attrs, seq, *state in candidate_rows:
             candidates += 1
             segments = selection.names(mask)
             previous: PreviousRow | None = (key, *state) if state[0] is not None else None
@@ -184,7 +186,7 @@ def plan(
         yield Unchanged(selection.count - candidates)
         for row in exits:
             yield _exit(row, holders.kept(row[1]))
-        for row in db.execute(_LEFT, params):
+        for row in stream(db, _LEFT, params):
             yield _exit(row, holders.kept(row[1]))
 
 
@@ -192,7 +194,7 @@ class _Holders:
     """Which selected profile holds each address in this run: those planned so far (a temporary
     table) or, when state can be steady, the unchanged profile delivered with it."""
 
-    def __init__(self, db: sqlite3.Connection, selection: Selection, params: dict[str, Any], *, steady: bool) -> None:
+    def __init__(self, db: Database, selection: Selection, params: dict[str, Any], *, steady: bool) -> None:
         self.db = db
         self.selection = selection
         self.params = params

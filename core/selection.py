@@ -11,32 +11,32 @@ membership was last cached (``filter_members`` up to ``segments.cached_seq``, se
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from .errors import ConfigError
 from .filters import Filter, parse
 from .models import Segment
+from .store.base import Database, stream
 
-MAX_SEGMENTS_PER_EXPORT = 62  # one bit each in a SQLite integer
+MAX_SEGMENTS_PER_EXPORT = 62  # one bit each in a 64-bit integer (SQLite's INTEGER, PostgreSQL's BIGINT)
 _CHUNK = 5000
 T = TypeVar("T")
 
 
-def _changed_profiles(db: sqlite3.Connection, since: int | None) -> Iterator[tuple[str, str]]:
+def _changed_profiles(db: Database, since: int | None) -> Iterator[tuple[str, str]]:
     """(key, attrs JSON) of profiles loaded after ``since`` (all of them when None)."""
     if since is None:
-        return iter(db.execute("SELECT key, attrs FROM profiles"))
-    return iter(db.execute("SELECT key, attrs FROM profiles WHERE seq > ?", (since,)))
+        return stream(db, "SELECT key, attrs FROM profiles")
+    return stream(db, "SELECT key, attrs FROM profiles WHERE seq > ?", (since,))
 
 
-def last_load(db: sqlite3.Connection) -> int:
+def last_load(db: Database) -> int:
     """The sequence number of the last profile load (0 before the first)."""
     row = db.execute("SELECT value FROM settings WHERE key = 'profile_seq'").fetchone()
     return int(row[0]) if row else 0
 
 
-def _cached_seq(db: sqlite3.Connection, segment_id: int) -> int | None:
+def _cached_seq(db: Database, segment_id: int) -> int | None:
     row = db.execute("SELECT cached_seq FROM segments WHERE id = ?", (segment_id,)).fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
@@ -52,7 +52,7 @@ def _chunks(rows: Iterable[T]) -> Iterator[list[T]]:
         yield chunk
 
 
-def _evaluate(db: sqlite3.Connection, segment: Segment, since: int | None) -> Iterator[tuple[str, bool]]:
+def _evaluate(db: Database, segment: Segment, since: int | None) -> Iterator[tuple[str, bool]]:
     """(key, matches) for every profile loaded after ``since``."""
     flt = parse(segment.expression or "")
     for key, attrs in _changed_profiles(db, since):
@@ -64,7 +64,7 @@ _CachedFilter = tuple[int, Filter, bool]
 
 
 def stale_filters(
-    db: sqlite3.Connection, segments: Sequence[Segment], top: int | None = None
+    db: Database, segments: Sequence[Segment], top: int | None = None
 ) -> list[tuple[Segment, int | None]]:
     """The filter segments whose cache is behind the last profile load, with where each stands."""
     top = last_load(db) if top is None else top
@@ -72,7 +72,7 @@ def stale_filters(
     return [(s, since) for s, since in cached if since is None or since < top]
 
 
-def refresh_filter_cache(db: sqlite3.Connection, segments: Sequence[Segment]) -> None:
+def refresh_filter_cache(db: Database, segments: Sequence[Segment]) -> None:
     """Bring the cached membership of filter ``segments`` up to the last profile load.
 
     Call it inside a write transaction of ``db``. Only profiles loaded since the oldest cache was
@@ -100,7 +100,7 @@ class LoadEvaluator:
     load's sequence number. Stale caches are left to :func:`refresh_filter_cache`.
     """
 
-    def __init__(self, db: sqlite3.Connection, segments: Sequence[Segment]) -> None:
+    def __init__(self, db: Database, segments: Sequence[Segment]) -> None:
         self.db = db
         current = last_load(db)
         self.filters: list[_CachedFilter] = [
@@ -117,7 +117,7 @@ class LoadEvaluator:
 
 
 def _store_matches(
-    db: sqlite3.Connection, filters: Sequence[_CachedFilter], profiles: Iterable[tuple[str, Mapping[str, Any]]]
+    db: Database, filters: Sequence[_CachedFilter], profiles: Iterable[tuple[str, Mapping[str, Any]]]
 ) -> None:
     """Put each profile in the cache of every filter it matches; take it out of the others."""
     hits: list[tuple[int, str]] = []
@@ -135,7 +135,7 @@ def _store_matches(
 class Selection:
     """The profiles in any of ``segments``, with the names of the segments each one is in."""
 
-    def __init__(self, db: sqlite3.Connection, segments: Sequence[Segment]) -> None:
+    def __init__(self, db: Database, segments: Sequence[Segment]) -> None:
         if len(segments) > MAX_SEGMENTS_PER_EXPORT:
             raise ConfigError(f"an export can carry at most {MAX_SEGMENTS_PER_EXPORT} segments; split it in two")
         self.db = db
@@ -153,7 +153,7 @@ class Selection:
         db = self.db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS sel (key TEXT PRIMARY KEY, segs INTEGER NOT NULL) WITHOUT ROWID")
         db.execute("DELETE FROM temp.sel")
-        upsert = "ON CONFLICT(key) DO UPDATE SET segs = segs | excluded.segs"
+        upsert = "ON CONFLICT(key) DO UPDATE SET segs = sel.segs | excluded.segs"
         for bit, segment in enumerate(self.segments):
             if segment.kind == "static":
                 db.execute(

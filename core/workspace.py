@@ -21,7 +21,8 @@ from .config import split_secrets, validate
 from .contract import Destination, FieldSpec
 from .dispatcher import RetryPolicy
 from .engine import ExportRun, RunRequest
-from .errors import ConfigError, NotFound, PermissionDenied, RunError, SegportError, WorkspaceError
+from .errors import ConfigError, ExecutorError, NotFound, PermissionDenied, RunError, SegportError, WorkspaceError
+from .executor import Executor, RunJob, without_password
 from .filters import parse
 from .models import AuditEntry, Connection, Export, Role, Run, Segment, Share, User
 from .permissions import authorize
@@ -29,7 +30,8 @@ from .plugins import make_manager
 from .registry import Registry, default_registry
 from .scheduling import validate_cron
 from .selection import MAX_SEGMENTS_PER_EXPORT, LoadEvaluator, Selection, refresh_filter_cache
-from .store.sqlite import DB_FILE, SQLiteStore
+from .store import Store, open_store, sqlite_path
+from .store import database_url as store_url
 from .vault import Vault
 
 HOME_ENV = "SEGPORT_HOME"
@@ -64,13 +66,14 @@ class Workspace:
     def __init__(
         self,
         home: Path,
-        store: SQLiteStore,
+        store: Store,
         vault: Vault,
         *,
         user: str | None,
         registry: Registry | None = None,
         pm: pluggy.PluginManager | None = None,
         retry: RetryPolicy | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.home = home
         self.store = store
@@ -78,22 +81,41 @@ class Workspace:
         self.registry = registry or default_registry()
         self.pm = pm or make_manager()
         self.retry = retry or RetryPolicy()
+        self.executor = executor  # with one, refresh and scheduled runs are queued for workers
         self._user_name = user
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
-    def create(cls, home: str | os.PathLike[str] | None, admin: str, **kwargs: Any) -> Workspace:
-        """Create a workspace with its first admin (``segport init``)."""
+    def create(
+        cls, home: str | os.PathLike[str] | None, admin: str, *, database_url: str | None = None, **kwargs: Any
+    ) -> Workspace:
+        """Create a workspace with its first admin (``segport init``).
+
+        The database is ``database_url`` (default ``SEGPORT_DATABASE_URL``; unset: ``segport.db`` in the
+        folder); the folder holds the secret key and reject files either way.
+        """
         path = Path(home) if home is not None else default_home()
         admin = _check_name("user", admin)
-        if (path / DB_FILE).exists():
+        url = store_url(database_url)
+        db_file = sqlite_path(url, path)
+        store = None
+        if db_file is None:  # PostgreSQL: connect first, so a bad URL leaves no key file behind
+            store = open_store(url, path)
+            if store.schema_version():
+                store.close()
+                raise WorkspaceError(
+                    f"a workspace exists already in the database {store.url}: use it, or choose another database"
+                )
+        elif db_file.exists():
             raise WorkspaceError(f"a workspace exists already at {path}: use it, or choose another --home")
         try:
             path.mkdir(parents=True, exist_ok=True)
             vault = Vault.for_workspace(path, create=True)
         except OSError as exc:
+            if store is not None:
+                store.close()
             raise WorkspaceError(f"cannot create the workspace at {path}: {exc.strerror}") from None
-        store = SQLiteStore(path / DB_FILE)
+        store = store or open_store(url, path)
         try:
             store.migrate()
             with store.transaction():
@@ -106,13 +128,28 @@ class Workspace:
         return cls(path, store, vault, user=admin, **kwargs)
 
     @classmethod
-    def open(cls, home: str | os.PathLike[str] | None = None, user: str | None = None, **kwargs: Any) -> Workspace:
-        """Open an existing workspace acting as ``user`` (default ``SEGPORT_USER``)."""
+    def open(
+        cls,
+        home: str | os.PathLike[str] | None = None,
+        user: str | None = None,
+        *,
+        database_url: str | None = None,
+        **kwargs: Any,
+    ) -> Workspace:
+        """Open an existing workspace acting as ``user`` (default ``SEGPORT_USER``), its database
+        ``database_url`` (default ``SEGPORT_DATABASE_URL``, else ``segport.db`` in the folder)."""
         path = Path(home) if home is not None else default_home()
-        if not (path / DB_FILE).is_file():
+        url = store_url(database_url)
+        db_file = sqlite_path(url, path)
+        if db_file is not None and not db_file.is_file():
             raise WorkspaceError(f"no workspace at {path}: create one with 'segport init --admin NAME' or pass --home")
-        store = SQLiteStore(path / DB_FILE)
+        store = open_store(url, path)
         try:
+            if db_file is None and not store.schema_version():
+                raise WorkspaceError(
+                    f"no workspace in the database {store.url}: create one with 'segport init --admin NAME' "
+                    "(with the same --database-url), or check the URL"
+                )
             store.migrate()
             vault = Vault.for_workspace(path)
             _check_key(store, vault)
@@ -600,9 +637,34 @@ class Workspace:
         )
         return ExportRun(self.store, self.pm, self.home, self.retry).execute(request)
 
+    def queue_export(self, name: str, *, full: bool = False, trigger: str = "manual") -> str:
+        """Queue a run of an export for the workers of :attr:`executor`; returns the task id.
+
+        The same checks as :meth:`run_export` come first; the worker runs it as the acting user.
+        """
+        export, _ = self._export_for("exports.run", name)
+        if not export.enabled:
+            raise RunError(f"export {name!r} is disabled: enable it first ('segport exports enable {name}')")
+        if self.executor is None:
+            raise ConfigError("no executor is configured: set SEGPORT_BROKER_URL to queue runs for 'segport worker'")
+        job = RunJob(
+            export.name,
+            str(self.home.resolve()),
+            self.user.name,
+            trigger,
+            full,
+            without_password(getattr(self.store, "url", None)),
+        )
+        return self.executor.enqueue(job)
+
     def refresh(self, trigger: str = "refresh") -> list[dict[str, Any]]:
-        """Run every enabled, attached export once; one failure does not stop the others."""
+        """Run every enabled, attached export once; one failure does not stop the others.
+
+        With an :attr:`executor`, each run is queued instead (status ``queued``, its ``task`` id).
+        """
         self._authorize("refresh")
+        if self.executor is not None:
+            self.executor.check()
         results: list[dict[str, Any]] = []
         for export in self.store.list_exports():
             if not export.enabled or export.detached:
@@ -612,7 +674,11 @@ class Workspace:
 
     def _run_for_schedule(self, name: str, trigger: str) -> dict[str, Any]:
         try:
+            if self.executor is not None:
+                return {"export": name, "status": "queued", "task": self.queue_export(name, trigger=trigger)}
             run = self.run_export(name, trigger=trigger)
+        except ExecutorError:
+            raise  # the broker is down: no export can be queued
         except SegportError as exc:
             return {"export": name, "status": "failed", "error": str(exc)}
         return run.to_dict()
@@ -667,7 +733,7 @@ class Workspace:
         return self.store.audit_entries(limit)
 
 
-def _check_key(store: SQLiteStore, vault: Vault) -> None:
+def _check_key(store: Store, vault: Vault) -> None:
     """Refuse a secret key that is not the workspace's, before anything is read or stored with it.
 
     A wrong ``SEGPORT_SECRET_KEY`` would otherwise encrypt new credentials that the real key cannot

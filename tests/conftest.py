@@ -1,4 +1,11 @@
-"""Shared fixtures: a workspace on a temporary folder with the in-memory destination."""
+"""Shared fixtures: a workspace on a temporary folder with the in-memory destination.
+
+Tests that use a workspace (``ws``, ``act_as``, ``hooked_ws``, ``run_cli``, or ``database_url``
+itself) run twice: ``[sqlite]`` (the workspace's own ``segport.db``) and ``[postgres]`` (a fresh
+database of a throwaway cluster, named by ``SEGPORT_DATABASE_URL``, so the CLI and every
+``Workspace.open`` of the test use it too). ``@pytest.mark.sqlite_only("why")`` keeps a test on
+SQLite. Without PostgreSQL binaries the ``[postgres]`` tests skip, but fail under ``CI=true``.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +21,48 @@ from segport.cli import cli
 from segport.plugins import make_manager
 from segport.registry import set_default_registry
 from segport.testing.fakes import MemoryPlatform, memory_destination
+from segport.testing.postgres import PostgresCluster, PostgresUnavailable
 
 FAST_RETRY = RetryPolicy(attempts=4, base=0.001, cap=0.01)
+STORES = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only(reason): runs against the SQLite store only, for that reason")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test using a workspace runs against both stores, unless marked ``sqlite_only``."""
+    chosen = any("database_url" in m.args[0] for m in metafunc.definition.iter_markers("parametrize"))
+    if "database_url" in metafunc.fixturenames and not chosen:
+        stores = ["sqlite"] if metafunc.definition.get_closest_marker("sqlite_only") else list(STORES)
+        metafunc.parametrize("database_url", stores, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster for the session (initdb in a temporary folder, a free loopback port)."""
+    try:
+        cluster = PostgresCluster.start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL is not available: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
+    """None for the SQLite store; for PostgreSQL the URL of a new database, also in SEGPORT_DATABASE_URL."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield None
+        return
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_database()
+    monkeypatch.setenv("SEGPORT_DATABASE_URL", url)
+    yield url
+    cluster.drop_database(url)
 
 
 @pytest.fixture(autouse=True)
@@ -45,9 +92,11 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ws(home: Path, registry: Registry) -> Iterator[Workspace]:
+def ws(home: Path, registry: Registry, database_url: str | None) -> Iterator[Workspace]:
     """A new workspace acting as admin 'ada' (also users 'carl' contributor, 'vera' viewer)."""
-    workspace = Workspace.create(home, "ada", registry=registry, pm=make_manager(autoload=False), retry=FAST_RETRY)
+    workspace = Workspace.create(
+        home, "ada", database_url=database_url, registry=registry, pm=make_manager(autoload=False), retry=FAST_RETRY
+    )
     workspace.add_user("carl", "contributor")
     workspace.add_user("vera", "viewer")
     yield workspace
@@ -80,7 +129,9 @@ def make_profiles(tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-def hooked_ws(home: Path, registry: Registry, make_profiles: Any) -> Iterator[Callable[..., Workspace]]:
+def hooked_ws(
+    home: Path, registry: Registry, make_profiles: Any, database_url: str | None
+) -> Iterator[Callable[..., Workspace]]:
     """``hooked_ws(*hook_plugins, export="vip-news", rows=12)``: a workspace with those hook plugins and
     one export of ``rows`` profiles (segment ``all``) to the memory destination; closed at teardown."""
     opened: list[Workspace] = []
@@ -112,7 +163,7 @@ def write_profiles(path: Path, rows: int, *, start: int = 0) -> Path:
 
 
 @pytest.fixture
-def run_cli(home: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Any:
+def run_cli(home: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch, database_url: str | None) -> Any:
     """Invoke the CLI in-process: ``run_cli('--as', 'ada', 'users', 'list')`` -> click Result."""
     monkeypatch.setattr("segport.workspace.make_manager", lambda: make_manager(autoload=False))
     monkeypatch.setattr("segport.workspace.RetryPolicy", lambda: FAST_RETRY)

@@ -20,6 +20,7 @@ from ._exports import exports, runs
 from ._plugins import plugins
 from ._sandbox import sandbox
 from ._schedule import refresh, schedule, scheduler
+from ._worker import worker
 from ._workspace import audit, init, users
 
 
@@ -52,13 +53,20 @@ class SegportGroup(click.Group):
     default=None,
     help="Workspace folder (default: $SEGPORT_HOME or ./.segport).",
 )
+@click.option(
+    "--database-url",
+    envvar="SEGPORT_DATABASE_URL",
+    default=None,
+    help="Workspace database: postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///PATH "
+    "(default: $SEGPORT_DATABASE_URL or segport.db in the workspace folder).",
+)
 @click.option("--as", "user", envvar="SEGPORT_USER", default=None, help="Acting user (default: $SEGPORT_USER).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(package_name="segport")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, user: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, home: str | None, database_url: str | None, user: str | None, debug: bool) -> None:
     """Export segments of customer profiles to email-marketing platforms."""
-    ctx.obj = State(home=home, user=user, debug=debug)
+    ctx.obj = State(home=home, user=user, debug=debug, database_url=database_url)
     ctx.call_on_close(ctx.obj.close)
     if debug:
         import logging
@@ -80,6 +88,7 @@ for command in (
     schedule,
     refresh,
     scheduler,
+    worker,
     audit,
 ):
     cli.add_command(command)

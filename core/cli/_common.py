@@ -10,6 +10,7 @@ import click
 
 from ..config import parse_option_value
 from ..errors import ConfigError
+from ..executor import Executor
 from ..workspace import Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,11 +23,14 @@ class State:
     home: str | None
     user: str | None
     debug: bool
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
     _workspace: Workspace | None = field(default=None, repr=False)
 
     def workspace(self) -> Workspace:
         if self._workspace is None:
-            self._workspace = Workspace.open(self.home, user=self.user)
+            self._workspace = Workspace.open(
+                self.home, user=self.user, database_url=self.database_url, executor=Executor.from_env()
+            )
         return self._workspace
 
     def close(self) -> None:

@@ -9,9 +9,10 @@ from typing import Any
 import click
 
 from ..contract import BatchResult
-from ..errors import RunError, SegportError
+from ..errors import ExitStatus, RunError, SegportError
 from ..hookspecs import hookimpl
 from ..models import Export, Run, RunStatus
+from ..workspace import Workspace
 from ._common import State, emit_json, emit_table, json_option, parse_pairs, pass_state
 
 
@@ -219,11 +220,15 @@ def print_run(run: Run, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--full", is_flag=True, help="Resend every selected profile, ignoring what was delivered.")
 @click.option("--dry-run", is_flag=True, help="Print the exact plan; send nothing.")
+@click.option("--wait", is_flag=True, help="With SEGPORT_BROKER_URL: wait for the queued run and print its record.")
 @json_option
 @pass_state
-def exports_run(state: State, name: str, full: bool, dry_run: bool, as_json: bool) -> None:
-    """Run an export now."""
+def exports_run(state: State, name: str, full: bool, dry_run: bool, wait: bool, as_json: bool) -> None:
+    """Run an export now (with SEGPORT_BROKER_URL set: queue it for 'segport worker')."""
     ws = state.workspace()
+    if ws.executor is not None and not dry_run:
+        _queue_run(ws, name, full, wait, as_json)
+        return
     if sys.stderr.isatty() and not as_json and not dry_run:
         ws.pm.register(Progress(), name="segport.progress")
     try:
@@ -236,6 +241,38 @@ def exports_run(state: State, name: str, full: bool, dry_run: bool, as_json: boo
     print_run(run, as_json)
     if run.status is RunStatus.PARTIAL:
         raise RunError(f"run {run.id}: {run.error}")
+
+
+def _queue_run(ws: Workspace, name: str, full: bool, wait: bool, as_json: bool) -> None:
+    """Queue the run; with ``wait``, print its record once a worker has run it, as an in-process run."""
+    assert ws.executor is not None
+    task = ws.queue_export(name, full=full)
+    if not wait:
+        emit_json({"export": name, "status": "queued", "task": task}) if as_json else click.echo(
+            f"queued a run of {name!r}: task {task} (see 'segport runs list')"
+        )
+        return
+    if not as_json:
+        click.echo(f"queued a run of {name!r}: task {task}; waiting for a worker", err=True)
+    result = ws.executor.wait(task)
+    record = result.get("run")
+    run = ws.get_run(int(record["id"])) if record else None
+    if result.get("error"):
+        if run is not None and as_json:
+            print_run(run, True)
+        raise QueuedRunError(str(result["error"]), int(result.get("exit_status") or ExitStatus.RUN_FAILED))
+    assert run is not None
+    print_run(run, as_json)
+    if run.status is RunStatus.PARTIAL:
+        raise RunError(f"run {run.id}: {run.error}")
+
+
+class QueuedRunError(SegportError):
+    """A queued run ended in an error: the worker's message, with the exit status it would have had here."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.exit_status = ExitStatus(status) if status in ExitStatus._value2member_map_ else ExitStatus.RUN_FAILED
 
 
 @click.group()

@@ -15,7 +15,7 @@ from ._common import State, emit_json, emit_table, json_option, pass_state
 @pass_state
 def init(state: State, admin: str, as_json: bool) -> None:
     """Create a workspace (database, secret key) with its first admin."""
-    with Workspace.create(state.home, admin) as ws:
+    with Workspace.create(state.home, admin, database_url=state.database_url) as ws:
         if as_json:
             emit_json({"home": str(ws.home), "admin": admin})
         else:

@@ -10,24 +10,46 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..store.sqlite import DB_FILE
+from ..store import DATABASE_URL_ENV, sqlite_path
 from .double import PlatformDouble, PlatformMember
 
 if TYPE_CHECKING:
     from .conformance import DestinationConformance
 
 
-def dump_database(home: str | Path) -> str:
-    """Every table of a workspace's database as SQL text: compare two dumps to prove nothing changed."""
-    db = sqlite3.connect(Path(home) / DB_FILE)
+def dump_database(home: str | Path, database_url: str | None = None) -> str:
+    """Every table of a workspace's database as text: compare two dumps to prove nothing changed.
+
+    The database is ``database_url`` (default ``SEGPORT_DATABASE_URL``), else ``segport.db`` in ``home``.
+    """
+    url = database_url or os.environ.get(DATABASE_URL_ENV)
+    path = sqlite_path(url or None, Path(home))
+    if path is None:
+        assert url is not None
+        return _dump_postgres(url)
+    db = sqlite3.connect(path)
     try:
         return "\n".join(db.iterdump())
     finally:
         db.close()
+
+
+def _dump_postgres(url: str) -> str:
+    import psycopg
+
+    lines = []
+    with psycopg.connect(url) as db:
+        tables = [r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        for table in tables:
+            lines.append(f'CREATE TABLE "{table}"')  # rows as sqlite3's iterdump() shows them
+            rows = db.execute(f'SELECT * FROM "{table}" ORDER BY 1')
+            lines += [f'INSERT INTO "{table}" VALUES{row!r}' for row in rows]
+    return "\n".join(lines)
 
 
 def __getattr__(name: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -13,8 +14,13 @@ from segport.testing.operator import Operator
 pytestmark = pytest.mark.e2e
 
 
-def segport(home: Path, *args: str, user: str | None = "ada") -> subprocess.CompletedProcess[str]:
-    return Operator(home, user)(*args, check=False)
+def segport(
+    home: Path, *args: str, user: str | None = "ada", database_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    operator = Operator(home, user)
+    if database_url is not None:
+        operator.env["SEGPORT_DATABASE_URL"] = database_url
+    return operator(*args, check=False)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
@@ -26,8 +32,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *
         assert word in lines[0]
 
 
-def test_operator_flow_with_100k_profiles(tmp_path: Path) -> None:
+def test_operator_flow_with_100k_profiles(tmp_path: Path, database_url: str | None) -> None:
     home = tmp_path / "ws"
+    segport = functools.partial(globals()["segport"], database_url=database_url)
     assert segport(home, "init", "--admin", "ada", user=None).returncode == 0
     assert segport(home, "users", "add", "carl", "--role", "contributor").returncode == 0
     csv_path = tmp_path / "profiles.csv"

@@ -1118,6 +1118,7 @@ def test_a_stale_filter_cache_is_brought_up_to_date_from_the_changed_profiles_on
 # --- a full disk ---------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("fills the disk with SQLite's max_page_count")
 def test_a_full_disk_is_a_one_line_workspace_error_and_the_next_run_continues(
         ws: Workspace, platform: MemoryPlatform, tmp_path: Path) -> None:
     setup_export(ws, tmp_path, people(300))

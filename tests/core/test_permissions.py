@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +28,7 @@ from segport import (
     hookimpl,
 )
 from segport.cli import cli
+from segport.store import database_url, open_store
 from segport.testing import dump_database
 
 KEY = "SECRET-KEY-9f8e7d6c"
@@ -103,6 +103,8 @@ def _export_verbs(conn: str, roles: frozenset[str]) -> list[Verb]:
              lambda _: ["exports", "disable", e], roles),
         Verb(f"exports.remove[{conn}]", lambda w, _: w.remove_export(e), lambda _: ["exports", "remove", e], roles),
         Verb(f"exports.run[{conn}]", lambda w, _: w.run_export(e), lambda _: ["exports", "run", e], roles),
+        Verb(f"exports.queue[{conn}]", lambda w, _: w.queue_export(e), None, roles, action="exports.run",
+             allowed_error=ConfigError),  # no executor here: the queued path is tests/core/test_workers.py
     ]
 
 
@@ -153,16 +155,21 @@ VERBS = [
 CASES = [pytest.param(v, u, id=f"{u}-{v.name}") for v in VERBS for u in ROLES]
 
 
+def query(home: Path, sql: str) -> list[Any]:
+    """Rows of the workspace's database (SQLite or SEGPORT_DATABASE_URL), the store's SQL dialect."""
+    store = open_store(database_url(), home)
+    try:
+        return list(store.db.execute(sql).fetchall())
+    finally:
+        store.close()
+
+
 def assert_denial_audited(home: Path, before: str, user: str, action: str) -> None:
     """A refusal changes nothing but one audit entry: ``user`` was ``denied`` ``action``."""
     old = set(before.splitlines())
     added = [line for line in dump_database(home).splitlines() if line not in old]
     assert len(added) == 1 and added[0].startswith('INSERT INTO "audit"'), added
-    db = sqlite3.connect(home / "segport.db")
-    try:
-        row = db.execute("SELECT user, action, target, detail FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-    finally:
-        db.close()
+    row = query(home, "SELECT user, action, target, detail FROM audit ORDER BY id DESC LIMIT 1")[0]
     assert row[:3] == (user, "denied", action)
     assert json.loads(row[3])["role"] == ROLES[user]
 
@@ -223,7 +230,8 @@ def test_matrix_covers_every_workspace_action() -> None:
         "connections.secrets", "connections.test", "connections.auth", "connections.set-cap", "connections.remove",
         "profiles.load", "profiles.show", "segments.load", "segments.define", "segments.list", "segments.remove",
         "exports.add", "exports.edit", "exports.list", "exports.show", "exports.enable", "exports.disable",
-        "exports.remove", "exports.run", "runs.list", "runs.show", "schedule.set", "schedule.show", "schedule.jobs",
+        "exports.remove", "exports.run", "exports.queue", "runs.list", "runs.show", "schedule.set", "schedule.show",
+        "schedule.jobs",
         "refresh", "scheduler", "fire", "audit.list",
     }
 
@@ -236,6 +244,7 @@ NO_ACTING_USER = {
     "plugins list": "lists installed code; opens no workspace",
     "plugins show": "shows a plugin's schemas; opens no workspace",
     "plugins check": "runs the conformance kit against doubles in throwaway workspaces; opens no workspace",
+    "worker": "serves queued runs; each task opens its workspace as the user who queued it (checked then)",
     "connections notice": "prints the data-privacy notice",
 }
 # Public Workspace members that are not a user's request.
@@ -399,9 +408,7 @@ def test_connection_add_records_privacy_consent_and_audits(ws: Workspace, run_cl
 # -- removing a connection ------------------------------------------------------------------------
 def test_removing_a_connection_detaches_exports_and_erases_secrets(world: SimpleNamespace, ws: Workspace,
                                                                     run_cli: Any, home: Path) -> None:
-    db = sqlite3.connect(home / "segport.db")
-    token = db.execute("SELECT secrets FROM connections WHERE name = 'shared'").fetchone()[0]
-    db.close()
+    token = query(home, "SELECT secrets FROM connections WHERE name = 'shared'")[0][0]
     assert token  # encrypted secrets were stored
     result = run_cli("--as", "ada", "connections", "remove", "shared")
     assert result.exit_code == 0, result.output
@@ -414,9 +421,7 @@ def test_removing_a_connection_detaches_exports_and_erases_secrets(world: Simple
     assert listed["exp-shared"]["detached"] is True and listed["exp-private"]["detached"] is False
     assert "export:exp-shared" not in ws.schedules()
 
-    db = sqlite3.connect(home / "segport.db")
-    rows = db.execute("SELECT secrets FROM connections WHERE name = 'shared'").fetchall()
-    db.close()
+    rows = query(home, "SELECT secrets FROM connections WHERE name = 'shared'")
     assert all(secrets is None for (secrets,) in rows)  # the row is gone, or its secrets are NULL
     with pytest.raises(RunError, match="detached"):
         ws.run_export("exp-shared")

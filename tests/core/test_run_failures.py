@@ -30,6 +30,7 @@ import pytest
 
 import segport
 from segport import ExitStatus, RunStatus, Workspace
+from segport.store.sqlite import SQLiteStore
 from segport.testing.fakes import MemoryPlatform
 from segport.testing.operator import Operator
 from segport.testing.sandbox import Request
@@ -74,7 +75,8 @@ def read_only(*paths: Path) -> Iterator[None]:
 
 class ReadOnlyAfter:
     """After ``batches`` committed batches, the workspace database refuses writes (SQLITE_READONLY), as a
-    file system remounted read-only would; :meth:`restore` makes it writable again."""
+    file system remounted read-only would (PostgreSQL: read-only transactions, as on a standby after a
+    failover); :meth:`restore` makes it writable again."""
 
     def __init__(self, ws: Workspace, batches: int) -> None:
         self.ws, self.batches, self.seen = ws, batches, 0
@@ -83,10 +85,16 @@ class ReadOnlyAfter:
     def segport_after_batch(self, run: segport.Run, export: segport.Export, result: segport.BatchResult) -> None:
         self.seen += 1
         if self.seen == self.batches:
-            self.ws.store.db.execute("PRAGMA query_only = ON")
+            self._set(True)
 
     def restore(self) -> None:
-        self.ws.store.db.execute("PRAGMA query_only = OFF")
+        self._set(False)
+
+    def _set(self, read_only: bool) -> None:
+        if isinstance(self.ws.store, SQLiteStore):
+            self.ws.store.db.execute(f"PRAGMA query_only = {'ON' if read_only else 'OFF'}")
+        else:
+            self.ws.store.db.execute(f"SET default_transaction_read_only = {'on' if read_only else 'off'}")
 
 
 def memory_export(ws: Workspace, folder: Path, count: int) -> None:
@@ -159,6 +167,7 @@ def outcome_rows(ws: Workspace, run_id: int) -> int:
     return int(ws.store.db.execute("SELECT count(*) FROM outcomes WHERE run_id = ?", (run_id,)).fetchone()[0])
 
 
+@pytest.mark.sqlite_only("fills the disk with SQLite's max_page_count")
 def test_a_full_disk_leaves_a_run_record_that_counts_only_what_was_recorded(
     ws: Workspace, platform: MemoryPlatform, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from segport.store import open_store
 from segport.testing.operator import Operator
 from segport_mailchimp.sandbox import MailchimpSandbox
 
@@ -55,8 +56,11 @@ def setup(
     fake: frozenset[int] = frozenset(),
     options: tuple[str, ...] = (),
     maps: tuple[str, ...] = ("FNAME=first_name", "LNAME=last_name"),
+    database_url: str | None = None,
 ) -> Operator:
     op = Operator(tmp_path / "ws")
+    if database_url is not None:  # the PostgreSQL store, as workers on other machines would share it
+        op.env["SEGPORT_DATABASE_URL"] = database_url
     op("init", "--admin", "ada")
     op("profiles", "load", str(write_profiles(tmp_path / "profiles.csv", count, fake=fake)))
     op("segments", "define", "VIP", "--where", "tier = 'gold'")
@@ -75,8 +79,15 @@ def setup(
     return op
 
 
-def committed_so_far(home: Path) -> int:
+def committed_so_far(home: Path, database_url: str | None = None) -> int:
     """Records the running run has committed (read straight from the workspace database)."""
+    if database_url is not None:
+        store = open_store(database_url, home)
+        try:
+            row = store.db.execute("SELECT counts FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        finally:
+            store.close()
+        return int(json.loads(row[0]).get("created", 0)) if row else 0
     db = sqlite3.connect(f"file:{home / 'segport.db'}?mode=ro", uri=True)
     try:
         row = db.execute("SELECT counts FROM runs ORDER BY id DESC LIMIT 1").fetchone()
@@ -98,8 +109,10 @@ def expected_tags(i: int) -> set[str]:
     return ({"VIP"} if i % 4 == 0 else set()) | ({"Newsletter"} if i % 2 == 0 else set())
 
 
-def test_first_run_lands_exactly_and_delta_sends_only_the_change(tmp_path: Path, sandbox: MailchimpSandbox) -> None:
-    op = setup(tmp_path, sandbox)
+def test_first_run_lands_exactly_and_delta_sends_only_the_change(
+    tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None
+) -> None:
+    op = setup(tmp_path, sandbox, database_url=database_url)
     seen = len(sandbox.requests_log)
     first = op.run_json("news")
     assert first["status"] == "succeeded"
@@ -214,13 +227,13 @@ def test_run_level_problems_stop_before_sending(
 
 
 def test_a_killed_run_is_interrupted_and_the_next_run_finishes_exactly(
-    tmp_path: Path, sandbox: MailchimpSandbox
+    tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None
 ) -> None:
-    op = setup(tmp_path, sandbox, count=12000)
+    op = setup(tmp_path, sandbox, count=12000, database_url=database_url)
     sandbox.set_faults(latency_ms=150)
     process = op.popen("exports", "run", "news")
     deadline = time.monotonic() + 60
-    while committed_so_far(op.home) < 1000 and time.monotonic() < deadline:  # kill mid-run, after 2+ batches
+    while committed_so_far(op.home, database_url) < 1000 and time.monotonic() < deadline:  # kill after 2+ batches
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)

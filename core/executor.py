@@ -1,0 +1,220 @@
+"""The Celery executor: runs queued on a broker, executed by ``segport worker`` processes.
+
+With ``SEGPORT_BROKER_URL`` set (e.g. ``redis://127.0.0.1:6379/0``), ``exports run``, ``refresh`` and
+the scheduler enqueue runs instead of running them in-process. A queued run is a self-contained task,
+:class:`RunJob`: the export's name, the workspace home, the database URL without its password (if
+any), the trigger and the acting user. No secret travels: the worker opens the workspace itself, with
+the key file in its home or ``SEGPORT_SECRET_KEY``, and returns the run record only.
+
+Delivery: late acknowledgement (``task_acks_late``) and ``task_reject_on_worker_lost``, one message
+prefetched per process. A worker killed mid-run never acknowledges its message: a pool child lost
+under a living worker is requeued at once; a whole worker killed leaves it unacknowledged in Redis,
+which hands it to another worker after the visibility timeout (``SEGPORT_VISIBILITY_TIMEOUT``, one
+hour by default: a run must end within it or a second worker joins it, see below). The new run finds
+the killed one stale (its pid is dead), marks it ``interrupted`` and sends only what was not
+committed.
+
+Two deliveries of one export at once (a redelivery while the first still runs, or two queued runs)
+never overlap: the store's run lock refuses the second, whose task then *joins* the running run. It
+retries every few seconds until that run ends and returns its record if it succeeded (or ended
+partial); if it was interrupted or failed, the task runs the export itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import AlreadyRunning, ConfigError, ExecutorError, SegportError
+from .governor import BROKER_ENV, safe_url
+from .models import RunStatus
+
+VISIBILITY_ENV = "SEGPORT_VISIBILITY_TIMEOUT"
+QUEUE = "segport"
+TASK = "segport.run_export"
+JOIN_RETRY_S = 2.0  # how often a task waiting for a running run of its export looks again
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Everything a worker needs to run an export; no secrets."""
+
+    export: str
+    home: str
+    user: str
+    trigger: str = "manual"
+    full: bool = False
+    database_url: str | None = None
+    joining: int | None = field(default=None)  # the run of another delivery this task waits for
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunJob:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def broker_url() -> str | None:
+    """``SEGPORT_BROKER_URL``, or None: runs stay in-process."""
+    return os.environ.get(BROKER_ENV) or None
+
+
+def without_password(url: str | None) -> str | None:
+    """A database URL as a task may carry it: the password is the worker's own (env, .pgpass)."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class Executor:
+    """A Celery app on one broker: enqueues runs, waits for them, and serves as the worker's app."""
+
+    def __init__(self, broker: str) -> None:
+        try:
+            from celery import Celery
+        except ImportError:
+            raise ConfigError(
+                f"{BROKER_ENV} is set but Celery is not installed: pip install 'segport[workers]', "
+                f"or unset {BROKER_ENV} to run exports in-process"
+            ) from None
+        self.broker = broker
+        visibility = float(os.environ.get(VISIBILITY_ENV) or 3600)
+        transport = {
+            "visibility_timeout": visibility,
+            "unacked_restore_interval": max(1, min(10, int(visibility / 4))),
+            "unacked_restore_throttle": 1,
+        }
+        self.app = Celery("segport", broker=broker, backend=broker, set_as_current=False)
+        self.app.conf.update(
+            task_acks_late=True,
+            task_reject_on_worker_lost=True,
+            worker_prefetch_multiplier=1,
+            task_serializer="json",
+            result_serializer="json",
+            accept_content=["json"],
+            result_accept_content=["json"],
+            task_default_queue=QUEUE,
+            task_track_started=True,
+            broker_transport_options=transport,
+            result_backend_transport_options=transport,
+            broker_connection_retry_on_startup=True,
+            task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
+                                       "interval_max": 0.5},
+            result_expires=7 * 24 * 3600,
+            worker_hijack_root_logger=False,
+            enable_utc=True,
+        )
+        self.app.task(name=TASK, bind=True, max_retries=None, acks_late=True)(_run_task)
+
+    @classmethod
+    def from_env(cls) -> Executor | None:
+        url = broker_url()
+        return cls(url) if url else None
+
+    def unreachable(self) -> ExecutorError:
+        return ExecutorError(
+            f"cannot reach the broker at {BROKER_ENV}={safe_url(self.broker)}: start Redis (redis-server) or fix "
+            f"{BROKER_ENV}; unset it to run exports in-process"
+        )
+
+    def check(self) -> None:
+        """Raise :class:`ExecutorError` unless the broker answers."""
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+        except Exception:
+            raise self.unreachable() from None
+
+    def enqueue(self, job: RunJob) -> str:
+        """Queue one run; returns the task id."""
+        try:
+            result = self.app.send_task(TASK, kwargs={"job": job.to_dict()}, queue=QUEUE)
+        except Exception:  # kombu's OperationalError, redis errors: never with the URL's password
+            raise self.unreachable() from None
+        return str(result.id)
+
+    def wait(self, task_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for a queued run; returns ``{"run": record or None, "error": str or None, "exit_status": int}``."""
+        from celery.exceptions import TimeoutError as CeleryTimeout
+
+        result = self.app.AsyncResult(task_id)
+        try:
+            value = result.get(timeout=timeout, propagate=False, interval=0.2)
+        except CeleryTimeout:
+            raise ExecutorError(f"task {task_id} did not finish within {timeout}s: see 'segport runs list'") from None
+        except Exception:
+            raise self.unreachable() from None
+        if isinstance(value, dict):
+            return value
+        return {  # the task raised (a bug): its traceback is in the worker's log
+            "run": None,
+            "error": f"the worker failed running task {task_id} ({type(value).__name__}): see the worker's log",
+            "exit_status": 10,
+        }
+
+
+def open_workspace(job: RunJob) -> Any:
+    """The workspace a task names, opened as its user (the secret key is the worker's)."""
+    from .workspace import Workspace
+
+    options: dict[str, Any] = {}
+    if job.database_url is not None:
+        options["database_url"] = _database_url(job.database_url)
+    return Workspace.open(job.home, user=job.user, **options)
+
+
+def _database_url(url: str) -> str:
+    """The task's database URL; the worker's own ``SEGPORT_DATABASE_URL`` supplies its password."""
+    own = os.environ.get("SEGPORT_DATABASE_URL")
+    return own if own and without_password(own) == url else url
+
+
+def execute(job: RunJob) -> dict[str, Any]:
+    """Run one job in this process; the task result. Raises :class:`AlreadyRunning` with the id of the
+    run holding the export's lock in ``holder`` when another run is in progress."""
+    with open_workspace(job) as ws:
+        if job.joining is not None:
+            joined = ws.store.get_run(job.joining)
+            if joined.status is RunStatus.RUNNING:
+                ws.store.reap_stale_runs()
+                joined = ws.store.get_run(job.joining)
+            if joined.status is RunStatus.RUNNING:
+                raise AlreadyRunning(f"run {joined.id} of export {job.export!r} is still running")
+            if joined.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
+                return {"run": joined.to_dict(), "error": None, "exit_status": 0, "joined": True}
+        try:
+            run = ws.run_export(job.export, full=job.full, trigger=job.trigger)
+        except AlreadyRunning as exc:
+            running = [r for r in ws.store.list_runs(job.export, 20) if r.status is RunStatus.RUNNING]
+            exc.holder = running[0].id if running else None  # type: ignore[attr-defined]
+            raise
+        except SegportError as exc:
+            failed = getattr(exc, "run", None)
+            return {
+                "run": failed.to_dict() if failed is not None else None,
+                "error": str(exc),
+                "exit_status": int(exc.exit_status),
+            }
+        return {"run": run.to_dict(), "error": None, "exit_status": 0}
+
+
+def _run_task(task: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """The Celery task: run the job; join a run of the same export already in progress."""
+    parsed = RunJob.from_dict(job)
+    try:
+        return execute(parsed)
+    except AlreadyRunning as exc:
+        holder = getattr(exc, "holder", parsed.joining)
+        if holder is None:  # the lock was held a moment ago and is free now: try again
+            holder = parsed.joining
+        retry = RunJob(**{**parsed.to_dict(), "joining": holder})
+        raise task.retry(kwargs={"job": retry.to_dict()}, countdown=JOIN_RETRY_S, max_retries=None) from None
