@@ -23,6 +23,7 @@ from .config import split_secrets, validate
 from .contract import AuthHandler, BatchResult, Destination, Outcome, OutcomeStatus, Record, RunContext
 from .dispatcher import TRANSIENT, Delivery, Dispatcher, Gate, RetryPolicy, governor
 from .errors import CapExceeded, RetryableDestinationError, RunError, SegportError, WorkspaceError
+from .governor import GovernedAdapter
 from .mapper import Mapper
 from .models import Connection, Export, Run, RunStatus
 from .planner import PlanCounts, Reject, Remember, Send, Unchanged, markers_json, plan
@@ -73,7 +74,10 @@ class ExportRun:
         run.counts = dict.fromkeys(OUTCOME_KEYS, 0)
         started = time.monotonic()
         session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=spec.limits.max_concurrency)
+        # Each HTTP call holds a slot of the credential's call governor (besides the batch slots):
+        # a batch of several calls, or a parallel pre-flight, never puts more calls in flight.
+        calls = _gate(request, spec.limits.max_concurrency, "calls")
+        adapter = GovernedAdapter(calls, pool_maxsize=spec.limits.max_concurrency)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         auth = session.auth = request.destination.auth(request.config)
@@ -342,11 +346,16 @@ class RejectLog:
             self._file.close()
 
 
-def _gate(request: RunRequest, limit: int) -> Gate:
-    """The governor of the run's credential: connections sharing an API key share its concurrency."""
+def _gate(request: RunRequest, limit: int, what: str = "batches") -> Gate:
+    """A governor of the run's credential: connections sharing an API key share its concurrency.
+
+    ``batches`` bounds the batches (and pre-flights) in flight, ``calls`` the HTTP calls: two pools,
+    so a batch holding a batch slot always gets call slots (calls end without waiting on batches).
+    """
     secrets = split_secrets(request.config, request.destination.spec().connection_schema)[1]
     fingerprint = json.dumps(secrets or request.config, sort_keys=True, default=str).encode()
-    return governor(f"{request.connection.type}:{hashlib.sha256(fingerprint).hexdigest()}", limit)
+    credential = f"{request.connection.type}:{hashlib.sha256(fingerprint).hexdigest()}"
+    return governor(credential if what == "batches" else f"{credential}:{what}", limit)
 
 
 def _batches(

@@ -27,12 +27,18 @@ import uuid
 from contextlib import AbstractContextManager
 from typing import Any
 
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+
 from .errors import ConfigError, ExecutorError
 
 REDIS_ENV = "SEGPORT_REDIS_URL"
 BROKER_ENV = "SEGPORT_BROKER_URL"
 TTL_ENV = "SEGPORT_GOVERNOR_TTL"
 DEFAULT_TTL = 10.0
+# A call's slot is kept this long after its answer was read: a server may count the call in flight
+# until its handler returns, a moment after the last byte, and the next call must not overlap it.
+RELEASE_GRACE_S = 0.01
 KEY_PREFIX = "segport:governor:"
 
 Gate = AbstractContextManager[Any]
@@ -161,8 +167,9 @@ class RedisGovernor:
             self._renew, [key for _, key in held], [str(int(self.ttl * 1000)), *(token for token, _ in held)]
         )
         if kept < len(held):
-            log.warning("%d governor lease(s) expired before renewal (a pause longer than %ss)", len(held) - kept,
-                        self.ttl)
+            log.warning(
+                "%d governor lease(s) expired before renewal (a pause longer than %ss)", len(held) - kept, self.ttl
+            )
 
     def _start_renewer(self) -> None:
         if self._renewer is None or not self._renewer.is_alive():
@@ -215,3 +222,21 @@ def safe_url(url: str) -> str:
         netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
+
+
+class GovernedAdapter(HTTPAdapter):
+    """A ``requests`` transport adapter holding one slot of ``gate`` for each call, from sending the
+    request until the whole answer is read, so the calls a platform sees in flight never pass the
+    limit, whatever a plugin does inside one batch (several calls, parallel pre-flight reads)."""
+
+    def __init__(self, gate: Gate, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate = gate
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+        with self.gate:
+            response = super().send(request, **kwargs)
+            if not kwargs.get("stream"):
+                _ = response.content  # the server counts the call until its answer is sent: read it all
+            time.sleep(RELEASE_GRACE_S)  # and until its handler ends, just after its last byte
+            return response
