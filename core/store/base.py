@@ -501,8 +501,8 @@ class Store:
         self.db.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = ?, "
             "error = 'the run stopped without recording its end (its process was killed or crashed, or could "
-            "not write to the workspace); the next run resumes it' WHERE id = ?",
-            (now(), run_id),
+            "not write to the workspace); the next run resumes it' WHERE id = ? AND status = 'running'",
+            (now(), run_id),  # a run that ended since it was found running keeps its end
         )
 
     def reap_stale_runs(self) -> None:

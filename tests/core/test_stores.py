@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from segport import Workspace
+from segport import RunStatus, Workspace
 from segport.errors import AlreadyRunning, InputError, WorkspaceError
 from segport.store import open_store, sqlite_path
 from segport.store.migrations import MIGRATIONS
@@ -114,6 +114,25 @@ def test_a_run_lock_holds_across_connections_and_dies_with_its_holder(
     ws.store.reap_stale_runs()
     assert ws.store.get_run(held.id).status.value == "interrupted"
     assert ws.run_export("e").status.value == "succeeded"
+
+
+def test_a_run_that_ends_while_a_reaper_looks_keeps_its_end(ws: Workspace, tmp_path: Path) -> None:
+    """A reaper reads a run as running, the run ends and drops its lock, then the reaper finds no lock
+    holder: its interrupt must not overwrite the end (seen with three workers on PostgreSQL)."""
+    csv = tmp_path / "p.csv"
+    csv.write_text("id,email\n1,a@example.com\n", encoding="utf-8")
+    ws.load_profiles(csv)
+    ws.define_segment("all", "email is not empty")
+    ws.add_connection("mem", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
+    ws.add_export("e", connection="mem", segments=["all"], email_field="email", options={"audience_id": "aud1"})
+    run = ws.store.start_run(ws.get_export("e"), "manual", "ada")
+    run.status = RunStatus.SUCCEEDED
+    with ws.store.transaction():
+        ws.store.update_run(run)
+    ws.store.run_ended(run.id)
+    with ws.store.transaction():
+        ws.store._interrupt(run.id)  # the reaper's late decision, taken on the stale read
+    assert ws.store.get_run(run.id).status is RunStatus.SUCCEEDED
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
