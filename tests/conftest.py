@@ -9,7 +9,9 @@ SQLite. Without PostgreSQL binaries the ``[postgres]`` tests skip, but fail unde
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -20,6 +22,7 @@ from segport import Registry, RetryPolicy, Workspace
 from segport.cli import cli
 from segport.plugins import make_manager
 from segport.registry import set_default_registry
+from segport.store import open_store
 from segport.testing.fakes import MemoryPlatform, memory_destination
 from segport.testing.postgres import PostgresCluster, PostgresUnavailable
 
@@ -174,3 +177,28 @@ def run_cli(home: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch, dat
 
     return invoke
 
+
+
+@pytest.fixture
+def committed_so_far() -> Callable[..., int]:
+    """``committed_so_far(home, database_url=None)``: records the latest run has committed so far ("created"),
+    read straight from the workspace's database (its ``segport.db``, or the PostgreSQL one) while it runs."""
+
+    def committed(home: Path, database_url: str | None = None) -> int:
+        if database_url is not None:
+            store = open_store(database_url, home)
+            try:
+                row = store.db.execute("SELECT counts FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+            finally:
+                store.close()
+            return int(json.loads(row[0]).get("created", 0)) if row else 0
+        db = sqlite3.connect(f"file:{home / 'segport.db'}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT counts FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            db.close()
+        return int(json.loads(row[0]).get("created", 0)) if row else 0
+
+    return committed

@@ -41,6 +41,8 @@ DEFAULT_SEGMENT_FIELD = "Segments"  # the MultiSelectMany field holding segment 
 CONSENT_VALUES = {"yes": "Yes", "no": "No", "unchanged": "Unchanged"}
 SCALAR_TYPES = {"Text", "Number", "Date", "MultiSelectOne", "Country", "USState"}
 PARTIAL_IMPORT = 210  # HTTP 400 whose ResultData lists only the failed rows [CS-PY B2]
+FIELD_EXISTS = 255  # "The Field Name already exists in this list" [CM-GS errors] B1
+DUPLICATE_SEGMENT = 275  # "Duplicate Segment Title" [CM-GS errors 275] B4
 IMPORT_LIMIT = 1000  # subscribers per import.json; more is 400 code 209, none is 212 [CM-GS B2]
 # Pre-flight calls in flight at once: no more than the destination's max_concurrency (4), the size of
 # the engine's HTTPAdapter pool on the shared session. No limit is documented for list endpoints [B3].
@@ -156,23 +158,9 @@ class CampaignMonitorWriter(BatchWriter):
         """Create the field with every exported option, or add the options it lacks [B1]."""
         wanted = list(dict.fromkeys(self.context.segments))
         if field is None:
-            key = self.api.call(
-                "POST",
-                f"/lists/{self.list_id}/customfields",
-                json={
-                    "FieldName": self.segment_field,
-                    "DataType": "MultiSelectMany",
-                    "Options": wanted,
-                    "VisibleInPreferenceCenter": False,
-                },
-            )
-            if not isinstance(key, str) or not key.strip("[]"):
-                raise RetryableDestinationError(
-                    f"Campaign Monitor created the custom field {self.segment_field} but answered no key: "
-                    "run the export again (it will find the field)"
-                )
-            self.membership_key = key.strip("[]")
-            return
+            field = self._create_membership_field(wanted)
+            if field is None:
+                return
         self.membership_key = self._key(field)
         options = field.get("FieldOptions")
         present = {o for o in options if isinstance(o, str)} if isinstance(options, list) else set()
@@ -183,6 +171,38 @@ class CampaignMonitorWriter(BatchWriter):
                 f"/lists/{self.list_id}/customfields/{path_key(str(field['Key']))}/options",
                 json={"Options": missing, "KeepExistingOptions": True},
             )
+
+    def _create_membership_field(self, wanted: list[str]) -> Mapping[str, Any] | None:
+        """Create the field with the ``wanted`` options and take its key (None); or, when another run on
+        this list (another export, another worker) created it since our read, that field, to complete."""
+        try:
+            key = self.api.call(
+                "POST",
+                f"/lists/{self.list_id}/customfields",
+                json={
+                    "FieldName": self.segment_field,
+                    "DataType": "MultiSelectMany",
+                    "Options": wanted,
+                    "VisibleInPreferenceCenter": False,
+                },
+            )
+        except CMError as exc:
+            if exc.code != FIELD_EXISTS:
+                raise
+            answer = self.api.call("GET", f"/lists/{self.list_id}/customfields")
+            field = self._membership_field(
+                {str(f["FieldName"]).lower(): f for f in _objects(answer) if f.get("FieldName")}
+            )
+            if field is None:
+                raise
+            return field
+        if not isinstance(key, str) or not key.strip("[]"):
+            raise RetryableDestinationError(
+                f"Campaign Monitor created the custom field {self.segment_field} but answered no key: "
+                "run the export again (it will find the field)"
+            )
+        self.membership_key = key.strip("[]")
+        return None
 
     def _key(self, field: Mapping[str, Any]) -> str:
         """A custom field's key without brackets; a field without one cannot be written."""
@@ -207,7 +227,11 @@ class CampaignMonitorWriter(BatchWriter):
 
         created = self._concurrently([("POST", f"/segments/{self.list_id}", body(s)) for s in missing])
         for answer in created:  # the first failure in the export's order
-            answer.result()
+            try:
+                answer.result()
+            except CMError as exc:  # another run on this list created it since our read: it is there
+                if exc.code != DUPLICATE_SEGMENT:
+                    raise
 
     # -- writing ------------------------------------------------------------------------------
     def write_batch(self, records: Sequence[Record]) -> BatchResult:

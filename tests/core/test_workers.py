@@ -2,7 +2,8 @@
 
 A ``redis-server`` is started on a free loopback port for the session (with ``CI=true`` a missing
 ``redis-server`` fails these tests instead of skipping them). Workers are real ``segport worker``
-processes; the platforms are Mailchimp sandboxes, each counting the calls it had in flight at once.
+processes; the platforms are Mailchimp and Campaign Monitor sandboxes, each counting the calls it had
+in flight at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -25,13 +27,17 @@ import pytest
 import segport
 from segport import Workspace
 from segport.governor import key_for
+from segport.testing import PlatformMember
 from segport.testing.operator import Operator
 from segport.testing.redis import RedisServer
 from segport.testing.sandbox import Request
+from segport_campaignmonitor.destination import LIMITS as CM_LIMITS
+from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
 from segport_mailchimp.sandbox import MailchimpSandbox
 
 LIMIT = 10  # Mailchimp's simultaneous connections per key, the sandbox's max_connections
 BATCH_CREATE = re.compile(r"/3\.0/lists/[^/]+")
+CM_IMPORT = re.compile(r"/api/v3\.3/subscribers/[^/]+/import\.json")
 
 
 @pytest.fixture(scope="session")
@@ -151,8 +157,14 @@ def email(i: int) -> str:
     return f"person{i}@shop.segport-test.net"
 
 
-class CountingSandbox(MailchimpSandbox):
-    """The Mailchimp sandbox counting every address sent in a batch create, and the creates answered."""
+class Counting:
+    """What a fleet's sandbox adds to its platform's: the connection type, the calls in flight its key
+    allows, the export mapping, every address sent in a create (batch create, import) and the creates."""
+
+    kind: str  # the connection type
+    limit: int  # calls in flight per key, across workers
+    mapping: dict[str, str]  # destination field -> profile field, "First{i}" for person i
+    subscribed: str  # the platform's word for an active person
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -160,22 +172,50 @@ class CountingSandbox(MailchimpSandbox):
         self.creates = 0
         self.watch = threading.Lock()
 
+    def count(self, addresses: list[Any]) -> None:
+        with self.watch:
+            self.creates += 1
+            self.created.update(str(a).lower() for a in addresses)
+
+    def expected(self, i: int, segment: str) -> PlatformMember:
+        """Person ``i`` as an export of ``segment`` leaves them (what ``members()`` reads)."""
+        return PlatformMember(email(i), {f: f"First{i}" for f in self.mapping}, frozenset({segment}), self.subscribed)
+
+
+class CountingSandbox(Counting, MailchimpSandbox):
+    """The Mailchimp sandbox counting every address sent in a batch create, and the creates answered."""
+
+    kind, limit, mapping, subscribed = "mailchimp", LIMIT, {"FNAME": "first_name"}, "subscribed"
+
     def authenticate(self, req: Request) -> None:
         if req.method == "POST" and BATCH_CREATE.fullmatch(req.path):
-            members = req.json().get("members") or []
-            with self.watch:
-                self.creates += 1
-                self.created.update(str(m["email_address"]).lower() for m in members)
+            self.count([m["email_address"] for m in req.json().get("members") or []])
         super().authenticate(req)
 
 
+class CountingCampaignMonitor(Counting, CampaignMonitorSandbox):
+    """The Campaign Monitor sandbox counting every address sent in an import, and the imports answered.
+    Its key's limit is the destination's own (no documented one): ``LIMITS.max_concurrency``."""
+
+    kind, limit, mapping, subscribed = "campaignmonitor", CM_LIMITS.max_concurrency, {"Name": "first_name"}, "Active"
+
+    def authenticate(self, req: Request) -> None:
+        if req.method == "POST" and CM_IMPORT.fullmatch(req.path):
+            self.count([s["EmailAddress"] for s in req.json().get("Subscribers") or []])
+        super().authenticate(req)
+
+
+FleetSandbox = CountingSandbox | CountingCampaignMonitor
+
+
 class Fleet:
-    """A workspace with exports on one or more sandboxes (one key each), and ``segport worker`` processes.
+    """A workspace with exports on one or more sandboxes (one key each, Mailchimp or Campaign Monitor), and
+    ``segport worker`` processes.
 
     Export ``e{k}`` sends segment ``G{k}`` (profiles ``i % exports == k``) to sandbox ``k % len(sandboxes)``.
     """
 
-    def __init__(self, tmp_path: Path, redis_url: str, sandboxes: list[CountingSandbox], exports: int,
+    def __init__(self, tmp_path: Path, redis_url: str, sandboxes: list[FleetSandbox], exports: int,
                  per_export: int, visibility: float = 60, database_url: str | None = None) -> None:
         self.sandboxes, self.exports, self.count = sandboxes, exports, exports * per_export
         self.home = tmp_path / "ws"
@@ -188,12 +228,12 @@ class Fleet:
         with Workspace.create(self.home, "ada", database_url=database_url) as ws:
             ws.load_profiles(profiles)
             for n, sandbox in enumerate(sandboxes):
-                ws.add_connection(f"mc{n}", "mailchimp", sandbox.demo_connection(), agree_privacy=True)
+                ws.add_connection(f"key{n}", sandbox.kind, sandbox.demo_connection(), agree_privacy=True)
             for k in range(exports):
+                sandbox = sandboxes[k % len(sandboxes)]
                 ws.define_segment(f"G{k}", f"group = 'g{k}'")
-                ws.add_export(f"e{k}", connection=f"mc{k % len(sandboxes)}", segments=[f"G{k}"],
-                              email_field="email", mapping={"FNAME": "first_name"},
-                              options=sandboxes[k % len(sandboxes)].demo_export_options())
+                ws.add_export(f"e{k}", connection=f"key{k % len(sandboxes)}", segments=[f"G{k}"],
+                              email_field="email", mapping=sandbox.mapping, options=sandbox.demo_export_options())
         self.op = Operator(self.home)
         self.op.env.update(SEGPORT_BROKER_URL=redis_url, SEGPORT_VISIBILITY_TIMEOUT=str(visibility),
                            SEGPORT_GOVERNOR_TTL="3")
@@ -230,30 +270,34 @@ class Fleet:
         return found
 
     def assert_exact(self, *, resent_at_most: int = 1) -> None:
-        """Each audience holds exactly its exports' people; an address is sent at most ``resent_at_most`` times."""
+        """Each audience/list holds exactly its exports' people, each with its name, its export's segment
+        (tag or membership option) and subscribed; an address is sent at most ``resent_at_most`` times."""
         for n, sandbox in enumerate(self.sandboxes):
             mine = [i for i in range(self.count) if (i % self.exports) % len(self.sandboxes) == n]
-            landed = sandbox.state()["lists"][sandbox.audience_id]["members"]
-            assert set(landed) == {email(i) for i in mine}
-            for i in mine:
-                member = landed[email(i)]
-                assert member["status"] == "subscribed", member
-                assert member["tags"] == [f"G{i % self.exports}"]
-                assert member["merge_fields"] == {"FNAME": f"First{i}"}
+            landed = {m.email: m for m in sandbox.members()}
+            assert landed == {email(i): sandbox.expected(i, f"G{i % self.exports}") for i in mine}
             assert set(sandbox.created) == set(landed) and max(sandbox.created.values()) <= resent_at_most
 
 
+# The fleet's two keys: two Mailchimp accounts, or one Mailchimp and one Campaign Monitor account.
+TWO_MAILCHIMP = (CountingSandbox, CountingSandbox)
+MIXED = (CountingSandbox, CountingCampaignMonitor)
+
+
 @pytest.fixture
-def sandboxes() -> Iterator[list[CountingSandbox]]:
-    with CountingSandbox(seed=41) as first, CountingSandbox(seed=42) as second:
-        for sandbox in (first, second):
+def sandboxes(request: pytest.FixtureRequest) -> Iterator[list[FleetSandbox]]:
+    """Two sandboxes at 40 ms a call: ``TWO_MAILCHIMP``, or the kinds of an indirect parameter (``MIXED``)."""
+    kinds: tuple[type[FleetSandbox], ...] = getattr(request, "param", TWO_MAILCHIMP)
+    with ExitStack() as stack:
+        found = [stack.enter_context(kind(seed=41 + n)) for n, kind in enumerate(kinds)]
+        for sandbox in found:
             sandbox.set_faults(latency_ms=40)
-        yield [first, second]
+        yield found
 
 
 @pytest.mark.e2e
 def test_refresh_queued_on_two_workers_lands_exactly_within_each_keys_limit(
-    tmp_path: Path, redis_url: str, sandboxes: list[CountingSandbox]
+    tmp_path: Path, redis_url: str, sandboxes: list[FleetSandbox]
 ) -> None:
     fleet = Fleet(tmp_path, redis_url, sandboxes, exports=4, per_export=3500)
     try:
@@ -273,7 +317,7 @@ def test_refresh_queued_on_two_workers_lands_exactly_within_each_keys_limit(
     ]
     assert all(r["counts"]["created"] == 3500 for r in runs)
     for sandbox in sandboxes:
-        assert 1 < sandbox.max_in_flight <= LIMIT  # shared by two workers' runs of the key, never passed
+        assert 1 < sandbox.max_in_flight <= sandbox.limit  # shared by two workers' runs of the key, never passed
     fleet.assert_exact()
     log = fleet.worker_log()
     for sandbox in sandboxes:
@@ -349,10 +393,12 @@ def test_a_run_queued_while_its_export_runs_joins_that_run(tmp_path: Path, redis
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("sandboxes", [TWO_MAILCHIMP, MIXED], indirect=True, ids=["two-mailchimp", "mixed"])
 def test_twenty_exports_on_three_workers_sharing_two_keys(
-    tmp_path: Path, redis_url: str, sandboxes: list[CountingSandbox], database_url: str | None
+    tmp_path: Path, redis_url: str, sandboxes: list[FleetSandbox], database_url: str | None
 ) -> None:
-    """Issue 9's fleet: a refresh of 20 exports on 3 workers, 2 credentials (one per sandbox), on each store."""
+    """Issue 9's fleet: a refresh of 20 exports on 3 workers, 2 credentials (one per sandbox: two Mailchimp
+    keys, or one Mailchimp and one Campaign Monitor key, 10 exports each), on each store."""
     fleet = Fleet(tmp_path, redis_url, sandboxes, exports=20, per_export=1200, database_url=database_url)
     try:
         for _ in range(3):
@@ -367,7 +413,7 @@ def test_twenty_exports_on_three_workers_sharing_two_keys(
     assert sorted((r["export"], r["status"]) for r in runs) == sorted((f"e{k}", "succeeded") for k in range(20))
     assert all(r["counts"]["created"] == 1200 for r in runs)  # one run per export: nothing overlapped
     for sandbox in sandboxes:
-        assert 1 < sandbox.max_in_flight <= LIMIT  # each key shared by several workers' runs, never past its limit
+        assert 1 < sandbox.max_in_flight <= sandbox.limit  # each key shared by several workers' runs, never past it
     fleet.assert_exact()
     busy = [log for log in sorted(fleet.logs.glob("*.log")) if "succeeded in" in log.read_text(errors="replace")]
     assert len(busy) >= 2, "the runs were not spread over the workers"

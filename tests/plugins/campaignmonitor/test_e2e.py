@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from segport.testing.operator import Operator
+from segport.testing.sandbox import Request, Response
+from segport_campaignmonitor.destination import LIMITS
 from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
 
 pytestmark = pytest.mark.e2e
@@ -42,8 +50,12 @@ def write_keys(path: Path, keys: list[int]) -> Path:
     return path
 
 
-def setup(tmp_path: Path, sandbox: CampaignMonitorSandbox, count: int = 1500) -> Operator:
+def setup(
+    tmp_path: Path, sandbox: CampaignMonitorSandbox, count: int = 1500, *, database_url: str | None = None
+) -> Operator:
     op = Operator(tmp_path / "ws")
+    if database_url is not None:  # the PostgreSQL store, as workers on other machines would share it
+        op.env["SEGPORT_DATABASE_URL"] = database_url
     op("init", "--admin", "ada")
     op("profiles", "load", str(write_profiles(tmp_path / "profiles.csv", count)))
     op("segments", "define", "VIP", "--where", "tier = 'gold'")
@@ -88,8 +100,10 @@ def options_of(subscriber: dict[str, Any]) -> set[str]:
     return set(value if isinstance(value, list) else [value])
 
 
-def test_first_run_lands_exactly_then_delta_and_exit(tmp_path: Path, sandbox: CampaignMonitorSandbox) -> None:
-    op = setup(tmp_path, sandbox)
+def test_first_run_lands_exactly_then_delta_and_exit(
+    tmp_path: Path, sandbox: CampaignMonitorSandbox, database_url: str | None
+) -> None:
+    op = setup(tmp_path, sandbox, database_url=database_url)
     seen = len(sandbox.requests_log)
     first = op.run_json("news")
     assert first["status"] == "succeeded"
@@ -151,6 +165,92 @@ def test_wrong_list_or_key_stops_before_sending(
     assert all(word in lines[0] for word in words)
     assert subscribers(sandbox) == {}
     assert sandbox.demo_connection()["api_key"] not in result.stdout + result.stderr
+
+
+def test_a_killed_run_is_interrupted_and_the_next_run_finishes_exactly(
+    tmp_path: Path, sandbox: CampaignMonitorSandbox, database_url: str | None, committed_so_far: Callable[..., int]
+) -> None:
+    op = setup(tmp_path, sandbox, count=24000, database_url=database_url)  # 12,000 selected: 12 imports
+    sandbox.set_faults(latency_ms=300)
+    process = op.popen("exports", "run", "news")
+    deadline = time.monotonic() + 60
+    while committed_so_far(op.home, database_url) < 1000 and time.monotonic() < deadline:  # kill after 1+ import
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert sandbox.wait_idle()  # the imports in flight at the kill land before the state is read
+    sandbox.set_faults(latency_ms=0)
+    runs = json.loads(op("runs", "list", "--json").stdout)
+    assert runs[0]["status"] == "interrupted"
+    committed = runs[0]["counts"]["created"]
+    landed_at_kill = len(subscribers(sandbox))
+    selected = [i for i in range(24000) if expected(i)]
+    assert 0 < committed <= landed_at_kill < len(selected)  # killed mid-run
+    finished = op.run_json("news")
+    assert finished["status"] == "succeeded"
+    landed = subscribers(sandbox)
+    assert set(landed) == {email(i) for i in selected}
+    for i in selected:
+        subscriber = landed[email(i)]
+        assert subscriber["State"] == "Active" and subscriber["Name"] == f"First{i} Last{i}"
+        assert options_of(subscriber) == expected(i)
+    # The second run sends only what the first did not commit (imports upsert: new to segport, so
+    # "created"); what it sends twice (landed but not committed) is at most the imports in flight.
+    assert finished["counts"]["created"] == len(selected) - committed
+    assert finished["counts"]["unchanged"] == committed
+    assert landed_at_kill - committed <= LIMITS.max_concurrency * LIMITS.batch_size
+
+
+class HeldCreations(CampaignMonitorSandbox):
+    """Answers no custom field or rule segment creation until ``runs`` runs have read both: each run's
+    pre-flight then finds neither, as two first runs on one list at once (two workers) may."""
+
+    def __init__(self, runs: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runs, self.reads, self.held = runs, Counter[str](), True
+        self.read = threading.Condition()
+
+    def respond(self, req: Request) -> Response:
+        creates = req.method == "POST" and (req.path.endswith("/customfields.json") or "/segments/" in req.path)
+        if creates:
+            with self.read:
+                self.held = self.held and self.read.wait_for(self.everyone_read, timeout=60)
+        answer = super().respond(req)
+        name = req.path.rsplit("/", 1)[-1]
+        if req.method == "GET" and name in ("customfields.json", "segments.json"):
+            with self.read:
+                self.reads[name] += 1
+                self.read.notify_all()
+        return answer
+
+    def everyone_read(self) -> bool:
+        return min(self.reads["customfields.json"], self.reads["segments.json"]) >= self.runs
+
+
+def test_two_first_runs_on_one_list_at_once_both_land(tmp_path: Path, database_url: str | None) -> None:
+    """Issue 9 (workers): the second run's creations of the membership field and of a shared rule segment
+    answer "already exists" (255, 275), which means another run made them: both runs go on."""
+    with HeldCreations(runs=2, seed=5) as sandbox:
+        op = setup(tmp_path, sandbox, count=200, database_url=database_url)
+        connection = ("--connection", "cm", "--email", "email", "--map", "Name=first_name+last_name")
+        op("exports", "add", "gold", *connection, "--segment", "VIP", "--option", f"list_id={sandbox.list_id}")
+        runs = [
+            subprocess.Popen([sys.executable, "-m", "segport", "exports", "run", name, "--json"], env=op.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in ("news", "gold")
+        ]
+        results = [(run.communicate(timeout=120), run.returncode) for run in runs]
+        assert sandbox.held  # both pre-flights read before either created: the race happened
+        assert [code for _, code in results] == [0, 0], [err for (_, err), _ in results]
+        assert [json.loads(out)["status"] for (out, _), _ in results] == ["succeeded", "succeeded"]
+        landed = subscribers(sandbox)
+        selected = [i for i in range(200) if expected(i)]
+        assert set(landed) == {email(i) for i in selected}
+        assert all(options_of(landed[email(i)]) == expected(i) for i in selected)
+        state = sandbox.state()["lists"][sandbox.list_id]
+        assert sorted(s["Title"] for s in state["segments"]) == ["Newsletter", "VIP"]  # one each
+        paths = [path for method, path in sandbox.requests_log if method == "POST"]
+        assert sum(p.endswith("/customfields.json") for p in paths) == 2  # one created it, one was told it exists
 
 
 def test_both_destinations_are_listed_from_their_entry_points(tmp_path: Path) -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
-from segport.store import open_store
 from segport.testing.operator import Operator
 from segport_mailchimp.sandbox import MailchimpSandbox
 
@@ -77,25 +75,6 @@ def setup(
         args += ["--option", item]
     op(*args)
     return op
-
-
-def committed_so_far(home: Path, database_url: str | None = None) -> int:
-    """Records the running run has committed (read straight from the workspace database)."""
-    if database_url is not None:
-        store = open_store(database_url, home)
-        try:
-            row = store.db.execute("SELECT counts FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-        finally:
-            store.close()
-        return int(json.loads(row[0]).get("created", 0)) if row else 0
-    db = sqlite3.connect(f"file:{home / 'segport.db'}?mode=ro", uri=True)
-    try:
-        row = db.execute("SELECT counts FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
-    return int(json.loads(row[0]).get("created", 0)) if row else 0
 
 
 def members(sandbox: MailchimpSandbox) -> dict[str, dict[str, Any]]:
@@ -227,7 +206,7 @@ def test_run_level_problems_stop_before_sending(
 
 
 def test_a_killed_run_is_interrupted_and_the_next_run_finishes_exactly(
-    tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None
+    tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None, committed_so_far: Callable[..., int]
 ) -> None:
     op = setup(tmp_path, sandbox, count=12000, database_url=database_url)
     sandbox.set_faults(latency_ms=150)
