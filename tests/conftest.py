@@ -25,6 +25,7 @@ from segport.registry import set_default_registry
 from segport.store import open_store
 from segport.testing.fakes import MemoryPlatform, memory_destination
 from segport.testing.postgres import PostgresCluster, PostgresUnavailable
+from segport.testing.redis import RedisServer
 
 FAST_RETRY = RetryPolicy(attempts=4, base=0.001, cap=0.01)
 STORES = ("sqlite", "postgres")
@@ -53,6 +54,19 @@ def pg_cluster() -> Iterator[PostgresCluster]:
         pytest.skip(f"PostgreSQL is not available: {exc}")
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A redis-server for the session (a free loopback port, no persistence, a temporary folder)."""
+    try:
+        server = RedisServer()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{exc}: CI must run the worker and shared-governor tests")
+        pytest.skip(str(exc))
+    with server:
+        yield server.url
 
 
 @pytest.fixture

@@ -12,12 +12,27 @@ import os
 import socket
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Protocol, Sequence, TypeVar
 
 from ..errors import AlreadyExists, AlreadyRunning, NotFound
 from ..models import AuditEntry, Connection, Export, Role, Run, RunStatus, Segment, Share, User
 
 _CHUNK = 5000
+T = TypeVar("T")
+
+
+def chunks(items: Iterable[T], size: int = _CHUNK) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter, none empty): bulk writes without holding all."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 # What the destination acknowledged for one profile: key, email, record hash, markers JSON,
 # the profile version (``profiles.seq``) and the data matching fingerprint it was sent with.
 StateRow = tuple[str, str, bytes, str, int | None, int]
@@ -324,13 +339,8 @@ class Store:
     def replace_members(self, segment_id: int, keys: Iterable[str]) -> tuple[int, int]:
         """Replace a static segment's members; returns (members, keys matching no profile)."""
         self.db.execute("DELETE FROM segment_members WHERE segment_id = ?", (segment_id,))
-        batch: list[tuple[int, str]] = []
-        for key in keys:
-            batch.append((segment_id, key))
-            if len(batch) >= _CHUNK:
-                self.db.executemany("INSERT OR IGNORE INTO segment_members VALUES (?, ?)", batch)
-                batch = []
-        self.db.executemany("INSERT OR IGNORE INTO segment_members VALUES (?, ?)", batch)
+        for batch in chunks((segment_id, key) for key in keys):
+            self.db.executemany("INSERT OR IGNORE INTO segment_members VALUES (?, ?)", batch)
         members = self.db.execute(
             "SELECT count(*) FROM segment_members WHERE segment_id = ?", (segment_id,)
         ).fetchone()[0]

@@ -30,7 +30,7 @@ from psycopg.pq import TransactionStatus
 
 from ..errors import AlreadyRunning, InputError, WorkspaceError
 from ..models import Export, Run, RunStatus
-from .base import _CHUNK, Store, _dumps, run_is_stale
+from .base import Store, _dumps, chunks, run_is_stale
 from .migrations import MIGRATIONS
 
 # Advisory lock keys (two int4s): (namespace, 0) serialises write transactions; (namespace + 1,
@@ -238,14 +238,7 @@ class PostgresStore(Store):
         seq = self._next_seq()
         db.execute("CREATE TEMP TABLE IF NOT EXISTS load_rows (key TEXT NOT NULL, line INTEGER, attrs TEXT)")
         db.execute("TRUNCATE pg_temp.load_rows")
-        count = 0
-        chunk: list[Any] = []
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= _CHUNK:
-                count += self._copy_chunk(chunk, on_chunk)
-                chunk = []
-        count += self._copy_chunk(chunk, on_chunk)
+        count = sum(self._copy_chunk(chunk, on_chunk) for chunk in chunks(rows))
         db.execute("ANALYZE pg_temp.load_rows")
         duplicate = db.execute(
             "SELECT key, line, first FROM (SELECT key, line, min(line) OVER (PARTITION BY key) AS first "

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import InputError, WorkspaceError
 from ..models import Export
-from .base import _CHUNK, StateRow, Store, _dumps, now, pid_alive, run_is_stale
+from .base import StateRow, Store, _dumps, chunks, now, pid_alive, run_is_stale
 from .migrations import MIGRATIONS
 
 DB_FILE = "segport.db"
@@ -107,14 +107,7 @@ class SQLiteStore(Store):
         seq = self._next_seq()
         db.execute("CREATE TEMP TABLE IF NOT EXISTS load_keys (key TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID")
         db.execute("DELETE FROM temp.load_keys")
-        count = 0
-        chunk: list[Any] = []
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= _CHUNK:
-                count += self._load_chunk(chunk, source, seq, on_chunk)
-                chunk = []
-        count += self._load_chunk(chunk, source, seq, on_chunk)
+        count = sum(self._load_chunk(chunk, source, seq, on_chunk) for chunk in chunks(rows))
         if replace:
             db.execute("DELETE FROM profiles WHERE key NOT IN (SELECT key FROM temp.load_keys)")
             db.execute("DELETE FROM filter_members WHERE profile_key NOT IN (SELECT key FROM profiles)")

@@ -10,7 +10,6 @@ The sandbox counts every address it is sent and the most API calls it had in fli
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -28,7 +27,6 @@ from segport import RunStatus, Workspace
 from segport.scheduling import Scheduler
 from segport.testing.fakes import MemoryPlatform
 from segport.testing.operator import Operator
-from segport.testing.redis import RedisServer
 from segport.testing.sandbox import Request
 from segport_mailchimp.destination import LIMITS
 from segport_mailchimp.sandbox import MailchimpSandbox
@@ -293,17 +291,10 @@ def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Se
 
 @pytest.fixture(scope="module")
 def two_processes_sharing_redis(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str
 ) -> Iterator[tuple[Setup, list[tuple[int, str, str]]]]:
     """The governor shared through Redis (``SEGPORT_REDIS_URL``, issue 9): one semaphore for both processes."""
-    try:
-        server = RedisServer()
-    except FileNotFoundError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc}: CI must run the shared-governor tests")
-        pytest.skip(str(exc))
-    with server:
-        yield from run_two_processes(tmp_path_factory.mktemp("shared"), {"SEGPORT_REDIS_URL": server.url})
+    yield from run_two_processes(tmp_path_factory.mktemp("shared"), {"SEGPORT_REDIS_URL": redis_url})
 
 
 @pytest.mark.e2e

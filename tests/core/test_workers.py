@@ -29,7 +29,6 @@ from segport import Workspace
 from segport.governor import key_for
 from segport.testing import PlatformMember
 from segport.testing.operator import Operator
-from segport.testing.redis import RedisServer
 from segport.testing.sandbox import Request
 from segport_campaignmonitor.destination import LIMITS as CM_LIMITS
 from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
@@ -38,18 +37,6 @@ from segport_mailchimp.sandbox import MailchimpSandbox
 LIMIT = 10  # Mailchimp's simultaneous connections per key, the sandbox's max_connections
 BATCH_CREATE = re.compile(r"/3\.0/lists/[^/]+")
 CM_IMPORT = re.compile(r"/api/v3\.3/subscribers/[^/]+/import\.json")
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    try:
-        server = RedisServer()
-    except FileNotFoundError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc}: CI must run the worker tests")
-        pytest.skip(str(exc))
-    with server:
-        yield server.url
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
