@@ -1,4 +1,5 @@
-"""Drive the real ``segport`` CLI in a subprocess, as an operator would (for end-to-end tests)."""
+"""Drive the real ``segport`` CLI in a subprocess, as an operator would (for end-to-end tests); and name
+its commands (:func:`command_paths`, :func:`command_of`), for tests that must cover every one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import click
 
 
 class Operator:
@@ -49,3 +52,26 @@ class Operator:
         """``exports run EXPORT --json``: the run record."""
         document: dict[str, Any] = json.loads(self("exports", "run", export, *options, "--json", check=check).stdout)
         return document
+
+
+def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> set[str]:
+    """Every leaf command under ``group``, as ``"group command"`` (e.g. ``"exports run"``)."""
+    paths: set[str] = set()
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            paths |= command_paths(command, (*prefix, name))
+        else:
+            paths.add(" ".join((*prefix, name)))
+    return paths
+
+
+def command_of(group: click.Group, args: Sequence[str]) -> str:
+    """The command an argument list invokes under ``group``, as :func:`command_paths` names it."""
+    command: click.Command = group
+    path: list[str] = []
+    for arg in args:
+        if not isinstance(command, click.Group):
+            break
+        command = command.commands[arg]
+        path.append(arg)
+    return " ".join(path)

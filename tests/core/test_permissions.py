@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, cast
 
-import click
 import pytest
 
 from segport import (
@@ -30,6 +29,7 @@ from segport import (
 from segport.cli import cli
 from segport.store import database_url, open_store
 from segport.testing import dump_database
+from segport.testing.operator import command_of, command_paths
 
 KEY = "SECRET-KEY-9f8e7d6c"
 ROLES = {"ada": "admin", "carl": "contributor", "vera": "viewer"}
@@ -257,28 +257,6 @@ NOT_A_REQUEST = {
 STUB_WORLD = SimpleNamespace(profiles=Path("p.csv"), keys=Path("k.txt"), run_id=1)
 
 
-def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> set[str]:
-    """Every leaf command of the CLI, as 'group command'."""
-    paths: set[str] = set()
-    for name, command in group.commands.items():
-        if isinstance(command, click.Group):
-            paths |= command_paths(command, (*prefix, name))
-        else:
-            paths.add(" ".join((*prefix, name)))
-    return paths
-
-
-def command_of(args: list[str]) -> str:
-    command: click.Command = cli
-    path: list[str] = []
-    for arg in args:
-        if not isinstance(command, click.Group):
-            break
-        command = command.commands[arg]
-        path.append(arg)
-    return " ".join(path)
-
-
 class _Called(Exception):
     pass
 
@@ -303,7 +281,7 @@ def method_of(verb: Verb) -> str:
 
 def test_matrix_covers_every_cli_command() -> None:
     """A new command fails here until it joins VERBS (or NO_ACTING_USER, with the reason)."""
-    covered = {command_of(v.cli(STUB_WORLD)) for v in VERBS if v.cli is not None}
+    covered = {command_of(cli, v.cli(STUB_WORLD)) for v in VERBS if v.cli is not None}
     every = command_paths(cli)
     assert not covered & set(NO_ACTING_USER)
     assert every - covered - set(NO_ACTING_USER) == set(), "commands missing from the permission matrix"

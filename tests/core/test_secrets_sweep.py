@@ -22,7 +22,6 @@ import traceback
 from pathlib import Path
 from typing import Iterator
 
-import click
 import pytest
 import requests
 from click.testing import CliRunner, Result
@@ -43,6 +42,7 @@ from segport.cli import cli
 from segport.plugins import make_manager
 from segport.registry import set_default_registry
 from segport.testing import dump_database
+from segport.testing.operator import command_of, command_paths
 from segport_campaignmonitor import CampaignMonitorDestination
 from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
 from segport_mailchimp import MailchimpDestination
@@ -62,28 +62,6 @@ NOT_SWEPT = {
     "worker": "serves queued runs until stopped; tests/core/test_workers.py checks the workers' logs for the "
     "connections' keys",
 }
-
-
-def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> set[str]:
-    """Every leaf command of the CLI, as 'group command'."""
-    paths: set[str] = set()
-    for name, command in group.commands.items():
-        if isinstance(command, click.Group):
-            paths |= command_paths(command, (*prefix, name))
-        else:
-            paths.add(" ".join((*prefix, name)))
-    return paths
-
-
-def command_of(args: tuple[str, ...]) -> str:
-    command: click.Command = cli
-    path: list[str] = []
-    for arg in args:
-        if not isinstance(command, click.Group):
-            break
-        command = command.commands[arg]
-        path.append(arg)
-    return " ".join(path)
 
 
 def forms(secret: str) -> set[str]:
@@ -177,7 +155,7 @@ def test_no_secret_leaks_from_any_command(
             input: str | None = None) -> Result:
         full = ("--home", str(home), "--debug", *(("--as", user) if user else ()), *args)
         result = CliRunner().invoke(cli, list(full), input=input, catch_exceptions=True)
-        ran.add(command_of(args))
+        ran.add(command_of(cli, args))
         where = " ".join(args)[:80]
         leaks.add(f"stdout of {where}", result.stdout)
         leaks.add(f"stderr of {where}", result.stderr)
