@@ -146,6 +146,30 @@ def make_profiles(tmp_path: Path) -> Any:
 
 
 @pytest.fixture
+def memory_export(tmp_path: Path) -> Callable[[Workspace, int], None]:
+    """``memory_export(ws, count)``: ``count`` profiles (``p000``, ``user0@example.com``, ``First0``...),
+    segment ``All`` (every email), connection ``mem`` and export ``all`` to the memory destination."""
+
+    def make(ws: Workspace, count: int) -> None:
+        rows = ["id,email,first_name"] + [f"p{i:03d},user{i}@example.com,First{i}" for i in range(count)]
+        (tmp_path / "profiles.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        ws.load_profiles(tmp_path / "profiles.csv")
+        ws.define_segment("All", "email is not empty")
+        ws.add_connection("mem", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
+        options = {"audience_id": "aud1"}
+        ws.add_export(
+            "all",
+            connection="mem",
+            segments=["All"],
+            email_field="email",
+            mapping={"FNAME": "first_name"},
+            options=options,
+        )
+
+    return make
+
+
+@pytest.fixture
 def hooked_ws(
     home: Path, registry: Registry, make_profiles: Any, database_url: str | None
 ) -> Iterator[Callable[..., Workspace]]:
@@ -190,7 +214,6 @@ def run_cli(home: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch, dat
         return runner.invoke(cli, ["--home", str(home), *args], input=input, catch_exceptions=True)
 
     return invoke
-
 
 
 @pytest.fixture

@@ -378,14 +378,9 @@ class SlowCommits:
 
 
 def test_sent_but_unrecorded_batches_stay_within_the_writers_concurrency(
-    ws: Workspace, platform: MemoryPlatform, tmp_path: Path
+    ws: Workspace, platform: MemoryPlatform, memory_export: Any
 ) -> None:
-    rows = ["id,email"] + [f"p{i:03d},user{i}@example.com" for i in range(120)]
-    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    ws.load_profiles(tmp_path / "p.csv")
-    ws.define_segment("All", "email is not empty")
-    ws.add_connection("mem", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
-    ws.add_export("all", connection="mem", segments=["All"], email_field="email", options={"audience_id": "aud1"})
+    memory_export(ws, 120)
     hook = SlowCommits(platform, delay=0.05)
     ws.pm.register(hook)
     try:
@@ -397,15 +392,10 @@ def test_sent_but_unrecorded_batches_stay_within_the_writers_concurrency(
 
 
 def test_without_lagging_commits_only_the_batches_in_flight_are_unrecorded(
-    ws: Workspace, platform: MemoryPlatform, tmp_path: Path
+    ws: Workspace, platform: MemoryPlatform, memory_export: Any
 ) -> None:
     """The control of the test above (its measure can pass): commits that keep up leave at most three."""
-    rows = ["id,email"] + [f"p{i:03d},user{i}@example.com" for i in range(60)]
-    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    ws.load_profiles(tmp_path / "p.csv")
-    ws.define_segment("All", "email is not empty")
-    ws.add_connection("mem", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
-    ws.add_export("all", connection="mem", segments=["All"], email_field="email", options={"audience_id": "aud1"})
+    memory_export(ws, 60)
     platform.latency = 0.1
     hook = SlowCommits(platform, delay=0.0)
     ws.pm.register(hook)

@@ -97,30 +97,14 @@ class ReadOnlyAfter:
             self.ws.store.db.execute(f"SET default_transaction_read_only = {'on' if read_only else 'off'}")
 
 
-def memory_export(ws: Workspace, folder: Path, count: int) -> None:
-    rows = ["id,email,first_name"] + [f"p{i:03d},user{i}@example.com,First{i}" for i in range(count)]
-    (folder / "profiles.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    ws.load_profiles(folder / "profiles.csv")
-    ws.define_segment("All", "email is not empty")
-    ws.add_connection("mem", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
-    ws.add_export(
-        "all",
-        connection="mem",
-        segments=["All"],
-        email_field="email",
-        mapping={"FNAME": "first_name"},
-        options={"audience_id": "aud1"},
-    )
-
-
 def recorded(ws: Workspace) -> set[str]:
     return {row[0] for row in ws.store.db.execute("SELECT email FROM sync_state")}
 
 
 def test_a_store_turning_read_only_mid_run_fails_it_cleanly_and_the_next_run_continues(
-    ws: Workspace, platform: MemoryPlatform, tmp_path: Path
+    ws: Workspace, platform: MemoryPlatform, tmp_path: Path, memory_export: Any
 ) -> None:
-    memory_export(ws, tmp_path, 100)
+    memory_export(ws, 100)
     hook = ReadOnlyAfter(ws, batches=3)
     ws.pm.register(hook)
     try:
@@ -145,10 +129,10 @@ def test_a_store_turning_read_only_mid_run_fails_it_cleanly_and_the_next_run_con
 
 
 def test_a_store_turning_read_only_mid_run_records_only_what_was_acknowledged(
-    ws: Workspace, platform: MemoryPlatform, tmp_path: Path
+    ws: Workspace, platform: MemoryPlatform, tmp_path: Path, memory_export: Any
 ) -> None:
     """What the test above can check today: one line, exit 12, the sync state a subset of what landed."""
-    memory_export(ws, tmp_path, 100)
+    memory_export(ws, 100)
     hook = ReadOnlyAfter(ws, batches=3)
     ws.pm.register(hook)
     try:
@@ -169,9 +153,9 @@ def outcome_rows(ws: Workspace, run_id: int) -> int:
 
 @pytest.mark.sqlite_only("fills the disk with SQLite's max_page_count")
 def test_a_full_disk_leaves_a_run_record_that_counts_only_what_was_recorded(
-    ws: Workspace, platform: MemoryPlatform, tmp_path: Path
+    ws: Workspace, platform: MemoryPlatform, tmp_path: Path, memory_export: Any
 ) -> None:
-    memory_export(ws, tmp_path, 300)
+    memory_export(ws, 300)
     pages = ws.store.db.execute("PRAGMA page_count").fetchone()[0]
     ws.store.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk fills during the run
     try:
@@ -185,9 +169,9 @@ def test_a_full_disk_leaves_a_run_record_that_counts_only_what_was_recorded(
 
 
 def test_after_an_audience_is_replaced_the_next_run_fills_the_new_one(
-    ws: Workspace, platform: MemoryPlatform, tmp_path: Path
+    ws: Workspace, platform: MemoryPlatform, tmp_path: Path, memory_export: Any
 ) -> None:
-    memory_export(ws, tmp_path, 30)
+    memory_export(ws, 30)
     ws.run_export("all")
     platform.audiences = {"aud2"}  # aud1 deleted; its replacement has another id
     ws.edit_export("all", options={"audience_id": "aud2"})

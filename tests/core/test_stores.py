@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,17 +94,12 @@ def test_init_twice_and_open_without_init(pg_cluster: PostgresCluster, database_
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_run_lock_holds_across_connections_and_dies_with_its_holder(
-    database_url: str, ws: Workspace, tmp_path: Path
+    database_url: str, ws: Workspace, memory_export: Any
 ) -> None:
     from segport.store.postgres import PostgresStore
 
-    csv = tmp_path / "p.csv"
-    csv.write_text("id,email\n1,a@example.com\n", encoding="utf-8")
-    ws.load_profiles(csv)
-    ws.define_segment("all", "email is not empty")
-    ws.add_connection("mem", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
-    ws.add_export("e", connection="mem", segments=["all"], email_field="email", options={"audience_id": "aud1"})
-    export = ws.get_export("e")
+    memory_export(ws, 1)
+    export = ws.get_export("all")
     other = PostgresStore(database_url)  # another worker
     held = other.start_run(export, "manual", "ada")
     with pytest.raises(AlreadyRunning, match=f"run {held.id}"):
@@ -113,19 +109,14 @@ def test_a_run_lock_holds_across_connections_and_dies_with_its_holder(
     other.close()  # the worker dies: its connection, and so its lock, is gone
     ws.store.reap_stale_runs()
     assert ws.store.get_run(held.id).status.value == "interrupted"
-    assert ws.run_export("e").status.value == "succeeded"
+    assert ws.run_export("all").status.value == "succeeded"
 
 
-def test_a_run_that_ends_while_a_reaper_looks_keeps_its_end(ws: Workspace, tmp_path: Path) -> None:
+def test_a_run_that_ends_while_a_reaper_looks_keeps_its_end(ws: Workspace, memory_export: Any) -> None:
     """A reaper reads a run as running, the run ends and drops its lock, then the reaper finds no lock
     holder: its interrupt must not overwrite the end (seen with three workers on PostgreSQL)."""
-    csv = tmp_path / "p.csv"
-    csv.write_text("id,email\n1,a@example.com\n", encoding="utf-8")
-    ws.load_profiles(csv)
-    ws.define_segment("all", "email is not empty")
-    ws.add_connection("mem", "memory", {"api_key": "memory-key-0001"}, agree_privacy=True)
-    ws.add_export("e", connection="mem", segments=["all"], email_field="email", options={"audience_id": "aud1"})
-    run = ws.store.start_run(ws.get_export("e"), "manual", "ada")
+    memory_export(ws, 1)
+    run = ws.store.start_run(ws.get_export("all"), "manual", "ada")
     run.status = RunStatus.SUCCEEDED
     with ws.store.transaction():
         ws.store.update_run(run)
