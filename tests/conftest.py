@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, settings
 
 from segport import Registry, RetryPolicy, Workspace
 from segport.cli import cli
@@ -27,6 +28,17 @@ from segport.testing.fakes import MemoryPlatform, memory_destination
 from segport.testing.postgres import PostgresCluster, PostgresUnavailable
 from segport.testing.redis import RedisServer
 
+# Every fuzz test (tests/**/test_fuzz.py): reproducible (derandomized, no example database), no
+# deadline on a loaded machine; SEGPORT_FUZZ_EXAMPLES=5000 explores further.
+settings.register_profile(
+    "segport",
+    max_examples=int(os.environ.get("SEGPORT_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+settings.load_profile("segport")
 FAST_RETRY = RetryPolicy(attempts=4, base=0.001, cap=0.01)
 STORES = ("sqlite", "postgres")
 

@@ -10,7 +10,6 @@ AttributeError or ValueError. Runs are derandomized, with no example database;
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,22 +17,13 @@ from typing import Any
 import pytest
 import requests
 import responses
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from segport import AuthError, BatchResult, OutcomeStatus, Record, RetryableDestinationError, RunContext, SegportError
 from segport_campaignmonitor.api import CampaignMonitorAPI, CMError
 from segport_campaignmonitor.auth import CampaignMonitorAuth
 from segport_campaignmonitor.writer import PARTIAL_IMPORT, CampaignMonitorWriter
-
-EXAMPLES = int(os.environ.get("SEGPORT_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 API_KEY = "cm-key-123"
 BASE = "https://api.createsend.com/api/v3.3"
@@ -136,7 +126,6 @@ def session() -> Iterator[requests.Session]:
 
 
 # -- the API client: error documents and statuses ----------------------------------------------------
-@FUZZ
 @given(answer=st.builds(Answer, STATUSES, raw_bodies(errors)))
 @example(answer=Answer(400, b'{"Code": "x", "Message": "Invalid"}'))  # was: ValueError
 @example(answer=Answer(400, b'{"Code": [210]}'))  # was: TypeError
@@ -214,7 +203,6 @@ def imports(draw: st.DrawFn) -> tuple[list[Record], Answer]:
 ONE = [Record("p0", "p0@example.com", {})]
 
 
-@FUZZ
 @given(batch=imports())
 @example(batch=(ONE, Answer(400, b'{"Code": 210, "ResultData": {"FailureDetails": {"a": 1}}}')))  # was: AttributeError
 @example(batch=(ONE, Answer(400, b'{"Code": 210, "ResultData": {"FailureDetails": [1]}}')))  # was: AttributeError
@@ -236,7 +224,6 @@ def test_import_under_any_answers(session: requests.Session, batch: tuple[list[R
         assert result.requests == len(rsps.calls)
 
 
-@FUZZ
 @given(records=batches_of_records(), failed=st.data())
 def test_partial_import_rejects_exactly_the_failed_rows(
     session: requests.Session, records: list[Record], failed: st.DataObject
@@ -286,7 +273,6 @@ PREFLIGHT = {
 }
 
 
-@FUZZ
 @given(script=st.fixed_dictionaries(PREFLIGHT), rule_segments=st.booleans())
 def test_prepare_under_any_answers(session: requests.Session, script: dict[str, Answer], rule_segments: bool) -> None:
     """Any answers to the pre-flight reads and creates: ready to write, or a documented error."""

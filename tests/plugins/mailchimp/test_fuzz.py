@@ -13,7 +13,6 @@ import gzip
 import io
 import json
 import math
-import os
 import re
 import tarfile
 import threading
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 import responses
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from segport import (
@@ -39,15 +38,6 @@ from segport_mailchimp.api import MailchimpAPI, Problem, error_from
 from segport_mailchimp.auth import MailchimpAuth
 from segport_mailchimp.batches import BatchRunner, Calls, parse_results
 from segport_mailchimp.writer import MailchimpWriter
-
-EXAMPLES = int(os.environ.get("SEGPORT_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 API_KEY = "0123456789abcdef0123456789abcdef-us7"
 CONFIG = {"api_key": API_KEY}
@@ -169,7 +159,6 @@ def check_error(error: BaseException) -> None:
         assert isinstance(fields, str) and "\n" not in fields and "\r" not in fields
 
 
-@FUZZ
 @given(status=st.integers(0, 999), problem=st.one_of(problems, st.dictionaries(st.text(), json_values)))
 @example(status=400, problem={"title": "Invalid Resource", "errors": 5})  # was: TypeError
 @example(status=400, problem={"title": "Bad\nthing", "detail": "two\r\nlines"})  # was: a two-line message
@@ -184,7 +173,6 @@ def test_error_from_any_problem_document(status: int, problem: dict[str, Any]) -
         assert isinstance(error, Problem) and error.status == status
 
 
-@FUZZ
 @given(answer=answers(json_values, st.integers(200, 599)))
 @example(answer=Answer(429, b"{}", None, "nan"))  # was: retry_after=nan
 @example(answer=Answer(503, b"", None, "-5"))
@@ -252,7 +240,6 @@ def archives(draw: st.DrawFn) -> bytes:
     return data
 
 
-@FUZZ
 @given(archive=archives())
 @example(archive=targz([("r.json", b'[{"operation_id": "r0", "status_code": 1e999}]')]))  # was: OverflowError
 @example(archive=targz([("r.json", b"[" * 5000)]))  # was: RecursionError
@@ -267,7 +254,6 @@ def test_any_results_archive_is_results_or_retryable(archive: bytes) -> None:
     assert all(isinstance(k, str) and isinstance(v[0], int) for k, v in found.items())
 
 
-@FUZZ
 @given(
     files=st.lists(
         st.lists(st.tuples(operation_ids, st.integers(100, 599), json_values), max_size=5), min_size=1, max_size=3
@@ -326,7 +312,6 @@ def run_batches(data: st.DataObject, rsps: responses.RequestsMock, api: Mailchim
     return runner.run([{"method": "PUT", "path": "/x", "operation_id": "r0", "body": "{}"}], calls)
 
 
-@FUZZ
 @given(data=st.data())
 def test_batch_runner_under_any_answers(api: MailchimpAPI, data: st.DataObject) -> None:
     calls = Calls()
@@ -468,7 +453,6 @@ def check_batch_result(result: BatchResult, records: list[Record]) -> None:
             assert isinstance(outcome.reason, str) and outcome.reason.strip(), outcome
 
 
-@FUZZ
 @given(records=batches_of_records(), archive_on_exit=st.booleans(), data=st.data())
 def test_write_batch_under_any_answers(
     session: requests.Session, records: list[Record], archive_on_exit: bool, data: st.DataObject
@@ -536,7 +520,6 @@ PREFLIGHT = {
 }
 
 
-@FUZZ
 @given(script=st.fixed_dictionaries(PREFLIGHT), create=st.booleans())
 def test_prepare_under_any_answers(session: requests.Session, script: dict[str, list[Answer]], create: bool) -> None:
     """Any answers to the pre-flight reads and creates: ready to write (every tag has an id), or a documented error."""
