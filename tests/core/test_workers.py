@@ -17,7 +17,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,7 +28,7 @@ from segport import Workspace
 from segport.governor import key_for
 from segport.testing import PlatformMember
 from segport.testing.operator import Operator
-from segport.testing.sandbox import Request
+from segport.testing.sandbox import Request, WatchedWrites
 from segport_campaignmonitor.destination import LIMITS as CM_LIMITS
 from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
 from segport_mailchimp.sandbox import MailchimpSandbox
@@ -144,25 +143,15 @@ def email(i: int) -> str:
     return f"person{i}@shop.segport-test.net"
 
 
-class Counting:
+class Counting(WatchedWrites):
     """What a fleet's sandbox adds to its platform's: the connection type, the calls in flight its key
-    allows, the export mapping, every address sent in a create (batch create, import) and the creates."""
+    allows, the export mapping; every address sent in a create (batch create, import) is in ``sent[1]``
+    and the creates in ``writes`` (the kit's :class:`WatchedWrites`)."""
 
     kind: str  # the connection type
     limit: int  # calls in flight per key, across workers
     mapping: dict[str, str]  # destination field -> profile field, "First{i}" for person i
     subscribed: str  # the platform's word for an active person
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.created: Counter[str] = Counter()
-        self.creates = 0
-        self.watch = threading.Lock()
-
-    def count(self, addresses: list[Any]) -> None:
-        with self.watch:
-            self.creates += 1
-            self.created.update(str(a).lower() for a in addresses)
 
     def expected(self, i: int, segment: str) -> PlatformMember:
         """Person ``i`` as an export of ``segment`` leaves them (what ``members()`` reads)."""
@@ -174,10 +163,10 @@ class CountingSandbox(Counting, MailchimpSandbox):
 
     kind, limit, mapping, subscribed = "mailchimp", LIMIT, {"FNAME": "first_name"}, "subscribed"
 
-    def authenticate(self, req: Request) -> None:
-        if req.method == "POST" and BATCH_CREATE.fullmatch(req.path):
-            self.count([m["email_address"] for m in req.json().get("members") or []])
-        super().authenticate(req)
+    def written(self, req: Request) -> list[str] | None:
+        if req.method != "POST" or not BATCH_CREATE.fullmatch(req.path):
+            return None
+        return [str(m["email_address"]) for m in req.json().get("members") or []]
 
 
 class CountingCampaignMonitor(Counting, CampaignMonitorSandbox):
@@ -186,10 +175,10 @@ class CountingCampaignMonitor(Counting, CampaignMonitorSandbox):
 
     kind, limit, mapping, subscribed = "campaignmonitor", CM_LIMITS.max_concurrency, {"Name": "first_name"}, "Active"
 
-    def authenticate(self, req: Request) -> None:
-        if req.method == "POST" and CM_IMPORT.fullmatch(req.path):
-            self.count([s["EmailAddress"] for s in req.json().get("Subscribers") or []])
-        super().authenticate(req)
+    def written(self, req: Request) -> list[str] | None:
+        if req.method != "POST" or not CM_IMPORT.fullmatch(req.path):
+            return None
+        return [str(s["EmailAddress"]) for s in req.json().get("Subscribers") or []]
 
 
 FleetSandbox = CountingSandbox | CountingCampaignMonitor
@@ -263,7 +252,7 @@ class Fleet:
             mine = [i for i in range(self.count) if (i % self.exports) % len(self.sandboxes) == n]
             landed = {m.email: m for m in sandbox.members()}
             assert landed == {email(i): sandbox.expected(i, f"G{i % self.exports}") for i in mine}
-            assert set(sandbox.created) == set(landed) and max(sandbox.created.values()) <= resent_at_most
+            assert set(sandbox.sent[1]) == set(landed) and max(sandbox.sent[1].values()) <= resent_at_most
 
 
 # The fleet's two keys: two Mailchimp accounts, or one Mailchimp and one Campaign Monitor account.
@@ -322,10 +311,10 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes(tmp_path: Path,
                 [sys.executable, "-m", "segport", "exports", "run", "e0", "--wait", "--json"],
                 env=fleet.op.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )
-            wait_until(lambda: sandbox.creates >= 4, what="the first worker mid-run")
+            wait_until(lambda: sandbox.writes >= 4, what="the first worker mid-run")
             os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool: nothing acknowledges the message
             first.wait(10)
-            killed_at = sandbox.creates
+            killed_at = sandbox.writes
             fleet.start_worker(concurrency=1)
             out, err = waiting.communicate(timeout=90)
         finally:
@@ -336,7 +325,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes(tmp_path: Path,
         runs = sorted(fleet.runs(), key=lambda r: r["id"])
         assert [r["status"] for r in runs] == ["interrupted", "succeeded"] and runs[1]["id"] == record["id"]
         assert runs[1]["counts"]["created"] < 10_000  # resumed: what the killed run committed was not re-sent
-        assert killed_at < sandbox.creates
+        assert killed_at < sandbox.writes
         fleet.assert_exact(resent_at_most=2)  # at most the batches in flight at the kill were sent twice
 
 

@@ -15,9 +15,6 @@ import os
 import random
 import signal
 import sqlite3
-import threading
-import time
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -25,7 +22,7 @@ import pytest
 
 from segport import Workspace
 from segport.testing.operator import Operator
-from segport.testing.sandbox import Request, Response
+from segport.testing.sandbox import Request, WatchedWrites
 from segport_campaignmonitor.destination import LIMITS
 from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
 
@@ -42,68 +39,13 @@ def is_import(req: Request) -> bool:
     return req.method == "POST" and req.path.endswith("/import.json")
 
 
-class WatchedSandbox(CampaignMonitorSandbox):
-    """The Campaign Monitor sandbox, counting the addresses of every import and acting on the Nth one.
+class WatchedSandbox(WatchedWrites, CampaignMonitorSandbox):
+    """The Campaign Monitor sandbox, counting the addresses of every import and acting on the Nth one."""
 
-    When import number ``act_at`` arrives (after latency, before it is authenticated and applied),
-    ``action()`` runs, then the call goes on as usual; with ``drain``, the imports before it are
-    answered first. Later imports wait for the action, so exactly ``act_at - 1`` calls come before
-    it. ``phase`` tags the counts (1: the broken run, 2: the next run).
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.phase = 1
-        self.imported: dict[int, Counter[str]] = defaultdict(Counter)
-        self.imports = 0
-        self.answered = 0
-        self.act_at = 0
-        self.drain = False
-        self.action: Callable[[], None] = lambda: None
-        self.acted = threading.Event()
-        self.active = 0
-        self.watch = threading.Lock()
-
-    def respond(self, req: Request) -> Response:
-        with self.watch:
-            self.active += 1
-        try:
-            return super().respond(req)
-        finally:
-            with self.watch:
-                self.active -= 1
-                self.answered += is_import(req)
-
-    def authenticate(self, req: Request) -> None:
-        if is_import(req):
-            rows = req.json().get("Subscribers") or []
-            with self.watch:
-                self.imports += 1
-                number = self.imports
-                self.imported[self.phase].update(str(row["EmailAddress"]).lower() for row in rows)
-            if number == self.act_at:
-                deadline = time.monotonic() + 30
-                while self.drain and self.answered < number - 1 and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                self.action()
-                self.acted.set()
-            elif number > self.act_at > 0:
-                self.acted.wait(30)
-        super().authenticate(req)
-
-    def settle(self, timeout: float = 30) -> None:
-        """Wait until no request has been answered or started for 0.5 s (a killed client's calls
-        still land, some read from the socket only after the kill)."""
-        deadline = time.monotonic() + timeout
-        quiet_since, seen = time.monotonic(), (self.active, self.imports)
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
-            now = (self.active, self.imports)
-            if now != seen or self.active:
-                quiet_since, seen = time.monotonic(), now
-            elif time.monotonic() - quiet_since >= 0.5:
-                return
-        raise AssertionError("the sandbox is still answering requests")
+    def written(self, req: Request) -> list[str] | None:
+        if not is_import(req):
+            return None
+        return [str(row["EmailAddress"]) for row in req.json().get("Subscribers") or []]
 
 
 @pytest.fixture
@@ -209,7 +151,7 @@ def test_a_run_killed_at_a_random_import_resumes_exactly(tmp_path: Path, sandbox
     landed_at_kill = set(subscribers(sandbox))
     committed = sync_state(op.home)
     assert set(committed) <= landed_at_kill  # nothing recorded that the platform does not hold
-    assert landed_at_kill == set(sandbox.imported[1])  # every import that arrived landed (no faults here)
+    assert landed_at_kill == set(sandbox.sent[1])  # every import that arrived landed (no faults here)
     runs = json.loads(op("runs", "list", "--json").stdout)
     assert [r["status"] for r in runs] == ["interrupted"]
     shown = json.loads(op("runs", "show", str(runs[0]["id"]), "--json").stdout)
@@ -221,11 +163,11 @@ def test_a_run_killed_at_a_random_import_resumes_exactly(tmp_path: Path, sandbox
 
     assert finished["status"] == "succeeded"
     assert_exact(sandbox, op.home)
-    resent = set(sandbox.imported[2])
+    resent = set(sandbox.sent[2])
     assert resent == set(SELECTED) - set(committed)  # the next run sends only what was not recorded
-    twice = set(sandbox.imported[1]) & resent
+    twice = set(sandbox.sent[1]) & resent
     assert twice == landed_at_kill - set(committed)
-    assert max(sandbox.imported[1].values()) == 1 and max(sandbox.imported[2].values()) == 1
+    assert max(sandbox.sent[1].values()) == 1 and max(sandbox.sent[2].values()) == 1
     # What landed but was not recorded was in flight when the process died: within the dispatcher's window.
     assert len(twice) <= WINDOW
     assert finished["counts"]["created"] == len(resent)
@@ -280,5 +222,5 @@ def test_a_run_level_failure_mid_run_stops_cleanly_and_the_next_run_continues(
 
     assert finished["status"] == "succeeded"
     assert_exact(sandbox, op.home)
-    assert set(sandbox.imported[2]) == set(SELECTED) - set(recorded)  # nothing recorded is sent again
+    assert set(sandbox.sent[2]) == set(SELECTED) - set(recorded)  # nothing recorded is sent again
     assert finished["counts"]["created"] == len(SELECTED) - len(recorded)

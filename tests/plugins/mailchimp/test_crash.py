@@ -15,9 +15,7 @@ import random
 import re
 import signal
 import sqlite3
-import threading
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -25,7 +23,7 @@ import pytest
 
 from segport import Workspace
 from segport.testing.operator import Operator
-from segport.testing.sandbox import Request, Response
+from segport.testing.sandbox import Request, WatchedWrites
 from segport_mailchimp.destination import LIMITS
 from segport_mailchimp.sandbox import MailchimpSandbox
 
@@ -39,68 +37,13 @@ SEGMENTS = ("VIP", "Newsletter")
 BATCH_CREATE = re.compile(r"/3\.0/lists/[^/]+")
 
 
-class WatchedSandbox(MailchimpSandbox):
-    """The Mailchimp sandbox, counting the addresses of every batch create and acting on the Nth one.
+class WatchedSandbox(WatchedWrites, MailchimpSandbox):
+    """The Mailchimp sandbox, counting the addresses of every batch create and acting on the Nth one."""
 
-    When batch create number ``act_at`` arrives (after latency, before it is authenticated and
-    applied), ``action()`` runs, then the call goes on as usual; with ``drain``, the calls before it
-    are answered first. Later batch creates wait for the action, so exactly ``act_at - 1`` calls
-    come before it. ``phase`` tags the counts (1: the broken run, 2: the next run).
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.phase = 1
-        self.created: dict[int, Counter[str]] = defaultdict(Counter)
-        self.batch_calls = 0
-        self.answered = 0
-        self.act_at = 0
-        self.drain = False
-        self.action: Callable[[], None] = lambda: None
-        self.acted = threading.Event()
-        self.active = 0
-        self.watch = threading.Lock()
-
-    def respond(self, req: Request) -> Response:
-        with self.watch:
-            self.active += 1
-        try:
-            return super().respond(req)
-        finally:
-            with self.watch:
-                self.active -= 1
-                self.answered += req.method == "POST" and BATCH_CREATE.fullmatch(req.path) is not None
-
-    def authenticate(self, req: Request) -> None:
-        if req.method == "POST" and BATCH_CREATE.fullmatch(req.path):
-            members = req.json().get("members") or []
-            with self.watch:
-                self.batch_calls += 1
-                number = self.batch_calls
-                self.created[self.phase].update(str(m["email_address"]).lower() for m in members)
-            if number == self.act_at:
-                deadline = time.monotonic() + 30
-                while self.drain and self.answered < number - 1 and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                self.action()
-                self.acted.set()
-            elif number > self.act_at > 0:
-                self.acted.wait(30)
-        super().authenticate(req)
-
-    def settle(self, timeout: float = 30) -> None:
-        """Wait until no request has been answered or started for 0.5 s (a killed client's calls
-        still land, some read from the socket only after the kill)."""
-        deadline = time.monotonic() + timeout
-        quiet_since, seen = time.monotonic(), (self.active, self.batch_calls)
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
-            now = (self.active, self.batch_calls)
-            if now != seen or self.active:
-                quiet_since, seen = time.monotonic(), now
-            elif time.monotonic() - quiet_since >= 0.5:
-                return
-        raise AssertionError("the sandbox is still answering requests")
+    def written(self, req: Request) -> list[str] | None:
+        if req.method != "POST" or not BATCH_CREATE.fullmatch(req.path):
+            return None
+        return [str(m["email_address"]) for m in req.json().get("members") or []]
 
 
 @pytest.fixture
@@ -205,7 +148,7 @@ def test_a_run_killed_at_a_random_batch_call_resumes_exactly(
     landed_at_kill = set(members(sandbox))
     committed = sync_state(op.home)
     assert set(committed) <= landed_at_kill  # nothing recorded that the platform does not hold
-    assert landed_at_kill == set(sandbox.created[1])  # every call that arrived landed (no faults here)
+    assert landed_at_kill == set(sandbox.sent[1])  # every call that arrived landed (no faults here)
     runs = json.loads(op("runs", "list", "--json").stdout)
     assert [r["status"] for r in runs] == ["interrupted"]
     shown = json.loads(op("runs", "show", str(runs[0]["id"]), "--json").stdout)
@@ -217,11 +160,11 @@ def test_a_run_killed_at_a_random_batch_call_resumes_exactly(
 
     assert finished["status"] == "succeeded"
     assert_exact(sandbox, op.home)
-    resent = set(sandbox.created[2])
+    resent = set(sandbox.sent[2])
     assert resent == set(SELECTED) - set(committed)  # the next run sends only what was not recorded
-    twice = set(sandbox.created[1]) & resent
+    twice = set(sandbox.sent[1]) & resent
     assert twice == landed_at_kill - set(committed)
-    assert max(sandbox.created[1].values()) == 1 and max(sandbox.created[2].values()) == 1
+    assert max(sandbox.sent[1].values()) == 1 and max(sandbox.sent[2].values()) == 1
     # What landed but was not recorded was in flight when the process died: within the dispatcher's window.
     assert len(twice) <= WINDOW
     assert finished["counts"]["created"] + finished["counts"]["updated"] == len(resent)
@@ -244,7 +187,7 @@ def test_a_run_killed_while_its_commits_wait_resends_at_most_its_concurrency_in_
     try:
         # Kill once twice the writer's concurrency has been sent (or after 5 s, if the dispatcher stops sooner).
         wait_for_calls = time.monotonic() + 5
-        while sandbox.batch_calls < 2 * LIMITS.max_concurrency and time.monotonic() < wait_for_calls:
+        while sandbox.writes < 2 * LIMITS.max_concurrency and time.monotonic() < wait_for_calls:
             time.sleep(0.01)
         sandbox.settle()
         os.kill(process.pid, signal.SIGKILL)
@@ -255,7 +198,7 @@ def test_a_run_killed_while_its_commits_wait_resends_at_most_its_concurrency_in_
 
     landed = set(members(sandbox))
     unrecorded = landed - set(sync_state(op.home))
-    assert unrecorded == set(sandbox.created[1]) and len(selected(count)) > len(landed) > 0
+    assert unrecorded == set(sandbox.sent[1]) and len(selected(count)) > len(landed) > 0
     assert len(unrecorded) <= LIMITS.max_concurrency * LIMITS.batch_size  # what the next run sends twice
 
 
@@ -307,5 +250,5 @@ def test_a_run_level_failure_mid_run_stops_cleanly_and_the_next_run_continues(
 
     assert finished["status"] == "succeeded"
     assert_exact(sandbox, op.home)
-    assert set(sandbox.created[2]) == set(SELECTED) - set(recorded)  # nothing recorded is sent again
+    assert set(sandbox.sent[2]) == set(SELECTED) - set(recorded)  # nothing recorded is sent again
     assert finished["counts"]["created"] == len(SELECTED) - len(recorded)
