@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import AlreadyRunning, ConfigError, ExecutorError, SegportError
-from .governor import BROKER_ENV, safe_url
+from .governor import BROKER_ENV
 from .models import RunStatus
+from .urls import without_password
 
 VISIBILITY_ENV = "SEGPORT_VISIBILITY_TIMEOUT"
 QUEUE = "segport"
@@ -59,20 +60,6 @@ class RunJob:
 def broker_url() -> str | None:
     """``SEGPORT_BROKER_URL``, or None: runs stay in-process."""
     return os.environ.get(BROKER_ENV) or None
-
-
-def without_password(url: str | None) -> str | None:
-    """A database URL as a task may carry it: the password is the worker's own (env, .pgpass)."""
-    if url is None:
-        return None
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Executor:
@@ -107,8 +94,12 @@ class Executor:
             broker_transport_options=transport,
             result_backend_transport_options=transport,
             broker_connection_retry_on_startup=True,
-            task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
-                                       "interval_max": 0.5},
+            task_publish_retry_policy={
+                "max_retries": 2,
+                "interval_start": 0,
+                "interval_step": 0.2,
+                "interval_max": 0.5,
+            },
             result_expires=7 * 24 * 3600,
             worker_hijack_root_logger=False,
             enable_utc=True,
@@ -121,8 +112,9 @@ class Executor:
         return cls(url) if url else None
 
     def unreachable(self) -> ExecutorError:
+        shown = without_password(self.broker, "***")
         return ExecutorError(
-            f"cannot reach the broker at {BROKER_ENV}={safe_url(self.broker)}: start Redis (redis-server) or fix "
+            f"cannot reach the broker at {BROKER_ENV}={shown}: start Redis (redis-server) or fix "
             f"{BROKER_ENV}; unset it to run exports in-process"
         )
 

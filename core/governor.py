@@ -31,6 +31,7 @@ from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
 from .errors import ConfigError, ExecutorError
+from .urls import without_password
 
 REDIS_ENV = "SEGPORT_REDIS_URL"
 BROKER_ENV = "SEGPORT_BROKER_URL"
@@ -190,9 +191,9 @@ class RedisGovernor:
         try:
             return int(script(keys=keys, args=args))
         except redis.RedisError:
+            shown = without_password(self.url, "***")
             raise ExecutorError(
-                f"the concurrency governor cannot reach Redis ({safe_url(self.url)}): start Redis, or fix "
-                f"{REDIS_ENV} / {BROKER_ENV}"
+                f"the concurrency governor cannot reach Redis ({shown}): start Redis, or fix {REDIS_ENV} / {BROKER_ENV}"
             ) from None
 
 
@@ -210,18 +211,6 @@ class RedisSlot:
 
     def __exit__(self, *exc: object) -> None:
         self.owner.release(self.key, self._tokens.stack.pop())
-
-
-def safe_url(url: str) -> str:
-    """A URL without its password, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 class GovernedAdapter(HTTPAdapter):

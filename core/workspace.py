@@ -22,7 +22,7 @@ from .contract import Destination, FieldSpec
 from .dispatcher import RetryPolicy
 from .engine import ExportRun, RunRequest
 from .errors import ConfigError, ExecutorError, NotFound, PermissionDenied, RunError, SegportError, WorkspaceError
-from .executor import Executor, RunJob, without_password
+from .executor import Executor, RunJob
 from .filters import parse
 from .models import AuditEntry, Connection, Export, Role, Run, Segment, Share, User
 from .permissions import authorize
@@ -32,6 +32,7 @@ from .scheduling import validate_cron
 from .selection import MAX_SEGMENTS_PER_EXPORT, LoadEvaluator, Selection, refresh_filter_cache
 from .store import Store, open_store, sqlite_path
 from .store import database_url as store_url
+from .urls import without_password
 from .vault import Vault
 
 HOME_ENV = "SEGPORT_HOME"
@@ -653,7 +654,7 @@ class Workspace:
             self.user.name,
             trigger,
             full,
-            without_password(getattr(self.store, "url", None)),
+            without_password(self.store.url),
         )
         return self.executor.enqueue(job)
 
@@ -743,9 +744,7 @@ def _check_key(store: Store, vault: Vault) -> None:
     if token is not None:
         sample: bytes | None = token.encode("ascii")
     else:
-        sample = next(
-            (store.connection_secrets(c.id) for c in store.list_connections() if c.has_secrets), None
-        )
+        sample = next((store.connection_secrets(c.id) for c in store.list_connections() if c.has_secrets), None)
     if not sample:
         return
     try:

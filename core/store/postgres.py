@@ -23,13 +23,14 @@ import itertools
 import re
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
 from ..errors import AlreadyRunning, InputError, WorkspaceError
 from ..models import Export, Run, RunStatus
+from ..urls import without_password
 from .base import Store, _dumps, chunks, run_is_stale
 from .migrations import MIGRATIONS
 
@@ -64,16 +65,6 @@ def translate(sql: str) -> str:
     for pattern, replacement in _RULES:
         sql = pattern.sub(replacement, sql)
     return _OR_IGNORE.sub(r"\1INSERT INTO\2 ON CONFLICT DO NOTHING", sql)
-
-
-def redact(url: str) -> str:
-    """The URL without its password (for messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}" if user else f"***@{netloc}"))
 
 
 class PgConnection:
@@ -136,7 +127,7 @@ def _connect_error(url: str, exc: psycopg.Error) -> str:
     text = str(exc)
     if parts.password:
         text = text.replace(parts.password, "***")
-    where = redact(url)
+    where = without_password(url, "***")
     fix = "check SEGPORT_DATABASE_URL or --database-url"
     if "password authentication failed" in text or "no password supplied" in text:
         return f"PostgreSQL refused the user name or password of {where}: {fix}"
@@ -156,7 +147,7 @@ class PostgresStore(Store):
 
     def __init__(self, url: str) -> None:
         self._raw_url = url
-        self.url = redact(url)
+        self.url = without_password(url, "***")
         self.db: PgConnection = connect(url)
         self._runs: dict[int, int] = {}  # run id -> export id of the run locks this connection holds
         self._locking: int | None = None
