@@ -103,16 +103,17 @@ def apply_defaults(document: Mapping[str, Any], schema: Mapping[str, Any]) -> di
 def secret_fields(schema: Mapping[str, Any]) -> frozenset[str]:
     """Top-level property names marked ``writeOnly: true`` (secrets) in a connection schema."""
     return frozenset(
-        name for name, prop in _properties(schema) if isinstance(prop, Mapping) and prop.get("writeOnly") is True
+        name for name, prop in schema_properties(schema) if isinstance(prop, Mapping) and prop.get("writeOnly") is True
     )
 
 
-def _properties(schema: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+def schema_properties(schema: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Every (name, subschema) of the top-level properties, those of oneOf/anyOf/allOf branches included."""
     yield from schema.get("properties", {}).items()
     for key in ("oneOf", "anyOf", "allOf"):
         for sub in schema.get(key, []):
             if isinstance(sub, Mapping):
-                yield from _properties(sub)
+                yield from schema_properties(sub)
 
 
 def redact(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Iterator, Mapping, Sequence
 import pytest
 import requests
 
-from ..config import secret_fields, validate
+from ..config import schema_properties, secret_fields, validate
 from ..contract import BatchWriter, Destination, Outcome, OutcomeStatus, Record, RunContext, Sandbox
 from ..dispatcher import RetryPolicy
 from ..errors import (
@@ -174,7 +174,7 @@ class DestinationConformance:
         """Every property that looks like a credential is ``writeOnly: true``, so it is encrypted and hidden."""
         schema = destination.spec().connection_schema
         secret = secret_fields(schema)
-        looks_secret = sorted(name for name in _property_names(schema) if SECRET_NAME.search(name))
+        looks_secret = sorted(name for name, _ in schema_properties(schema) if SECRET_NAME.search(name))
         missing = [name for name in looks_secret if name not in secret]
         assert not missing, (
             f"connection properties {missing} look like credentials but are not writeOnly: add "
@@ -612,14 +612,6 @@ class _every_call_answers:
     def __exit__(self, *exc: object) -> None:
         self.mock.stop()
         self.mock.reset()
-
-
-def _property_names(schema: Mapping[str, Any]) -> Iterator[str]:
-    yield from schema.get("properties", {})
-    for key in ("oneOf", "anyOf", "allOf"):
-        for sub in schema.get(key, []):
-            if isinstance(sub, Mapping):
-                yield from _property_names(sub)
 
 
 def _wrong_value(value: Any) -> Any:
