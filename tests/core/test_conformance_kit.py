@@ -14,9 +14,17 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
+
+from segport.testing.metadata import install_metadata
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest depends on tomli before 3.11
+    import tomli as tomllib
 
 pytest_plugins = ["pytester"]
 
@@ -98,25 +106,11 @@ class TestSecretLogged(Broken):
 '''
 
 
-def dist_info(pyproject: str) -> tuple[str, str, str]:
-    """(distribution name, version, entry_points.txt) read from a ``pyproject.toml``'s ``[project]`` tables."""
-    name = re.search(r'^name = "([^"]+)"', pyproject, re.M)
-    version = re.search(r'^version = "([^"]+)"', pyproject, re.M)
-    group = re.search(r'^\[project\.entry-points\."segport\.destinations"\]\n(.*?)(?=^\[|\Z)', pyproject, re.M | re.S)
-    assert name and version and group, "examples/webhook/pyproject.toml lacks name, version or its entry point"
-    lines = [line.replace('"', "") for line in group.group(1).strip().splitlines() if "=" in line]
-    return name.group(1), version.group(1), "[segport.destinations]\n" + "\n".join(lines) + "\n"
-
-
 @pytest.fixture
 def kit(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A pytester folder holding the variants, with the example (and its entry point) importable."""
-    name, version, entry_points = dist_info((EXAMPLE / "pyproject.toml").read_text(encoding="utf-8"))
     site = pytester.mkdir("site")
-    meta = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    meta.mkdir()
-    (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
-    (meta / "entry_points.txt").write_text(entry_points, encoding="utf-8")
+    install_metadata(site, tomllib.loads((EXAMPLE / "pyproject.toml").read_text(encoding="utf-8"))["project"])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(EXAMPLE)]))
     pytester.makeini("[pytest]\naddopts = --import-mode=importlib -p no:cacheprovider\nfilterwarnings = error\n")
     pytester.makepyfile(test_variants=VARIANTS)

@@ -58,6 +58,7 @@ import pytest
 import segport
 from segport import hookspecs, http, testing
 from segport.testing import DestinationConformance, fakes, operator, pytest_plugin, sandbox
+from segport.testing.metadata import install_metadata
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -228,21 +229,6 @@ def kit_checks() -> int:
                     cases *= len(mark.args[1])
             total += cases
     return total
-
-
-def install_metadata(site: Path, project: dict[str, Any]) -> Path:
-    """A ``*.dist-info`` in ``site`` with the project's name, version and entry points: what pip would write."""
-    name, version = project["name"], project["version"]
-    dist_info = site / f"{re.sub(r'[-_.]+', '_', name)}-{version}.dist-info"
-    dist_info.mkdir(parents=True)
-    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
-    groups = project.get("entry-points", {})
-    entry_points = "".join(
-        f"[{group}]\n" + "".join(f"{key} = {target}\n" for key, target in points.items()) + "\n"
-        for group, points in groups.items()
-    )
-    (dist_info / "entry_points.txt").write_text(entry_points, encoding="utf-8")
-    return dist_info
 
 
 # -- tests ------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 import segport.plugins
 from segport import PluginContractError, PluginLoadError, RunStatus, hookimpl
 from segport.plugins import HOOKS_GROUP, make_manager
+from segport.testing.metadata import install_metadata
 
 
 class Exploding:
@@ -98,10 +99,8 @@ def test_a_broken_hook_plugin_fails_every_command_in_one_line(tmp_path: Path) ->
     op = Operator(tmp_path / "ws")
     op("init", "--admin", "ada")
     site = tmp_path / "site"
-    meta = site / "broken_hooks-1.0.dist-info"
-    meta.mkdir(parents=True)
-    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-hooks\nVersion: 1.0\n", encoding="utf-8")
-    (meta / "entry_points.txt").write_text("[segport.hooks]\nbroken = broken_hooks\n", encoding="utf-8")
+    project = {"name": "broken-hooks", "version": "1.0", "entry-points": {"segport.hooks": {"broken": "broken_hooks"}}}
+    install_metadata(site, project)
     (site / "broken_hooks.py").write_text("raise ImportError('needs libfoo')\n", encoding="utf-8")
     op.env["PYTHONPATH"] = str(site)
     result = op("users", "list", check=False)
