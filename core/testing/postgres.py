@@ -20,12 +20,13 @@ import glob
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from .ports import free_port
 
 USER = "segport"
 PASSWORD = "segport-test-pw"
@@ -55,12 +56,6 @@ def find_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PostgresCluster:
     """One running test cluster (see the module docstring)."""
 
@@ -85,7 +80,7 @@ class PostgresCluster:
             account = pwd.getpwnam("postgres")
             os.chown(root, account.pw_uid, account.pw_gid)
             as_user = ["runuser", "-u", "postgres", "--"]
-        cluster = cls(bindir, root, _free_port(), as_user)
+        cluster = cls(bindir, root, free_port(), as_user)
         try:
             cluster._init()
         except BaseException:

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import logging
-import socket
 import socketserver
 import threading
 import time
@@ -24,6 +23,7 @@ import requests
 from segport import Run, RunStatus, UnknownAudienceError, Workspace
 from segport.plugins import make_manager
 from segport.testing.fakes import MemoryPlatform
+from segport.testing.ports import free_port
 from segport_notify import hooks, mail, message, settings, urls, webhook
 
 EXPORT = "vip-news"
@@ -289,12 +289,6 @@ def test_a_4xx_is_not_retried(ws: Workspace, hooked: HttpReceiver, caplog: pytes
     assert len(hooked.received) == 1
     [warning] = warnings(caplog)
     assert "answered HTTP 404" in warning
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_an_unreachable_webhook_warns_and_the_run_succeeds(
