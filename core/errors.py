@@ -34,16 +34,20 @@ class ExitStatus(IntEnum):
 class SegportError(Exception):
     """Root of every error segport raises on purpose.
 
-    :param message: one line for the operator: what is wrong and how to fix it.
+    :param message: one line for the operator: what is wrong and how to fix it, in words that hold for
+        every interface (no CLI flag, no HTTP field).
     :param internal_message: detail for logs with ``--debug``; never holds a secret.
+    :param param: the argument of the service call at fault (``agree_privacy``, ``segments``, ...), so
+        each interface can add how to set it there (the CLI names its flag).
     """
 
     exit_status: ExitStatus = ExitStatus.ERROR
 
-    def __init__(self, message: str, *, internal_message: str | None = None) -> None:
+    def __init__(self, message: str, *, internal_message: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.internal_message = internal_message
+        self.param = param
 
     def __str__(self) -> str:
         return self.message

@@ -147,3 +147,88 @@ class AuditEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SharedConnection:
+    """A shared connection as non-admins see it: its name and type, nothing of its config."""
+
+    name: str
+    type: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type}
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The answer of a credential check: the platform's short description of the account."""
+
+    connection: str
+    account: str
+    status: str = "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"connection": self.connection, "status": self.status, "account": self.account}
+
+
+@dataclass(frozen=True)
+class ProfileLoad:
+    """What a profile load did: rows read from the file, and profiles in the workspace after it."""
+
+    loaded: int
+    profiles: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SegmentLoad:
+    """What loading a static segment did: members kept, and keys that name no profile."""
+
+    segment: str
+    members: int
+    unknown_keys: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SegmentCount:
+    """A segment with its current number of members."""
+
+    segment: Segment
+    members: int
+
+    @property
+    def name(self) -> str:
+        return self.segment.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.segment.to_dict(), "members": self.members}
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """One export's part in a refresh or a scheduled job: its run, its queued task, or why it failed."""
+
+    export: str
+    run: Run | None = None
+    task: str | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        """The run's status, ``queued`` for a queued task, ``failed`` when the run could not happen."""
+        if self.run is not None:
+            return self.run.status.value
+        return "queued" if self.task is not None else "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.run is not None:
+            return self.run.to_dict()
+        if self.task is not None:
+            return {"export": self.export, "status": "queued", "task": self.task}
+        return {"export": self.export, "status": "failed", "error": self.error}

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..errors import ExitStatus, SegportError
-from ._common import State
+from ._common import State, with_hint
 from ._connections import connections
 from ._data import profiles, segments
 from ._demo import demo
@@ -34,7 +34,7 @@ class SegportGroup(click.Group):
             state = ctx.find_object(State)
             if state is not None and state.debug:
                 raise
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {with_hint(exc)}", err=True)
             ctx.exit(int(exc.exit_status))
         except click.UsageError as exc:  # one line, like every other error
             hint = f" (see 'segport {exc.ctx.command_path.partition(' ')[2]} --help')" if exc.ctx else ""

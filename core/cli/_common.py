@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import click
 
 from ..config import parse_option_value
-from ..errors import ConfigError
+from ..errors import ConfigError, SegportError
 from ..executor import Executor
 from ..workspace import Workspace
 
@@ -40,22 +40,52 @@ class State:
 
 pass_state = click.make_pass_decorator(State)
 
+# How to set, on the command line, the service argument an error names (``SegportError.param``):
+# the services' messages name no flag, the CLI adds its own.
+FLAG_HINTS = {
+    "user": "pass --as NAME or set SEGPORT_USER; see 'segport users list'",
+    "home": "pass --home FOLDER; 'segport init --admin NAME' creates a workspace",
+    "database_url": "pass --database-url or set SEGPORT_DATABASE_URL; 'segport init --admin NAME' creates a workspace",
+    "agree_privacy": "see 'segport connections notice', then pass --agree-privacy",
+    "profile_cap": "pass --profile-cap N",
+    "share": "pass --share admins or --share contributors",
+    "segments": "pass --segment NAME, once per segment",
+    "email_field": "pass --email FIELD",
+    "mapping": "pass --map FIELD=ATTRIBUTE",
+    "enabled": "see 'segport exports enable --help'",
+}
+
+
+def with_hint(error: SegportError) -> str:
+    """The error's one line, with how to fix it on the command line when it names an argument."""
+    hint = FLAG_HINTS.get(error.param or "")
+    return f"{error} ({hint})" if hint else str(error)
+
 
 def json_option(func: F) -> F:
     """``--json``: print exactly one JSON document on stdout."""
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
 
 
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready data: models become their ``to_dict()``, in lists too."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value
+
+
 def emit_json(document: Any) -> None:
-    click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+    """Print one JSON document (models as their ``to_dict()``)."""
+    click.echo(json.dumps(plain(document), indent=2, ensure_ascii=False, default=str))
 
 
-def emit_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], empty: str = "(none)") -> None:
-    """A plain aligned table for humans."""
+def emit_table(rows: Sequence[Any], columns: Sequence[str], empty: str = "(none)") -> None:
+    """A plain aligned table for humans (rows are dicts or models)."""
     if not rows:
         click.echo(empty)
         return
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    cells = [[_cell(plain(row).get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for r in cells:

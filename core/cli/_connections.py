@@ -132,7 +132,7 @@ def connections_show(state: State, name: str, as_json: bool) -> None:
 def connections_test(state: State, name: str, as_json: bool) -> None:
     """Check the stored credentials with the platform."""
     result = state.workspace().test_connection(name)
-    emit_json(result) if as_json else click.echo(f"ok: {name} authenticates as {result['account']}")
+    emit_json(result) if as_json else click.echo(f"ok: {name} authenticates as {result.account}")
 
 
 @connections.command("auth")

@@ -33,7 +33,7 @@ def profiles_load(state: State, file: str, key: str, replace: bool, fmt: str | N
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"loaded {result['loaded']:,} profiles from {file} ({result['profiles']:,} in the workspace)")
+        click.echo(f"loaded {result.loaded:,} profiles from {file} ({result.profiles:,} in the workspace)")
 
 
 @profiles.command("show")
@@ -68,10 +68,10 @@ def segments_load(state: State, name: str, file: str, key: str, fmt: str | None,
     if as_json:
         emit_json(result)
         return
-    click.echo(f"segment {name!r} holds {result['members']:,} profiles")
-    if result["unknown_keys"]:
+    click.echo(f"segment {name!r} holds {result.members:,} profiles")
+    if result.unknown_keys:
         click.echo(
-            f"warning: {result['unknown_keys']:,} keys match no profile yet (load them with 'segport profiles load')",
+            f"warning: {result.unknown_keys:,} keys match no profile yet (load them with 'segport profiles load')",
             err=True,
         )
 

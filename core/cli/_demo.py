@@ -148,13 +148,13 @@ def _run_demo(ws: Workspace, root: Path, count: int, destination: str, server: S
     click.echo(f"workspace: {ws.home}")
     customers = root / "customers.csv"
     write_customers(customers, count)
-    click.echo(f"loaded {ws.load_profiles(customers)['loaded']:,} customers")
+    click.echo(f"loaded {ws.load_profiles(customers).loaded:,} customers")
     ws.define_segment("VIP", "lifetime_value >= 4000")
     newsletter = root / "newsletter.txt"
     newsletter.write_text("".join(f"c{i:06d}\n" for i in range(0, count, 3)), encoding="utf-8")
     ws.load_segment("Newsletter", newsletter)
     for row in ws.list_segments():
-        click.echo(f"segment {row['name']}: {row['members']:,} members")
+        click.echo(f"segment {row.name}: {row.members:,} members")
     ws.add_connection("Demo sandbox", destination, server.demo_connection(), agree_privacy=True)
     ws.add_export(
         "demo-export",

@@ -52,7 +52,7 @@ def refresh(state: State, as_json: bool) -> None:
         emit_json(results)
     else:
         emit_table(results, ["export", "status", "counts", "error"], empty="no enabled exports")
-    failed = [r["export"] for r in results if r["status"] in ("failed", "partial")]
+    failed = [r.export for r in results if r.status in ("failed", "partial")]
     if failed:
         raise RunError(
             f"{len(failed)} of {len(results)} exports did not succeed: {', '.join(failed)} (see 'segport runs list')"
@@ -77,10 +77,7 @@ def scheduler(state: State, tick: float) -> None:
 
     def fire(job: str) -> None:
         for result in ws.fire(job):
-            click.echo(
-                f"{job}: {result['export']} {result['status']}"
-                + (f" ({result['error']})" if result.get("error") else "")
-            )
+            click.echo(f"{job}: {result.export} {result.status}" + (f" ({result.error})" if result.error else ""))
 
     def on_error(job: str, exc: BaseException) -> None:
         click.echo(f"error: {job}: {exc}", err=True)

@@ -208,6 +208,9 @@ class Store:
         rows = self.db.execute("SELECT name, role, created_at FROM users ORDER BY name").fetchall()
         return [User(r[0], Role(r[1]), r[2]) for r in rows]
 
+    def remove_user(self, name: str) -> None:
+        self.db.execute("DELETE FROM users WHERE name = ?", (name,))
+
     # -- connections ----------------------------------------------------------------------------
     _CONNECTION_COLUMNS = (
         "id, name, type, share, config, secrets IS NOT NULL, profile_cap, privacy_agreed_by, "
@@ -277,6 +280,9 @@ class Store:
         self.db.execute(
             "UPDATE connections SET config = ?, secrets = ? WHERE id = ?", (_dumps(config), secrets, connection_id)
         )
+
+    def set_profile_cap(self, connection_id: int, cap: int | None) -> None:
+        self.db.execute("UPDATE connections SET profile_cap = ? WHERE id = ?", (cap, connection_id))
 
     def remove_connection(self, connection_id: int) -> int:
         """Erase the connection (secrets included); its exports are detached and disabled."""

@@ -24,6 +24,7 @@ import pytest
 
 import segport
 from segport import RunStatus, Workspace
+from segport.models import ScheduledRun
 from segport.scheduling import Scheduler
 from segport.testing.fakes import MemoryPlatform
 from segport.testing.operator import Operator
@@ -175,7 +176,7 @@ def test_refresh_while_the_scheduler_runs_an_export_does_not_overlap_it(
     setup.op("exports", "edit", "e0", "--schedule", "* * * * *")
     sandbox.hold = lambda tags: "G0" in tags  # the scheduled run of e0 stays mid-run during the refresh
     ws = Workspace.open(setup.home, user="ada")
-    fired: list[dict[str, Any]] = []
+    fired: list[ScheduledRun] = []
     done, stop = threading.Event(), threading.Event()
     ticks = iter([datetime(2026, 11, 25, 3, 0, 30, tzinfo=timezone.utc)])  # then 61 s later, for ever
 
@@ -205,7 +206,7 @@ def test_refresh_while_the_scheduler_runs_an_export_does_not_overlap_it(
     results = {r["export"]: r for r in json.loads(refresh.stdout)}
     assert results["e1"]["status"] == "succeeded" and results["e1"]["counts"]["created"] == 1000
     assert results["e0"]["status"] == "failed" and "export 'e0' is already running" in results["e0"]["error"]
-    assert errors == [] and [(r["export"], r["status"]) for r in fired] == [("e0", "succeeded")]
+    assert errors == [] and [(r.export, r.status) for r in fired] == [("e0", "succeeded")]
     runs = sorted((r["export"], r["trigger"], r["status"]) for r in setup.runs())
     assert runs == [("e0", "schedule", "succeeded"), ("e1", "refresh", "succeeded")]  # one run of e0, not two
     setup.assert_exact()

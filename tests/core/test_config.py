@@ -250,7 +250,7 @@ def test_config_from_stdin(cli_ws: Any, home: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["has_secrets"] is True
     with Workspace.open(home, user="ada") as ws:
-        assert ws.test_connection("c")["status"] == "ok"
+        assert ws.test_connection("c").status == "ok"
 
 
 def test_bad_config_from_stdin(cli_ws: Any) -> None:

@@ -1105,7 +1105,7 @@ def test_a_stale_filter_cache_is_brought_up_to_date_from_the_changed_profiles_on
 
     monkeypatch.setattr(segport.filters.Filter, "matches", spy)
 
-    listed = {s["name"]: s["members"] for s in ws.list_segments()}
+    listed = {s.name: s.members for s in ws.list_segments()}
 
     assert listed == {"French": 3, "Germans": 5}
     assert evaluated == [key(3)]  # only what was loaded since French's cache was current

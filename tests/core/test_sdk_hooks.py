@@ -73,7 +73,7 @@ def test_extra_fields_reach_the_records_and_their_hash(ws: Workspace, platform: 
 def test_secrets_changed_during_a_run_are_stored_encrypted(ws: Workspace) -> None:
     ws.run_export("e")
     connection = ws.get_connection("m")
-    assert ws._full_config(connection)["api_key"] == "rotated-key-42"
+    assert ws.connections.full_config(connection)["api_key"] == "rotated-key-42"
     raw = (ws.home / "segport.db").read_bytes()
     assert b"rotated-key-42" not in raw
     assert any(entry.action == "connections.refresh" for entry in ws.audit_entries())

@@ -54,7 +54,7 @@ def browser(url: str) -> None:
 
 
 def tokens(ws: Workspace) -> tuple[str, str]:
-    config = ws._full_config(ws.get_connection("cm"))
+    config = ws.connections.full_config(ws.get_connection("cm"))
     return config["access_token"], config["refresh_token"]
 
 
@@ -71,14 +71,14 @@ def test_authorize_then_an_expired_token_is_refreshed_once_and_stored(
     second = tokens(ws)
     assert second[0] != first[0] and second[1] != first[1]  # the refreshed pair was stored
     assert b"cm-app-secret" not in (ws.home / "segport.db").read_bytes()
-    assert ws.test_connection("cm")["status"] == "ok"  # works with the stored refreshed token
+    assert ws.test_connection("cm").status == "ok"  # works with the stored refreshed token
 
 
 def test_an_expired_token_whose_refresh_fails_is_a_clear_auth_error(
     ws: Workspace, sandbox: CampaignMonitorSandbox
 ) -> None:
     ws.authorize_connection("cm", browser, timeout=20)
-    ws._save_secrets(ws.get_connection("cm"), {"refresh_token": "not-a-grant"})
+    ws.connections.save_secrets(ws.get_connection("cm"), {"refresh_token": "not-a-grant"})
     sandbox.expire_tokens()
     with pytest.raises(AuthError, match="connections auth") as info:
         ws.test_connection("cm")

@@ -61,7 +61,7 @@ def test_authorize_stores_the_token_and_the_connection_works(ws: Workspace, sand
     connection = ws.get_connection("mc")
     assert connection.config["api_endpoint"].rstrip("/") == sandbox.base_url.rstrip("/")
     assert "access_token" not in connection.config and connection.has_secrets
-    assert ws.test_connection("mc")["status"] == "ok"
+    assert ws.test_connection("mc").status == "ok"
     raw = (ws.home / "segport.db").read_bytes()
     assert b"app-secret-xyz" not in raw
 

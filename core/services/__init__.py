@@ -1,0 +1,19 @@
+"""The workspace's services, one job each, behind the :class:`segport.Workspace` facade.
+
+Every service acts for the user of its :class:`Context`, checks that user's permission itself, takes
+keyword arguments, returns :mod:`segport.models` objects and raises :class:`segport.SegportError`
+subclasses whose messages name no interface detail (``param`` says which argument was at fault).
+The CLI and the HTTP API are thin layers over them.
+"""
+
+from __future__ import annotations
+
+from .catalog import Catalog
+from .connections import Connections
+from .context import Context
+from .exports import Exports
+from .governance import Governance
+from .runs import Runs
+from .schedules import Schedules
+
+__all__ = ["Catalog", "Connections", "Context", "Exports", "Governance", "Runs", "Schedules"]

@@ -1,0 +1,97 @@
+"""The catalog: customer profiles and the segments defined over them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import readers
+from ..errors import ConfigError, WorkspaceError
+from ..filters import parse
+from ..models import ProfileLoad, Segment, SegmentCount, SegmentLoad
+from ..selection import LoadEvaluator, Selection, refresh_filter_cache
+from .context import Context, check_name
+
+
+class Catalog:
+    """Profiles (loaded from files) and segments (static lists of keys, or filters)."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    def load_profiles(
+        self, *, path: str | os.PathLike[str], key: str = "id", fmt: str | None = None, replace: bool = False
+    ) -> ProfileLoad:
+        """Load a CSV/JSONL file of profiles; all rows or none. ``replace`` drops profiles not in it."""
+        ctx = self.context
+        actor = ctx.authorize("profiles.load")
+        rows = readers.read_profiles(path, key=key, fmt=fmt)
+        store = ctx.store
+        with store.transaction() as db:
+            evaluator = LoadEvaluator(db, store.list_segments())  # filter caches kept current on the way
+            loaded, total, seq = store.load_profiles(rows, replace=replace, source=Path(path).name, on_chunk=evaluator)
+            evaluator.finish(seq)
+            store.audit(actor.name, "profiles.load", Path(path).name, {"rows": loaded, "replace": replace})
+        return ProfileLoad(loaded=loaded, profiles=total)
+
+    def get_profile(self, *, key: str) -> dict[str, Any]:
+        """One profile's attributes."""
+        self.context.authorize("profiles.show")
+        return self.context.store.get_profile(key)
+
+    def load_segment(
+        self, *, name: str, path: str | os.PathLike[str], key: str = "id", fmt: str | None = None
+    ) -> SegmentLoad:
+        """Create or replace a static segment from a file of profile keys."""
+        ctx = self.context
+        actor = ctx.authorize("segments.load")
+        name = check_name("segment", name)
+        keys = (k for _, k in readers.read_segment_keys(path, key=key, fmt=fmt))
+        with ctx.store.transaction():
+            segment = ctx.store.save_segment(name, "static", None, actor.name)
+            members, unknown = ctx.store.replace_members(segment.id, keys)
+            ctx.store.audit(actor.name, "segments.load", name, {"members": members, "unknown_keys": unknown})
+        return SegmentLoad(segment=name, members=members - unknown, unknown_keys=unknown)
+
+    def define_segment(self, *, name: str, where: str) -> Segment:
+        """Create or update a segment defined by a filter expression.
+
+        Its membership is evaluated now and cached; every profile load keeps it current.
+        """
+        ctx = self.context
+        actor = ctx.authorize("segments.define")
+        name = check_name("segment", name)
+        expression = str(parse(where))
+        with ctx.store.transaction() as db:
+            segment = ctx.store.save_segment(name, "filter", expression, actor.name)
+            refresh_filter_cache(db, [segment])
+            ctx.store.audit(actor.name, "segments.define", name, {"where": expression})
+        return segment
+
+    def list_segments(self) -> list[SegmentCount]:
+        """Segments with their current member counts."""
+        ctx = self.context
+        ctx.authorize("segments.list")
+        segments = ctx.store.list_segments()
+        try:
+            ctx.store.refresh_filter_caches(segments)  # a cache only: the counts are exact without it
+        except WorkspaceError:
+            pass  # a read-only workspace still lists its segments
+        reader = ctx.store.reader()
+        try:
+            return [SegmentCount(segment, Selection(reader, [segment]).materialise()) for segment in segments]
+        finally:
+            reader.close()
+
+    def remove_segment(self, *, name: str) -> None:
+        """Remove a segment no export uses."""
+        ctx = self.context
+        actor = ctx.authorize("segments.remove")
+        segment = ctx.store.get_segment(name)
+        users = [e.name for e in ctx.store.list_exports() if name in e.segments]
+        if users:
+            raise ConfigError(f"segment {name!r} is used by exports {', '.join(users)}: edit or remove them first")
+        with ctx.store.transaction():
+            ctx.store.remove_segment(segment.id)
+            ctx.store.audit(actor.name, "segments.remove", name)

@@ -1,0 +1,180 @@
+"""Connections: destination accounts, their credentials (encrypted at rest) and OAuth."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Callable, Mapping
+
+import requests
+
+from .. import oauth
+from ..config import split_secrets, validate
+from ..contract import Destination
+from ..errors import ConfigError
+from ..models import Connection, ConnectionCheck, Role, Share, SharedConnection
+from .context import Context, check_name, spec_hint
+
+
+class Connections:
+    """Connections to destination platforms (added, changed and removed by admins only)."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    def add(
+        self,
+        *,
+        name: str,
+        type: str,
+        config: Mapping[str, Any],
+        share: Share | str = Share.ADMINS,
+        agree_privacy: bool = False,
+        check: bool = True,
+        profile_cap: int | None = None,
+    ) -> Connection:
+        """Add a connection after the privacy consent, validation and a credential check."""
+        ctx = self.context
+        actor = ctx.authorize("connections.add")
+        name = check_name("connection", name)
+        share = _share(share)
+        if not agree_privacy:
+            raise ConfigError(
+                "adding a connection needs the data-privacy consent: personal data leaves this workspace "
+                "for the platform; read the privacy notice and agree to it",
+                param="agree_privacy",
+            )
+        if profile_cap is not None and profile_cap < 1:
+            raise ConfigError("the profile cap must be a positive number of profiles", param="profile_cap")
+        destination = ctx.registry.get(type)
+        schema = destination.spec().connection_schema
+        full = validate(config, schema, f"connection {name!r} config", hint=spec_hint(type))
+        if check and destination.oauth(full) is None:  # OAuth is checked once the flow ran
+            _check_credentials(destination, full)
+        plain, secrets = split_secrets(full, schema)
+        with ctx.store.transaction():
+            connection = ctx.store.add_connection(
+                name=name,
+                type=type,
+                share=share,
+                config=plain,
+                secrets=ctx.vault.encrypt(secrets) if secrets else None,
+                profile_cap=profile_cap,
+                user=actor.name,
+            )
+            ctx.store.audit(
+                actor.name,
+                "connections.add",
+                name,
+                {"type": type, "share": share.value, "privacy_agreed": True, "checked": check},
+            )
+        return connection
+
+    def list(self) -> list[Connection | SharedConnection]:
+        """Admins see every connection in full; others see the shared ones' name and type only."""
+        user = self.context.authorize("connections.list")
+        connections = self.context.store.list_connections()
+        if user.role is Role.ADMIN:
+            return list(connections)
+        return [SharedConnection(c.name, c.type) for c in connections if c.share is Share.CONTRIBUTORS]
+
+    def get(self, *, name: str) -> Connection:
+        """One connection (its config without secrets)."""
+        self.context.authorize("connections.show")
+        return self.context.store.get_connection(name)
+
+    def secret_names(self, *, name: str) -> builtins.list[str]:
+        """The names (never the values) of the secrets stored for a connection."""
+        self.context.authorize("connections.show")
+        connection = self.context.store.get_connection(name)
+        token = self.context.store.connection_secrets(connection.id)
+        return sorted(self.context.vault.decrypt(token)) if token else []
+
+    def test(self, *, name: str) -> ConnectionCheck:
+        """Check the stored credentials with the plugin's cheap call (a refreshed token is kept)."""
+        self.context.authorize("connections.test")
+        connection = self.context.store.get_connection(name)
+        destination = self.context.registry.get(connection.type)
+        auth = destination.auth(self.full_config(connection))
+        with requests.Session() as session:
+            session.auth = auth
+            account = auth.check(session)
+        changed = auth.updated_secrets()
+        if changed:
+            self.save_secrets(connection, changed)
+        return ConnectionCheck(connection=name, account=account)
+
+    def authorize(self, *, name: str, open_url: Callable[[str], Any], timeout: float = 300.0) -> Connection:
+        """Run the destination's OAuth2 flow for a connection and store the tokens."""
+        ctx = self.context
+        actor = ctx.authorize("connections.auth")
+        connection = ctx.store.get_connection(name)
+        destination = ctx.registry.get(connection.type)
+        config = self.full_config(connection)
+        flow = destination.oauth(config)
+        if flow is None:
+            raise ConfigError(f"connection {name!r} does not use OAuth2 (set auth_method to oauth2 to use it)")
+        schema = destination.spec().connection_schema
+        full = validate(
+            {**config, **oauth.authorize(flow, config, open_url, timeout=timeout)},
+            schema,
+            f"connection {name!r} config",
+            hint=spec_hint(connection.type),
+        )
+        _check_credentials(destination, full)
+        plain, secrets = split_secrets(full, schema)
+        with ctx.store.transaction():
+            ctx.store.update_connection_config(connection.id, plain, ctx.vault.encrypt(secrets))
+            ctx.store.audit(actor.name, "connections.auth", name)
+        return ctx.store.get_connection(name)
+
+    def set_profile_cap(self, *, name: str, cap: int | None) -> Connection:
+        """Set (or with None, clear) the most profiles one export of this connection may select."""
+        ctx = self.context
+        actor = ctx.authorize("connections.edit")
+        if cap is not None and cap < 1:
+            raise ConfigError("the profile cap must be a positive number of profiles", param="cap")
+        connection = ctx.store.get_connection(name)
+        with ctx.store.transaction():
+            ctx.store.set_profile_cap(connection.id, cap)
+            ctx.store.audit(actor.name, "connections.set-cap", name, {"profile_cap": cap})
+        return ctx.store.get_connection(name)
+
+    def remove(self, *, name: str) -> int:
+        """Erase a connection and its secrets; its exports stay, detached and disabled. Returns their count."""
+        ctx = self.context
+        actor = ctx.authorize("connections.remove")
+        connection = ctx.store.get_connection(name)
+        with ctx.store.transaction():
+            detached = ctx.store.remove_connection(connection.id)
+            ctx.store.audit(actor.name, "connections.remove", name, {"detached_exports": detached})
+        return detached
+
+    # -- for the other services (no permission check: their callers checked) ----------------------
+    def full_config(self, connection: Connection) -> dict[str, Any]:
+        """The connection's config with its secrets decrypted."""
+        token = self.context.store.connection_secrets(connection.id)
+        secrets = self.context.vault.decrypt(token) if token else {}
+        return {**connection.config, **secrets}
+
+    def save_secrets(self, connection: Connection, changed: Mapping[str, Any]) -> None:
+        """Store config values a plugin changed while running (refreshed tokens), encrypted as before."""
+        ctx = self.context
+        schema = ctx.registry.get(connection.type).spec().connection_schema
+        plain, secrets = split_secrets({**self.full_config(connection), **changed}, schema)
+        with ctx.store.transaction():
+            ctx.store.update_connection_config(connection.id, plain, ctx.vault.encrypt(secrets))
+            ctx.store.audit(ctx.user.name, "connections.refresh", connection.name)
+
+
+def _check_credentials(destination: Destination, config: Mapping[str, Any]) -> str:
+    auth = destination.auth(config)
+    with requests.Session() as session:
+        session.auth = auth
+        return auth.check(session)
+
+
+def _share(value: Share | str) -> Share:
+    try:
+        return Share(value)
+    except ValueError:
+        raise ConfigError(f"unknown share {value!r}: use admins or contributors", param="share") from None

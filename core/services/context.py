@@ -1,0 +1,83 @@
+"""What every service shares: the workspace's parts, the acting user and the permission check."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pluggy
+
+from ..dispatcher import RetryPolicy
+from ..errors import ConfigError, PermissionDenied, WorkspaceError
+from ..executor import Executor
+from ..models import User
+from ..permissions import authorize
+from ..registry import Registry
+from ..store import Store
+from ..vault import Vault
+
+_NAME = re.compile(r"^[^\x00-\x1f]{1,100}$")
+
+
+@dataclass
+class Context:
+    """One open workspace acting as one user: what the services are built on.
+
+    :param home: the workspace folder (secret key, reject files).
+    :param executor: with one, refresh and scheduled runs are queued for workers.
+    :param user_name: the acting user's name; None until one is given.
+    """
+
+    home: Path
+    store: Store
+    vault: Vault
+    registry: Registry
+    pm: pluggy.PluginManager
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    executor: Executor | None = None
+    user_name: str | None = None
+
+    @property
+    def user(self) -> User:
+        """The acting user; raises when none is set or the name is unknown.
+
+        Checked before any lookup, so an unknown or removed user learns nothing, not even which
+        exports or connections exist.
+        """
+        if not self.user_name:
+            raise PermissionDenied("no acting user: name a user of this workspace to act as", param="user")
+        return self.store.get_user(self.user_name)
+
+    def authorize(self, action: str, resource: object = None, *, shared: bool = False) -> User:
+        """The acting user, once allowed to do ``action`` (on ``resource``); a refusal is audited."""
+        user = self.user
+        try:
+            authorize(self.pm, user, action, resource, shared=shared)
+        except PermissionDenied:
+            self._audit_denied(user, action, resource)
+            raise
+        return user
+
+    def _audit_denied(self, user: User, action: str, resource: object) -> None:
+        """Record a refused attempt in the audit log: action ``denied``, target the attempted action."""
+        name = getattr(resource, "name", None)
+        detail = {"role": user.role.value, **({"resource": name} if isinstance(name, str) else {})}
+        try:
+            with self.store.transaction():
+                self.store.audit(user.name, "denied", action, detail)
+        except WorkspaceError:
+            pass  # a read-only or busy workspace still refuses; the refusal is what matters
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` without surrounding blanks, refused unless it is 1 to 100 printable characters."""
+    name = name.strip()
+    if not _NAME.match(name):
+        raise ConfigError(f"invalid {kind} name {name!r}: use 1 to 100 printable characters")
+    return name
+
+
+def spec_hint(destination: str) -> str:
+    """Where a config or options error points the operator: the destination's schemas."""
+    return f"see 'segport plugins show {destination}'"

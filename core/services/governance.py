@@ -1,0 +1,60 @@
+"""Who may act: users, their roles, and the audit log of what they did."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from ..models import AuditEntry, Role, User
+from .context import Context, check_name
+
+
+class Governance:
+    """Users, roles and the audit log (changes by admins only)."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    def require(self, action: str) -> User:
+        """The acting user; raises :class:`segport.PermissionDenied` unless they may do ``action``."""
+        return self.context.authorize(action)
+
+    def add_user(self, *, name: str, role: Role | str) -> User:
+        """Add a user with a role."""
+        actor = self.context.authorize("users.add")
+        role = _role(role)
+        store = self.context.store
+        with store.transaction():
+            user = store.add_user(check_name("user", name), role)
+            store.audit(actor.name, "users.add", user.name, {"role": role.value})
+        return user
+
+    def list_users(self) -> list[User]:
+        """Every user with their role."""
+        self.context.authorize("users.list")
+        return self.context.store.list_users()
+
+    def remove_user(self, *, name: str) -> User:
+        """Remove a user: from then on they can do nothing. The last admin cannot go.
+
+        What they did stays as it was: exports they own, their runs and their audit entries.
+        """
+        actor = self.context.authorize("users.remove")
+        store = self.context.store
+        user = store.get_user(name)
+        if user.role is Role.ADMIN and sum(u.role is Role.ADMIN for u in store.list_users()) == 1:
+            raise ConfigError(f"user {user.name!r} is the last admin: add another admin first")
+        with store.transaction():
+            store.remove_user(user.name)
+            store.audit(actor.name, "users.remove", user.name, {"role": user.role.value})
+        return user
+
+    def audit_entries(self, *, limit: int = 100) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries, newest first."""
+        self.context.authorize("audit.list")
+        return self.context.store.audit_entries(limit)
+
+
+def _role(value: Role | str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise ConfigError(f"unknown role {value!r}: use admin, contributor or viewer") from None

@@ -1,0 +1,85 @@
+"""Runs: an export run now, queued for workers, and the run history."""
+
+from __future__ import annotations
+
+from ..config import validate
+from ..engine import ExportRun, RunRequest
+from ..errors import ConfigError, RunError
+from ..executor import RunJob
+from ..models import Run
+from ..urls import without_password
+from .connections import Connections
+from .context import Context, spec_hint
+from .exports import Exports
+
+
+class Runs:
+    """Running exports (on demand, queued, or for a schedule) and reading their run records."""
+
+    def __init__(self, context: Context, exports: Exports, connections: Connections) -> None:
+        self.context = context
+        self.exports = exports
+        self.connections = connections
+
+    def run(self, *, name: str, full: bool = False, dry_run: bool = False, trigger: str = "manual") -> Run:
+        """Run an export now (or plan it with ``dry_run``); returns the run record.
+
+        Raises the run's error when it ended failed (the run record is stored either way).
+        """
+        ctx = self.context
+        export, connection = self.exports.export_for("exports.run", name)
+        if not export.enabled and not dry_run:
+            raise RunError(f"export {name!r} is disabled: enable it first", param="enabled")
+        destination = ctx.registry.get(connection.type)
+        config = validate(
+            self.connections.full_config(connection),
+            destination.spec().connection_schema,
+            f"connection {connection.name!r} config",
+            hint=spec_hint(connection.type),
+        )
+        request = RunRequest(
+            export=export,
+            connection=connection,
+            destination=destination,
+            config=config,
+            user=ctx.user.name,
+            trigger=trigger,
+            full=full,
+            dry_run=dry_run,
+            profile_cap=connection.profile_cap or 0,
+            save_secrets=lambda changed: self.connections.save_secrets(connection, changed),
+        )
+        return ExportRun(ctx.store, ctx.pm, ctx.home, ctx.retry).execute(request)
+
+    def queue(self, *, name: str, full: bool = False, trigger: str = "manual") -> str:
+        """Queue a run of an export for the workers of the executor; returns the task id.
+
+        The same checks as :meth:`run` come first; the worker runs it as the acting user.
+        """
+        ctx = self.context
+        export, _ = self.exports.export_for("exports.run", name)
+        if not export.enabled:
+            raise RunError(f"export {name!r} is disabled: enable it first", param="enabled")
+        if ctx.executor is None:
+            raise ConfigError("no executor is configured: set SEGPORT_BROKER_URL to queue runs for workers")
+        job = RunJob(
+            export=export.name,
+            home=str(ctx.home.resolve()),
+            user=ctx.user.name,
+            trigger=trigger,
+            full=full,
+            database_url=without_password(ctx.store.url),
+        )
+        return ctx.executor.enqueue(job)
+
+    def get(self, *, run_id: int) -> Run:
+        """One run record (runs of dead processes show as interrupted)."""
+        self.context.authorize("runs.show")
+        self.context.store.reap_stale_runs()
+        return self.context.store.get_run(run_id)
+
+    def list(self, *, export: str | None = None, limit: int = 50) -> list[Run]:
+        """The newest runs, of one export or of all."""
+        self.context.authorize("runs.list")
+        self.context.store.reap_stale_runs()
+        return self.context.store.list_runs(export, limit)
