@@ -3,6 +3,10 @@
 The engine never loads a sandbox; ``segport demo``, ``segport sandbox``, the conformance kit
 (:mod:`segport.testing`) and the benchmarks do. Standard library only:
 
+- :class:`Sandbox`: what they ask of a sandbox (start, stop, ``base_url``, the demo's connection, export
+  options and data matching, a summary of what landed);
+- ``segport.sandboxes``: the entry-point group a plugin registers its sandbox in, under the destination's
+  name (:func:`sandbox_names`, :func:`find_sandbox`, :func:`open_sandbox`);
 - :class:`SandboxServer`: the base of a sandbox, an HTTP/1.1 fake of a platform with latency, seeded
   faults (:mod:`~segport.sandboxing.faults`) and the ``/_sandbox/`` test API
   (:mod:`~segport.sandboxing.control`); handlers are registered on a :class:`Router` and read a
@@ -11,7 +15,8 @@ The engine never loads a sandbox; ``segport demo``, ``segport sandbox``, the con
 - :class:`PlatformDouble`, :class:`PlatformMember`: what the conformance kit reads and steers at a fake
   platform (a ``SandboxServer`` subclass is one once it implements ``members`` and ``seed_member``).
 
-The kit lived in ``segport.testing.sandbox`` before; that module re-exports it unchanged.
+Earlier releases had the interface as ``segport.Sandbox``, returned by ``Destination.sandbox()``, and
+the kit in ``segport.testing.sandbox`` (which still re-exports the kit).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from __future__ import annotations
 from .command import serve_main
 from .double import PlatformDouble, PlatformMember
 from .faults import FAULT_KINDS, RETRY_AFTER, FaultEvent, FaultInjection, FaultSettingError, parse_kinds
+from .interface import Sandbox
 from .messages import JSON_TYPE, HttpError, Request, Response, redirect
+from .registry import SANDBOXES_GROUP, find_sandbox, open_sandbox, sandbox_names
 from .routing import Router
 from .server import Gate, SandboxServer
 from .watched import WatchedWrites
@@ -28,6 +35,7 @@ __all__ = [
     "FAULT_KINDS",
     "JSON_TYPE",
     "RETRY_AFTER",
+    "SANDBOXES_GROUP",
     "FaultEvent",
     "FaultInjection",
     "FaultSettingError",
@@ -38,9 +46,13 @@ __all__ = [
     "Request",
     "Response",
     "Router",
+    "Sandbox",
     "SandboxServer",
     "WatchedWrites",
+    "find_sandbox",
+    "open_sandbox",
     "parse_kinds",
     "redirect",
+    "sandbox_names",
     "serve_main",
 ]

@@ -13,10 +13,10 @@ import threading
 import time
 from typing import Any, ClassVar, Literal, Mapping, TypeVar
 
-from ..contract import Sandbox
 from .control import CONTROL, CONTROL_PREFIX
 from .double import PlatformDouble, PlatformMember
 from .faults import RETRY_AFTER, FaultInjection, fault_status
+from .interface import Sandbox
 from .messages import HttpError, Request, Response
 from .routing import Router
 from .serving import HttpServer

@@ -1,11 +1,43 @@
-"""What the conformance kit asks of a fake platform: :class:`PlatformDouble` and :class:`PlatformMember`.
+"""What the conformance kit asks of a fake platform, and where it finds one by default.
 
-Both are defined in :mod:`segport.sandboxing.double`, beside the sandboxes that implement them; they are
-imported from here too.
+:class:`PlatformDouble` and :class:`PlatformMember` are defined in :mod:`segport.sandboxing.double`, beside
+the sandboxes that implement them; they are imported from here too. :func:`registered_double` is the kit's
+default double: the sandbox a destination registers under ``segport.sandboxes``.
 """
 
 from __future__ import annotations
 
-from ..sandboxing.double import PlatformDouble, PlatformMember
+from contextlib import contextmanager
+from typing import Iterator
 
-__all__ = ["PlatformDouble", "PlatformMember"]
+from ..sandboxing import SANDBOXES_GROUP, PlatformDouble, PlatformMember, open_sandbox, sandbox_names
+
+__all__ = ["PlatformDouble", "PlatformMember", "registered_double"]
+
+KIT_SEED = 20261125  # the seed of every sandbox the kit starts: the same keys, ids and draws on each run
+
+
+class NoDoubleError(AssertionError):
+    """The destination registers no sandbox the kit can drive (a check fails with this message)."""
+
+
+@contextmanager
+def registered_double(destination: str) -> Iterator[PlatformDouble]:
+    """The sandbox registered as ``destination`` under ``segport.sandboxes``, started on 127.0.0.1 until the
+    block ends. Raises :class:`NoDoubleError` when there is none or it is no :class:`PlatformDouble`."""
+    if destination not in sandbox_names():
+        raise NoDoubleError(
+            f"destination {destination!r} ships no sandbox: register one under the {SANDBOXES_GROUP!r} entry-point "
+            "group with the destination's name, or override the 'platform' fixture with a PlatformDouble"
+        )
+    sandbox = open_sandbox(destination, seed=KIT_SEED)
+    if not isinstance(sandbox, PlatformDouble):
+        raise NoDoubleError(
+            f"{type(sandbox).__name__} is not a segport.sandboxing.PlatformDouble: build it on "
+            "segport.sandboxing.SandboxServer and add members() and seed_member()"
+        )
+    sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
