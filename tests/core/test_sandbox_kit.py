@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from segport.cli._sandbox import KINDS_HELP, _set_faults
-from segport.testing.sandbox import (
+from segport.sandboxing import (
     FAULT_KINDS,
     FaultEvent,
     FaultSettingError,
