@@ -486,11 +486,13 @@ class Leg:
 
     def __init__(self, plugin: str, latency_ms: int, data: Dataset, base: Path, root: Path, seed: int) -> None:
         from segport.registry import default_registry
+        from segport.sandboxing import find_sandbox
 
         destination = default_registry().get(plugin)
-        sandbox = destination.sandbox(latency_ms=latency_ms, seed=seed)
-        if sandbox is None:
+        factory = find_sandbox(plugin)
+        if factory is None:
             raise SystemExit(f"destination {plugin!r} ships no sandbox")
+        sandbox = factory(latency_ms=latency_ms, seed=seed)
         self.plugin, self.latency_ms, self.data = plugin, latency_ms, data
         self.limits = destination.spec().limits
         self.sandbox: Any = sandbox

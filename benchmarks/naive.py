@@ -276,11 +276,12 @@ def duration(seconds: float) -> str:
 
 def measure(plugin: str, latency_ms: int, data: Dataset, seed: int) -> NaiveRow:
     """Start the plugin's sandbox with ``latency_ms``, run the naive loop over ``data``, check what landed."""
-    from segport.registry import default_registry
+    from segport.sandboxing import find_sandbox
 
-    sandbox: Any = default_registry().get(plugin).sandbox(latency_ms=latency_ms, seed=seed)
-    if sandbox is None:
+    factory = find_sandbox(plugin)
+    if factory is None:
         raise SystemExit(f"destination {plugin!r} ships no sandbox")
+    sandbox: Any = factory(latency_ms=latency_ms, seed=seed)
     naive = NAIVE[plugin]
     sandbox.start()
     try:

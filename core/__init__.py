@@ -18,7 +18,6 @@ from .contract import (
     OutcomeStatus,
     Record,
     RunContext,
-    Sandbox,
     spec_from_package,
 )
 from .dispatcher import RetryPolicy
@@ -91,7 +90,6 @@ __all__ = [
     "RunContext",
     "RunError",
     "RunStatus",
-    "Sandbox",
     "Segment",
     "SegportError",
     "Share",

@@ -253,47 +253,6 @@ class OAuth2Flow(ABC):
         """
 
 
-class Sandbox(ABC):
-    """A local server faithful to the platform's API (for demos, end-to-end tests, benchmarks).
-
-    Build it on :class:`segport.testing.sandbox.SandboxServer`: it then also serves as the
-    :class:`segport.testing.PlatformDouble` the conformance kit drives.
-
-    :param latency_ms: delay added to every API call.
-    :param fail_rate: share of API calls answered with a transient failure (429/500/503).
-    """
-
-    def __init__(self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> None:
-        self.latency_ms = latency_ms
-        self.fail_rate = fail_rate
-        self.seed = seed
-
-    @abstractmethod
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in background threads; return the base URL (e.g. ``http://127.0.0.1:8123``)."""
-
-    @abstractmethod
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-
-    @abstractmethod
-    def demo_connection(self) -> dict[str, Any]:
-        """A valid connection config that talks to this running sandbox."""
-
-    @abstractmethod
-    def demo_export_options(self) -> dict[str, Any]:
-        """Export options that target an audience/list existing in the sandbox."""
-
-    @abstractmethod
-    def summary(self) -> dict[str, Any]:
-        """What landed: e.g. members per status and members per segment marker."""
-
-    def demo_mapping(self) -> dict[str, str]:
-        """Data matching for ``segport demo``, whose profiles carry ``first_name``, ``last_name``,
-        ``city`` and ``country``: {destination field: attribute}."""
-        return {}
-
-
 class Destination(ABC):
     """A destination platform. Subclass it and register it under ``segport.destinations``.
 
@@ -338,8 +297,4 @@ class Destination(ABC):
 
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         """The OAuth2 flow for this config, or None when it authenticates otherwise."""
-        return None
-
-    def sandbox(self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> Sandbox | None:
-        """A local fake of the platform, or None when the plugin ships none."""
         return None

@@ -10,14 +10,17 @@ from __future__ import annotations
 import random
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..contract import Sandbox
 from ..errors import PluginError
 from ..registry import default_registry
 from ..workspace import Workspace
 from ._exports import print_run
+
+if TYPE_CHECKING:
+    from ..sandboxing import Sandbox
 
 FIRST = (
     "Ada",
@@ -107,21 +110,21 @@ def demo(destinations: tuple[str, ...], count: int, directory: str | None) -> No
 
     DESTINATIONS default to every installed destination that ships a sandbox.
     """
-    registry = default_registry()
+    from ..sandboxing import open_sandbox, sandbox_names  # the segport.sandboxes entry points; loads http.server
+
+    registry, shipped = default_registry(), set(sandbox_names())
     names = list(destinations) or [i.name for i in registry.infos() if i.status == "ok"]
     legs = [(name, registry.get(name)) for name in names]
-    if destinations:
-        for name, plugin in legs:
-            if plugin.sandbox() is None:
-                raise PluginError(f"destination {name!r} ships no sandbox: choose another destination")
-    legs = [(name, plugin) for name, plugin in legs if plugin.sandbox() is not None]
+    for name in destinations:
+        if name not in shipped:
+            raise PluginError(f"destination {name!r} ships no sandbox: choose another destination")
+    legs = [(name, plugin) for name, plugin in legs if name in shipped]
     if not legs:
         raise PluginError("no installed destination ships a sandbox: install segport with its plugins")
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="segport-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     for name, plugin in legs:
-        server = plugin.sandbox(seed=7)
-        assert server is not None
+        server = open_sandbox(name, seed=7)
         click.echo(f"== {plugin.title}: sandbox serving at {server.start()}")
         try:
             with Workspace.create(root / name / "workspace", "admin") as ws:

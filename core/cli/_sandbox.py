@@ -10,10 +10,9 @@ from typing import Any
 
 import click
 
-from ..errors import PluginError
 from ..registry import default_registry
 
-KINDS_HELP = (  # the kinds of segport.testing.sandbox.FAULT_KINDS (imported only when used: it loads http.server)
+KINDS_HELP = (  # the kinds of segport.sandboxing.FAULT_KINDS (imported only when used: it loads http.server)
     "Fault kinds drawn at --fail-rate, with optional weights: status codes (429, 500, 503; Mailchimp: 403 too), "
     "429-retry-after, reset, reset-applied, cut, timeout, slow. Example: '503,429-retry-after,reset=2,timeout'. "
     "Default: 429,500,503."
@@ -60,9 +59,10 @@ def sandbox(
     **faults: Any,
 ) -> None:
     """Serve a local sandbox of a destination's platform until SIGINT/SIGTERM."""
-    server = default_registry().get(destination).sandbox(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
-    if server is None:
-        raise PluginError(f"destination {destination!r} ships no sandbox")
+    from ..sandboxing import open_sandbox  # the segport.sandboxes entry points; loads http.server
+
+    default_registry().get(destination)  # an unknown or broken destination is reported first, as before
+    server = open_sandbox(destination, latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
     _set_faults(server, fault_kinds, faults)
     url = server.start(host, port)
     stop = threading.Event()
@@ -85,12 +85,12 @@ def sandbox(
 
 def _set_faults(server: object, kinds: str | None, faults: dict[str, Any]) -> None:
     """Apply the fault options (kept across ``/_sandbox/reset``); a bad one is a usage error."""
-    from ..testing.sandbox import FaultSettingError, SandboxServer, parse_kinds
+    from ..sandboxing import FaultInjection, FaultSettingError, parse_kinds
 
     given = {name: value for name, value in faults.items() if value is not None}
     if kinds is None and not given:
         return
-    if not isinstance(server, SandboxServer):
+    if not isinstance(server, FaultInjection):
         raise click.UsageError("this sandbox takes --fail-rate and --latency-ms only")
     try:
         server.set_faults(kinds=None if kinds is None else parse_kinds(kinds), **given, keep=True)

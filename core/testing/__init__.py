@@ -3,7 +3,8 @@
 - :class:`DestinationConformance` (needs pytest and responses, i.e. ``segport[test]``): subclass it
   with your plugin's entry point and every contract check runs as a test;
 - :class:`PlatformDouble`, :class:`PlatformMember`: what the kit reads and steers at a fake platform;
-- :mod:`segport.testing.sandbox`: the HTTP kit sandboxes are built on (faults, latency, test API);
+- :mod:`segport.sandboxing` (also importable as :mod:`segport.testing.sandbox`): the HTTP kit sandboxes
+  are built on (faults, latency, test API);
 - :mod:`segport.testing.fakes`: an in-memory destination; :mod:`segport.testing.operator`: the CLI
   in a subprocess; :func:`dump_database`: a workspace's database as text.
 """

@@ -8,7 +8,7 @@ Subclass :class:`DestinationConformance` in your plugin's tests and name your en
         entry_point = "webhook"          # your name in the segport.destinations group
 
 The kit runs your plugin against a :class:`~segport.testing.double.PlatformDouble`: by default the
-sandbox your :meth:`segport.Destination.sandbox` returns, started on 127.0.0.1 for each test (override
+sandbox your distribution registers under ``segport.sandboxes``, started on 127.0.0.1 for each test (override
 the ``platform`` fixture to bring another). Every check is one test, named after the rule it checks;
 a failure says which rule broke and how to fix it. Both built-in plugins pass exactly this kit.
 
@@ -34,7 +34,7 @@ import pytest
 import requests
 
 from ..config import schema_properties, secret_fields, validate
-from ..contract import BatchWriter, Destination, Outcome, OutcomeStatus, Record, RunContext, Sandbox
+from ..contract import BatchWriter, Destination, Outcome, OutcomeStatus, Record, RunContext
 from ..dispatcher import RetryPolicy
 from ..errors import (
     AuthError,
@@ -46,7 +46,7 @@ from ..errors import (
 from ..http import TRANSPORT_ERRORS
 from ..models import RunStatus
 from ..registry import DESTINATIONS_GROUP, Registry, instantiate
-from .double import PlatformDouble, PlatformMember
+from .double import PlatformDouble, PlatformMember, registered_double
 
 try:  # responses is in segport[test]; the checks that need it fail with a hint without it
     import responses
@@ -95,24 +95,9 @@ class DestinationConformance:
 
     @pytest.fixture
     def platform(self, destination: Destination) -> Iterator[PlatformDouble]:
-        """The plugin's own sandbox, started on 127.0.0.1 for one test."""
-        sandbox = destination.sandbox(seed=20261125)
-        if sandbox is None:
-            pytest.fail(
-                f"destination {destination.name!r} ships no sandbox: return one from Destination.sandbox(), "
-                "or override the 'platform' fixture with a PlatformDouble"
-            )
-        if not isinstance(sandbox, PlatformDouble):
-            pytest.fail(
-                f"{type(sandbox).__name__} is not a segport.testing.PlatformDouble: build it on "
-                "segport.testing.sandbox.SandboxServer and add members() and seed_member()"
-            )
-        assert isinstance(sandbox, Sandbox)
-        sandbox.start()
-        try:
-            yield sandbox
-        finally:
-            sandbox.stop()
+        """The plugin's own sandbox (its ``segport.sandboxes`` entry point), started on 127.0.0.1 for one test."""
+        with registered_double(destination.name) as double:
+            yield double
 
     @pytest.fixture
     def config(self, destination: Destination, platform: PlatformDouble) -> dict[str, Any]:

@@ -1,73 +1,43 @@
-"""What the conformance kit asks of a fake platform: :class:`PlatformDouble` (standard library only).
+"""What the conformance kit asks of a fake platform, and where it finds one by default.
 
-A plugin's sandbox (built on :class:`segport.testing.sandbox.SandboxServer`, which already implements
-:meth:`~PlatformDouble.connection`, :meth:`~PlatformDouble.export_options` and
-:meth:`~PlatformDouble.refuse`) becomes a double by adding :meth:`~PlatformDouble.members` and
-:meth:`~PlatformDouble.seed_member`. A double may also be anything else that talks like the platform on
-127.0.0.1 (a ``responses`` mock works too, as long as it stays active while the kit runs).
+:class:`PlatformDouble` and :class:`PlatformMember` are defined in :mod:`segport.sandboxing.double`, beside
+the sandboxes that implement them; they are imported from here too. :func:`registered_double` is the kit's
+default double: the sandbox a destination registers under ``segport.sandboxes``.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Iterator
 
-__all__ = ["PlatformDouble", "PlatformMember"]
+from ..sandboxing import SANDBOXES_GROUP, PlatformDouble, PlatformMember, open_sandbox, sandbox_names
 
+__all__ = ["PlatformDouble", "PlatformMember", "registered_double"]
 
-@dataclass(frozen=True)
-class PlatformMember:
-    """One person as the platform holds them.
-
-    :param email: the address exactly as the platform stores it (its case included).
-    :param fields: the person's fields, by the destination field names records carry (email excluded).
-    :param markers: the exported segments the person carries, by segment name (under the export options
-        :meth:`PlatformDouble.export_options` gives, e.g. no tag prefix).
-    :param status: the platform's own word for the person's subscription state (``subscribed``, ``Active``...).
-    """
-
-    email: str
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    markers: frozenset[str] = frozenset()
-    status: str = "subscribed"
+KIT_SEED = 20261125  # the seed of every sandbox the kit starts: the same keys, ids and draws on each run
 
 
-class PlatformDouble(ABC):
-    """A fake of the platform the conformance kit can inspect and steer.
+class NoDoubleError(AssertionError):
+    """The destination registers no sandbox the kit can drive (a check fails with this message)."""
 
-    The kit calls :meth:`connection` and :meth:`export_options` for a working setup, writes through the
-    plugin, then reads :meth:`members` to see what really landed.
-    """
 
-    @abstractmethod
-    def connection(self) -> dict[str, Any]:
-        """A valid connection config (secrets included) that talks to this double."""
-
-    @abstractmethod
-    def export_options(self) -> dict[str, Any]:
-        """Export options that target an audience/list existing in this double."""
-
-    @abstractmethod
-    def members(self) -> list[PlatformMember]:
-        """Everyone the audience/list of :meth:`export_options` holds, unsubscribed people included."""
-
-    @abstractmethod
-    def seed_member(self, email: str, fields: Mapping[str, Any]) -> None:
-        """Store a person who exists before any export, exactly as the platform would store them.
-
-        ``email`` keeps its case: the kit passes ``Grace.Hopper@Example.COM`` and expects a record for
-        ``grace.hopper@example.com`` to reach that person, not a second one.
-        """
-
-    @abstractmethod
-    def refuse(self, email: str) -> None:
-        """Make later writes of ``email`` (the kit refuses a person it is about to create) fail *for that
-        person only*, the way the platform reports a per-record error inside an otherwise successful
-        answer (e.g. a 200 listing failed rows)."""
-
-    def unknown_export_options(self) -> dict[str, Any] | None:
-        """Export options naming an audience/list that does not exist, or None when the destination has
-        no such notion. The kit then expects :meth:`segport.BatchWriter.prepare` to raise
-        :class:`segport.UnknownAudienceError`."""
-        return None
+@contextmanager
+def registered_double(destination: str) -> Iterator[PlatformDouble]:
+    """The sandbox registered as ``destination`` under ``segport.sandboxes``, started on 127.0.0.1 until the
+    block ends. Raises :class:`NoDoubleError` when there is none or it is no :class:`PlatformDouble`."""
+    if destination not in sandbox_names():
+        raise NoDoubleError(
+            f"destination {destination!r} ships no sandbox: register one under the {SANDBOXES_GROUP!r} entry-point "
+            "group with the destination's name, or override the 'platform' fixture with a PlatformDouble"
+        )
+    sandbox = open_sandbox(destination, seed=KIT_SEED)
+    if not isinstance(sandbox, PlatformDouble):
+        raise NoDoubleError(
+            f"{type(sandbox).__name__} is not a segport.sandboxing.PlatformDouble: build it on "
+            "segport.sandboxing.SandboxServer and add members() and seed_member()"
+        )
+    sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()

@@ -15,7 +15,6 @@ from segport import (
     Limits,
     OAuth2Flow,
     RunContext,
-    Sandbox,
     spec_from_package,
 )
 
@@ -67,8 +66,3 @@ class CampaignMonitorDestination(Destination):
 
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         return CampaignMonitorOAuth() if config.get("auth_method") == "oauth2" else None
-
-    def sandbox(self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> Sandbox | None:
-        from .sandbox import CampaignMonitorSandbox
-
-        return CampaignMonitorSandbox(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)

@@ -25,10 +25,10 @@ import pytest
 import segport
 from segport import RunStatus, Workspace
 from segport.models import ScheduledRun
+from segport.sandboxing import Request
 from segport.scheduling import Scheduler
 from segport.testing.fakes import MemoryPlatform
 from segport.testing.operator import Operator
-from segport.testing.sandbox import Request
 from segport_mailchimp.destination import LIMITS
 from segport_mailchimp.sandbox import MailchimpSandbox
 

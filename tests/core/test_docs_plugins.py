@@ -32,7 +32,7 @@ Annotations read as written in the source (``from __future__ import annotations`
 strings, shown without quotes); defaults are ``repr``s with any `` at 0x...`` address dropped.
 Covered: ``segport.__all__`` minus :data:`NOT_IN_REFERENCE`, every hookspec of
 ``segport.hookspecs``, the public names of ``segport.http``, ``segport.testing.__all__``,
-``segport.testing.sandbox.__all__`` and the fakes, operator and pytest-plugin names in
+``segport.sandboxing.__all__`` and the fakes, operator and pytest-plugin names in
 :data:`MODULES`. Public members are those a class defines itself (not inherited), not starting with
 ``_`` (``__call__`` included). Every entry line of the Reference section (a line starting with
 ``- `` or ``#### `` followed by a code span) and every hook line (``- `segport_``) must also be one
@@ -56,8 +56,8 @@ import pluggy
 import pytest
 
 import segport
-from segport import hookspecs, http, testing
-from segport.testing import DestinationConformance, fakes, operator, pytest_plugin, sandbox
+from segport import hookspecs, http, sandboxing, testing
+from segport.testing import DestinationConformance, fakes, operator, pytest_plugin
 from segport.testing.metadata import install_metadata
 
 if sys.version_info >= (3, 11):
@@ -99,7 +99,7 @@ MODULES: list[tuple[Any, list[str]]] = [
     (hookspecs, _hookspec_names()),
     (http, _own_public_names(http)),
     (testing, list(testing.__all__)),
-    (sandbox, list(sandbox.__all__)),
+    (sandboxing, list(sandboxing.__all__)),
     (fakes, ["memory_destination", "MemoryPlatform"]),  # the rest of fakes is the fake's own machinery
     (operator, ["Operator"]),
     (pytest_plugin, ["strict_responses", "ORDERED"]),

@@ -30,10 +30,10 @@ import pytest
 
 import segport
 from segport import ExitStatus, RunStatus, Workspace
+from segport.sandboxing import Request
 from segport.store.sqlite import SQLiteStore
 from segport.testing.fakes import MemoryPlatform
 from segport.testing.operator import Operator
-from segport.testing.sandbox import Request
 from segport_mailchimp.sandbox import MailchimpSandbox
 
 BATCH_CREATE = re.compile(r"/3\.0/lists/[^/]+")

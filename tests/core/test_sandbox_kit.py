@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from segport.cli._sandbox import KINDS_HELP, _set_faults
-from segport.testing.sandbox import (
+from segport.sandboxing import (
     FAULT_KINDS,
     FaultEvent,
     FaultSettingError,
@@ -508,3 +508,18 @@ def test_fault_flags_of_serve_main_and_the_cli() -> None:
     with pytest.raises(click.UsageError, match="--fault-filter"):
         _set_faults(sandbox, None, {"fault_filter": "("})
     assert all(kind in KINDS_HELP for kind in FAULT_KINDS)
+
+
+def test_the_kit_keeps_its_former_import_path() -> None:
+    """Code written against ``segport.testing.sandbox`` (the kit's former home) gets the same objects."""
+    from segport import sandboxing
+    from segport.testing import double, sandbox
+
+    former = set(
+        "FAULT_KINDS JSON_TYPE RETRY_AFTER FaultEvent FaultSettingError Gate HttpError Request Response Router "
+        "SandboxServer WatchedWrites parse_kinds redirect serve_main".split()
+    )
+    assert set(sandbox.__all__) == former
+    for name in former:
+        assert getattr(sandbox, name) is getattr(sandboxing, name), name
+    assert (double.PlatformDouble, double.PlatformMember) == (sandboxing.PlatformDouble, sandboxing.PlatformMember)

@@ -26,9 +26,9 @@ import pytest
 import segport
 from segport import Workspace
 from segport.governor import key_for
+from segport.sandboxing import Request, WatchedWrites
 from segport.testing import PlatformMember
 from segport.testing.operator import Operator
-from segport.testing.sandbox import Request, WatchedWrites
 from segport_campaignmonitor.destination import LIMITS as CM_LIMITS
 from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
 from segport_mailchimp.sandbox import MailchimpSandbox

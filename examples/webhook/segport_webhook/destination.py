@@ -14,7 +14,6 @@ from segport import (
     FieldSpec,
     Limits,
     RunContext,
-    Sandbox,
     spec_from_package,
 )
 
@@ -52,8 +51,3 @@ class WebhookDestination(Destination):
     def target(self, options: Mapping[str, Any]) -> str:
         """The audience is the target: the receiver keys its members per audience."""
         return str(options.get("audience"))
-
-    def sandbox(self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> Sandbox | None:
-        from .sandbox import WebhookSandbox  # the receiver loads http.server: only when asked for
-
-        return WebhookSandbox(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)

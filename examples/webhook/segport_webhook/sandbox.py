@@ -3,9 +3,11 @@
 ``WebhookSandbox().start()`` serves one account with one audience, ``newsletter``, on a loopback port. It
 checks every signature and its timestamp window, keys members by ``id``, keeps a set of segment names per
 member and never deletes anyone. The HTTP plumbing, latency and fault injection and the ``/_sandbox/``
-test API (state, summary, faults, revoke, reset) come from :mod:`segport.testing.sandbox`. Every rule here
+test API (state, summary, faults, revoke, reset) come from :mod:`segport.sandboxing`. Every rule here
 is the protocol's own (README.md); there is no third-party platform to be faithful to.
 
+Registered as ``webhook`` under the entry-point group ``segport.sandboxes`` (pyproject.toml), which is how
+``segport sandbox``, ``segport demo`` and the conformance kit find it; the destination never imports it.
 Serve it alone with ``python -m segport_webhook.sandbox --port 8080 --seed 1``.
 """
 
@@ -21,8 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from segport.testing.double import PlatformMember
-from segport.testing.sandbox import HttpError, Request, Response, Router, SandboxServer, serve_main
+from segport.sandboxing import HttpError, PlatformMember, Request, Response, Router, SandboxServer, serve_main
 
 from .protocol import MAX_ID_LENGTH, MAX_MEMBERS, TOLERANCE_S, member_id
 

@@ -14,8 +14,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from segport.sandboxing import Request, Response
 from segport.testing.operator import Operator
-from segport.testing.sandbox import Request, Response
 from segport_campaignmonitor.destination import LIMITS
 from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
 

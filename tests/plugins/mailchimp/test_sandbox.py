@@ -40,7 +40,7 @@ def _load_sandbox() -> tuple[types.ModuleType, bool]:
     try:
         return importlib.import_module("segport_mailchimp.sandbox"), False
     finally:
-        modules = ("sandbox", "sandbox_state", "sandbox_batches")
+        modules = ("sandbox", "sandbox.server", "sandbox.state", "sandbox.batches")
         for name in ("segport_mailchimp", *(f"segport_mailchimp.{m}" for m in modules)):
             sys.modules.pop(name, None)
 

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .sandbox_state import JSON, invalid, not_found, now_iso
+from .state import JSON, invalid, not_found, now_iso
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # [MC-SPEC batches] A6
 RESULTS_PER_FILE = 200  # results are split over several JSON files in the archive (file size UNCONFIRMED)

@@ -4,8 +4,8 @@
 HTTP Basic or OAuth Bearer auth, audiences, merge fields, batch subscribe, members, tags, static
 segments, batch operations (``/batches``, results served under ``/batch-results/``), the OAuth2 code
 flow, a 10-connection limit and injectable faults, plus an unauthenticated ``/_sandbox/*`` test API.
-The HTTP plumbing is :mod:`segport.testing.sandbox`; the rules live in
-:mod:`segport_mailchimp.sandbox_state` and :mod:`segport_mailchimp.sandbox_batches`; source keys in
+The HTTP plumbing is :mod:`segport.sandboxing`; the rules live in
+:mod:`segport_mailchimp.sandbox.state` and :mod:`segport_mailchimp.sandbox.batches`; source keys in
 comments (``[MC-SPEC] A4``) point at ``provider-apis.md`` Part A.
 
 Run it alone with ``python -m segport_mailchimp.sandbox --port 8080 --seed 1``.
@@ -21,10 +21,10 @@ import uuid
 from typing import Any, Iterable, Literal, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
-from segport.testing.double import PlatformMember
-from segport.testing.sandbox import (
+from segport.sandboxing import (
     RETRY_AFTER,
     Gate,
+    PlatformMember,
     Request,
     Response,
     Router,
@@ -33,8 +33,8 @@ from segport.testing.sandbox import (
     serve_main,
 )
 
-from .sandbox_batches import BatchQueue, check_operations
-from .sandbox_state import ALL_STATUSES, JSON, MAX_COUNT, ApiError, SandboxState, invalid
+from .batches import BatchQueue, check_operations
+from .state import ALL_STATUSES, JSON, MAX_COUNT, ApiError, SandboxState, invalid
 
 __all__ = ["MailchimpSandbox", "main"]
 
@@ -620,7 +620,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Serve a local Mailchimp sandbox.",
         options=["--api-key"],
     )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,8 +3,8 @@
 ``CampaignMonitorSandbox().start()`` serves one account with one client and one list on a loopback port:
 HTTP Basic (API key) or OAuth Bearer auth, clients, lists, custom fields, subscriber add/import/read,
 unsubscribe/delete, rule segments, the OAuth2 web-server flow and injectable faults, plus an
-unauthenticated ``/_sandbox/*`` test API. The HTTP plumbing is :mod:`segport.testing.sandbox`; the rules
-live in :mod:`segport_campaignmonitor.sandbox_state`; source keys in comments (``[CS-PY] B2``) point at
+unauthenticated ``/_sandbox/*`` test API. The HTTP plumbing is :mod:`segport.sandboxing`; the rules
+live in :mod:`segport_campaignmonitor.sandbox.state`; source keys in comments (``[CS-PY] B2``) point at
 ``provider-apis.md`` Part B.
 
 Run it alone with ``python -m segport_campaignmonitor.sandbox --port 8080 --seed 1``.
@@ -20,11 +20,10 @@ import secrets
 import time
 from typing import Any, Literal, Mapping, Sequence
 
-from segport.testing.double import PlatformMember
-from segport.testing.sandbox import Gate, Request, Response, Router, SandboxServer, redirect, serve_main
+from segport.sandboxing import Gate, PlatformMember, Request, Response, Router, SandboxServer, redirect, serve_main
 
-from .sandbox_state import JSON, ApiError, SandboxState, bad_request, parse_paging
-from .writer import DEFAULT_SEGMENT_FIELD
+from ..writer import DEFAULT_SEGMENT_FIELD
+from .state import JSON, ApiError, SandboxState, bad_request, parse_paging
 
 __all__ = ["CampaignMonitorSandbox", "main"]
 
@@ -504,7 +503,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Serve a local Campaign Monitor sandbox.",
         options=["--api-key"],
     )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""A command line for a sandbox module: :func:`serve_main` (``python -m segport_<name>.sandbox``)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from types import FrameType
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+from .faults import FaultSettingError, parse_kinds
+from .server import SandboxServer
+
+__all__ = ["serve_main"]
+
+S = TypeVar("S", bound=SandboxServer)
+FAULT_FLAGS: tuple[tuple[str, Callable[[str], Any]], ...] = (
+    ("--member-fail-rate", float),
+    ("--hold-s", float),
+    ("--slow-ms", int),
+    ("--retry-after-s", int),
+    ("--fault-filter", str),
+)
+FAULT_FLAG_NAMES = ("member_fail_rate", "hold_s", "slow_ms", "retry_after_s", "fault_filter")
+
+
+def serve_main(
+    factory: Callable[..., S],
+    describe: Callable[[S], Iterable[tuple[str, object]]],
+    argv: Sequence[str] | None = None,
+    prog: str | None = None,
+    *,
+    description: str | None = None,
+    options: Sequence[str] = (),
+) -> int:
+    """Serve ``factory(latency_ms=, fail_rate=, seed=, **options)`` until SIGINT/SIGTERM; print ``base_url`` and
+    ``describe(sandbox)`` as ``key: value`` lines. ``options`` are extra string ``--flags`` (default None);
+    ``--fault-kinds``, ``--member-fail-rate``, ``--hold-s``, ``--slow-ms``, ``--retry-after-s`` and
+    ``--fault-filter`` go to :meth:`SandboxServer.set_faults` (kept across resets)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    for flag, kind, default in (("--port", int, 0), ("--latency-ms", int, 0), ("--fail-rate", float, 0.0)):
+        parser.add_argument(flag, type=kind, default=default)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--fault-kinds", type=parse_kinds, default=None, help="e.g. 503,reset=2,timeout")
+    for flag, convert in FAULT_FLAGS:
+        parser.add_argument(flag, type=convert, default=None)
+    for flag in options:
+        parser.add_argument(flag, default=None)
+    args = vars(parser.parse_args(argv))
+    host, port = args.pop("host"), args.pop("port")
+    faults = {"kinds": args.pop("fault_kinds")} | {name: args.pop(name) for name in FAULT_FLAG_NAMES}
+    sandbox, stop = factory(**args), threading.Event()
+    try:
+        sandbox.set_faults(**faults, keep=True)
+    except FaultSettingError as err:
+        parser.error(str(err))
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        lines = [("base_url", sandbox.start(host, port)), *describe(sandbox)]
+        print("\n".join(f"{key}: {value}" for key, value in lines), flush=True)
+        while not stop.wait(0.2):
+            pass
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
