@@ -259,7 +259,7 @@ class SandboxState:
             self.subscribers: dict[str, Subscriber] = {}  # lower-cased email -> subscriber
             self.fields: dict[str, CustomField] = {}  # key -> field
             self.segments: dict[str, Segment] = {}  # segment id -> segment
-            self.suppressed: set[str] = set()  # the client's suppression list, lower-cased [CS-PY client.py] B3
+            self.suppressed: set[str] = set()  # the client's suppression list, lower-cased
             self.ids = random.Random(self._id_seed)
 
     def delete_list(self) -> None:
