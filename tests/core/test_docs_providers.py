@@ -7,6 +7,7 @@ that does not exist, and when any file names a document that is not in the repos
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -34,13 +35,19 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 def repository_files() -> Iterator[Path]:
-    """Every text file of the working tree (build output, caches and virtualenvs skipped)."""
-    for path in sorted(ROOT.rglob("*")):
-        relative = path.relative_to(ROOT)
-        if any(part in SKIPPED_DIRS or part.endswith(".egg-info") for part in relative.parts[:-1]):
-            continue
-        if path.is_file() and path.stat().st_size <= MAX_BYTES:
-            yield path
+    """Every file of the working tree (build output, caches and virtualenvs skipped), in a stable order.
+
+    Files that vanish while the tree is walked (another test's scratch files) are skipped.
+    """
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.endswith(".egg-info"))
+        for name in sorted(files):
+            path = Path(folder, name)
+            try:
+                if path.stat().st_size <= MAX_BYTES:
+                    yield path
+            except OSError:
+                continue
 
 
 @cache
