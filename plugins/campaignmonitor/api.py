@@ -1,7 +1,8 @@
 """A thin Campaign Monitor API v3.3 client: ``.json`` routes, timeouts, token refresh, error mapping.
 
-Facts come from shared/provider-apis.md part B (source keys in brackets). Messages never hold
-credentials: only Campaign Monitor's own codes and messages and our hints.
+The platform facts it relies on are in docs/providers/campaignmonitor.md (comments point at its
+headings). Messages never hold credentials: only Campaign Monitor's own codes and messages and our
+hints.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from segport import AuthError, DestinationError, FatalDestinationError, Retryabl
 from segport.http import json_body, json_object, retry_after
 
 DEFAULT_BASE = "https://api.createsend.com/api/v3.3"
-AUTH_CODES = {50, 100, 102, 120, 122}  # 401s the operator must fix [CM-GS B1]
-EXPIRED_TOKEN = 121  # refresh the token, then retry once [CS-PY B1]
-INVALID_LIST = 101  # [createsend-ruby#44 B1]
+# Authentication codes (docs/providers/campaignmonitor.md#token-refresh):
+AUTH_CODES = {50, 100, 102, 120, 122}  # 401s the operator must fix
+EXPIRED_TOKEN = 121  # refresh the token, then retry once
+INVALID_LIST = 101  # (docs/providers/campaignmonitor.md#invalid-list)
 
 
 @runtime_checkable
@@ -57,7 +59,10 @@ class CMError(DestinationError):
 
 
 def path_key(key: str) -> str:
-    """A custom-field key as a path segment (brackets kept, URL-encoded) [CS-PY B1]."""
+    """A custom-field key as a path segment (brackets kept, URL-encoded).
+
+    See docs/providers/campaignmonitor.md#custom-fields.
+    """
     return quote(key, safe="")
 
 
@@ -90,7 +95,7 @@ def _code(response: requests.Response) -> int:
 
 
 def error_for(response: requests.Response) -> DestinationError | AuthError:
-    """Map a failed response to segport's errors [B3]."""
+    """Map a failed response to segport's errors (docs/providers/campaignmonitor.md#error-envelope)."""
     status = response.status_code
     body = json_object(response)
     code, message = error_code(body), one_line(body.get("Message") or "")

@@ -1,4 +1,8 @@
-"""Campaign Monitor credentials: Basic with the API key as username, or OAuth2 with refresh [B1]."""
+"""Campaign Monitor credentials: Basic with the API key as username, or OAuth2 with refresh.
+
+See docs/providers/campaignmonitor.md#api-key-authentication and
+docs/providers/campaignmonitor.md#oauth2-web-server-flow.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from segport.oauth import authorization_code_form
 
 from .api import CampaignMonitorAPI, CMError
 
-SCOPES = "ImportSubscribers,ManageLists"  # import, plus custom fields and segments [CM-GS B1]
+# Import, plus custom fields and segments (docs/providers/campaignmonitor.md#oauth2-web-server-flow).
+SCOPES = "ImportSubscribers,ManageLists"
 
 
 class CampaignMonitorAuth(AuthHandler):
@@ -35,7 +40,7 @@ class CampaignMonitorAuth(AuthHandler):
                     "this Campaign Monitor connection has no OAuth token yet: run 'segport connections auth NAME'"
                 )
             request.headers["Authorization"] = f"Bearer {token}"
-        else:  # the key is the username; the password is ignored (clients send 'x') [CS-PY B1]
+        else:  # key as username, password ignored (docs/providers/campaignmonitor.md#api-key-authentication)
             pair = f"{self.config['api_key']}:x".encode()
             request.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         return request
@@ -55,7 +60,10 @@ class CampaignMonitorAuth(AuthHandler):
         return str(token) if token else None
 
     def refresh(self, session: requests.Session, stale: str | None) -> None:
-        """Trade the refresh token for a new pair (14-day tokens) unless ``stale`` was refreshed already [B1]."""
+        """Trade the refresh token for a new pair (14-day tokens) unless ``stale`` was refreshed already.
+
+        See docs/providers/campaignmonitor.md#token-refresh.
+        """
         with self._lock:
             if self.token() != stale:
                 return  # another batch refreshed it meanwhile
@@ -79,7 +87,10 @@ class CampaignMonitorAuth(AuthHandler):
 
 
 class CampaignMonitorOAuth(OAuth2Flow):
-    """The web-server flow: authorize, then trade the code for access and refresh tokens [B1]."""
+    """The web-server flow: authorize, then trade the code for access and refresh tokens.
+
+    See docs/providers/campaignmonitor.md#oauth2-web-server-flow.
+    """
 
     def authorize_url(self, config: Mapping[str, Any], redirect_uri: str, state: str) -> str:
         query = urlencode(

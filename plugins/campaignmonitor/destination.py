@@ -21,9 +21,9 @@ from segport import (
 from .auth import CampaignMonitorAuth, CampaignMonitorOAuth
 from .writer import CONSENT, DEFAULT_SEGMENT_FIELD, CampaignMonitorWriter, consent_source
 
-# 1,000 subscribers per import [CM-GS code 209, B2]. No concurrency limit is documented for
-# list/subscriber endpoints (UNCONFIRMED) and the doc advises imports in sequence per list; 4 in
-# flight keeps one list's imports few while 429s are retried with backoff [B3].
+# 1,000 subscribers per import (docs/providers/campaignmonitor.md#import-size). No concurrency limit is
+# documented for list/subscriber endpoints (UNCONFIRMED); 4 in flight keeps one list's imports few
+# while 429s are retried with backoff (docs/providers/campaignmonitor.md#rate-limits).
 LIMITS = Limits(batch_size=1000, max_concurrency=4)
 FIELDS = FieldSpec(
     known={"Name": "Subscriber name: one attribute, or first+last (e.g. --map Name=first_name+last_name)"},

@@ -1,7 +1,7 @@
 """A thin Mailchimp Marketing API v3 client: base URL, timeouts, and error mapping.
 
-Facts come from shared/provider-apis.md part A (source keys in brackets). Messages never hold
-credentials: only Mailchimp's own ``title``/``detail`` texts and our hints.
+The platform facts it relies on are in docs/providers/mailchimp.md (comments point at its headings).
+Messages never hold credentials: only Mailchimp's own ``title``/``detail`` texts and our hints.
 """
 
 from __future__ import annotations
@@ -19,12 +19,18 @@ _DC = re.compile(r"-([a-z]+[0-9]+)$")
 
 
 def subscriber_hash(email: str) -> str:
-    """Lower-case hex MD5 of the lower-cased email: a member's id [MC-SPEC] A5."""
+    """Lower-case hex MD5 of the trimmed, lower-cased email: a member's id.
+
+    See docs/providers/mailchimp.md#subscriber-hash.
+    """
     return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
 
 
 def base_url(config: Mapping[str, Any]) -> str:
-    """The API root ending in ``/3.0``: the override, the OAuth endpoint, or the key's data center [A1]."""
+    """The API root ending in ``/3.0``: the override, the OAuth endpoint, or the key's data center.
+
+    See docs/providers/mailchimp.md#base-url-and-data-center.
+    """
     override = config.get("api_base_url") or (
         config.get("api_endpoint") if config.get("auth_method") == "oauth2" else None
     )
@@ -66,7 +72,8 @@ class MailchimpAPI:
     def __init__(self, session: requests.Session, config: Mapping[str, Any]) -> None:
         self.session = session
         self.root = base_url(config)
-        self.timeout = (10.0, float(config.get("timeout_s", 120)))  # Mailchimp's own limit is 120 s [MC-FUND]
+        # Mailchimp's own limit (docs/providers/mailchimp.md#timeouts)
+        self.timeout = (10.0, float(config.get("timeout_s", 120)))
 
     def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
         """One request; the JSON body on 2xx, None on 204; raises segport errors otherwise."""
@@ -78,7 +85,8 @@ class MailchimpAPI:
         raise error_for(response)
 
     def download(self, url: str) -> bytes:
-        """GET a URL outside the API (a batch's results, on another host) *without* the credentials [A6].
+        """GET a URL outside the API (a batch's results, on another host) *without* the credentials
+        (docs/providers/mailchimp.md#batch-results).
 
         Errors are retryable and never name the URL: a pre-signed URL is itself a secret.
         """
@@ -101,14 +109,17 @@ def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
 
 
 def error_for(response: requests.Response) -> DestinationError | AuthError:
-    """Map a failed response to segport's errors [A7]."""
+    """Map a failed response to segport's errors (docs/providers/mailchimp.md#problem-documents)."""
     return error_from(response.status_code, json_object(response), retry_after(response))
 
 
 def error_from(
     status: int, problem: Mapping[str, Any], retry_after: float | None = None
 ) -> DestinationError | AuthError:
-    """Map a failed status and its problem document (``{}`` when none) to segport's errors [A7]."""
+    """Map a failed status and its problem document (``{}`` when none) to segport's errors.
+
+    See docs/providers/mailchimp.md#problem-documents and docs/providers/mailchimp.md#connection-limit.
+    """
     title, detail = one_line(problem.get("title", "")), one_line(problem.get("detail", ""))
     if status == 401:
         return AuthError(
@@ -116,7 +127,7 @@ def error_from(
             "suffix, or re-run 'segport connections auth NAME' for OAuth; then 'segport connections test NAME'"
         )
     if status == 403:
-        if not problem:  # a bodiless 403 is Mailchimp's throttle at high volume [MC-FUND]
+        if not problem:  # a bodiless 403 is Mailchimp's throttle (docs/providers/mailchimp.md#connection-limit)
             return RetryableDestinationError("Mailchimp throttled the request (403 without a body)")
         return AuthError(f"Mailchimp forbids this ({title}: {detail}); check the account's permissions and status")
     if status == 429 or status >= 500:

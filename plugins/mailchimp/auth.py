@@ -1,4 +1,7 @@
-"""Mailchimp credentials: Basic auth with an API key, or an OAuth2 bearer token [A1, A2]."""
+"""Mailchimp credentials: Basic auth with an API key, or an OAuth2 bearer token.
+
+See docs/providers/mailchimp.md#api-key-authentication and docs/providers/mailchimp.md#oauth2-authorization-code.
+"""
 
 from __future__ import annotations
 
@@ -28,12 +31,15 @@ class MailchimpAuth(AuthHandler):
             if not token:
                 raise AuthError("this Mailchimp connection has no OAuth token yet: run 'segport connections auth NAME'")
             return f"Bearer {token}"
-        # Any username works; the key is the password [MC-CONV].
+        # Any username works; the key is the password (docs/providers/mailchimp.md#api-key-authentication).
         pair = f"segport:{self.config['api_key']}".encode()
         return "Basic " + base64.b64encode(pair).decode()
 
     def check(self, session: requests.Session) -> str:
-        """``GET /ping`` validates the credentials; ``GET /`` names the account [A1]."""
+        """``GET /ping`` validates the credentials; ``GET /`` names the account.
+
+        See docs/providers/mailchimp.md#ping-and-api-root.
+        """
         api = MailchimpAPI(session, self.config)
         try:
             api.call("GET", "/ping")
@@ -46,7 +52,10 @@ class MailchimpAuth(AuthHandler):
 
 
 class MailchimpOAuth(OAuth2Flow):
-    """The authorization-code flow; tokens do not expire, so no refresh exists [A2]."""
+    """The authorization-code flow; tokens do not expire, so no refresh exists.
+
+    See docs/providers/mailchimp.md#token-lifetime.
+    """
 
     def authorize_url(self, config: Mapping[str, Any], redirect_uri: str, state: str) -> str:
         query = urlencode(
@@ -57,7 +66,10 @@ class MailchimpOAuth(OAuth2Flow):
     def exchange(
         self, session: requests.Session, config: Mapping[str, Any], code: str, redirect_uri: str
     ) -> dict[str, Any]:
-        """Trade the code for a token, then read the metadata endpoint for the API endpoint [A2]."""
+        """Trade the code for a token, then read the metadata endpoint for the API endpoint.
+
+        See docs/providers/mailchimp.md#oauth-metadata.
+        """
         form = authorization_code_form(config, code, redirect_uri)
         token = session.post(f"{_login(config)}/oauth2/token", data=form, timeout=30)
         body = json_object(token)

@@ -1,8 +1,10 @@
-"""Mailchimp's asynchronous batch operations: submit, poll, download the results [A6].
+"""Mailchimp's asynchronous batch operations: submit, poll, download the results.
 
-Mailchimp runs one batch at a time per account and a batch may wait minutes behind others [A6,
-thorning/node-mailchimp#25], so polling backs off (0.5 s doubling to 5 s) and gives up only after
-a generous deadline, cancelling the batch so that a retry does not queue behind it.
+Mailchimp runs one batch at a time per account and a batch may wait minutes behind others
+(docs/providers/mailchimp.md#one-batch-at-a-time), so polling backs off (0.5 s doubling to 5 s)
+and gives up only after a generous deadline, cancelling the batch so that a retry does not queue
+behind it. The platform's rules: docs/providers/mailchimp.md#batch-operations-request and the
+headings after it.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ class Calls:
 class BatchRunner:
     """Runs one list of operations through ``POST /batches`` and returns each operation's result."""
 
+    # Batches queue one after another per account, for minutes (docs/providers/mailchimp.md#one-batch-at-a-time).
     first_poll = 0.5  # seconds before the first poll, doubled after each one ...
-    max_poll = 2.0  # ... up to this: a finished job is seen within 2 s (jobs queue one after another [A6])
-    deadline = 1800.0  # seconds after submitting; batches can queue for minutes per account [A6]
+    max_poll = 2.0  # ... up to this: a finished job is seen within 2 s
+    deadline = 1800.0  # seconds after submitting
 
     def __init__(
         self,
@@ -63,7 +66,7 @@ class BatchRunner:
         if not batch_id:
             raise RetryableDestinationError("Mailchimp accepted the batch but gave it no id")
         give_up, wait = self.clock() + self.deadline, self.first_poll
-        while batch.get("status") != "finished":  # pending|preprocessing|started|finalizing [A6]
+        while batch.get("status") != "finished":  # (docs/providers/mailchimp.md#batch-status)
             if self.clock() + wait > give_up:
                 self._cancel(batch_id, calls)
                 raise RetryableDestinationError(
@@ -87,7 +90,10 @@ class BatchRunner:
         return parse_results(self.api.download(str(url)))
 
     def _cancel(self, batch_id: str, calls: Calls) -> None:
-        """``DELETE /batches/{id}`` stops a batch [A6]; best effort (a retry is safe either way)."""
+        """``DELETE /batches/{id}`` stops a batch; best effort (a retry is safe either way).
+
+        See docs/providers/mailchimp.md#batch-status.
+        """
         calls.count += 1
         try:
             self.api.call("DELETE", f"/batches/{batch_id}")
@@ -97,7 +103,10 @@ class BatchRunner:
 
 def parse_results(archive: bytes) -> Results:
     """A gzipped tar of JSON files, each an array of ``{status_code, operation_id, response}`` where
-    ``response`` is the operation's answer as a JSON string [A6]. Unreadable archives are retryable."""
+    ``response`` is the operation's answer as a JSON string. Unreadable archives are retryable.
+
+    See docs/providers/mailchimp.md#batch-results.
+    """
     found: Results = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
@@ -133,7 +142,10 @@ def _int(value: Any) -> int:
 
 
 def _decode(response: Any) -> Any:
-    """The operation's answer: ``response`` is a JSON string [A6] (an object is taken as is)."""
+    """The operation's answer: ``response`` is a JSON string; an object is taken as is.
+
+    See docs/providers/mailchimp.md#batch-results.
+    """
     if isinstance(response, (str, bytes)):
         try:
             return json.loads(response) if response else None

@@ -22,13 +22,14 @@ from .api import base_url
 from .auth import MailchimpAuth, MailchimpOAuth
 from .writer import MailchimpWriter
 
-# 500 members per batch call and per tag add/remove list [MC-SPEC A4, A5]; 10 simultaneous
-# connections per user, shared by all apps of that user [MC-FUND A7].
+# 500 members per batch call and per tag add/remove list (docs/providers/mailchimp.md#batch-size);
+# 10 simultaneous connections per user, shared by all apps of that user
+# (docs/providers/mailchimp.md#connection-limit).
 LIMITS = Limits(batch_size=500, max_concurrency=10)
 FIELDS = FieldSpec(
     known={"FNAME": "First name", "LNAME": "Last name", "PHONE": "Phone number", "BIRTHDAY": "Birthday (MM/DD)"},
     allow_other=True,  # any merge field of the audience, checked before sending
-    pattern=r"^[A-Za-z0-9_]{1,10}$",  # merge tags: RudderStack truncates to 10 (limit UNCONFIRMED) [RS A3]
+    pattern=r"^[A-Za-z0-9_]{1,10}$",  # merge tags: limit UNCONFIRMED (docs/providers/mailchimp.md#merge-tag-length)
 )
 
 

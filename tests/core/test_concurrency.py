@@ -33,7 +33,9 @@ from segport_mailchimp.destination import LIMITS
 from segport_mailchimp.sandbox import MailchimpSandbox
 
 BATCH_CREATE = re.compile(r"/3\.0/lists/[^/]+")
-LIMIT = 10  # Mailchimp's simultaneous connections per key [A7]; the sandbox's default max_connections
+# Mailchimp's simultaneous connections per key (docs/providers/mailchimp.md#connection-limit); the sandbox's default
+# max_connections.
+LIMIT = 10
 
 
 class HoldingSandbox(MailchimpSandbox):

@@ -224,7 +224,7 @@ def test_cli_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, ru
 
 
 def test_matrix_covers_every_workspace_action() -> None:
-    """Each verb of the brief appears once per connection kind (guards against a shrinking matrix)."""
+    """Each workspace verb appears once per connection kind (guards against a shrinking matrix)."""
     names = {re.sub(r"\[.*\]", "", v.name) for v in VERBS}
     assert names == {
         "users.add", "users.list", "users.remove", "connections.add", "connections.list", "connections.show",

@@ -4,8 +4,8 @@
 HTTP Basic (API key) or OAuth Bearer auth, clients, lists, custom fields, subscriber add/import/read,
 unsubscribe/delete, rule segments, the OAuth2 web-server flow and injectable faults, plus an
 unauthenticated ``/_sandbox/*`` test API. The HTTP plumbing is :mod:`segport.sandboxing`; the rules
-live in :mod:`segport_campaignmonitor.sandbox.state`; source keys in comments (``[CS-PY] B2``) point at
-``provider-apis.md`` Part B.
+live in :mod:`segport_campaignmonitor.sandbox.state`; comments point at the platform facts in
+``docs/providers/campaignmonitor.md``.
 
 Run it alone with ``python -m segport_campaignmonitor.sandbox --port 8080 --seed 1``.
 """
@@ -28,10 +28,10 @@ from .state import JSON, ApiError, SandboxState, bad_request, parse_paging
 __all__ = ["CampaignMonitorSandbox", "main"]
 
 API_PREFIX = "/api/v3.3"
-TOKEN_LIFETIME = 1_209_600  # 14 days [CS-PY fixtures oauth_exchange_token] B1
+TOKEN_LIFETIME = 1_209_600  # 14 days (docs/providers/campaignmonitor.md#token-refresh)
 FAULTS: Mapping[int, str] = {
-    429: "Rate limit exceeded",  # [CM-GS via api-evangelist] B3 (documented for /transactional)
-    500: "Sorry, we've run into a problem",  # [CM-GS] B3 (message UNCONFIRMED)
+    429: "Rate limit exceeded",  # documented for /transactional (docs/providers/campaignmonitor.md#rate-limits)
+    500: "Sorry, we've run into a problem",  # message UNCONFIRMED (docs/providers/campaignmonitor.md#error-envelope)
     503: "Service Unavailable",  # not documented for Campaign Monitor: the sandbox's transient outage
 }
 LIST_STATES = {
@@ -41,7 +41,7 @@ LIST_STATES = {
     "bounced": "Bounced",
     "unconfirmed": "Unconfirmed",
 }
-BAD_CODE = "Specified code was invalid or expired"  # [CS-PY fixtures] B1
+BAD_CODE = "Specified code was invalid or expired"  # (docs/providers/campaignmonitor.md#oauth2-web-server-flow)
 
 router: Router[CampaignMonitorSandbox] = Router()
 route = router.route
@@ -57,8 +57,10 @@ def error(err: ApiError) -> Response:
 
 
 def _email(req: Request) -> str:
-    """The ``email`` query parameter of subscriber routes [CS-PY subscriber.py] B2 (absent: 203 after the
-    list check)."""
+    """The ``email`` query parameter of subscriber routes (absent: 203 after the list check).
+
+    See docs/providers/campaignmonitor.md#update-unsubscribe-and-delete.
+    """
     return req.query.get("email", "")
 
 
@@ -163,23 +165,36 @@ class CampaignMonitorSandbox(SandboxServer):
         return {"list_id": "0" * 32}
 
     def suppress(self, email: str) -> None:
-        """Add an address to the client's suppression list: imports fail 204 unless Resubscribe [B2]."""
+        """Add an address to the client's suppression list: imports fail 204 unless Resubscribe.
+
+        See docs/providers/campaignmonitor.md#row-failure-codes.
+        """
         self._data.suppress([email])
 
     def revoke_key(self) -> None:
-        """Revoke the API key (401 Code 100) and every OAuth token (401 Code 122) [B1]."""
+        """Revoke the API key (401 Code 100) and every OAuth token (401 Code 122).
+
+        See docs/providers/campaignmonitor.md#api-key-authentication and
+        docs/providers/campaignmonitor.md#token-refresh.
+        """
         with self._lock:
             super().revoke_key()
             self._tokens = {t: ("revoked", exp) for t, (_, exp) in self._tokens.items()}
             self._refresh.clear()
 
     def expire_tokens(self) -> None:
-        """Expire every live OAuth access token: 401 Code 121 until the client refreshes [B1]."""
+        """Expire every live OAuth access token: 401 Code 121 until the client refreshes.
+
+        See docs/providers/campaignmonitor.md#token-refresh.
+        """
         with self._lock:
             self._tokens = {t: ("expired" if s == "active" else s, e) for t, (s, e) in self._tokens.items()}
 
     def delete_list(self) -> None:
-        """Delete the list: its routes answer 400 Code 101 afterwards [B1]."""
+        """Delete the list: its routes answer 400 Code 101 afterwards.
+
+        See docs/providers/campaignmonitor.md#invalid-list.
+        """
         self._data.delete_list()
 
     def reset(self) -> None:
@@ -191,7 +206,7 @@ class CampaignMonitorSandbox(SandboxServer):
             self._tokens.clear()
             self._refresh.clear()
 
-    # -- kit hooks: no documented concurrency limit [B3], only measured ------------------------------
+    # -- kit hooks: no documented concurrency limit (docs/providers/campaignmonitor.md#rate-limits) ---------
 
     def gates(self, path: str) -> Gate:
         """OAuth with latency only; the API through every gate."""
@@ -200,10 +215,15 @@ class CampaignMonitorSandbox(SandboxServer):
         return "api" if path.startswith(API_PREFIX + "/") else "plain"
 
     def fault_response(self, status: int, *, over_limit: bool = False) -> Response:
-        return error(ApiError(status, status, FAULTS[status]))  # no X-RateLimit headers outside /transactional [B3]
+        # No X-RateLimit headers outside /transactional (docs/providers/campaignmonitor.md#rate-limits).
+        return error(ApiError(status, status, FAULTS[status]))
 
     def authenticate(self, req: Request) -> None:
-        """Basic with the API key as username (password ignored), or Bearer <token issued here> [CS-PY; CM-GS] B1."""
+        """Basic with the API key as username (password ignored), or Bearer <token issued here>.
+
+        See docs/providers/campaignmonitor.md#api-key-authentication and
+        docs/providers/campaignmonitor.md#oauth2-web-server-flow.
+        """
         scheme, _, value = req.headers.get("authorization", "").strip().partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             with self._lock:
@@ -223,12 +243,12 @@ class CampaignMonitorSandbox(SandboxServer):
                 key = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[0]
             except (binascii.Error, UnicodeDecodeError):
                 key = None
-        if key is None:  # absent or garbled header [createsend-php#15, createsend-python#61] B1
+        if key is None:  # absent or garbled header (docs/providers/campaignmonitor.md#api-key-authentication)
             raise ApiError(401, 50, "Must supply a valid HTTP Basic Authorization header")
         with self._lock:
             if key == self._data.api_key and not self.revoked:
                 return
-        raise ApiError(401, 100, "Invalid API Key")  # [CM-GS] B1
+        raise ApiError(401, 100, "Invalid API Key")  # (docs/providers/campaignmonitor.md#api-key-authentication)
 
     def no_route(self, req: Request, status: Literal[404, 405]) -> Response:
         if status == 404:
@@ -236,7 +256,7 @@ class CampaignMonitorSandbox(SandboxServer):
         return Response(405, {"Code": 405, "Message": "Method not allowed"})  # the sandbox's answer
 
     def bad_json(self, found: str | None) -> Exception:
-        """Not JSON, or not an object: 400 Code 400 (message per the brief)."""
+        """Not JSON, or not an object: 400 Code 400 (the sandbox's own message)."""
         return bad_request()
 
     def invalid_input(self, name: str, message: str) -> Exception:
@@ -248,7 +268,8 @@ class CampaignMonitorSandbox(SandboxServer):
         return error(exc)
 
     def encode_body(self, req: Request, body: Any) -> bytes:
-        if req.query.get("pretty", "").lower() == "true":  # `pretty=true` indents [CM-GS] B1
+        # `pretty=true` indents (docs/providers/campaignmonitor.md#base-url-and-formats).
+        if req.query.get("pretty", "").lower() == "true":
             return json.dumps(body, indent=2).encode()
         return super().encode_body(req, body)
 
@@ -261,7 +282,10 @@ class CampaignMonitorSandbox(SandboxServer):
         return code
 
     def _new_pair(self) -> JSON:
-        """Call with the lock held: a fresh access/refresh token pair [CS-PY fixtures] B1."""
+        """Call with the lock held: a fresh access/refresh token pair.
+
+        See docs/providers/campaignmonitor.md#token-refresh.
+        """
         access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         self._tokens[access] = ("active", time.monotonic() + TOKEN_LIFETIME)
         self._refresh.add(refresh)
@@ -274,7 +298,7 @@ class CampaignMonitorSandbox(SandboxServer):
             return self._new_pair() if issued == (client_id, redirect_uri) else None
 
     def _refreshed(self, refresh_token: str) -> JSON | None:
-        """A new pair for a live refresh token, which is spent [CS-PY refresh_token] B1."""
+        """A new pair for a live refresh token, which is spent (docs/providers/campaignmonitor.md#token-refresh)."""
         with self._lock:
             if refresh_token not in self._refresh:
                 return None
@@ -282,7 +306,7 @@ class CampaignMonitorSandbox(SandboxServer):
             return self._new_pair()
 
 
-# -- API routes [B1-B4]: every route ends in .json ---------------------------------------------------
+# -- API routes: every route ends in .json (docs/providers/campaignmonitor.md#base-url-and-formats) -----------------
 
 API = re.escape(API_PREFIX)
 CLIENT = API + r"/clients/(?P<client>[^/]+)"
@@ -293,17 +317,18 @@ SEGMENT = API + r"/segments/(?P<seg>[^/]+)"
 
 @route("GET", API + r"/clients\.json")
 def _clients(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    return ok(sb._data.clients())  # [CS-PY fixture clients] B1
+    return ok(sb._data.clients())  # (docs/providers/campaignmonitor.md#clients-and-lists)
 
 
 @route("GET", CLIENT + r"/lists\.json")
 def _client_lists(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    return ok(sb._data.client_lists(req.params["client"]))  # [CS-PY fixture lists] B1
+    return ok(sb._data.client_lists(req.params["client"]))  # (docs/providers/campaignmonitor.md#clients-and-lists)
 
 
 @route("POST", CLIENT + r"/suppress\.json")
 def _suppress(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    sb._data.suppress_for_client(req.params["client"], req.json())  # [CS-PY client.py] B3
+    # The client's suppression list (docs/providers/campaignmonitor.md#update-unsubscribe-and-delete).
+    sb._data.suppress_for_client(req.params["client"], req.json())
     return ok()
 
 
@@ -319,7 +344,8 @@ def _custom_fields(sb: CampaignMonitorSandbox, req: Request) -> Response:
 
 @route("POST", LIST + r"/customfields\.json")
 def _create_custom_field(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    return ok(sb._data.create_custom_field(req.params["list"], req.json()), 201)  # key as a JSON string [CS-PY] B1
+    # The new key as a JSON string (docs/providers/campaignmonitor.md#custom-fields).
+    return ok(sb._data.create_custom_field(req.params["list"], req.json()), 201)
 
 
 @route("PUT", LIST + r"/customfields/(?P<key>[^/]+)/options\.json")
@@ -342,18 +368,20 @@ def _list_subscribers(sb: CampaignMonitorSandbox, req: Request) -> Response:
 
 @route("GET", LIST + r"/segments\.json")
 def _segments(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    return ok(sb._data.list_segments(req.params["list"]))  # [CS-PY list.py] B1
+    return ok(sb._data.list_segments(req.params["list"]))  # (docs/providers/campaignmonitor.md#list-details)
 
 
 @route("POST", SUBSCRIBERS + r"/import\.json")
 def _import(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    # Full success 201 [CM-GS conventions] B2 (exact code UNCONFIRMED); partial failure raises 400/210.
+    # Full success 201 (exact code UNCONFIRMED, docs/providers/campaignmonitor.md#import-answer);
+    # partial failure raises 400/210 (docs/providers/campaignmonitor.md#partial-import).
     return ok(sb._data.import_subscribers(req.params["list"], req.json(), sb.member_faults(req)), 201)
 
 
 @route("POST", SUBSCRIBERS + r"\.json")
 def _add_subscriber(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    return ok(sb._data.add_subscriber(req.params["list"], req.json()), 201)  # the email as a JSON string B2
+    # The email as a JSON string (docs/providers/campaignmonitor.md#add-a-subscriber).
+    return ok(sb._data.add_subscriber(req.params["list"], req.json()), 201)
 
 
 @route("PUT", SUBSCRIBERS + r"\.json")
@@ -376,12 +404,12 @@ def _delete_subscriber(sb: CampaignMonitorSandbox, req: Request) -> Response:
 @route("POST", SUBSCRIBERS + r"/unsubscribe\.json")
 def _unsubscribe(sb: CampaignMonitorSandbox, req: Request) -> Response:
     sb._data.unsubscribe(req.params["list"], req.json())
-    return ok()  # 200, empty body (UNCONFIRMED) B3
+    return ok()  # 200, empty body: UNCONFIRMED (docs/providers/campaignmonitor.md#update-unsubscribe-and-delete)
 
 
 @route("POST", SEGMENT + r"\.json")
 def _create_segment(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    # POST /segments/{listid}.json: the path id is the list here [CS-PY segment.py] B4.
+    # POST /segments/{listid}.json: the path id is the list here (docs/providers/campaignmonitor.md#rule-segments).
     return ok(sb._data.create_segment(req.params["seg"], req.json()), 201)
 
 
@@ -419,7 +447,8 @@ def _clear_rules(sb: CampaignMonitorSandbox, req: Request) -> Response:
     return ok()
 
 
-# -- OAuth2 web-server flow [B1] (at api.createsend.com in reality; errors are {"error", "error_description"}) --
+# -- OAuth2 web-server flow (docs/providers/campaignmonitor.md#oauth2-web-server-flow) ------------------------
+# At api.createsend.com in reality; errors there are {"error", "error_description"}.
 
 
 def _oauth_error(status: int, err: str, description: str) -> Response:
@@ -428,9 +457,10 @@ def _oauth_error(status: int, err: str, description: str) -> Response:
 
 @route("GET", r"/oauth")
 def _authorize(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    """Auto-approve and redirect to ``redirect_uri?code=…&state=…`` [CM-GS; CS-PY test_authentication.py] B1.
+    """Auto-approve and redirect to ``redirect_uri?code=…&state=…``.
 
     ``type=web_server`` is accepted, and so is its absence (the Python client omits it; UNCONFIRMED).
+    See docs/providers/campaignmonitor.md#oauth2-web-server-flow.
     """
     q = req.query
     if q.get("type", "web_server") != "web_server" or not q.get("client_id") or not q.get("redirect_uri"):
@@ -443,7 +473,10 @@ def _authorize(sb: CampaignMonitorSandbox, req: Request) -> Response:
 
 @route("POST", r"/oauth/token")
 def _token(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    """Form-encoded code exchange or refresh -> ``{"access_token", "expires_in", "refresh_token"}`` [CS-PY] B1."""
+    """Form-encoded code exchange or refresh -> ``{"access_token", "expires_in", "refresh_token"}``.
+
+    See docs/providers/campaignmonitor.md#oauth2-web-server-flow and docs/providers/campaignmonitor.md#token-refresh.
+    """
     form = req.form()
     grant = form.get("grant_type")
     if grant == "refresh_token":

@@ -1,9 +1,8 @@
 """State and rules of the Campaign Monitor sandbox: one client, one list, its subscribers, custom fields, segments.
 
 Everything here is plain Python behind one lock; :mod:`segport_campaignmonitor.sandbox` puts HTTP in
-front of it. Source keys in comments (``[CS-PY] B2``) point at ``provider-apis.md`` Part B; error texts
-marked ``[CM-GS errors]`` come from the transcription of Campaign Monitor's error reference that the
-document cites for CM-GS (api-evangelist/campaignmonitor ``errors/campaignmonitor-error-codes.yml``).
+front of it. Comments point at the platform facts in ``docs/providers/campaignmonitor.md``; the error
+codes and texts are those Campaign Monitor lists on its API pages (sources named there).
 Methods that answer the API raise :class:`ApiError`, which the server renders as ``{"Code", "Message"}``.
 """
 
@@ -18,21 +17,25 @@ from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 JSON = dict[str, Any]
-MAX_IMPORT = 1000  # subscribers per import call [CM-GS errors 209] B2
-MAX_VALUE_LENGTH = 250  # custom field values [CM-SUBS] B2
-STATES = ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted")  # [CS-PY fixtures] B2
-DATA_TYPES = ("Text", "Number", "MultiSelectOne", "MultiSelectMany", "Date", "Country", "USState")  # [CS-PY] B1
+MAX_IMPORT = 1000  # subscribers per import call (docs/providers/campaignmonitor.md#import-size)
+MAX_VALUE_LENGTH = 250  # custom field values (docs/providers/campaignmonitor.md#custom-field-values)
+# Subscriber states (docs/providers/campaignmonitor.md#subscriber-states).
+STATES = ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted")
+# Custom field data types (docs/providers/campaignmonitor.md#custom-fields).
+DATA_TYPES = ("Text", "Number", "MultiSelectOne", "MultiSelectMany", "Date", "Country", "USState")
 OPTION_TYPES = ("MultiSelectOne", "MultiSelectMany")
-CONSENT = {"yes": "Yes", "no": "No", "unchanged": "Unchanged"}  # case-insensitive [CS-PY utils.py] B2
-# Inactive states refused unless Resubscribe is true [CM-GS errors] B2 (the row is left unchanged).
+# ConsentToTrack values, in any case (docs/providers/campaignmonitor.md#consent-to-track).
+CONSENT = {"yes": "Yes", "no": "No", "unchanged": "Unchanged"}
+# Inactive states refused unless Resubscribe is true, the row left unchanged
+# (docs/providers/campaignmonitor.md#row-failure-codes).
 INACTIVE_CODES = {
     "Deleted": (205, "Is Deleted"),
     "Unsubscribed": (206, "Is Unsubscribed"),
     "Bounced": (207, "Is Bounced"),
     "Unconfirmed": (208, "Is Unconfirmed"),
 }
-ORDER_FIELDS = ("email", "name", "date")  # [CM-GS errors 802] B1
-DATE_MIN, DATE_MAX = date(1900, 1, 1), date(2076, 6, 6)  # custom Date range [CM-SUBS] B2
+ORDER_FIELDS = ("email", "name", "date")  # (docs/providers/campaignmonitor.md#paged-results)
+DATE_MIN, DATE_MAX = date(1900, 1, 1), date(2076, 6, 6)  # (docs/providers/campaignmonitor.md#custom-field-values)
 _EMAIL_RE = re.compile(
     r"^[^@\s\"(),:;<>\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
@@ -44,7 +47,10 @@ DESERIALIZE = "Failed to deserialize your request"
 
 
 def now_cm() -> str:
-    """The current UTC time as Campaign Monitor prints it (``2010-10-25 10:28:00``) [CS-PY fixtures] B2."""
+    """The current UTC time as Campaign Monitor prints it (``2010-10-25 10:28:00``).
+
+    See docs/providers/campaignmonitor.md#subscriber-states.
+    """
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -53,17 +59,26 @@ def valid_email(email: str) -> bool:
 
 
 def field_key(name: str) -> str:
-    """``[`` + name lower-cased without spaces + ``]`` — derivation UNCONFIRMED (B1 only shows ``[website]``)."""
+    """``[`` + name lower-cased without spaces + ``]``; the derivation is UNCONFIRMED.
+
+    See docs/providers/campaignmonitor.md#custom-fields.
+    """
     return "[" + re.sub(r"\s+", "", name).lower() + "]"
 
 
 def _norm_key(key: str) -> str:
-    """A key as given in a subscriber body: brackets optional (UNCONFIRMED, B2), any case, spaces ignored."""
+    """A key as given in a subscriber body: brackets optional (UNCONFIRMED), any case, spaces ignored.
+
+    See docs/providers/campaignmonitor.md#custom-field-values.
+    """
     return field_key(key.strip().removeprefix("[").removesuffix("]"))
 
 
 class ApiError(Exception):
-    """An API answer: HTTP status plus the ``{"Code", "Message"}`` envelope (+ ``ResultData``) [CM-GS] B3."""
+    """An API answer: HTTP status plus the ``{"Code", "Message"}`` envelope (+ ``ResultData``).
+
+    See docs/providers/campaignmonitor.md#error-envelope.
+    """
 
     def __init__(self, status: int, code: int, message: str, result_data: Any = None) -> None:
         super().__init__(f"{status} {code}: {message}")
@@ -77,21 +92,23 @@ class ApiError(Exception):
 
 
 def bad_request(message: str = DESERIALIZE) -> ApiError:
-    """400 Code 400: a body that is not the expected JSON shape (message per the sandbox's brief)."""
+    """400 Code 400: a body that is not the expected JSON shape (the sandbox's own message)."""
     return ApiError(400, 400, message)
 
 
 def invalid_list() -> ApiError:
-    # Code 101 [createsend-ruby#44] B1; HTTP status UNCONFIRMED (400 vs 401): the sandbox answers 400.
+    # Code 101; HTTP status UNCONFIRMED (400 vs 401), the sandbox answers 400
+    # (docs/providers/campaignmonitor.md#invalid-list).
     return ApiError(400, 101, "Invalid ListID")
 
 
 def invalid_segment() -> ApiError:
-    return ApiError(400, 271, "Invalid SegmentID")  # [CM-GS errors 271] B4
+    return ApiError(400, 271, "Invalid SegmentID")  # (docs/providers/campaignmonitor.md#rule-segments)
 
 
 def not_in_list() -> ApiError:
-    return ApiError(400, 203, "Subscriber Not In List")  # [CS-PY; CM-GS errors 203] B2
+    # Code 203 (docs/providers/campaignmonitor.md#update-unsubscribe-and-delete).
+    return ApiError(400, 203, "Subscriber Not In List")
 
 
 @dataclass(slots=True)
@@ -133,18 +150,21 @@ class Segment:
 class Paging:
     """``page``, ``pagesize`` (10–1000, default 1000), ``orderfield``, ``orderdirection``, ``date``.
 
-    [CS-PY list.py; CM-GS] B1.
+    See docs/providers/campaignmonitor.md#paged-results.
     """
 
     page: int = 1
     size: int = 1000
-    order: str = "email"  # official clients default to email/asc [CS-PY list.py]
+    order: str = "email"  # official clients default to email/asc
     direction: str = "asc"
     since: str = ""
 
 
 def parse_paging(query: Mapping[str, str]) -> Paging:
-    """Page parameters; out-of-range values answer 800–803 [CM-GS errors] B1 (not clamped)."""
+    """Page parameters; out-of-range values answer 800–803, not clamped.
+
+    See docs/providers/campaignmonitor.md#paged-results.
+    """
     try:
         page = int(query.get("page") or 1)
     except ValueError:
@@ -165,7 +185,7 @@ def parse_paging(query: Mapping[str, str]) -> Paging:
         raise ApiError(400, 803, "Invalid order direction")
     since = (query.get("date") or "").strip()
     if since and not _SINCE_RE.match(since):
-        raise ApiError(400, 5, "Invalid Date")  # [CM-GS errors 5]
+        raise ApiError(400, 5, "Invalid Date")  # (docs/providers/campaignmonitor.md#paged-results)
     return Paging(page, size, order, direction, since)
 
 
@@ -178,7 +198,10 @@ class _RowError(Exception):
 
 
 def _consent(value: Any) -> str:
-    """``Yes``/``No``/``Unchanged`` case-insensitively; missing -> 214, invalid -> 215 [CS-PY utils.py; CM-GS] B2."""
+    """``Yes``/``No``/``Unchanged`` case-insensitively; missing -> 214, invalid -> 215.
+
+    See docs/providers/campaignmonitor.md#consent-to-track.
+    """
     if value is None or value == "":
         raise _RowError(214, "Please provide a consent to track value")
     canonical = CONSENT.get(value.lower()) if isinstance(value, str) else None
@@ -188,7 +211,10 @@ def _consent(value: Any) -> str:
 
 
 def _parse_date(value: str) -> str | None:
-    """``YYYY-MM-DD`` (or ``/``) within 1900-01-01..2076-06-06, else None (the value is ignored) [CM-SUBS] B2."""
+    """``YYYY-MM-DD`` (or ``/``) within 1900-01-01..2076-06-06, else None (the value is ignored).
+
+    See docs/providers/campaignmonitor.md#custom-field-values.
+    """
     match = _DATE_RE.match(value.strip())
     if match is None:
         return None
@@ -218,8 +244,8 @@ class SandboxState:
         rng = random.Random(seed) if seed is not None else random.SystemRandom()
         generated = f"{rng.getrandbits(128):032x}"
         self.api_key = api_key or generated
-        self.client_id = f"{rng.getrandbits(128):032x}"  # 32 hex [CS-PY fixtures clients] B1
-        self.list_id = f"{rng.getrandbits(128):032x}"  # 32 hex [CS-PY fixtures lists] B1
+        self.client_id = f"{rng.getrandbits(128):032x}"  # 32 hex (docs/providers/campaignmonitor.md#clients-and-lists)
+        self.list_id = f"{rng.getrandbits(128):032x}"  # 32 hex (docs/providers/campaignmonitor.md#clients-and-lists)
         self._id_seed = rng.getrandbits(64)
         self.lock = threading.Lock()
         self.reset()
@@ -233,7 +259,7 @@ class SandboxState:
             self.subscribers: dict[str, Subscriber] = {}  # lower-cased email -> subscriber
             self.fields: dict[str, CustomField] = {}  # key -> field
             self.segments: dict[str, Segment] = {}  # segment id -> segment
-            self.suppressed: set[str] = set()  # the client's suppression list, lower-cased [CS-PY client.py] B3
+            self.suppressed: set[str] = set()  # the client's suppression list, lower-cased
             self.ids = random.Random(self._id_seed)
 
     def delete_list(self) -> None:
@@ -356,10 +382,11 @@ class SandboxState:
                 "suppression_list": sorted(self.suppressed),
             }
 
-    # -- clients and lists [B1] ---------------------------------------------------------------------
+    # -- clients and lists (docs/providers/campaignmonitor.md#clients-and-lists) ------------------------
 
     def clients(self) -> list[JSON]:
-        return [{"ClientID": self.client_id, "Name": "Sandbox client"}]  # [CS-PY fixture clients] B1
+        # One client (docs/providers/campaignmonitor.md#clients-and-lists).
+        return [{"ClientID": self.client_id, "Name": "Sandbox client"}]
 
     def client_lists(self, client_id: str) -> list[JSON]:
         with self.lock:
@@ -367,7 +394,10 @@ class SandboxState:
             return [] if self.deleted else [{"ListID": self.list_id, "Name": "Sandbox list"}]
 
     def suppress_for_client(self, client_id: str, body: JSON) -> None:
-        """``POST /clients/{id}/suppress.json`` ``{"EmailAddresses": [...]}`` [CS-PY client.py] B3."""
+        """``POST /clients/{id}/suppress.json`` ``{"EmailAddresses": [...]}``.
+
+        See docs/providers/campaignmonitor.md#update-unsubscribe-and-delete.
+        """
         emails = body.get("EmailAddresses")
         if not isinstance(emails, list) or not all(isinstance(e, str) for e in emails):
             raise bad_request()
@@ -380,7 +410,7 @@ class SandboxState:
             self._check_list(list_id)
             return self._list_json()
 
-    # -- custom fields [B1] ---------------------------------------------------------------------------
+    # -- custom fields (docs/providers/campaignmonitor.md#custom-fields) --------------------------------
 
     def custom_fields(self, list_id: str) -> list[JSON]:
         with self.lock:
@@ -397,36 +427,41 @@ class SandboxState:
             ]
 
     def create_custom_field(self, list_id: str, body: JSON) -> str:
-        """``{"FieldName", "DataType", "Options"?, "VisibleInPreferenceCenter"?}`` -> the new key [CS-PY list.py] B1."""
+        """``{"FieldName", "DataType", "Options"?, "VisibleInPreferenceCenter"?}`` -> the new key.
+
+        See docs/providers/campaignmonitor.md#custom-fields.
+        """
         name, data_type, options = body.get("FieldName"), body.get("DataType"), body.get("Options")
         if options is not None and (not isinstance(options, list) or not all(isinstance(o, str) for o in options)):
             raise bad_request()
         with self.lock:
             self._check_list(list_id)
             if not isinstance(name, str) or not name.strip():
-                raise ApiError(400, 254, "Invalid Field Name")  # [CM-GS errors 254]
+                raise ApiError(400, 254, "Invalid Field Name")  # (docs/providers/campaignmonitor.md#custom-fields)
             name = name.strip()
             key = field_key(name)
-            # Same name, or a name that derives the same key: 255 [CM-GS errors] B1 (key clash UNCONFIRMED).
+            # Same name, or a name that derives the same key (UNCONFIRMED): 255
+            # (docs/providers/campaignmonitor.md#custom-fields).
             if key in self.fields or any(f.name.lower() == name.lower() for f in self.fields.values()):
                 raise ApiError(400, 255, "The Field Name already exists in this list")
             if data_type not in DATA_TYPES:
-                raise ApiError(400, 259, "Data type is incorrect")  # [CM-GS errors 259] B1
+                raise ApiError(400, 259, "Data type is incorrect")  # (docs/providers/campaignmonitor.md#custom-fields)
             if options and data_type not in OPTION_TYPES:
-                raise ApiError(400, 256, "Options defined for Text or Number Field")  # [CM-GS errors 256] B1
+                raise ApiError(400, 256, "Options defined for Text or Number Field")
             unique = list(dict.fromkeys(options or []))
             if data_type in OPTION_TYPES and not unique:
-                raise ApiError(400, 257, "No options defined for Multi-Valued field")  # [CM-GS errors 257] B1
+                raise ApiError(400, 257, "No options defined for Multi-Valued field")
             visible = body.get("VisibleInPreferenceCenter", True)
             assert isinstance(data_type, str)
             self.fields[key] = CustomField(name, key, data_type, unique, visible is not False)
             return key
 
     def update_field_options(self, list_id: str, key: str, body: JSON) -> None:
-        """``PUT …/customfields/{key}/options.json`` ``{"Options", "KeepExistingOptions"}`` [CS-PY list.py] B1.
+        """``PUT …/customfields/{key}/options.json`` ``{"Options", "KeepExistingOptions"}``.
 
         With ``KeepExistingOptions: false`` the options are replaced and subscribers lose values that are no
         longer options (effect on stored values UNCONFIRMED). Ending with no options answers 257 (UNCONFIRMED).
+        See docs/providers/campaignmonitor.md#field-options.
         """
         options = body.get("Options")
         if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
@@ -455,7 +490,7 @@ class SandboxState:
                         del sub.fields[fld.key]
 
     def delete_custom_field(self, list_id: str, key: str) -> None:
-        """``DELETE /lists/{id}/customfields/{key}.json`` [CS-PY list.py]; values go with the field."""
+        """``DELETE /lists/{id}/customfields/{key}.json``; values go with the field."""
         with self.lock:
             self._check_list(list_id)
             fld = self._field_by_key(key)
@@ -463,10 +498,10 @@ class SandboxState:
             for sub in self.subscribers.values():
                 sub.fields.pop(fld.key, None)
 
-    # -- subscribers [B2, B3] ------------------------------------------------------------------------
+    # -- subscribers (docs/providers/campaignmonitor.md#import-request) -------------------------------
 
     def import_subscribers(self, list_id: str, body: JSON, refuse: Callable[[str], bool] | None = None) -> JSON:
-        """``POST /subscribers/{id}/import.json`` [CS-PY subscriber.py; CM-GS] B2.
+        """``POST /subscribers/{id}/import.json`` (docs/providers/campaignmonitor.md#import-request).
 
         Returns the 201 result when every row succeeded; raises the 400 Code 210 envelope with the same
         result as ``ResultData`` when some failed (rows not in FailureDetails did succeed). ``refuse`` (fault
@@ -484,14 +519,15 @@ class SandboxState:
         resubscribe = _is_true(body.get("Resubscribe", False))
         with self.lock:
             self._check_list(list_id)
-            if len(rows) > MAX_IMPORT:  # [CM-GS errors 209; createsend-php#27] B2
+            if len(rows) > MAX_IMPORT:  # (docs/providers/campaignmonitor.md#import-size)
                 raise ApiError(
                     400, 209, "Too many subscribers in this batch. You can only add 1000 subscribers in one call"
                 )
             if not rows:
-                raise ApiError(400, 212, "No subscribers were provided in this batch")  # [CM-GS errors 212] B2
+                # Code 212 (docs/providers/campaignmonitor.md#import-size).
+                raise ApiError(400, 212, "No subscribers were provided in this batch")
             # Duplicates: listed in DuplicateEmailsInSubmission, the last occurrence wins (which one wins is the
-            # sandbox's choice; B2 only says they are listed).
+            # sandbox's choice; docs/providers/campaignmonitor.md#row-failure-codes only says they are listed).
             keys = [self._row_email(row).lower() or f"\0{i}" for i, row in enumerate(rows)]  # no email: unique
             last = {key: i for i, key in enumerate(keys)}
             duplicates: list[str] = []
@@ -520,12 +556,15 @@ class SandboxState:
                 "TotalNewSubscribers": new,
                 "DuplicateEmailsInSubmission": duplicates,
             }
-        if failures:  # partial success is HTTP 400 + Code 210 + ResultData [CS-PY subscriber.py + fixture] B2
+        if failures:  # HTTP 400 + Code 210 + ResultData (docs/providers/campaignmonitor.md#partial-import)
             raise ApiError(400, 210, "Subscriber Import had some failures", result)
         return result
 
     def add_subscriber(self, list_id: str, body: JSON) -> str:
-        """``POST /subscribers/{id}.json`` upsert; 201 + the email as a JSON string [CS-PY; CM-SUBS] B2."""
+        """``POST /subscribers/{id}.json`` upsert; 201 + the email as a JSON string.
+
+        See docs/providers/campaignmonitor.md#add-a-subscriber.
+        """
         self._check_row_shape(body)
         with self.lock:
             self._check_list(list_id)
@@ -536,10 +575,11 @@ class SandboxState:
             return self._row_email(body)
 
     def update_subscriber(self, list_id: str, email: str, body: JSON) -> None:
-        """``PUT /subscribers/{id}.json?email=<current>``: same body, may change the address [CS-PY] B2.
+        """``PUT /subscribers/{id}.json?email=<current>``: same body, may change the address.
 
         203 when ``email`` is not in the list, 201 "Already subscribed" when the new address is, 211 when the
-        new address is invalid [CM-GS errors]. Inactive subscribers are updated in place unless ``Resubscribe``.
+        new address is invalid. Inactive subscribers are updated in place unless ``Resubscribe``.
+        See docs/providers/campaignmonitor.md#update-unsubscribe-and-delete.
         """
         self._check_row_shape(body)
         with self.lock:
@@ -566,7 +606,7 @@ class SandboxState:
             self._apply(sub, body, consent)
 
     def get_subscriber(self, list_id: str, email: str) -> JSON:
-        """``GET /subscribers/{id}.json?email=`` [CS-PY fixture subscriber_details] B2."""
+        """``GET /subscribers/{id}.json?email=`` (docs/providers/campaignmonitor.md#subscriber-states)."""
         with self.lock:
             self._check_list(list_id)
             sub = self.subscribers.get(email.strip().lower())
@@ -575,7 +615,8 @@ class SandboxState:
             return self._subscriber_json(sub)
 
     def unsubscribe(self, list_id: str, body: JSON) -> None:
-        """``POST /subscribers/{id}/unsubscribe.json`` ``{"EmailAddress"}`` [CS-PY, CS-PHP] B3.
+        """``POST /subscribers/{id}/unsubscribe.json`` ``{"EmailAddress"}``
+        (docs/providers/campaignmonitor.md#update-unsubscribe-and-delete).
 
         Active and Unconfirmed subscribers become Unsubscribed; other states are left alone (UNCONFIRMED).
         One list, so ``UnsubscribeSetting: AllClientLists`` has nothing more to reach.
@@ -592,7 +633,10 @@ class SandboxState:
                 self._set_state(sub, "Unsubscribed")
 
     def delete_subscriber(self, list_id: str, email: str) -> None:
-        """``DELETE /subscribers/{id}.json?email=`` moves the subscriber to Deleted [CS-PY subscriber.py] B3."""
+        """``DELETE /subscribers/{id}.json?email=`` moves the subscriber to Deleted.
+
+        See docs/providers/campaignmonitor.md#update-unsubscribe-and-delete.
+        """
         with self.lock:
             self._check_list(list_id)
             sub = self.subscribers.get(email.strip().lower())
@@ -601,12 +645,15 @@ class SandboxState:
             self._set_state(sub, "Deleted")
 
     def list_subscribers(self, list_id: str, state: str, paging: Paging) -> JSON:
-        """``GET /lists/{id}/{active|unsubscribed|deleted|bounced|unconfirmed}.json`` paged [CS-PY list.py] B1."""
+        """``GET /lists/{id}/{active|unsubscribed|deleted|bounced|unconfirmed}.json`` paged.
+
+        See docs/providers/campaignmonitor.md#paged-results.
+        """
         with self.lock:
             self._check_list(list_id)
             return self._page([s for s in self.subscribers.values() if s.state == state], paging)
 
-    # -- segments [B4] ---------------------------------------------------------------------------------
+    # -- segments (docs/providers/campaignmonitor.md#rule-segments) -------------------------------------
 
     def list_segments(self, list_id: str) -> list[JSON]:
         with self.lock:
@@ -616,7 +663,8 @@ class SandboxState:
             ]
 
     def create_segment(self, list_id: str, body: JSON) -> str:
-        """``POST /segments/{listid}.json`` ``{"Title", "RuleGroups"}`` -> the segment id [CS-PY segment.py] B4.
+        """``POST /segments/{listid}.json`` ``{"Title", "RuleGroups"}`` -> the segment id
+        (docs/providers/campaignmonitor.md#rule-segments).
 
         A segment without rule groups selects every Active subscriber (UNCONFIRMED).
         """
@@ -629,7 +677,10 @@ class SandboxState:
             return segment_id
 
     def get_segment(self, segment_id: str) -> JSON:
-        """``{ActiveSubscribers, RuleGroups, ListID, SegmentID, Title}``; the count is computed now [CS-PY] B4."""
+        """``{ActiveSubscribers, RuleGroups, ListID, SegmentID, Title}``; the count is computed now.
+
+        See docs/providers/campaignmonitor.md#rule-segments.
+        """
         with self.lock:
             seg = self._segment(segment_id)
             active = sum(1 for s in self.subscribers.values() if s.state == "Active" and self._matches(s, seg))
@@ -651,7 +702,10 @@ class SandboxState:
             seg.title = title
 
     def add_rule_group(self, segment_id: str, body: JSON) -> None:
-        """``POST /segments/{id}/rules.json`` adds one rule group ``{"Rules": [...]}`` [CS-PY segment.py] B4."""
+        """``POST /segments/{id}/rules.json`` adds one rule group ``{"Rules": [...]}``.
+
+        See docs/providers/campaignmonitor.md#rule-segments.
+        """
         with self.lock:
             seg = self._segment(segment_id)
             groups, compiled = self._compile([body])
@@ -659,7 +713,7 @@ class SandboxState:
             seg.compiled += compiled
 
     def clear_rules(self, segment_id: str) -> None:
-        """``DELETE /segments/{id}/rules.json`` [CS-PY segment.py] B4."""
+        """``DELETE /segments/{id}/rules.json`` (docs/providers/campaignmonitor.md#rule-segments)."""
         with self.lock:
             seg = self._segment(segment_id)
             seg.rule_groups, seg.compiled = [], []
@@ -669,7 +723,10 @@ class SandboxState:
             del self.segments[self._segment(segment_id).segment_id]
 
     def segment_active(self, segment_id: str, paging: Paging) -> JSON:
-        """``GET /segments/{id}/active.json`` paged, computed now over Active subscribers [CS-PY] B4."""
+        """``GET /segments/{id}/active.json`` paged, computed now over Active subscribers.
+
+        See docs/providers/campaignmonitor.md#rule-segments.
+        """
         with self.lock:
             seg = self._segment(segment_id)
             return self._page(
@@ -680,7 +737,8 @@ class SandboxState:
 
     def _check_client(self, client_id: str) -> None:
         if client_id != self.client_id:
-            raise ApiError(401, 102, "Invalid ClientID")  # 401 for unknown or unowned ids [CM-GS] B3
+            # 401 for unknown or unowned ids (docs/providers/campaignmonitor.md#error-envelope)
+            raise ApiError(401, 102, "Invalid ClientID")
 
     def _check_list(self, list_id: str) -> None:
         if self.deleted or list_id != self.list_id:
@@ -693,13 +751,19 @@ class SandboxState:
         return seg
 
     def _field_for(self, given: Any) -> CustomField | None:
-        """The field a subscriber body means by ``Key`` (bracketed or not, any case) [B2, UNCONFIRMED]."""
+        """The field a subscriber body means by ``Key`` (bracketed or not, any case: UNCONFIRMED).
+
+        See docs/providers/campaignmonitor.md#custom-field-values.
+        """
         if not isinstance(given, str) or not given.strip():
             return None
         return self.fields.get(_norm_key(given))
 
     def _field_by_key(self, key: str) -> CustomField:
-        """A field addressed by its bracketed key in a URL; 253 otherwise [CM-GS errors 253] B1."""
+        """A field addressed by its bracketed key in a URL; 253 otherwise.
+
+        See docs/providers/campaignmonitor.md#custom-fields.
+        """
         fld = self.fields.get(key.lower()) if key.startswith("[") and key.endswith("]") else None
         if fld is None:
             raise ApiError(400, 253, "Invalid Key. Keys must be surrounded with [ ]")
@@ -717,24 +781,28 @@ class SandboxState:
             raise bad_request()
 
     def _upsert_row(self, row: JSON, resubscribe: bool) -> bool:
-        """Apply one subscriber row; True when it created a subscriber. Raises :class:`_RowError` [B2]."""
+        """Apply one subscriber row; True when it created a subscriber. Raises :class:`_RowError`.
+
+        See docs/providers/campaignmonitor.md#row-failure-codes.
+        """
         email = self._row_email(row)
         if not valid_email(email):
-            raise _RowError(1, "Invalid Email Address")  # [CS-PY fixture import_subscribers] B2
+            raise _RowError(1, "Invalid Email Address")  # (docs/providers/campaignmonitor.md#row-failure-codes)
         consent = _consent(row.get("ConsentToTrack"))
         key = email.lower()
         sub = self.subscribers.get(key)
-        if not resubscribe:  # inactive states refused, row left unchanged [CM-GS errors] B2
+        if not resubscribe:  # inactive states refused (docs/providers/campaignmonitor.md#row-failure-codes)
             if key in self.suppressed:
                 raise _RowError(204, "In Suppression List")
             if sub is not None and sub.state in INACTIVE_CODES:
                 raise _RowError(*INACTIVE_CODES[sub.state])
-        else:  # Resubscribe re-activates unsubscribed, deleted, bounced, suppressed [3P Make.com, Zynk] B2
+        else:  # re-activates unsubscribed, deleted, bounced, suppressed (docs/providers/campaignmonitor.md#resubscribe)
             self.suppressed.discard(key)
         is_new = sub is None
         if sub is None:
             now = now_cm()
-            # "Unchanged" on a new subscriber is stored as "No": UNCONFIRMED (B2 says assume "No").
+            # "Unchanged" on a new subscriber is stored as "No": UNCONFIRMED
+            # (docs/providers/campaignmonitor.md#consent-to-track).
             sub = self.subscribers[key] = Subscriber(email, "", "Active", "No", now, now)
         else:
             self._set_state(sub, "Active")
@@ -742,7 +810,7 @@ class SandboxState:
         return is_new
 
     def _apply(self, sub: Subscriber, row: JSON, consent: str) -> None:
-        """Name, consent and custom field items, in order [CM-SUBS, CS-PHP docblocks] B2."""
+        """Name, consent and custom field items, in order (docs/providers/campaignmonitor.md#custom-field-values)."""
         if consent != "Unchanged":
             sub.consent = consent
         name = row.get("Name")
@@ -752,9 +820,9 @@ class SandboxState:
             self._apply_item(sub, item)
 
     def _apply_item(self, sub: Subscriber, item: JSON) -> None:
-        """One ``{"Key", "Value", "Clear"?}`` item [CM-SUBS] B2.
+        """One ``{"Key", "Value", "Clear"?}`` item (docs/providers/campaignmonitor.md#custom-field-values).
 
-        Unknown keys are ignored (UNCONFIRMED: B2 does not say). Values over 250 characters: the item is
+        Unknown keys are ignored (UNCONFIRMED). Values over 250 characters: the item is
         ignored. An empty Value without ``Clear`` changes nothing (omitted fields keep old values).
         """
         fld = self._field_for(item.get("Key"))
@@ -772,18 +840,21 @@ class SandboxState:
         clear = _is_true(item.get("Clear"))
         if fld.data_type == "MultiSelectMany":
             current: list[str] = sub.fields.get(fld.key) or []
-            if clear:  # Clear + Value removes that option only; Clear + empty Value removes all [CM-SUBS] B2
+            # Clear with a Value removes that option; with an empty Value, every option
+            # (docs/providers/campaignmonitor.md#custom-field-values).
+            if clear:
                 current = [v for v in current if v != value] if value else []
             elif value in fld.options and value not in current:
-                # Items add options: merge, not replace (replace-vs-merge UNCONFIRMED, B4; the sandbox merges).
-                # A value that is not an option is ignored (UNCONFIRMED, B2 says assume ignored).
+                # Items add options: merge, not replace (replace-vs-merge UNCONFIRMED; the sandbox merges).
+                # A value that is not an option is ignored (UNCONFIRMED,
+                # docs/providers/campaignmonitor.md#custom-field-values).
                 current = [*current, value]
             if current:
                 sub.fields[fld.key] = current
             else:
                 sub.fields.pop(fld.key, None)
             return
-        if clear or (fld.data_type == "Date" and value == "0000-00-00"):  # Date cleared by 0000-00-00 [CM-SUBS]
+        if clear or (fld.data_type == "Date" and value == "0000-00-00"):  # Date cleared by 0000-00-00
             sub.fields.pop(fld.key, None)
             return
         if value == "":
@@ -795,7 +866,7 @@ class SandboxState:
             if _number(value) is not None:  # not a number: ignored (UNCONFIRMED)
                 sub.fields[fld.key] = value
         elif fld.data_type == "Date":
-            day = _parse_date(value)  # unparseable or out of range: ignored [CM-SUBS] B2
+            day = _parse_date(value)  # unparseable or out of range: ignored
             if day is not None:
                 sub.fields[fld.key] = day
         else:  # Text, Country, USState (country/state names are not validated by the sandbox)
@@ -809,14 +880,15 @@ class SandboxState:
 
     def _check_title(self, title: Any, current: Segment | None) -> str:
         if not isinstance(title, str) or not title.strip():
-            raise ApiError(400, 273, "Segment Title Empty")  # [CM-GS errors 273] B4
+            raise ApiError(400, 273, "Segment Title Empty")  # (docs/providers/campaignmonitor.md#rule-segments)
         clean: str = title.strip()
         if any(s.title.lower() == clean.lower() and s is not current for s in self.segments.values()):
-            raise ApiError(400, 275, "Duplicate Segment Title")  # [CM-GS errors 275] B4
+            raise ApiError(400, 275, "Duplicate Segment Title")  # (docs/providers/campaignmonitor.md#rule-segments)
         return clean
 
     def _compile(self, groups: Any) -> tuple[list[JSON], list[list[Rule]]]:
-        """Check rule groups; any bad rule answers 277 with per-rule results in ResultData [CM-SEG; CM-GS] B4.
+        """Check rule groups; any bad rule answers 277 with per-rule results in ResultData
+        (docs/providers/campaignmonitor.md#rule-segments).
 
         Supported on custom fields (by bracketed key, any case): ``EQUALS <v>``, ``NOT_EQUALS <v>``,
         ``PROVIDED``, ``NOT_PROVIDED`` (the full grammar is UNCONFIRMED). Built-in rule types (Name,
@@ -851,7 +923,7 @@ class SandboxState:
         return shown, compiled
 
     def _compile_rule(self, rule_type: Any, clause: Any) -> Rule:
-        # Sub-codes and texts per [CM-GS errors 2703-2722].
+        # Sub-codes 2703-2722 (docs/providers/campaignmonitor.md#rule-segments).
         if not isinstance(rule_type, str) or not rule_type.strip():
             raise _RowError(2704, "Empty Segment RuleType")
         key = rule_type.strip().lower()
@@ -879,7 +951,7 @@ class SandboxState:
         return Rule(fld.key, verb, operand)
 
     def _matches(self, sub: Subscriber, seg: Segment) -> bool:
-        """Rules in a group are OR-ed, groups AND-ed [CM-SEG, inferred] B4."""
+        """Rules in a group are OR-ed, groups AND-ed (inferred, docs/providers/campaignmonitor.md#rule-segments)."""
         return all(any(self._rule_matches(sub, rule) for rule in group) for group in seg.compiled)
 
     def _rule_matches(self, sub: Subscriber, rule: Rule) -> bool:
@@ -894,7 +966,7 @@ class SandboxState:
         return equals if rule.verb == "EQUALS" else not equals
 
     def _page(self, chosen: list[Subscriber], paging: Paging) -> JSON:
-        """The paged result shape [CS-PY list.py, fixtures] B1."""
+        """The paged result shape (docs/providers/campaignmonitor.md#paged-results)."""
         if paging.since:
             chosen = [s for s in chosen if s.date >= paging.since]
         sort_key: Callable[[Subscriber], Any] = {
@@ -919,7 +991,7 @@ class SandboxState:
     # -- JSON shapes -------------------------------------------------------------------------------
 
     def _list_json(self) -> JSON:
-        """List details [CS-PY fixture list_details] B1."""
+        """List details (docs/providers/campaignmonitor.md#list-details)."""
         return {
             "ListID": self.list_id,
             "Title": "Sandbox list",
@@ -930,9 +1002,11 @@ class SandboxState:
         }
 
     def _subscriber_json(self, sub: Subscriber) -> JSON:
-        """Subscriber details; custom fields as ``{"Key": <field name>, "Value"}``, one item per
-        MultiSelectMany option [CS-PY fixture subscriber_details] B2 (Key = field name as in the fixture's
-        ``website``; whether CM shows the name or the bare key is UNCONFIRMED)."""
+        """Subscriber details; custom fields as ``{"Key": <field name>, "Value"}``, one item per option.
+
+        Key is the field name, as in the official fixture's ``website``; whether Campaign Monitor shows the
+        name or the bare key is UNCONFIRMED. See docs/providers/campaignmonitor.md#subscriber-states.
+        """
         fields: list[JSON] = []
         for key, value in sub.fields.items():
             fld = self.fields.get(key)
@@ -953,7 +1027,8 @@ class SandboxState:
 
 
 def _equals(data_type: str, value: Any, operand: str) -> bool:
-    """EQUALS for one rule: MultiSelectMany matches when the option is among the values (UNCONFIRMED, B4);
+    """EQUALS for one rule: MultiSelectMany matches when the option is among the values (UNCONFIRMED,
+    docs/providers/campaignmonitor.md#rule-segments);
     numbers compare numerically, dates as dates, text case-insensitively (UNCONFIRMED)."""
     if isinstance(value, list):
         return operand in value

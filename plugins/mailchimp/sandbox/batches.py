@@ -1,10 +1,11 @@
-"""Batch operations of the Mailchimp sandbox: ``/batches`` queued and run one at a time [A6].
+"""Batch operations of the Mailchimp sandbox: ``/batches`` queued and run one at a time.
 
 A worker thread takes the account's batches in submission order (Mailchimp runs one batch at a
-time per account [MC-SPEC] A6), waits one latency period, runs every operation through a callback
-(the sandbox routes it to the same handlers as a direct call), then stores the results as a
-gzipped tar of JSON array files, each item ``{status_code, operation_id, response}`` with
-``response`` a JSON string [MC-BATCH] A6. States: ``pending`` -> ``started`` -> ``finished``.
+time per account, docs/providers/mailchimp.md#one-batch-at-a-time), waits one latency period, runs every
+operation through a callback (the sandbox routes it to the same handlers as a direct call), then
+stores the results as a gzipped tar of JSON array files, each item ``{status_code, operation_id,
+response}`` with ``response`` a JSON string (docs/providers/mailchimp.md#batch-results). States: ``pending``
+-> ``started`` -> ``finished``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Callable
 
 from .state import JSON, invalid, not_found, now_iso
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # [MC-SPEC batches] A6
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # (docs/providers/mailchimp.md#batch-operations-request)
 RESULTS_PER_FILE = 200  # results are split over several JSON files in the archive (file size UNCONFIRMED)
 _JSON_NAMES = {dict: "object", list: "array", str: "string", int: "integer", float: "number", bool: "boolean"}
 
@@ -30,7 +31,10 @@ def json_name(value: Any) -> str:
 
 
 def check_operations(body: JSON) -> list[JSON]:
-    """The ``operations`` of a ``POST /batches`` body, or 400 Invalid Resource naming each wrong field [A6]."""
+    """The ``operations`` of a ``POST /batches`` body, or 400 Invalid Resource naming each wrong field.
+
+    See docs/providers/mailchimp.md#batch-operations-request.
+    """
     operations = body.get("operations")
     if not isinstance(operations, list):
         raise invalid([("operations", f"Schema describes array, {json_name(operations)} found instead")])
@@ -46,7 +50,7 @@ def check_operations(body: JSON) -> list[JSON]:
         if not isinstance(path, str) or not path.startswith("/"):
             problems.append((f"{where}.path", "A path relative to the API root is required, such as /lists/abc."))
         for name, kind in (("body", str), ("params", dict), ("operation_id", str)):
-            if name in op and not isinstance(op[name], kind):  # `body` is a JSON *string* [MC-SPEC] A6
+            if name in op and not isinstance(op[name], kind):  # `body` is a JSON *string*
                 problems.append(
                     (f"{where}.{name}", f"Schema describes {_JSON_NAMES[kind]}, {json_name(op[name])} found instead")
                 )
@@ -70,7 +74,7 @@ class Batch:
     cancelled: bool = field(default=False, repr=False)
 
     def json(self) -> JSON:
-        """The batch resource [MC-SPEC] A6."""
+        """The batch resource (docs/providers/mailchimp.md#batch-status)."""
         return {
             "id": self.id,
             "status": self.status,
@@ -123,7 +127,10 @@ class BatchQueue:
         return {"batches": batches[offset : offset + count], "total_items": len(batches), "_links": []}
 
     def delete(self, batch_id: str) -> None:
-        """Stop a batch; its results (even of finished operations) become unavailable [MC-SPEC] A6."""
+        """Stop a batch; its results (even of finished operations) become unavailable.
+
+        See docs/providers/mailchimp.md#batch-status.
+        """
         with self._cond:
             self._find(batch_id).cancelled = True
             del self._batches[batch_id]
@@ -200,7 +207,7 @@ class BatchQueue:
 
 
 def _tar(batch_id: str, results: list[JSON]) -> bytes:
-    """A gzipped tar of JSON array files (``<id>/<n>.json``) [MC-BATCH] A6."""
+    """A gzipped tar of JSON array files (``<id>/<n>.json``) (docs/providers/mailchimp.md#batch-results)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         for n, start in enumerate(range(0, len(results), RESULTS_PER_FILE)):

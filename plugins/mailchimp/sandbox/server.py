@@ -5,8 +5,8 @@ HTTP Basic or OAuth Bearer auth, audiences, merge fields, batch subscribe, membe
 segments, batch operations (``/batches``, results served under ``/batch-results/``), the OAuth2 code
 flow, a 10-connection limit and injectable faults, plus an unauthenticated ``/_sandbox/*`` test API.
 The HTTP plumbing is :mod:`segport.sandboxing`; the rules live in
-:mod:`segport_mailchimp.sandbox.state` and :mod:`segport_mailchimp.sandbox.batches`; source keys in
-comments (``[MC-SPEC] A4``) point at ``provider-apis.md`` Part A.
+:mod:`segport_mailchimp.sandbox.state` and :mod:`segport_mailchimp.sandbox.batches`; comments point
+at the platform facts in ``docs/providers/mailchimp.md``.
 
 Run it alone with ``python -m segport_mailchimp.sandbox --port 8080 --seed 1``.
 """
@@ -38,8 +38,8 @@ from .state import ALL_STATUSES, JSON, MAX_COUNT, ApiError, SandboxState, invali
 
 __all__ = ["MailchimpSandbox", "main"]
 
-PROBLEM_TYPE = "application/problem+json; charset=utf-8"  # [MC-ERR] A7
-# [mc-woocommerce#646] A7
+PROBLEM_TYPE = "application/problem+json; charset=utf-8"  # (docs/providers/mailchimp.md#problem-documents)
+# (docs/providers/mailchimp.md#error-texts)
 KEY_INVALID = "Your API key may be invalid, or you've attempted to access the wrong datacenter."
 FAULTS: Mapping[int, tuple[str, str]] = {
     429: ("Too Many Requests", "You have exceeded the limit of 10 simultaneous connections."),
@@ -47,7 +47,8 @@ FAULTS: Mapping[int, tuple[str, str]] = {
         "Internal Server Error",
         "An unexpected internal error has occurred. Please contact Support for more information.",
     ),
-    # Mailchimp's glossary maps 503 to ComplianceRelated (A7); the sandbox uses it as a transient outage.
+    # Mailchimp's glossary maps 503 to ComplianceRelated (docs/providers/mailchimp.md#problem-documents); the sandbox
+    # uses it as a transient outage.
     503: ("Service Unavailable", "The service is temporarily unavailable. Please try again later."),
 }
 
@@ -64,7 +65,10 @@ def problem(err: ApiError) -> Response:
 
 
 def _count_offset(req: Request) -> tuple[int, int]:
-    """``count`` (default 10, clamped to 1000 — over-limit behaviour UNCONFIRMED) and ``offset`` [A1]."""
+    """``count`` (default 10, clamped to 1000 — over-limit behaviour UNCONFIRMED) and ``offset``.
+
+    See docs/providers/mailchimp.md#pagination.
+    """
     try:
         count, offset = int(req.query.get("count", 10)), int(req.query.get("offset", 0))
     except ValueError:
@@ -74,7 +78,7 @@ def _count_offset(req: Request) -> tuple[int, int]:
 
 def _seg_id(req: Request) -> int:
     try:
-        return int(req.params["seg"])  # segment ids are ints [MC-SPEC] A5
+        return int(req.params["seg"])  # segment ids are ints (docs/providers/mailchimp.md#tags-are-static-segments)
     except ValueError:
         raise ApiError(404, "Resource Not Found", "The requested resource could not be found.") from None
 
@@ -88,12 +92,13 @@ class MailchimpSandbox(SandboxServer):
         per-member errors in batch subscribe answers) (seeded).
     :param seed: makes the API key, audience id and fault sequence reproducible.
     :param api_key: use this key instead of a generated ``<32 hex>-us1``.
-    :param max_connections: simultaneous API requests per credential before 429 [MC-FUND] A7.
+    :param max_connections: simultaneous API requests per credential before 429
+        (docs/providers/mailchimp.md#connection-limit).
     """
 
     router = router
     thread_name = "mailchimp-sandbox"
-    fault_codes = (*FAULTS, 403)  # 403 has no body [A7]
+    fault_codes = (*FAULTS, 403)  # 403 has no body (docs/providers/mailchimp.md#connection-limit)
 
     def __init__(
         self,
@@ -176,21 +181,30 @@ class MailchimpSandbox(SandboxServer):
         return {"audience_id": "0000000000"}
 
     def mark_compliance(self, email: str) -> None:
-        """Put an address in compliance state: subscribing it fails "Member In Compliance State" [A8]."""
+        """Put an address in compliance state: subscribing it fails "Member In Compliance State".
+
+        See docs/providers/mailchimp.md#compliance-state.
+        """
         self._data.mark_compliance(email)
 
     def mark_forgotten(self, email: str) -> None:
-        """Permanently delete an address: re-imports fail "Forgotten Email Not Subscribed" [A8]."""
+        """Permanently delete an address: re-imports fail "Forgotten Email Not Subscribed".
+
+        See docs/providers/mailchimp.md#compliance-state.
+        """
         self._data.mark_forgotten(email)
 
     def revoke_key(self) -> None:
-        """Revoke the API key and every OAuth token: later API calls get 401 [A2]."""
+        """Revoke the API key and every OAuth token: later API calls get 401.
+
+        See docs/providers/mailchimp.md#token-lifetime.
+        """
         with self._lock:
             super().revoke_key()
             self._tokens.clear()
 
     def delete_list(self) -> None:
-        """Delete the audience: its routes answer 404 afterwards [A3]."""
+        """Delete the audience: its routes answer 404 afterwards (docs/providers/mailchimp.md#audience)."""
         self._data.delete_list()
 
     def busy(self) -> bool:
@@ -214,26 +228,33 @@ class MailchimpSandbox(SandboxServer):
     # -- kit hooks --------------------------------------------------------------------------------------
 
     def gates(self, path: str) -> Gate:
-        """OAuth and batch results (another host in reality [A6]) with latency only; the API through every gate."""
+        """OAuth and batch results (another host in reality) with latency only; the API through every gate.
+
+        See docs/providers/mailchimp.md#batch-results.
+        """
         if path.startswith(("/oauth2/", "/batch-results/")):
             return "latency"
         return "api" if path == "/3.0" or path.startswith("/3.0/") else "plain"
 
     def fault_response(self, status: int, *, over_limit: bool = False) -> Response:
-        if over_limit:  # max 10 simultaneous connections per user -> 429 [MC-FUND] A7
+        if over_limit:  # 10 connections per user -> 429 (docs/providers/mailchimp.md#connection-limit)
             detail = f"You have exceeded the limit of {self.max_connections} simultaneous connections. "
             return problem(
                 ApiError(429, FAULTS[429][0], detail + "Please try again after some connections have closed.")
             )
         if status == 403:
-            return Response(403)  # throttling may show as 403 without a JSON body [MC-FUND] A7
+            return Response(403)  # a bodiless 403 throttle (docs/providers/mailchimp.md#connection-limit)
         return problem(ApiError(status, *FAULTS[status]))
 
     def authenticate(self, req: Request) -> None:
-        """Basic (any user, key as password) or Bearer <token issued here> [MC-CONV, MC-PY] A1."""
+        """Basic (any user, key as password) or Bearer <token issued here>.
+
+        See docs/providers/mailchimp.md#api-key-authentication.
+        """
         header = req.headers.get("authorization", "")
         if not header:
-            # Title per the glossary's APIKeyMissing; exact title/detail UNCONFIRMED (A7).
+            # Title per the glossary's APIKeyMissing; exact title/detail UNCONFIRMED
+            # (docs/providers/mailchimp.md#error-texts).
             raise ApiError(401, "API Key Missing", "Your request did not include an API key.")
         scheme, _, value = header.partition(" ")
         with self._lock:
@@ -242,7 +263,8 @@ class MailchimpSandbox(SandboxServer):
                     _, _, key = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
                 except (binascii.Error, UnicodeDecodeError):
                     key = ""
-                # One key; the dc check of A9 (key dc vs host) is moot on a loopback host.
+                # One key; checking the key's data center against the host is moot on a loopback host
+                # (docs/providers/mailchimp.md#base-url-and-data-center).
                 if key == self._data.api_key and not self.revoked:
                     return
             elif scheme.lower() == "bearer" and value.strip() in self._tokens:
@@ -256,7 +278,10 @@ class MailchimpSandbox(SandboxServer):
         return problem(ApiError(405, "Method Not Allowed", detail + "available methods."))
 
     def bad_json(self, found: str | None) -> Exception:
-        """[A7: 400 JSON Parse Error]; a non-object in the wording of pacely/mailchimp-api-v3#17 (A6)."""
+        """400 JSON Parse Error; a body that is not an object answers the schema error of a batch request.
+
+        See docs/providers/mailchimp.md#problem-documents and docs/providers/mailchimp.md#batch-operations-request.
+        """
         if found is None:
             return ApiError(400, "JSON Parse Error", "We encountered an unspecified JSON parsing error.")
         return invalid([("", f"Schema describes object, {found} found instead")])
@@ -269,7 +294,7 @@ class MailchimpSandbox(SandboxServer):
             exc = ApiError(500, "Internal Server Error", f"sandbox error: {exc!r}")
         return problem(exc)
 
-    # -- batch operations [A6] -----------------------------------------------------------------------
+    # -- batch operations (docs/providers/mailchimp.md#batch-operations-request) ----------------------
 
     def _run_operation(self, op: JSON) -> tuple[int, str]:
         """One batch operation through the same handlers as a direct call; faults are rolled per operation
@@ -292,7 +317,10 @@ class MailchimpSandbox(SandboxServer):
         return resp.status, "" if resp.body is None else json.dumps(resp.body)
 
     def _results_url(self, batch_id: str, token: str) -> str:
-        """A pre-signed-style URL: whoever holds it may download, without the API key [A6]."""
+        """A pre-signed-style URL: whoever holds it may download, without the API key.
+
+        See docs/providers/mailchimp.md#batch-results.
+        """
         return f"{self.base_url}/batch-results/{batch_id}-response.tar.gz?Signature={token}"
 
     # -- OAuth bookkeeping ------------------------------------------------------------------------
@@ -318,7 +346,7 @@ class MailchimpSandbox(SandboxServer):
             return token in self._tokens
 
 
-# -- API routes [A1-A5] ----------------------------------------------------------------------------
+# -- API routes (docs/providers/mailchimp.md) ------------------------------------------------------
 
 LIST = r"/3\.0/lists/(?P<list>[^/]+)"
 MEMBER = LIST + r"/members/(?P<member>[^/]+)"
@@ -327,7 +355,7 @@ SEGMENT = LIST + r"/segments/(?P<seg>[^/]+)"
 
 @route("GET", r"/3\.0/?")
 def _root(sb: MailchimpSandbox, req: Request) -> Response:
-    """API root: account details [MC-SPEC] A1."""
+    """API root: account details (docs/providers/mailchimp.md#ping-and-api-root)."""
     data = sb._data
     subscribed = data.summary()["members"].get("subscribed", 0)
     return ok(
@@ -353,7 +381,7 @@ def _root(sb: MailchimpSandbox, req: Request) -> Response:
 
 @route("GET", r"/3\.0/ping")
 def _ping(sb: MailchimpSandbox, req: Request) -> Response:
-    return ok({"health_status": "Everything's Chimpy!"})  # [MC-SPEC] A1
+    return ok({"health_status": "Everything's Chimpy!"})  # (docs/providers/mailchimp.md#ping-and-api-root)
 
 
 @route("GET", r"/3\.0/lists")
@@ -368,7 +396,7 @@ def _get_list(sb: MailchimpSandbox, req: Request) -> Response:
 
 @route("POST", LIST)
 def _batch(sb: MailchimpSandbox, req: Request) -> Response:
-    """Batch subscribe/update [MC-SPEC] A4."""
+    """Batch subscribe/update (docs/providers/mailchimp.md#batch-subscribe-request)."""
     return ok(
         sb._data.batch_subscribe(
             req.params["list"],
@@ -454,7 +482,7 @@ def _member_tags(sb: MailchimpSandbox, req: Request) -> Response:
 @route("POST", MEMBER + "/tags")
 def _update_member_tags(sb: MailchimpSandbox, req: Request) -> Response:
     sb._data.update_member_tags(req.params["list"], req.params["member"], req.json())
-    return Response(204)  # [MC-SPEC] A5
+    return Response(204)  # (docs/providers/mailchimp.md#member-tags)
 
 
 @route("GET", LIST + "/segments")
@@ -488,14 +516,14 @@ def _tag_search(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.tag_search(req.params["list"], req.query.get("name", "")))
 
 
-# -- batch operations [A6] ---------------------------------------------------------------------------
+# -- batch operations (docs/providers/mailchimp.md#batch-operations-request) --------------------------
 
 BATCH = r"/3\.0/batches/(?P<batch>[^/]+)"
 
 
 @route("POST", r"/3\.0/batches")
 def _submit_batch(sb: MailchimpSandbox, req: Request) -> Response:
-    """Queue operations; 200 with the batch resource, ``status: pending`` [MC-SPEC] A6."""
+    """Queue operations; 200 with the batch resource, ``status: pending`` (docs/providers/mailchimp.md#batch-status)."""
     return ok(sb._batches.submit(check_operations(req.json())))
 
 
@@ -517,8 +545,11 @@ def _delete_batch(sb: MailchimpSandbox, req: Request) -> Response:
 
 @route("GET", r"/batch-results/(?P<batch>[0-9a-f]+)-response\.tar\.gz")
 def _batch_results(sb: MailchimpSandbox, req: Request) -> Response:
-    """The results archive [MC-BATCH] A6, on what is another (storage) host in reality: it takes no API
-    credentials, so the sandbox refuses requests that carry any (the key must not leave Mailchimp's API)."""
+    """The results archive, on what is another (storage) host in reality: it takes no API credentials,
+    so the sandbox refuses requests that carry any (the key must not leave Mailchimp's API).
+
+    See docs/providers/mailchimp.md#batch-results.
+    """
     if "authorization" in req.headers:
         return _text(400, "credentials sent to the batch results host: fetch response_body_url without them")
     archive = sb._batches.archive(req.params["batch"], req.query.get("Signature", ""))
@@ -531,7 +562,8 @@ def _text(status: int, message: str) -> Response:
     return Response(status, content_type="text/plain; charset=utf-8", raw=message.encode())
 
 
-# -- OAuth2 [A2] (at login.mailchimp.com in reality; errors are plain JSON, not problem+json) -------
+# -- OAuth2 (docs/providers/mailchimp.md#oauth2-authorization-code) ----------------------------------
+# At login.mailchimp.com in reality; errors there are plain JSON, not problem+json.
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response:
@@ -540,19 +572,25 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
 
 @route("GET", r"/oauth2/authorize")
 def _authorize(sb: MailchimpSandbox, req: Request) -> Response:
-    """Auto-approve and redirect to ``redirect_uri?code=…&state=…`` [MC-OAUTH] A2."""
+    """Auto-approve and redirect to ``redirect_uri?code=…&state=…``.
+
+    See docs/providers/mailchimp.md#oauth2-authorization-code.
+    """
     q = req.query
     if q.get("response_type") != "code" or not q.get("client_id") or not q.get("redirect_uri"):
         return _oauth_error(400, "invalid_request", "response_type=code, client_id and redirect_uri are required")
     params = {"code": sb._issue_code(q["client_id"], q["redirect_uri"])}
-    if "state" in q:  # `state` UNCONFIRMED as documented, used by integrations (A2)
+    if "state" in q:  # `state`: UNCONFIRMED (docs/providers/mailchimp.md#oauth2-authorization-code)
         params["state"] = q["state"]
     return redirect(q["redirect_uri"], params)
 
 
 @route("POST", r"/oauth2/token")
 def _token(sb: MailchimpSandbox, req: Request) -> Response:
-    """Code -> ``{"access_token", "expires_in": 0, "scope": null}``; tokens never expire [MC-OAUTH] A2."""
+    """Code -> ``{"access_token", "expires_in": 0, "scope": null}``; tokens never expire.
+
+    See docs/providers/mailchimp.md#token-lifetime.
+    """
     form = req.form()
     if form.get("grant_type") != "authorization_code":
         return _oauth_error(400, "unsupported_grant_type", "grant_type must be authorization_code")
@@ -566,7 +604,7 @@ def _token(sb: MailchimpSandbox, req: Request) -> Response:
 
 @route("GET", r"/oauth2/metadata")
 def _metadata(sb: MailchimpSandbox, req: Request) -> Response:
-    """``Authorization: OAuth <token>`` -> dc and api_endpoint [GRP connect.ts] A1."""
+    """``Authorization: OAuth <token>`` -> dc and api_endpoint (docs/providers/mailchimp.md#oauth-metadata)."""
     scheme, _, token = req.headers.get("authorization", "").partition(" ")
     if scheme != "OAuth" or not sb._token_ok(token.strip()):
         return _oauth_error(401, "invalid_token", "The access token is invalid or has been revoked")

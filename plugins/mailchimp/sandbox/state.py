@@ -1,7 +1,7 @@
 """State and rules of the Mailchimp sandbox: one account, one audience, its members and tags.
 
 Everything here is plain Python behind one lock; :mod:`segport_mailchimp.sandbox` puts HTTP in
-front of it. Source keys in comments (``[MC-SPEC] A5``) point at ``provider-apis.md`` Part A.
+front of it. Comments point at the platform facts in ``docs/providers/mailchimp.md``.
 Methods that answer the API raise :class:`ApiError`, which the server renders as problem+json.
 """
 
@@ -17,16 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-ERROR_TYPE = "https://mailchimp.com/developer/marketing/docs/errors/"  # [MC-ERR] A3/A7
+ERROR_TYPE = "https://mailchimp.com/developer/marketing/docs/errors/"  # (docs/providers/mailchimp.md#problem-documents)
 INVALID_DETAIL = "The resource submitted could not be validated. For field-specific details, see the 'errors' array."
-NOT_FOUND_DETAIL = "The requested resource could not be found."  # [hitobito#3723] A3
-MAX_BATCH = 500  # members per POST /lists/{id}, and per segment add/remove array [MC-SPEC] A4, A5
-MAX_COUNT = 1000  # pagination `count` [MC-PY] A1
-WRITABLE_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")  # [MC-SPEC] A8
+NOT_FOUND_DETAIL = "The requested resource could not be found."  # (docs/providers/mailchimp.md#error-texts)
+MAX_BATCH = 500  # members per batch call and per tag add/remove array (docs/providers/mailchimp.md#batch-size)
+MAX_COUNT = 1000  # pagination `count` (docs/providers/mailchimp.md#pagination)
+# The statuses a client may write (docs/providers/mailchimp.md#member-statuses).
+WRITABLE_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
 ALL_STATUSES = (*WRITABLE_STATUSES, "archived")
 BAD_STATUS = "Value is not one of the enum values: " + ", ".join(WRITABLE_STATUSES)
 MERGE_TYPES = ("text", "number", "address", "phone", "date", "url", "imageurl", "radio", "dropdown", "birthday", "zip")
-ADDRESS_PARTS = ("addr1", "city", "state", "zip")  # [RS utils.js] A3
+ADDRESS_PARTS = ("addr1", "city", "state", "zip")  # (docs/providers/mailchimp.md#merge-values)
 _EMAIL_RE = re.compile(
     r"^[^@\s\"(),:;<>\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
@@ -48,7 +49,7 @@ def now_iso() -> str:
 
 
 def subscriber_hash(email: str) -> str:
-    """md5 of the trimmed, lower-cased address [MC-SPEC][GRP generateMailchimpId.ts] A5."""
+    """md5 of the trimmed, lower-cased address (docs/providers/mailchimp.md#subscriber-hash)."""
     return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
 
 
@@ -58,7 +59,8 @@ def looks_fake(email: str) -> bool:
     return not _EMAIL_RE.match(address) or address.endswith(_FAKE_TLDS) or address.startswith("fake")
 
 
-# Exact texts [A7 table]; the batch array reuses them (UNCONFIRMED there, A4 says assume the same).
+# Exact texts (docs/providers/mailchimp.md#error-texts); the batch array reuses them, which is UNCONFIRMED
+# (docs/providers/mailchimp.md#batch-subscribe-answer).
 def fake_text(email: str) -> str:
     return f"{email} looks fake or invalid, please enter a real email address."
 
@@ -77,7 +79,7 @@ def forgotten_text(email: str) -> str:
 
 
 def throttled_text(email: str) -> str:
-    # [verbb/formie#2276] A7; "retryable only much later (hours-days)" per the exporter notes.
+    # The refusal lifts only after hours or days (docs/providers/mailchimp.md#error-texts).
     return f"{email} has signed up to a lot of lists very recently; we're not allowing more signups for now"
 
 
@@ -86,7 +88,8 @@ def exists_text(email: str) -> str:
 
 
 def batch_exists_text(email: str) -> str:
-    # Batch wording of ERROR_CONTACT_EXISTS: UNCONFIRMED (A4); text chosen by the sandbox's brief.
+    # Batch wording of ERROR_CONTACT_EXISTS: UNCONFIRMED (docs/providers/mailchimp.md#batch-subscribe-answer);
+    # the text is the sandbox's own.
     return (
         f"{email} is already a list member, do you want to update? "
         "please provide update_existing:true in the request body"
@@ -94,7 +97,7 @@ def batch_exists_text(email: str) -> str:
 
 
 class ApiError(Exception):
-    """An API answer in problem-detail form [MC-ERR] A7."""
+    """An API answer in problem-detail form (docs/providers/mailchimp.md#problem-documents)."""
 
     def __init__(self, status: int, title: str, detail: str, errors: list[JSON] | None = None) -> None:
         super().__init__(f"{status} {title}: {detail}")
@@ -139,7 +142,10 @@ class MergeField:
 
 @dataclass(slots=True)
 class Tag:
-    """A tag, which the API also shows as a static segment with an int id [MC-SPEC] A5."""
+    """A tag, which the API also shows as a static segment with an int id.
+
+    See docs/providers/mailchimp.md#tags-are-static-segments.
+    """
 
     id: int
     name: str
@@ -173,11 +179,11 @@ class _MemberError(Exception):
 
 
 def _subscribe_blocked(current: str | None, new: str, flagged: bool) -> bool:
-    """Whether setting ``new`` on a member now ``current`` is refused as a compliance state [A8].
+    """Whether setting ``new`` on a member now ``current`` is refused as a compliance state.
 
     Subscribing (``subscribed``/``pending``) a compliance-flagged address, or a cleaned member, is refused;
     an unsubscribed member may not become ``subscribed`` but may become ``pending`` (a re-confirmation
-    email; maintainers call it intended, mailchimp/wordpress#117) [A8].
+    email; maintainers call it intended). See docs/providers/mailchimp.md#compliance-state.
     """
     if new not in ("subscribed", "pending") or new == current:
         return False
@@ -190,8 +196,9 @@ class SandboxState:
     def __init__(self, *, seed: int | None = None, api_key: str | None = None) -> None:
         rng = random.Random(seed) if seed is not None else random.SystemRandom()
         self.dc = "us1"
-        self.api_key = api_key or f"{rng.getrandbits(128):032x}-{self.dc}"  # `<32 hex>-<dc>` [MC-PY] A1
-        self.list_id = f"{rng.getrandbits(40):010x}"  # lists keyed by 10-hex id [A9]
+        # An API key is `<32 hex>-<dc>` (docs/providers/mailchimp.md#base-url-and-data-center).
+        self.api_key = api_key or f"{rng.getrandbits(128):032x}-{self.dc}"
+        self.list_id = f"{rng.getrandbits(40):010x}"  # a 10-hex list id
         self.account_id = f"{rng.getrandbits(100):025x}"
         self.list_web_id = rng.randrange(100_000, 999_999)
         self.created = now_iso()
@@ -212,7 +219,7 @@ class SandboxState:
             self.next_web_id = 100_000_001
             self.compliance: set[str] = set()
             self.forgotten: set[str] = set()
-            # New audiences get FNAME, LNAME, ADDRESS, PHONE (editable) [MC-MERGE] A3.
+            # New audiences get FNAME, LNAME, ADDRESS, PHONE (editable) (docs/providers/mailchimp.md#merge-fields).
             self.merge_fields: dict[str, MergeField] = {}
             for tag, name, kind, options in (
                 ("FNAME", "First Name", "text", {"size": 25}),
@@ -231,7 +238,10 @@ class SandboxState:
             self.compliance.add(subscriber_hash(email))
 
     def mark_forgotten(self, email: str) -> None:
-        """Permanently delete an address: it stops being a member and can never be re-imported [A5]."""
+        """Permanently delete an address: it stops being a member and can never be re-imported.
+
+        See docs/providers/mailchimp.md#archive-and-permanent-delete.
+        """
         with self.lock:
             self._forget(subscriber_hash(email))
 
@@ -298,7 +308,7 @@ class SandboxState:
                 "forgotten": sorted(self.forgotten),
             }
 
-    # -- audiences and merge fields [A3] -------------------------------------------------------------
+    # -- audiences and merge fields (docs/providers/mailchimp.md#audience) ------------------------------------
 
     def lists(self, count: int, offset: int) -> JSON:
         with self.lock:
@@ -321,7 +331,7 @@ class SandboxState:
             }
 
     def create_merge_field(self, list_id: str, body: JSON) -> JSON:
-        """POST merge-fields: ``name`` and ``type`` required [MC-SPEC] A3."""
+        """POST merge-fields: ``name`` and ``type`` required (docs/providers/mailchimp.md#merge-fields)."""
         with self.lock:
             self._check_list(list_id)
             name, kind, tag = body.get("name"), body.get("type"), body.get("tag")
@@ -331,7 +341,7 @@ class SandboxState:
             if kind not in MERGE_TYPES:
                 problems.append(("type", f"Value is not one of the enum values: {', '.join(MERGE_TYPES)}"))
             if tag is not None and (not isinstance(tag, str) or not re.fullmatch(r"[A-Za-z0-9_]{1,10}", tag)):
-                # Tag length limit of 10 is UNCONFIRMED (RudderStack truncates to 10) [RS] A3.
+                # Tag length limit of 10 is UNCONFIRMED (docs/providers/mailchimp.md#merge-tag-length).
                 problems.append(("tag", "Tag must be 1-10 letters, digits or underscores."))
             if problems:
                 raise invalid(problems)
@@ -353,7 +363,7 @@ class SandboxState:
             )
             return self._merge_field_json(mf)
 
-    # -- batch subscribe/update [A4] -------------------------------------------------------------------
+    # -- batch subscribe/update (docs/providers/mailchimp.md#batch-subscribe-request) ------------------------------
 
     def batch_subscribe(
         self,
@@ -364,15 +374,15 @@ class SandboxState:
         skip_duplicate_check: bool = False,
         refuse: Callable[[str], bool] | None = None,
     ) -> JSON:
-        """``POST /lists/{id}``: 200 with per-member results; whole-request schema errors are 400 [A4].
+        """``POST /lists/{id}``: 200 with per-member results; whole-request schema errors are 400.
 
         ``refuse`` (fault injection): new signups it names fail with the "signed up to a lot of lists very
-        recently" ``ERROR_GENERIC`` row [A4, A7].
+        recently" ``ERROR_GENERIC`` row. See docs/providers/mailchimp.md#batch-subscribe-answer.
         """
         members = body.get("members")
         if not isinstance(members, list):
             raise invalid([("members", "This value should not be blank.")])
-        if len(members) > MAX_BATCH:  # over 500 -> 400; exact error shape UNCONFIRMED (A4)
+        if len(members) > MAX_BATCH:  # over 500: UNCONFIRMED (docs/providers/mailchimp.md#batch-size)
             raise invalid([("members", f"A maximum of {MAX_BATCH} members is allowed per call, {len(members)} given.")])
         problems: list[tuple[str, str]] = []
         for i, item in enumerate(members):
@@ -382,7 +392,7 @@ class SandboxState:
             if not isinstance(item.get("email_address"), str):
                 problems.append((f"members.{i}.email_address", "This value should not be blank."))
             if item.get("status") not in WRITABLE_STATUSES:
-                # `status` required per DT and Kestra; the spec does not mark it (A4).
+                # `status` required: UNCONFIRMED (docs/providers/mailchimp.md#batch-subscribe-request).
                 problems.append((f"members.{i}.status", BAD_STATUS))
             if "merge_fields" in item and not isinstance(item["merge_fields"], dict):
                 problems.append((f"members.{i}.merge_fields", "Schema describes object, another type found instead"))
@@ -392,7 +402,8 @@ class SandboxState:
         if problems:
             raise invalid(problems)
         update_existing = bool(body.get("update_existing", False))
-        sync_tags = bool(body.get("sync_tags", False)) and update_existing  # only with update_existing [MC-REL]
+        # sync_tags acts only with update_existing (docs/providers/mailchimp.md#batch-subscribe-request).
+        sync_tags = bool(body.get("sync_tags", False)) and update_existing
         created: list[JSON] = []
         updated: list[JSON] = []
         errors: list[JSON] = []
@@ -403,7 +414,8 @@ class SandboxState:
                 email = item["email_address"].strip()
                 key = subscriber_hash(email)
                 if key in seen:
-                    if skip_duplicate_check:  # first occurrence wins [MC-SPEC] A4
+                    # The first occurrence wins (docs/providers/mailchimp.md#batch-subscribe-request).
+                    if skip_duplicate_check:
                         continue
                     # Text of the duplicate error UNCONFIRMED.
                     errors.append(
@@ -461,7 +473,7 @@ class SandboxState:
         member = self._upsert(key, email, status)
         self._write_fields(member, item)
         names = item.get("tags", [])
-        if sync_tags:  # replace all tags with those in the request [MC-REL] A4
+        if sync_tags:  # replace all tags (docs/providers/mailchimp.md#batch-subscribe-request)
             wanted = {self._tag(n).id for n in names}
             for tag_id in [t for t in member.tags if t not in wanted]:
                 self._untag_member(member, self.tags_by_id[tag_id])
@@ -479,7 +491,7 @@ class SandboxState:
             "field_message": err.field_message,
         }
 
-    # -- single members [A5] -----------------------------------------------------------------------
+    # -- single members (docs/providers/mailchimp.md#add-or-update-a-member) ----------------------------------
 
     def get_member(self, list_id: str, ref: str) -> JSON:
         with self.lock:
@@ -500,13 +512,17 @@ class SandboxState:
             }
 
     def put_member(self, list_id: str, ref: str, body: JSON, *, skip_merge_validation: bool = False) -> JSON:
-        """Upsert: ``status_if_new`` for new members; ``status`` (optional) changes an existing one [A5, A8]."""
+        """Upsert: ``status_if_new`` for new members; ``status`` (optional) changes an existing one.
+
+        See docs/providers/mailchimp.md#add-or-update-a-member and docs/providers/mailchimp.md#compliance-state.
+        """
         with self.lock:
             self._check_list(list_id)
             email = self._body_email(body)
             key = self._ref(ref)
             if subscriber_hash(email) != key:
-                if self._live(subscriber_hash(email)) is not None:  # mailchimp/APIv3-examples#49 A5
+                # Another member's address: Member Exists (docs/providers/mailchimp.md#add-or-update-a-member).
+                if self._live(subscriber_hash(email)) is not None:
                     raise ApiError(400, "Member Exists", exists_text(email))
                 # Email changes through PUT are not modelled; text UNCONFIRMED.
                 raise invalid([("email_address", "The email address does not match the subscriber hash.")])
@@ -514,17 +530,20 @@ class SandboxState:
             status = body.get("status")
             if member is None:
                 status = body.get("status_if_new")
-                if status not in WRITABLE_STATUSES:  # required for new members [MC-SPEC] A5; message UNCONFIRMED
+                if status not in WRITABLE_STATUSES:  # required when new; message UNCONFIRMED
                     raise invalid([("status_if_new", "This value should not be blank.")])
             elif status is not None and status not in WRITABLE_STATUSES:
                 raise invalid([("status", BAD_STATUS)])
             self._check_write(email, key, member, status, body, skip_merge_validation)
             member = self._upsert(key, email, status or (member.status if member else "subscribed"))
-            self._write_fields(member, body)  # no `tags` on PUT [MC-SPEC] A5
+            self._write_fields(member, body)  # no `tags` on PUT (docs/providers/mailchimp.md#add-or-update-a-member)
             return self._member_json(member)
 
     def create_member(self, list_id: str, body: JSON, *, skip_merge_validation: bool = False) -> JSON:
-        """POST members: create only; an existing member is 400 Member Exists [MC-SPEC; python-mailchimp#222] A5."""
+        """POST members: create only; an existing member is 400 Member Exists.
+
+        See docs/providers/mailchimp.md#create-a-member.
+        """
         with self.lock:
             self._check_list(list_id)
             email = self._body_email(body)
@@ -545,7 +564,7 @@ class SandboxState:
             return self._member_json(member)
 
     def patch_member(self, list_id: str, ref: str, body: JSON, *, skip_merge_validation: bool = False) -> JSON:
-        """PATCH: update fields/status of an existing member, else 404 [A5]."""
+        """PATCH: update fields/status of an existing member, else 404 (docs/providers/mailchimp.md#member-object)."""
         with self.lock:
             self._check_list(list_id)
             key = self._ref(ref)
@@ -562,7 +581,10 @@ class SandboxState:
             return self._member_json(member)
 
     def archive_member(self, list_id: str, ref: str) -> None:
-        """DELETE: archive (status ``archived``), not permanent [MC-SPEC] A5."""
+        """DELETE: archive (status ``archived``), not permanent.
+
+        See docs/providers/mailchimp.md#archive-and-permanent-delete.
+        """
         with self.lock:
             self._check_list(list_id)
             member = self._live(self._ref(ref))
@@ -571,7 +593,10 @@ class SandboxState:
             self._set_status(member, "archived")
 
     def delete_permanent(self, list_id: str, ref: str) -> None:
-        """``actions/delete-permanent``: erase; the address can never be re-imported [MC-SPEC] A5."""
+        """``actions/delete-permanent``: erase; the address can never be re-imported.
+
+        See docs/providers/mailchimp.md#archive-and-permanent-delete.
+        """
         with self.lock:
             self._check_list(list_id)
             key = self._ref(ref)
@@ -579,7 +604,7 @@ class SandboxState:
                 raise not_found()
             self._forget(key)
 
-    # -- tags and static segments [A5] ----------------------------------------------------------------
+    # -- tags and static segments (docs/providers/mailchimp.md#tags-are-static-segments) -----------------------
 
     def member_tags(self, list_id: str, ref: str) -> JSON:
         with self.lock:
@@ -591,7 +616,10 @@ class SandboxState:
             return {"tags": tags, "total_items": len(tags)}
 
     def update_member_tags(self, list_id: str, ref: str, body: JSON) -> None:
-        """``active`` adds (creating the tag), ``inactive`` removes; unknown member -> 404 [MC-SPEC; GRP] A5."""
+        """``active`` adds (creating the tag), ``inactive`` removes; unknown member -> 404.
+
+        See docs/providers/mailchimp.md#member-tags.
+        """
         tags = body.get("tags")
         if not isinstance(tags, list):
             raise invalid([("tags", "This value should not be blank.")])
@@ -617,7 +645,10 @@ class SandboxState:
                         self._untag_member(member, tag)
 
     def segments(self, list_id: str, kind: str | None, count: int, offset: int) -> JSON:
-        """Static segments are the tags; the sandbox has no saved/fuzzy segments [MC-SPEC] A5."""
+        """Static segments are the tags; the sandbox has no saved/fuzzy segments.
+
+        See docs/providers/mailchimp.md#tags-are-static-segments.
+        """
         with self.lock:
             self._check_list(list_id)
             tags = list(self.tags_by_id.values()) if kind in (None, "", "static") else []
@@ -632,7 +663,10 @@ class SandboxState:
             return self._segment_json(self._segment(list_id, segment_id))
 
     def create_segment(self, list_id: str, body: JSON) -> JSON:
-        """Create a static segment (a tag); emails not on the list are ignored [MC-SPEC] A5."""
+        """Create a static segment (a tag); emails not on the list are ignored.
+
+        See docs/providers/mailchimp.md#tags-are-static-segments.
+        """
         name, emails = body.get("name"), body.get("static_segment", [])
         if not _tag_name_ok(name):
             raise invalid([("name", "This value should not be blank.")])
@@ -644,7 +678,8 @@ class SandboxState:
         with self.lock:
             self._check_list(list_id)
             if name.strip().lower() in self.tags:
-                # Duplicate-name behaviour UNCONFIRMED (A5); the sandbox answers 400 "Tag already exists.".
+                # Duplicate-name behaviour UNCONFIRMED (docs/providers/mailchimp.md#unconfirmed); the sandbox answers
+                # 400 "Tag already exists.".
                 raise ApiError(400, "Invalid Resource", "Tag already exists.")
             tag = self._tag(name)
             for email in emails:
@@ -661,10 +696,10 @@ class SandboxState:
             del self.tags[tag.name.lower()], self.tags_by_id[tag.id]
 
     def segment_members(self, list_id: str, segment_id: int, body: JSON) -> JSON:
-        """Bulk add/remove (each array max 500) [MC-SPEC] A5.
+        """Bulk add/remove (each array max 500) (docs/providers/mailchimp.md#tag-membership-in-bulk).
 
-        Not-on-list emails in ``members_to_add`` are reported in ``errors`` (exact behaviour UNCONFIRMED,
-        A5; the text is the sandbox's), in ``members_to_remove`` ignored. Members already in the state
+        Not-on-list emails in ``members_to_add`` are reported in ``errors`` (exact behaviour UNCONFIRMED;
+        the text is the sandbox's), in ``members_to_remove`` ignored. Members already in the state
         asked for are reported as added/removed too (idempotent).
         """
         problems = []
@@ -705,7 +740,8 @@ class SandboxState:
         }
 
     def tag_search(self, list_id: str, prefix: str) -> JSON:
-        """Tags whose name starts with ``prefix`` [MC-SPEC] A5 (case-insensitive here, UNCONFIRMED)."""
+        """Tags whose name starts with ``prefix``, case-insensitively (UNCONFIRMED,
+        docs/providers/mailchimp.md#tag-search)."""
         with self.lock:
             self._check_list(list_id)
             low = prefix.lower()
@@ -715,7 +751,8 @@ class SandboxState:
     # -- internals (call with the lock held) ----------------------------------------------------------
 
     def _check_list(self, list_id: str) -> None:
-        if self.deleted or list_id != self.list_id:  # wrong id (e.g. the web_id) -> 404 [A3]
+        # A wrong id (e.g. the web_id) answers 404 (docs/providers/mailchimp.md#audience).
+        if self.deleted or list_id != self.list_id:
             raise not_found()
 
     def _segment(self, list_id: str, segment_id: int) -> Tag:
@@ -727,7 +764,10 @@ class SandboxState:
 
     @staticmethod
     def _ref(ref: str) -> str:
-        """A path member reference: the subscriber hash or the raw email [MC-PY lists_api.py] A5."""
+        """A path member reference: the subscriber hash or the raw email.
+
+        See docs/providers/mailchimp.md#subscriber-hash.
+        """
         return subscriber_hash(ref) if "@" in ref else ref.lower()
 
     def _live(self, key: str) -> Member | None:
@@ -745,7 +785,10 @@ class SandboxState:
     def _check_write(
         self, email: str, key: str, member: Member | None, status: str | None, body: JSON, skip_mv: bool
     ) -> None:
-        """Single-member rules: fake email, forgotten, compliance, merge fields [A7 table, A8]."""
+        """Single-member rules: fake email, forgotten, compliance, merge fields.
+
+        See docs/providers/mailchimp.md#error-texts and docs/providers/mailchimp.md#compliance-state.
+        """
         if member is None and looks_fake(email):
             raise ApiError(400, "Invalid Resource", fake_text(email))
         if member is None and key in self.forgotten:
@@ -758,29 +801,30 @@ class SandboxState:
             raise invalid([("merge_fields", "Schema describes object, another type found instead")])
         bad = self._merge_problems(merge, member.merge if member else {}, skip_mv)
         if bad:
-            raise invalid(bad, "Your merge fields were invalid.")  # [ibericode#545] A3
+            raise invalid(bad, "Your merge fields were invalid.")  # (docs/providers/mailchimp.md#merge-fields)
 
     def _merge_problems(
         self, values: Mapping[str, Any], current: Mapping[str, Any], skip_mv: bool
     ) -> list[tuple[str, str]]:
-        """Unknown tags, wrong value types and missing required values [A3]."""
+        """Unknown tags, wrong value types and missing required values (docs/providers/mailchimp.md#merge-fields)."""
         problems = []
         for tag, value in values.items():
             mf = self.merge_fields.get(tag)  # tags are matched exactly (upper case), UNCONFIRMED
             if mf is None:
                 problems.append((tag, f"The merge field {tag} does not exist on this audience."))
             elif value == "":
-                continue  # "" clears [GRP updateProfile.ts] A3
+                continue  # "" clears (docs/providers/mailchimp.md#merge-values)
             elif mf.type == "address":
                 if not isinstance(value, dict) or not all(
                     value.get(p) and isinstance(value[p], str) for p in ADDRESS_PARTS
                 ):
-                    problems.append((tag, "Please enter a complete address"))  # [RS; verbb/formie#2387] A3
+                    # An address needs addr1, city, state and zip (docs/providers/mailchimp.md#merge-values).
+                    problems.append((tag, "Please enter a complete address"))
             elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 problems.append((f"merge_fields.{tag}", "Data did not match any of the schemas described in anyOf."))
             elif mf.type == "number" and not _numeric(value):
                 problems.append((tag, "Please enter a number"))  # text UNCONFIRMED
-        if not skip_mv:  # skip_merge_validation accepts missing required values [MC-SPEC] A3
+        if not skip_mv:  # skip_merge_validation (docs/providers/mailchimp.md#merge-fields)
             for mf in self.merge_fields.values():
                 if mf.required and values.get(mf.tag, current.get(mf.tag, mf.default_value)) in ("", None):
                     problems.append((mf.tag, "Please enter a value"))
@@ -834,7 +878,8 @@ class SandboxState:
 
     def _tag(self, name: str) -> Tag:
         """The tag named ``name``, created if missing. Names match case-insensitively, first casing kept
-        (GRP lower-cases both sides before comparing [GRP updateProfile.ts] A5; exact rule UNCONFIRMED)."""
+        (as integrators compare them; Mailchimp's exact rule is UNCONFIRMED,
+        docs/providers/mailchimp.md#tag-name-casing)."""
         name = name.strip()
         tag = self.tags.get(name.lower())
         if tag is None:
@@ -863,7 +908,7 @@ class SandboxState:
     # -- JSON shapes -------------------------------------------------------------------------------
 
     def _list_json(self) -> JSON:
-        """The audience object [MC-SPEC] A3 (stats are live here, cached ≥5 min at Mailchimp)."""
+        """The audience object (docs/providers/mailchimp.md#audience); stats are live here, cached at Mailchimp."""
         c = self.counts
         return {
             "id": self.list_id,
@@ -931,7 +976,10 @@ class SandboxState:
         }
 
     def _member_json(self, m: Member) -> JSON:
-        """The list-member object [MC-SPEC] A5 (every merge field of the audience, "" when unset)."""
+        """The list-member object: every merge field of the audience, "" when unset.
+
+        See docs/providers/mailchimp.md#member-object.
+        """
         merge = {tag: m.merge.get(tag, "") for tag in self.merge_fields}
         digest = hashlib.md5(m.hash.encode()).hexdigest()
         return {

@@ -1,4 +1,7 @@
-"""Campaign Monitor credentials: Basic/Bearer headers, the check call, token refresh and the OAuth2 flow (B1, B3)."""
+"""Campaign Monitor credentials: Basic/Bearer headers, the check call, token refresh and the OAuth2 flow.
+
+See docs/providers/campaignmonitor.md#connecting.
+"""
 
 from __future__ import annotations
 

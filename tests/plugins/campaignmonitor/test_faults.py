@@ -2,7 +2,8 @@
 
 The sandbox draws faults per call (seeded): 429 with and without Retry-After, 500, 503, connection resets
 before and after the platform applied the import, timeouts past the client's read timeout and slow calls; and a seeded
-set of addresses fails inside the import answer (HTTP 400, Code 210, ``FailureDetails`` code 204 [B2]).
+set of addresses fails inside the import answer (HTTP 400, Code 210, ``FailureDetails`` code 204,
+docs/providers/campaignmonitor.md#partial-import).
 Expected state is computed from the data alone; what landed is read from the sandbox, never from segport.
 """
 
@@ -31,11 +32,13 @@ TIMEOUT_S, HOLD_S = 4.0, 5.0
 MIX: dict[str, Any] = {"fail_rate": 0.05, "hold_s": HOLD_S, "slow_ms": 200, "member_fail_rate": 0.005}
 SMALL = 1500  # two imports: 1000 + 500
 CALL_KINDS = ["429", "429-retry-after", "500", "503", "reset", "reset-applied", "timeout", "slow"]
-IMPORT_CALL = r"^POST /api/v3\.3/subscribers/\w+/import\.json$"  # all write_batch sends [B2]
+# all write_batch sends (docs/providers/campaignmonitor.md#import-request)
+IMPORT_CALL = r"^POST /api/v3\.3/subscribers/\w+/import\.json$"
 PREFLIGHT_CALLS = r"^GET /api/v3\.3/lists/|^POST /api/v3\.3/(lists/\w+/customfields|segments/\w+)\.json$"
 PREFLIGHT_CREATES = r"^POST /api/v3\.3/(lists/\w+/customfields|segments/\w+)\.json$"
 REFUSED = "code 204: In Suppression List"
-# Campaign Monitor documents no Retry-After [B3], but the dispatcher promises to honour one when present.
+# Campaign Monitor documents no Retry-After (docs/providers/campaignmonitor.md#rate-limits), but the dispatcher promises
+# to honour one when present.
 RETRY_AFTER_GAP = "campaignmonitor/api.py error_for() builds the 429 error without retry_after"
 CUT_BUG = "dispatcher.py retries requests.ConnectionError but not ChunkedEncodingError (an answer cut mid-body)"
 

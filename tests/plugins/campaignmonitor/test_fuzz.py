@@ -165,7 +165,10 @@ def batches_of_records(draw: st.DrawFn) -> list[Record]:
 
 
 def import_results(records: list[Record]) -> st.SearchStrategy[Any]:
-    """The import answer [B2]: failure details naming (mostly) the records' addresses."""
+    """The import answer: failure details naming (mostly) the records' addresses.
+
+    See docs/providers/campaignmonitor.md#partial-import.
+    """
     known = st.sampled_from([r.email for r in records])
     email = st.one_of(known, known.map(str.upper), known.map(lambda e: f" {e} "), st.just("x@example.com"))
     failures = near(EmailAddress=email, Code=codes, Message=texts)

@@ -1,4 +1,7 @@
-"""The Campaign Monitor sandbox, driven over HTTP exactly as an exporter would (provider-apis.md Part B)."""
+"""The Campaign Monitor sandbox, driven over HTTP exactly as an exporter would.
+
+The platform facts it follows: docs/providers/campaignmonitor.md.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ def sb() -> Iterator[CampaignMonitorSandbox]:
 @pytest.fixture
 def api(sb: CampaignMonitorSandbox) -> Iterator[requests.Session]:
     with requests.Session() as session:
-        session.auth = (sb.api_key, "x")  # the official clients' Basic form [CS-PY] B1
+        # the official clients' Basic form (docs/providers/campaignmonitor.md#api-key-authentication)
+        session.auth = (sb.api_key, "x")
         yield session
 
 
@@ -85,7 +89,7 @@ def fields_of(sb: CampaignMonitorSandbox, email: str) -> dict[str, Any]:
     return sb.state()["lists"][sb.list_id]["subscribers"][email]["CustomFields"]  # type: ignore[no-any-return]
 
 
-# -- identity, auth, clients and lists [B1] ------------------------------------------------------------
+# -- identity, auth, clients and lists (docs/providers/campaignmonitor.md#connecting) -----------------------
 
 
 def test_identity_is_seeded_and_demo_config_points_at_the_server(sb: CampaignMonitorSandbox) -> None:
@@ -141,7 +145,7 @@ def test_clients_lists_and_list_details(sb: CampaignMonitorSandbox, api: request
     assert api.get(url("/clients/{client}/lists")).json() == []
 
 
-# -- custom fields [B1] -----------------------------------------------------------------------------
+# -- custom fields (docs/providers/campaignmonitor.md#custom-fields) -----------------------------------------
 
 
 def test_custom_fields_create_list_and_errors(sb: CampaignMonitorSandbox, api: requests.Session, url: Any) -> None:
@@ -204,7 +208,7 @@ def test_custom_field_options_update_and_delete(sb: CampaignMonitorSandbox, api:
     assert fields_of(sb, "a@example.com") == {}
 
 
-# -- import [B2] ------------------------------------------------------------------------------------
+# -- import (docs/providers/campaignmonitor.md#import) -----------------------------------------------------
 
 
 def test_import_full_success_shape(sb: CampaignMonitorSandbox, api: requests.Session, url: Any) -> None:
@@ -404,7 +408,7 @@ def test_scalar_custom_fields(sb: CampaignMonitorSandbox, api: requests.Session,
     assert fields_of(sb, "ada@example.com") == {"Age": "42", "Country": "Australia"}
 
 
-# -- single subscribers [B2, B3] ------------------------------------------------------------------------
+# -- single subscribers (docs/providers/campaignmonitor.md#subscribers) --------------------------------------
 
 
 def test_single_add_get_unsubscribe_delete(sb: CampaignMonitorSandbox, api: requests.Session, url: Any) -> None:
@@ -486,7 +490,7 @@ def test_paged_subscriber_lists(sb: CampaignMonitorSandbox, api: requests.Sessio
     assert_error(api.get(url("/lists/{list}/active"), params={"orderfield": "age"}), 400, 802)
 
 
-# -- segments [B4] -----------------------------------------------------------------------------------
+# -- segments (docs/providers/campaignmonitor.md#segments) -------------------------------------------------
 
 
 def rules(*groups: list[str]) -> list[dict[str, Any]]:
@@ -563,7 +567,7 @@ def test_segment_errors_update_rules_and_delete(sb: CampaignMonitorSandbox, api:
     assert_error(api.get(segment + "/active.json"), 400, 271)
 
 
-# -- OAuth [B1] ------------------------------------------------------------------------------------------
+# -- OAuth (docs/providers/campaignmonitor.md#oauth2-web-server-flow) ------------------------------------
 
 
 def test_oauth_code_refresh_expiry_and_revocation(sb: CampaignMonitorSandbox, url: Any) -> None:

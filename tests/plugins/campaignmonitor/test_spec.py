@@ -53,7 +53,8 @@ def test_registry_accepts_the_plugin() -> None:
     spec = destination.spec()
     assert isinstance(spec, DestinationSpec)
     assert spec.auth_methods == ("api_key", "oauth2")
-    assert spec.limits.batch_size == 1000  # import.json takes at most 1,000 subscribers (code 209, B2)
+    # at most 1,000 per import.json (docs/providers/campaignmonitor.md#import-size)
+    assert spec.limits.batch_size == 1000
     assert spec.limits.max_concurrency >= 1
 
 

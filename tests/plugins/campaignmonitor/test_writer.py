@@ -1,7 +1,7 @@
 """CampaignMonitorWriter against a strict ``responses`` mock: pre-flight, one import per batch, errors.
 
-API facts: shared/provider-apis.md part B (B1 lists and custom fields, B2 import and the code-210
-partial envelope, B3 errors, B4 rule segments). Every registered response must fire, and an
+API facts: docs/providers/campaignmonitor.md (lists and custom fields, the import and its code-210
+partial envelope, errors, rule segments). Every registered response must fire, and an
 unregistered call fails, so "no other call was made" is asserted by the mock itself.
 """
 
@@ -1187,7 +1187,8 @@ def test_requests_for_counts_the_calls_write_batch_makes(
     start = len(rsps.calls)
     planned = writer.requests_for(records)
     assert planned == expected
-    if records:  # an empty batch makes no call (it would be 212 "no subscribers" [B2])
+    # an empty batch makes no call (it would be 212 "no subscribers", docs/providers/campaignmonitor.md#import-size)
+    if records:
         rsps.add_callback(responses.POST, IMPORT_URL, callback=_answer_import)
 
     result = writer.write_batch(records)

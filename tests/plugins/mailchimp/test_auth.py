@@ -1,4 +1,7 @@
-"""Mailchimp credentials: Basic/Bearer headers, the check call, base URLs and the OAuth2 flow (A1, A2, A7)."""
+"""Mailchimp credentials: Basic/Bearer headers, the check call, base URLs and the OAuth2 flow.
+
+See docs/providers/mailchimp.md#connecting.
+"""
 
 from __future__ import annotations
 
@@ -67,7 +70,7 @@ def test_basic_header_carries_the_key_as_password(rsps: responses.RequestsMock, 
     scheme, encoded = rsps.calls[0].request.headers["Authorization"].split(" ")
     user, _, password = base64.b64decode(encoded).decode().partition(":")
     assert scheme == "Basic"
-    assert user  # any username works (A1)
+    assert user  # any username works (docs/providers/mailchimp.md#api-key-authentication)
     assert password == API_KEY
 
 

@@ -123,7 +123,8 @@ def test_a_delta_with_many_updates_sends_one_batch_job_not_one_put_each(
     first = op.run_json("news")
     tags_calls = [p for m, p in sandbox.requests_log if m == "POST" and "/segments/" in p]
     assert first["counts"]["created"] == 599 and first["counts"]["skipped"] == 1
-    assert len(tags_calls) == 1  # new members' tags land with the batch create (A4); the known one's do not
+    # new members' tags land with the batch create (docs/providers/mailchimp.md#tags-in-batch-members)
+    assert len(tags_calls) == 1
     assert set(members(sandbox)[email(0)]["tags"]) == {"VIP", "Newsletter"}
     assert members(sandbox)[email(10)]["tags"] == ["Newsletter"]
 

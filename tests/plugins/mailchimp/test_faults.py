@@ -1,10 +1,11 @@
 """Mailchimp under injected faults: the real CLI against the sandbox, the provider's final state checked exactly.
 
-The sandbox draws faults per call (seeded): 429 with and without Retry-After, the bodiless 403 throttle [A7],
-500, 503, connection resets before and after the platform applied the call, timeouts past the client's read timeout,
-slow calls, and new signups refused in the batch answer's ``errors[]`` ("signed up to a lot of lists very
-recently", ERROR_GENERIC [A4, A7]) for a seeded set of addresses. Expected state is computed from the data
-alone; what landed is read from the sandbox, never from segport's own records.
+The sandbox draws faults per call (seeded): 429 with and without Retry-After, the bodiless 403 throttle
+(docs/providers/mailchimp.md#connection-limit), 500, 503, connection resets before and after the platform
+applied the call, timeouts past the client's read timeout, slow calls, and new signups refused in the batch
+answer's ``errors[]`` ("signed up to a lot of lists very recently", ERROR_GENERIC,
+docs/providers/mailchimp.md#error-texts) for a seeded set of addresses. Expected state is computed from the
+data alone; what landed is read from the sandbox, never from segport's own records.
 """
 
 from __future__ import annotations
@@ -177,7 +178,10 @@ def test_each_fault_kind_on_a_batch_create_is_retried_once(tmp_path: Path) -> No
 
 
 def test_failed_operations_of_a_batch_job_are_retried(tmp_path: Path) -> None:
-    """A delta of field changes goes as /batches jobs of PUTs [A6]; operations answered 429/500/403 are retried."""
+    """A delta of field changes goes as /batches jobs of PUTs; operations answered 429/500/403 are retried.
+
+    See docs/providers/mailchimp.md#batch-operations-request.
+    """
     with MailchimpSandbox(seed=15) as sandbox:
         op = workspace(tmp_path, sandbox, SMALL)
         add_export(op, sandbox, "news")

@@ -369,7 +369,10 @@ def emails_of(records: list[Record]) -> st.SearchStrategy[str]:
 
 
 def create_answers(records: list[Record]) -> st.SearchStrategy[Any]:
-    """Batch-subscribe answers [A4]: new members (with tags) and per-member errors."""
+    """Batch-subscribe answers: new members (with tags) and per-member errors.
+
+    See docs/providers/mailchimp.md#batch-subscribe-answer.
+    """
     email = emails_of(records)
     tags = listed(near(id=st.integers(), name=st.sampled_from(["VIP", "vip", "Churn risk", "Other"])))
     members = near(email_address=email, status=st.sampled_from(["subscribed", "pending"]), tags=tags)
@@ -395,7 +398,10 @@ def member_answers(records: list[Record]) -> st.SearchStrategy[Any]:
 
 
 def results_archives(records: list[Record]) -> st.SearchStrategy[Answer]:
-    """Mostly real results of the update operations r0..r7, each a PUT answer as a JSON string [A6]."""
+    """Mostly real results of the update operations r0..r7, each a PUT answer as a JSON string.
+
+    See docs/providers/mailchimp.md#batch-results.
+    """
     item = st.builds(
         lambda op, status, body: {"operation_id": op, "status_code": status, "response": json.dumps(body)},
         operation_ids,

@@ -1,4 +1,7 @@
-"""The Mailchimp sandbox, driven over HTTP exactly as an exporter would (provider-apis.md Part A)."""
+"""The Mailchimp sandbox, driven over HTTP exactly as an exporter would.
+
+The platform facts it follows: docs/providers/mailchimp.md.
+"""
 
 from __future__ import annotations
 
@@ -187,7 +190,7 @@ def test_merge_fields_read_and_create(api: requests.Session, lst: str, sb: Any) 
     assert sb.summary()["merge_fields"] == ["FNAME", "LNAME", "ADDRESS", "PHONE", "PLAN", "CUSTOMERLI"]
 
 
-# -- batch subscribe/update [A4] -------------------------------------------------------------------
+# -- batch subscribe/update (docs/providers/mailchimp.md#batch-subscribe-request) ---------------------------
 
 
 def test_batch_creates_members_with_fields_and_tags(api: requests.Session, lst: str, sb: Any) -> None:
@@ -256,7 +259,8 @@ def test_batch_reports_every_kind_of_member_error(api: requests.Session, lst: st
     # compliance through update_existing: unsubscribed/cleaned -> subscribed refused
     out = batch(api, lst, [sub("gone@example.com"), sub("bounced@example.com", "pending")], update_existing=True)
     assert out["error_count"] == 2 and all("compliance state" in e["error"] for e in out["errors"])
-    # ... but an unsubscribed contact may be set to pending (re-confirmation email) [A8]
+    # ... but an unsubscribed contact may be set to pending (re-confirmation email)
+    # (docs/providers/mailchimp.md#compliance-state)
     out = batch(api, lst, [sub("gone@example.com", "pending")], update_existing=True)
     assert out["total_updated"] == 1 and out["updated_members"][0]["status"] == "pending"
     state = sb.state()["lists"][sb.audience_id]["members"]
@@ -314,7 +318,7 @@ def test_batch_skip_duplicate_check_keeps_first(api: requests.Session, lst: str)
     assert out["error_count"] == 0 and [m["status"] for m in out["new_members"]] == ["subscribed"]
 
 
-# -- single members [A5] ----------------------------------------------------------------------------
+# -- single members (docs/providers/mailchimp.md#members) ------------------------------------------------
 
 
 def test_put_upsert_never_changes_status_without_status(api: requests.Session, lst: str, sb: Any) -> None:
@@ -413,7 +417,7 @@ def test_post_patch_get_delete_and_list_members(api: requests.Session, lst: str,
     assert sb.summary()["members"] == {"subscribed": 2, "cleaned": 3, "archived": 1}
 
 
-# -- tags and static segments [A5] --------------------------------------------------------------------
+# -- tags and static segments (docs/providers/mailchimp.md#tags) ----------------------------------------
 
 
 def test_member_tags_endpoint_adds_and_removes(api: requests.Session, lst: str, sb: Any) -> None:
@@ -552,7 +556,7 @@ def test_latency_forbidden_403_and_control_api_exemption(sb: Any, api: requests.
     assert requests.get(sb.base_url + "/_sandbox/state").status_code == 200  # never faulted
 
 
-# -- batch operations [A6] -------------------------------------------------------------------------
+# -- batch operations (docs/providers/mailchimp.md#batch-operations) --------------------------------
 
 
 def put_op(lst_id: str, email: str, operation_id: str, **body: Any) -> dict[str, Any]:
@@ -582,7 +586,7 @@ def results(url: str) -> dict[str, tuple[int, Any]]:
             handle = tar.extractfile(entry)
             assert handle is not None
             for item in json.loads(handle.read()):
-                assert isinstance(item["response"], str)  # a JSON string [A6]
+                assert isinstance(item["response"], str)  # a JSON string (docs/providers/mailchimp.md#batch-results)
                 found[item["operation_id"]] = (item["status_code"], json.loads(item["response"] or "null"))
     return found
 
@@ -654,7 +658,8 @@ def test_batches_are_listed_and_deleted(sb: Any, api: requests.Session) -> None:
     assert api.delete(f"{sb.api_base_url}/batches/{first}").status_code == 204
     assert_problem(api.get(f"{sb.api_base_url}/batches/{first}"), 404, "Resource Not Found")
     assert_problem(api.delete(f"{sb.api_base_url}/batches/{first}"), 404, "Resource Not Found")
-    assert requests.get(url).status_code == 403  # results of a deleted batch are gone [A6]
+    # results of a deleted batch are gone (docs/providers/mailchimp.md#batch-status)
+    assert requests.get(url).status_code == 403
     sb.reset()
     assert api.get(sb.api_base_url + "/batches").json()["total_items"] == 0
 
@@ -733,7 +738,7 @@ def test_faults_hit_the_batch_endpoints_and_each_operation(sb: Any, api: request
     assert logged[0] == ("POST", "/3.0/batches") and logged[-1][1].startswith("/batch-results/")
 
 
-# -- OAuth2 [A2] ----------------------------------------------------------------------------------------
+# -- OAuth2 (docs/providers/mailchimp.md#oauth2-authorization-code) ------------------------------------------
 
 
 def test_oauth_code_flow_end_to_end(sb: Any) -> None:

@@ -46,7 +46,8 @@ def test_registry_accepts_the_plugin() -> None:
     spec = destination.spec()
     assert isinstance(spec, DestinationSpec)
     assert spec.auth_methods == ("api_key", "oauth2")
-    assert (spec.limits.batch_size, spec.limits.max_concurrency) == (500, 10)  # A4, A7
+    # (docs/providers/mailchimp.md#batch-size) and (docs/providers/mailchimp.md#connection-limit)
+    assert (spec.limits.batch_size, spec.limits.max_concurrency) == (500, 10)
 
 
 def test_secrets_are_write_only() -> None:

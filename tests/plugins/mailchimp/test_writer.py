@@ -1,7 +1,7 @@
 """MailchimpWriter against a strict ``responses`` mock: pre-flight, consent-safe upserts, tags, errors.
 
-API facts: shared/provider-apis.md part A (A4 batch endpoint, A5 members/tags/static segments,
-A7 errors, A8 statuses). Every registered response must fire, and an unregistered call fails, so
+API facts: docs/providers/mailchimp.md (the batch endpoint, members, tags and static segments,
+errors, statuses). Every registered response must fire, and an unregistered call fails, so
 "no other call was made" is asserted by the mock itself.
 """
 
@@ -45,7 +45,8 @@ SEGMENTS_URL = f"{LIST_URL}/segments"
 MERGE_URL = f"{LIST_URL}/merge-fields"
 BATCHES_URL = f"{BASE}/batches"
 BATCH_ID = "b7c1d2e3f4"
-RESULTS_URL = f"https://results.example.net/{BATCH_ID}-response.tar.gz"  # another host (A6)
+# another host (docs/providers/mailchimp.md#batch-results)
+RESULTS_URL = f"https://results.example.net/{BATCH_ID}-response.tar.gz"
 OPTIONS = {
     "audience_id": AUDIENCE,
     "status_if_new": "subscribed",
@@ -186,7 +187,7 @@ def member_json(record: Record, *, status: str | None = "subscribed", tags: bool
 
 
 def member(email: str, status: str = "subscribed", tags: Iterable[str] = ()) -> dict[str, Any]:
-    """A list-member object as Mailchimp answers it (A5)."""
+    """A list-member object as Mailchimp answers it (docs/providers/mailchimp.md#member-object)."""
     return {
         "id": md5(email),
         "email_address": email,
@@ -271,7 +272,10 @@ def expect_tag(
 
 
 def batch_resource(status: str, total: int, **extra: Any) -> dict[str, Any]:
-    """A batch resource (A6); a finished one carries the results URL (with its own secret)."""
+    """A batch resource; a finished one carries the results URL (with its own secret).
+
+    See docs/providers/mailchimp.md#batch-status.
+    """
     done = total if status == "finished" else 0
     return {
         "id": BATCH_ID,
@@ -287,12 +291,12 @@ def batch_resource(status: str, total: int, **extra: Any) -> dict[str, Any]:
 
 
 def op_result(operation_id: str, status: int, response: Any) -> dict[str, Any]:
-    """One item of a results file: ``response`` is a JSON *string* (A6)."""
+    """One item of a results file: ``response`` is a JSON *string* (docs/providers/mailchimp.md#batch-results)."""
     return {"status_code": status, "operation_id": operation_id, "response": json.dumps(response)}
 
 
 def results_tar(files: Iterable[Any], extra: dict[str, bytes] | None = None) -> bytes:
-    """A gzipped tar of JSON array files (A6), plus ``extra`` raw files."""
+    """A gzipped tar of JSON array files (docs/providers/mailchimp.md#batch-results), plus ``extra`` raw files."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         contents = {f"{BATCH_ID}/{n}.json": json.dumps(items).encode() for n, items in enumerate(files)}
@@ -304,7 +308,10 @@ def results_tar(files: Iterable[Any], extra: dict[str, bytes] | None = None) -> 
 
 
 def put_operation(record: Record, operation_id: str, status_if_new: str = "subscribed") -> dict[str, Any]:
-    """The /batches operation of one existing person: the single PUT's body as a JSON string (A6)."""
+    """The /batches operation of one existing person: the single PUT's body as a JSON string.
+
+    See docs/providers/mailchimp.md#batch-operations-request.
+    """
     body = {**member_json(record, status=None), "status_if_new": status_if_new}
     path = f"/lists/{AUDIENCE}/members/{md5(record.email)}"
     return {"method": "PUT", "path": path, "operation_id": operation_id, "params": {}, "body": json.dumps(body)}
@@ -571,7 +578,9 @@ def test_new_records_are_batch_created_without_updating_existing(
     assert result.requests == 1 == len(rsps.calls) - start
     ((method, path, body),) = bodies(rsps, start)
     assert (method, path, body["update_existing"]) == ("POST", f"/lists/{AUDIENCE}", False)
-    for sent in body["members"]:  # no `status_if_new` in batch members; no tags when none are added (A4)
+    # No `status_if_new` in batch members; no tags when none are added
+    # (docs/providers/mailchimp.md#batch-subscribe-request).
+    for sent in body["members"]:
         assert "tags" not in sent
         assert "status_if_new" not in sent
         assert sent["status"] == status_if_new
@@ -1009,7 +1018,10 @@ def test_remove_tag_mode_never_deletes(rsps: responses.RequestsMock, prepared: A
 
 # -- requests_for() matches write_batch() ---------------------------------------------------------
 def _answer_batch(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
-    """A server that applies the members' tags (A4) and shows them on the new members."""
+    """A server that applies the members' tags and shows them on the new members.
+
+    See docs/providers/mailchimp.md#tags-in-batch-members.
+    """
     members = sent_json(request)["members"]
     tags = {m["email_address"]: m.get("tags", []) for m in members}
     return 200, {}, json.dumps(batch_answer([m["email_address"] for m in members], tags=tags))
@@ -1111,14 +1123,14 @@ def test_requests_for_counts_the_calls_write_batch_makes(
     assert all(o.status.delivered for o in result.outcomes)
 
 
-# -- tags inside the batch create (A4: accepted, not in the 3.0.55 schema) -------------------------
+# -- tags inside the batch create (docs/providers/mailchimp.md#tags-in-batch-members) ------------------------
 def test_tags_confirmed_by_the_batch_create_need_no_segment_call(rsps: responses.RequestsMock, prepared: Any) -> None:
     writer = prepared()
     start = len(rsps.calls)
     ada, grace = rec("ada", add={"VIP", "Churn risk"}), rec("grace", add={"VIP"})
     rsps.post(
         LIST_URL,
-        json=batch_answer(  # Mailchimp may change the casing (A5)
+        json=batch_answer(  # Mailchimp may change the casing (docs/providers/mailchimp.md#tag-name-casing)
             [ada.email, grace.email], tags={ada.email: ["vip", "CHURN RISK"], grace.email: ["VIP"]}
         ),
         match=[
@@ -1201,7 +1213,7 @@ def test_a_server_refusing_member_tags_gets_the_batch_again_without_them(
     assert writer.write_batch([grace]).requests == 2
 
 
-# -- existing people through POST /batches (A6) ------------------------------------------------------
+# -- existing people through POST /batches (docs/providers/mailchimp.md#batch-operations-request) -------------
 @pytest.fixture
 def sleeps(prepared: Any) -> list[float]:
     """Poll waits, recorded instead of slept."""
@@ -1292,7 +1304,7 @@ def test_batch_operations_carry_the_put_body_as_a_json_string(
         "email_address": "ada@example.com",
         "merge_fields": {"FNAME": "Ada", "LNAME": "Example"},
         "status_if_new": "subscribed",
-    }  # no `status`: an existing member's status never changes (A8)
+    }  # no `status`: an existing member's status never changes (docs/providers/mailchimp.md#add-or-update-a-member)
 
 
 def test_an_audience_gone_in_the_batch_results_stops_the_run(
