@@ -116,7 +116,7 @@ class ExportRun:
         except SegportError as exc:
             self._keep_secrets(request, auth)
             self._finish(run, export, started, RunStatus.FAILED, str(exc))
-            exc.run = run  # type: ignore[attr-defined]  # lets the CLI print the record too
+            exc.run = run  # lets the CLI print the record too
             raise
         except KeyboardInterrupt:
             self._finish(run, export, started, RunStatus.INTERRUPTED, "stopped by the operator (SIGINT/SIGTERM)")

@@ -8,7 +8,10 @@ Internal detail that must not reach the operator (and never a secret) goes in ``
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from .models import Run
 
 
 class ExitStatus(IntEnum):
@@ -42,6 +45,7 @@ class SegportError(Exception):
     """
 
     exit_status: ExitStatus = ExitStatus.ERROR
+    run: Run | None = None  # the run record, when the error ended a run (stored as it ended)
 
     def __init__(self, message: str, *, internal_message: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
@@ -162,9 +166,16 @@ class RunError(SegportError):
 
 
 class AlreadyRunning(RunError):
-    """Another run of the export holds its lock."""
+    """Another run of the export holds its lock.
+
+    :param holder: the id of the run holding it, when known.
+    """
 
     exit_status = ExitStatus.ALREADY_RUNNING
+
+    def __init__(self, message: str, *, holder: int | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class CapExceeded(RunError):

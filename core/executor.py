@@ -26,7 +26,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import AlreadyRunning, ConfigError, ExecutorError, SegportError
+from .errors import AlreadyRunning, ConfigError, ExecutorError, ExitStatus, SegportError
 from .governor import BROKER_ENV
 from .models import RunStatus
 from .urls import without_password
@@ -55,6 +55,37 @@ class RunJob:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunJob:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a queued run's task returns (as JSON through the result backend).
+
+    :param run: the run record (``Run.to_dict()``), when a run was recorded.
+    :param error: the one-line error when the run failed or could not start.
+    :param exit_status: the exit status the CLI would have had running it in-process.
+    :param joined: the task found a run of its export in progress and returns that run's record.
+    """
+
+    run: dict[str, Any] | None = None
+    error: str | None = None
+    exit_status: ExitStatus = ExitStatus.OK
+    joined: bool = False
+
+    @property
+    def run_id(self) -> int | None:
+        return int(self.run["id"]) if self.run is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "error": self.error, "exit_status": int(self.exit_status), "joined": self.joined}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskResult:
+        error, status = data.get("error"), data.get("exit_status")
+        exit_status = ExitStatus.RUN_FAILED  # unknown, or "ok" beside an error: the run did not succeed
+        if isinstance(status, int) and status in ExitStatus._value2member_map_ and (status or not error):
+            exit_status = ExitStatus(status)
+        return cls(data.get("run"), error, exit_status, bool(data.get("joined")))
 
 
 def broker_url() -> str | None:
@@ -134,8 +165,8 @@ class Executor:
             raise self.unreachable() from None
         return str(result.id)
 
-    def wait(self, task_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """Wait for a queued run; returns ``{"run": record or None, "error": str or None, "exit_status": int}``."""
+    def wait(self, task_id: str, timeout: float | None = None) -> TaskResult:
+        """Wait for a queued run and return its :class:`TaskResult`."""
         from celery.exceptions import TimeoutError as CeleryTimeout
 
         result = self.app.AsyncResult(task_id)
@@ -146,12 +177,12 @@ class Executor:
         except Exception:
             raise self.unreachable() from None
         if isinstance(value, dict):
-            return value
-        return {  # the task raised (a bug): its traceback is in the worker's log
-            "run": None,
-            "error": f"the worker failed running task {task_id} ({type(value).__name__}): see the worker's log",
-            "exit_status": 10,
-        }
+            return TaskResult.from_dict(value)
+        return TaskResult(  # the task raised (a bug): its traceback is in the worker's log
+            run=None,
+            error=f"the worker failed running task {task_id} ({type(value).__name__}): see the worker's log",
+            exit_status=ExitStatus.RUN_FAILED,
+        )
 
 
 def open_workspace(job: RunJob) -> Any:
@@ -170,7 +201,7 @@ def _database_url(url: str) -> str:
     return own if own and without_password(own) == url else url
 
 
-def execute(job: RunJob) -> dict[str, Any]:
+def execute(job: RunJob) -> TaskResult:
     """Run one job in this process; the task result. Raises :class:`AlreadyRunning` with the id of the
     run holding the export's lock in ``holder`` when another run is in progress."""
     with open_workspace(job) as ws:
@@ -182,30 +213,26 @@ def execute(job: RunJob) -> dict[str, Any]:
             if joined.status is RunStatus.RUNNING:
                 raise AlreadyRunning(f"run {joined.id} of export {job.export!r} is still running")
             if joined.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
-                return {"run": joined.to_dict(), "error": None, "exit_status": 0, "joined": True}
+                return TaskResult(run=joined.to_dict(), joined=True)
         try:
             run = ws.run_export(job.export, full=job.full, trigger=job.trigger)
         except AlreadyRunning as exc:
             running = [r for r in ws.store.list_runs(job.export, 20) if r.status is RunStatus.RUNNING]
-            exc.holder = running[0].id if running else None  # type: ignore[attr-defined]
+            exc.holder = exc.holder or (running[0].id if running else None)
             raise
         except SegportError as exc:
-            failed = getattr(exc, "run", None)
-            return {
-                "run": failed.to_dict() if failed is not None else None,
-                "error": str(exc),
-                "exit_status": int(exc.exit_status),
-            }
-        return {"run": run.to_dict(), "error": None, "exit_status": 0}
+            record = exc.run.to_dict() if exc.run is not None else None
+            return TaskResult(run=record, error=str(exc), exit_status=exc.exit_status)
+        return TaskResult(run=run.to_dict())
 
 
 def _run_task(task: Any, job: dict[str, Any]) -> dict[str, Any]:
     """The Celery task: run the job; join a run of the same export already in progress."""
     parsed = RunJob.from_dict(job)
     try:
-        return execute(parsed)
+        return execute(parsed).to_dict()
     except AlreadyRunning as exc:
-        holder = getattr(exc, "holder", parsed.joining)
+        holder = exc.holder if exc.holder is not None else parsed.joining
         if holder is None:  # the lock was held a moment ago and is free now: try again
             holder = parsed.joining
         retry = RunJob(**{**parsed.to_dict(), "joining": holder})

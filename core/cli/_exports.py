@@ -234,9 +234,8 @@ def exports_run(state: State, name: str, full: bool, dry_run: bool, wait: bool, 
     try:
         run = ws.run_export(name, full=full, dry_run=dry_run)
     except SegportError as exc:
-        failed_run = getattr(exc, "run", None)
-        if failed_run is not None and as_json:
-            print_run(failed_run, True)
+        if exc.run is not None and as_json:
+            print_run(exc.run, True)
         raise
     print_run(run, as_json)
     if run.status is RunStatus.PARTIAL:
@@ -255,12 +254,11 @@ def _queue_run(ws: Workspace, name: str, full: bool, wait: bool, as_json: bool) 
     if not as_json:
         click.echo(f"queued a run of {name!r}: task {task}; waiting for a worker", err=True)
     result = ws.executor.wait(task)
-    record = result.get("run")
-    run = ws.get_run(int(record["id"])) if record else None
-    if result.get("error"):
+    run = ws.get_run(result.run_id) if result.run_id is not None else None
+    if result.error is not None:
         if run is not None and as_json:
             print_run(run, True)
-        raise QueuedRunError(str(result["error"]), int(result.get("exit_status") or ExitStatus.RUN_FAILED))
+        raise QueuedRunError(result.error, result.exit_status)
     assert run is not None
     print_run(run, as_json)
     if run.status is RunStatus.PARTIAL:
@@ -270,9 +268,9 @@ def _queue_run(ws: Workspace, name: str, full: bool, wait: bool, as_json: bool) 
 class QueuedRunError(SegportError):
     """A queued run ended in an error: the worker's message, with the exit status it would have had here."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: ExitStatus) -> None:
         super().__init__(message)
-        self.exit_status = ExitStatus(status) if status in ExitStatus._value2member_map_ else ExitStatus.RUN_FAILED
+        self.exit_status = status
 
 
 @click.group()
