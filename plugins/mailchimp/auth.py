@@ -9,8 +9,7 @@ from urllib.parse import urlencode
 import requests
 
 from segport import AuthError, AuthHandler, OAuth2Flow
-from segport.http import json_object
-from segport.oauth import authorization_code_form
+from segport.http import authorization_code_form, json_object
 
 from .api import MailchimpAPI, Problem
 
