@@ -15,7 +15,8 @@ round trip; writes follow only when something is missing.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from functools import partial
 from typing import Any, Mapping, Sequence
 
 import requests
@@ -32,8 +33,9 @@ from segport import (
     RunContext,
     UnknownAudienceError,
 )
+from segport.http import one_line
 
-from .api import INVALID_LIST, CampaignMonitorAPI, CMError, one_line, path_key
+from .api import INVALID_LIST, CampaignMonitorAPI, CMError
 
 NAME = "Name"  # the subscriber's single name field [CS-NET B2]
 CONSENT = "ConsentToTrack"  # a record field when the export reads consent from a profile attribute
@@ -44,8 +46,9 @@ PARTIAL_IMPORT = 210  # HTTP 400 whose ResultData lists only the failed rows [CS
 FIELD_EXISTS = 255  # "The Field Name already exists in this list" [CM-GS errors] B1
 DUPLICATE_SEGMENT = 275  # "Duplicate Segment Title" [CM-GS errors 275] B4
 IMPORT_LIMIT = 1000  # subscribers per import.json; more is 400 code 209, none is 212 [CM-GS B2]
-# Pre-flight calls in flight at once: no more than the destination's max_concurrency (4), the size of
-# the engine's HTTPAdapter pool on the shared session. No limit is documented for list endpoints [B3].
+# Pre-flight calls in flight at once (ApiClient.gather): no more than the destination's max_concurrency
+# (4), the size of the engine's HTTPAdapter pool on the shared session. No limit is documented for list
+# endpoints [B3].
 PREFLIGHT_WORKERS = 4
 
 
@@ -84,9 +87,9 @@ class CampaignMonitorWriter(BatchWriter):
         credentials see, whatever the other reads answered), then the custom fields, then segments.
         """
         rule_segments = bool(self.context.options.get("create_rule_segments", True))
-        reads = [f"/lists/{self.list_id}", f"/lists/{self.list_id}/customfields"]
+        reads = ["/lists/{list_id}", "/lists/{list_id}/customfields"]
         if rule_segments:
-            reads.append(f"/lists/{self.list_id}/segments")
+            reads.append("/lists/{list_id}/segments")
         answers = self._concurrently([("GET", path, None) for path in reads])
         self._check_list(answers[0])
         fields = {str(f["FieldName"]).lower(): f for f in _objects(answers[1].result()) if f.get("FieldName")}
@@ -98,9 +101,11 @@ class CampaignMonitorWriter(BatchWriter):
             self._ensure_rule_segments(titles)
 
     def _concurrently(self, calls: Sequence[tuple[str, str, Any]]) -> list[Future[Any]]:
-        """Send ``(method, path, json)`` calls at once; return their futures once every one has answered."""
-        with ThreadPoolExecutor(min(len(calls), PREFLIGHT_WORKERS), thread_name_prefix="segport-cm") as pool:
-            return [pool.submit(self.api.call, method, path, json=body) for method, path, body in calls]
+        """Send ``(method, path, json)`` calls on this list at once; their futures once every one has answered."""
+        return self.api.gather(
+            [partial(self.api.call, method, path, json=body, list_id=self.list_id) for method, path, body in calls],
+            parallel=PREFLIGHT_WORKERS,
+        )
 
     def _check_list(self, answer: Future[Any]) -> None:
         try:
@@ -120,7 +125,7 @@ class CampaignMonitorWriter(BatchWriter):
                 f"{item.get('ListID')} ({item.get('Name')})"
                 for client in _objects(clients)
                 if client.get("ClientID")
-                for item in _objects(self.api.call("GET", f"/clients/{client['ClientID']}/lists"))
+                for item in _objects(self.api.call("GET", "/clients/{client_id}/lists", client_id=client["ClientID"]))
             ]
         except CMError:
             return ""
@@ -168,8 +173,10 @@ class CampaignMonitorWriter(BatchWriter):
         if missing:
             self.api.call(
                 "PUT",
-                f"/lists/{self.list_id}/customfields/{path_key(str(field['Key']))}/options",
+                "/lists/{list_id}/customfields/{key}/options",  # the key with its brackets, as one segment [CS-PY B1]
                 json={"Options": missing, "KeepExistingOptions": True},
+                list_id=self.list_id,
+                key=field["Key"],
             )
 
     def _create_membership_field(self, wanted: list[str]) -> Mapping[str, Any] | None:
@@ -178,7 +185,8 @@ class CampaignMonitorWriter(BatchWriter):
         try:
             key = self.api.call(
                 "POST",
-                f"/lists/{self.list_id}/customfields",
+                "/lists/{list_id}/customfields",
+                list_id=self.list_id,
                 json={
                     "FieldName": self.segment_field,
                     "DataType": "MultiSelectMany",
@@ -189,7 +197,7 @@ class CampaignMonitorWriter(BatchWriter):
         except CMError as exc:
             if exc.code != FIELD_EXISTS:
                 raise
-            answer = self.api.call("GET", f"/lists/{self.list_id}/customfields")
+            answer = self.api.call("GET", "/lists/{list_id}/customfields", list_id=self.list_id)
             field = self._membership_field(
                 {str(f["FieldName"]).lower(): f for f in _objects(answer) if f.get("FieldName")}
             )
@@ -225,7 +233,7 @@ class CampaignMonitorWriter(BatchWriter):
             rule = {"RuleType": rule_type, "Clause": f"EQUALS {segment}"}
             return {"Title": segment, "RuleGroups": [{"Rules": [rule]}]}
 
-        created = self._concurrently([("POST", f"/segments/{self.list_id}", body(s)) for s in missing])
+        created = self._concurrently([("POST", "/segments/{list_id}", body(s)) for s in missing])
         for answer in created:  # the first failure in the export's order
             try:
                 answer.result()
@@ -256,7 +264,7 @@ class CampaignMonitorWriter(BatchWriter):
             "RestartSubscriptionBasedAutoresponders": False,
         }
         try:
-            answer = self.api.call("POST", f"/subscribers/{self.list_id}/import", json=body)
+            answer = self.api.call("POST", "/subscribers/{list_id}/import", json=body, list_id=self.list_id)
         except CMError as exc:
             if exc.code == PARTIAL_IMPORT and isinstance(exc.result, dict):
                 answer = exc.result
