@@ -126,18 +126,25 @@ class ApiClient:
     def call(
         self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None, **values: Any
     ) -> Any:
-        """One request; the JSON answer of a success (None for no body or not JSON), else raises :meth:`error`.
+        """One request; the JSON answer of a success (None for a 204, an empty or a non-JSON body).
 
         ``path`` is a template whose ``{names}`` take ``values``, each quoted as one path segment:
         ``call("GET", "/lists/{list_id}", list_id=x)``. Messages name the template, never the values.
-        ``json`` is sent as compact UTF-8 JSON. Transport errors (:data:`TRANSPORT_ERRORS`) propagate:
-        the engine retries them.
+        ``json`` is sent as compact UTF-8 JSON. An answer that is not a success raises :meth:`error`;
+        transport errors (:data:`TRANSPORT_ERRORS`) propagate: the engine retries them.
         """
+        response = self.request(method, path, json=json, params=params, **values)
+        return None if response.status_code == 204 else json_body(response)
+
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None, **values: Any
+    ) -> requests.Response:
+        """Like :meth:`call`, but the successful answer itself (when its status or headers matter)."""
         target = path.format_map({k: quote(str(v), safe="") for k, v in values.items()}) if values else path
         body = None if json is None else encode_json(json)
         response = self.send(method, f"{self.base_url}{target}{self.path_suffix}", body=body, params=params)
         if response.status_code < (400 if self.follow_redirects else 300):  # a redirect without a Location: as is
-            return None if response.status_code == 204 else json_body(response)
+            return response
         raise self.error(response, self.name(method, path))
 
     def send(

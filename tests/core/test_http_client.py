@@ -177,3 +177,15 @@ def test_one_line_joins_lines_and_cuts_long_text() -> None:
     assert one_line("a\nb\u2028c\r\n") == "a b c"
     assert one_line("x" * 10, limit=5) == "xxxx…"
     assert one_line(None) == "None"
+
+
+def test_request_hands_back_a_successful_answer_itself(
+    strict_responses: responses.RequestsMock, client: Example
+) -> None:
+    strict_responses.put(f"{BASE}/m/1.json", status=201, json={"id": 1}, headers={"Location": "/m/1"})
+    strict_responses.put(f"{BASE}/m/2.json", status=422, json={"Code": 7, "Message": "refused"})
+    created = client.request("PUT", "/m/{id}", id=1, json={})
+    assert (created.status_code, created.headers["Location"], created.json()) == (201, "/m/1", {"id": 1})
+    with pytest.raises(ApiError) as caught:
+        client.request("PUT", "/m/{id}", id=2, json={})
+    assert (caught.value.status, caught.value.detail) == (422, "code 7: refused")
