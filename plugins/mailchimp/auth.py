@@ -41,7 +41,7 @@ class MailchimpAuth(AuthHandler):
             raise AuthError(
                 f"Mailchimp did not accept the credentials check ({exc.title}): check api_base_url"
             ) from None
-        return f"{account.get('account_name', 'Mailchimp account')} ({api.root})"
+        return f"{account.get('account_name', 'Mailchimp account')} ({api.base_url})"
 
 
 class MailchimpOAuth(OAuth2Flow):

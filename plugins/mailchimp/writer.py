@@ -9,14 +9,20 @@ compliance-state member keeps that status. New members get their tags inside the
 other tag changes, go through the static-segment endpoint (≤500 emails per call) [A5].
 
 Calls per ``write_batch`` (at best): 1 for new people with their tags; 1 per existing person below
-:data:`BATCH_UPDATES_FROM`, else 3 (submit, poll, download); 1 per tag with other changes.
+:data:`BATCH_UPDATES_FROM`, else 3 (submit, poll, download); 1 per tag with other changes. A
+``/batches`` job goes back to the engine as a :class:`segport.PendingJob` (:class:`UpdatesJob`),
+which polls it without holding a governor slot and then lets the job tag and archive as
+``write_batch`` would have.
+
+Concurrent batches share nothing mutable but two :class:`segport.Learned` maps: what this server
+turned out not to support (``/batches``, tags in batch creates) and the ids of tags found by name.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import partial
 from typing import Any, Mapping, Sequence
 
@@ -27,16 +33,19 @@ from segport import (
     BatchResult,
     BatchWriter,
     ConfigError,
+    Learned,
     Outcome,
     OutcomeStatus,
+    PendingJob,
     Record,
     RetryableDestinationError,
     RunContext,
     UnknownAudienceError,
 )
+from segport.http import one_line
 
-from .api import MailchimpAPI, Problem, error_from, one_line, subscriber_hash
-from .batches import BatchRunner, Calls
+from .api import MailchimpAPI, Problem, error_from, subscriber_hash
+from .batches import BatchJob, BatchRunner, Calls
 
 PAGE = 1000  # the largest page Mailchimp serves [A1]
 SCALAR_TYPES = {"text", "number", "phone", "date", "birthday", "zip", "url", "imageurl", "radio", "dropdown"}
@@ -49,7 +58,11 @@ ON_LIST = {OutcomeStatus.CREATED, OutcomeStatus.UPDATED, OutcomeStatus.UNCHANGED
 # or 4 sequential PUTs are as quick and answer at once; from 5 on the job saves calls and time.
 BATCH_UPDATES_FROM = 5
 BATCH_CALLS = 3  # submit + one poll + download, the least a /batches job costs
-PREFLIGHT_THREADS = 4  # pre-flight reads and creates in parallel, well under the 10-connection cap [A7]
+PREFLIGHT_CALLS = 4  # pre-flight reads and creates in parallel, well under the 10-connection cap [A7]
+MEMBER = "/lists/{list_id}/members/{subscriber_hash}"
+# What a server may turn out not to support, learned by the first batch it refuses (see ``lacking``).
+BATCHES = "POST /batches"  # answered 404/405: a server without batch operations [A6]
+MEMBER_TAGS = "tags in a batch create"  # refused: a server holding to the 3.0.55 schema [A4]
 
 
 class MailchimpWriter(BatchWriter):
@@ -63,11 +76,11 @@ class MailchimpWriter(BatchWriter):
         self.status_if_new = str(options.get("status_if_new", "subscribed"))
         self.prefix = str(options.get("tag_prefix", ""))
         self.archive_on_exit = options.get("on_exit") == "archive"
-        self.tag_ids: dict[str, int] = {}  # segment name -> static segment (tag) id
-        self.field_tags: dict[str, str] = {}  # mapped field -> the audience's merge tag
+        self.tag_ids: dict[str, int] = {}  # exported segment -> static segment (tag) id, found by prepare()
+        self.field_tags: dict[str, str] = {}  # mapped field -> the audience's merge tag, found by prepare()
         self.batches = BatchRunner(self.api)
-        self.use_batches = True  # off once POST /batches answers 404/405 (a server without it)
-        self.member_tags = True  # off once a batch create refuses the members' ``tags`` [A4]
+        self.lacking: Learned[str, bool] = Learned()  # BATCHES, MEMBER_TAGS: what this server does not support
+        self.found_tags: Learned[str, int] = Learned()  # a segment no longer exported -> its tag id, by name
 
     # -- pre-flight ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -76,22 +89,24 @@ class MailchimpWriter(BatchWriter):
         The three reads run at once, then all creates at once: ~2 round trips. A wrong audience is
         still reported as such (with the known audiences), not as the merge-field 404 it also causes.
         """
-        path = f"/lists/{self.audience}"
-        with ThreadPoolExecutor(PREFLIGHT_THREADS, thread_name_prefix="segport-mailchimp") as pool:
-            audience = pool.submit(self.api.call, "GET", path, params={"fields": "id,name"})
-            fields = pool.submit(self._pages, "merge-fields", "merge_fields", {})
-            segments = pool.submit(self._pages, "segments", "segments", {"type": "static"})
-            self._check_audience(audience)
-            missing_fields = self._check_merge_fields(fields.result())
-            missing_tags = self._find_tags(segments.result())
-            creates = [
-                partial(self.api.call, "POST", f"{path}/merge-fields", json={"name": tag, "tag": tag, "type": "text"})
-                for tag in missing_fields
-            ] + [
-                partial(self.api.call, "POST", f"{path}/segments", json={"name": self.prefix + s, "static_segment": []})
-                for s in missing_tags
-            ]
-            created = [future.result() for future in [pool.submit(create) for create in creates]]
+        api, audience = self.api, self.audience
+        reads = api.gather(
+            [
+                partial(api.call, "GET", "/lists/{list_id}", params={"fields": "id,name"}, list_id=audience),
+                partial(self._pages, "merge-fields", "merge_fields", {}),
+                partial(self._pages, "segments", "segments", {"type": "static"}),
+            ],
+            parallel=PREFLIGHT_CALLS,
+        )
+        self._check_audience(reads[0])
+        missing_fields = self._check_merge_fields(reads[1].result())
+        missing_tags = self._find_tags(reads[2].result())
+        new_field = partial(api.call, "POST", "/lists/{list_id}/merge-fields", list_id=audience)
+        new_tag = partial(api.call, "POST", "/lists/{list_id}/segments", list_id=audience)
+        creates = [partial(new_field, json={"name": tag, "tag": tag, "type": "text"}) for tag in missing_fields] + [
+            partial(new_tag, json={"name": self.prefix + s, "static_segment": []}) for s in missing_tags
+        ]
+        created = [future.result() for future in api.gather(creates, parallel=PREFLIGHT_CALLS)]
         for segment, tag in zip(missing_tags, created[len(missing_fields) :], strict=True):
             tag_id = _int_id(_mapping(tag).get("id"))
             if tag_id is None:
@@ -120,7 +135,7 @@ class MailchimpWriter(BatchWriter):
         items: list[Mapping[str, Any]] = []
         while True:
             query = {**params, "count": PAGE, "offset": len(items)}
-            page = _mapping(self.api.call("GET", f"/lists/{self.audience}/{path}", params=query))
+            page = _mapping(self.api.call("GET", f"/lists/{{list_id}}/{path}", params=query, list_id=self.audience))
             found = _objects(page.get(key))
             items.extend(found)
             if not found or len(items) >= (_int_id(page.get("total_items")) or 0):
@@ -171,58 +186,61 @@ class MailchimpWriter(BatchWriter):
 
     # -- writing ------------------------------------------------------------------------------
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
-        calls = Calls()
-        outcomes: dict[str, Outcome] = {}
+        """Creates, updates (a pending /batches job from :data:`BATCH_UPDATES_FROM` on), tags, archives."""
+        write = _Write(records)
         upserts = [r for r in records if r.upsert]
         existing = [r for r in upserts if not r.new]
         new = [r for r in upserts if r.new]
-        absent: set[str] = set()  # keys the batch create refused: not members, so no tags
-        tagged: dict[str, set[str]] = {}  # key -> lower-cased tag names the batch create confirmed
         if new:
-            existing += self._create(new, outcomes, absent, tagged, calls)
-        self._update_all(existing, outcomes, calls)
-        on_list = [
-            r for r in records if r.key not in absent and (r.key not in outcomes or outcomes[r.key].status in ON_LIST)
-        ]
-        self._tag(on_list, outcomes, tagged, calls)
-        if self.archive_on_exit:
-            for record in on_list:
-                if not record.segments and record.key not in outcomes:
-                    outcomes[record.key] = self._archive(record, calls)
-        result = [outcomes.get(r.key) or Outcome(r.key, OutcomeStatus.UPDATED) for r in records]
-        return BatchResult(result, requests=calls.count)
+            existing += self._create(new, write)
+        job = self._update_all(existing, write)
+        if job is not None:
+            return BatchResult([], requests=write.calls.count, pending=UpdatesJob(self, write, existing, job))
+        return self._finish(write)
 
     def requests_for(self, records: Sequence[Record]) -> int:
         """The fewest calls: new people's tags land with the create, a /batches job polled once."""
         upserts = [r for r in records if r.upsert]
         updates = sum(not r.new for r in upserts)
+        member_tags = self.lacking.get(MEMBER_TAGS) is None
         tags = {segment for r in records for segment in r.remove}
-        tags |= {segment for r in records if not (r.upsert and r.new and self.member_tags) for segment in r.add}
+        tags |= {segment for r in records if not (r.upsert and r.new and member_tags) for segment in r.add}
         archives = sum(1 for r in records if self.archive_on_exit and not r.segments and not r.upsert)
-        batched = updates >= BATCH_UPDATES_FROM and self.use_batches
+        batched = updates >= BATCH_UPDATES_FROM and self.lacking.get(BATCHES) is None
         return int(any(r.new for r in upserts)) + (BATCH_CALLS if batched else updates) + len(tags) + archives
 
-    def _create(
-        self,
-        records: list[Record],
-        outcomes: dict[str, Outcome],
-        absent: set[str],
-        tagged: dict[str, set[str]],
-        calls: Calls,
-    ) -> list[Record]:
+    def _finish(self, write: _Write) -> BatchResult:
+        """Tag and archive the people on the audience now; one outcome per record of the batch."""
+        outcomes = write.outcomes
+        on_list = [
+            r
+            for r in write.records
+            if r.key not in write.absent and (r.key not in outcomes or outcomes[r.key].status in ON_LIST)
+        ]
+        self._tag(on_list, write)
+        if self.archive_on_exit:
+            for record in on_list:
+                if not record.segments and record.key not in outcomes:
+                    outcomes[record.key] = self._archive(record, write.calls)
+        result = [outcomes.get(r.key) or Outcome(r.key, OutcomeStatus.UPDATED) for r in write.records]
+        return BatchResult(result, requests=write.calls.count)
+
+    def _create(self, records: list[Record], write: _Write) -> list[Record]:
         """Batch-create new people with their tags; return those Mailchimp already knew (to update)."""
-        members = [self._member(r, status=self.status_if_new, tags=self.member_tags) for r in records]
-        calls.count += 1
+        outcomes, absent, tagged = write.outcomes, write.absent, write.tagged
+        member_tags = self.lacking.get(MEMBER_TAGS) is None
+        members = [self._member(r, status=self.status_if_new, tags=member_tags) for r in records]
+        write.calls.count += 1
         try:
             answer = self.api.call(
-                "POST", f"/lists/{self.audience}", json={"members": members, "update_existing": False}
+                "POST", "/lists/{list_id}", json={"members": members, "update_existing": False}, list_id=self.audience
             )
         except Problem as exc:
             if exc.status == 404:
                 raise self._audience_gone() from None
-            if self.member_tags and "tags" in f"{exc.detail} {exc.field_errors()}".lower():
-                self.member_tags = False  # a server holding to the 3.0.55 schema, without `tags` [A4]
-                return self._create(records, outcomes, absent, tagged, calls)
+            if member_tags and "tags" in f"{exc.detail} {exc.field_errors()}".lower():
+                self.lacking.learn(MEMBER_TAGS, True)  # a server holding to the 3.0.55 schema, without `tags` [A4]
+                return self._create(records, write)
             raise BadBatchError(
                 f"Mailchimp refused the batch: {exc.title}: {exc.detail} {exc.field_errors()}".strip()
             ) from None
@@ -251,31 +269,31 @@ class MailchimpWriter(BatchWriter):
                 outcomes[record.key] = Outcome.retryable(record.key, "Mailchimp's batch answer did not mention it")
         return known
 
-    def _update_all(self, records: list[Record], outcomes: dict[str, Outcome], calls: Calls) -> None:
-        """Existing people: one /batches job from :data:`BATCH_UPDATES_FROM` on, else one PUT each [A6]."""
-        if len(records) >= BATCH_UPDATES_FROM and self.use_batches:
+    def _update_all(self, records: list[Record], write: _Write) -> BatchJob | None:
+        """Existing people: a /batches job from :data:`BATCH_UPDATES_FROM` on (returned, to be polled),
+        else one PUT each [A6]."""
+        if len(records) >= BATCH_UPDATES_FROM and self.lacking.get(BATCHES) is None:
             operations = [self._operation(f"r{i}", r) for i, r in enumerate(records)]
             try:
-                results = self.batches.run(operations, calls)
+                return self.batches.submit(operations, write.calls)
             except Problem as exc:  # /batches refused: the single PUTs below do the same work
                 if exc.status in (404, 405):
-                    self.use_batches = False  # this server has no /batches: stop asking
+                    self.lacking.learn(BATCHES, True)  # this server has no /batches: stop asking
             except RetryableDestinationError as exc:
-                outcomes.update({r.key: Outcome.retryable(r.key, str(exc)) for r in records})
-                return
-            else:
-                for i, record in enumerate(records):
-                    outcomes[record.key] = self._batch_outcome(record, results.get(f"r{i}"))
-                return
+                write.outcomes.update({r.key: Outcome.retryable(r.key, str(exc)) for r in records})
+                return None
         for record in records:
-            outcomes[record.key] = self._update(record, calls)
+            write.outcomes[record.key] = self._update(record, write.calls)
+        return None
 
     def _update(self, record: Record, calls: Calls) -> Outcome:
         """Upsert one member without ``status``: an existing member's status never changes [A5, A8]."""
         calls.count += 1
-        path = f"/lists/{self.audience}/members/{subscriber_hash(record.email)}"
         try:
-            member = self.api.call("PUT", path, json=self._put_body(record))
+            member_id = subscriber_hash(record.email)
+            member = self.api.call(
+                "PUT", MEMBER, json=self._put_body(record), list_id=self.audience, subscriber_hash=member_id
+            )
         except (Problem, RetryableDestinationError) as exc:
             return self._put_outcome(record, exc)
         return self._put_outcome(record, member)
@@ -310,10 +328,9 @@ class MailchimpWriter(BatchWriter):
             return Outcome(record.key, OutcomeStatus.SKIPPED, f"compliance: member is {status}; status left unchanged")
         return Outcome(record.key, OutcomeStatus.UPDATED)
 
-    def _tag(
-        self, records: list[Record], outcomes: dict[str, Outcome], tagged: dict[str, set[str]], calls: Calls
-    ) -> None:
+    def _tag(self, records: list[Record], write: _Write) -> None:
         """Tag changes not already confirmed, through the static-segment endpoint, one call per tag [A5]."""
+        outcomes, tagged, calls = write.outcomes, write.tagged, write.calls
         adds: dict[str, list[Record]] = defaultdict(list)
         removes: dict[str, list[Record]] = defaultdict(list)
         for record in records:
@@ -324,7 +341,7 @@ class MailchimpWriter(BatchWriter):
             for segment in record.remove:
                 removes[segment].append(record)
         for segment in sorted(set(adds) | set(removes)):
-            tag_id = self.tag_ids.get(segment) or self._tag_id(segment, calls)
+            tag_id = self.tag_ids.get(segment) or self.found_tags.get(segment) or self._tag_id(segment, calls)
             if tag_id is None:
                 continue
             body = {
@@ -333,13 +350,15 @@ class MailchimpWriter(BatchWriter):
             }
             calls.count += 1
             try:
-                answer = _mapping(self.api.call("POST", f"/lists/{self.audience}/segments/{tag_id}", json=body))
+                answer = self.api.call(
+                    "POST", "/lists/{list_id}/segments/{tag_id}", json=body, list_id=self.audience, tag_id=tag_id
+                )
             except Problem as exc:
                 if exc.status == 404:
                     raise self._audience_gone() from None
                 raise BadBatchError(f"Mailchimp refused the tag update: {exc.title}: {exc.detail}") from None
             adding = {r.email: r for r in adds[segment]}
-            for error in _objects(answer.get("errors")):
+            for error in _objects(_mapping(answer).get("errors")):
                 addresses = error.get("email_addresses")
                 for address in addresses if isinstance(addresses, list) else []:
                     refused = adding.get(str(address).lower())
@@ -354,21 +373,22 @@ class MailchimpWriter(BatchWriter):
         """
         calls.count += 1
         name = (self.prefix + segment).lower()
-        search = self.api.call("GET", f"/lists/{self.audience}/tag-search", params={"name": self.prefix + segment})
+        search = self.api.call(
+            "GET", "/lists/{list_id}/tag-search", params={"name": self.prefix + segment}, list_id=self.audience
+        )
         for tag in _objects(_mapping(search).get("tags")):
             if str(tag.get("name", "")).lower() == name:
                 tag_id = _int_id(tag.get("id"))
                 if tag_id is None:
                     raise RetryableDestinationError(f"Mailchimp's tag search gave the tag {name!r} no numeric id")
-                self.tag_ids[segment] = tag_id
-                return tag_id
+                return self.found_tags.learn(segment, tag_id)
         return None
 
     def _archive(self, record: Record, calls: Calls) -> Outcome:
         """``on_exit: archive``: DELETE archives the member (never a permanent delete) [A5]."""
         calls.count += 1
         try:
-            self.api.call("DELETE", f"/lists/{self.audience}/members/{subscriber_hash(record.email)}")
+            self.api.call("DELETE", MEMBER, list_id=self.audience, subscriber_hash=subscriber_hash(record.email))
         except Problem as exc:
             if exc.status == 404:
                 return Outcome(record.key, OutcomeStatus.UPDATED)  # not on the audience any more
@@ -394,6 +414,47 @@ class MailchimpWriter(BatchWriter):
             f"Mailchimp audience {self.audience!r} no longer exists (deleted during the run?): "
             "fix --option audience_id; what was sent before is recorded"
         )
+
+
+class _Write:
+    """What one ``write_batch`` call finds out as it goes: its own, never shared with another batch."""
+
+    __slots__ = ("absent", "calls", "outcomes", "records", "tagged")
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        self.records = records
+        self.calls = Calls()
+        self.outcomes: dict[str, Outcome] = {}
+        self.absent: set[str] = set()  # keys the batch create refused: not members, so no tags
+        self.tagged: dict[str, set[str]] = {}  # key -> lower-cased tag names the batch create confirmed
+
+
+class UpdatesJob(PendingJob):
+    """A batch waiting on its ``/batches`` job of updates; then it tags and archives as ``write_batch`` would."""
+
+    def __init__(self, writer: MailchimpWriter, write: _Write, updates: list[Record], job: BatchJob) -> None:
+        self.writer, self.write, self.updates, self.job = writer, write, updates, job
+        self.handed_back = write.calls.count  # the calls write_batch reported; result() reports the rest
+
+    def next_poll(self) -> float | None:
+        return self.job.next_poll()
+
+    def poll(self) -> None:
+        self.job.poll()
+
+    def result(self) -> BatchResult:
+        """Each update's operation result as the outcome its single PUT would give [A6, A7], then the tags."""
+        outcomes = self.write.outcomes
+        try:
+            results = self.job.results()
+        except RetryableDestinationError as exc:
+            outcomes.update({r.key: Outcome.retryable(r.key, str(exc)) for r in self.updates})
+        else:
+            for i, record in enumerate(self.updates):
+                outcomes[record.key] = self.writer._batch_outcome(record, results.get(f"r{i}"))
+        finished = self.writer._finish(self.write)
+        finished.requests -= self.handed_back
+        return finished
 
 
 def _mapping(answer: Any) -> Mapping[str, Any]:
