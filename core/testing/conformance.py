@@ -47,6 +47,7 @@ from ..http import TRANSPORT_ERRORS
 from ..models import RunStatus
 from ..pending import complete_batch
 from ..registry import DESTINATIONS_GROUP, Registry, instantiate
+from .concurrency import ConcurrencyChecks
 from .double import PlatformDouble, PlatformMember
 
 try:  # responses is in segport[test]; the checks that need it fail with a hint without it
@@ -72,7 +73,7 @@ TRANSIENT: Sequence[tuple[str, int | type[Exception], dict[str, str]]] = (
 FAST_RETRY = RetryPolicy(attempts=4, base=0.001, cap=0.01)
 
 
-class DestinationConformance:
+class DestinationConformance(ConcurrencyChecks):
     """Subclass with ``entry_point`` set; pytest collects every ``test_*`` check below.
 
     :cvar entry_point: the plugin's name in the ``segport.destinations`` entry-point group.
