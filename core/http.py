@@ -99,9 +99,10 @@ class ApiClient:
     :param timeout: (connect, read) seconds of every call.
     :param secrets: values masked wherever an answer quotes them in a message (keys, tokens).
 
-    Hooks a subclass overrides: :attr:`platform` (its name in messages), :attr:`path_suffix`,
-    :attr:`follow_redirects`, :meth:`describe` (the platform's error body in a few words),
-    :meth:`error` (status to error), :meth:`send` (one HTTP exchange, e.g. to refresh a token).
+    Hooks a subclass overrides: :attr:`platform` (its name in messages), :attr:`auth_hint` (what to
+    do after a 401), :attr:`path_suffix`, :attr:`follow_redirects`, :meth:`describe` (the platform's
+    error body in a few words), :meth:`error` (status to error), :meth:`send` (one HTTP exchange,
+    e.g. to refresh a token).
     """
 
     platform: ClassVar[str] = "the platform"

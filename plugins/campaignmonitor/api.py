@@ -98,7 +98,9 @@ class CampaignMonitorAPI(ApiClient):
             )
         if 400 <= status < 500 and status != 429:
             detail = self.detail(body)
-            return CMError(self.answered(status, call, detail), status=status, call=call, body=body, detail=detail)
+            error = CMError(self.answered(status, call, detail), status=status, call=call, body=body, detail=detail)
+            error.cm_message = self.mask(error.cm_message)  # callers quote it in their own messages
+            return error
         return super().error(response, call)
 
     def _refusal(self, body: Mapping[str, Any]) -> str:

@@ -3,7 +3,7 @@
 The mapping of statuses is the protocol's own (README.md, "Errors"): 401/403 refuse the signature,
 429 and 5xx are transient (``Retry-After`` in seconds), 3xx is refused (a redirect would carry the
 signature headers to another host), anything else is final. Callers decide what a 404 or a 400 means
-(an :class:`segport.http.ApiError` carries the status).
+(a :class:`segport.http.ApiError` carries the status).
 """
 
 from __future__ import annotations
