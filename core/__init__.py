@@ -45,7 +45,9 @@ from .errors import (
     WorkspaceError,
 )
 from .hookspecs import hookimpl
+from .learned import Learned
 from .models import Connection, Export, Role, Run, RunStatus, Segment, Share, User
+from .pending import PendingJob, complete_batch
 from .registry import Registry
 from .workspace import Workspace
 
@@ -72,11 +74,13 @@ __all__ = [
     "FatalDestinationError",
     "FieldSpec",
     "InputError",
+    "Learned",
     "Limits",
     "NotFound",
     "OAuth2Flow",
     "Outcome",
     "OutcomeStatus",
+    "PendingJob",
     "PermissionDenied",
     "PluginContractError",
     "PluginError",
@@ -98,6 +102,7 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "__version__",
+    "complete_batch",
     "hookimpl",
     "spec_from_package",
 ]

@@ -24,6 +24,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import requests
 
+from .pending import PendingJob
+
 DEFAULT_PROFILE_CAP = 1_000_000
 
 
@@ -150,10 +152,16 @@ class Outcome:
 
 @dataclass
 class BatchResult:
-    """The outcomes of one :meth:`BatchWriter.write_batch` call and the requests it made."""
+    """The outcomes of one :meth:`BatchWriter.write_batch` call and the requests it made.
+
+    With ``pending`` set, the batch became a long platform job (see :class:`segport.PendingJob`):
+    ``outcomes`` is then empty, ``requests`` counts the calls made so far, and the job's own result
+    brings the outcomes.
+    """
 
     outcomes: list[Outcome]
     requests: int = 1
+    pending: PendingJob | None = None
 
 
 @dataclass(frozen=True)
@@ -203,7 +211,8 @@ class BatchWriter(ABC):
     """Writes batches to one destination for one run. The engine calls it from worker threads.
 
     :meth:`prepare` runs once, before any batch; :meth:`write_batch` may run concurrently (up to
-    the destination's ``max_concurrency``), so keep per-batch state local.
+    the destination's ``max_concurrency``): keep per-batch state local, treat what :meth:`prepare`
+    set as read-only, and share a fact learned mid-run only through a :class:`segport.Learned`.
     """
 
     def __init__(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> None:
@@ -225,7 +234,8 @@ class BatchWriter(ABC):
         Raise :class:`segport.RetryableDestinationError` when the whole call failed transiently (a
         transport error of ``requests``, see ``segport.http.TRANSPORT_ERRORS``, may also propagate: the
         engine retries both), :class:`segport.BadBatchError` when the platform refused the batch for
-        its content, :class:`segport.AuthError` when it refused the credentials.
+        its content, :class:`segport.AuthError` when it refused the credentials. When the platform
+        answers later (a job to poll), return ``BatchResult([], requests, pending=job)``.
         """
 
     def requests_for(self, records: Sequence[Record]) -> int:

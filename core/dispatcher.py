@@ -4,7 +4,8 @@ At most ``max_concurrency`` batches are in flight per credential (the credential
 :mod:`segport.governor`: process-wide by default, shared through Redis across workers). Transient
 failures (timeouts, resets, 429, 5xx) are retried with exponential backoff and full jitter, honouring
 Retry-After; permanent rejections never are. A batch the platform refuses for its content is split in
-halves until the offending records stand alone.
+halves until the offending records stand alone. A batch that became a long platform job
+(:class:`segport.PendingJob`) is polled without its governor slot but keeps its place in the window.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .contract import BatchWriter, Outcome, OutcomeStatus, Record
 from .errors import BadBatchError, PluginContractError, RetryableDestinationError
 from .governor import Gate, governor
 from .http import TRANSPORT_ERRORS
+from .pending import complete_batch
 
 # What a batch (or a pre-flight) may be tried again after: the platform said so, or the transport failed.
 TRANSIENT: tuple[type[Exception], ...] = (RetryableDestinationError, *TRANSPORT_ERRORS)
@@ -137,6 +139,8 @@ class Dispatcher:
             try:
                 with self.gate:
                     result = self.writer.write_batch(records)
+                if result.pending is not None:  # a platform job: polled holding no slot, still in the window
+                    result = complete_batch(result, gate=self.gate, sleep=self.sleep, stopped=self._stop.is_set)
             except TRANSIENT as exc:
                 delivery.requests += 1
                 retry_after = getattr(exc, "retry_after", None)

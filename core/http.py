@@ -1,11 +1,25 @@
-"""Small HTTP helpers for destination plugins."""
+"""The SDK's HTTP layer for destination plugins: one API client class and a few helpers.
+
+:class:`ApiClient` calls one platform's API through the session the engine gives a writer. That
+session already carries the auth handler, holds a slot of the credential's call governor for each
+call and counts the calls of the pre-flight; the client adds what every plugin otherwise writes
+again: base-URL joining, timeouts, JSON in and out, status-to-error mapping with hooks a plugin
+overrides for its platform's error bodies, one-line messages that name the call and never a
+secret, and parallel pre-flight reads (:meth:`ApiClient.gather`) without a thread pool of the
+plugin's own.
+"""
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from urllib.parse import quote
 
 import requests
+
+from .errors import AuthError, FatalDestinationError, RetryableDestinationError, SegportError
 
 # Failures of the transport, not of the request: the call may be tried again (a reset, a timeout,
 # an answer cut in the middle of its body).
@@ -15,6 +29,7 @@ TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+MASK = "********"  # what a secret quoted by a platform's answer becomes in a message
 
 
 def json_body(response: requests.Response) -> Any:
@@ -41,3 +56,176 @@ def retry_after(response: requests.Response) -> float | None:
     except ValueError:
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def one_line(value: Any, limit: int | None = None) -> str:
+    """A value from an answer as one line of text (segport's messages are one line), cut to ``limit``."""
+    text = " ".join(str(value).split())
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def authorization_code_form(config: Mapping[str, Any], code: str, redirect_uri: str) -> dict[str, str]:
+    """The token request body of the authorization-code grant (RFC 6749, 4.1.3), client secret included."""
+    return {
+        "grant_type": "authorization_code",
+        "client_id": str(config["client_id"]),
+        "client_secret": str(config["client_secret"]),
+        "redirect_uri": redirect_uri,
+        "code": code,
+    }
+
+
+class ApiError(FatalDestinationError):
+    """A call the platform refused with an answer the caller may interpret (a 404 of a lookup, a 400).
+
+    Fatal when nobody interprets it. ``status`` is the HTTP status, ``call`` the call as
+    ``METHOD /path/{template}``, ``body`` the answer's JSON object (``{}`` when none) and ``detail``
+    the platform's own words about it, one line, secrets masked (``""`` when none).
+    """
+
+    def __init__(self, message: str, *, status: int, call: str, body: Mapping[str, Any], detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.call = call
+        self.body = body
+        self.detail = detail
+
+
+class ApiClient:
+    """Calls one platform's API through the engine's session; subclass it once per platform.
+
+    :param session: the writer's (or auth check's) session: it carries the auth handler.
+    :param base_url: the API root every path is joined to (a trailing ``/`` is dropped).
+    :param timeout: (connect, read) seconds of every call.
+    :param secrets: values masked wherever an answer quotes them in a message (keys, tokens).
+
+    Hooks a subclass overrides: :attr:`platform` (its name in messages), :attr:`auth_hint` (what to
+    do after a 401), :attr:`path_suffix`, :attr:`follow_redirects`, :meth:`describe` (the platform's
+    error body in a few words), :meth:`error` (status to error), :meth:`send` (one HTTP exchange,
+    e.g. to refresh a token).
+    """
+
+    platform: ClassVar[str] = "the platform"
+    path_suffix: ClassVar[str] = ""  # appended to every path (".json" for an API whose routes all end so)
+    follow_redirects: ClassVar[bool] = True  # False: a redirect is an error (it would carry the credentials on)
+    auth_hint: ClassVar[str] = "check the connection's credentials, then run 'segport connections test NAME'"
+
+    def __init__(
+        self,
+        session: requests.Session,
+        base_url: str,
+        *,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        secrets: Iterable[Any] = (),
+    ) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._secrets = tuple(str(value) for value in secrets if value)
+
+    # -- calls ------------------------------------------------------------------------------------
+    def call(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None, **values: Any
+    ) -> Any:
+        """One request; the JSON answer of a success (None for a 204, an empty or a non-JSON body).
+
+        ``path`` is a template whose ``{names}`` take ``values``, each quoted as one path segment:
+        ``call("GET", "/lists/{list_id}", list_id=x)``. Messages name the template, never the values.
+        ``json`` is sent as compact UTF-8 JSON. An answer that is not a success raises :meth:`error`;
+        transport errors (:data:`TRANSPORT_ERRORS`) propagate: the engine retries them.
+        """
+        response = self.request(method, path, json=json, params=params, **values)
+        return None if response.status_code == 204 else json_body(response)
+
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None, **values: Any
+    ) -> requests.Response:
+        """Like :meth:`call`, but the successful answer itself (when its status or headers matter)."""
+        target = path.format_map({k: quote(str(v), safe="") for k, v in values.items()}) if values else path
+        body = None if json is None else encode_json(json)
+        response = self.send(method, f"{self.base_url}{target}{self.path_suffix}", body=body, params=params)
+        if response.status_code < (400 if self.follow_redirects else 300):  # a redirect without a Location: as is
+            return response
+        raise self.error(response, self.name(method, path))
+
+    def send(
+        self, method: str, url: str, *, body: bytes | None = None, params: Mapping[str, Any] | None = None
+    ) -> requests.Response:
+        """One HTTP exchange through the session (the hook for a platform that refreshes tokens)."""
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        return self.session.request(
+            method,
+            url,
+            data=body,
+            params=params,
+            headers=headers,
+            timeout=self.timeout,
+            allow_redirects=self.follow_redirects,
+        )
+
+    def name(self, method: str, path: str) -> str:
+        """The call as messages name it: ``GET /lists/{list_id}.json``."""
+        return f"{method} {path}{self.path_suffix}"
+
+    def gather(self, calls: Sequence[Callable[[], Any]], *, parallel: int = 4) -> list[Future[Any]]:
+        """Run ``calls`` (e.g. ``functools.partial(client.call, "GET", ...)``) at once, at most
+        ``parallel`` at a time; return their futures, in order, once every one has answered.
+
+        For a pre-flight of independent reads: the plugin then needs no thread pool of its own. Each
+        call still holds a slot of the credential's call governor, like any call.
+        """
+        if not calls:
+            return []
+        with ThreadPoolExecutor(min(len(calls), parallel), thread_name_prefix="segport-gather") as pool:
+            return [pool.submit(call) for call in calls]
+
+    # -- errors -----------------------------------------------------------------------------------
+    def error(self, response: requests.Response, call: str) -> SegportError:
+        """The error for an answer that is not 2xx; override for a platform's own rules.
+
+        401 → :class:`AuthError`; 429 and 5xx → :class:`RetryableDestinationError` carrying
+        Retry-After; anything else (403, 404, other 4xx, a redirect) → :class:`ApiError` (fatal
+        unless the caller interprets it).
+        """
+        status, body = response.status_code, json_object(response)
+        detail = self.detail(body)
+        if status == 401:
+            return AuthError(f"{self.platform} refused the credentials on {call}{_wrapped(detail)}: {self.auth_hint}")
+        if status == 429 or status >= 500:
+            return RetryableDestinationError(self.answered(status, call, detail), retry_after=retry_after(response))
+        return ApiError(self.answered(status, call, detail), status=status, call=call, body=body, detail=detail)
+
+    def answered(self, status: int, call: str, detail: str = "") -> str:
+        """``<platform> answered <status> on <call> (<detail>)``: the one-line message of a refused call."""
+        return f"{self.platform} answered {status} on {call}{_wrapped(detail)}"
+
+    def detail(self, body: Mapping[str, Any]) -> str:
+        """:meth:`describe` of an error body as one line, secrets masked."""
+        return self.mask(one_line(self.describe(body)))
+
+    def describe(self, body: Mapping[str, Any]) -> str:
+        """The platform's own words about a failed call, from its JSON error body (``""`` for none).
+
+        Override for a platform's error shape (e.g. ``code 101: Invalid ListID``); the default takes
+        the first text of ``message``, ``error``, ``detail`` or ``title``.
+        """
+        for key in ("message", "error", "detail", "title"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value
+        return ""
+
+    def mask(self, text: str) -> str:
+        """``text`` with every secret given to the client replaced by ``********``."""
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+
+def encode_json(document: Any) -> bytes:
+    """A JSON request body: compact UTF-8, values JSON cannot hold as their text (dates, decimals)."""
+    return json.dumps(document, separators=(",", ":"), allow_nan=False, default=str).encode("utf-8")
+
+
+def _wrapped(detail: str) -> str:
+    return f" ({detail})" if detail else ""

@@ -50,17 +50,6 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-def authorization_code_form(config: Mapping[str, Any], code: str, redirect_uri: str) -> dict[str, str]:
-    """The token request body of the authorization-code grant (RFC 6749, 4.1.3), client secret included."""
-    return {
-        "grant_type": "authorization_code",
-        "client_id": str(config["client_id"]),
-        "client_secret": str(config["client_secret"]),
-        "redirect_uri": redirect_uri,
-        "code": code,
-    }
-
-
 def authorize(
     flow: OAuth2Flow,
     config: Mapping[str, Any],

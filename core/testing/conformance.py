@@ -45,7 +45,9 @@ from ..errors import (
 )
 from ..http import TRANSPORT_ERRORS
 from ..models import RunStatus
+from ..pending import complete_batch
 from ..registry import DESTINATIONS_GROUP, Registry, instantiate
+from .concurrency import ConcurrencyChecks
 from .double import PlatformDouble, PlatformMember, registered_double
 
 try:  # responses is in segport[test]; the checks that need it fail with a hint without it
@@ -71,7 +73,7 @@ TRANSIENT: Sequence[tuple[str, int | type[Exception], dict[str, str]]] = (
 FAST_RETRY = RetryPolicy(attempts=4, base=0.001, cap=0.01)
 
 
-class DestinationConformance:
+class DestinationConformance(ConcurrencyChecks):
     """Subclass with ``entry_point`` set; pytest collects every ``test_*`` check below.
 
     :cvar entry_point: the plugin's name in the ``segport.destinations`` entry-point group.
@@ -271,7 +273,7 @@ class DestinationConformance:
         records = [self.record(i, segments={self.segments[0]}) for i in range(3)]
         with _every_call_answers(answer, headers):
             try:
-                result = writer.write_batch(records)
+                result = complete_batch(writer.write_batch(records))
             except TRANSPORT_ERRORS:
                 if isinstance(answer, int):
                     raise
@@ -298,7 +300,7 @@ class DestinationConformance:
         """A 401 while writing (a key revoked mid-run) raises :class:`segport.AuthError`: retrying cannot help."""
         writer = self.writer(destination, config, options)
         with _every_call_answers(401, {}), pytest.raises(AuthError) as caught:
-            writer.write_batch([self.record(0, segments={self.segments[0]})])
+            complete_batch(writer.write_batch([self.record(0, segments={self.segments[0]})]))
         self._assert_operator_message(caught.value, destination, config)
 
     @pytest.mark.parametrize("status", [403, 404])
@@ -311,7 +313,7 @@ class DestinationConformance:
         records = [self.record(i, segments={self.segments[0]}) for i in range(2)]
         with _every_call_answers(status, {}):
             try:
-                result = writer.write_batch(records)
+                result = complete_batch(writer.write_batch(records))
             except RetryableDestinationError as exc:
                 pytest.fail(f"a {status} became retryable ({exc}): retrying cannot help, raise a fatal error")
             except SegportError as exc:
@@ -497,8 +499,8 @@ class DestinationConformance:
         return writer
 
     def write(self, writer: BatchWriter, records: Sequence[Record]) -> dict[str, Outcome]:
-        """``write_batch`` with the outcome rules checked; the outcomes by record key."""
-        return self.check_outcomes(records, writer.write_batch(records).outcomes)
+        """``write_batch`` (a pending job polled to its end) with the outcome rules checked; the outcomes by key."""
+        return self.check_outcomes(records, complete_batch(writer.write_batch(records)).outcomes)
 
     def check_outcomes(self, records: Sequence[Record], outcomes: Sequence[Outcome]) -> dict[str, Outcome]:
         """Exactly one outcome per record, a reason for every refusal; the outcomes by key."""

@@ -1,25 +1,23 @@
 """A thin Campaign Monitor API v3.3 client: ``.json`` routes, timeouts, token refresh, error mapping.
 
-The platform facts it relies on are in docs/providers/campaignmonitor.md (comments point at its
-headings). Messages never hold credentials: only Campaign Monitor's own codes and messages and our
-hints.
+Facts come from shared/provider-apis.md part B (source keys in brackets). Messages never hold
+credentials: only Campaign Monitor's own codes and messages and our hints.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, runtime_checkable
-from urllib.parse import quote
 
 import requests
 
-from segport import AuthError, DestinationError, FatalDestinationError, RetryableDestinationError
-from segport.http import json_body, json_object, retry_after
+from segport import AuthError, SegportError
+from segport.http import ApiClient, ApiError, json_object, one_line
 
 DEFAULT_BASE = "https://api.createsend.com/api/v3.3"
-# Authentication codes (docs/providers/campaignmonitor.md#token-refresh):
-AUTH_CODES = {50, 100, 102, 120, 122}  # 401s the operator must fix
-EXPIRED_TOKEN = 121  # refresh the token, then retry once
-INVALID_LIST = 101  # (docs/providers/campaignmonitor.md#invalid-list)
+AUTH_CODES = {50, 100, 102, 120, 122}  # 401s the operator must fix [CM-GS B1]
+EXPIRED_TOKEN = 121  # refresh the token, then retry once [CS-PY B1]
+INVALID_LIST = 101  # [createsend-ruby#44 B1]
+SECRETS = ("api_key", "access_token", "refresh_token", "client_secret")  # masked if an answer quotes them
 
 
 @runtime_checkable
@@ -29,11 +27,6 @@ class Refreshing(Protocol):
     def token(self) -> str | None: ...
 
     def refresh(self, session: requests.Session, stale: str | None) -> None: ...
-
-
-def one_line(value: Any) -> str:
-    """A value from an answer as one line of text: segport's messages are one line."""
-    return " ".join(str(value).split())
 
 
 def error_code(body: Mapping[str, Any]) -> int:
@@ -47,67 +40,69 @@ def error_code(body: Mapping[str, Any]) -> int:
     return 0
 
 
-class CMError(DestinationError):
-    """A 4xx answer the caller interprets: ``status``, CM's ``code``, ``message``, ``result``."""
+class CMError(ApiError):
+    """A 4xx answer the caller interprets: ``status``, CM's ``code``, ``cm_message``, ``result``."""
 
-    def __init__(self, status: int, body: Mapping[str, Any]) -> None:
-        self.status = status
+    def __init__(self, message: str, *, status: int, call: str, body: Mapping[str, Any], detail: str = "") -> None:
+        super().__init__(message, status=status, call=call, body=body, detail=detail)
         self.code = error_code(body)
         self.cm_message = one_line(body.get("Message") or "")
         self.result = body.get("ResultData")
-        super().__init__(f"Campaign Monitor answered {status} (code {self.code}: {self.cm_message})")
 
 
-def path_key(key: str) -> str:
-    """A custom-field key as a path segment (brackets kept, URL-encoded).
+class CampaignMonitorAPI(ApiClient):
+    """Calls one account's API through a session that already carries the auth handler.
 
-    See docs/providers/campaignmonitor.md#custom-fields.
+    Every route ends in ``.json``, which :meth:`call` adds: ``call("GET", "/lists/{list_id}", list_id=x)``.
     """
-    return quote(key, safe="")
 
-
-class CampaignMonitorAPI:
-    """Calls one account's API through a session that already carries the auth handler."""
+    platform = "Campaign Monitor"
+    path_suffix = ".json"
+    auth_hint = (
+        "check the API key, or re-run 'segport connections auth NAME' for OAuth; then 'segport connections test NAME'"
+    )
 
     def __init__(self, session: requests.Session, config: Mapping[str, Any]) -> None:
-        self.session = session
-        self.root = str(config.get("api_base_url") or DEFAULT_BASE).rstrip("/")
-        self.timeout = (10.0, float(config.get("timeout_s", 120)))
+        super().__init__(
+            session,
+            str(config.get("api_base_url") or DEFAULT_BASE),
+            timeout=(10.0, float(config.get("timeout_s", 120))),
+            secrets=[config.get(name) for name in SECRETS],
+        )
 
-    def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
-        """One request to ``<root><path>.json``; refreshes an expired OAuth token once."""
+    def send(
+        self, method: str, url: str, *, body: bytes | None = None, params: Mapping[str, Any] | None = None
+    ) -> requests.Response:
+        """One exchange; an expired OAuth token (code 121) is refreshed once and the call sent again."""
         auth = self.session.auth if isinstance(self.session.auth, Refreshing) else None
         used = auth.token() if auth is not None else None
-        response = self._send(method, path, json, params)
-        if response.status_code == 401 and _code(response) == EXPIRED_TOKEN and auth is not None:
+        response = super().send(method, url, body=body, params=params)
+        if response.status_code == 401 and auth is not None and error_code(json_object(response)) == EXPIRED_TOKEN:
             auth.refresh(self.session, used)
-            response = self._send(method, path, json, params)
-        if response.ok:
-            return json_body(response)
-        raise error_for(response)
+            response = super().send(method, url, body=body, params=params)
+        return response
 
-    def _send(self, method: str, path: str, json: Any, params: Mapping[str, Any] | None) -> requests.Response:
-        return self.session.request(method, f"{self.root}{path}.json", json=json, params=params, timeout=self.timeout)
+    def describe(self, body: Mapping[str, Any]) -> str:
+        """``code <Code>: <Message>``, as Campaign Monitor's error bodies give them [B3]."""
+        code, message = error_code(body), one_line(body.get("Message") or "")
+        if not code:
+            return message
+        return f"code {code}: {message}" if message else f"code {code}"
 
+    def error(self, response: requests.Response, call: str) -> SegportError:
+        """401 and the credential codes → AuthError, 429/5xx → retryable, other 4xx → :class:`CMError` [B3]."""
+        status, body = response.status_code, json_object(response)
+        if status == 401 or error_code(body) in AUTH_CODES:
+            return AuthError(
+                f"Campaign Monitor refused the credentials on {call} ({self._refusal(body)}): {self.auth_hint}"
+            )
+        if 400 <= status < 500 and status != 429:
+            detail = self.detail(body)
+            error = CMError(self.answered(status, call, detail), status=status, call=call, body=body, detail=detail)
+            error.cm_message = self.mask(error.cm_message)  # callers quote it in their own messages
+            return error
+        return super().error(response, call)
 
-def _code(response: requests.Response) -> int:
-    return error_code(json_object(response))
-
-
-def error_for(response: requests.Response) -> DestinationError | AuthError:
-    """Map a failed response to segport's errors (docs/providers/campaignmonitor.md#error-envelope)."""
-    status = response.status_code
-    body = json_object(response)
-    code, message = error_code(body), one_line(body.get("Message") or "")
-    if status == 401 or code in AUTH_CODES:
-        return AuthError(
-            f"Campaign Monitor refused the credentials (code {code}: {message or 'unauthorized'}): check the API key, "
-            "or re-run 'segport connections auth NAME' for OAuth; then 'segport connections test NAME'"
-        )
-    if status == 429 or status >= 500:
-        return RetryableDestinationError(
-            f"Campaign Monitor answered {status} (code {code}: {message})", retry_after=retry_after(response)
-        )
-    if 400 <= status < 500:
-        return CMError(status, body)
-    return FatalDestinationError(f"Campaign Monitor answered {status} (code {code}: {message})")
+    def _refusal(self, body: Mapping[str, Any]) -> str:
+        message = one_line(body.get("Message") or "") or "unauthorized"
+        return self.mask(f"code {error_code(body)}: {message}")

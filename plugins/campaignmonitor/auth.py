@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import requests
 
 from segport import AuthError, AuthHandler, OAuth2Flow
-from segport.oauth import authorization_code_form
+from segport.http import authorization_code_form
 
 from .api import CampaignMonitorAPI, CMError
 

@@ -3,13 +3,11 @@
 Membership lives in one MultiSelectMany custom field (``segment_field``, default ``Segments``)
 with one option per exported segment; a rule-based segment per exported segment selects on it,
 so marketers can target it by name. Campaign Monitor has no endpoint to put a subscriber in a
-segment (docs/providers/campaignmonitor.md#no-segment-membership-endpoint). Each ``import.json``
-call carries up to 1,000 subscribers (docs/providers/campaignmonitor.md#import-size), so one per
-batch at the engine's batch size: ``Resubscribe`` from the export (false by default, so nobody who
-left is reactivated), autoresponders off, ``ConsentToTrack`` always sent. A profile's current
-options are sent as values and options it left as ``Clear`` items, which is right whether Campaign
-Monitor merges or replaces MultiSelectMany values (UNCONFIRMED:
-docs/providers/campaignmonitor.md#custom-field-values).
+segment [B4]. Each ``import.json`` call carries up to 1,000 subscribers [B2], so one per batch at
+the engine's batch size: ``Resubscribe`` from the export (false by default, so nobody who left is reactivated),
+autoresponders off, ``ConsentToTrack`` always sent. A profile's current options are sent as
+values and options it left as ``Clear`` items, which is right whether Campaign Monitor merges or
+replaces MultiSelectMany values (UNCONFIRMED [B2]).
 
 Pre-flight reads (list, custom fields, segments) go out at once, so an up-to-date list costs one
 round trip; writes follow only when something is missing.
@@ -17,7 +15,8 @@ round trip; writes follow only when something is missing.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from functools import partial
 from typing import Any, Mapping, Sequence
 
 import requests
@@ -34,21 +33,22 @@ from segport import (
     RunContext,
     UnknownAudienceError,
 )
+from segport.http import one_line
 
-from .api import INVALID_LIST, CampaignMonitorAPI, CMError, one_line, path_key
+from .api import INVALID_LIST, CampaignMonitorAPI, CMError
 
-NAME = "Name"  # the subscriber's single name field (docs/providers/campaignmonitor.md#subscriber-name)
+NAME = "Name"  # the subscriber's single name field [CS-NET B2]
 CONSENT = "ConsentToTrack"  # a record field when the export reads consent from a profile attribute
 DEFAULT_SEGMENT_FIELD = "Segments"  # the MultiSelectMany field holding segment membership (spec.json default)
 CONSENT_VALUES = {"yes": "Yes", "no": "No", "unchanged": "Unchanged"}
 SCALAR_TYPES = {"Text", "Number", "Date", "MultiSelectOne", "Country", "USState"}
-PARTIAL_IMPORT = 210  # HTTP 400, ResultData lists the failed rows (docs/providers/campaignmonitor.md#partial-import)
-FIELD_EXISTS = 255  # "The Field Name already exists in this list" (docs/providers/campaignmonitor.md#custom-fields)
-DUPLICATE_SEGMENT = 275  # "Duplicate Segment Title" (docs/providers/campaignmonitor.md#rule-segments)
-IMPORT_LIMIT = 1000  # per import.json; more is code 209, none 212 (docs/providers/campaignmonitor.md#import-size)
-# Pre-flight calls in flight at once: no more than the destination's max_concurrency (4), the size of
-# the engine's HTTPAdapter pool on the shared session. No limit is documented for list endpoints
-# (docs/providers/campaignmonitor.md#rate-limits).
+PARTIAL_IMPORT = 210  # HTTP 400 whose ResultData lists only the failed rows [CS-PY B2]
+FIELD_EXISTS = 255  # "The Field Name already exists in this list" [CM-GS errors] B1
+DUPLICATE_SEGMENT = 275  # "Duplicate Segment Title" [CM-GS errors 275] B4
+IMPORT_LIMIT = 1000  # subscribers per import.json; more is 400 code 209, none is 212 [CM-GS B2]
+# Pre-flight calls in flight at once (ApiClient.gather): no more than the destination's max_concurrency
+# (4), the size of the engine's HTTPAdapter pool on the shared session. No limit is documented for list
+# endpoints [B3].
 PREFLIGHT_WORKERS = 4
 
 
@@ -87,24 +87,25 @@ class CampaignMonitorWriter(BatchWriter):
         credentials see, whatever the other reads answered), then the custom fields, then segments.
         """
         rule_segments = bool(self.context.options.get("create_rule_segments", True))
-        reads = [f"/lists/{self.list_id}", f"/lists/{self.list_id}/customfields"]
+        reads = ["/lists/{list_id}", "/lists/{list_id}/customfields"]
         if rule_segments:
-            reads.append(f"/lists/{self.list_id}/segments")
+            reads.append("/lists/{list_id}/segments")
         answers = self._concurrently([("GET", path, None) for path in reads])
         self._check_list(answers[0])
         fields = {str(f["FieldName"]).lower(): f for f in _objects(answers[1].result()) if f.get("FieldName")}
         self._check_mapped(fields)
         field = self._membership_field(fields)
         titles = {str(s.get("Title")) for s in _objects(answers[2].result())} if rule_segments else set()
-        # The rules below refer to the field's key (docs/providers/campaignmonitor.md#rule-segments).
-        self._ensure_membership_field(field)
+        self._ensure_membership_field(field)  # the rules below refer to its key [B4]
         if rule_segments:
             self._ensure_rule_segments(titles)
 
     def _concurrently(self, calls: Sequence[tuple[str, str, Any]]) -> list[Future[Any]]:
-        """Send ``(method, path, json)`` calls at once; return their futures once every one has answered."""
-        with ThreadPoolExecutor(min(len(calls), PREFLIGHT_WORKERS), thread_name_prefix="segport-cm") as pool:
-            return [pool.submit(self.api.call, method, path, json=body) for method, path, body in calls]
+        """Send ``(method, path, json)`` calls on this list at once; their futures once every one has answered."""
+        return self.api.gather(
+            [partial(self.api.call, method, path, json=body, list_id=self.list_id) for method, path, body in calls],
+            parallel=PREFLIGHT_WORKERS,
+        )
 
     def _check_list(self, answer: Future[Any]) -> None:
         try:
@@ -124,7 +125,7 @@ class CampaignMonitorWriter(BatchWriter):
                 f"{item.get('ListID')} ({item.get('Name')})"
                 for client in _objects(clients)
                 if client.get("ClientID")
-                for item in _objects(self.api.call("GET", f"/clients/{client['ClientID']}/lists"))
+                for item in _objects(self.api.call("GET", "/clients/{client_id}/lists", client_id=client["ClientID"]))
             ]
         except CMError:
             return ""
@@ -159,10 +160,7 @@ class CampaignMonitorWriter(BatchWriter):
         return field
 
     def _ensure_membership_field(self, field: Mapping[str, Any] | None) -> None:
-        """Create the field with every exported option, or add the options it lacks.
-
-        See docs/providers/campaignmonitor.md#custom-fields and docs/providers/campaignmonitor.md#field-options.
-        """
+        """Create the field with every exported option, or add the options it lacks [B1]."""
         wanted = list(dict.fromkeys(self.context.segments))
         if field is None:
             field = self._create_membership_field(wanted)
@@ -175,8 +173,10 @@ class CampaignMonitorWriter(BatchWriter):
         if missing:
             self.api.call(
                 "PUT",
-                f"/lists/{self.list_id}/customfields/{path_key(str(field['Key']))}/options",
+                "/lists/{list_id}/customfields/{key}/options",  # the key with its brackets, as one segment [CS-PY B1]
                 json={"Options": missing, "KeepExistingOptions": True},
+                list_id=self.list_id,
+                key=field["Key"],
             )
 
     def _create_membership_field(self, wanted: list[str]) -> Mapping[str, Any] | None:
@@ -185,7 +185,8 @@ class CampaignMonitorWriter(BatchWriter):
         try:
             key = self.api.call(
                 "POST",
-                f"/lists/{self.list_id}/customfields",
+                "/lists/{list_id}/customfields",
+                list_id=self.list_id,
                 json={
                     "FieldName": self.segment_field,
                     "DataType": "MultiSelectMany",
@@ -196,7 +197,7 @@ class CampaignMonitorWriter(BatchWriter):
         except CMError as exc:
             if exc.code != FIELD_EXISTS:
                 raise
-            answer = self.api.call("GET", f"/lists/{self.list_id}/customfields")
+            answer = self.api.call("GET", "/lists/{list_id}/customfields", list_id=self.list_id)
             field = self._membership_field(
                 {str(f["FieldName"]).lower(): f for f in _objects(answer) if f.get("FieldName")}
             )
@@ -222,20 +223,17 @@ class CampaignMonitorWriter(BatchWriter):
         return key.strip("[]")
 
     def _ensure_rule_segments(self, titles: set[str]) -> None:
-        """Create a rule segment per exported segment without one, concurrently.
-
-        See docs/providers/campaignmonitor.md#rule-segments.
-        """
+        """Create a rule segment per exported segment without one, concurrently [B4]."""
         missing = [s for s in dict.fromkeys(self.context.segments) if s not in titles]
         if not missing:
             return
-        rule_type = f"[{self.membership_key}]"  # the bracketed key (docs/providers/campaignmonitor.md#rule-segments)
+        rule_type = f"[{self.membership_key}]"  # the bracketed key [B4]
 
         def body(segment: str) -> dict[str, Any]:
             rule = {"RuleType": rule_type, "Clause": f"EQUALS {segment}"}
             return {"Title": segment, "RuleGroups": [{"Rules": [rule]}]}
 
-        created = self._concurrently([("POST", f"/segments/{self.list_id}", body(s)) for s in missing])
+        created = self._concurrently([("POST", "/segments/{list_id}", body(s)) for s in missing])
         for answer in created:  # the first failure in the export's order
             try:
                 answer.result()
@@ -245,17 +243,14 @@ class CampaignMonitorWriter(BatchWriter):
 
     # -- writing ------------------------------------------------------------------------------
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
-        """One ``import.json`` per started 1,000 records; none for an empty batch.
-
-        See docs/providers/campaignmonitor.md#import-size.
-        """
+        """One ``import.json`` per started 1,000 records [B2]; none for an empty batch."""
         outcomes: list[Outcome] = []
         for start in range(0, len(records), IMPORT_LIMIT):
             outcomes += self._import(records[start : start + IMPORT_LIMIT])
         return BatchResult(outcomes, requests=self.requests_for(records))
 
     def requests_for(self, records: Sequence[Record]) -> int:
-        """What :meth:`write_batch` sends: one ``import.json`` per started 1,000 records.
+        """What :meth:`write_batch` sends: one ``import.json`` per started 1,000 records [B2].
 
         An expired OAuth token adds a refresh and one resend of the call (not counted, as before).
         """
@@ -265,12 +260,11 @@ class CampaignMonitorWriter(BatchWriter):
         body = {
             "Subscribers": [self._subscriber(r) for r in records],
             "Resubscribe": self.resubscribe,
-            # The official clients spell this key two ways (docs/providers/campaignmonitor.md#import-request).
-            "QueueSubscriptionBasedAutoResponders": False,
+            "QueueSubscriptionBasedAutoResponders": False,  # capital R, as every official client [B2]
             "RestartSubscriptionBasedAutoresponders": False,
         }
         try:
-            answer = self.api.call("POST", f"/subscribers/{self.list_id}/import", json=body)
+            answer = self.api.call("POST", "/subscribers/{list_id}/import", json=body, list_id=self.list_id)
         except CMError as exc:
             if exc.code == PARTIAL_IMPORT and isinstance(exc.result, dict):
                 answer = exc.result
@@ -317,10 +311,7 @@ class CampaignMonitorWriter(BatchWriter):
         return subscriber
 
     def _consent(self, record: Record) -> str:
-        """ConsentToTrack is required on every row since API v3.2.
-
-        See docs/providers/campaignmonitor.md#consent-to-track.
-        """
+        """ConsentToTrack is required on every row since API v3.2 [CS-PY B2]."""
         if not self.consent_from_profile:
             return self.consent
         return CONSENT_VALUES.get(str(record.fields.get(CONSENT, "")).strip().lower(), "Unchanged")

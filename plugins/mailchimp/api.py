@@ -1,7 +1,7 @@
 """A thin Mailchimp Marketing API v3 client: base URL, timeouts, and error mapping.
 
-The platform facts it relies on are in docs/providers/mailchimp.md (comments point at its headings).
-Messages never hold credentials: only Mailchimp's own ``title``/``detail`` texts and our hints.
+Facts come from shared/provider-apis.md part A (source keys in brackets). Messages never hold
+credentials: only Mailchimp's own ``title``/``detail`` texts and our hints.
 """
 
 from __future__ import annotations
@@ -12,25 +12,20 @@ from typing import Any, Mapping
 
 import requests
 
-from segport import AuthError, ConfigError, DestinationError, FatalDestinationError, RetryableDestinationError
-from segport.http import json_body, json_object, retry_after
+from segport import AuthError, ConfigError, RetryableDestinationError, SegportError
+from segport.http import ApiClient, ApiError, json_object, one_line, retry_after
 
 _DC = re.compile(r"-([a-z]+[0-9]+)$")
+SECRETS = ("api_key", "access_token")  # masked if an answer quotes them
 
 
 def subscriber_hash(email: str) -> str:
-    """Lower-case hex MD5 of the trimmed, lower-cased email: a member's id.
-
-    See docs/providers/mailchimp.md#subscriber-hash.
-    """
+    """Lower-case hex MD5 of the lower-cased email: a member's id [MC-SPEC] A5."""
     return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
 
 
 def base_url(config: Mapping[str, Any]) -> str:
-    """The API root ending in ``/3.0``: the override, the OAuth endpoint, or the key's data center.
-
-    See docs/providers/mailchimp.md#base-url-and-data-center.
-    """
+    """The API root ending in ``/3.0``: the override, the OAuth endpoint, or the key's data center [A1]."""
     override = config.get("api_base_url") or (
         config.get("api_endpoint") if config.get("auth_method") == "oauth2" else None
     )
@@ -45,48 +40,49 @@ def base_url(config: Mapping[str, Any]) -> str:
     return f"https://{match.group(1)}.api.mailchimp.com/3.0"
 
 
-def one_line(value: Any) -> str:
-    """A value from an answer as one line of text: segport's messages are one line."""
-    return " ".join(str(value).split())
-
-
-class Problem(DestinationError):
+class Problem(ApiError):
     """A 400/404/405 answer the caller interprets (``status``, ``title``, ``detail``, ``errors``)."""
 
-    def __init__(self, status: int, body: Mapping[str, Any]) -> None:
-        self.status = status
+    def __init__(self, status: int, body: Mapping[str, Any], call: str = "") -> None:
         self.title = one_line(body.get("title") or "")
-        self.detail = one_line(body.get("detail") or "")
         errors = body.get("errors")
         self.errors = [e for e in errors if isinstance(e, Mapping)] if isinstance(errors, list) else []
-        super().__init__(f"Mailchimp answered {status} {self.title}: {self.detail}".strip())
+        detail = one_line(body.get("detail") or "")
+        message = f"Mailchimp answered {status} {self.title}{_on(call)}: {detail}".strip()
+        super().__init__(message, status=status, call=call, body=body, detail=detail)
 
     def field_errors(self) -> str:
         """``FIELD: message`` pairs of a validation problem."""
         return "; ".join(f"{one_line(e.get('field'))}: {one_line(e.get('message'))}" for e in self.errors)
 
 
-class MailchimpAPI:
+class MailchimpAPI(ApiClient):
     """Calls one account's API through a session that already carries the auth handler."""
 
-    def __init__(self, session: requests.Session, config: Mapping[str, Any]) -> None:
-        self.session = session
-        self.root = base_url(config)
-        # Mailchimp's own limit (docs/providers/mailchimp.md#timeouts)
-        self.timeout = (10.0, float(config.get("timeout_s", 120)))
+    platform = "Mailchimp"
 
-    def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
-        """One request; the JSON body on 2xx, None on 204; raises segport errors otherwise."""
-        response = self.session.request(method, self.root + path, json=json, params=params, timeout=self.timeout)
-        if response.status_code == 204:
-            return None
-        if response.ok:
-            return json_body(response)
-        raise error_for(response)
+    def __init__(self, session: requests.Session, config: Mapping[str, Any]) -> None:
+        super().__init__(
+            session,
+            base_url(config),
+            timeout=(10.0, float(config.get("timeout_s", 120))),  # Mailchimp's own limit is 120 s [MC-FUND]
+            secrets=[config.get(name) for name in SECRETS],
+        )
+
+    def describe(self, body: Mapping[str, Any]) -> str:
+        """A problem document's ``title: detail`` [A7]."""
+        return ": ".join(one_line(body.get(key) or "") for key in ("title", "detail") if body.get(key))
+
+    def error(self, response: requests.Response, call: str) -> SegportError:
+        """Mailchimp's mapping of a failed call [A7]; texts it quotes lose any secret."""
+        problem = json_object(response)
+        for key in ("title", "detail"):
+            if problem.get(key):
+                problem[key] = self.mask(one_line(problem[key]))
+        return error_from(response.status_code, problem, retry_after(response), call)
 
     def download(self, url: str) -> bytes:
-        """GET a URL outside the API (a batch's results, on another host) *without* the credentials
-        (docs/providers/mailchimp.md#batch-results).
+        """GET a URL outside the API (a batch's results, on another host) *without* the credentials [A6].
 
         Errors are retryable and never name the URL: a pre-signed URL is itself a secret.
         """
@@ -108,31 +104,40 @@ def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
 
-def error_for(response: requests.Response) -> DestinationError | AuthError:
-    """Map a failed response to segport's errors (docs/providers/mailchimp.md#problem-documents)."""
-    return error_from(response.status_code, json_object(response), retry_after(response))
+def _on(call: str) -> str:
+    return f" on {call}" if call else ""
 
 
 def error_from(
-    status: int, problem: Mapping[str, Any], retry_after: float | None = None
-) -> DestinationError | AuthError:
-    """Map a failed status and its problem document (``{}`` when none) to segport's errors.
+    status: int, problem: Mapping[str, Any], retry_after: float | None = None, call: str = ""
+) -> SegportError:
+    """Map a failed status and its problem document (``{}`` when none) to segport's errors [A7].
 
-    See docs/providers/mailchimp.md#problem-documents and docs/providers/mailchimp.md#connection-limit.
+    ``call`` names the call in the message (``POST /batches``); a batch operation's result has none.
     """
     title, detail = one_line(problem.get("title", "")), one_line(problem.get("detail", ""))
     if status == 401:
         return AuthError(
-            f"Mailchimp refused the credentials ({title or 'unauthorized'}): check the API key and its data-center "
-            "suffix, or re-run 'segport connections auth NAME' for OAuth; then 'segport connections test NAME'"
+            f"Mailchimp refused the credentials{_on(call)} ({title or 'unauthorized'}): check the API key and its "
+            "data-center suffix, or re-run 'segport connections auth NAME' for OAuth; then "
+            "'segport connections test NAME'"
         )
     if status == 403:
-        if not problem:  # a bodiless 403 is Mailchimp's throttle (docs/providers/mailchimp.md#connection-limit)
-            return RetryableDestinationError("Mailchimp throttled the request (403 without a body)")
-        return AuthError(f"Mailchimp forbids this ({title}: {detail}); check the account's permissions and status")
+        if not problem:  # a bodiless 403 is Mailchimp's throttle at high volume [MC-FUND]
+            return RetryableDestinationError(f"Mailchimp throttled the request{_on(call)} (403 without a body)")
+        return AuthError(
+            f"Mailchimp forbids this{_on(call)} ({title}: {detail}); check the account's permissions and status"
+        )
     if status == 429 or status >= 500:
-        return RetryableDestinationError(f"Mailchimp answered {status} {title}".strip(), retry_after=retry_after)
+        return RetryableDestinationError(
+            f"Mailchimp answered {status} {title}".strip() + _on(call), retry_after=retry_after
+        )
     if status in (400, 404, 405):
-        return Problem(status, problem)
-    return FatalDestinationError(f"Mailchimp answered {status} {title}: {detail}".strip())
-
+        return Problem(status, problem, call)
+    return ApiError(
+        f"Mailchimp answered {status} {title}{_on(call)}: {detail}".strip(),
+        status=status,
+        call=call,
+        body=problem,
+        detail=detail,
+    )

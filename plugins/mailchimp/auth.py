@@ -12,8 +12,7 @@ from urllib.parse import urlencode
 import requests
 
 from segport import AuthError, AuthHandler, OAuth2Flow
-from segport.http import json_object
-from segport.oauth import authorization_code_form
+from segport.http import authorization_code_form, json_object
 
 from .api import MailchimpAPI, Problem
 
@@ -48,7 +47,7 @@ class MailchimpAuth(AuthHandler):
             raise AuthError(
                 f"Mailchimp did not accept the credentials check ({exc.title}): check api_base_url"
             ) from None
-        return f"{account.get('account_name', 'Mailchimp account')} ({api.root})"
+        return f"{account.get('account_name', 'Mailchimp account')} ({api.base_url})"
 
 
 class MailchimpOAuth(OAuth2Flow):

@@ -1,10 +1,9 @@
-"""Mailchimp's asynchronous batch operations: submit, poll, download the results.
+"""Mailchimp's asynchronous batch operations: submit, poll, download the results [A6].
 
-Mailchimp runs one batch at a time per account and a batch may wait minutes behind others
-(docs/providers/mailchimp.md#one-batch-at-a-time), so polling backs off (0.5 s doubling to 5 s)
-and gives up only after a generous deadline, cancelling the batch so that a retry does not queue
-behind it. The platform's rules: docs/providers/mailchimp.md#batch-operations-request and the
-headings after it.
+Mailchimp runs one batch at a time per account and a batch may wait minutes behind others [A6,
+thorning/node-mailchimp#25], so polling backs off (0.5 s doubling to 2 s) and gives up only after
+a generous deadline, cancelling the batch so that a retry does not queue behind it. The waiting is
+not done here: the writer hands the job to the engine as a :class:`segport.PendingJob`.
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ import zlib
 from typing import Any, Callable, Mapping, Sequence
 
 from segport import RetryableDestinationError
-from segport.http import TRANSPORT_ERRORS
+from segport.http import TRANSPORT_ERRORS, one_line
 
-from .api import MailchimpAPI, Problem, one_line
+from .api import MailchimpAPI, Problem
 
 # A failed poll or cancel: the batch runs on regardless, the next poll may answer.
 _POLL_FAILURES: tuple[type[Exception], ...] = (RetryableDestinationError, *TRANSPORT_ERRORS)
@@ -37,76 +36,102 @@ class Calls:
 
 
 class BatchRunner:
-    """Runs one list of operations through ``POST /batches`` and returns each operation's result."""
+    """Submits lists of operations through ``POST /batches``; the jobs it starts poll with its settings."""
 
-    # Batches queue one after another per account, for minutes (docs/providers/mailchimp.md#one-batch-at-a-time).
     first_poll = 0.5  # seconds before the first poll, doubled after each one ...
-    max_poll = 2.0  # ... up to this: a finished job is seen within 2 s
-    deadline = 1800.0  # seconds after submitting
+    max_poll = 2.0  # ... up to this: a finished job is seen within 2 s (jobs queue one after another [A6])
+    deadline = 1800.0  # seconds after submitting; batches can queue for minutes per account [A6]
 
-    def __init__(
-        self,
-        api: MailchimpAPI,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.api, self.sleep, self.clock = api, sleep, clock
+    def __init__(self, api: MailchimpAPI, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.api, self.clock = api, clock
 
-    def run(self, operations: Sequence[Mapping[str, Any]], calls: Calls) -> Results:
-        """Submit, wait until ``finished``, download and parse the results.
+    def submit(self, operations: Sequence[Mapping[str, Any]], calls: Calls) -> BatchJob:
+        """Start a batch; its :class:`BatchJob` counts its own calls in ``calls`` too.
 
         Raises :class:`Problem` when ``POST /batches`` itself is refused, and
-        :class:`RetryableDestinationError` when the results cannot be had (then no operation's fate is known).
+        :class:`RetryableDestinationError` when it fails transiently or gives the batch no id.
         """
         calls.count += 1
         batch = _object(self.api.call("POST", "/batches", json={"operations": list(operations)}))
         batch_id = str(batch.get("id") or "")
-        shown = one_line(batch_id)  # the id as messages show it: they are one line
         if not batch_id:
             raise RetryableDestinationError("Mailchimp accepted the batch but gave it no id")
-        give_up, wait = self.clock() + self.deadline, self.first_poll
-        while batch.get("status") != "finished":  # (docs/providers/mailchimp.md#batch-status)
-            if self.clock() + wait > give_up:
-                self._cancel(batch_id, calls)
+        return BatchJob(self, batch_id, batch, calls)
+
+
+class BatchJob:
+    """One submitted batch: polled until ``finished`` (0.5 s doubling to 2 s), then its results.
+
+    The caller sleeps :meth:`next_poll` seconds before each :meth:`poll`; :meth:`results` downloads
+    what the batch did, or cancels a batch still queued (a retry then does not queue behind it).
+    """
+
+    def __init__(self, runner: BatchRunner, batch_id: str, batch: Mapping[str, Any], calls: Calls) -> None:
+        self.api, self.clock, self.calls = runner.api, runner.clock, calls
+        self.batch_id = batch_id
+        self.shown = one_line(batch_id)  # the id as messages show it: they are one line
+        self.batch = batch
+        self.deadline = runner.deadline
+        self.give_up = self.clock() + runner.deadline
+        self.wait, self.max_poll = runner.first_poll, runner.max_poll
+        self.lost: str | None = None  # why Mailchimp cannot say what the batch did, once a poll found out
+
+    @property
+    def finished(self) -> bool:
+        """Whether the last answer said ``finished`` (not pending|preprocessing|started|finalizing) [A6]."""
+        return self.batch.get("status") == "finished"
+
+    def next_poll(self) -> float | None:
+        """Seconds until the next poll; None once finished, lost, or the next poll would pass the deadline."""
+        if self.finished or self.lost is not None or self._past_deadline():
+            return None
+        return self.wait
+
+    def poll(self) -> None:
+        """``GET /batches/{id}``; a throttled or failed poll changes nothing (the batch runs on regardless)."""
+        self.wait = min(self.wait * 2, self.max_poll)
+        self.calls.count += 1
+        try:
+            self.batch = _object(self.api.call("GET", "/batches/{batch_id}", batch_id=self.batch_id))
+        except _POLL_FAILURES:
+            return
+        except Problem as exc:
+            self.lost = f"Mailchimp lost batch {self.shown} ({exc.status} {exc.title})".strip()
+
+    def results(self) -> Results:
+        """Each operation's result. Raises :class:`RetryableDestinationError` when they cannot be had
+        (then no operation's fate is known): lost, no results URL, a failed download, or not finished
+        (the batch is then cancelled: the deadline passed, or the run is stopping)."""
+        if self.lost is not None:
+            raise RetryableDestinationError(self.lost)
+        if not self.finished:
+            self._cancel()
+            if self._past_deadline():
                 raise RetryableDestinationError(
-                    f"Mailchimp batch {shown} did not finish within {self.deadline:.0f} s (cancelled)"
+                    f"Mailchimp batch {self.shown} did not finish within {self.deadline:.0f} s (cancelled)"
                 )
-            self.sleep(wait)
-            wait = min(wait * 2, self.max_poll)
-            calls.count += 1
-            try:
-                batch = _object(self.api.call("GET", f"/batches/{batch_id}"))
-            except _POLL_FAILURES:
-                continue  # a throttled or failed poll: the batch runs on regardless
-            except Problem as exc:
-                raise RetryableDestinationError(
-                    f"Mailchimp lost batch {shown} ({exc.status} {exc.title})".strip()
-                ) from None
-        url = batch.get("response_body_url")
+            raise RetryableDestinationError(f"Mailchimp batch {self.shown} was cancelled: the run is stopping")
+        url = self.batch.get("response_body_url")
         if not url:
-            raise RetryableDestinationError(f"Mailchimp finished batch {shown} without a results URL")
-        calls.count += 1
+            raise RetryableDestinationError(f"Mailchimp finished batch {self.shown} without a results URL")
+        self.calls.count += 1
         return parse_results(self.api.download(str(url)))
 
-    def _cancel(self, batch_id: str, calls: Calls) -> None:
-        """``DELETE /batches/{id}`` stops a batch; best effort (a retry is safe either way).
+    def _past_deadline(self) -> bool:
+        return self.clock() + self.wait > self.give_up
 
-        See docs/providers/mailchimp.md#batch-status.
-        """
-        calls.count += 1
+    def _cancel(self) -> None:
+        """``DELETE /batches/{id}`` stops a batch [A6]; best effort (a retry is safe either way)."""
+        self.calls.count += 1
         try:
-            self.api.call("DELETE", f"/batches/{batch_id}")
+            self.api.call("DELETE", "/batches/{batch_id}", batch_id=self.batch_id)
         except _CANCEL_FAILURES:
             pass
 
 
 def parse_results(archive: bytes) -> Results:
     """A gzipped tar of JSON files, each an array of ``{status_code, operation_id, response}`` where
-    ``response`` is the operation's answer as a JSON string. Unreadable archives are retryable.
-
-    See docs/providers/mailchimp.md#batch-results.
-    """
+    ``response`` is the operation's answer as a JSON string [A6]. Unreadable archives are retryable."""
     found: Results = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
@@ -142,10 +167,7 @@ def _int(value: Any) -> int:
 
 
 def _decode(response: Any) -> Any:
-    """The operation's answer: ``response`` is a JSON string; an object is taken as is.
-
-    See docs/providers/mailchimp.md#batch-results.
-    """
+    """The operation's answer: ``response`` is a JSON string [A6] (an object is taken as is)."""
     if isinstance(response, (str, bytes)):
         try:
             return json.loads(response) if response else None

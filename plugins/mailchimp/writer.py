@@ -1,24 +1,28 @@
 """Writes batches to a Mailchimp audience: members with merge fields, one tag per segment.
 
-Consent-safe by construction (docs/providers/mailchimp.md#compliance-state): people new to the
-audience are created through the batch endpoint with ``update_existing: false`` and ``status`` =
-``status_if_new``; people already there are updated with ``PUT .../members/{hash}`` *without*
-``status`` (one by one, or as operations of one ``POST /batches`` job from
-:data:`BATCH_UPDATES_FROM` on), so an unsubscribed, cleaned or compliance-state member keeps that
-status. New members get their tags inside the batch create (``tags``: accepted but UNCONFIRMED in
-the schema, docs/providers/mailchimp.md#tags-in-batch-members); tags the answer does not confirm,
-and all other tag changes, go through the static-segment endpoint (≤500 emails per call,
-docs/providers/mailchimp.md#tag-membership-in-bulk).
+Consent-safe by construction [A8]: people new to the audience are created through the batch
+endpoint with ``update_existing: false`` and ``status`` = ``status_if_new``; people already there
+are updated with ``PUT .../members/{hash}`` *without* ``status`` (one by one, or as operations of
+one ``POST /batches`` job from :data:`BATCH_UPDATES_FROM` on [A6]), so an unsubscribed, cleaned or
+compliance-state member keeps that status. New members get their tags inside the batch create
+(``tags``: accepted but UNCONFIRMED in the schema [A4]); tags the answer does not confirm, and all
+other tag changes, go through the static-segment endpoint (≤500 emails per call) [A5].
 
 Calls per ``write_batch`` (at best): 1 for new people with their tags; 1 per existing person below
-:data:`BATCH_UPDATES_FROM`, else 3 (submit, poll, download); 1 per tag with other changes.
+:data:`BATCH_UPDATES_FROM`, else 3 (submit, poll, download); 1 per tag with other changes. A
+``/batches`` job goes back to the engine as a :class:`segport.PendingJob` (:class:`UpdatesJob`),
+which polls it without holding a governor slot and then lets the job tag and archive as
+``write_batch`` would have.
+
+Concurrent batches share nothing mutable but two :class:`segport.Learned` maps: what this server
+turned out not to support (``/batches``, tags in batch creates) and the ids of tags found by name.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import partial
 from typing import Any, Mapping, Sequence
 
@@ -29,32 +33,36 @@ from segport import (
     BatchResult,
     BatchWriter,
     ConfigError,
+    Learned,
     Outcome,
     OutcomeStatus,
+    PendingJob,
     Record,
     RetryableDestinationError,
     RunContext,
     UnknownAudienceError,
 )
+from segport.http import one_line
 
-from .api import MailchimpAPI, Problem, error_from, one_line, subscriber_hash
-from .batches import BatchRunner, Calls
+from .api import MailchimpAPI, Problem, error_from, subscriber_hash
+from .batches import BatchJob, BatchRunner, Calls
 
-PAGE = 1000  # the largest page Mailchimp serves (docs/providers/mailchimp.md#pagination)
+PAGE = 1000  # the largest page Mailchimp serves [A1]
 SCALAR_TYPES = {"text", "number", "phone", "date", "birthday", "zip", "url", "imageurl", "radio", "dropdown"}
 COMPLIANT_STATUSES = {"unsubscribed", "cleaned"}
 # Outcomes after which the person is a member of the audience (tags may be applied), unless the
 # batch create refused the address (then it is not a member, whatever the outcome).
 ON_LIST = {OutcomeStatus.CREATED, OutcomeStatus.UPDATED, OutcomeStatus.UNCHANGED, OutcomeStatus.SKIPPED}
-# From this many existing people in one write_batch, their PUTs go as one /batches job
-# (docs/providers/mailchimp.md#batch-operations-request). The job costs 3 calls at best (submit,
-# one poll, download) plus the poll wait and Mailchimp's queue, so 3 or 4 sequential PUTs are as
-# quick and answer at once; from 5 on the job saves calls and time.
+# From this many existing people in one write_batch, their PUTs go as one /batches job [A6]. The job
+# costs 3 calls at best (submit, one poll, download) plus the poll wait and Mailchimp's queue, so 3
+# or 4 sequential PUTs are as quick and answer at once; from 5 on the job saves calls and time.
 BATCH_UPDATES_FROM = 5
 BATCH_CALLS = 3  # submit + one poll + download, the least a /batches job costs
-# Pre-flight reads and creates in parallel, well under the 10-connection cap
-# (docs/providers/mailchimp.md#connection-limit).
-PREFLIGHT_THREADS = 4
+PREFLIGHT_CALLS = 4  # pre-flight reads and creates in parallel, well under the 10-connection cap [A7]
+MEMBER = "/lists/{list_id}/members/{subscriber_hash}"
+# What a server may turn out not to support, learned by the first batch it refuses (see ``lacking``).
+BATCHES = "POST /batches"  # answered 404/405: a server without batch operations [A6]
+MEMBER_TAGS = "tags in a batch create"  # refused: a server holding to the 3.0.55 schema [A4]
 
 
 class MailchimpWriter(BatchWriter):
@@ -68,12 +76,11 @@ class MailchimpWriter(BatchWriter):
         self.status_if_new = str(options.get("status_if_new", "subscribed"))
         self.prefix = str(options.get("tag_prefix", ""))
         self.archive_on_exit = options.get("on_exit") == "archive"
-        self.tag_ids: dict[str, int] = {}  # segment name -> static segment (tag) id
-        self.field_tags: dict[str, str] = {}  # mapped field -> the audience's merge tag
+        self.tag_ids: dict[str, int] = {}  # exported segment -> static segment (tag) id, found by prepare()
+        self.field_tags: dict[str, str] = {}  # mapped field -> the audience's merge tag, found by prepare()
         self.batches = BatchRunner(self.api)
-        self.use_batches = True  # off once POST /batches answers 404/405 (a server without it)
-        # Off once a batch create refuses the members' ``tags`` (docs/providers/mailchimp.md#tags-in-batch-members).
-        self.member_tags = True
+        self.lacking: Learned[str, bool] = Learned()  # BATCHES, MEMBER_TAGS: what this server does not support
+        self.found_tags: Learned[str, int] = Learned()  # a segment no longer exported -> its tag id, by name
 
     # -- pre-flight ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -82,22 +89,24 @@ class MailchimpWriter(BatchWriter):
         The three reads run at once, then all creates at once: ~2 round trips. A wrong audience is
         still reported as such (with the known audiences), not as the merge-field 404 it also causes.
         """
-        path = f"/lists/{self.audience}"
-        with ThreadPoolExecutor(PREFLIGHT_THREADS, thread_name_prefix="segport-mailchimp") as pool:
-            audience = pool.submit(self.api.call, "GET", path, params={"fields": "id,name"})
-            fields = pool.submit(self._pages, "merge-fields", "merge_fields", {})
-            segments = pool.submit(self._pages, "segments", "segments", {"type": "static"})
-            self._check_audience(audience)
-            missing_fields = self._check_merge_fields(fields.result())
-            missing_tags = self._find_tags(segments.result())
-            creates = [
-                partial(self.api.call, "POST", f"{path}/merge-fields", json={"name": tag, "tag": tag, "type": "text"})
-                for tag in missing_fields
-            ] + [
-                partial(self.api.call, "POST", f"{path}/segments", json={"name": self.prefix + s, "static_segment": []})
-                for s in missing_tags
-            ]
-            created = [future.result() for future in [pool.submit(create) for create in creates]]
+        api, audience = self.api, self.audience
+        reads = api.gather(
+            [
+                partial(api.call, "GET", "/lists/{list_id}", params={"fields": "id,name"}, list_id=audience),
+                partial(self._pages, "merge-fields", "merge_fields", {}),
+                partial(self._pages, "segments", "segments", {"type": "static"}),
+            ],
+            parallel=PREFLIGHT_CALLS,
+        )
+        self._check_audience(reads[0])
+        missing_fields = self._check_merge_fields(reads[1].result())
+        missing_tags = self._find_tags(reads[2].result())
+        new_field = partial(api.call, "POST", "/lists/{list_id}/merge-fields", list_id=audience)
+        new_tag = partial(api.call, "POST", "/lists/{list_id}/segments", list_id=audience)
+        creates = [partial(new_field, json={"name": tag, "tag": tag, "type": "text"}) for tag in missing_fields] + [
+            partial(new_tag, json={"name": self.prefix + s, "static_segment": []}) for s in missing_tags
+        ]
+        created = [future.result() for future in api.gather(creates, parallel=PREFLIGHT_CALLS)]
         for segment, tag in zip(missing_tags, created[len(missing_fields) :], strict=True):
             tag_id = _int_id(_mapping(tag).get("id"))
             if tag_id is None:
@@ -122,24 +131,18 @@ class MailchimpWriter(BatchWriter):
             ) from None
 
     def _pages(self, path: str, key: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        """Every item of an audience's collection, ``count`` ≤ 1000 per page.
-
-        See docs/providers/mailchimp.md#pagination.
-        """
+        """Every item of an audience's collection, ``count`` ≤ 1000 per page, ``offset``, ``total_items`` [A1]."""
         items: list[Mapping[str, Any]] = []
         while True:
             query = {**params, "count": PAGE, "offset": len(items)}
-            page = _mapping(self.api.call("GET", f"/lists/{self.audience}/{path}", params=query))
+            page = _mapping(self.api.call("GET", f"/lists/{{list_id}}/{path}", params=query, list_id=self.audience))
             found = _objects(page.get(key))
             items.extend(found)
             if not found or len(items) >= (_int_id(page.get("total_items")) or 0):
                 return items
 
     def _check_merge_fields(self, fields: list[Mapping[str, Any]]) -> list[str]:
-        """Check the mapped merge fields; return the missing tags to create (when allowed).
-
-        See docs/providers/mailchimp.md#merge-fields.
-        """
+        """Check the mapped merge fields [A3]; return the missing tags to create (when allowed)."""
         existing = {one_line(f["tag"]).upper(): f for f in fields if f.get("tag")}
         mapped = {name.upper(): name for name in self.context.mapped_fields}
         missing = sorted(set(mapped) - set(existing))
@@ -171,8 +174,7 @@ class MailchimpWriter(BatchWriter):
         for item in segments:
             tag_id = _int_id(item.get("id"))
             if tag_id is not None:
-                # Mailchimp may change a tag name's casing (docs/providers/mailchimp.md#tag-name-casing).
-                found[str(item.get("name", "")).lower()] = tag_id
+                found[str(item.get("name", "")).lower()] = tag_id  # casing may change [GRP]
         missing = []
         for segment in self.context.segments:
             tag_id = found.get((self.prefix + segment).lower())
@@ -184,59 +186,61 @@ class MailchimpWriter(BatchWriter):
 
     # -- writing ------------------------------------------------------------------------------
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
-        calls = Calls()
-        outcomes: dict[str, Outcome] = {}
+        """Creates, updates (a pending /batches job from :data:`BATCH_UPDATES_FROM` on), tags, archives."""
+        write = _Write(records)
         upserts = [r for r in records if r.upsert]
         existing = [r for r in upserts if not r.new]
         new = [r for r in upserts if r.new]
-        absent: set[str] = set()  # keys the batch create refused: not members, so no tags
-        tagged: dict[str, set[str]] = {}  # key -> lower-cased tag names the batch create confirmed
         if new:
-            existing += self._create(new, outcomes, absent, tagged, calls)
-        self._update_all(existing, outcomes, calls)
-        on_list = [
-            r for r in records if r.key not in absent and (r.key not in outcomes or outcomes[r.key].status in ON_LIST)
-        ]
-        self._tag(on_list, outcomes, tagged, calls)
-        if self.archive_on_exit:
-            for record in on_list:
-                if not record.segments and record.key not in outcomes:
-                    outcomes[record.key] = self._archive(record, calls)
-        result = [outcomes.get(r.key) or Outcome(r.key, OutcomeStatus.UPDATED) for r in records]
-        return BatchResult(result, requests=calls.count)
+            existing += self._create(new, write)
+        job = self._update_all(existing, write)
+        if job is not None:
+            return BatchResult([], requests=write.calls.count, pending=UpdatesJob(self, write, existing, job))
+        return self._finish(write)
 
     def requests_for(self, records: Sequence[Record]) -> int:
         """The fewest calls: new people's tags land with the create, a /batches job polled once."""
         upserts = [r for r in records if r.upsert]
         updates = sum(not r.new for r in upserts)
+        member_tags = self.lacking.get(MEMBER_TAGS) is None
         tags = {segment for r in records for segment in r.remove}
-        tags |= {segment for r in records if not (r.upsert and r.new and self.member_tags) for segment in r.add}
+        tags |= {segment for r in records if not (r.upsert and r.new and member_tags) for segment in r.add}
         archives = sum(1 for r in records if self.archive_on_exit and not r.segments and not r.upsert)
-        batched = updates >= BATCH_UPDATES_FROM and self.use_batches
+        batched = updates >= BATCH_UPDATES_FROM and self.lacking.get(BATCHES) is None
         return int(any(r.new for r in upserts)) + (BATCH_CALLS if batched else updates) + len(tags) + archives
 
-    def _create(
-        self,
-        records: list[Record],
-        outcomes: dict[str, Outcome],
-        absent: set[str],
-        tagged: dict[str, set[str]],
-        calls: Calls,
-    ) -> list[Record]:
+    def _finish(self, write: _Write) -> BatchResult:
+        """Tag and archive the people on the audience now; one outcome per record of the batch."""
+        outcomes = write.outcomes
+        on_list = [
+            r
+            for r in write.records
+            if r.key not in write.absent and (r.key not in outcomes or outcomes[r.key].status in ON_LIST)
+        ]
+        self._tag(on_list, write)
+        if self.archive_on_exit:
+            for record in on_list:
+                if not record.segments and record.key not in outcomes:
+                    outcomes[record.key] = self._archive(record, write.calls)
+        result = [outcomes.get(r.key) or Outcome(r.key, OutcomeStatus.UPDATED) for r in write.records]
+        return BatchResult(result, requests=write.calls.count)
+
+    def _create(self, records: list[Record], write: _Write) -> list[Record]:
         """Batch-create new people with their tags; return those Mailchimp already knew (to update)."""
-        members = [self._member(r, status=self.status_if_new, tags=self.member_tags) for r in records]
-        calls.count += 1
+        outcomes, absent, tagged = write.outcomes, write.absent, write.tagged
+        member_tags = self.lacking.get(MEMBER_TAGS) is None
+        members = [self._member(r, status=self.status_if_new, tags=member_tags) for r in records]
+        write.calls.count += 1
         try:
             answer = self.api.call(
-                "POST", f"/lists/{self.audience}", json={"members": members, "update_existing": False}
+                "POST", "/lists/{list_id}", json={"members": members, "update_existing": False}, list_id=self.audience
             )
         except Problem as exc:
             if exc.status == 404:
                 raise self._audience_gone() from None
-            if self.member_tags and "tags" in f"{exc.detail} {exc.field_errors()}".lower():
-                # A server holding to the 3.0.55 schema (docs/providers/mailchimp.md#tags-in-batch-members).
-                self.member_tags = False
-                return self._create(records, outcomes, absent, tagged, calls)
+            if member_tags and "tags" in f"{exc.detail} {exc.field_errors()}".lower():
+                self.lacking.learn(MEMBER_TAGS, True)  # a server holding to the 3.0.55 schema, without `tags` [A4]
+                return self._create(records, write)
             raise BadBatchError(
                 f"Mailchimp refused the batch: {exc.title}: {exc.detail} {exc.field_errors()}".strip()
             ) from None
@@ -246,8 +250,7 @@ class MailchimpWriter(BatchWriter):
             record = by_email.get(str(member.get("email_address", "")).lower())
             if record is not None:
                 outcomes[record.key] = Outcome(record.key, OutcomeStatus.CREATED)
-                # Trust but verify: only tags the member object shows count as applied
-                # (docs/providers/mailchimp.md#member-object).
+                # Trust but verify: only tags the member object shows count as applied [A5].
                 tagged[record.key] = {str(t.get("name", "")).lower() for t in _objects(member.get("tags"))}
         known: list[Record] = []
         for error in _objects(answer.get("errors")):
@@ -266,55 +269,43 @@ class MailchimpWriter(BatchWriter):
                 outcomes[record.key] = Outcome.retryable(record.key, "Mailchimp's batch answer did not mention it")
         return known
 
-    def _update_all(self, records: list[Record], outcomes: dict[str, Outcome], calls: Calls) -> None:
-        """Existing people: one /batches job from :data:`BATCH_UPDATES_FROM` on, else one PUT each.
-
-        See docs/providers/mailchimp.md#batch-operations-request.
-        """
-        if len(records) >= BATCH_UPDATES_FROM and self.use_batches:
+    def _update_all(self, records: list[Record], write: _Write) -> BatchJob | None:
+        """Existing people: a /batches job from :data:`BATCH_UPDATES_FROM` on (returned, to be polled),
+        else one PUT each [A6]."""
+        if len(records) >= BATCH_UPDATES_FROM and self.lacking.get(BATCHES) is None:
             operations = [self._operation(f"r{i}", r) for i, r in enumerate(records)]
             try:
-                results = self.batches.run(operations, calls)
+                return self.batches.submit(operations, write.calls)
             except Problem as exc:  # /batches refused: the single PUTs below do the same work
                 if exc.status in (404, 405):
-                    self.use_batches = False  # this server has no /batches: stop asking
+                    self.lacking.learn(BATCHES, True)  # this server has no /batches: stop asking
             except RetryableDestinationError as exc:
-                outcomes.update({r.key: Outcome.retryable(r.key, str(exc)) for r in records})
-                return
-            else:
-                for i, record in enumerate(records):
-                    outcomes[record.key] = self._batch_outcome(record, results.get(f"r{i}"))
-                return
+                write.outcomes.update({r.key: Outcome.retryable(r.key, str(exc)) for r in records})
+                return None
         for record in records:
-            outcomes[record.key] = self._update(record, calls)
+            write.outcomes[record.key] = self._update(record, write.calls)
+        return None
 
     def _update(self, record: Record, calls: Calls) -> Outcome:
-        """Upsert one member without ``status``: an existing member's status never changes.
-
-        See docs/providers/mailchimp.md#add-or-update-a-member.
-        """
+        """Upsert one member without ``status``: an existing member's status never changes [A5, A8]."""
         calls.count += 1
-        path = f"/lists/{self.audience}/members/{subscriber_hash(record.email)}"
         try:
-            member = self.api.call("PUT", path, json=self._put_body(record))
+            member_id = subscriber_hash(record.email)
+            member = self.api.call(
+                "PUT", MEMBER, json=self._put_body(record), list_id=self.audience, subscriber_hash=member_id
+            )
         except (Problem, RetryableDestinationError) as exc:
             return self._put_outcome(record, exc)
         return self._put_outcome(record, member)
 
     def _operation(self, operation_id: str, record: Record) -> dict[str, Any]:
-        """:meth:`_update`'s PUT as a batch operation; ``body`` is a JSON *string*.
-
-        See docs/providers/mailchimp.md#batch-operations-request.
-        """
+        """:meth:`_update`'s PUT as a batch operation; ``body`` is a JSON *string* [A6]."""
         path = f"/lists/{self.audience}/members/{subscriber_hash(record.email)}"
         body = json.dumps(self._put_body(record))
         return {"method": "PUT", "path": path, "operation_id": operation_id, "params": {}, "body": body}
 
     def _batch_outcome(self, record: Record, result: tuple[int, Any] | None) -> Outcome:
-        """One operation's result as the outcome the single PUT would give.
-
-        See docs/providers/mailchimp.md#batch-results.
-        """
+        """One operation's result as the outcome the single PUT would give [A6, A7]."""
         if result is None or result[0] < 200:
             return Outcome.retryable(record.key, "Mailchimp's batch results did not mention it")
         status, answer = result
@@ -323,11 +314,7 @@ class MailchimpWriter(BatchWriter):
         return self._put_outcome(record, error_from(status, answer if isinstance(answer, Mapping) else {}))
 
     def _put_outcome(self, record: Record, answer: Any) -> Outcome:
-        """A PUT's member object, or its error, as an outcome; raises what stops the run.
-
-        See docs/providers/mailchimp.md#add-or-update-a-member, docs/providers/mailchimp.md#error-texts
-        and docs/providers/mailchimp.md#compliance-state.
-        """
+        """A PUT's member object, or its error, as an outcome; raises what stops the run [A5, A7, A8]."""
         if isinstance(answer, Problem):
             if answer.status == 404:  # PUT upserts: only the audience can be missing
                 raise self._audience_gone() from None
@@ -341,24 +328,20 @@ class MailchimpWriter(BatchWriter):
             return Outcome(record.key, OutcomeStatus.SKIPPED, f"compliance: member is {status}; status left unchanged")
         return Outcome(record.key, OutcomeStatus.UPDATED)
 
-    def _tag(
-        self, records: list[Record], outcomes: dict[str, Outcome], tagged: dict[str, set[str]], calls: Calls
-    ) -> None:
-        """Tag changes not already confirmed, through the static-segment endpoint, one call per tag.
-
-        See docs/providers/mailchimp.md#tag-membership-in-bulk.
-        """
+    def _tag(self, records: list[Record], write: _Write) -> None:
+        """Tag changes not already confirmed, through the static-segment endpoint, one call per tag [A5]."""
+        outcomes, tagged, calls = write.outcomes, write.tagged, write.calls
         adds: dict[str, list[Record]] = defaultdict(list)
         removes: dict[str, list[Record]] = defaultdict(list)
         for record in records:
             confirmed = tagged.get(record.key, set())
             for segment in record.add:
-                if (self.prefix + segment).lower() not in confirmed:  # (docs/providers/mailchimp.md#tag-name-casing)
+                if (self.prefix + segment).lower() not in confirmed:  # names compare case-insensitively [A5]
                     adds[segment].append(record)
             for segment in record.remove:
                 removes[segment].append(record)
         for segment in sorted(set(adds) | set(removes)):
-            tag_id = self.tag_ids.get(segment) or self._tag_id(segment, calls)
+            tag_id = self.tag_ids.get(segment) or self.found_tags.get(segment) or self._tag_id(segment, calls)
             if tag_id is None:
                 continue
             body = {
@@ -367,13 +350,15 @@ class MailchimpWriter(BatchWriter):
             }
             calls.count += 1
             try:
-                answer = _mapping(self.api.call("POST", f"/lists/{self.audience}/segments/{tag_id}", json=body))
+                answer = self.api.call(
+                    "POST", "/lists/{list_id}/segments/{tag_id}", json=body, list_id=self.audience, tag_id=tag_id
+                )
             except Problem as exc:
                 if exc.status == 404:
                     raise self._audience_gone() from None
                 raise BadBatchError(f"Mailchimp refused the tag update: {exc.title}: {exc.detail}") from None
             adding = {r.email: r for r in adds[segment]}
-            for error in _objects(answer.get("errors")):
+            for error in _objects(_mapping(answer).get("errors")):
                 addresses = error.get("email_addresses")
                 for address in addresses if isinstance(addresses, list) else []:
                     refused = adding.get(str(address).lower())
@@ -388,24 +373,22 @@ class MailchimpWriter(BatchWriter):
         """
         calls.count += 1
         name = (self.prefix + segment).lower()
-        search = self.api.call("GET", f"/lists/{self.audience}/tag-search", params={"name": self.prefix + segment})
+        search = self.api.call(
+            "GET", "/lists/{list_id}/tag-search", params={"name": self.prefix + segment}, list_id=self.audience
+        )
         for tag in _objects(_mapping(search).get("tags")):
             if str(tag.get("name", "")).lower() == name:
                 tag_id = _int_id(tag.get("id"))
                 if tag_id is None:
                     raise RetryableDestinationError(f"Mailchimp's tag search gave the tag {name!r} no numeric id")
-                self.tag_ids[segment] = tag_id
-                return tag_id
+                return self.found_tags.learn(segment, tag_id)
         return None
 
     def _archive(self, record: Record, calls: Calls) -> Outcome:
-        """``on_exit: archive``: DELETE archives the member (never a permanent delete).
-
-        See docs/providers/mailchimp.md#archive-and-permanent-delete.
-        """
+        """``on_exit: archive``: DELETE archives the member (never a permanent delete) [A5]."""
         calls.count += 1
         try:
-            self.api.call("DELETE", f"/lists/{self.audience}/members/{subscriber_hash(record.email)}")
+            self.api.call("DELETE", MEMBER, list_id=self.audience, subscriber_hash=subscriber_hash(record.email))
         except Problem as exc:
             if exc.status == 404:
                 return Outcome(record.key, OutcomeStatus.UPDATED)  # not on the audience any more
@@ -418,15 +401,12 @@ class MailchimpWriter(BatchWriter):
             member["status"] = status
         if record.fields:
             member["merge_fields"] = {self.field_tags.get(k, k): _merge_value(v) for k, v in record.fields.items()}
-        if tags and record.add:  # tag names (docs/providers/mailchimp.md#tags-in-batch-members)
+        if tags and record.add:  # tag names, accepted in batch members [A4]
             member["tags"] = sorted(self.prefix + segment for segment in record.add)
         return member
 
     def _put_body(self, record: Record) -> dict[str, Any]:
-        """The PUT body: no ``status``, ``status_if_new`` for people Mailchimp does not know.
-
-        See docs/providers/mailchimp.md#add-or-update-a-member.
-        """
+        """The PUT body: no ``status``, ``status_if_new`` for people Mailchimp does not know [A5, A8]."""
         return {**self._member(record, status=None), "status_if_new": self.status_if_new}
 
     def _audience_gone(self) -> UnknownAudienceError:
@@ -434,6 +414,47 @@ class MailchimpWriter(BatchWriter):
             f"Mailchimp audience {self.audience!r} no longer exists (deleted during the run?): "
             "fix --option audience_id; what was sent before is recorded"
         )
+
+
+class _Write:
+    """What one ``write_batch`` call finds out as it goes: its own, never shared with another batch."""
+
+    __slots__ = ("absent", "calls", "outcomes", "records", "tagged")
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        self.records = records
+        self.calls = Calls()
+        self.outcomes: dict[str, Outcome] = {}
+        self.absent: set[str] = set()  # keys the batch create refused: not members, so no tags
+        self.tagged: dict[str, set[str]] = {}  # key -> lower-cased tag names the batch create confirmed
+
+
+class UpdatesJob(PendingJob):
+    """A batch waiting on its ``/batches`` job of updates; then it tags and archives as ``write_batch`` would."""
+
+    def __init__(self, writer: MailchimpWriter, write: _Write, updates: list[Record], job: BatchJob) -> None:
+        self.writer, self.write, self.updates, self.job = writer, write, updates, job
+        self.handed_back = write.calls.count  # the calls write_batch reported; result() reports the rest
+
+    def next_poll(self) -> float | None:
+        return self.job.next_poll()
+
+    def poll(self) -> None:
+        self.job.poll()
+
+    def result(self) -> BatchResult:
+        """Each update's operation result as the outcome its single PUT would give [A6, A7], then the tags."""
+        outcomes = self.write.outcomes
+        try:
+            results = self.job.results()
+        except RetryableDestinationError as exc:
+            outcomes.update({r.key: Outcome.retryable(r.key, str(exc)) for r in self.updates})
+        else:
+            for i, record in enumerate(self.updates):
+                outcomes[record.key] = self.writer._batch_outcome(record, results.get(f"r{i}"))
+        finished = self.writer._finish(self.write)
+        finished.requests -= self.handed_back
+        return finished
 
 
 def _mapping(answer: Any) -> Mapping[str, Any]:
@@ -457,7 +478,7 @@ def _int_id(value: Any) -> int | None:
 
 
 def _merge_value(value: Any) -> Any:
-    """Merge values are strings or numbers; booleans are stringified (docs/providers/mailchimp.md#merge-values)."""
+    """Merge values are strings or numbers; booleans are stringified [GRP]."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float, str)):
@@ -466,7 +487,7 @@ def _merge_value(value: Any) -> Any:
 
 
 def _member_error(key: str, error: str, field: Any, field_message: Any) -> Outcome:
-    """A per-member error from Mailchimp as an outcome (docs/providers/mailchimp.md#batch-subscribe-answer)."""
+    """A per-member error from Mailchimp as an outcome [A4, A7]."""
     text = error.strip() or "refused by Mailchimp"
     if field or field_message:
         text += f" ({field or 'field'}: {field_message or 'invalid'})"

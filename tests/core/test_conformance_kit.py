@@ -1,4 +1,4 @@
-"""The conformance kit catches real mistakes: it passes the webhook example and fails three broken variants.
+"""The conformance kit catches real mistakes: it passes the webhook example and fails four broken variants.
 
 Each check runs the kit in a pytest subprocess (``pytester``) against ``examples/webhook``, loaded from
 the source tree, not pip-installed: a throwaway ``segport_webhook-*.dist-info`` built from the example's
@@ -7,7 +7,8 @@ handler and override the kit's ``destination`` fixture, as a plugin author could
 
 1. the writer sends the email itself as ``id`` instead of its SHA-256 (identity is case-sensitive);
 2. the writer reports every member delivered, ignoring the receiver's ``rejected`` results;
-3. the auth handler logs the secret at DEBUG.
+3. the auth handler logs the secret at DEBUG;
+4. the writer counts its batches in an attribute (state shared by concurrent batches).
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ class BlindWriter(WebhookWriter):
         return Outcome(record.key, OutcomeStatus.UPDATED)
 
 
+class CountingWriter(WebhookWriter):
+    written = 0
+
+    def write_batch(self, records: Any) -> Any:
+        self.written += 1
+        return super().write_batch(records)
+
+
 class LeakyAuth(WebhookAuth):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         logging.getLogger(__name__).debug("signing with %s", self.config["secret"])
@@ -71,6 +80,11 @@ class Unhashed(WebhookDestination):
 class Blind(WebhookDestination):
     def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
         return BlindWriter(session, config, context)
+
+
+class Counting(WebhookDestination):
+    def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
+        return CountingWriter(session, config, context)
 
 
 class Leaky(WebhookDestination):
@@ -103,6 +117,10 @@ class TestIgnoredRejects(Broken):
 
 class TestSecretLogged(Broken):
     variant = Leaky
+
+
+class TestSharedState(Broken):
+    variant = Counting
 '''
 
 
@@ -169,3 +187,11 @@ def test_a_secret_in_a_log_line_is_caught(kit: pytest.Pytester) -> None:
     assert len(teardowns) == len(checks["ERROR"]), result.stdout.str()
     leaks = [line for line in result.outlines if "a secret of the connection appears in a log line" in line]
     assert len(leaks) >= len(checks["ERROR"]), result.stdout.str()
+
+
+def test_state_shared_by_concurrent_batches_is_caught(kit: pytest.Pytester) -> None:
+    result, checks = run(kit, "TestSharedState")
+    assert checks["FAILED"] == {"test_concurrent_batches_share_no_state"}, result.stdout.str()
+    assert not checks["ERROR"]
+    result.assert_outcomes(passed=len(checks["PASSED"]), failed=1)
+    result.stdout.fnmatch_lines(["*write_batch changed the writer's written while batches ran at once*"])

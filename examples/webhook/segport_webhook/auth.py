@@ -14,9 +14,9 @@ from typing import Any, Mapping
 import requests
 
 from segport import AuthHandler, FatalDestinationError, RetryableDestinationError
-from segport.http import TRANSPORT_ERRORS, json_object
+from segport.http import TRANSPORT_ERRORS, ApiError, one_line
 
-from .client import WebhookClient, one_line, succeeded
+from .client import WebhookClient
 from .protocol import PING, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 
 log = logging.getLogger(__name__)
@@ -48,22 +48,23 @@ class WebhookAuth(AuthHandler):
         """
         client = WebhookClient(session, self.config)
         try:
-            response = client.get(PING)
+            answer = client.call("GET", PING)
         except TRANSPORT_ERRORS as exc:
             raise RetryableDestinationError(
                 f"cannot reach the webhook receiver at {client.host} ({type(exc).__name__}): check the connection's "
                 "url and that the receiver is running"
             ) from None
-        if response.status_code == 404:
-            raise FatalDestinationError(
-                f"no segport webhook receiver at {client.root} (GET /ping answered 404): check the connection's url"
-            )
-        if not succeeded(response):
-            raise client.failure(response, "GET /ping")
-        account = json_object(response).get("account")
+        except ApiError as exc:
+            if exc.status == 404:
+                raise FatalDestinationError(
+                    f"no segport webhook receiver at {client.base_url} (GET /ping answered 404): "
+                    "check the connection's url"
+                ) from None
+            raise
+        account = answer.get("account") if isinstance(answer, dict) else None
         if not isinstance(account, str) or not account.strip():
             raise FatalDestinationError(
-                f"{client.root} did not answer GET /ping like a segport webhook receiver (protocol v1): "
+                f"{client.base_url} did not answer GET /ping like a segport webhook receiver (protocol v1): "
                 "check the connection's url"
             )
         log.debug("webhook receiver at %s answered the ping", client.host)

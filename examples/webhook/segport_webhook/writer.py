@@ -7,10 +7,8 @@ outcomes one to one; a member the answer does not mention is retryable, never si
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Mapping, Sequence
-from urllib.parse import quote
 
 import requests
 
@@ -24,9 +22,9 @@ from segport import (
     RunContext,
     UnknownAudienceError,
 )
-from segport.http import json_body, json_object
+from segport.http import ApiError, one_line
 
-from .client import WebhookClient, one_line, succeeded
+from .client import WebhookClient
 from .protocol import AUDIENCE, BATCH, member_id
 
 log = logging.getLogger(__name__)
@@ -51,22 +49,22 @@ class WebhookWriter(BatchWriter):
         super().__init__(session, config, context)
         self.client = WebhookClient(session, config)
         self.audience = str(context.options["audience"])
-        self._quoted = quote(self.audience, safe="")
 
     def prepare(self) -> None:
         """``GET /audiences/{audience}``: the audience must exist (the receiver creates none).
 
         :raises segport.UnknownAudienceError: the receiver answered 404.
         """
-        response = self.client.get(AUDIENCE.format(audience=self._quoted))
-        if response.status_code == 404:
-            raise UnknownAudienceError(
-                f"the webhook receiver at {self.client.host} has no audience {self.audience!r}: fix --option "
-                "audience (the receiver's list name) or create the audience on the receiver"
-            )
-        if not succeeded(response):
-            raise self.client.failure(response, f"GET /audiences/{self.audience}")
-        members = json_object(response).get("members")
+        try:
+            answer = self.client.call("GET", AUDIENCE, audience=self.audience)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise UnknownAudienceError(
+                    f"the webhook receiver at {self.client.host} has no audience {self.audience!r}: fix --option "
+                    "audience (the receiver's list name) or create the audience on the receiver"
+                ) from None
+            raise
+        members = answer.get("members") if isinstance(answer, dict) else None
         log.info("webhook audience %r holds %s members", self.audience, members if isinstance(members, int) else "?")
 
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
@@ -81,22 +79,20 @@ class WebhookWriter(BatchWriter):
         if not records:
             return BatchResult([], requests=0)
         members = [self.member(r) for r in records]
-        body = json.dumps({"members": members}, separators=(",", ":"), default=str).encode("utf-8")
-        what = f"POST /audiences/{self.audience}/members:batch"
-        log.debug("%s with %d members", what, len(members))
-        response = self.client.post(BATCH.format(audience=self._quoted), body)
-        if response.status_code == 404:
-            raise UnknownAudienceError(
-                f"the webhook receiver at {self.client.host} no longer has the audience {self.audience!r}: "
-                "fix --option audience; what was sent before is recorded"
-            )
-        if response.status_code in (400, 413):
-            raise BadBatchError(
-                f"the webhook receiver refused the batch ({response.status_code}{self.client.detail(response)})"
-            )
-        if not succeeded(response):
-            raise self.client.failure(response, what)
-        results = _results(json_body(response))
+        log.debug("POST %s with %d members", BATCH, len(members))
+        try:
+            answer = self.client.call("POST", BATCH, json={"members": members}, audience=self.audience)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise UnknownAudienceError(
+                    f"the webhook receiver at {self.client.host} no longer has the audience {self.audience!r}: "
+                    "fix --option audience; what was sent before is recorded"
+                ) from None
+            if exc.status in (400, 413):
+                shown = f"{exc.status}: {exc.detail}" if exc.detail else str(exc.status)
+                raise BadBatchError(f"the webhook receiver refused the batch ({shown})") from None
+            raise
+        results = _results(answer)
         outcomes = [self.outcome(r, results.get(m["id"])) for r, m in zip(records, members, strict=True)]
         return BatchResult(outcomes, requests=1)
 

@@ -1054,6 +1054,16 @@ def test_import_refused_for_its_content_is_a_bad_batch(
     assert message in str(caught.value)
 
 
+def test_an_answer_quoting_the_api_key_is_masked(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    rsps.post(IMPORT_URL, status=400, json=cm_error(1, f"Invalid key {API_KEY} for subscriber"))
+
+    with pytest.raises(BadBatchError) as caught:
+        writer.write_batch([rec("ada"), rec("grace")])
+
+    assert API_KEY not in str(caught.value) and "Invalid key ******** for subscriber" in str(caught.value)
+
+
 def test_import_code_101_means_the_list_is_gone(rsps: responses.RequestsMock, prepared: Any) -> None:
     writer = prepared()
     rsps.post(IMPORT_URL, status=400, json=cm_error(101, "Invalid ListID"))

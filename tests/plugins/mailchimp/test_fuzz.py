@@ -33,10 +33,11 @@ from segport import (
     RetryableDestinationError,
     RunContext,
     SegportError,
+    complete_batch,
 )
 from segport_mailchimp.api import MailchimpAPI, Problem, error_from
 from segport_mailchimp.auth import MailchimpAuth
-from segport_mailchimp.batches import BatchRunner, Calls, parse_results
+from segport_mailchimp.batches import BatchJob, BatchRunner, Calls, Results, parse_results
 from segport_mailchimp.writer import MailchimpWriter
 
 API_KEY = "0123456789abcdef0123456789abcdef-us7"
@@ -307,9 +308,18 @@ def run_batches(data: st.DataObject, rsps: responses.RequestsMock, api: Mailchim
     register(rsps, "DELETE", batch, lambda: data.draw(answers(st.just({})), label="DELETE /batches/{id}"))
     register(rsps, "GET", re.compile(r".*"), lambda: data.draw(archive_answers, label="download"))
     clock = FakeClock()
-    runner = BatchRunner(api, sleep=clock.sleep, clock=clock)
-    runner.deadline = 6.0  # a few polls, then the runner gives up and cancels
-    return runner.run([{"method": "PUT", "path": "/x", "operation_id": "r0", "body": "{}"}], calls)
+    runner = BatchRunner(api, clock=clock)
+    runner.deadline = 6.0  # a few polls, then the job gives up and cancels
+    job = runner.submit([{"method": "PUT", "path": "/x", "operation_id": "r0", "body": "{}"}], calls)
+    return run_to_end(job, clock.sleep)
+
+
+def run_to_end(job: BatchJob, sleep: Callable[[float], None]) -> Results:
+    """Poll a job as the engine does (sleeping between polls), then take its results."""
+    while (wait := job.next_poll()) is not None:
+        sleep(wait)
+        job.poll()
+    return job.results()
 
 
 @given(data=st.data())
@@ -335,9 +345,10 @@ def test_a_batch_id_with_a_line_break_stays_on_one_line(api: MailchimpAPI, poll:
         rsps.post(f"{BASE}/batches", json={"id": batch_id, "status": status})
         if poll is not None:
             rsps.get(re.compile(re.escape(BASE) + r"/batches/.*"), json={"title": "Gone"}, status=poll)
-        runner = BatchRunner(api, sleep=lambda _: None)
+        runner = BatchRunner(api)
         with pytest.raises(RetryableDestinationError) as caught:
-            runner.run([{"method": "PUT", "path": "/x", "operation_id": "r0", "body": "{}"}], calls)
+            job = runner.submit([{"method": "PUT", "path": "/x", "operation_id": "r0", "body": "{}"}], calls)
+            run_to_end(job, lambda _: None)
     assert one_line(caught.value).startswith("Mailchimp ")
 
 
@@ -469,12 +480,12 @@ def test_write_batch_under_any_answers(
     writer.tag_ids.update(TAG_IDS)
     writer.field_tags["FNAME"] = "FNAME"
     clock = FakeClock()
-    writer.batches = BatchRunner(writer.api, sleep=clock.sleep, clock=clock)
+    writer.batches = BatchRunner(writer.api, clock=clock)
     writer.batches.deadline = 6.0
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         answer_all(data, rsps, records)
         try:
-            result = writer.write_batch(records)
+            result = complete_batch(writer.write_batch(records), sleep=clock.sleep)
         except SegportError as exc:
             check_error(exc)
             return

@@ -23,6 +23,7 @@ from responses import matchers
 from segport import (
     AuthError,
     BadBatchError,
+    BatchResult,
     ConfigError,
     Outcome,
     OutcomeStatus,
@@ -30,6 +31,7 @@ from segport import (
     RetryableDestinationError,
     RunContext,
     UnknownAudienceError,
+    complete_batch,
 )
 from segport.testing.pytest_plugin import ORDERED
 from segport_mailchimp.auth import MailchimpAuth
@@ -1112,10 +1114,9 @@ def test_requests_for_counts_the_calls_write_batch_makes(
         rsps.delete(re.compile(rf"{re.escape(MEMBERS_URL)}/[0-9a-f]{{32}}"), status=204)
     if "batches" in endpoints:
         _answer_batches(rsps)
-        writer.batches.sleep = lambda seconds: None
 
     planned = writer.requests_for(records)
-    result = writer.write_batch(records)
+    result = complete_batch(writer.write_batch(records), sleep=lambda seconds: None)  # a /batches job: to its end
 
     assert planned == expected
     assert result.requests == expected
@@ -1222,8 +1223,13 @@ def sleeps(prepared: Any) -> list[float]:
 
 def batched_writer(prepared: Any, sleeps: list[float], **options: Any) -> MailchimpWriter:
     writer: MailchimpWriter = prepared(**options)
-    writer.batches.sleep = sleeps.append
     return writer
+
+
+def written(writer: MailchimpWriter, records: list[Record], sleeps: list[float]) -> BatchResult:
+    """``write_batch`` driven as the engine drives it: a pending /batches job polled to its end, the
+    waits between polls recorded in ``sleeps`` instead of slept."""
+    return complete_batch(writer.write_batch(records), sleep=sleeps.append)
 
 
 def test_batch_results_become_the_outcomes_a_put_gives(
@@ -1262,7 +1268,7 @@ def test_batch_results_become_the_outcomes_a_put_gives(
     expect_batches(rsps, records, [pending, started, finished(7)], archive, status_if_new="pending")
     expect_tag(rsps, VIP, add=[ok, gone, held])  # delivered ones only: rejected and retryable are not tagged
 
-    result = writer.write_batch(records)
+    result = written(writer, records, sleeps)
 
     by_key = {o.key: o for o in result.outcomes}
     assert by_key["p-ok"] == Outcome("p-ok", OutcomeStatus.UPDATED)
@@ -1293,7 +1299,7 @@ def test_batch_operations_carry_the_put_body_as_a_json_string(
     archive = results_tar([[op_result(f"r{i}", 200, member(r.email)) for i, r in enumerate(records)]])
     expect_batches(rsps, records, [finished(5)], archive)
 
-    result = writer.write_batch(records)
+    result = written(writer, records, sleeps)
 
     assert result.outcomes == [Outcome(r.key, OutcomeStatus.UPDATED) for r in records]
     assert result.requests == 3
@@ -1317,7 +1323,7 @@ def test_an_audience_gone_in_the_batch_results_stops_the_run(
     expect_batches(rsps, records, [finished(5)], archive)
 
     with pytest.raises(UnknownAudienceError) as caught:
-        writer.write_batch(records)
+        written(writer, records, sleeps)
     assert AUDIENCE in str(caught.value)
 
 
@@ -1333,14 +1339,14 @@ def test_a_server_without_batches_gets_single_puts(
     for record in records:
         expect_put(rsps, record)
 
-    result = writer.write_batch(records)
+    result = written(writer, records, sleeps)
 
     assert result.outcomes == [Outcome(r.key, OutcomeStatus.UPDATED) for r in records]
     assert result.requests == 6 == len(rsps.calls) - start
     assert writer.requests_for(records) == 5  # and it is not asked again
     for record in records:
         expect_put(rsps, record)
-    assert writer.write_batch(records).requests == 5
+    assert written(writer, records, sleeps).requests == 5
 
 
 def test_a_throttled_batch_submit_makes_the_updates_retryable(
@@ -1350,9 +1356,10 @@ def test_a_throttled_batch_submit_makes_the_updates_retryable(
     records = [rec(n, new=False, add={"VIP"}) for n in "abcde"]
     rsps.post(BATCHES_URL, status=429, body=problem(429, "Too Many Requests", "Slow down."), content_type=PROBLEM_TYPE)
 
-    result = writer.write_batch(records)  # no tag call: retryable records are tagged when retried
+    result = written(writer, records, sleeps)  # no tag call: retryable records are tagged when retried
 
-    assert result.outcomes == [Outcome.retryable(r.key, "Mailchimp answered 429 Too Many Requests") for r in records]
+    reason = "Mailchimp answered 429 Too Many Requests on POST /batches"  # the message names the call
+    assert result.outcomes == [Outcome.retryable(r.key, reason) for r in records]
     assert result.requests == 1
 
 
@@ -1365,7 +1372,7 @@ def test_failed_polls_are_retried_until_the_batch_finishes(
     throttled = {"status": 503, "body": problem(503, "Service Unavailable", "Later."), "content_type": PROBLEM_TYPE}
     expect_batches(rsps, records, [throttled, {"body": requests.ConnectionError("reset")}, finished(5)], archive)
 
-    result = writer.write_batch(records)
+    result = written(writer, records, sleeps)
 
     assert result.outcomes == [Outcome(r.key, OutcomeStatus.UPDATED) for r in records]
     assert result.requests == 5
@@ -1378,13 +1385,13 @@ def test_a_batch_still_queued_at_the_deadline_is_cancelled_and_retryable(
     writer = batched_writer(prepared, sleeps)
     now = [0.0]
     writer.batches.clock = lambda: now[0]
-    writer.batches.sleep = lambda s: (sleeps.append(s), now.__setitem__(0, now[0] + s))  # type: ignore[func-returns-value]
     writer.batches.deadline = 20.0
     records = [rec(n, new=False) for n in "abcde"]
     expect_batches(rsps, records, [{"json": batch_resource("pending", 5)}])
     rsps.delete(f"{BATCHES_URL}/{BATCH_ID}", status=204)
 
-    result = writer.write_batch(records)
+    pause = lambda s: (sleeps.append(s), now.__setitem__(0, now[0] + s))  # noqa: E731
+    result = complete_batch(writer.write_batch(records), sleep=pause)
 
     reason = f"Mailchimp batch {BATCH_ID} did not finish within 20 s (cancelled)"
     assert result.outcomes == [Outcome.retryable(r.key, reason) for r in records]
@@ -1400,7 +1407,7 @@ def test_a_batch_lost_by_mailchimp_is_retryable(
     gone = {"status": 404, "body": problem(404, "Resource Not Found", "Gone."), "content_type": PROBLEM_TYPE}
     expect_batches(rsps, records, [gone])
 
-    result = writer.write_batch(records)
+    result = written(writer, records, sleeps)
 
     reason = f"Mailchimp lost batch {BATCH_ID} (404 Resource Not Found)"
     assert result.outcomes == [Outcome.retryable(r.key, reason) for r in records]
@@ -1430,7 +1437,7 @@ def test_results_that_cannot_be_had_make_the_updates_retryable_without_leaking_t
     expect_batches(rsps, records, [finished(5)])
     rsps.get(RESULTS_URL, match=[query(signature="s3cr3t")], **download)
 
-    result = writer.write_batch(records)
+    result = written(writer, records, sleeps)
 
     assert result.outcomes == [Outcome.retryable(r.key, reason) for r in records]
     assert result.requests == 3
