@@ -1,10 +1,10 @@
 """The built-in plugins and examples/webhook import only what docs/plugins.md lets a plugin import.
 
-docs/plugins.md, "What a plugin imports", lists the segport modules a plugin's code may import, and,
-after the line "Tests and sandboxes ... may also import", those its tests may import too. This test
-reads both lists from the page and every ``import segport...`` / ``from segport... import`` of the
-plugin packages (sandbox modules left out: they are test machinery, moving out of the packages) and
-of the example's tests, so the page and the code cannot drift apart.
+docs/plugins.md, "What a plugin imports", lists the segport modules a plugin's code may import, then
+("Sandboxes ... may also import") those its sandbox modules may import too, then ("Tests may also
+import") those its tests may import too. This test reads the three lists from the page and every
+``import segport...`` / ``from segport... import`` of the plugin packages, their sandbox subpackages
+and the example's tests, so the page and the code cannot drift apart.
 """
 
 from __future__ import annotations
@@ -27,18 +27,19 @@ PACKAGES = [
 TESTS = [ROOT / "examples" / "webhook" / "tests"]
 
 
-def documented() -> tuple[set[str], set[str]]:
-    """(modules plugin code may import, modules tests and sandboxes may import as well)."""
+def documented() -> tuple[set[str], set[str], set[str]]:
+    """(modules plugin code may import, those sandboxes may import as well, those tests may import as well)."""
     text = DOC.read_text(encoding="utf-8")
     section = text.split("### What a plugin imports", 1)[1].split("\n### ", 1)[0]
-    code, _, tests = section.partition("Tests and sandboxes")
-    assert tests, "docs/plugins.md, 'What a plugin imports', lost its 'Tests and sandboxes' part"
+    code, _, rest = section.partition("\nSandboxes (")
+    sandboxes, _, tests = rest.partition("\nTests may also import")
+    assert tests, "docs/plugins.md, 'What a plugin imports', lost its 'Sandboxes' or 'Tests' part"
 
     def modules(part: str) -> set[str]:  # the code spans naming modules, before each bullet's " — "
         heads = re.findall(r"^- (.*?) — ", part, re.M | re.S)
         return {name for head in heads for name in re.findall(r"`(segport[\w.]*)`", head)}
 
-    return modules(code), modules(tests)
+    return modules(code), modules(sandboxes), modules(tests)
 
 
 def segport_imports(path: Path) -> list[tuple[int, str]]:
@@ -53,31 +54,47 @@ def segport_imports(path: Path) -> list[tuple[int, str]]:
 
 
 def plugin_modules() -> list[Path]:
-    return [path for package in PACKAGES for path in sorted(package.glob("*.py")) if "sandbox" not in path.stem]
+    return [path for package in PACKAGES for path in sorted(package.glob("*.py")) if path.stem != "sandbox"]
 
 
-def test_the_page_lists_what_plugins_and_their_tests_import() -> None:
-    code, tests = documented()
+def sandbox_modules() -> list[Path]:
+    """The sandboxes: a package's ``sandbox/`` subpackage or ``sandbox.py`` module."""
+    return [path for package in PACKAGES for path in sorted(package.glob("sandbox*.py"))] + [
+        path for package in PACKAGES for path in sorted(package.glob("sandbox/*.py"))
+    ]
+
+
+def test_the_page_lists_what_plugins_their_sandboxes_and_their_tests_import() -> None:
+    code, sandboxes, tests = documented()
     assert code == {"segport", "segport.http"}, code
-    assert {"segport.testing", "segport.testing.sandbox"} <= tests and not tests & code, tests
+    assert sandboxes == {"segport.sandboxing"}, sandboxes
+    assert {"segport.testing", "segport.testing.sandbox"} <= tests and not tests & (code | sandboxes), tests
 
 
 @pytest.mark.parametrize("path", plugin_modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_plugin_code_imports_only_documented_modules(path: Path) -> None:
-    allowed, _ = documented()
+    allowed, _, _ = documented()
     wrong = [f"line {line}: {module}" for line, module in segport_imports(path) if module not in allowed]
     assert not wrong, f"{path.relative_to(ROOT)} imports what docs/plugins.md does not let a plugin import: {wrong}"
+
+
+@pytest.mark.parametrize("path", sandbox_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_sandboxes_import_only_documented_modules(path: Path) -> None:
+    code, sandboxes, _ = documented()
+    wrong = [f"line {line}: {module}" for line, module in segport_imports(path) if module not in code | sandboxes]
+    assert not wrong, f"{path.relative_to(ROOT)} imports what docs/plugins.md does not let a sandbox import: {wrong}"
 
 
 @pytest.mark.parametrize(
     "path", [p for folder in TESTS for p in sorted(folder.glob("*.py"))], ids=lambda p: str(p.relative_to(ROOT))
 )
 def test_plugin_tests_import_only_documented_modules(path: Path) -> None:
-    code, tests = documented()
-    wrong = [f"line {line}: {module}" for line, module in segport_imports(path) if module not in code | tests]
+    code, sandboxes, tests = documented()
+    allowed = code | sandboxes | tests
+    wrong = [f"line {line}: {module}" for line, module in segport_imports(path) if module not in allowed]
     assert not wrong, f"{path.relative_to(ROOT)} imports what docs/plugins.md does not let plugin tests import: {wrong}"
 
 
 def test_every_plugin_package_is_scanned() -> None:
     assert all(package.is_dir() for package in PACKAGES)
-    assert len(plugin_modules()) >= 20
+    assert len(plugin_modules()) >= 20 and len(sandbox_modules()) >= 6
