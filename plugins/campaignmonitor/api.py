@@ -83,14 +83,14 @@ class CampaignMonitorAPI(ApiClient):
         return response
 
     def describe(self, body: Mapping[str, Any]) -> str:
-        """``code <Code>: <Message>``, as Campaign Monitor's error bodies give them [B3]."""
+        """``code <Code>: <Message>``, as Campaign Monitor's error bodies give them."""
         code, message = error_code(body), one_line(body.get("Message") or "")
         if not code:
             return message
         return f"code {code}: {message}" if message else f"code {code}"
 
     def error(self, response: requests.Response, call: str) -> SegportError:
-        """401 and the credential codes → AuthError, 429/5xx → retryable, other 4xx → :class:`CMError` [B3]."""
+        """401 and the credential codes → AuthError, 429/5xx → retryable, other 4xx → :class:`CMError`."""
         status, body = response.status_code, json_object(response)
         if status == 401 or error_code(body) in AUTH_CODES:
             return AuthError(

@@ -70,11 +70,11 @@ class MailchimpAPI(ApiClient):
         )
 
     def describe(self, body: Mapping[str, Any]) -> str:
-        """A problem document's ``title: detail`` [A7]."""
+        """A problem document's ``title: detail``."""
         return ": ".join(one_line(body.get(key) or "") for key in ("title", "detail") if body.get(key))
 
     def error(self, response: requests.Response, call: str) -> SegportError:
-        """Mailchimp's mapping of a failed call [A7]; texts it quotes lose any secret."""
+        """Mailchimp's mapping of a failed call (:func:`error_from`); texts it quotes lose any secret."""
         problem = json_object(response)
         for key in ("title", "detail"):
             if problem.get(key):

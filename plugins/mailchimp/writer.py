@@ -61,7 +61,7 @@ BATCH_CALLS = 3  # submit + one poll + download, the least a /batches job costs
 PREFLIGHT_CALLS = 4  # pre-flight reads and creates in parallel, well under the 10-connection cap [A7]
 MEMBER = "/lists/{list_id}/members/{subscriber_hash}"
 # What a server may turn out not to support, learned by the first batch it refuses (see ``lacking``).
-BATCHES = "POST /batches"  # answered 404/405: a server without batch operations [A6]
+BATCHES = "POST /batches"  # answered 404/405: a server without batch operations
 MEMBER_TAGS = "tags in a batch create"  # refused: a server holding to the 3.0.55 schema [A4]
 
 
@@ -443,7 +443,7 @@ class UpdatesJob(PendingJob):
         self.job.poll()
 
     def result(self) -> BatchResult:
-        """Each update's operation result as the outcome its single PUT would give [A6, A7], then the tags."""
+        """Each update's operation result as the outcome its single PUT would give, then the tags."""
         outcomes = self.write.outcomes
         try:
             results = self.job.results()
