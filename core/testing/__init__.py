@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..store import DATABASE_URL_ENV, sqlite_path
-from .double import PlatformDouble, PlatformMember
+from .double import FaultControl, PlatformDouble, PlatformMember
 
 if TYPE_CHECKING:
     from .conformance import DestinationConformance
     from .conformance_contract import ContractChecks
+    from .conformance_resilience import DestinationResilience
     from .conformance_writer import WriterChecks
     from .kit import DestinationKit
 
@@ -62,6 +63,7 @@ KIT_CLASSES = {  # name -> the module defining it; imported (with pytest) only w
     "ContractChecks": "conformance_contract",
     "WriterChecks": "conformance_writer",
     "DestinationConformance": "conformance",
+    "DestinationResilience": "conformance_resilience",
 }
 
 
@@ -77,6 +79,8 @@ __all__ = [
     "ContractChecks",
     "DestinationConformance",
     "DestinationKit",
+    "DestinationResilience",
+    "FaultControl",
     "PlatformDouble",
     "PlatformMember",
     "WriterChecks",
