@@ -8,7 +8,6 @@ SIGKILL, or stalls, at a chosen point. What landed is read from the double, neve
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -30,6 +29,7 @@ from ..plugins import make_manager
 from ..registry import Registry
 from ..workspace import Workspace
 from .double import FaultControl, PlatformDouble
+from .files import write_keys, write_rows
 
 __all__ = ["KIT_RETRY", "ChildRun", "KitExport", "KitPerson", "WriteWatch", "kit_people", "settle", "watched"]
 
@@ -186,8 +186,7 @@ class KitExport:
         self.ws = Workspace.create(self.home, USER, registry=registry, pm=make_manager(autoload=False), retry=KIT_RETRY)
         self.load(self.people)
         for name in self.segments:
-            keys = self.home / f"{name}.keys"
-            keys.write_text("".join(f"{p.key}\n" for p in self.people if name in p.markers), encoding="utf-8")
+            keys = write_keys(self.home / f"{name}.keys", [p.key for p in self.people if name in p.markers])
             self.ws.load_segment(name, keys)
         config = {**self.platform.connection(), **self.config}
         self.ws.add_connection("kit", self.destination.name, config, agree_privacy=True)
@@ -195,12 +194,8 @@ class KitExport:
 
     def load(self, people: Iterable[KitPerson]) -> None:
         """Load (or reload, e.g. with changed fields) these people's profiles."""
-        path = self.home / "profiles.csv"
-        with path.open("w", newline="", encoding="utf-8") as out:
-            rows = csv.writer(out)
-            rows.writerow(["id", "email", *self.mapping.values()])
-            rows.writerows([p.key, p.email, *(p.fields[f] for f in self.mapping)] for p in people)
-        self.ws.load_profiles(path)
+        rows = ([p.key, p.email, *(p.fields[f] for f in self.mapping)] for p in people)
+        self.ws.load_profiles(write_rows(self.home / "profiles.csv", ["id", "email", *self.mapping.values()], rows))
 
     def add_export(self) -> str:
         """A new export of the kit's segments (its sync state empty: it sends everyone); its name."""
@@ -218,6 +213,7 @@ class KitExport:
         return name
 
     def close(self) -> None:
+        """Close the workspace."""
         self.ws.close()
 
     @property
@@ -232,17 +228,18 @@ class KitExport:
         return self.ws.run_export(self.name)
 
     def last_run(self) -> Run:
+        """The export's latest run record."""
         return self.ws.list_runs(self.name, limit=1)[0]
 
     def outcomes(self, run: Run) -> list[tuple[str, str, str, str | None]]:
         """The run's outcome rows (key, email, status, reason), by key."""
         return self.ws.store.outcomes(run.id)
 
-    def run_in_child(self, point: str, *, until_quiet: Callable[[ChildRun], bool] | None = None) -> ChildRun:
+    def run_in_child(self, point: str, *, kill_when: Callable[[ChildRun], bool] | None = None) -> ChildRun:
         """Run the export in a child process that SIGKILLs itself at ``point`` (``answer:N``: when the Nth
         write is answered; ``commit:N``: once the Nth batch is committed) or, with ``stall:N``, stops
-        committing after the Nth batch and is killed from here once ``until_quiet(events so far)`` holds
-        and no write started or ended for a second."""
+        committing after the Nth batch and is killed from here once ``kill_when(what it did so far)`` holds
+        and it wrote no event for a second."""
         journal = self.home / f"child-{point.replace(':', '-')}.jsonl"
         err = self.home / "child.stderr"
         cls = type(self.destination)
@@ -253,8 +250,8 @@ class KitExport:
                 [sys.executable, "-m", "segport.testing.killed_run", *args], stdout=subprocess.DEVNULL, stderr=stderr
             )
             try:
-                if until_quiet is not None:
-                    _wait_quiet(journal, until_quiet, child)
+                if kill_when is not None:
+                    _wait_quiet(journal, kill_when, child)
                     child.kill()
                 child.wait(timeout=300)
             finally:
