@@ -1,4 +1,4 @@
-"""The conformance kit catches real mistakes: it passes the webhook example and fails three broken variants.
+"""The conformance kit catches real mistakes: it passes the webhook example and fails five broken variants.
 
 Each check runs the kit in a pytest subprocess (``pytester``) against ``examples/webhook``, loaded from
 the source tree, not pip-installed: a throwaway ``segport_webhook-*.dist-info`` built from the example's
@@ -7,7 +7,11 @@ handler and override the kit's ``destination`` fixture, as a plugin author could
 
 1. the writer sends the email itself as ``id`` instead of its SHA-256 (identity is case-sensitive);
 2. the writer reports every member delivered, ignoring the receiver's ``rejected`` results;
-3. the auth handler logs the secret at DEBUG.
+3. the auth handler logs the secret at DEBUG;
+4. the writer skips the records of a batch it is asked to send again (a retry after a transient failure)
+   and reports them delivered: only the fault checks of ``DestinationResilience`` see people go missing;
+5. the writer acknowledges each batch at once and sends it from a background thread: the crash checks see
+   a killed run that recorded, or answered, people the platform never received.
 """
 
 from __future__ import annotations
@@ -35,13 +39,16 @@ VARIANTS = '''
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Mapping
+import queue
+import threading
+import time
+from typing import Any, ClassVar, Mapping, Sequence
 
 import pytest
 import requests
 
-from segport import BatchWriter, Destination, Outcome, OutcomeStatus, Record, RunContext, AuthHandler
-from segport.testing import DestinationConformance
+from segport import BatchResult, BatchWriter, Destination, Outcome, OutcomeStatus, Record, RunContext, AuthHandler
+from segport.testing import DestinationConformance, DestinationResilience
 from segport_webhook import WebhookDestination
 from segport_webhook.auth import WebhookAuth
 from segport_webhook.writer import WebhookWriter
@@ -55,6 +62,43 @@ class UnhashedWriter(WebhookWriter):
 class BlindWriter(WebhookWriter):
     def outcome(self, record: Record, result: Mapping[str, Any] | None) -> Outcome:
         return Outcome(record.key, OutcomeStatus.UPDATED)
+
+
+class ForgetfulWriter(WebhookWriter):
+    """Sends each record once per writer: a batch tried again after a failure is 'already sent'."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.tried: set[str] = set()
+
+    def write_batch(self, records: Sequence[Record]) -> BatchResult:
+        fresh = [r for r in records if repr(r) not in self.tried]
+        self.tried.update(repr(r) for r in records)
+        done = {o.key: o for o in super().write_batch(fresh).outcomes} if fresh else {}
+        return BatchResult([done.get(r.key, Outcome(r.key, OutcomeStatus.UPDATED)) for r in records])
+
+
+class HastyWriter(WebhookWriter):
+    """Acknowledges a batch at once; a background thread sends it (finish() waits for the queue)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.queue: queue.Queue[list[Record]] = queue.Queue()
+        threading.Thread(target=self.send_queued, daemon=True).start()
+
+    def write_batch(self, records: Sequence[Record]) -> BatchResult:
+        self.queue.put(list(records))
+        return BatchResult([Outcome(r.key, OutcomeStatus.CREATED) for r in records])
+
+    def send_queued(self) -> None:
+        while True:
+            records = self.queue.get()
+            time.sleep(0.2)
+            super().write_batch(records)
+            self.queue.task_done()
+
+    def finish(self) -> None:
+        self.queue.join()
 
 
 class LeakyAuth(WebhookAuth):
@@ -71,6 +115,16 @@ class Unhashed(WebhookDestination):
 class Blind(WebhookDestination):
     def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
         return BlindWriter(session, config, context)
+
+
+class Forgetful(WebhookDestination):
+    def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
+        return ForgetfulWriter(session, config, context)
+
+
+class Hasty(WebhookDestination):
+    def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
+        return HastyWriter(session, config, context)
 
 
 class Leaky(WebhookDestination):
@@ -103,6 +157,30 @@ class TestIgnoredRejects(Broken):
 
 class TestSecretLogged(Broken):
     variant = Leaky
+
+
+class BrokenUnderStress(DestinationResilience):
+    """The crash and fault checks with the destination fixture overridden."""
+
+    entry_point = "webhook"
+    variant: ClassVar[type[Destination]]
+    status_of_a_resend = OutcomeStatus.UNCHANGED
+
+    @pytest.fixture
+    def destination(self) -> Destination:
+        return self.variant()
+
+
+class TestForgetfulContract(Broken):
+    variant = Forgetful
+
+
+class TestForgetfulUnderFaults(BrokenUnderStress):
+    variant = Forgetful
+
+
+class TestHastyCrashed(BrokenUnderStress):
+    variant = Hasty
 '''
 
 
@@ -117,9 +195,9 @@ def kit(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Py
     return pytester
 
 
-def run(kit: pytest.Pytester, cls: str) -> tuple[pytest.RunResult, dict[str, set[str]]]:
+def run(kit: pytest.Pytester, cls: str, *options: str) -> tuple[pytest.RunResult, dict[str, set[str]]]:
     """Run the kit for one class; the checks by outcome (``PASSED``/``FAILED``/``ERROR``) from ``-rA``."""
-    result = kit.runpytest_subprocess(f"test_variants.py::{cls}", "-rA", timeout=120)
+    result = kit.runpytest_subprocess(f"test_variants.py::{cls}", "-rA", *options, timeout=300)
     checks: dict[str, set[str]] = {"PASSED": set(), "FAILED": set(), "ERROR": set()}
     for line in result.outlines:
         found = SUMMARY.match(line)
@@ -169,3 +247,27 @@ def test_a_secret_in_a_log_line_is_caught(kit: pytest.Pytester) -> None:
     assert len(teardowns) == len(checks["ERROR"]), result.stdout.str()
     leaks = [line for line in result.outlines if "a secret of the connection appears in a log line" in line]
     assert len(leaks) >= len(checks["ERROR"]), result.stdout.str()
+
+
+def test_a_writer_losing_retried_records_passes_the_contract_but_not_the_fault_checks(kit: pytest.Pytester) -> None:
+    result, checks = run(kit, "TestForgetfulContract")
+    assert result.ret == 0, result.stdout.str()  # the contract checks send nothing twice after a failure
+    assert "test_resending_a_batch_is_idempotent" in checks["PASSED"]
+
+    result, checks = run(kit, "TestForgetfulUnderFaults")
+    # A retry after an applied call (reset-applied, cut, timeout) loses nothing; after any other fault it does.
+    caught = {"test_many_batches_land_exactly_under_mixed_faults", "test_each_fault_kind_on_a_write_is_retried"}
+    assert checks["FAILED"] == caught, result.stdout.str()
+    assert not checks["ERROR"] and "test_a_killed_run_resumes_exactly[2]" in checks["PASSED"]
+    result.assert_outcomes(passed=len(checks["PASSED"]), failed=len(caught))
+    result.stdout.fnmatch_lines(["*missing at the platform: *"])
+
+
+def test_a_writer_acknowledging_before_sending_fails_the_crash_checks(kit: pytest.Pytester) -> None:
+    result, checks = run(kit, "TestHastyCrashed", "-k", "killed_run")
+    killed = {f"test_a_killed_run_resumes_exactly[{seed}]" for seed in (2, 5, 6)}
+    assert checks["FAILED"] == killed, result.stdout.str()
+    result.assert_outcomes(failed=len(killed))
+    said = ("but the platform does not hold them", "recorded as delivered are not at the platform")
+    lines = [line for line in result.outlines if line.startswith("E ") and any(words in line for words in said)]
+    assert len(lines) >= len(killed), result.stdout.str()
