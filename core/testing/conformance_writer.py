@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +16,7 @@ from ..http import TRANSPORT_ERRORS
 from ..models import RunStatus
 from ..registry import Registry
 from .double import PlatformDouble
+from .files import write_keys, write_rows
 from .kit import DestinationKit, assert_no_secret, every_call_answers, first_of, snapshot
 
 __all__ = ["WriterChecks"]
@@ -247,13 +247,9 @@ class WriterChecks(DestinationKit):
             for i in range(6)
         ]
         rows[0]["email"] = "  Kit.E2E.Mixed@Example.COM "
-        profiles = tmp_path / "profiles.csv"
-        with profiles.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        profiles = write_rows(tmp_path / "profiles.csv", list(rows[0]), [list(row.values()) for row in rows])
         for name, keys in ((alpha, "p0 p1 p2 p3"), (beta, "p2 p3 p4 p5")):
-            (tmp_path / f"{name}.txt").write_text("\n".join(keys.split()) + "\n", encoding="utf-8")
+            write_keys(tmp_path / f"{name}.txt", keys.split())
         registry = Registry.from_plugins([type(destination)])
         ws = Workspace.create(
             tmp_path / "ws", "ada", registry=registry, pm=make_manager(autoload=False), retry=FAST_RETRY
@@ -283,7 +279,7 @@ class WriterChecks(DestinationKit):
             second = ws.run_export("kit-export")
             sent = {k: v for k, v in second.counts.items() if k != "unchanged" and v}
             assert second.status is RunStatus.SUCCEEDED and not sent, f"a run with no change sent {sent}"
-            (tmp_path / f"{alpha}.txt").write_text("p1\np2\np3\n", encoding="utf-8")
+            write_keys(tmp_path / f"{alpha}.txt", ["p1", "p2", "p3"])
             ws.load_segment(alpha, tmp_path / f"{alpha}.txt")
             third = ws.run_export("kit-export")
             assert third.status is RunStatus.SUCCEEDED, f"the third run ended {third.status.value}: {third.error}"
