@@ -3,10 +3,13 @@
 - :class:`DestinationConformance` (needs pytest and responses, i.e. ``segport[test]``): subclass it
   with your plugin's entry point and every contract check runs as a test (the checks come from
   :class:`ContractChecks` and :class:`WriterChecks`, the fixtures and helpers from :class:`DestinationKit`);
-- :class:`PlatformDouble`, :class:`PlatformMember`: what the kit reads and steers at a fake platform;
+- :class:`DestinationResilience`: the slower crash and injected-fault checks, subclassed the same way;
+- :class:`PlatformDouble`, :class:`PlatformMember`, :class:`FaultControl`: what the kit reads and steers
+  at a fake platform;
 - :mod:`segport.testing.sandbox`: the HTTP kit sandboxes are built on (faults, latency, test API);
 - :mod:`segport.testing.fakes`: an in-memory destination; :mod:`segport.testing.operator`: the CLI
-  in a subprocess; :func:`dump_database`: a workspace's database as text.
+  in a subprocess; :mod:`segport.testing.files`: profile and key files; :func:`dump_database`: a
+  workspace's database as text.
 """
 
 from __future__ import annotations
