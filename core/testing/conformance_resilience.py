@@ -57,7 +57,7 @@ class DestinationResilience(DestinationKit):
     :cvar refusal_reason: words the reject reason holds for a person the double refuses (its
         ``member_fail_rate``); None: any reason.
     :cvar breakages: ways the platform breaks mid-run -> the error the run must end with and words its
-        message must hold; :meth:`break_platform` and :meth:`mend_platform` carry them out.
+        message must hold; :meth:`break_platform` carries them out.
     """
 
     status_of_a_resend: ClassVar[OutcomeStatus | None] = None
@@ -165,8 +165,8 @@ class DestinationResilience(DestinationKit):
         error, words = self.breakages[breakage]
         batch = min(destination.spec().limits.batch_size, RUN_BATCH)
         export = kit_export(5 * batch, batch=batch)
-        watch = WriteWatch()
-        watch.act_at, watch.action = 3, lambda: self.break_platform(platform, breakage)
+        watch, mends = WriteWatch(), list[Callable[[], None]]()
+        watch.act_at, watch.action = 3, lambda: mends.append(self.break_platform(platform, breakage))
         with pytest.raises(error) as caught:
             export.run(watch)
         self._assert_operator_message(caught.value, destination, platform.connection())
@@ -179,7 +179,8 @@ class DestinationResilience(DestinationKit):
         )
         recorded = self._recorded(export, RunStatus.FAILED, landed)
         assert recorded == landed, "a run that failed did not record exactly what the platform acknowledged"
-        self.mend_platform(platform, breakage)
+        for mend in mends:
+            mend()
         self._resumes_exactly(export, landed, recorded)
 
     # -- injected faults --------------------------------------------------------------------------------
@@ -272,20 +273,18 @@ class DestinationResilience(DestinationKit):
 
     # -- hooks and helpers --------------------------------------------------------------------------------
 
-    def break_platform(self, platform: PlatformDouble, breakage: str) -> None:
-        """Break the platform as ``breakage`` says (default: ``credentials revoked``, by the double's
-        :class:`FaultControl`); override it, and :meth:`mend_platform`, for the entries you add."""
+    def break_platform(self, platform: PlatformDouble, breakage: str) -> Callable[[], None]:
+        """Break the platform as ``breakage`` says and return what mends it. Default: ``credentials revoked``,
+        by the double's :class:`FaultControl`; override it for the entries you add to ``breakages``."""
         control = platform.fault_control()
         if breakage != "credentials revoked" or control is None:
             pytest.fail(f"{type(self).__name__}: override break_platform() for {breakage!r}")
         control.revoke_key()
 
-    def mend_platform(self, platform: PlatformDouble, breakage: str) -> None:
-        """Undo :meth:`break_platform` (the credentials valid again, the audience back with its people)."""
-        control = platform.fault_control()
-        if breakage != "credentials revoked" or control is None:
-            pytest.fail(f"{type(self).__name__}: override mend_platform() for {breakage!r}")
-        control.revoked = False
+        def mend() -> None:
+            control.revoked = False
+
+        return mend
 
     def fault_kinds(self, control: FaultControl) -> list[str]:
         """Every fault kind the double injects: its status codes, then the connection-level kinds."""

@@ -6,7 +6,7 @@ each exported segment keeps on the list.
 
 from __future__ import annotations
 
-from typing import ClassVar, Mapping
+from typing import Callable, ClassVar, Mapping
 
 from segport import AuthError, OutcomeStatus, SegportError, UnknownAudienceError
 from segport.testing import DestinationConformance, DestinationResilience, PlatformDouble
@@ -28,17 +28,16 @@ class TestCampaignMonitorResilience(DestinationResilience):
         "list deleted": (UnknownAudienceError, ("no longer exists", "list_id")),
     }
 
-    def break_platform(self, platform: PlatformDouble, breakage: str) -> None:
-        if breakage == "list deleted" and isinstance(platform, CampaignMonitorSandbox):
-            platform.delete_list()
-        else:
-            super().break_platform(platform, breakage)
+    def break_platform(self, platform: PlatformDouble, breakage: str) -> Callable[[], None]:
+        if breakage != "list deleted" or not isinstance(platform, CampaignMonitorSandbox):
+            return super().break_platform(platform, breakage)
+        sandbox = platform
+        sandbox.delete_list()
 
-    def mend_platform(self, platform: PlatformDouble, breakage: str) -> None:
-        if breakage == "list deleted" and isinstance(platform, CampaignMonitorSandbox):
-            platform._data.deleted = False  # the sandbox has no public hook to undo a deletion
-        else:
-            super().mend_platform(platform, breakage)
+        def restore() -> None:
+            sandbox._data.deleted = False  # the sandbox has no public hook to undo a deletion
+
+        return restore
 
     def assert_exact(self, export: KitExport, people: list[KitPerson] | None = None) -> None:
         """Also: the list has a rule segment for each exported segment."""

@@ -30,17 +30,16 @@ class TestMailchimpResilience(DestinationResilience):
         "audience deleted": (UnknownAudienceError, ("audience", "no longer exists")),
     }
 
-    def break_platform(self, platform: PlatformDouble, breakage: str) -> None:
-        if breakage == "audience deleted" and isinstance(platform, MailchimpSandbox):
-            platform.delete_list()
-        else:
-            super().break_platform(platform, breakage)
+    def break_platform(self, platform: PlatformDouble, breakage: str) -> Callable[[], None]:
+        if breakage != "audience deleted" or not isinstance(platform, MailchimpSandbox):
+            return super().break_platform(platform, breakage)
+        sandbox = platform
+        sandbox.delete_list()
 
-    def mend_platform(self, platform: PlatformDouble, breakage: str) -> None:
-        if breakage == "audience deleted" and isinstance(platform, MailchimpSandbox):
-            platform._data.deleted = False  # the sandbox has no public hook to undo a deletion
-        else:
-            super().mend_platform(platform, breakage)
+        def restore() -> None:
+            sandbox._data.deleted = False  # the sandbox has no public hook to undo a deletion
+
+        return restore
 
     def assert_exact(self, export: KitExport, people: list[KitPerson] | None = None) -> None:
         """Also: each tag's member count (kept by the audience beside its members) matches the members."""
