@@ -140,8 +140,9 @@ class DestinationResilience(DestinationKit):
         batch, batches = self._crash_size(destination)
         export = kit_export(batches * batch, batch=batch)
 
-        def stalled(run: ChildRun) -> bool:
-            return any(e["event"] == "stall" for e in run.events)
+        def stalled(run: ChildRun) -> bool:  # commits stopped, and every write that started was answered
+            answers = sum(e["event"] == "answer" for e in run.events)
+            return any(e["event"] == "stall" for e in run.events) and answers == run.writes()
 
         child = export.run_in_child("stall:1", kill_when=stalled)
         self._assert_killed(child, "a stall after the first commit", destination, platform)
