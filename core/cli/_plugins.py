@@ -78,12 +78,23 @@ CONFORMANCE_TEST = """from segport.testing import DestinationConformance
 class TestConformance(DestinationConformance):
     entry_point = {name!r}
 """
+RESILIENCE_TEST = """
+
+from segport.testing import DestinationResilience
+
+
+class TestResilience(DestinationResilience):
+    entry_point = {name!r}
+"""
 
 
 @plugins.command("check", context_settings={"ignore_unknown_options": True})
 @click.argument("name")
+@click.option(
+    "--resilience", is_flag=True, help="Also run the crash and injected-fault checks (slower: about a minute)."
+)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
-def plugins_check(name: str, pytest_args: tuple[str, ...]) -> None:
+def plugins_check(name: str, resilience: bool, pytest_args: tuple[str, ...]) -> None:
     """Run the conformance kit against an installed destination (needs segport[test]).
 
     Extra arguments go to pytest, e.g. ``segport plugins check webhook -x -k identity``.
@@ -97,7 +108,8 @@ def plugins_check(name: str, pytest_args: tuple[str, ...]) -> None:
     with tempfile.TemporaryDirectory(prefix="segport-check-") as folder:
         root = Path(folder)
         (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")  # not the caller's configuration
-        (root / "test_conformance.py").write_text(CONFORMANCE_TEST.format(name=name), encoding="utf-8")
+        test = CONFORMANCE_TEST + (RESILIENCE_TEST if resilience else "")
+        (root / "test_conformance.py").write_text(test.format(name=name), encoding="utf-8")
         args = ["-c", str(root / "pytest.ini"), "--rootdir", folder, "-p", "no:cacheprovider", "-q"]
         # segport is imported already (this is its CLI), so pytest cannot rewrite its asserts: say nothing of it
         args += ["-W", "ignore::pytest.PytestAssertRewriteWarning", *pytest_args]

@@ -1,26 +1,35 @@
 """The kit for testing segport destinations: conformance suite, platform doubles, fakes, workspace inspection.
 
 - :class:`DestinationConformance` (needs pytest and responses, i.e. ``segport[test]``): subclass it
-  with your plugin's entry point and every contract check runs as a test;
-- :class:`PlatformDouble`, :class:`PlatformMember`: what the kit reads and steers at a fake platform;
+  with your plugin's entry point and every contract check runs as a test (the checks come from
+  :class:`ContractChecks` and :class:`WriterChecks`, the fixtures and helpers from :class:`DestinationKit`);
+- :class:`DestinationResilience`: the slower crash and injected-fault checks, subclassed the same way;
+- :class:`PlatformDouble`, :class:`PlatformMember`, :class:`FaultControl`: what the kit reads and steers
+  at a fake platform;
 - :mod:`segport.sandboxing` (also importable as :mod:`segport.testing.sandbox`): the HTTP kit sandboxes
   are built on (faults, latency, test API);
 - :mod:`segport.testing.fakes`: an in-memory destination; :mod:`segport.testing.operator`: the CLI
-  in a subprocess; :func:`dump_database`: a workspace's database as text.
+  in a subprocess; :mod:`segport.testing.files`: profile and key files; :func:`dump_database`: a
+  workspace's database as text.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..store import DATABASE_URL_ENV, sqlite_path
-from .double import PlatformDouble, PlatformMember
+from .double import FaultControl, PlatformDouble, PlatformMember
 
 if TYPE_CHECKING:
     from .conformance import DestinationConformance
+    from .conformance_contract import ContractChecks
+    from .conformance_resilience import DestinationResilience
+    from .conformance_writer import WriterChecks
+    from .kit import DestinationKit
 
 
 def dump_database(home: str | Path, database_url: str | None = None) -> str:
@@ -53,13 +62,31 @@ def _dump_postgres(url: str) -> str:
     return "\n".join(lines)
 
 
+KIT_CLASSES = {  # name -> the module defining it; imported (with pytest) only when a test asks for one
+    "DestinationKit": "kit",
+    "ContractChecks": "conformance_contract",
+    "WriterChecks": "conformance_writer",
+    "DestinationConformance": "conformance",
+    "DestinationResilience": "conformance_resilience",
+}
+
+
 def __getattr__(name: str) -> Any:
     """Import the conformance kit (and pytest with it) only when a test asks for it."""
-    if name == "DestinationConformance":
-        from .conformance import DestinationConformance
-
-        return DestinationConformance
+    if name in KIT_CLASSES:
+        module = importlib.import_module(f".{KIT_CLASSES[name]}", __name__)
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DestinationConformance", "PlatformDouble", "PlatformMember", "dump_database"]
+__all__ = [
+    "ContractChecks",
+    "DestinationConformance",
+    "DestinationKit",
+    "DestinationResilience",
+    "FaultControl",
+    "PlatformDouble",
+    "PlatformMember",
+    "WriterChecks",
+    "dump_database",
+]

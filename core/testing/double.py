@@ -11,8 +11,9 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..sandboxing import SANDBOXES_GROUP, PlatformDouble, PlatformMember, open_sandbox, sandbox_names
+from ..sandboxing.double import FaultControl
 
-__all__ = ["PlatformDouble", "PlatformMember", "registered_double"]
+__all__ = ["FaultControl", "PlatformDouble", "PlatformMember", "registered_double"]
 
 KIT_SEED = 20261125  # the seed of every sandbox the kit starts: the same keys, ids and draws on each run
 

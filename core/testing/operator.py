@@ -27,6 +27,16 @@ class Operator:
         if user:
             self.env["SEGPORT_USER"] = user
 
+    @classmethod
+    def init(cls, home: str | Path, *, admin: str = "ada", database_url: str | None = None) -> Operator:
+        """``segport init --admin ADMIN`` in ``home`` (its database ``database_url`` when given), acting as
+        ``admin`` from then on."""
+        op = cls(home, admin)
+        if database_url is not None:
+            op.env["SEGPORT_DATABASE_URL"] = database_url
+        op("init", "--admin", admin)
+        return op
+
     def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run one command; with ``check``, a non-zero exit fails. A traceback always fails."""
         result = subprocess.run(

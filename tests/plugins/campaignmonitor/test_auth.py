@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -55,18 +55,6 @@ def bearer(token: str) -> Any:
 
 def refresh_form(refresh_token: str = REFRESH) -> Any:
     return matchers.urlencoded_params_matcher({"grant_type": "refresh_token", "refresh_token": refresh_token})
-
-
-@pytest.fixture
-def rsps(strict_responses: responses.RequestsMock) -> responses.RequestsMock:
-    """The strict mock of segport's pytest plugin; ``@ORDERED`` also checks call order."""
-    return strict_responses
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as http:
-        yield http
 
 
 def authed(session: requests.Session, config: dict[str, Any]) -> CampaignMonitorAuth:

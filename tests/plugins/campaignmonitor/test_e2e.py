@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from segport.sandboxing import Request, Response
+from segport.testing import files
+from segport.testing.files import write_rows
 from segport.testing.operator import Operator
 from segport_campaignmonitor.destination import LIMITS
 from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
@@ -37,26 +39,21 @@ def expected(i: int) -> set[str]:
 
 
 def write_profiles(path: Path, count: int, renamed: frozenset[int] = frozenset()) -> Path:
-    rows = ["id,email,first_name,last_name,tier,city"]
-    for i in range(count):
+    def row(i: int) -> list[str]:
         first = "Renamed" if i in renamed else f"First{i}"
-        rows.append(f"p{i:05d},{email(i)},{first},Last{i},{'gold' if i % 4 == 0 else 'basic'},City{i % 5}")
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
+        return [f"p{i:05d}", email(i), first, f"Last{i}", "gold" if i % 4 == 0 else "basic", f"City{i % 5}"]
+
+    return write_rows(path, ["id", "email", "first_name", "last_name", "tier", "city"], map(row, range(count)))
 
 
 def write_keys(path: Path, keys: list[int]) -> Path:
-    path.write_text("".join(f"p{i:05d}\n" for i in keys), encoding="utf-8")
-    return path
+    return files.write_keys(path, (f"p{i:05d}" for i in keys))
 
 
 def setup(
     tmp_path: Path, sandbox: CampaignMonitorSandbox, count: int = 1500, *, database_url: str | None = None
 ) -> Operator:
-    op = Operator(tmp_path / "ws")
-    if database_url is not None:  # the PostgreSQL store, as workers on other machines would share it
-        op.env["SEGPORT_DATABASE_URL"] = database_url
-    op("init", "--admin", "ada")
+    op = Operator.init(tmp_path / "ws", database_url=database_url)  # PostgreSQL: as workers would share it
     op("profiles", "load", str(write_profiles(tmp_path / "profiles.csv", count)))
     op("segments", "define", "VIP", "--where", "tier = 'gold'")
     op("segments", "load", "Newsletter", str(write_keys(tmp_path / "newsletter.txt", list(range(0, count, 2)))))

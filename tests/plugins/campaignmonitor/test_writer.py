@@ -103,14 +103,9 @@ def rsps(strict_responses: responses.RequestsMock) -> Iterator[responses.Request
 
 
 @pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as http:
-        http.auth = CampaignMonitorAuth(CONFIG)
-        yield http
-
-
-@pytest.fixture
 def make_writer(session: requests.Session) -> Callable[..., CampaignMonitorWriter]:
+    session.auth = CampaignMonitorAuth(CONFIG)
+
     def make(
         *, segments: Iterable[str] = EXPORTED, mapped: Iterable[str] = MAPPED, **options: Any
     ) -> CampaignMonitorWriter:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -36,18 +36,6 @@ OAUTH_CONFIG = {
     "api_endpoint": "https://us6.api.mailchimp.com",
 }
 PROBLEM_TYPE = "application/problem+json; charset=utf-8"
-
-
-@pytest.fixture
-def rsps(strict_responses: responses.RequestsMock) -> responses.RequestsMock:
-    """The strict mock of segport's pytest plugin; ``@ORDERED`` also checks call order."""
-    return strict_responses
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as http:
-        yield http
 
 
 def authed(session: requests.Session, config: dict[str, Any]) -> MailchimpAuth:

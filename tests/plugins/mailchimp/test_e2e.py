@@ -10,6 +10,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from segport.testing import files
+from segport.testing.files import write_rows
 from segport.testing.operator import Operator
 from segport_mailchimp.sandbox import MailchimpSandbox
 
@@ -32,18 +34,16 @@ def email(i: int) -> str:
 def write_profiles(
     path: Path, count: int, renamed: frozenset[int] = frozenset(), fake: frozenset[int] = frozenset()
 ) -> Path:
-    lines = ["id,email,first_name,last_name,tier"]
-    for i in range(count):
+    def row(i: int) -> list[str]:
         address = f"fake{i}@shop.segport-test.net" if i in fake else email(i).upper() if i % 7 == 0 else email(i)
         first = "Renamed" if i in renamed else f"First{i}"
-        lines.append(f"p{i:05d},{address},{first},Last{i},{'gold' if i % 4 == 0 else 'basic'}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+        return [f"p{i:05d}", address, first, f"Last{i}", "gold" if i % 4 == 0 else "basic"]
+
+    return write_rows(path, ["id", "email", "first_name", "last_name", "tier"], map(row, range(count)))
 
 
 def write_keys(path: Path, keys: list[int]) -> Path:
-    path.write_text("".join(f"p{i:05d}\n" for i in keys), encoding="utf-8")
-    return path
+    return files.write_keys(path, (f"p{i:05d}" for i in keys))
 
 
 def setup(
@@ -56,10 +56,7 @@ def setup(
     maps: tuple[str, ...] = ("FNAME=first_name", "LNAME=last_name"),
     database_url: str | None = None,
 ) -> Operator:
-    op = Operator(tmp_path / "ws")
-    if database_url is not None:  # the PostgreSQL store, as workers on other machines would share it
-        op.env["SEGPORT_DATABASE_URL"] = database_url
-    op("init", "--admin", "ada")
+    op = Operator.init(tmp_path / "ws", database_url=database_url)  # PostgreSQL: as workers would share it
     op("profiles", "load", str(write_profiles(tmp_path / "profiles.csv", count, fake=fake)))
     op("segments", "define", "VIP", "--where", "tier = 'gold'")
     op("segments", "load", "Newsletter", str(write_keys(tmp_path / "newsletter.txt", list(range(0, count, 2)))))

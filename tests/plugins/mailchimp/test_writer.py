@@ -13,7 +13,7 @@ import json
 import re
 import tarfile
 import threading
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import pytest
 import requests
@@ -72,20 +72,9 @@ PROBLEM_TYPE = "application/problem+json; charset=utf-8"
 
 # -- fixtures and helpers -------------------------------------------------------------------------
 @pytest.fixture
-def rsps(strict_responses: responses.RequestsMock) -> responses.RequestsMock:
-    """The strict mock of segport's pytest plugin; ``@ORDERED`` also checks call order."""
-    return strict_responses
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as http:
-        http.auth = MailchimpAuth(CONFIG)
-        yield http
-
-
-@pytest.fixture
 def make_writer(session: requests.Session) -> Callable[..., MailchimpWriter]:
+    session.auth = MailchimpAuth(CONFIG)
+
     def make(
         *, segments: Iterable[str] = EXPORTED, mapped: Iterable[str] = ("FNAME", "LNAME"), **options: Any
     ) -> MailchimpWriter:
