@@ -203,7 +203,8 @@ def _database_url(url: str) -> str:
 
 def execute(job: RunJob) -> TaskResult:
     """Run one job in this process; the task result. Raises :class:`AlreadyRunning` with the id of the
-    run holding the export's lock in ``holder`` when another run is in progress."""
+    run holding the export's lock in ``holder`` when another run is in progress.
+    """
     with open_workspace(job) as ws:
         if job.joining is not None:
             joined = ws.store.get_run(job.joining)

@@ -91,7 +91,8 @@ def redis_url() -> str | None:
 
 def governor(credential: str, limit: int) -> Gate:
     """The governor of one credential (``type:hash``): shared through Redis when configured, else
-    process-wide (where the first caller's limit holds)."""
+    process-wide (where the first caller's limit holds).
+    """
     url = redis_url()
     if url is None:
         with _local_lock:
@@ -216,7 +217,8 @@ class RedisSlot:
 class GovernedAdapter(HTTPAdapter):
     """A ``requests`` transport adapter holding one slot of ``gate`` for each call, from sending the
     request until the whole answer is read, so the calls a platform sees in flight never pass the
-    limit, whatever a plugin does inside one batch (several calls, parallel pre-flight reads)."""
+    limit, whatever a plugin does inside one batch (several calls, parallel pre-flight reads).
+    """
 
     def __init__(self, gate: Gate, **kwargs: Any) -> None:
         super().__init__(**kwargs)

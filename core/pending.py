@@ -32,7 +32,8 @@ class PendingJob(ABC):
     @abstractmethod
     def next_poll(self) -> float | None:
         """Seconds to wait before the next :meth:`poll`; None once the job is over (finished, lost, or
-        past the deadline the plugin gives it)."""
+        past the deadline the plugin gives it).
+        """
 
     @abstractmethod
     def poll(self) -> None:

@@ -7,7 +7,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 def without_password(url: str, mask: str = "") -> str:
     """``url`` with its password replaced by ``mask``: ``"***"`` for messages (``user:***@host``),
-    ``""`` to drop it (``user@host``: a task's database URL, completed by the worker's own setting)."""
+    ``""`` to drop it (``user@host``: a task's database URL, completed by the worker's own setting).
+    """
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -186,7 +186,8 @@ class Workspace:
         **kwargs: Any,
     ) -> Workspace:
         """Open an existing workspace acting as ``user`` (default ``SEGPORT_USER``), its database
-        ``database_url`` (default ``SEGPORT_DATABASE_URL``, else ``segport.db`` in the folder)."""
+        ``database_url`` (default ``SEGPORT_DATABASE_URL``, else ``segport.db`` in the folder).
+        """
         path = Path(home) if home is not None else default_home()
         url = store_url(database_url)
         db_file = sqlite_path(url, path)

@@ -64,10 +64,12 @@ class PlatformDouble(ABC):
     def refuse(self, email: str) -> None:
         """Make later writes of ``email`` (the kit refuses a person it is about to create) fail *for that
         person only*, the way the platform reports a per-record error inside an otherwise successful
-        answer (e.g. a 200 listing failed rows)."""
+        answer (e.g. a 200 listing failed rows).
+        """
 
     def unknown_export_options(self) -> dict[str, Any] | None:
         """Export options naming an audience/list that does not exist, or None when the destination has
         no such notion. The kit then expects :meth:`segport.BatchWriter.prepare` to raise
-        :class:`segport.UnknownAudienceError`."""
+        :class:`segport.UnknownAudienceError`.
+        """
         return None

@@ -54,7 +54,8 @@ FAULT_SETTINGS = (  # the keyword arguments of FaultInjection.set_faults, as the
 
 class FaultEvent(NamedTuple):
     """One injected fault: its kind (or ``over-limit``, ``member``), the call, and whether it hit an
-    operation run inside a batch job rather than a call."""
+    operation run inside a batch job rather than a call.
+    """
 
     kind: str
     method: str
@@ -221,7 +222,8 @@ class FaultInjection:
 
     def member_fault(self, email: str) -> bool:
         """Whether batch calls refuse ``email`` now: one :meth:`refuse` named, or a seeded hash of the address
-        under ``member_fail_rate``, so the same addresses on every call and the expected state is computable."""
+        under ``member_fail_rate``, so the same addresses on every call and the expected state is computable.
+        """
         if email.strip().lower() in self.refused:
             return True
         rate = self.member_fail_rate

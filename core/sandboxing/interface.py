@@ -52,5 +52,6 @@ class Sandbox(ABC):
 
     def demo_mapping(self) -> dict[str, str]:
         """Data matching for ``segport demo``, whose profiles carry ``first_name``, ``last_name``,
-        ``city`` and ``country``: {destination field: attribute}."""
+        ``city`` and ``country``: {destination field: attribute}.
+        """
         return {}

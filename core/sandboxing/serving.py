@@ -31,7 +31,8 @@ class Responder(Protocol):
 
 class HttpServer(ThreadingHTTPServer):
     """A threaded server answering every request through ``responder``; :meth:`close_connections` drops
-    the open keep-alive connections (stop)."""
+    the open keep-alive connections (stop).
+    """
 
     daemon_threads = allow_reuse_address = True
     request_queue_size = 128  # listen backlog: bursts of new connections must not wait for SYN retries

@@ -72,7 +72,8 @@ class WatchedWrites(SandboxServer):
 
     def settle(self, timeout: float = 30) -> None:
         """Wait until no request has been answered or started for 0.5 s (a killed client's calls
-        still land, some read from the socket only after the kill)."""
+        still land, some read from the socket only after the kill).
+        """
         deadline = time.monotonic() + timeout
         quiet_since, seen = time.monotonic(), (self.active, self.writes)
         while time.monotonic() < deadline:

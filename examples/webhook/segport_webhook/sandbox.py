@@ -101,14 +101,16 @@ class WebhookSandbox(SandboxServer):
 
     def members(self, audience: str = AUDIENCE) -> list[PlatformMember]:
         """Everyone in ``audience``: the email as stored, fields, markers; the protocol has no
-        unsubscribed state, so every member is ``subscribed``."""
+        unsubscribed state, so every member is ``subscribed``.
+        """
         with self._data:
             stored = list(self.audiences[audience].values())
             return [PlatformMember(m.email, dict(m.fields), frozenset(m.markers), "subscribed") for m in stored]
 
     def seed_member(self, email: str, fields: Mapping[str, Any], audience: str = AUDIENCE) -> None:
         """A member who existed before any export, stored under the id of the normalised address (the
-        given case kept)."""
+        given case kept).
+        """
         with self._data:
             self.audiences[audience][member_id(email)] = StoredMember(email, dict(fields))
 
@@ -282,7 +284,8 @@ def _batch(sb: WebhookSandbox, req: Request) -> Response:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a receiver until SIGINT/SIGTERM; print ``key: value`` lines describing it (the secret included:
-    this is a test receiver)."""
+    this is a test receiver).
+    """
     return serve_main(
         WebhookSandbox,
         lambda sb: [("url", sb.base_url), ("secret", sb.secret), ("audience", AUDIENCE)],

@@ -145,7 +145,8 @@ class CampaignMonitorSandbox(SandboxServer):
 
     def members(self) -> list[PlatformMember]:
         """The list's subscribers as the conformance kit reads them: ``Name`` and custom fields, the
-        segment field's options as markers (the default field ``Segments``), the state as status."""
+        segment field's options as markers (the default field ``Segments``), the state as status.
+        """
         subscribers = self._data.dump()["lists"][self.list_id]["subscribers"].values()
         found = []
         for s in subscribers:

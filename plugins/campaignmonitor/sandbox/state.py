@@ -339,7 +339,8 @@ class SandboxState:
 
     def dump(self) -> JSON:
         """``{"client", "lists": {list_id: {"details", "deleted", "custom_fields", "subscribers", "segments"}},
-        "suppression_list"}``; subscribers are keyed by lower-cased email, custom fields by key."""
+        "suppression_list"}``; subscribers are keyed by lower-cased email, custom fields by key.
+        """
         with self.lock:
             subscribers = {
                 key: {
@@ -1029,7 +1030,8 @@ class SandboxState:
 def _equals(data_type: str, value: Any, operand: str) -> bool:
     """EQUALS for one rule: MultiSelectMany matches when the option is among the values (UNCONFIRMED,
     docs/providers/campaignmonitor.md#rule-segments);
-    numbers compare numerically, dates as dates, text case-insensitively (UNCONFIRMED)."""
+    numbers compare numerically, dates as dates, text case-insensitively (UNCONFIRMED).
+    """
     if isinstance(value, list):
         return operand in value
     if data_type == "Number":

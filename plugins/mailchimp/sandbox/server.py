@@ -299,7 +299,8 @@ class MailchimpSandbox(SandboxServer):
     def _run_operation(self, op: JSON) -> tuple[int, str]:
         """One batch operation through the same handlers as a direct call; faults are rolled per operation
         (status kinds only: an operation has no connection to reset or hold; ``fault_filter`` sees
-        ``op METHOD /path``)."""
+        ``op METHOD /path``).
+        """
         url = urlsplit(str(op["path"]))
         query = {**dict(parse_qsl(url.query)), **{k: str(v) for k, v in (op.get("params") or {}).items()}}
         req = Request(str(op["method"]), "/3.0" + url.path, query, str(op.get("body") or "").encode(), {})

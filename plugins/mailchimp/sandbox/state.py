@@ -282,7 +282,8 @@ class SandboxState:
 
     def dump(self) -> JSON:
         """``{"account", "lists": {list_id: {"list", "deleted", "merge_fields", "members": {email: …},
-        "segments"}}, "compliance", "forgotten"}``; members are keyed by lower-cased email."""
+        "segments"}}, "compliance", "forgotten"}``; members are keyed by lower-cased email.
+        """
         with self.lock:
             members = {
                 m.email.lower(): {
@@ -741,7 +742,8 @@ class SandboxState:
 
     def tag_search(self, list_id: str, prefix: str) -> JSON:
         """Tags whose name starts with ``prefix``, case-insensitively (UNCONFIRMED,
-        docs/providers/mailchimp.md#tag-search)."""
+        docs/providers/mailchimp.md#tag-search).
+        """
         with self.lock:
             self._check_list(list_id)
             low = prefix.lower()
@@ -879,7 +881,8 @@ class SandboxState:
     def _tag(self, name: str) -> Tag:
         """The tag named ``name``, created if missing. Names match case-insensitively, first casing kept
         (as integrators compare them; Mailchimp's exact rule is UNCONFIRMED,
-        docs/providers/mailchimp.md#tag-name-casing)."""
+        docs/providers/mailchimp.md#tag-name-casing).
+        """
         name = name.strip()
         tag = self.tags.get(name.lower())
         if tag is None:
