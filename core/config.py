@@ -62,7 +62,7 @@ def _render(error: ValidationError, hidden: list[Any]) -> str:
 
 
 def _expected(error: ValidationError) -> str:
-    """The property's description, which says what a valid value looks like."""
+    """Return the property's description, which says what a valid value looks like."""
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     description = schema.get("description")
     return f"; expected: {description}" if isinstance(description, str) and description else ""
@@ -117,7 +117,7 @@ def schema_properties(schema: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 
 
 def redact(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``config`` fit for display: every secret value replaced by ``'********'``."""
+    """Return a copy of ``config`` fit for display: every secret value replaced by ``'********'``."""
     secrets = secret_fields(schema)
     return {k: ("********" if k in secrets else v) for k, v in config.items()}
 

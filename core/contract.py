@@ -78,7 +78,7 @@ def spec_from_package(
     documentation_url: str | None = None,
     filename: str = "spec.json",
 ) -> DestinationSpec:
-    """A spec whose schemas come from ``spec.json`` beside the plugin: ``{"connection": ..., "export": ...}``."""
+    """Build a spec whose schemas come from ``spec.json`` beside the plugin: ``{"connection": ..., "export": ...}``."""
     document = _spec_document(package, filename)
     return DestinationSpec(document["connection"], document["export"], fields, limits, auth_methods, documentation_url)
 
@@ -143,10 +143,12 @@ class Outcome:
 
     @classmethod
     def rejected(cls, key: str, reason: str) -> Outcome:
+        """Return a rejected outcome: the record was refused for good, for ``reason``."""
         return cls(key, OutcomeStatus.REJECTED, reason)
 
     @classmethod
     def retryable(cls, key: str, reason: str) -> Outcome:
+        """Return a retryable outcome: the record failed for now, for ``reason``, and is sent again."""
         return cls(key, OutcomeStatus.RETRYABLE, reason)
 
 
@@ -243,7 +245,7 @@ class BatchWriter(ABC):
         return 1 if records else 0
 
     def finish(self) -> None:  # noqa: B027 - optional hook
-        """Called once after the last batch of a run that did not fail."""
+        """End the run's work on the platform; called once after the last batch of a run that did not fail."""
 
 
 class OAuth2Flow(ABC):
@@ -251,7 +253,7 @@ class OAuth2Flow(ABC):
 
     @abstractmethod
     def authorize_url(self, config: Mapping[str, Any], redirect_uri: str, state: str) -> str:
-        """The URL the user opens to grant access."""
+        """Return the URL the user opens to grant access."""
 
     @abstractmethod
     def exchange(
@@ -274,18 +276,18 @@ class Destination(ABC):
 
     @abstractmethod
     def spec(self) -> DestinationSpec:
-        """The connection and export schemas, fields and limits."""
+        """Return the connection and export schemas, fields and limits."""
 
     @abstractmethod
     def auth(self, config: Mapping[str, Any]) -> AuthHandler:
-        """An auth handler for a validated connection config (secrets included)."""
+        """Return an auth handler for a validated connection config (secrets included)."""
 
     @abstractmethod
     def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
-        """A batch writer for one run; ``session`` already carries the auth handler."""
+        """Return a batch writer for one run; ``session`` already carries the auth handler."""
 
     def base_url(self, config: Mapping[str, Any]) -> str | None:
-        """The API base URL this config talks to (shown by ``connections show``)."""
+        """Return the API base URL this config talks to (shown by ``connections show``)."""
         return None
 
     def extra_fields(self, options: Mapping[str, Any]) -> Mapping[str, str]:
@@ -297,7 +299,7 @@ class Destination(ABC):
         return {}
 
     def target(self, options: Mapping[str, Any]) -> str:
-        """What the export's options point at on the platform (an audience, a list, a marker scheme).
+        """Return what the export's options point at on the platform (an audience, a list, a marker scheme).
 
         When an edit changes it, what was delivered before says nothing about the new target, so
         the export's sync state is reset and the next run sends everything. The default treats
@@ -306,5 +308,5 @@ class Destination(ABC):
         return json.dumps(dict(options), sort_keys=True, default=str)
 
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
-        """The OAuth2 flow for this config, or None when it authenticates otherwise."""
+        """Return the OAuth2 flow for this config, or None when it authenticates otherwise."""
         return None

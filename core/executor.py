@@ -50,10 +50,12 @@ class RunJob:
     joining: int | None = field(default=None)  # the run of another delivery this task waits for
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the job as JSON-ready data, the task's argument."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunJob:
+        """Rebuild a job from :meth:`to_dict` data, ignoring keys this version does not know."""
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
@@ -74,13 +76,16 @@ class TaskResult:
 
     @property
     def run_id(self) -> int | None:
+        """The id of the recorded run, or None when no run was recorded."""
         return int(self.run["id"]) if self.run is not None else None
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the result as JSON-ready data for the result backend."""
         return {"run": self.run, "error": self.error, "exit_status": int(self.exit_status), "joined": self.joined}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskResult:
+        """Rebuild a result from :meth:`to_dict` data; an unknown status reads as a failed run."""
         error, status = data.get("error"), data.get("exit_status")
         exit_status = ExitStatus.RUN_FAILED  # unknown, or "ok" beside an error: the run did not succeed
         if isinstance(status, int) and status in ExitStatus._value2member_map_ and (status or not error):
@@ -139,10 +144,12 @@ class Executor:
 
     @classmethod
     def from_env(cls) -> Executor | None:
+        """Return the executor of ``SEGPORT_BROKER_URL``, or None when unset (runs stay in-process)."""
         url = broker_url()
         return cls(url) if url else None
 
     def unreachable(self) -> ExecutorError:
+        """Return the error for a broker that does not answer (its password hidden)."""
         shown = without_password(self.broker, "***")
         return ExecutorError(
             f"cannot reach the broker at {BROKER_ENV}={shown}: start Redis (redis-server) or fix "
@@ -186,7 +193,7 @@ class Executor:
 
 
 def open_workspace(job: RunJob) -> Any:
-    """The workspace a task names, opened as its user (the secret key is the worker's)."""
+    """Open the workspace a task names, as its user (the secret key is the worker's)."""
     from .workspace import Workspace
 
     options: dict[str, Any] = {}
@@ -196,14 +203,17 @@ def open_workspace(job: RunJob) -> Any:
 
 
 def _database_url(url: str) -> str:
-    """The task's database URL; the worker's own ``SEGPORT_DATABASE_URL`` supplies its password."""
+    """Return the task's database URL; the worker's own ``SEGPORT_DATABASE_URL`` supplies its password."""
     own = os.environ.get("SEGPORT_DATABASE_URL")
     return own if own and without_password(own) == url else url
 
 
 def execute(job: RunJob) -> TaskResult:
-    """Run one job in this process; the task result. Raises :class:`AlreadyRunning` with the id of the
-    run holding the export's lock in ``holder`` when another run is in progress."""
+    """Run one job in this process and return the task result.
+
+    Raises :class:`AlreadyRunning` with the id of the run holding the export's lock in ``holder``
+    when another run is in progress.
+    """
     with open_workspace(job) as ws:
         if job.joining is not None:
             joined = ws.store.get_run(job.joining)
@@ -227,7 +237,7 @@ def execute(job: RunJob) -> TaskResult:
 
 
 def _run_task(task: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """The Celery task: run the job; join a run of the same export already in progress."""
+    """Run the job as the Celery task; join a run of the same export already in progress."""
     parsed = RunJob.from_dict(job)
     try:
         return execute(parsed).to_dict()

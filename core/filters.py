@@ -1,4 +1,4 @@
-"""Filter expressions for ``segport segments define NAME --where EXPR``.
+r"""Filter expressions for ``segport segments define NAME --where EXPR``.
 
 Example: ``country in ('FR', 'BE') and age >= 18 and not email is empty``. The text is parsed by a
 small hand-written parser; nothing in it is ever executed as Python.
@@ -7,7 +7,7 @@ Syntax: conditions are joined with ``and``/``or``, negated with ``not`` and grou
 parentheses; ``not`` binds tighter than ``and``, which binds tighter than ``or``. Keywords are
 case-insensitive. A field is a name such as ``country`` or ``address.city`` (a dot is part of the
 name, not a path) or any name in backquotes, ```first name``` (double a backquote inside). Values
-are quoted text (``'FR'`` or ``"FR"``, escapes ``\\\\ \\' \\" \\n \\t``), numbers (``-12``,
+are quoted text (``'FR'`` or ``"FR"``, escapes ``\\ \' \" \n \t``), numbers (``-12``,
 ``3.5``, ``1e3``), ``true``, ``false`` or ``null``.
 
 - A value is *empty* when the attribute is missing, null, blank text, or an empty list/object;
@@ -64,7 +64,7 @@ _EXAMPLE = "country = 'FR'"
 
 
 def _fail(problem: str, col: int, fix: str = "") -> InputError:
-    """The one-line error for a problem at column ``col``."""
+    """Return the one-line error for a problem at column ``col``."""
     text = f"filter expression: {problem} at column {col}" + (f" ({fix})" if fix else "")
     return InputError(" ".join(text.splitlines()))
 
@@ -75,7 +75,7 @@ def _show(text: str) -> str:
 
 
 def _to_number(text: str) -> int | float | None:
-    """Number of a text already known to be numeric; None when out of range."""
+    """Return the number of a text already known to be numeric; None when out of range."""
     try:
         if any(c in text for c in ".eE"):
             value = float(text)
@@ -144,13 +144,13 @@ class _Literal:
 
 
 def _example(name: str) -> str:
-    """A field name for the example in an error message."""
+    """Return a field name for the example in an error message."""
     text = _field_text(name)
     return text if len(text) <= 40 else "field"
 
 
 def _field_text(name: str) -> str:
-    """A field name as written in canonical text."""
+    """Return a field name as written in canonical text."""
     if _IDENT.fullmatch(name) and name.lower() not in KEYWORDS:
         return name
     return "`" + name.replace("`", "``") + "`"
@@ -335,7 +335,7 @@ class _Token(NamedTuple):
 
 
 def _unquote(body: str, col: int, escapes: bool) -> str:
-    """The value of a quoted token's body starting at column ``col``."""
+    """Return the value of a quoted token's body starting at column ``col``."""
     if not escapes:
         return body.replace("``", "`")
 

@@ -81,7 +81,7 @@ return kept
 
 
 def redis_url() -> str | None:
-    """The Redis the governor shares: ``SEGPORT_REDIS_URL``, else a ``redis://`` broker URL, else None."""
+    """Return the Redis the governor shares: ``SEGPORT_REDIS_URL``, else a ``redis://`` broker URL, else None."""
     url = os.environ.get(REDIS_ENV) or ""
     if not url:
         broker = os.environ.get(BROKER_ENV) or ""
@@ -90,8 +90,10 @@ def redis_url() -> str | None:
 
 
 def governor(credential: str, limit: int) -> Gate:
-    """The governor of one credential (``type:hash``): shared through Redis when configured, else
-    process-wide (where the first caller's limit holds)."""
+    """Return the governor of one credential (``type:hash``).
+
+    It is shared through Redis when configured, else process-wide (where the first caller's limit holds).
+    """
     url = redis_url()
     if url is None:
         with _local_lock:
@@ -103,7 +105,7 @@ def governor(credential: str, limit: int) -> Gate:
 
 
 def key_for(credential: str) -> str:
-    """The Redis key of a credential's leases: a hash, so no credential text reaches Redis."""
+    """Return the Redis key of a credential's leases: a hash, so no credential text reaches Redis."""
     return KEY_PREFIX + hashlib.sha256(credential.encode()).hexdigest()[:32]
 
 
@@ -137,6 +139,7 @@ class RedisGovernor:
             return found
 
     def slot(self, credential: str, limit: int) -> RedisSlot:
+        """Return a gate holding one of ``limit`` leases of ``credential`` per call."""
         return RedisSlot(self, key_for(credential), limit)
 
     def acquire(self, key: str, limit: int) -> str:
@@ -154,6 +157,7 @@ class RedisGovernor:
             pause = min(pause * 2, 0.1)
 
     def release(self, key: str, token: str) -> None:
+        """Give back the lease ``token`` on ``key``."""
         with self._lock:
             self._held.pop(token, None)
         self._call(lambda keys, args: self.client.zrem(keys[0], *args), [key], [token])
@@ -214,15 +218,19 @@ class RedisSlot:
 
 
 class GovernedAdapter(HTTPAdapter):
-    """A ``requests`` transport adapter holding one slot of ``gate`` for each call, from sending the
-    request until the whole answer is read, so the calls a platform sees in flight never pass the
-    limit, whatever a plugin does inside one batch (several calls, parallel pre-flight reads)."""
+    """A ``requests`` transport adapter holding one slot of ``gate`` for each call.
+
+    The slot is held from sending the request until the whole answer is read, so the calls a
+    platform sees in flight never pass the limit, whatever a plugin does inside one batch (several
+    calls, parallel pre-flight reads).
+    """
 
     def __init__(self, gate: Gate, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gate = gate
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+        """Send the request holding a slot of the gate until its answer is read."""
         with self.gate:
             response = super().send(request, **kwargs)
             if not kwargs.get("stream"):

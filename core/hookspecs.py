@@ -20,7 +20,7 @@ hookimpl = pluggy.HookimplMarker("segport")
 
 @hookspec
 def segport_before_run(run: Run, export: Export) -> None:
-    """Called when a run starts, after its lock is taken and before anything is sent.
+    """Act on a run's start: called after its lock is taken and before anything is sent.
 
     :param run: the run record (status ``running``).
     :param export: the export being run.
@@ -29,7 +29,7 @@ def segport_before_run(run: Run, export: Export) -> None:
 
 @hookspec
 def segport_after_batch(run: Run, export: Export, result: BatchResult) -> None:
-    """Called after each batch's outcomes were committed.
+    """Act on one batch: called after the batch's outcomes were committed.
 
     :param run: the run record, its counts updated.
     :param export: the export being run.
@@ -39,7 +39,7 @@ def segport_after_batch(run: Run, export: Export, result: BatchResult) -> None:
 
 @hookspec
 def segport_on_reject(run: Run, export: Export, outcome: Outcome, email: str) -> None:
-    """Called for each record rejected or failed for good.
+    """Act on one record rejected or failed for good: called for each.
 
     :param run: the run record.
     :param export: the export being run.
@@ -50,7 +50,7 @@ def segport_on_reject(run: Run, export: Export, outcome: Outcome, email: str) ->
 
 @hookspec
 def segport_after_run(run: Run, export: Export) -> None:
-    """Called when a run ends, whatever its status (succeeded, failed, ...).
+    """Act on a run's end: called whatever its status (succeeded, failed, ...).
 
     :param run: the finished run record.
     :param export: the export that was run.

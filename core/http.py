@@ -33,7 +33,7 @@ MASK = "********"  # what a secret quoted by a platform's answer becomes in a me
 
 
 def json_body(response: requests.Response) -> Any:
-    """The response's JSON document, or None when it has no body or the body is not JSON."""
+    """Return the response's JSON document, or None when it has no body or the body is not JSON."""
     if not response.content:
         return None
     try:
@@ -43,7 +43,7 @@ def json_body(response: requests.Response) -> Any:
 
 
 def json_object(response: requests.Response) -> dict[str, Any]:
-    """The response's JSON object, or ``{}`` for anything else (error bodies vary by platform)."""
+    """Return the response's JSON object, or ``{}`` for anything else (error bodies vary by platform)."""
     body = json_body(response)
     return body if isinstance(body, dict) else {}
 
@@ -59,13 +59,13 @@ def retry_after(response: requests.Response) -> float | None:
 
 
 def one_line(value: Any, limit: int | None = None) -> str:
-    """A value from an answer as one line of text (segport's messages are one line), cut to ``limit``."""
+    """Return a value from an answer as one line of text (segport's messages are one line), cut to ``limit``."""
     text = " ".join(str(value).split())
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def authorization_code_form(config: Mapping[str, Any], code: str, redirect_uri: str) -> dict[str, str]:
-    """The token request body of the authorization-code grant (RFC 6749, 4.1.3), client secret included."""
+    """Return the token request body of the authorization-code grant (RFC 6749, 4.1.3), client secret included."""
     return {
         "grant_type": "authorization_code",
         "client_id": str(config["client_id"]),
@@ -164,12 +164,13 @@ class ApiClient:
         )
 
     def name(self, method: str, path: str) -> str:
-        """The call as messages name it: ``GET /lists/{list_id}.json``."""
+        """Return the call as messages name it: ``GET /lists/{list_id}.json``."""
         return f"{method} {path}{self.path_suffix}"
 
     def gather(self, calls: Sequence[Callable[[], Any]], *, parallel: int = 4) -> list[Future[Any]]:
-        """Run ``calls`` (e.g. ``functools.partial(client.call, "GET", ...)``) at once, at most
-        ``parallel`` at a time; return their futures, in order, once every one has answered.
+        """Run ``calls`` at once, at most ``parallel`` at a time; return their futures once all answered.
+
+        ``calls`` are e.g. ``functools.partial(client.call, "GET", ...)``; the futures come in order.
 
         For a pre-flight of independent reads: the plugin then needs no thread pool of its own. Each
         call still holds a slot of the credential's call governor, like any call.
@@ -181,7 +182,7 @@ class ApiClient:
 
     # -- errors -----------------------------------------------------------------------------------
     def error(self, response: requests.Response, call: str) -> SegportError:
-        """The error for an answer that is not 2xx; override for a platform's own rules.
+        """Return the error for an answer that is not 2xx; override for a platform's own rules.
 
         401 → :class:`AuthError`; 429 and 5xx → :class:`RetryableDestinationError` carrying
         Retry-After; anything else (403, 404, other 4xx, a redirect) → :class:`ApiError` (fatal
@@ -204,7 +205,7 @@ class ApiClient:
         return self.mask(one_line(self.describe(body)))
 
     def describe(self, body: Mapping[str, Any]) -> str:
-        """The platform's own words about a failed call, from its JSON error body (``""`` for none).
+        """Return the platform's own words about a failed call, from its JSON error body (``""`` for none).
 
         Override for a platform's error shape (e.g. ``code 101: Invalid ListID``); the default takes
         the first text of ``message``, ``error``, ``detail`` or ``title``.
@@ -223,7 +224,7 @@ class ApiClient:
 
 
 def encode_json(document: Any) -> bytes:
-    """A JSON request body: compact UTF-8, values JSON cannot hold as their text (dates, decimals)."""
+    """Encode a JSON request body: compact UTF-8, values JSON cannot hold as their text (dates, decimals)."""
     return json.dumps(document, separators=(",", ":"), allow_nan=False, default=str).encode("utf-8")
 
 

@@ -29,7 +29,7 @@ class Learned(Generic[K, V]):
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
-        """The value learned for ``key``, or None."""
+        """Return the value learned for ``key``, or None."""
         return self._facts.get(key)
 
     def learn(self, key: K, value: V) -> V:

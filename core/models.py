@@ -23,6 +23,8 @@ class Share(str, enum.Enum):
 
 
 class RunStatus(str, enum.Enum):
+    """Where a run stands: running, or how it ended."""
+
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"  # finished, but some records still failed after every retry
@@ -33,11 +35,14 @@ class RunStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class User:
+    """A workspace user and their role."""
+
     name: str
     role: Role
     created_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the user as JSON-ready data."""
         return {"name": self.name, "role": self.role.value, "created_at": self.created_at}
 
 
@@ -69,6 +74,8 @@ class Connection:
 
 @dataclass(frozen=True)
 class Segment:
+    """A named set of profiles: static (loaded keys) or defined by a filter ``expression``."""
+
     id: int
     name: str
     kind: str  # "static" or "filter"
@@ -77,6 +84,7 @@ class Segment:
     updated_at: str
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the segment as JSON-ready data (without its internal id)."""
         data = asdict(self)
         del data["id"]
         return data
@@ -102,9 +110,11 @@ class Export:
 
     @property
     def detached(self) -> bool:
+        """Whether the export's connection was removed."""
         return self.connection_id is None
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the export as JSON-ready data (without internal ids, with ``detached``)."""
         data = asdict(self)
         del data["id"], data["connection_id"]
         data["detached"] = self.detached
@@ -131,6 +141,7 @@ class Run:
     duration_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the run record as JSON-ready data."""
         data = asdict(self)
         data["status"] = self.status.value
         return data
@@ -138,6 +149,8 @@ class Run:
 
 @dataclass(frozen=True)
 class AuditEntry:
+    """One line of the audit log: who did what to which target, and when."""
+
     id: int
     at: str
     user: str
@@ -146,6 +159,7 @@ class AuditEntry:
     detail: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the entry as JSON-ready data."""
         return asdict(self)
 
 
@@ -157,6 +171,7 @@ class SharedConnection:
     type: str
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the connection's name and type as JSON-ready data."""
         return {"name": self.name, "type": self.type}
 
 
@@ -169,6 +184,7 @@ class ConnectionCheck:
     status: str = "ok"
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the check's answer as JSON-ready data."""
         return {"connection": self.connection, "status": self.status, "account": self.account}
 
 
@@ -180,6 +196,7 @@ class ProfileLoad:
     profiles: int
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the load's counts as JSON-ready data."""
         return asdict(self)
 
 
@@ -192,6 +209,7 @@ class SegmentLoad:
     unknown_keys: int
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the load's counts as JSON-ready data."""
         return asdict(self)
 
 
@@ -204,9 +222,11 @@ class SegmentCount:
 
     @property
     def name(self) -> str:
+        """The segment's name."""
         return self.segment.name
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the segment as JSON-ready data, with its ``members`` count."""
         return {**self.segment.to_dict(), "members": self.members}
 
 
@@ -227,6 +247,7 @@ class ScheduledRun:
         return "queued" if self.task is not None else "failed"
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the run record, or the queued task or error of the export, as JSON-ready data."""
         if self.run is not None:
             return self.run.to_dict()
         if self.task is not None:

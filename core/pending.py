@@ -31,8 +31,10 @@ class PendingJob(ABC):
 
     @abstractmethod
     def next_poll(self) -> float | None:
-        """Seconds to wait before the next :meth:`poll`; None once the job is over (finished, lost, or
-        past the deadline the plugin gives it)."""
+        """Return the seconds to wait before the next :meth:`poll`; None once the job is over.
+
+        The job is over when it finished, was lost, or passed the deadline the plugin gives it.
+        """
 
     @abstractmethod
     def poll(self) -> None:
@@ -44,8 +46,10 @@ class PendingJob(ABC):
 
     @abstractmethod
     def result(self) -> BatchResult:
-        """The batch's result: one outcome per record of the batch, and the HTTP requests made since
-        ``write_batch`` handed the job back (polls included). It may hand back another job.
+        """Return the batch's result: one outcome per record and the HTTP requests made for the job.
+
+        The requests are those made since ``write_batch`` handed the job back (polls included). The
+        result may hand back another job.
 
         Called once: after :meth:`next_poll` answered None, or earlier when the run stops (Ctrl-C, a
         fatal error of another batch): then give the job up (cancel it if the platform can) and make
@@ -60,7 +64,7 @@ def complete_batch(
     sleep: Callable[[float], Any] = time.sleep,
     stopped: Callable[[], bool] | None = None,
 ) -> BatchResult:
-    """``result`` itself, or the final result of the job(s) it hands back, with every request counted.
+    """Return ``result`` itself, or the final result of the job(s) it hands back, every request counted.
 
     Waits with ``sleep`` between polls holding nothing; takes each job's result holding ``gate``
     (the engine's batch slot). Once ``stopped()`` holds, it polls no more and asks the job for its

@@ -42,7 +42,7 @@ _HINTS = {
 
 
 def allowed_by_role(role: Role, action: str, *, shared: bool = False) -> bool:
-    """The built-in matrix: admins may do everything, contributors data and shared exports, viewers read."""
+    """Apply the built-in matrix: admins may do everything, contributors data and shared exports, viewers read."""
     if role is Role.ADMIN:
         return True
     if action in READ:

@@ -17,7 +17,7 @@ logger = logging.getLogger("segport.plugins")
 
 
 def make_manager(*, autoload: bool = True, plugins: tuple[Any, ...] = ()) -> pluggy.PluginManager:
-    """A plugin manager with segport's hookspecs, ``plugins`` and the installed hook plugins.
+    """Return a plugin manager with segport's hookspecs, ``plugins`` and the installed hook plugins.
 
     ``autoload=False`` skips entry points (tests register what they need); ``SEGPORT_LOAD_PLUGINS``
     narrows autoload to the named entry points. A hook plugin that fails to import, or implements a

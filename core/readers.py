@@ -59,7 +59,7 @@ class ProfileRow:
 
 
 def _fail(message: str) -> InputError:
-    """An InputError whose message is guaranteed to be one line (every break ``str.splitlines`` knows, escaped)."""
+    """Return an InputError whose message is one line (every break ``str.splitlines`` knows, escaped)."""
     return InputError(message.translate(_BREAKS))
 
 
@@ -124,7 +124,7 @@ def _unreadable(path: str | os.PathLike[str], exc: OSError) -> InputError:
 
 
 def _not_utf8(path: str | os.PathLike[str], newline: str | None, fallback: int) -> InputError:
-    """The error for an invalid UTF-8 file: re-read it leniently to find the first bad line."""
+    """Return the error for an invalid UTF-8 file: re-read it leniently to find the first bad line."""
     line = fallback
     try:
         with open(path, encoding="utf-8-sig", errors="surrogateescape", newline=newline) as f:
@@ -295,7 +295,7 @@ def _has_surrogate(obj: Any) -> bool:
 
 
 def _json_key(name: str, line: int, obj: dict[str, Any], key: str) -> str:
-    """The object's key as a stripped, non-empty string."""
+    """Return the object's key as a stripped, non-empty string."""
     value = obj.get(key)
     if type(value) is str:
         value = value.strip()

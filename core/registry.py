@@ -39,6 +39,7 @@ class PluginInfo:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the entry point as JSON-ready data."""
         return dict(self.__dict__)
 
 
@@ -54,7 +55,7 @@ def _distributions() -> dict[str, tuple[str, str]]:
 
 
 def allowed_names() -> frozenset[str] | None:
-    """The names ``SEGPORT_LOAD_PLUGINS`` allows, or None when it is unset (load all)."""
+    """Return the names ``SEGPORT_LOAD_PLUGINS`` allows, or None when it is unset (load all)."""
     value = os.environ.get(LOAD_PLUGINS_ENV)
     if value is None:
         return None
@@ -104,7 +105,7 @@ class Registry:
 
     @classmethod
     def from_plugins(cls, plugins: Iterable[type[Destination]]) -> Registry:
-        """A registry of in-process classes, for tests and embedding (nothing is pip-installed)."""
+        """Return a registry of in-process classes, for tests and embedding (nothing is pip-installed)."""
         from importlib.metadata import EntryPoint
 
         extensions = [
@@ -115,6 +116,7 @@ class Registry:
 
     @property
     def manager(self) -> ExtensionManager[Any]:
+        """The stevedore manager of the allowed entry points, built on first use."""
         if self._manager is None:
             allowed = allowed_names()
             if allowed is None:
@@ -136,7 +138,7 @@ class Registry:
         return {e.name: e for e in self.manager.extensions if allowed is None or e.name in allowed}
 
     def get(self, name: str) -> Destination:
-        """The destination called ``name``; raises :class:`PluginError` naming the reason."""
+        """Return the destination called ``name``; raises :class:`PluginError` naming the reason."""
         if name in self._loaded:
             return self._loaded[name]
         extensions = self._extensions()
@@ -196,7 +198,7 @@ _default: Registry | None = None
 
 
 def default_registry() -> Registry:
-    """The process-wide registry the CLI and :class:`segport.Workspace` use unless given one."""
+    """Return the process-wide registry the CLI and :class:`segport.Workspace` use unless given one."""
     global _default
     if _default is None:
         _default = Registry()

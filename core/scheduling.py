@@ -23,7 +23,7 @@ def validate_cron(expression: str) -> str:
 
 
 def next_fire(expression: str, after: datetime) -> datetime:
-    """The first time strictly after ``after`` at which ``expression`` fires (UTC)."""
+    """Return the first time strictly after ``after`` at which ``expression`` fires (UTC)."""
     result: datetime = croniter(expression, after).get_next(datetime)
     return result
 

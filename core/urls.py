@@ -6,8 +6,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 
 def without_password(url: str, mask: str = "") -> str:
-    """``url`` with its password replaced by ``mask``: ``"***"`` for messages (``user:***@host``),
-    ``""`` to drop it (``user@host``: a task's database URL, completed by the worker's own setting)."""
+    """Return ``url`` with its password replaced by ``mask``.
+
+    ``"***"`` for messages (``user:***@host``), ``""`` to drop it (``user@host``: a task's database
+    URL, completed by the worker's own setting).
+    """
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -30,7 +30,7 @@ class Vault:
 
     @classmethod
     def for_workspace(cls, home: Path, *, create: bool = False) -> Vault:
-        """The vault of a workspace: ``SEGPORT_SECRET_KEY`` if set, else its key file."""
+        """Return the vault of a workspace: ``SEGPORT_SECRET_KEY`` if set, else its key file."""
         env = os.environ.get(KEY_ENV)
         if env:
             return cls(env.strip().encode())
@@ -47,9 +47,11 @@ class Vault:
             ) from None
 
     def encrypt(self, secrets: Mapping[str, Any]) -> bytes:
+        """Return ``secrets`` as an encrypted token for the store."""
         return self._fernet.encrypt(json.dumps(dict(secrets), sort_keys=True).encode())
 
     def decrypt(self, token: bytes) -> dict[str, Any]:
+        """Return the secrets of a token; a token of another key is a :class:`WorkspaceError`."""
         try:
             plain = self._fernet.decrypt(token)
         except InvalidToken:

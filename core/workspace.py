@@ -98,26 +98,32 @@ class Workspace:
     # -- the parts, for embedding apps and the CLI --------------------------------------------------
     @property
     def home(self) -> Path:
+        """The workspace folder (key file, reject files)."""
         return self.context.home
 
     @property
     def store(self) -> Store:
+        """The workspace database."""
         return self.context.store
 
     @property
     def vault(self) -> Vault:
+        """The secrets' encryption with the workspace key."""
         return self.context.vault
 
     @property
     def registry(self) -> Registry:
+        """The installed destination plugins."""
         return self.context.registry
 
     @property
     def pm(self) -> pluggy.PluginManager:
+        """The hook plugin manager (run hooks, permission policy)."""
         return self.context.pm
 
     @property
     def retry(self) -> RetryPolicy:
+        """How runs retry transient failures."""
         return self.context.retry
 
     @property
@@ -185,8 +191,10 @@ class Workspace:
         database_url: str | None = None,
         **kwargs: Any,
     ) -> Workspace:
-        """Open an existing workspace acting as ``user`` (default ``SEGPORT_USER``), its database
-        ``database_url`` (default ``SEGPORT_DATABASE_URL``, else ``segport.db`` in the folder)."""
+        """Open an existing workspace acting as ``user`` (default ``SEGPORT_USER``).
+
+        Its database is ``database_url`` (default ``SEGPORT_DATABASE_URL``, else ``segport.db`` in the folder).
+        """
         path = Path(home) if home is not None else default_home()
         url = store_url(database_url)
         db_file = sqlite_path(url, path)
@@ -208,6 +216,7 @@ class Workspace:
         return cls(path, store, vault, user=user or os.environ.get(USER_ENV), **kwargs)
 
     def close(self) -> None:
+        """Close the workspace database."""
         self.store.close()
 
     def __enter__(self) -> Workspace:
@@ -222,15 +231,19 @@ class Workspace:
         return self.governance.require(action)
 
     def add_user(self, name: str, role: Role | str) -> User:
+        """Add a user with a role (admins only)."""
         return self.governance.add_user(name=name, role=role)
 
     def list_users(self) -> list[User]:
+        """Return every user with their role."""
         return self.governance.list_users()
 
     def remove_user(self, name: str) -> User:
+        """Remove a user: from then on they can do nothing (the last admin cannot go)."""
         return self.governance.remove_user(name=name)
 
     def audit_entries(self, limit: int = 100) -> list[AuditEntry]:
+        """Return the newest ``limit`` audit entries, newest first."""
         return self.governance.audit_entries(limit=limit)
 
     # -- connections ----------------------------------------------------------------------------
@@ -257,47 +270,60 @@ class Workspace:
         )
 
     def list_connections(self) -> list[Connection | SharedConnection]:
+        """Return every connection for admins; the shared ones' name and type for others."""
         return self.connections.list()
 
     def get_connection(self, name: str) -> Connection:
+        """Return one connection (its config without secrets)."""
         return self.connections.get(name=name)
 
     def stored_secret_names(self, name: str) -> list[str]:
+        """Return the names (never the values) of the secrets stored for a connection."""
         return self.connections.secret_names(name=name)
 
     def test_connection(self, name: str) -> ConnectionCheck:
+        """Check the stored credentials with the platform (a refreshed token is kept)."""
         return self.connections.test(name=name)
 
     def authorize_connection(self, name: str, open_url: Callable[[str], Any], *, timeout: float = 300.0) -> Connection:
+        """Run the destination's OAuth2 flow for a connection (``open_url`` shows the user the URL)."""
         return self.connections.authorize(name=name, open_url=open_url, timeout=timeout)
 
     def set_profile_cap(self, name: str, cap: int | None) -> Connection:
+        """Set (or with None, clear) the most profiles one export of this connection may select."""
         return self.connections.set_profile_cap(name=name, cap=cap)
 
     def remove_connection(self, name: str) -> int:
+        """Erase a connection and its secrets; return the count of its exports, now detached and disabled."""
         return self.connections.remove(name=name)
 
     # -- profiles and segments ------------------------------------------------------------------
     def load_profiles(
         self, path: str | os.PathLike[str], *, key: str = "id", fmt: str | None = None, replace: bool = False
     ) -> ProfileLoad:
+        """Load profiles from a CSV or JSONL file (all rows or none)."""
         return self.catalog.load_profiles(path=path, key=key, fmt=fmt, replace=replace)
 
     def get_profile(self, key: str) -> dict[str, Any]:
+        """Return one profile's attributes."""
         return self.catalog.get_profile(key=key)
 
     def load_segment(
         self, name: str, path: str | os.PathLike[str], *, key: str = "id", fmt: str | None = None
     ) -> SegmentLoad:
+        """Create or replace a static segment from a file of profile keys."""
         return self.catalog.load_segment(name=name, path=path, key=key, fmt=fmt)
 
     def define_segment(self, name: str, where: str) -> Segment:
+        """Create or update a segment defined by a filter expression over profile attributes."""
         return self.catalog.define_segment(name=name, where=where)
 
     def list_segments(self) -> list[SegmentCount]:
+        """Return the segments with their current member counts."""
         return self.catalog.list_segments()
 
     def remove_segment(self, name: str) -> None:
+        """Remove a segment no export uses."""
         self.catalog.remove_segment(name=name)
 
     # -- exports --------------------------------------------------------------------------------
@@ -348,15 +374,19 @@ class Workspace:
         )
 
     def list_exports(self) -> list[Export]:
+        """Return every export."""
         return self.exports.list()
 
     def get_export(self, name: str) -> Export:
+        """Return one export."""
         return self.exports.get(name=name)
 
     def set_export_enabled(self, name: str, enabled: bool) -> Export:
+        """Enable or disable an export (a disabled export is skipped by refreshes and schedules)."""
         return self.exports.set_enabled(name=name, enabled=enabled)
 
     def remove_export(self, name: str) -> None:
+        """Remove an export, its sync state and its schedule (its runs stay in the history)."""
         self.exports.remove(name=name)
 
     # -- runs and schedules ---------------------------------------------------------------------
@@ -372,9 +402,11 @@ class Workspace:
         return self.runs.queue(name=name, full=full, trigger=trigger)
 
     def get_run(self, run_id: int) -> Run:
+        """Return one run record (runs of dead processes show as interrupted)."""
         return self.runs.get(run_id=run_id)
 
     def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
+        """Return the newest runs, of one export or of all."""
         return self.runs.list(export=export, limit=limit)
 
     def refresh(self, trigger: str = "refresh") -> list[ScheduledRun]:
@@ -386,12 +418,15 @@ class Workspace:
         return self.scheduling.jobs()
 
     def fire(self, job: str) -> list[ScheduledRun]:
+        """Run a scheduler job by its name from :meth:`schedules`."""
         return self.scheduling.fire(job=job)
 
     def set_schedule(self, cron: str | None) -> str | None:
+        """Set (or with None, clear) the system refresh's cron line; return it as stored."""
         return self.scheduling.set_refresh(cron=cron)
 
     def get_schedule(self) -> str | None:
+        """Return the system refresh's cron line, if one is set."""
         return self.scheduling.get_refresh()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 @cache
 def load(name: str) -> dict[str, Any]:
-    """The schema ``<name>.schema.json`` of this package."""
+    """Return the schema ``<name>.schema.json`` of this package."""
     text = files(__name__).joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
     result: dict[str, Any] = json.loads(text)
     return result

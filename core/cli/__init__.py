@@ -28,6 +28,7 @@ class SegportGroup(click.Group):
     """A click group that turns segport errors into one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a segport error becomes its one line and exit code (a traceback with --debug)."""
         try:
             return super().invoke(ctx)
         except SegportError as exc:

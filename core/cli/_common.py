@@ -57,7 +57,7 @@ FLAG_HINTS = {
 
 
 def with_hint(error: SegportError) -> str:
-    """The error's one line, with how to fix it on the command line when it names an argument."""
+    """Return the error's one line, with how to fix it on the command line when it names an argument."""
     hint = FLAG_HINTS.get(error.param or "")
     return f"{error} ({hint})" if hint else str(error)
 
@@ -81,7 +81,7 @@ def emit_json(document: Any) -> None:
 
 
 def emit_table(rows: Sequence[Any], columns: Sequence[str], empty: str = "(none)") -> None:
-    """A plain aligned table for humans (rows are dicts or models)."""
+    """Print a plain aligned table for humans (rows are dicts or models)."""
     if not rows:
         click.echo(empty)
         return

@@ -18,7 +18,7 @@ from ._common import State, emit_json, emit_table, json_option, pass_state
 
 @click.group()
 def connections() -> None:
-    """Connections to destination platforms (admins add and remove them)."""
+    """Manage connections to destination platforms (admins add and remove them)."""
 
 
 def read_config(value: str | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ FORMAT = click.option(
 
 @click.group()
 def profiles() -> None:
-    """Customer profiles (one row per customer)."""
+    """Load and show customer profiles (one row per customer)."""
 
 
 @profiles.command("load")
@@ -52,7 +52,7 @@ def profiles_show(state: State, key: str, as_json: bool) -> None:
 
 @click.group()
 def segments() -> None:
-    """Segments: named sets of profiles, loaded from a file or defined by a filter."""
+    """Manage segments: named sets of profiles, loaded from a file or defined by a filter."""
 
 
 @segments.command("load")

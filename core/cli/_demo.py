@@ -141,7 +141,7 @@ def demo(destinations: tuple[str, ...], count: int, directory: str | None) -> No
 
 
 def _renamed(row: str) -> str:
-    """The same customer with a new first name."""
+    """Return the same customer with a new first name."""
     fields = row.split(",")
     fields[2] = "Renamed"
     return ",".join(fields) + "\n"

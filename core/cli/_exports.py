@@ -18,7 +18,7 @@ from ._common import State, emit_json, emit_table, json_option, parse_pairs, pas
 
 @click.group()
 def exports() -> None:
-    """Exports: segments of profiles sent to a connection's audience/list."""
+    """Manage exports: segments of profiles sent to a connection's audience/list."""
 
 
 MAP = click.option(
@@ -275,7 +275,7 @@ class QueuedRunError(SegportError):
 
 @click.group()
 def runs() -> None:
-    """Run history."""
+    """Read the run history."""
 
 
 @runs.command("list")

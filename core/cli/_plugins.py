@@ -16,7 +16,7 @@ from ._common import emit_json, emit_table, json_option
 
 @click.group()
 def plugins() -> None:
-    """Installed destination plugins."""
+    """List, show and check the installed destination plugins."""
 
 
 @plugins.command("list")

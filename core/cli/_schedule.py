@@ -15,7 +15,7 @@ from ._common import State, emit_json, emit_table, json_option, pass_state
 
 @click.group()
 def schedule() -> None:
-    """The system refresh schedule (cron)."""
+    """Set and show the system refresh schedule (cron)."""
 
 
 @schedule.command("set")

@@ -25,7 +25,7 @@ def init(state: State, admin: str, as_json: bool) -> None:
 
 @click.group()
 def users() -> None:
-    """Users and their roles (admin, contributor, viewer)."""
+    """Manage users and their roles (admin, contributor, viewer)."""
 
 
 @users.command("add")
@@ -59,7 +59,7 @@ def users_list(state: State, as_json: bool) -> None:
 
 @click.group()
 def audit() -> None:
-    """The audit log of every change and run."""
+    """Read the audit log of every change and run."""
 
 
 @audit.command("list")

@@ -33,10 +33,12 @@ def serve_main(
     description: str | None = None,
     options: Sequence[str] = (),
 ) -> int:
-    """Serve ``factory(latency_ms=, fail_rate=, seed=, **options)`` until SIGINT/SIGTERM; print ``base_url`` and
-    ``describe(sandbox)`` as ``key: value`` lines. ``options`` are extra string ``--flags`` (default None);
-    ``--fault-kinds``, ``--member-fail-rate``, ``--hold-s``, ``--slow-ms``, ``--retry-after-s`` and
-    ``--fault-filter`` go to :meth:`SandboxServer.set_faults` (kept across resets)."""
+    """Serve ``factory(latency_ms=, fail_rate=, seed=, **options)`` until SIGINT/SIGTERM; return the exit status.
+
+    Prints ``base_url`` and ``describe(sandbox)`` as ``key: value`` lines. ``options`` are extra string
+    ``--flags`` (default None); ``--fault-kinds``, ``--member-fail-rate``, ``--hold-s``, ``--slow-ms``,
+    ``--retry-after-s`` and ``--fault-filter`` go to :meth:`SandboxServer.set_faults` (kept across resets).
+    """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1")
     for flag, kind, default in (("--port", int, 0), ("--latency-ms", int, 0), ("--fail-rate", float, 0.0)):

@@ -1,5 +1,7 @@
-"""The test API every sandbox serves, unauthenticated, under ``/_sandbox/``: state, summary, faults, refuse,
-revoke, reset."""
+"""The test API every sandbox serves, unauthenticated, under ``/_sandbox/``.
+
+Its calls: state, summary, faults, refuse, revoke, reset.
+"""
 
 from __future__ import annotations
 

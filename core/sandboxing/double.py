@@ -99,7 +99,7 @@ class PlatformDouble(ABC):
 
     @abstractmethod
     def connection(self) -> dict[str, Any]:
-        """A valid connection config (secrets included) that talks to this double."""
+        """Return a valid connection config (secrets included) that talks to this double."""
 
     @abstractmethod
     def export_options(self) -> dict[str, Any]:
@@ -119,14 +119,18 @@ class PlatformDouble(ABC):
 
     @abstractmethod
     def refuse(self, email: str) -> None:
-        """Make later writes of ``email`` (the kit refuses a person it is about to create) fail *for that
-        person only*, the way the platform reports a per-record error inside an otherwise successful
-        answer (e.g. a 200 listing failed rows)."""
+        """Make later writes of ``email`` fail *for that person only*.
+
+        The kit refuses a person it is about to create; the write fails the way the platform reports a
+        per-record error inside an otherwise successful answer (e.g. a 200 listing failed rows).
+        """
 
     def unknown_export_options(self) -> dict[str, Any] | None:
-        """Export options naming an audience/list that does not exist, or None when the destination has
-        no such notion. The kit then expects :meth:`segport.BatchWriter.prepare` to raise
-        :class:`segport.UnknownAudienceError`."""
+        """Return export options naming an audience/list that does not exist (None: no such notion).
+
+        The kit then expects :meth:`segport.BatchWriter.prepare` to raise
+        :class:`segport.UnknownAudienceError`.
+        """
         return None
 
     def fault_control(self) -> FaultControl | None:

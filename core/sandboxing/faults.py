@@ -53,8 +53,10 @@ FAULT_SETTINGS = (  # the keyword arguments of FaultInjection.set_faults, as the
 
 
 class FaultEvent(NamedTuple):
-    """One injected fault: its kind (or ``over-limit``, ``member``), the call, and whether it hit an
-    operation run inside a batch job rather than a call."""
+    """One injected fault: its kind (or ``over-limit``, ``member``), the call, and whether it hit an operation.
+
+    An operation is one run inside a batch job rather than a call.
+    """
 
     kind: str
     method: str
@@ -83,7 +85,7 @@ def parse_kinds(text: str) -> dict[str, float]:
 
 
 def fault_status(kind: str) -> int | None:
-    """The status a fault kind answers with; None for the connection-level kinds."""
+    """Return the status a fault kind answers with; None for the connection-level kinds."""
     if kind == RETRY_AFTER:
         return 429
     return int(kind) if kind.isdigit() else None
@@ -119,7 +121,7 @@ class FaultInjection:
         self._rng = random.Random(self.seed)
 
     def _reset_faults(self) -> None:
-        """Settings back to how they were constructed (or kept), the RNG re-seeded, refusals and log cleared."""
+        """Put settings back to how they were constructed (or kept), re-seed the RNG, clear refusals and log."""
         with self._lock:
             for name, value in self._initial.items():
                 if name != "status_codes":
@@ -220,8 +222,11 @@ class FaultInjection:
             return {"settings": self.fault_settings(), "counts": self.fault_counts(), "log": log}
 
     def member_fault(self, email: str) -> bool:
-        """Whether batch calls refuse ``email`` now: one :meth:`refuse` named, or a seeded hash of the address
-        under ``member_fail_rate``, so the same addresses on every call and the expected state is computable."""
+        """Return whether batch calls refuse ``email`` now.
+
+        They do for an address :meth:`refuse` named, or one whose seeded hash falls under
+        ``member_fail_rate``: the same addresses on every call, so the expected state is computable.
+        """
         if email.strip().lower() in self.refused:
             return True
         rate = self.member_fail_rate
@@ -249,8 +254,10 @@ class FaultInjection:
         return not self.fault_filter or re.search(self.fault_filter, call) is not None
 
     def roll_fault(self, req: Request, *, operation: bool = False) -> str | None:
-        """Draw whether ``req`` fails (forced by ``fail_next``, else at ``fail_rate``) and how (weighted ``kinds``);
-        None: it does not.
+        """Draw whether ``req`` fails and how; return the fault kind, or None when it does not fail.
+
+        A failure is forced by ``fail_next``, else drawn at ``fail_rate``; its kind is drawn from the weighted
+        ``kinds``.
 
         Calls :meth:`targets` refuses draw nothing. An ``operation`` of a batch job, which has no connection of
         its own, draws among the status kinds only (``429-retry-after`` counts as 429).

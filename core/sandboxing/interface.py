@@ -9,10 +9,10 @@ __all__ = ["Sandbox"]
 
 
 class Sandbox(ABC):
-    """A local server faithful to a platform's API, registered under ``segport.sandboxes`` (not a part of
-    the destination contract: the engine never uses one).
+    """A local server faithful to a platform's API, registered under ``segport.sandboxes``.
 
-    Build it on :class:`segport.sandboxing.SandboxServer`: it then also serves as the
+    It is not a part of the destination contract: the engine never uses one. Build it on
+    :class:`segport.sandboxing.SandboxServer`: it then also serves as the
     :class:`segport.sandboxing.PlatformDouble` the conformance kit drives.
 
     :param latency_ms: delay added to every API call.
@@ -40,7 +40,7 @@ class Sandbox(ABC):
 
     @abstractmethod
     def demo_connection(self) -> dict[str, Any]:
-        """A valid connection config that talks to this running sandbox."""
+        """Return a valid connection config that talks to this running sandbox."""
 
     @abstractmethod
     def demo_export_options(self) -> dict[str, Any]:
@@ -48,9 +48,11 @@ class Sandbox(ABC):
 
     @abstractmethod
     def summary(self) -> dict[str, Any]:
-        """What landed: e.g. members per status and members per segment marker."""
+        """Return what landed: e.g. members per status and members per segment marker."""
 
     def demo_mapping(self) -> dict[str, str]:
-        """Data matching for ``segport demo``, whose profiles carry ``first_name``, ``last_name``,
-        ``city`` and ``country``: {destination field: attribute}."""
+        """Return the data matching for ``segport demo``: {destination field: attribute}.
+
+        The demo's profiles carry ``first_name``, ``last_name``, ``city`` and ``country``.
+        """
         return {}

@@ -34,7 +34,7 @@ class Request:
     bad_json: Callable[[str | None], Exception] = field(default=lambda found: HttpError(400), repr=False)
 
     def json(self) -> dict[str, Any]:
-        """The body as a JSON object, ``{}`` when empty; raises ``bad_json(None)`` or ``bad_json(type name)``."""
+        """Return the body as a JSON object, ``{}`` when empty; raise ``bad_json(None)`` or ``bad_json(type name)``."""
         if not self.body.strip():
             return {}
         try:
@@ -46,7 +46,7 @@ class Request:
         return doc
 
     def form(self) -> dict[str, str]:
-        """The body as a url-encoded form (last value wins)."""
+        """Return the body as a url-encoded form (last value wins)."""
         return parse_query(self.body.decode("utf-8", "replace"))
 
     def flag(self, name: str) -> bool:
@@ -71,10 +71,10 @@ class Response:
 
 
 def redirect(uri: str, params: Mapping[str, str]) -> Response:
-    """A 302 to ``uri`` with ``params`` added to its query (e.g. an OAuth ``code`` and ``state``)."""
+    """Return a 302 to ``uri`` with ``params`` added to its query (e.g. an OAuth ``code`` and ``state``)."""
     return Response(302, headers={"Location": uri + ("&" if "?" in uri else "?") + urlencode(params)})
 
 
 def parse_query(query: str) -> dict[str, str]:
-    """A url-encoded query or form as a dict (the last value of a repeated name wins)."""
+    """Return a url-encoded query or form as a dict (the last value of a repeated name wins)."""
     return {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}

@@ -28,16 +28,16 @@ class SandboxFactory(Protocol):
     """What a ``segport.sandboxes`` entry point names: a Sandbox class, or a function making one."""
 
     def __call__(self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> Sandbox:
-        """A new sandbox, not started."""
+        """Return a new sandbox, not started."""
 
 
 def sandbox_names() -> list[str]:
-    """The destination names a sandbox is registered for, sorted (nothing is imported)."""
+    """Return the destination names a sandbox is registered for, sorted (nothing is imported)."""
     return sorted({entry.name for entry in entry_points(group=SANDBOXES_GROUP)})
 
 
 def find_sandbox(name: str) -> SandboxFactory | None:
-    """The factory registered as ``name``, or None when there is none.
+    """Return the factory registered as ``name``, or None when there is none.
 
     Raises :class:`PluginLoadError` when the entry point cannot be imported and
     :class:`PluginContractError` when it names something that cannot make a Sandbox.
@@ -66,7 +66,7 @@ def find_sandbox(name: str) -> SandboxFactory | None:
 
 
 def open_sandbox(name: str, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> Sandbox:
-    """A new sandbox of destination ``name``, not started.
+    """Return a new sandbox of destination ``name``, not started.
 
     Raises :class:`PluginError` (exit 7) when none is registered, and as :func:`find_sandbox` does.
     """

@@ -24,7 +24,7 @@ class Router(Generic[S]):
         self.routes: list[tuple[str, re.Pattern[str], Handler[S]]] = []
 
     def route(self, method: str, pattern: str) -> Callable[[Handler[S]], Handler[S]]:
-        """Decorator: register a handler for ``method`` on paths fully matching ``pattern``."""
+        """Return a decorator registering a handler for ``method`` on paths fully matching ``pattern``."""
 
         def register(handler: Handler[S]) -> Handler[S]:
             self.routes.append((method, re.compile(pattern), handler))
@@ -33,7 +33,7 @@ class Router(Generic[S]):
         return register
 
     def resolve(self, method: str, path: str) -> tuple[Handler[S] | None, dict[str, str], list[str]]:
-        """The handler and its unquoted params, or None and the methods the path allows (none: 404)."""
+        """Return the handler and its unquoted params, or None and the methods the path allows (none: 404)."""
         allowed: list[str] = []
         for verb, pattern, handler in self.routes:
             if (match := pattern.fullmatch(path)) is not None:

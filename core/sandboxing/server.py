@@ -132,11 +132,11 @@ class SandboxServer(FaultInjection, Sandbox, PlatformDouble):
     # -- the conformance kit's double (PlatformDouble) --------------------------------------------------
 
     def connection(self) -> dict[str, Any]:
-        """The demo connection: a valid config for this running sandbox."""
+        """Return the demo connection: a valid config for this running sandbox."""
         return self.demo_connection()
 
     def export_options(self) -> dict[str, Any]:
-        """The demo export options: the sandbox's audience/list."""
+        """Return the demo export options: the sandbox's audience/list."""
         return self.demo_export_options()
 
     def members(self) -> list[PlatformMember]:
@@ -162,7 +162,7 @@ class SandboxServer(FaultInjection, Sandbox, PlatformDouble):
         """Raise to refuse an API request; default: accept."""
 
     def fault_response(self, status: int, *, over_limit: bool = False) -> Response:
-        """An injected fault, or (``over_limit``) the 429 past ``max_connections``."""
+        """Return an injected fault's answer, or (``over_limit``) the 429 past ``max_connections``."""
         return Response(status, {"status": status})
 
     def no_route(self, req: Request, status: Literal[404, 405]) -> Response:
@@ -170,11 +170,11 @@ class SandboxServer(FaultInjection, Sandbox, PlatformDouble):
         return Response(status, {"status": status})
 
     def bad_json(self, found: str | None) -> Exception:
-        """The error for a body that is not JSON (``found`` None) or not an object (its type name)."""
+        """Return the error for a body that is not JSON (``found`` None) or not an object (its type name)."""
         return HttpError(400, {"error": "malformed JSON" if found is None else f"expected an object, got {found}"})
 
     def invalid_input(self, name: str, message: str) -> Exception:
-        """The error for a bad test-API argument."""
+        """Return the error for a bad test-API argument."""
         return HttpError(400, {"field": name, "message": message})
 
     def render_error(self, exc: Exception) -> Response:
@@ -184,7 +184,7 @@ class SandboxServer(FaultInjection, Sandbox, PlatformDouble):
         return Response(500, {"error": f"sandbox error: {exc!r}"})
 
     def encode_body(self, req: Request, body: Any) -> bytes:
-        """A JSON body as bytes."""
+        """Encode a JSON body as bytes."""
         return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
     # -- request pipeline -----------------------------------------------------------------------------

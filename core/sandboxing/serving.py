@@ -20,18 +20,20 @@ class Responder(Protocol):
     """What the server asks of a sandbox for each request."""
 
     def respond(self, req: Request) -> Response:
-        """The answer to ``req`` (its ``drop`` says how to break the connection instead)."""
+        """Return the answer to ``req`` (its ``drop`` says how to break the connection instead)."""
 
     def bad_json(self, found: str | None) -> Exception:
-        """The error :meth:`Request.json` raises for a body that is not a JSON object."""
+        """Return the error :meth:`Request.json` raises for a body that is not a JSON object."""
 
     def encode_body(self, req: Request, body: Any) -> bytes:
-        """A response body as bytes."""
+        """Encode a response body as bytes."""
 
 
 class HttpServer(ThreadingHTTPServer):
-    """A threaded server answering every request through ``responder``; :meth:`close_connections` drops
-    the open keep-alive connections (stop)."""
+    """A threaded server answering every request through ``responder``.
+
+    :meth:`close_connections` drops the open keep-alive connections (stop).
+    """
 
     daemon_threads = allow_reuse_address = True
     request_queue_size = 128  # listen backlog: bursts of new connections must not wait for SYN retries

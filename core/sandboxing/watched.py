@@ -38,7 +38,7 @@ class WatchedWrites(SandboxServer):
         self.watch = threading.Lock()
 
     def written(self, req: Request) -> list[str] | None:
-        """The addresses ``req`` writes, when it is the platform's write call; None otherwise."""
+        """Return the addresses ``req`` writes, when it is the platform's write call; None otherwise."""
         raise NotImplementedError(f"{type(self).__name__}.written(): name the platform's write call")
 
     def respond(self, req: Request) -> Response:
@@ -71,8 +71,10 @@ class WatchedWrites(SandboxServer):
         super().authenticate(req)
 
     def settle(self, timeout: float = 30) -> None:
-        """Wait until no request has been answered or started for 0.5 s (a killed client's calls
-        still land, some read from the socket only after the kill)."""
+        """Wait until no request has been answered or started for 0.5 s.
+
+        A killed client's calls still land, some read from the socket only after the kill.
+        """
         deadline = time.monotonic() + timeout
         quiet_since, seen = time.monotonic(), (self.active, self.writes)
         while time.monotonic() < deadline:

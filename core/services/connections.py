@@ -83,7 +83,7 @@ class Connections:
         return self.context.store.get_connection(name)
 
     def secret_names(self, *, name: str) -> builtins.list[str]:
-        """The names (never the values) of the secrets stored for a connection."""
+        """Return the names (never the values) of the secrets stored for a connection."""
         self.context.authorize("connections.show")
         connection = self.context.store.get_connection(name)
         token = self.context.store.connection_secrets(connection.id)
@@ -151,7 +151,7 @@ class Connections:
 
     # -- for the other services (no permission check: their callers checked) ----------------------
     def full_config(self, connection: Connection) -> dict[str, Any]:
-        """The connection's config with its secrets decrypted."""
+        """Return the connection's config with its secrets decrypted."""
         token = self.context.store.connection_secrets(connection.id)
         secrets = self.context.vault.decrypt(token) if token else {}
         return {**connection.config, **secrets}

@@ -50,7 +50,7 @@ class Context:
         return self.store.get_user(self.user_name)
 
     def authorize(self, action: str, resource: object = None, *, shared: bool = False) -> User:
-        """The acting user, once allowed to do ``action`` (on ``resource``); a refusal is audited."""
+        """Return the acting user, once allowed to do ``action`` (on ``resource``); a refusal is audited."""
         user = self.user
         try:
             authorize(self.pm, user, action, resource, shared=shared)

@@ -128,7 +128,7 @@ class Exports:
 
     # -- for the other services -------------------------------------------------------------------
     def export_for(self, action: str, name: str) -> tuple[Export, Connection]:
-        """An attached export and its connection, once the acting user may do ``action`` on it."""
+        """Return an attached export and its connection, once the acting user may do ``action`` on it."""
         ctx = self.context
         ctx.user  # noqa: B018 - identify first: an unknown user learns nothing
         export = ctx.store.get_export(name)

@@ -14,7 +14,7 @@ class Governance:
         self.context = context
 
     def require(self, action: str) -> User:
-        """The acting user; raises :class:`segport.PermissionDenied` unless they may do ``action``."""
+        """Return the acting user; raises :class:`segport.PermissionDenied` unless they may do ``action``."""
         return self.context.authorize(action)
 
     def add_user(self, *, name: str, role: Role | str) -> User:
@@ -48,7 +48,7 @@ class Governance:
         return user
 
     def audit_entries(self, *, limit: int = 100) -> list[AuditEntry]:
-        """The newest ``limit`` audit entries, newest first."""
+        """Return the newest ``limit`` audit entries, newest first."""
         self.context.authorize("audit.list")
         return self.context.store.audit_entries(limit)
 

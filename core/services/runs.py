@@ -79,7 +79,7 @@ class Runs:
         return self.context.store.get_run(run_id)
 
     def list(self, *, export: str | None = None, limit: int = 50) -> list[Run]:
-        """The newest runs, of one export or of all."""
+        """Return the newest runs, of one export or of all."""
         self.context.authorize("runs.list")
         self.context.store.reap_stale_runs()
         return self.context.store.list_runs(export, limit)

@@ -63,7 +63,7 @@ class Schedules:
         return value
 
     def get_refresh(self) -> str | None:
-        """The system refresh's cron line, if one is set."""
+        """Return the system refresh's cron line, if one is set."""
         self.context.authorize("schedule.show")
         return self.context.store.get_setting(REFRESH_SETTING)
 

@@ -33,6 +33,7 @@ class CampaignMonitorAuth(AuthHandler):
         self._lock = threading.Lock()  # batches run in parallel: one refresh for all of them
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Sign ``request`` with the key (Basic) or the OAuth token (Bearer)."""
         if self.config.get("auth_method") == "oauth2":
             token = self.config.get("access_token")
             if not token:
@@ -55,7 +56,7 @@ class CampaignMonitorAuth(AuthHandler):
         return f"Campaign Monitor account with clients: {names}"
 
     def token(self) -> str | None:
-        """The access token requests carry now."""
+        """Return the access token requests carry now."""
         token = self.config.get("access_token")
         return str(token) if token else None
 
@@ -83,6 +84,7 @@ class CampaignMonitorAuth(AuthHandler):
             self._changed.update(tokens)
 
     def updated_secrets(self) -> Mapping[str, Any] | None:
+        """Return the tokens a refresh changed, for the workspace to store; None when nothing changed."""
         return dict(self._changed) or None
 
 
@@ -93,6 +95,7 @@ class CampaignMonitorOAuth(OAuth2Flow):
     """
 
     def authorize_url(self, config: Mapping[str, Any], redirect_uri: str, state: str) -> str:
+        """Return the web-server flow's authorization URL on the login host, scopes and ``state`` included."""
         query = urlencode(
             {
                 "type": "web_server",
@@ -107,6 +110,7 @@ class CampaignMonitorOAuth(OAuth2Flow):
     def exchange(
         self, session: requests.Session, config: Mapping[str, Any], code: str, redirect_uri: str
     ) -> dict[str, Any]:
+        """Trade the code for access and refresh tokens; a refusal is an :class:`AuthError` saying what to check."""
         form = authorization_code_form(config, code, redirect_uri)
         tokens = _tokens(session.post(f"{_login(config)}/oauth/token", data=form, timeout=30))
         if tokens is None:

@@ -39,6 +39,7 @@ class CampaignMonitorDestination(Destination):
     title = "Campaign Monitor"
 
     def spec(self) -> DestinationSpec:
+        """Return the schemas of ``spec.json``, the subscriber fields and the API's limits."""
         return spec_from_package(
             "segport_campaignmonitor",
             fields=FIELDS,
@@ -48,21 +49,26 @@ class CampaignMonitorDestination(Destination):
         )
 
     def auth(self, config: Mapping[str, Any]) -> AuthHandler:
+        """Return the API key or OAuth token handler for ``config``."""
         return CampaignMonitorAuth(config)
 
     def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
+        """Return a writer importing each batch into the export's list."""
         return CampaignMonitorWriter(session, config, context)
 
     def base_url(self, config: Mapping[str, Any]) -> str | None:
+        """Return ``api_base_url``, else the public API v3.3."""
         return str(config.get("api_base_url") or "https://api.createsend.com/api/v3.3")
 
     def extra_fields(self, options: Mapping[str, Any]) -> Mapping[str, str]:
+        """Return the consent field's attribute when the export's options name one."""
         source = consent_source(options)
         return {CONSENT: source} if source else {}
 
     def target(self, options: Mapping[str, Any]) -> str:
-        """The list and its membership field: another of either means nothing was delivered there."""
+        """Return the list and its membership field: another of either means nothing was delivered there."""
         return f"{options.get('list_id')}|{options.get('segment_field', DEFAULT_SEGMENT_FIELD)}"
 
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
+        """Return the web-server flow for an ``oauth2`` connection, else None."""
         return CampaignMonitorOAuth() if config.get("auth_method") == "oauth2" else None

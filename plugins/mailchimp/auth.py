@@ -21,6 +21,7 @@ class MailchimpAuth(AuthHandler):
     """``Authorization: Basic`` with the key as password, or ``Bearer`` with an OAuth token."""
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Sign ``request`` with the key (Basic) or the OAuth token (Bearer)."""
         request.headers["Authorization"] = self._header()
         return request
 
@@ -57,6 +58,7 @@ class MailchimpOAuth(OAuth2Flow):
     """
 
     def authorize_url(self, config: Mapping[str, Any], redirect_uri: str, state: str) -> str:
+        """Return the authorization URL on the login host, with ``state``."""
         query = urlencode(
             {"response_type": "code", "client_id": config["client_id"], "redirect_uri": redirect_uri, "state": state}
         )

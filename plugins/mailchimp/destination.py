@@ -40,6 +40,7 @@ class MailchimpDestination(Destination):
     title = "Mailchimp"
 
     def spec(self) -> DestinationSpec:
+        """Return the schemas of ``spec.json``, the merge fields and the API's limits."""
         return spec_from_package(
             "segport_mailchimp",
             fields=FIELDS,
@@ -49,17 +50,21 @@ class MailchimpDestination(Destination):
         )
 
     def auth(self, config: Mapping[str, Any]) -> AuthHandler:
+        """Return the API key or OAuth token handler for ``config``."""
         return MailchimpAuth(config)
 
     def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
+        """Return a writer upserting each batch into the export's audience."""
         return MailchimpWriter(session, config, context)
 
     def base_url(self, config: Mapping[str, Any]) -> str | None:
+        """Return the API root: the override, the OAuth endpoint, or the key's data center."""
         return base_url(config)
 
     def target(self, options: Mapping[str, Any]) -> str:
-        """The audience and the tag names: another of either means nothing was delivered there."""
+        """Return the audience and the tag names: another of either means nothing was delivered there."""
         return f"{options.get('audience_id')}|{options.get('tag_prefix', '')}"
 
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
+        """Return the authorization-code flow for an ``oauth2`` connection, else None."""
         return MailchimpOAuth() if config.get("auth_method") == "oauth2" else None

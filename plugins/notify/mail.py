@@ -68,7 +68,7 @@ def parse_smtp_url(url: str) -> SmtpServer:
 
 
 def message(sender: str, recipients: tuple[str, ...], subject: str, body: str) -> EmailMessage:
-    """A plain-text UTF-8 email.
+    """Build a plain-text UTF-8 email.
 
     :param sender: the From address.
     :param recipients: the To addresses.

@@ -16,7 +16,9 @@ _VERBS = {
 
 
 def payload(run: Run, export: Export) -> dict[str, Any]:
-    """The webhook body: the event, the export (name, connection, segments; no option or secret), the run record.
+    """Return the webhook body: the event, the export and the run record.
+
+    Of the export it holds the name, connection and segments, never an option or a secret.
 
     :param run: the finished run.
     :param export: the export that was run.
@@ -29,7 +31,7 @@ def payload(run: Run, export: Export) -> dict[str, Any]:
 
 
 def sent(run: Run) -> int:
-    """Records the platform created or updated in this run."""
+    """Count the records the platform created or updated in this run."""
     return run.counts.get("created", 0) + run.counts.get("updated", 0)
 
 
@@ -47,7 +49,7 @@ def subject(run: Run, export: Export) -> str:
 
 
 def body(run: Run, export: Export) -> str:
-    """A few plain-text lines: status, counts, duration, the error and the reject file.
+    """Return a few plain-text lines: status, counts, duration, the error and the reject file.
 
     :param run: the finished run.
     :param export: the export that was run.

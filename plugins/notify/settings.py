@@ -32,7 +32,7 @@ class Settings:
 
 
 def read_settings(environ: Mapping[str, str]) -> Settings | None:
-    """The settings in ``environ``, or None when neither a webhook nor an email recipient is set.
+    """Return the settings in ``environ``, or None when neither a webhook nor an email recipient is set.
 
     :param environ: the environment (``os.environ``).
     :raises SettingsError: ``SEGPORT_NOTIFY_ON`` is not ``always`` or ``failed``, or email is asked

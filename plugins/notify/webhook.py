@@ -44,8 +44,9 @@ def check_url(url: str) -> None:
 
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
-    """The ``X-Segport-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of ``b"<timestamp>." + body``
-    keyed with ``secret``.
+    """Return the ``X-Segport-Signature`` value of a webhook body.
+
+    It is ``sha256=`` and the hex HMAC-SHA256 of ``b"<timestamp>." + body`` keyed with ``secret``.
 
     :param body: the exact bytes sent.
     :param secret: the shared secret (UTF-8 encoded as the key).

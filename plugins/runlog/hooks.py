@@ -18,7 +18,7 @@ _warned: set[int] = set()  # ids of runs whose run.started line failed: warn onc
 
 
 def log_path() -> Path | None:
-    """The run log file ``SEGPORT_RUN_LOG`` names (read at each call), or None when it is unset or empty."""
+    """Return the run log file ``SEGPORT_RUN_LOG`` names (read at each call), or None when it is unset or empty."""
     value = os.environ.get(ENV, "").strip()
     return Path(value).expanduser() if value else None
 

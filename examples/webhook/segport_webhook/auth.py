@@ -72,7 +72,7 @@ class WebhookAuth(AuthHandler):
 
 
 def _body_bytes(body: Any) -> bytes:
-    """The bytes a prepared request sends: what the signature covers."""
+    """Return the bytes a prepared request sends: what the signature covers."""
     if body is None:
         return b""
     if isinstance(body, bytes):

@@ -35,12 +35,12 @@ class WebhookClient(ApiClient):
         self.host = urlsplit(self.base_url).netloc
 
     def describe(self, body: Mapping[str, Any]) -> str:
-        """The receiver's ``error`` text, at most :data:`DETAIL_CHARS` characters."""
+        """Return the receiver's ``error`` text, at most :data:`DETAIL_CHARS` characters."""
         text = body.get("error")
         return one_line(text, DETAIL_CHARS) if isinstance(text, str) else ""
 
     def error(self, response: requests.Response, call: str) -> SegportError:
-        """The protocol's mapping of a failed answer to ``call`` (e.g. ``GET /ping``).
+        """Return the protocol's error for a failed answer to ``call`` (e.g. ``GET /ping``).
 
         :param response: an answer that is not 2xx.
         :param call: the call, for the message.

@@ -37,17 +37,21 @@ class WebhookDestination(Destination):
     title = "Webhook (HTTP JSON)"
 
     def spec(self) -> DestinationSpec:
+        """Return the schemas of ``spec.json``, the member fields and the receiver's limits."""
         return spec_from_package("segport_webhook", fields=FIELDS, limits=LIMITS, auth_methods=("hmac_signature",))
 
     def auth(self, config: Mapping[str, Any]) -> AuthHandler:
+        """Return the handler signing each request with the connection's shared secret."""
         return WebhookAuth(config)
 
     def writer(self, session: requests.Session, config: Mapping[str, Any], context: RunContext) -> BatchWriter:
+        """Return a writer posting each batch of members to the receiver."""
         return WebhookWriter(session, config, context)
 
     def base_url(self, config: Mapping[str, Any]) -> str | None:
+        """Return the receiver's URL, without a trailing slash."""
         return str(config["url"]).rstrip("/") if config.get("url") else None
 
     def target(self, options: Mapping[str, Any]) -> str:
-        """The audience is the target: the receiver keys its members per audience."""
+        """Return the audience: the receiver keys its members per audience."""
         return str(options.get("audience"))

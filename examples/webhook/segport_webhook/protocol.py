@@ -23,7 +23,7 @@ BATCH = "/audiences/{audience}/members:batch"
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """The ``X-Segport-Signature`` value of a request.
+    """Return the ``X-Segport-Signature`` value of a request.
 
     :param secret: the connection's shared secret.
     :param timestamp: the ``X-Segport-Timestamp`` value sent with the request.
@@ -34,7 +34,7 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def normalise_email(email: str) -> str:
-    """The identity form of an address: trimmed and lower-cased.
+    """Return the identity form of an address: trimmed and lower-cased.
 
     :param email: an address in any case, possibly padded.
     """
@@ -42,7 +42,7 @@ def normalise_email(email: str) -> str:
 
 
 def member_id(email: str) -> str:
-    """A member's id: the lower-case hex SHA-256 of the normalised address.
+    """Return a member's id: the lower-case hex SHA-256 of the normalised address.
 
     :param email: the member's address (normalised here).
     """

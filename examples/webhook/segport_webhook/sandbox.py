@@ -40,7 +40,7 @@ route = router.route
 
 
 def refused(message: str, status: int = 401) -> HttpError:
-    """An error answer of the protocol: ``{"error": message}``."""
+    """Return an error answer of the protocol: ``{"error": message}``."""
     return HttpError(status, {"error": message})
 
 
@@ -88,27 +88,35 @@ class WebhookSandbox(SandboxServer):
     # -- what clients need, and the PlatformDouble the conformance kit reads --------------------------
 
     def demo_connection(self) -> dict[str, Any]:
+        """Return a connection to this receiver: its URL and shared secret."""
         return {"url": self.base_url, "secret": self.secret}
 
     def demo_export_options(self) -> dict[str, Any]:
+        """Return export options targeting the receiver's default audience."""
         return {"audience": AUDIENCE}
 
     def demo_mapping(self) -> dict[str, str]:
+        """Return the data matching of the demo: first and last name."""
         return {"first_name": "first_name", "last_name": "last_name"}
 
     def unknown_export_options(self) -> dict[str, Any]:
+        """Return export options naming an audience the receiver does not have."""
         return {"audience": "no-such-audience"}
 
     def members(self, audience: str = AUDIENCE) -> list[PlatformMember]:
-        """Everyone in ``audience``: the email as stored, fields, markers; the protocol has no
-        unsubscribed state, so every member is ``subscribed``."""
+        """Return everyone in ``audience``: the email as stored, fields, markers.
+
+        The protocol has no unsubscribed state, so every member is ``subscribed``.
+        """
         with self._data:
             stored = list(self.audiences[audience].values())
             return [PlatformMember(m.email, dict(m.fields), frozenset(m.markers), "subscribed") for m in stored]
 
     def seed_member(self, email: str, fields: Mapping[str, Any], audience: str = AUDIENCE) -> None:
-        """A member who existed before any export, stored under the id of the normalised address (the
-        given case kept)."""
+        """Add a member who existed before any export, under the id of the normalised address.
+
+        The address keeps the given case.
+        """
         with self._data:
             self.audiences[audience][member_id(email)] = StoredMember(email, dict(fields))
 
@@ -160,23 +168,26 @@ class WebhookSandbox(SandboxServer):
             raise refused("bad signature")
 
     def fault_response(self, status: int, *, over_limit: bool = False) -> Response:
-        """An injected fault in the protocol's form; a 429 always says when to come back."""
+        """Return an injected fault in the protocol's form; a 429 always says when to come back."""
         headers = {"Retry-After": str(self.retry_after_s)} if status == 429 else {}
         return Response(status, {"error": f"injected fault {status}"}, headers)
 
     def no_route(self, req: Request, status: Literal[404, 405]) -> Response:
+        """Answer a path without a route (404) or without this method (405) in the protocol's form."""
         return Response(status, {"error": f"no route for {req.method} {req.path}"})
 
     def bad_json(self, found: str | None) -> Exception:
+        """Return the protocol's 400 for a body that is not a JSON object."""
         return refused("the body is not a JSON object", 400)
 
     def invalid_input(self, name: str, message: str) -> Exception:
+        """Return the protocol's 400 for a bad test-API argument."""
         return refused(f"{name}: {message}", 400)
 
     # -- the batch rules ------------------------------------------------------------------------------
 
     def audience(self, name: str) -> dict[str, StoredMember]:
-        """The members of audience ``name``; 404 when it does not exist."""
+        """Return the members of audience ``name``; 404 when it does not exist."""
         held = self.audiences.get(name)
         if held is None:
             raise refused(f"unknown audience {name!r}", 404)
@@ -210,7 +221,7 @@ def _apply(held: dict[str, StoredMember], member: dict[str, Any], refuse: Callab
 
 
 def _checked_members(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The ``members`` of a batch body; 400 naming the first malformed item, 413 past the limit."""
+    """Return the ``members`` of a batch body; 400 naming the first malformed item, 413 past the limit."""
     members = body.get("members")
     if not isinstance(members, list) or not members:
         raise refused("members: must be a non-empty array", 400)
@@ -281,8 +292,10 @@ def _batch(sb: WebhookSandbox, req: Request) -> Response:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve a receiver until SIGINT/SIGTERM; print ``key: value`` lines describing it (the secret included:
-    this is a test receiver)."""
+    """Serve a receiver until SIGINT/SIGTERM; print ``key: value`` lines describing it.
+
+    The secret is printed too: this is a test receiver.
+    """
     return serve_main(
         WebhookSandbox,
         lambda sb: [("url", sb.base_url), ("secret", sb.secret), ("audience", AUDIENCE)],

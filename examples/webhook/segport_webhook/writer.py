@@ -97,7 +97,7 @@ class WebhookWriter(BatchWriter):
         return BatchResult(outcomes, requests=1)
 
     def member(self, record: Record) -> dict[str, Any]:
-        """The protocol's member object for a record.
+        """Return the protocol's member object for a record.
 
         :param record: one profile's work (its email is normalised already).
         """
@@ -112,7 +112,7 @@ class WebhookWriter(BatchWriter):
         }
 
     def outcome(self, record: Record, result: Mapping[str, Any] | None) -> Outcome:
-        """The outcome of one record from its result (None: the answer held none).
+        """Return the outcome of one record from its result (None: the answer held none).
 
         :param record: the record sent.
         :param result: the receiver's result object for the record's id.
@@ -129,7 +129,7 @@ class WebhookWriter(BatchWriter):
 
 
 def _results(document: Any) -> dict[str, Mapping[str, Any]]:
-    """The answer's results by member id (the first result of an id wins; malformed ones are dropped)."""
+    """Return the answer's results by member id (the first result of an id wins; malformed ones are dropped)."""
     found: dict[str, Mapping[str, Any]] = {}
     items = document.get("results") if isinstance(document, dict) else None
     for item in items if isinstance(items, list) else []:

@@ -57,7 +57,7 @@ def error(err: ApiError) -> Response:
 
 
 def _email(req: Request) -> str:
-    """The ``email`` query parameter of subscriber routes (absent: 203 after the list check).
+    """Return the ``email`` query parameter of subscriber routes (absent: 203 after the list check).
 
     See docs/providers/campaignmonitor.md#update-unsubscribe-and-delete.
     """
@@ -97,27 +97,34 @@ class CampaignMonitorSandbox(SandboxServer):
 
     @property
     def api_base_url(self) -> str:
+        """The sandbox's API root (``api_base_url`` of a connection)."""
         return self.base_url + API_PREFIX
 
     @property
     def api_key(self) -> str:
+        """The API key the sandbox accepts."""
         return self._data.api_key
 
     @property
     def list_id(self) -> str:
+        """The id of the sandbox's one list."""
         return self._data.list_id
 
     @property
     def client_id(self) -> str:
+        """The id of the sandbox's one client."""
         return self._data.client_id
 
     def demo_connection(self) -> dict[str, Any]:
+        """Return a connection to this sandbox: its API key and API root."""
         return {"api_key": self.api_key, "api_base_url": self.api_base_url}
 
     def demo_export_options(self) -> dict[str, Any]:
+        """Return export options targeting the sandbox's list."""
         return {"list_id": self.list_id}
 
     def demo_mapping(self) -> dict[str, str]:
+        """Return the data matching of the demo: ``Name`` from first and last name."""
         return {"Name": "first_name+last_name"}
 
     def summary(self) -> dict[str, Any]:
@@ -144,8 +151,11 @@ class CampaignMonitorSandbox(SandboxServer):
         return self._data.seed_subscriber(email, state, name, custom_fields)
 
     def members(self) -> list[PlatformMember]:
-        """The list's subscribers as the conformance kit reads them: ``Name`` and custom fields, the
-        segment field's options as markers (the default field ``Segments``), the state as status."""
+        """Return the list's subscribers as the conformance kit reads them.
+
+        Fields are ``Name`` and the custom fields, markers the segment field's options (the default field
+        ``Segments``), the status the subscriber's state.
+        """
         subscribers = self._data.dump()["lists"][self.list_id]["subscribers"].values()
         found = []
         for s in subscribers:
@@ -156,12 +166,12 @@ class CampaignMonitorSandbox(SandboxServer):
         return found
 
     def seed_member(self, email: str, fields: Mapping[str, Any]) -> None:
-        """An active subscriber who existed before any export (the conformance kit's seed)."""
+        """Add an active subscriber who existed before any export (the conformance kit's seed)."""
         custom = {k: v for k, v in fields.items() if k != "Name"}
         self._data.seed_subscriber(email, "Active", str(fields.get("Name", "")), custom)
 
     def unknown_export_options(self) -> dict[str, Any]:
-        """A list id this client does not have."""
+        """Return export options naming a list id this client does not have."""
         return {"list_id": "0" * 32}
 
     def suppress(self, email: str) -> None:
@@ -215,11 +225,12 @@ class CampaignMonitorSandbox(SandboxServer):
         return "api" if path.startswith(API_PREFIX + "/") else "plain"
 
     def fault_response(self, status: int, *, over_limit: bool = False) -> Response:
+        """Return an injected fault in the ``{"Code", "Message"}`` envelope."""
         # No X-RateLimit headers outside /transactional (docs/providers/campaignmonitor.md#rate-limits).
         return error(ApiError(status, status, FAULTS[status]))
 
     def authenticate(self, req: Request) -> None:
-        """Basic with the API key as username (password ignored), or Bearer <token issued here>.
+        """Accept Basic with the API key as username (password ignored), or Bearer <token issued here>.
 
         See docs/providers/campaignmonitor.md#api-key-authentication and
         docs/providers/campaignmonitor.md#oauth2-web-server-flow.
@@ -251,6 +262,7 @@ class CampaignMonitorSandbox(SandboxServer):
         raise ApiError(401, 100, "Invalid API Key")  # (docs/providers/campaignmonitor.md#api-key-authentication)
 
     def no_route(self, req: Request, status: Literal[404, 405]) -> Response:
+        """Answer a path without a route (404) or without this method (405) in the envelope."""
         if status == 404:
             return error(ApiError(404, 404, "Not found"))
         return Response(405, {"Code": 405, "Message": "Method not allowed"})  # the sandbox's answer
@@ -260,14 +272,17 @@ class CampaignMonitorSandbox(SandboxServer):
         return bad_request()
 
     def invalid_input(self, name: str, message: str) -> Exception:
+        """Return a 400 Code 400 for a bad test-API argument."""
         return ApiError(400, 400, message)
 
     def render_error(self, exc: Exception) -> Response:
+        """Answer an exception in the envelope; one that is not an :class:`ApiError` is a 500."""
         if not isinstance(exc, ApiError):  # a sandbox bug: answer 500 rather than drop the connection
             exc = ApiError(500, 500, f"sandbox error: {exc!r}")
         return error(exc)
 
     def encode_body(self, req: Request, body: Any) -> bytes:
+        """Encode a JSON body, indented when the query asks ``pretty=true``."""
         # `pretty=true` indents (docs/providers/campaignmonitor.md#base-url-and-formats).
         if req.query.get("pretty", "").lower() == "true":
             return json.dumps(body, indent=2).encode()
@@ -298,7 +313,10 @@ class CampaignMonitorSandbox(SandboxServer):
             return self._new_pair() if issued == (client_id, redirect_uri) else None
 
     def _refreshed(self, refresh_token: str) -> JSON | None:
-        """A new pair for a live refresh token, which is spent (docs/providers/campaignmonitor.md#token-refresh)."""
+        """Return a new pair for a live refresh token, which is spent; None for any other token.
+
+        See docs/providers/campaignmonitor.md#token-refresh.
+        """
         with self._lock:
             if refresh_token not in self._refresh:
                 return None

@@ -47,7 +47,7 @@ DESERIALIZE = "Failed to deserialize your request"
 
 
 def now_cm() -> str:
-    """The current UTC time as Campaign Monitor prints it (``2010-10-25 10:28:00``).
+    """Return the current UTC time as Campaign Monitor prints it (``2010-10-25 10:28:00``).
 
     See docs/providers/campaignmonitor.md#subscriber-states.
     """
@@ -55,6 +55,7 @@ def now_cm() -> str:
 
 
 def valid_email(email: str) -> bool:
+    """Return whether ``email`` looks like an address (the sandbox's own check)."""
     return bool(_EMAIL_RE.match(email.strip()))
 
 
@@ -67,7 +68,9 @@ def field_key(name: str) -> str:
 
 
 def _norm_key(key: str) -> str:
-    """A key as given in a subscriber body: brackets optional (UNCONFIRMED), any case, spaces ignored.
+    """Return the field key of a key as given in a subscriber body.
+
+    Brackets are optional (UNCONFIRMED), any case, spaces ignored.
 
     See docs/providers/campaignmonitor.md#custom-field-values.
     """
@@ -85,6 +88,7 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.result_data = status, code, message, result_data
 
     def body(self) -> JSON:
+        """Return the ``{"Code", "Message"}`` envelope, with ``ResultData`` when there is some."""
         doc: JSON = {"Code": self.code, "Message": self.message}
         if self.result_data is not None:
             doc["ResultData"] = self.result_data
@@ -97,22 +101,27 @@ def bad_request(message: str = DESERIALIZE) -> ApiError:
 
 
 def invalid_list() -> ApiError:
+    """Return the answer to a list id the client does not have."""
     # Code 101; HTTP status UNCONFIRMED (400 vs 401), the sandbox answers 400
     # (docs/providers/campaignmonitor.md#invalid-list).
     return ApiError(400, 101, "Invalid ListID")
 
 
 def invalid_segment() -> ApiError:
+    """Return the answer to an unknown segment id."""
     return ApiError(400, 271, "Invalid SegmentID")  # (docs/providers/campaignmonitor.md#rule-segments)
 
 
 def not_in_list() -> ApiError:
+    """Return the answer to an address that is not a subscriber of the list."""
     # Code 203 (docs/providers/campaignmonitor.md#update-unsubscribe-and-delete).
     return ApiError(400, 203, "Subscriber Not In List")
 
 
 @dataclass(slots=True)
 class CustomField:
+    """A custom field of the list, with its options for a multi-option type."""
+
     name: str
     key: str  # "[fieldname]"
     data_type: str
@@ -122,6 +131,8 @@ class CustomField:
 
 @dataclass(slots=True)
 class Subscriber:
+    """A subscriber of the list: address, name, state, consent and custom field values."""
+
     email: str
     name: str
     state: str
@@ -133,6 +144,8 @@ class Subscriber:
 
 @dataclass(slots=True)
 class Rule:
+    """One compiled segment rule over a custom field."""
+
     key: str  # the custom field key
     verb: str  # EQUALS | NOT_EQUALS | PROVIDED | NOT_PROVIDED
     operand: str
@@ -140,6 +153,8 @@ class Rule:
 
 @dataclass(slots=True)
 class Segment:
+    """A rule segment: its rule groups as the API shows them and as compiled."""
+
     segment_id: str
     title: str
     rule_groups: list[JSON]  # as shown by the API: [{"Rules": [{"RuleType", "Clause"}]}]
@@ -263,11 +278,13 @@ class SandboxState:
             self.ids = random.Random(self._id_seed)
 
     def delete_list(self) -> None:
+        """Delete the list (its segments with it): later calls naming it answer Invalid ListID."""
         with self.lock:
             self.deleted = True
             self.segments.clear()
 
     def suppress(self, emails: Iterable[str]) -> None:
+        """Add addresses to the client's suppression list."""
         with self.lock:
             self.suppressed.update(e.strip().lower() for e in emails)
 
@@ -338,8 +355,11 @@ class SandboxState:
             }
 
     def dump(self) -> JSON:
-        """``{"client", "lists": {list_id: {"details", "deleted", "custom_fields", "subscribers", "segments"}},
-        "suppression_list"}``; subscribers are keyed by lower-cased email, custom fields by key."""
+        """Return the whole state as JSON, for ``/_sandbox/state``.
+
+        Its shape: ``{"client", "lists": {list_id: {"details", "deleted", "custom_fields", "subscribers",
+        "segments"}}, "suppression_list"}``; subscribers are keyed by lower-cased email, custom fields by key.
+        """
         with self.lock:
             subscribers = {
                 key: {
@@ -385,10 +405,12 @@ class SandboxState:
     # -- clients and lists (docs/providers/campaignmonitor.md#clients-and-lists) ------------------------
 
     def clients(self) -> list[JSON]:
+        """Answer ``GET /clients.json``: the one client."""
         # One client (docs/providers/campaignmonitor.md#clients-and-lists).
         return [{"ClientID": self.client_id, "Name": "Sandbox client"}]
 
     def client_lists(self, client_id: str) -> list[JSON]:
+        """Answer ``GET /clients/{id}/lists.json``: the one list, unless it was deleted."""
         with self.lock:
             self._check_client(client_id)
             return [] if self.deleted else [{"ListID": self.list_id, "Name": "Sandbox list"}]
@@ -406,6 +428,7 @@ class SandboxState:
         self.suppress(emails)
 
     def list_details(self, list_id: str) -> JSON:
+        """Answer ``GET /lists/{id}.json``: the list's details."""
         with self.lock:
             self._check_list(list_id)
             return self._list_json()
@@ -413,6 +436,7 @@ class SandboxState:
     # -- custom fields (docs/providers/campaignmonitor.md#custom-fields) --------------------------------
 
     def custom_fields(self, list_id: str) -> list[JSON]:
+        """Answer ``GET /lists/{id}/customfields.json``: every custom field of the list."""
         with self.lock:
             self._check_list(list_id)
             return [
@@ -615,8 +639,9 @@ class SandboxState:
             return self._subscriber_json(sub)
 
     def unsubscribe(self, list_id: str, body: JSON) -> None:
-        """``POST /subscribers/{id}/unsubscribe.json`` ``{"EmailAddress"}``
-        (docs/providers/campaignmonitor.md#update-unsubscribe-and-delete).
+        """Answer ``POST /subscribers/{id}/unsubscribe.json`` ``{"EmailAddress"}``.
+
+        See docs/providers/campaignmonitor.md#update-unsubscribe-and-delete.
 
         Active and Unconfirmed subscribers become Unsubscribed; other states are left alone (UNCONFIRMED).
         One list, so ``UnsubscribeSetting: AllClientLists`` has nothing more to reach.
@@ -656,6 +681,7 @@ class SandboxState:
     # -- segments (docs/providers/campaignmonitor.md#rule-segments) -------------------------------------
 
     def list_segments(self, list_id: str) -> list[JSON]:
+        """Answer ``GET /lists/{id}/segments.json``: every segment of the list."""
         with self.lock:
             self._check_list(list_id)
             return [
@@ -663,8 +689,9 @@ class SandboxState:
             ]
 
     def create_segment(self, list_id: str, body: JSON) -> str:
-        """``POST /segments/{listid}.json`` ``{"Title", "RuleGroups"}`` -> the segment id
-        (docs/providers/campaignmonitor.md#rule-segments).
+        """Answer ``POST /segments/{listid}.json`` ``{"Title", "RuleGroups"}`` with the segment id.
+
+        See docs/providers/campaignmonitor.md#rule-segments.
 
         A segment without rule groups selects every Active subscriber (UNCONFIRMED).
         """
@@ -719,6 +746,7 @@ class SandboxState:
             seg.rule_groups, seg.compiled = [], []
 
     def delete_segment(self, segment_id: str) -> None:
+        """Answer ``DELETE /segments/{id}.json``: the segment goes."""
         with self.lock:
             del self.segments[self._segment(segment_id).segment_id]
 
@@ -751,7 +779,7 @@ class SandboxState:
         return seg
 
     def _field_for(self, given: Any) -> CustomField | None:
-        """The field a subscriber body means by ``Key`` (bracketed or not, any case: UNCONFIRMED).
+        """Return the field a subscriber body means by ``Key`` (bracketed or not, any case: UNCONFIRMED).
 
         See docs/providers/campaignmonitor.md#custom-field-values.
         """
@@ -760,7 +788,7 @@ class SandboxState:
         return self.fields.get(_norm_key(given))
 
     def _field_by_key(self, key: str) -> CustomField:
-        """A field addressed by its bracketed key in a URL; 253 otherwise.
+        """Return the field addressed by its bracketed key in a URL; 253 otherwise.
 
         See docs/providers/campaignmonitor.md#custom-fields.
         """
@@ -887,8 +915,9 @@ class SandboxState:
         return clean
 
     def _compile(self, groups: Any) -> tuple[list[JSON], list[list[Rule]]]:
-        """Check rule groups; any bad rule answers 277 with per-rule results in ResultData
-        (docs/providers/campaignmonitor.md#rule-segments).
+        """Check rule groups; any bad rule answers 277 with per-rule results in ResultData.
+
+        See docs/providers/campaignmonitor.md#rule-segments.
 
         Supported on custom fields (by bracketed key, any case): ``EQUALS <v>``, ``NOT_EQUALS <v>``,
         ``PROVIDED``, ``NOT_PROVIDED`` (the full grammar is UNCONFIRMED). Built-in rule types (Name,
@@ -966,7 +995,7 @@ class SandboxState:
         return equals if rule.verb == "EQUALS" else not equals
 
     def _page(self, chosen: list[Subscriber], paging: Paging) -> JSON:
-        """The paged result shape (docs/providers/campaignmonitor.md#paged-results)."""
+        """Return ``chosen`` in the paged result shape (docs/providers/campaignmonitor.md#paged-results)."""
         if paging.since:
             chosen = [s for s in chosen if s.date >= paging.since]
         sort_key: Callable[[Subscriber], Any] = {
@@ -1002,7 +1031,7 @@ class SandboxState:
         }
 
     def _subscriber_json(self, sub: Subscriber) -> JSON:
-        """Subscriber details; custom fields as ``{"Key": <field name>, "Value"}``, one item per option.
+        """Return subscriber details; custom fields as ``{"Key": <field name>, "Value"}``, one item per option.
 
         Key is the field name, as in the official fixture's ``website``; whether Campaign Monitor shows the
         name or the bare key is UNCONFIRMED. See docs/providers/campaignmonitor.md#subscriber-states.
@@ -1027,9 +1056,12 @@ class SandboxState:
 
 
 def _equals(data_type: str, value: Any, operand: str) -> bool:
-    """EQUALS for one rule: MultiSelectMany matches when the option is among the values (UNCONFIRMED,
-    docs/providers/campaignmonitor.md#rule-segments);
-    numbers compare numerically, dates as dates, text case-insensitively (UNCONFIRMED)."""
+    """Return whether ``value`` EQUALS ``operand`` for one rule.
+
+    MultiSelectMany matches when the option is among the values (UNCONFIRMED,
+    docs/providers/campaignmonitor.md#rule-segments); numbers compare numerically, dates as dates,
+    text case-insensitively (UNCONFIRMED).
+    """
     if isinstance(value, list):
         return operand in value
     if data_type == "Number":

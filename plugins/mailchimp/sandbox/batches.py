@@ -26,12 +26,12 @@ _JSON_NAMES = {dict: "object", list: "array", str: "string", int: "integer", flo
 
 
 def json_name(value: Any) -> str:
-    """The JSON type name of a decoded value (for "Schema describes …" messages, pacely/mailchimp-api-v3#17)."""
+    """Return the JSON type name of a decoded value (for "Schema describes …" messages, pacely/mailchimp-api-v3#17)."""
     return "null" if value is None else _JSON_NAMES.get(type(value), type(value).__name__)
 
 
 def check_operations(body: JSON) -> list[JSON]:
-    """The ``operations`` of a ``POST /batches`` body, or 400 Invalid Resource naming each wrong field.
+    """Return the ``operations`` of a ``POST /batches`` body, or raise 400 Invalid Resource naming each wrong field.
 
     See docs/providers/mailchimp.md#batch-operations-request.
     """
@@ -61,6 +61,8 @@ def check_operations(body: JSON) -> list[JSON]:
 
 @dataclass
 class Batch:
+    """One submitted batch: its operations, progress and, once finished, its results archive."""
+
     id: str
     operations: list[JSON]
     submitted_at: str
@@ -74,7 +76,7 @@ class Batch:
     cancelled: bool = field(default=False, repr=False)
 
     def json(self) -> JSON:
-        """The batch resource (docs/providers/mailchimp.md#batch-status)."""
+        """Return the batch resource (docs/providers/mailchimp.md#batch-status)."""
         return {
             "id": self.id,
             "status": self.status,
@@ -107,6 +109,7 @@ class BatchQueue:
         self._closing = False
 
     def submit(self, operations: list[JSON]) -> JSON:
+        """Queue a batch of ``operations`` (starting the worker if needed); return its resource."""
         batch = Batch(secrets.token_hex(5), operations, now_iso(), secrets.token_urlsafe(18))
         with self._cond:
             self._batches[batch.id] = batch
@@ -118,10 +121,12 @@ class BatchQueue:
             return batch.json()
 
     def get(self, batch_id: str) -> JSON:
+        """Return the resource of batch ``batch_id``; 404 when it is unknown."""
         with self._cond:
             return self._find(batch_id).json()
 
     def page(self, count: int, offset: int) -> JSON:
+        """Return one page of the batches, in submission order, as ``GET /batches`` answers."""
         with self._cond:
             batches = [b.json() for b in self._batches.values()]
         return {"batches": batches[offset : offset + count], "total_items": len(batches), "_links": []}
@@ -136,7 +141,7 @@ class BatchQueue:
             del self._batches[batch_id]
 
     def archive(self, batch_id: str, token: str) -> bytes | None:
-        """The results archive, or None for an unknown batch, a wrong token or unfinished work."""
+        """Return the results archive, or None for an unknown batch, a wrong token or unfinished work."""
         with self._cond:
             batch = self._batches.get(batch_id)
             if batch is None or batch.archive is None or not secrets.compare_digest(batch.token, token):
@@ -149,10 +154,12 @@ class BatchQueue:
             return any(b.status in ("pending", "started") for b in self._batches.values())
 
     def dump(self) -> list[JSON]:
+        """Return every batch resource, for the sandbox's state."""
         with self._cond:
             return [b.json() for b in self._batches.values()]
 
     def reset(self) -> None:
+        """Cancel and forget every batch."""
         with self._cond:
             for batch in self._batches.values():
                 batch.cancelled = True
@@ -207,7 +214,7 @@ class BatchQueue:
 
 
 def _tar(batch_id: str, results: list[JSON]) -> bytes:
-    """A gzipped tar of JSON array files (``<id>/<n>.json``) (docs/providers/mailchimp.md#batch-results)."""
+    """Return a gzipped tar of JSON array files (``<id>/<n>.json``) (docs/providers/mailchimp.md#batch-results)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         for n, start in enumerate(range(0, len(results), RESULTS_PER_FILE)):

@@ -120,23 +120,29 @@ class MailchimpSandbox(SandboxServer):
 
     @property
     def api_base_url(self) -> str:
+        """The sandbox's API root (``api_base_url`` of a connection)."""
         return self.base_url + "/3.0"
 
     @property
     def api_key(self) -> str:
+        """The API key the sandbox accepts."""
         return self._data.api_key
 
     @property
     def audience_id(self) -> str:
+        """The id of the sandbox's one audience."""
         return self._data.list_id
 
     def demo_connection(self) -> dict[str, Any]:
+        """Return a connection to this sandbox: its API key and API root."""
         return {"api_key": self.api_key, "api_base_url": self.api_base_url}
 
     def demo_export_options(self) -> dict[str, Any]:
+        """Return export options targeting the sandbox's audience."""
         return {"audience_id": self.audience_id}
 
     def demo_mapping(self) -> dict[str, str]:
+        """Return the data matching of the demo: ``FNAME`` and ``LNAME``."""
         return {"FNAME": "first_name", "LNAME": "last_name"}
 
     def summary(self) -> dict[str, Any]:
@@ -160,7 +166,7 @@ class MailchimpSandbox(SandboxServer):
         return self._data.seed_member(email, status, merge_fields, tags)
 
     def members(self) -> list[PlatformMember]:
-        """The audience's members as the conformance kit reads them: merge fields, tags, status."""
+        """Return the audience's members as the conformance kit reads them: merge fields, tags, status."""
         members = self._data.dump()["lists"][self.audience_id]["members"].values()
         return [
             PlatformMember(
@@ -173,11 +179,11 @@ class MailchimpSandbox(SandboxServer):
         ]
 
     def seed_member(self, email: str, fields: Mapping[str, Any]) -> None:
-        """A subscribed member who existed before any export (the conformance kit's seed)."""
+        """Add a subscribed member who existed before any export (the conformance kit's seed)."""
         self._data.seed_member(email, "subscribed", fields)
 
     def unknown_export_options(self) -> dict[str, Any]:
-        """An audience id this account does not have."""
+        """Return export options naming an audience id this account does not have."""
         return {"audience_id": "0000000000"}
 
     def mark_compliance(self, email: str) -> None:
@@ -237,6 +243,7 @@ class MailchimpSandbox(SandboxServer):
         return "api" if path == "/3.0" or path.startswith("/3.0/") else "plain"
 
     def fault_response(self, status: int, *, over_limit: bool = False) -> Response:
+        """Return an injected fault as problem+json, or (``over_limit``) the 429 past the connection limit."""
         if over_limit:  # 10 connections per user -> 429 (docs/providers/mailchimp.md#connection-limit)
             detail = f"You have exceeded the limit of {self.max_connections} simultaneous connections. "
             return problem(
@@ -247,7 +254,7 @@ class MailchimpSandbox(SandboxServer):
         return problem(ApiError(status, *FAULTS[status]))
 
     def authenticate(self, req: Request) -> None:
-        """Basic (any user, key as password) or Bearer <token issued here>.
+        """Accept Basic (any user, key as password) or Bearer <token issued here>.
 
         See docs/providers/mailchimp.md#api-key-authentication.
         """
@@ -272,6 +279,7 @@ class MailchimpSandbox(SandboxServer):
         raise ApiError(401, "API Key Invalid", KEY_INVALID)
 
     def no_route(self, req: Request, status: Literal[404, 405]) -> Response:
+        """Answer a path without a route (404) or without this method (405) as problem+json."""
         if status == 404:
             return problem(ApiError(404, "Resource Not Found", "The requested resource could not be found."))
         detail = "The requested method and resource are not compatible. See the Allow header for this resource's "
@@ -287,9 +295,11 @@ class MailchimpSandbox(SandboxServer):
         return invalid([("", f"Schema describes object, {found} found instead")])
 
     def invalid_input(self, name: str, message: str) -> Exception:
+        """Return a 400 Invalid Resource naming the bad test-API argument."""
         return invalid([(name, message)])
 
     def render_error(self, exc: Exception) -> Response:
+        """Answer an exception as problem+json; one that is not an :class:`ApiError` is a 500."""
         if not isinstance(exc, ApiError):  # a sandbox bug: answer 500 rather than drop the connection
             exc = ApiError(500, "Internal Server Error", f"sandbox error: {exc!r}")
         return problem(exc)
@@ -297,9 +307,11 @@ class MailchimpSandbox(SandboxServer):
     # -- batch operations (docs/providers/mailchimp.md#batch-operations-request) ----------------------
 
     def _run_operation(self, op: JSON) -> tuple[int, str]:
-        """One batch operation through the same handlers as a direct call; faults are rolled per operation
-        (status kinds only: an operation has no connection to reset or hold; ``fault_filter`` sees
-        ``op METHOD /path``)."""
+        """Run one batch operation through the same handlers as a direct call; return its status and body.
+
+        Faults are rolled per operation (status kinds only: an operation has no connection to reset or
+        hold; ``fault_filter`` sees ``op METHOD /path``).
+        """
         url = urlsplit(str(op["path"]))
         query = {**dict(parse_qsl(url.query)), **{k: str(v) for k, v in (op.get("params") or {}).items()}}
         req = Request(str(op["method"]), "/3.0" + url.path, query, str(op.get("body") or "").encode(), {})
@@ -317,7 +329,7 @@ class MailchimpSandbox(SandboxServer):
         return resp.status, "" if resp.body is None else json.dumps(resp.body)
 
     def _results_url(self, batch_id: str, token: str) -> str:
-        """A pre-signed-style URL: whoever holds it may download, without the API key.
+        """Return a pre-signed-style URL: whoever holds it may download, without the API key.
 
         See docs/providers/mailchimp.md#batch-results.
         """
@@ -355,7 +367,7 @@ SEGMENT = LIST + r"/segments/(?P<seg>[^/]+)"
 
 @route("GET", r"/3\.0/?")
 def _root(sb: MailchimpSandbox, req: Request) -> Response:
-    """API root: account details (docs/providers/mailchimp.md#ping-and-api-root)."""
+    """Answer the API root: account details (docs/providers/mailchimp.md#ping-and-api-root)."""
     data = sb._data
     subscribed = data.summary()["members"].get("subscribed", 0)
     return ok(
@@ -545,8 +557,10 @@ def _delete_batch(sb: MailchimpSandbox, req: Request) -> Response:
 
 @route("GET", r"/batch-results/(?P<batch>[0-9a-f]+)-response\.tar\.gz")
 def _batch_results(sb: MailchimpSandbox, req: Request) -> Response:
-    """The results archive, on what is another (storage) host in reality: it takes no API credentials,
-    so the sandbox refuses requests that carry any (the key must not leave Mailchimp's API).
+    """Serve a batch's results archive, on what is another (storage) host in reality.
+
+    It takes no API credentials, so the sandbox refuses requests that carry any (the key must not
+    leave Mailchimp's API).
 
     See docs/providers/mailchimp.md#batch-results.
     """
@@ -604,7 +618,7 @@ def _token(sb: MailchimpSandbox, req: Request) -> Response:
 
 @route("GET", r"/oauth2/metadata")
 def _metadata(sb: MailchimpSandbox, req: Request) -> Response:
-    """``Authorization: OAuth <token>`` -> dc and api_endpoint (docs/providers/mailchimp.md#oauth-metadata)."""
+    """Answer ``Authorization: OAuth <token>`` with dc and api_endpoint (docs/providers/mailchimp.md#oauth-metadata)."""
     scheme, _, token = req.headers.get("authorization", "").partition(" ")
     if scheme != "OAuth" or not sb._token_ok(token.strip()):
         return _oauth_error(401, "invalid_token", "The access token is invalid or has been revoked")

@@ -40,7 +40,7 @@ _clock: tuple[int, str] = (0, "")  # (epoch second, its ISO form): one format pe
 
 
 def now_iso() -> str:
-    """The current UTC time as Mailchimp prints it (``2024-05-01T12:00:00+00:00``)."""
+    """Return the current UTC time as Mailchimp prints it (``2024-05-01T12:00:00+00:00``)."""
     global _clock
     second = int(time.time())
     if _clock[0] != second:
@@ -54,7 +54,10 @@ def subscriber_hash(email: str) -> str:
 
 
 def looks_fake(email: str) -> bool:
-    """The sandbox's stand-in for Mailchimp's "looks fake or invalid" check (heuristic, not Mailchimp's)."""
+    """Return whether an address fails the sandbox's stand-in for Mailchimp's "looks fake or invalid" check.
+
+    The check is a heuristic, not Mailchimp's.
+    """
     address = email.strip().lower()
     return not _EMAIL_RE.match(address) or address.endswith(_FAKE_TLDS) or address.startswith("fake")
 
@@ -62,16 +65,19 @@ def looks_fake(email: str) -> bool:
 # Exact texts (docs/providers/mailchimp.md#error-texts); the batch array reuses them, which is UNCONFIRMED
 # (docs/providers/mailchimp.md#batch-subscribe-answer).
 def fake_text(email: str) -> str:
+    """Return the refusal of an address that looks fake or invalid."""
     return f"{email} looks fake or invalid, please enter a real email address."
 
 
 def compliance_text(email: str) -> str:
+    """Return the refusal of an address in compliance state."""
     return (
         f"{email} is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed."
     )
 
 
 def forgotten_text(email: str) -> str:
+    """Return the refusal of an address that was permanently deleted."""
     return (
         f"{email} was permanently deleted and cannot be re-imported. "
         "The contact must re-subscribe to get back on the list."
@@ -79,15 +85,18 @@ def forgotten_text(email: str) -> str:
 
 
 def throttled_text(email: str) -> str:
+    """Return the refusal of an address that signed up to too many lists recently."""
     # The refusal lifts only after hours or days (docs/providers/mailchimp.md#error-texts).
     return f"{email} has signed up to a lot of lists very recently; we're not allowing more signups for now"
 
 
 def exists_text(email: str) -> str:
+    """Return the refusal to create a member that already exists."""
     return f"{email} is already a list member. Use PUT to insert or update list members."
 
 
 def batch_exists_text(email: str) -> str:
+    """Return the batch refusal to create a member that already exists."""
     # Batch wording of ERROR_CONTACT_EXISTS: UNCONFIRMED (docs/providers/mailchimp.md#batch-subscribe-answer);
     # the text is the sandbox's own.
     return (
@@ -104,7 +113,7 @@ class ApiError(Exception):
         self.status, self.title, self.detail, self.errors = status, title, detail, errors
 
     def problem(self) -> JSON:
-        """The problem+json document (``instance`` is a fresh uuid)."""
+        """Return the problem+json document (``instance`` is a fresh uuid)."""
         doc: JSON = {
             "type": ERROR_TYPE,
             "title": self.title,
@@ -118,6 +127,7 @@ class ApiError(Exception):
 
 
 def not_found() -> ApiError:
+    """Return 404 Resource Not Found."""
     return ApiError(404, "Resource Not Found", NOT_FOUND_DETAIL)
 
 
@@ -128,6 +138,8 @@ def invalid(problems: Iterable[tuple[str, str]], detail: str = INVALID_DETAIL) -
 
 @dataclass(slots=True)
 class MergeField:
+    """A merge field of the audience: its tag, type and display settings."""
+
     merge_id: int
     tag: str
     name: str
@@ -156,6 +168,8 @@ class Tag:
 
 @dataclass(slots=True)
 class Member:
+    """A member of the audience: address, status, merge fields and tags."""
+
     hash: str
     email: str
     status: str
@@ -230,10 +244,12 @@ class SandboxState:
                 self._add_merge_field(tag, name, kind, options=options)
 
     def delete_list(self) -> None:
+        """Delete the audience: later calls naming it answer 404."""
         with self.lock:
             self.deleted = True
 
     def mark_compliance(self, email: str) -> None:
+        """Put an address in compliance state: subscribing it fails."""
         with self.lock:
             self.compliance.add(subscriber_hash(email))
 
@@ -272,6 +288,7 @@ class SandboxState:
     # -- dumps ------------------------------------------------------------------------------------
 
     def summary(self) -> JSON:
+        """Return members per status, members per tag and the merge field tags."""
         with self.lock:
             return {
                 "audience": self.list_id,
@@ -281,8 +298,11 @@ class SandboxState:
             }
 
     def dump(self) -> JSON:
-        """``{"account", "lists": {list_id: {"list", "deleted", "merge_fields", "members": {email: …},
-        "segments"}}, "compliance", "forgotten"}``; members are keyed by lower-cased email."""
+        """Return the whole state as JSON, for ``/_sandbox/state``.
+
+        Its shape: ``{"account", "lists": {list_id: {"list", "deleted", "merge_fields", "members": {email: …},
+        "segments"}}, "compliance", "forgotten"}``; members are keyed by lower-cased email.
+        """
         with self.lock:
             members = {
                 m.email.lower(): {
@@ -311,16 +331,19 @@ class SandboxState:
     # -- audiences and merge fields (docs/providers/mailchimp.md#audience) ------------------------------------
 
     def lists(self, count: int, offset: int) -> JSON:
+        """Answer ``GET /lists``: the one audience, unless it was deleted."""
         with self.lock:
             lists = [] if self.deleted else [self._list_json()]
             return {"lists": lists[offset : offset + count], "total_items": len(lists)}
 
     def get_list(self, list_id: str) -> JSON:
+        """Answer ``GET /lists/{list_id}``: the audience object."""
         with self.lock:
             self._check_list(list_id)
             return self._list_json()
 
     def list_merge_fields(self, list_id: str, count: int, offset: int) -> JSON:
+        """Answer ``GET /lists/{list_id}/merge-fields``: one page of the merge fields."""
         with self.lock:
             self._check_list(list_id)
             fields = [self._merge_field_json(mf) for mf in self.merge_fields.values()]
@@ -494,6 +517,7 @@ class SandboxState:
     # -- single members (docs/providers/mailchimp.md#add-or-update-a-member) ----------------------------------
 
     def get_member(self, list_id: str, ref: str) -> JSON:
+        """Answer ``GET /lists/{list_id}/members/{ref}``: the member object, 404 when absent."""
         with self.lock:
             self._check_list(list_id)
             member = self.members.get(self._ref(ref))
@@ -502,6 +526,7 @@ class SandboxState:
             return self._member_json(member)
 
     def list_members(self, list_id: str, count: int, offset: int, status: str | None) -> JSON:
+        """Answer ``GET /lists/{list_id}/members``: one page of the members, of one ``status`` or all."""
         with self.lock:
             self._check_list(list_id)
             chosen = [m for m in self.members.values() if status is None or m.status == status]
@@ -607,6 +632,7 @@ class SandboxState:
     # -- tags and static segments (docs/providers/mailchimp.md#tags-are-static-segments) -----------------------
 
     def member_tags(self, list_id: str, ref: str) -> JSON:
+        """Answer ``GET /lists/{list_id}/members/{ref}/tags``: the member's tags with when they were added."""
         with self.lock:
             self._check_list(list_id)
             member = self.members.get(self._ref(ref))
@@ -645,7 +671,7 @@ class SandboxState:
                         self._untag_member(member, tag)
 
     def segments(self, list_id: str, kind: str | None, count: int, offset: int) -> JSON:
-        """Static segments are the tags; the sandbox has no saved/fuzzy segments.
+        """Answer ``GET /lists/{list_id}/segments``: static segments are the tags; there are no saved/fuzzy ones.
 
         See docs/providers/mailchimp.md#tags-are-static-segments.
         """
@@ -659,6 +685,7 @@ class SandboxState:
             }
 
     def get_segment(self, list_id: str, segment_id: int) -> JSON:
+        """Answer ``GET /lists/{list_id}/segments/{segment_id}``: the static segment (a tag)."""
         with self.lock:
             return self._segment_json(self._segment(list_id, segment_id))
 
@@ -689,6 +716,7 @@ class SandboxState:
             return self._segment_json(tag)
 
     def delete_segment(self, list_id: str, segment_id: int) -> None:
+        """Answer ``DELETE /lists/{list_id}/segments/{segment_id}``: the tag goes, from every member too."""
         with self.lock:
             tag = self._segment(list_id, segment_id)
             for key in list(tag.members):
@@ -740,8 +768,10 @@ class SandboxState:
         }
 
     def tag_search(self, list_id: str, prefix: str) -> JSON:
-        """Tags whose name starts with ``prefix``, case-insensitively (UNCONFIRMED,
-        docs/providers/mailchimp.md#tag-search)."""
+        """Answer ``GET /lists/{list_id}/tag-search``: tags whose name starts with ``prefix``, any case.
+
+        The case rule is UNCONFIRMED (docs/providers/mailchimp.md#tag-search).
+        """
         with self.lock:
             self._check_list(list_id)
             low = prefix.lower()
@@ -764,14 +794,14 @@ class SandboxState:
 
     @staticmethod
     def _ref(ref: str) -> str:
-        """A path member reference: the subscriber hash or the raw email.
+        """Return the member key of a path reference: the subscriber hash or the raw email.
 
         See docs/providers/mailchimp.md#subscriber-hash.
         """
         return subscriber_hash(ref) if "@" in ref else ref.lower()
 
     def _live(self, key: str) -> Member | None:
-        """The member unless absent or archived (archived contacts are re-added as new)."""
+        """Return the member unless absent or archived (archived contacts are re-added as new)."""
         member = self.members.get(key)
         return None if member is None or member.status == "archived" else member
 
@@ -877,9 +907,11 @@ class SandboxState:
         self.forgotten.add(key)
 
     def _tag(self, name: str) -> Tag:
-        """The tag named ``name``, created if missing. Names match case-insensitively, first casing kept
-        (as integrators compare them; Mailchimp's exact rule is UNCONFIRMED,
-        docs/providers/mailchimp.md#tag-name-casing)."""
+        """Return the tag named ``name``, created if missing.
+
+        Names match case-insensitively, first casing kept (as integrators compare them; Mailchimp's
+        exact rule is UNCONFIRMED, docs/providers/mailchimp.md#tag-name-casing).
+        """
         name = name.strip()
         tag = self.tags.get(name.lower())
         if tag is None:
@@ -908,7 +940,10 @@ class SandboxState:
     # -- JSON shapes -------------------------------------------------------------------------------
 
     def _list_json(self) -> JSON:
-        """The audience object (docs/providers/mailchimp.md#audience); stats are live here, cached at Mailchimp."""
+        """Return the audience object; its stats are live here, cached at Mailchimp.
+
+        See docs/providers/mailchimp.md#audience.
+        """
         c = self.counts
         return {
             "id": self.list_id,
@@ -976,7 +1011,7 @@ class SandboxState:
         }
 
     def _member_json(self, m: Member) -> JSON:
-        """The list-member object: every merge field of the audience, "" when unset.
+        """Return the list-member object: every merge field of the audience, "" when unset.
 
         See docs/providers/mailchimp.md#member-object.
         """
