@@ -38,8 +38,9 @@ class PlatformMember:
 
 @runtime_checkable
 class FaultControl(Protocol):
-    """The fault injection of a double, as the sandbox kit's ``SandboxServer`` offers it (``segport sandbox
-    --help`` and the ``/_sandbox/faults`` test API show the same settings).
+    """The fault injection of a double, as the sandbox kit's ``SandboxServer`` offers it.
+
+    ``segport sandbox --help`` and the ``/_sandbox/faults`` test API show the same settings.
 
     Faults are drawn per API call, seeded, at ``fail_rate`` among the weighted ``kinds``: a status code of
     :attr:`fault_codes` (as a string), ``429-retry-after``, ``reset`` (nothing applied), ``reset-applied``
@@ -134,6 +135,8 @@ class PlatformDouble(ABC):
         return None
 
     def fault_control(self) -> FaultControl | None:
-        """The double's fault injection, or None when it has none (the fault checks are then skipped).
-        Default: the double itself when it implements :class:`FaultControl` (a sandbox-kit sandbox does)."""
+        """Return the double's fault injection, or None when it has none (the fault checks are then skipped).
+
+        Default: the double itself when it implements :class:`FaultControl` (a sandbox-kit sandbox does).
+        """
         return self if isinstance(self, FaultControl) else None

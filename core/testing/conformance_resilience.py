@@ -27,10 +27,10 @@ import pytest
 from ..contract import Destination, OutcomeStatus
 from ..errors import AuthError, SegportError
 from ..models import Run, RunStatus
+from ..sandboxing import FAULT_KINDS
 from .double import FaultControl, PlatformDouble, PlatformMember
 from .kit import DestinationKit, assert_no_secret
 from .kit_export import ChildRun, KitExport, KitPerson, WriteWatch, kit_people, settle
-from ..sandboxing import FAULT_KINDS
 
 __all__ = ["DestinationResilience"]
 

@@ -48,7 +48,9 @@ from typing import Any, ClassVar, Mapping, Sequence
 import pytest
 import requests
 
-from segport import BatchResult, BatchWriter, Destination, Learned, Outcome, OutcomeStatus, Record, RunContext, AuthHandler
+from segport import (
+    AuthHandler, BatchResult, BatchWriter, Destination, Learned, Outcome, OutcomeStatus, Record, RunContext,
+)
 from segport.testing import DestinationConformance, DestinationResilience
 from segport_webhook import WebhookDestination
 from segport_webhook.auth import WebhookAuth
