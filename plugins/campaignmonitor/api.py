@@ -1,7 +1,8 @@
 """A thin Campaign Monitor API v3.3 client: ``.json`` routes, timeouts, token refresh, error mapping.
 
-Facts come from shared/provider-apis.md part B (source keys in brackets). Messages never hold
-credentials: only Campaign Monitor's own codes and messages and our hints.
+The platform facts it relies on are in docs/providers/campaignmonitor.md (comments point at its
+headings). Messages never hold credentials: only Campaign Monitor's own codes and messages and our
+hints.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from segport import AuthError, SegportError
 from segport.http import ApiClient, ApiError, json_object, one_line
 
 DEFAULT_BASE = "https://api.createsend.com/api/v3.3"
-AUTH_CODES = {50, 100, 102, 120, 122}  # 401s the operator must fix [CM-GS B1]
-EXPIRED_TOKEN = 121  # refresh the token, then retry once [CS-PY B1]
-INVALID_LIST = 101  # [createsend-ruby#44 B1]
+# Authentication codes (docs/providers/campaignmonitor.md#token-refresh):
+AUTH_CODES = {50, 100, 102, 120, 122}  # 401s the operator must fix
+EXPIRED_TOKEN = 121  # refresh the token, then retry once
+INVALID_LIST = 101  # (docs/providers/campaignmonitor.md#invalid-list)
 SECRETS = ("api_key", "access_token", "refresh_token", "client_secret")  # masked if an answer quotes them
 
 
@@ -83,14 +85,20 @@ class CampaignMonitorAPI(ApiClient):
         return response
 
     def describe(self, body: Mapping[str, Any]) -> str:
-        """``code <Code>: <Message>``, as Campaign Monitor's error bodies give them."""
+        """``code <Code>: <Message>``, as Campaign Monitor's error bodies give them.
+
+        See docs/providers/campaignmonitor.md#error-envelope.
+        """
         code, message = error_code(body), one_line(body.get("Message") or "")
         if not code:
             return message
         return f"code {code}: {message}" if message else f"code {code}"
 
     def error(self, response: requests.Response, call: str) -> SegportError:
-        """401 and the credential codes → AuthError, 429/5xx → retryable, other 4xx → :class:`CMError`."""
+        """401 and the credential codes → AuthError, 429/5xx → retryable, other 4xx → :class:`CMError`.
+
+        See docs/providers/campaignmonitor.md#error-envelope.
+        """
         status, body = response.status_code, json_object(response)
         if status == 401 or error_code(body) in AUTH_CODES:
             return AuthError(

@@ -3,11 +3,13 @@
 Membership lives in one MultiSelectMany custom field (``segment_field``, default ``Segments``)
 with one option per exported segment; a rule-based segment per exported segment selects on it,
 so marketers can target it by name. Campaign Monitor has no endpoint to put a subscriber in a
-segment [B4]. Each ``import.json`` call carries up to 1,000 subscribers [B2], so one per batch at
-the engine's batch size: ``Resubscribe`` from the export (false by default, so nobody who left is reactivated),
-autoresponders off, ``ConsentToTrack`` always sent. A profile's current options are sent as
-values and options it left as ``Clear`` items, which is right whether Campaign Monitor merges or
-replaces MultiSelectMany values (UNCONFIRMED [B2]).
+segment (docs/providers/campaignmonitor.md#no-segment-membership-endpoint). Each ``import.json``
+call carries up to 1,000 subscribers (docs/providers/campaignmonitor.md#import-size), so one per
+batch at the engine's batch size: ``Resubscribe`` from the export (false by default, so nobody who
+left is reactivated), autoresponders off, ``ConsentToTrack`` always sent. A profile's current
+options are sent as values and options it left as ``Clear`` items, which is right whether Campaign
+Monitor merges or replaces MultiSelectMany values (UNCONFIRMED:
+docs/providers/campaignmonitor.md#custom-field-values).
 
 Pre-flight reads (list, custom fields, segments) go out at once, so an up-to-date list costs one
 round trip; writes follow only when something is missing.
@@ -37,18 +39,18 @@ from segport.http import one_line
 
 from .api import INVALID_LIST, CampaignMonitorAPI, CMError
 
-NAME = "Name"  # the subscriber's single name field [CS-NET B2]
+NAME = "Name"  # the subscriber's single name field (docs/providers/campaignmonitor.md#subscriber-name)
 CONSENT = "ConsentToTrack"  # a record field when the export reads consent from a profile attribute
 DEFAULT_SEGMENT_FIELD = "Segments"  # the MultiSelectMany field holding segment membership (spec.json default)
 CONSENT_VALUES = {"yes": "Yes", "no": "No", "unchanged": "Unchanged"}
 SCALAR_TYPES = {"Text", "Number", "Date", "MultiSelectOne", "Country", "USState"}
-PARTIAL_IMPORT = 210  # HTTP 400 whose ResultData lists only the failed rows [CS-PY B2]
-FIELD_EXISTS = 255  # "The Field Name already exists in this list" [CM-GS errors] B1
-DUPLICATE_SEGMENT = 275  # "Duplicate Segment Title" [CM-GS errors 275] B4
-IMPORT_LIMIT = 1000  # subscribers per import.json; more is 400 code 209, none is 212 [CM-GS B2]
+PARTIAL_IMPORT = 210  # HTTP 400, ResultData lists the failed rows (docs/providers/campaignmonitor.md#partial-import)
+FIELD_EXISTS = 255  # "The Field Name already exists in this list" (docs/providers/campaignmonitor.md#custom-fields)
+DUPLICATE_SEGMENT = 275  # "Duplicate Segment Title" (docs/providers/campaignmonitor.md#rule-segments)
+IMPORT_LIMIT = 1000  # per import.json; more is code 209, none 212 (docs/providers/campaignmonitor.md#import-size)
 # Pre-flight calls in flight at once (ApiClient.gather): no more than the destination's max_concurrency
 # (4), the size of the engine's HTTPAdapter pool on the shared session. No limit is documented for list
-# endpoints [B3].
+# endpoints (docs/providers/campaignmonitor.md#rate-limits).
 PREFLIGHT_WORKERS = 4
 
 
@@ -96,7 +98,8 @@ class CampaignMonitorWriter(BatchWriter):
         self._check_mapped(fields)
         field = self._membership_field(fields)
         titles = {str(s.get("Title")) for s in _objects(answers[2].result())} if rule_segments else set()
-        self._ensure_membership_field(field)  # the rules below refer to its key [B4]
+        # The rules below refer to the field's key (docs/providers/campaignmonitor.md#rule-segments).
+        self._ensure_membership_field(field)
         if rule_segments:
             self._ensure_rule_segments(titles)
 
@@ -160,7 +163,10 @@ class CampaignMonitorWriter(BatchWriter):
         return field
 
     def _ensure_membership_field(self, field: Mapping[str, Any] | None) -> None:
-        """Create the field with every exported option, or add the options it lacks [B1]."""
+        """Create the field with every exported option, or add the options it lacks.
+
+        See docs/providers/campaignmonitor.md#custom-fields and docs/providers/campaignmonitor.md#field-options.
+        """
         wanted = list(dict.fromkeys(self.context.segments))
         if field is None:
             field = self._create_membership_field(wanted)
@@ -173,7 +179,8 @@ class CampaignMonitorWriter(BatchWriter):
         if missing:
             self.api.call(
                 "PUT",
-                "/lists/{list_id}/customfields/{key}/options",  # the key with its brackets, as one segment [CS-PY B1]
+                # The key with its brackets, as one segment (docs/providers/campaignmonitor.md#custom-fields).
+                "/lists/{list_id}/customfields/{key}/options",
                 json={"Options": missing, "KeepExistingOptions": True},
                 list_id=self.list_id,
                 key=field["Key"],
@@ -223,11 +230,14 @@ class CampaignMonitorWriter(BatchWriter):
         return key.strip("[]")
 
     def _ensure_rule_segments(self, titles: set[str]) -> None:
-        """Create a rule segment per exported segment without one, concurrently [B4]."""
+        """Create a rule segment per exported segment without one, concurrently.
+
+        See docs/providers/campaignmonitor.md#rule-segments.
+        """
         missing = [s for s in dict.fromkeys(self.context.segments) if s not in titles]
         if not missing:
             return
-        rule_type = f"[{self.membership_key}]"  # the bracketed key [B4]
+        rule_type = f"[{self.membership_key}]"  # the bracketed key (docs/providers/campaignmonitor.md#rule-segments)
 
         def body(segment: str) -> dict[str, Any]:
             rule = {"RuleType": rule_type, "Clause": f"EQUALS {segment}"}
@@ -243,14 +253,18 @@ class CampaignMonitorWriter(BatchWriter):
 
     # -- writing ------------------------------------------------------------------------------
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
-        """One ``import.json`` per started 1,000 records [B2]; none for an empty batch."""
+        """One ``import.json`` per started 1,000 records; none for an empty batch.
+
+        See docs/providers/campaignmonitor.md#import-size.
+        """
         outcomes: list[Outcome] = []
         for start in range(0, len(records), IMPORT_LIMIT):
             outcomes += self._import(records[start : start + IMPORT_LIMIT])
         return BatchResult(outcomes, requests=self.requests_for(records))
 
     def requests_for(self, records: Sequence[Record]) -> int:
-        """What :meth:`write_batch` sends: one ``import.json`` per started 1,000 records [B2].
+        """What :meth:`write_batch` sends: one ``import.json`` per started 1,000 records
+        (docs/providers/campaignmonitor.md#import-size).
 
         An expired OAuth token adds a refresh and one resend of the call (not counted, as before).
         """
@@ -260,7 +274,9 @@ class CampaignMonitorWriter(BatchWriter):
         body = {
             "Subscribers": [self._subscriber(r) for r in records],
             "Resubscribe": self.resubscribe,
-            "QueueSubscriptionBasedAutoResponders": False,  # capital R, as every official client [B2]
+            # Capital R as the PHP and .NET clients spell it; Python and Ruby differ, false either way
+            # (docs/providers/campaignmonitor.md#import-request).
+            "QueueSubscriptionBasedAutoResponders": False,
             "RestartSubscriptionBasedAutoresponders": False,
         }
         try:
@@ -311,7 +327,10 @@ class CampaignMonitorWriter(BatchWriter):
         return subscriber
 
     def _consent(self, record: Record) -> str:
-        """ConsentToTrack is required on every row since API v3.2 [CS-PY B2]."""
+        """ConsentToTrack is required on every row since API v3.2.
+
+        See docs/providers/campaignmonitor.md#consent-to-track.
+        """
         if not self.consent_from_profile:
             return self.consent
         return CONSENT_VALUES.get(str(record.fields.get(CONSENT, "")).strip().lower(), "Unchanged")

@@ -1,7 +1,7 @@
 """A thin Mailchimp Marketing API v3 client: base URL, timeouts, and error mapping.
 
-Facts come from shared/provider-apis.md part A (source keys in brackets). Messages never hold
-credentials: only Mailchimp's own ``title``/``detail`` texts and our hints.
+The platform facts it relies on are in docs/providers/mailchimp.md (comments point at its headings).
+Messages never hold credentials: only Mailchimp's own ``title``/``detail`` texts and our hints.
 """
 
 from __future__ import annotations
@@ -20,12 +20,18 @@ SECRETS = ("api_key", "access_token")  # masked if an answer quotes them
 
 
 def subscriber_hash(email: str) -> str:
-    """Lower-case hex MD5 of the lower-cased email: a member's id [MC-SPEC] A5."""
+    """Lower-case hex MD5 of the trimmed, lower-cased email: a member's id.
+
+    See docs/providers/mailchimp.md#subscriber-hash.
+    """
     return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
 
 
 def base_url(config: Mapping[str, Any]) -> str:
-    """The API root ending in ``/3.0``: the override, the OAuth endpoint, or the key's data center [A1]."""
+    """The API root ending in ``/3.0``: the override, the OAuth endpoint, or the key's data center.
+
+    See docs/providers/mailchimp.md#base-url-and-data-center.
+    """
     override = config.get("api_base_url") or (
         config.get("api_endpoint") if config.get("auth_method") == "oauth2" else None
     )
@@ -65,16 +71,20 @@ class MailchimpAPI(ApiClient):
         super().__init__(
             session,
             base_url(config),
-            timeout=(10.0, float(config.get("timeout_s", 120))),  # Mailchimp's own limit is 120 s [MC-FUND]
+            # Mailchimp's own limit is 120 s (docs/providers/mailchimp.md#timeouts).
+            timeout=(10.0, float(config.get("timeout_s", 120))),
             secrets=[config.get(name) for name in SECRETS],
         )
 
     def describe(self, body: Mapping[str, Any]) -> str:
-        """A problem document's ``title: detail``."""
+        """A problem document's ``title: detail`` (docs/providers/mailchimp.md#problem-documents)."""
         return ": ".join(one_line(body.get(key) or "") for key in ("title", "detail") if body.get(key))
 
     def error(self, response: requests.Response, call: str) -> SegportError:
-        """Mailchimp's mapping of a failed call (:func:`error_from`); texts it quotes lose any secret."""
+        """Mailchimp's mapping of a failed call; texts it quotes lose any secret.
+
+        See docs/providers/mailchimp.md#problem-documents.
+        """
         problem = json_object(response)
         for key in ("title", "detail"):
             if problem.get(key):
@@ -82,7 +92,8 @@ class MailchimpAPI(ApiClient):
         return error_from(response.status_code, problem, retry_after(response), call)
 
     def download(self, url: str) -> bytes:
-        """GET a URL outside the API (a batch's results, on another host) *without* the credentials [A6].
+        """GET a URL outside the API (a batch's results, on another host) *without* the credentials
+        (docs/providers/mailchimp.md#batch-results).
 
         Errors are retryable and never name the URL: a pre-signed URL is itself a secret.
         """
@@ -111,9 +122,10 @@ def _on(call: str) -> str:
 def error_from(
     status: int, problem: Mapping[str, Any], retry_after: float | None = None, call: str = ""
 ) -> SegportError:
-    """Map a failed status and its problem document (``{}`` when none) to segport's errors [A7].
+    """Map a failed status and its problem document (``{}`` when none) to segport's errors.
 
     ``call`` names the call in the message (``POST /batches``); a batch operation's result has none.
+    See docs/providers/mailchimp.md#problem-documents and docs/providers/mailchimp.md#connection-limit.
     """
     title, detail = one_line(problem.get("title", "")), one_line(problem.get("detail", ""))
     if status == 401:
@@ -123,7 +135,8 @@ def error_from(
             "'segport connections test NAME'"
         )
     if status == 403:
-        if not problem:  # a bodiless 403 is Mailchimp's throttle at high volume [MC-FUND]
+        # A bodiless 403 is Mailchimp's throttle at high volume (docs/providers/mailchimp.md#connection-limit).
+        if not problem:
             return RetryableDestinationError(f"Mailchimp throttled the request{_on(call)} (403 without a body)")
         return AuthError(
             f"Mailchimp forbids this{_on(call)} ({title}: {detail}); check the account's permissions and status"

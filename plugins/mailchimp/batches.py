@@ -1,9 +1,11 @@
-"""Mailchimp's asynchronous batch operations: submit, poll, download the results [A6].
+"""Mailchimp's asynchronous batch operations: submit, poll, download the results.
 
-Mailchimp runs one batch at a time per account and a batch may wait minutes behind others [A6,
-thorning/node-mailchimp#25], so polling backs off (0.5 s doubling to 2 s) and gives up only after
-a generous deadline, cancelling the batch so that a retry does not queue behind it. The waiting is
-not done here: the writer hands the job to the engine as a :class:`segport.PendingJob`.
+Mailchimp runs one batch at a time per account and a batch may wait minutes behind others
+(docs/providers/mailchimp.md#one-batch-at-a-time), so polling backs off (0.5 s doubling to 2 s)
+and gives up only after a generous deadline, cancelling the batch so that a retry does not queue
+behind it. The waiting is not done here: the writer hands the job to the engine as a
+:class:`segport.PendingJob`. The platform's rules: docs/providers/mailchimp.md#batch-operations-request
+and the headings after it.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ class Calls:
 class BatchRunner:
     """Submits lists of operations through ``POST /batches``; the jobs it starts poll with its settings."""
 
+    # Batches queue one after another per account, for minutes (docs/providers/mailchimp.md#one-batch-at-a-time).
     first_poll = 0.5  # seconds before the first poll, doubled after each one ...
-    max_poll = 2.0  # ... up to this: a finished job is seen within 2 s (jobs queue one after another [A6])
-    deadline = 1800.0  # seconds after submitting; batches can queue for minutes per account [A6]
+    max_poll = 2.0  # ... up to this: a finished job is seen within 2 s (jobs queue one after another)
+    deadline = 1800.0  # seconds after submitting; batches can queue for minutes per account
 
     def __init__(self, api: MailchimpAPI, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.api, self.clock = api, clock
@@ -78,7 +81,10 @@ class BatchJob:
 
     @property
     def finished(self) -> bool:
-        """Whether the last answer said ``finished`` (not pending|preprocessing|started|finalizing) [A6]."""
+        """Whether the last answer said ``finished`` (not pending|preprocessing|started|finalizing).
+
+        See docs/providers/mailchimp.md#batch-status.
+        """
         return self.batch.get("status") == "finished"
 
     def next_poll(self) -> float | None:
@@ -121,7 +127,10 @@ class BatchJob:
         return self.clock() + self.wait > self.give_up
 
     def _cancel(self) -> None:
-        """``DELETE /batches/{id}`` stops a batch [A6]; best effort (a retry is safe either way)."""
+        """``DELETE /batches/{id}`` stops a batch; best effort (a retry is safe either way).
+
+        See docs/providers/mailchimp.md#batch-status.
+        """
         self.calls.count += 1
         try:
             self.api.call("DELETE", "/batches/{batch_id}", batch_id=self.batch_id)
@@ -131,7 +140,10 @@ class BatchJob:
 
 def parse_results(archive: bytes) -> Results:
     """A gzipped tar of JSON files, each an array of ``{status_code, operation_id, response}`` where
-    ``response`` is the operation's answer as a JSON string [A6]. Unreadable archives are retryable."""
+    ``response`` is the operation's answer as a JSON string. Unreadable archives are retryable.
+
+    See docs/providers/mailchimp.md#batch-results.
+    """
     found: Results = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
@@ -167,7 +179,10 @@ def _int(value: Any) -> int:
 
 
 def _decode(response: Any) -> Any:
-    """The operation's answer: ``response`` is a JSON string [A6] (an object is taken as is)."""
+    """The operation's answer: ``response`` is a JSON string; an object is taken as is.
+
+    See docs/providers/mailchimp.md#batch-results.
+    """
     if isinstance(response, (str, bytes)):
         try:
             return json.loads(response) if response else None

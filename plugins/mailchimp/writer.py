@@ -1,12 +1,15 @@
 """Writes batches to a Mailchimp audience: members with merge fields, one tag per segment.
 
-Consent-safe by construction [A8]: people new to the audience are created through the batch
-endpoint with ``update_existing: false`` and ``status`` = ``status_if_new``; people already there
-are updated with ``PUT .../members/{hash}`` *without* ``status`` (one by one, or as operations of
-one ``POST /batches`` job from :data:`BATCH_UPDATES_FROM` on [A6]), so an unsubscribed, cleaned or
-compliance-state member keeps that status. New members get their tags inside the batch create
-(``tags``: accepted but UNCONFIRMED in the schema [A4]); tags the answer does not confirm, and all
-other tag changes, go through the static-segment endpoint (≤500 emails per call) [A5].
+Consent-safe by construction (docs/providers/mailchimp.md#compliance-state): people new to the
+audience are created through the batch endpoint with ``update_existing: false`` and ``status`` =
+``status_if_new``; people already there are updated with ``PUT .../members/{hash}`` *without*
+``status`` (one by one, or as operations of one ``POST /batches`` job from
+:data:`BATCH_UPDATES_FROM` on, docs/providers/mailchimp.md#batch-operations-request), so an
+unsubscribed, cleaned or compliance-state member keeps that status. New members get their tags
+inside the batch create (``tags``: accepted but UNCONFIRMED in the schema,
+docs/providers/mailchimp.md#tags-in-batch-members); tags the answer does not confirm, and all
+other tag changes, go through the static-segment endpoint (≤500 emails per call,
+docs/providers/mailchimp.md#tag-membership-in-bulk).
 
 Calls per ``write_batch`` (at best): 1 for new people with their tags; 1 per existing person below
 :data:`BATCH_UPDATES_FROM`, else 3 (submit, poll, download); 1 per tag with other changes. A
@@ -47,22 +50,26 @@ from segport.http import one_line
 from .api import MailchimpAPI, Problem, error_from, subscriber_hash
 from .batches import BatchJob, BatchRunner, Calls
 
-PAGE = 1000  # the largest page Mailchimp serves [A1]
+PAGE = 1000  # the largest page Mailchimp serves (docs/providers/mailchimp.md#pagination)
 SCALAR_TYPES = {"text", "number", "phone", "date", "birthday", "zip", "url", "imageurl", "radio", "dropdown"}
 COMPLIANT_STATUSES = {"unsubscribed", "cleaned"}
 # Outcomes after which the person is a member of the audience (tags may be applied), unless the
 # batch create refused the address (then it is not a member, whatever the outcome).
 ON_LIST = {OutcomeStatus.CREATED, OutcomeStatus.UPDATED, OutcomeStatus.UNCHANGED, OutcomeStatus.SKIPPED}
-# From this many existing people in one write_batch, their PUTs go as one /batches job [A6]. The job
-# costs 3 calls at best (submit, one poll, download) plus the poll wait and Mailchimp's queue, so 3
-# or 4 sequential PUTs are as quick and answer at once; from 5 on the job saves calls and time.
+# From this many existing people in one write_batch, their PUTs go as one /batches job
+# (docs/providers/mailchimp.md#batch-operations-request). The job costs 3 calls at best (submit,
+# one poll, download) plus the poll wait and Mailchimp's queue, so 3 or 4 sequential PUTs are as
+# quick and answer at once; from 5 on the job saves calls and time.
 BATCH_UPDATES_FROM = 5
 BATCH_CALLS = 3  # submit + one poll + download, the least a /batches job costs
-PREFLIGHT_CALLS = 4  # pre-flight reads and creates in parallel, well under the 10-connection cap [A7]
+# Pre-flight reads and creates in parallel, well under the 10-connection cap
+# (docs/providers/mailchimp.md#connection-limit).
+PREFLIGHT_CALLS = 4
 MEMBER = "/lists/{list_id}/members/{subscriber_hash}"
-# What a server may turn out not to support, learned by the first batch it refuses (see ``lacking``).
+# What a server may turn out not to support, learned by the first batch it refuses (see ``lacking``):
+# docs/providers/mailchimp.md#batch-operations-request and docs/providers/mailchimp.md#tags-in-batch-members.
 BATCHES = "POST /batches"  # answered 404/405: a server without batch operations
-MEMBER_TAGS = "tags in a batch create"  # refused: a server holding to the 3.0.55 schema [A4]
+MEMBER_TAGS = "tags in a batch create"  # refused: a server holding to the 3.0.55 schema
 
 
 class MailchimpWriter(BatchWriter):
@@ -131,7 +138,10 @@ class MailchimpWriter(BatchWriter):
             ) from None
 
     def _pages(self, path: str, key: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        """Every item of an audience's collection, ``count`` ≤ 1000 per page, ``offset``, ``total_items`` [A1]."""
+        """Every item of an audience's collection, ``count`` ≤ 1000 per page, ``offset``, ``total_items``.
+
+        See docs/providers/mailchimp.md#pagination.
+        """
         items: list[Mapping[str, Any]] = []
         while True:
             query = {**params, "count": PAGE, "offset": len(items)}
@@ -142,7 +152,10 @@ class MailchimpWriter(BatchWriter):
                 return items
 
     def _check_merge_fields(self, fields: list[Mapping[str, Any]]) -> list[str]:
-        """Check the mapped merge fields [A3]; return the missing tags to create (when allowed)."""
+        """Check the mapped merge fields; return the missing tags to create (when allowed).
+
+        See docs/providers/mailchimp.md#merge-fields.
+        """
         existing = {one_line(f["tag"]).upper(): f for f in fields if f.get("tag")}
         mapped = {name.upper(): name for name in self.context.mapped_fields}
         missing = sorted(set(mapped) - set(existing))
@@ -174,7 +187,8 @@ class MailchimpWriter(BatchWriter):
         for item in segments:
             tag_id = _int_id(item.get("id"))
             if tag_id is not None:
-                found[str(item.get("name", "")).lower()] = tag_id  # casing may change [GRP]
+                # Mailchimp may change a tag name's casing (docs/providers/mailchimp.md#tag-name-casing).
+                found[str(item.get("name", "")).lower()] = tag_id
         missing = []
         for segment in self.context.segments:
             tag_id = found.get((self.prefix + segment).lower())
@@ -239,7 +253,9 @@ class MailchimpWriter(BatchWriter):
             if exc.status == 404:
                 raise self._audience_gone() from None
             if member_tags and "tags" in f"{exc.detail} {exc.field_errors()}".lower():
-                self.lacking.learn(MEMBER_TAGS, True)  # a server holding to the 3.0.55 schema, without `tags` [A4]
+                # A server holding to the 3.0.55 schema, without `tags`
+                # (docs/providers/mailchimp.md#tags-in-batch-members).
+                self.lacking.learn(MEMBER_TAGS, True)
                 return self._create(records, write)
             raise BadBatchError(
                 f"Mailchimp refused the batch: {exc.title}: {exc.detail} {exc.field_errors()}".strip()
@@ -250,7 +266,8 @@ class MailchimpWriter(BatchWriter):
             record = by_email.get(str(member.get("email_address", "")).lower())
             if record is not None:
                 outcomes[record.key] = Outcome(record.key, OutcomeStatus.CREATED)
-                # Trust but verify: only tags the member object shows count as applied [A5].
+                # Trust but verify: only tags the member object shows count as applied
+                # (docs/providers/mailchimp.md#member-object).
                 tagged[record.key] = {str(t.get("name", "")).lower() for t in _objects(member.get("tags"))}
         known: list[Record] = []
         for error in _objects(answer.get("errors")):
@@ -271,7 +288,10 @@ class MailchimpWriter(BatchWriter):
 
     def _update_all(self, records: list[Record], write: _Write) -> BatchJob | None:
         """Existing people: a /batches job from :data:`BATCH_UPDATES_FROM` on (returned, to be polled),
-        else one PUT each [A6]."""
+        else one PUT each.
+
+        See docs/providers/mailchimp.md#batch-operations-request.
+        """
         if len(records) >= BATCH_UPDATES_FROM and self.lacking.get(BATCHES) is None:
             operations = [self._operation(f"r{i}", r) for i, r in enumerate(records)]
             try:
@@ -287,7 +307,10 @@ class MailchimpWriter(BatchWriter):
         return None
 
     def _update(self, record: Record, calls: Calls) -> Outcome:
-        """Upsert one member without ``status``: an existing member's status never changes [A5, A8]."""
+        """Upsert one member without ``status``: an existing member's status never changes.
+
+        See docs/providers/mailchimp.md#add-or-update-a-member.
+        """
         calls.count += 1
         try:
             member_id = subscriber_hash(record.email)
@@ -299,13 +322,19 @@ class MailchimpWriter(BatchWriter):
         return self._put_outcome(record, member)
 
     def _operation(self, operation_id: str, record: Record) -> dict[str, Any]:
-        """:meth:`_update`'s PUT as a batch operation; ``body`` is a JSON *string* [A6]."""
+        """:meth:`_update`'s PUT as a batch operation; ``body`` is a JSON *string*.
+
+        See docs/providers/mailchimp.md#batch-operations-request.
+        """
         path = f"/lists/{self.audience}/members/{subscriber_hash(record.email)}"
         body = json.dumps(self._put_body(record))
         return {"method": "PUT", "path": path, "operation_id": operation_id, "params": {}, "body": body}
 
     def _batch_outcome(self, record: Record, result: tuple[int, Any] | None) -> Outcome:
-        """One operation's result as the outcome the single PUT would give [A6, A7]."""
+        """One operation's result as the outcome the single PUT would give.
+
+        See docs/providers/mailchimp.md#batch-results.
+        """
         if result is None or result[0] < 200:
             return Outcome.retryable(record.key, "Mailchimp's batch results did not mention it")
         status, answer = result
@@ -314,7 +343,11 @@ class MailchimpWriter(BatchWriter):
         return self._put_outcome(record, error_from(status, answer if isinstance(answer, Mapping) else {}))
 
     def _put_outcome(self, record: Record, answer: Any) -> Outcome:
-        """A PUT's member object, or its error, as an outcome; raises what stops the run [A5, A7, A8]."""
+        """A PUT's member object, or its error, as an outcome; raises what stops the run.
+
+        See docs/providers/mailchimp.md#add-or-update-a-member, docs/providers/mailchimp.md#error-texts
+        and docs/providers/mailchimp.md#compliance-state.
+        """
         if isinstance(answer, Problem):
             if answer.status == 404:  # PUT upserts: only the audience can be missing
                 raise self._audience_gone() from None
@@ -329,14 +362,18 @@ class MailchimpWriter(BatchWriter):
         return Outcome(record.key, OutcomeStatus.UPDATED)
 
     def _tag(self, records: list[Record], write: _Write) -> None:
-        """Tag changes not already confirmed, through the static-segment endpoint, one call per tag [A5]."""
+        """Tag changes not already confirmed, through the static-segment endpoint, one call per tag.
+
+        See docs/providers/mailchimp.md#tag-membership-in-bulk.
+        """
         outcomes, tagged, calls = write.outcomes, write.tagged, write.calls
         adds: dict[str, list[Record]] = defaultdict(list)
         removes: dict[str, list[Record]] = defaultdict(list)
         for record in records:
             confirmed = tagged.get(record.key, set())
             for segment in record.add:
-                if (self.prefix + segment).lower() not in confirmed:  # names compare case-insensitively [A5]
+                # Names compare case-insensitively (docs/providers/mailchimp.md#tag-name-casing).
+                if (self.prefix + segment).lower() not in confirmed:
                     adds[segment].append(record)
             for segment in record.remove:
                 removes[segment].append(record)
@@ -385,7 +422,10 @@ class MailchimpWriter(BatchWriter):
         return None
 
     def _archive(self, record: Record, calls: Calls) -> Outcome:
-        """``on_exit: archive``: DELETE archives the member (never a permanent delete) [A5]."""
+        """``on_exit: archive``: DELETE archives the member (never a permanent delete).
+
+        See docs/providers/mailchimp.md#archive-and-permanent-delete.
+        """
         calls.count += 1
         try:
             self.api.call("DELETE", MEMBER, list_id=self.audience, subscriber_hash=subscriber_hash(record.email))
@@ -401,12 +441,15 @@ class MailchimpWriter(BatchWriter):
             member["status"] = status
         if record.fields:
             member["merge_fields"] = {self.field_tags.get(k, k): _merge_value(v) for k, v in record.fields.items()}
-        if tags and record.add:  # tag names, accepted in batch members [A4]
+        if tags and record.add:  # tag names (docs/providers/mailchimp.md#tags-in-batch-members)
             member["tags"] = sorted(self.prefix + segment for segment in record.add)
         return member
 
     def _put_body(self, record: Record) -> dict[str, Any]:
-        """The PUT body: no ``status``, ``status_if_new`` for people Mailchimp does not know [A5, A8]."""
+        """The PUT body: no ``status``, ``status_if_new`` for people Mailchimp does not know.
+
+        See docs/providers/mailchimp.md#add-or-update-a-member.
+        """
         return {**self._member(record, status=None), "status_if_new": self.status_if_new}
 
     def _audience_gone(self) -> UnknownAudienceError:
@@ -443,7 +486,10 @@ class UpdatesJob(PendingJob):
         self.job.poll()
 
     def result(self) -> BatchResult:
-        """Each update's operation result as the outcome its single PUT would give, then the tags."""
+        """Each update's operation result as the outcome its single PUT would give, then the tags.
+
+        See docs/providers/mailchimp.md#batch-results.
+        """
         outcomes = self.write.outcomes
         try:
             results = self.job.results()
@@ -478,7 +524,7 @@ def _int_id(value: Any) -> int | None:
 
 
 def _merge_value(value: Any) -> Any:
-    """Merge values are strings or numbers; booleans are stringified [GRP]."""
+    """Merge values are strings or numbers; booleans are stringified (docs/providers/mailchimp.md#merge-values)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float, str)):
@@ -487,7 +533,7 @@ def _merge_value(value: Any) -> Any:
 
 
 def _member_error(key: str, error: str, field: Any, field_message: Any) -> Outcome:
-    """A per-member error from Mailchimp as an outcome [A4, A7]."""
+    """A per-member error from Mailchimp as an outcome (docs/providers/mailchimp.md#batch-subscribe-answer)."""
     text = error.strip() or "refused by Mailchimp"
     if field or field_message:
         text += f" ({field or 'field'}: {field_message or 'invalid'})"
