@@ -35,8 +35,11 @@ def _write(writer: BatchWriter, together: threading.Barrier, records: list[Recor
 
 
 def writer_state(writer: BatchWriter) -> dict[str, Any]:
-    """The writer's attributes as a comparable snapshot: plain data by value (deep-copied), any
-    other object by identity; :class:`segport.Learned` maps are left out (they may grow mid-run)."""
+    """Return the writer's attributes as a comparable snapshot.
+
+    Plain data is taken by value (deep-copied), any other object by identity; :class:`segport.Learned`
+    maps are left out (they may grow mid-run).
+    """
     state: dict[str, Any] = {}
     for name, value in vars(writer).items():
         if isinstance(value, Learned):
@@ -57,7 +60,9 @@ class ConcurrencyChecks:
     if TYPE_CHECKING:  # DestinationConformance's, which subclasses this
         segments: ClassVar[tuple[str, str]]
 
-        def record(self, i: int, *, segments: set[str] | frozenset[str]) -> Record: ...
+        def record(self, i: int, *, segments: set[str] | frozenset[str]) -> Record:
+            """Return a new kit person entering ``segments`` (DestinationKit's)."""
+            ...
 
         def writer(
             self,
@@ -66,11 +71,17 @@ class ConcurrencyChecks:
             options: Mapping[str, Any],
             *,
             dry_run: bool = False,
-        ) -> BatchWriter: ...
+        ) -> BatchWriter:
+            """Return a prepared writer on an authenticated session (DestinationKit's)."""
+            ...
 
-        def check_outcomes(self, records: Sequence[Record], outcomes: Sequence[Outcome]) -> dict[str, Outcome]: ...
+        def check_outcomes(self, records: Sequence[Record], outcomes: Sequence[Outcome]) -> dict[str, Outcome]:
+            """Check one outcome per record and return the outcomes by key (DestinationKit's)."""
+            ...
 
-        def members_by_email(self, platform: PlatformDouble) -> dict[str, PlatformMember]: ...
+        def members_by_email(self, platform: PlatformDouble) -> dict[str, PlatformMember]:
+            """Return the platform's people by normalised email (DestinationKit's)."""
+            ...
 
         def assert_member(
             self,
@@ -79,14 +90,19 @@ class ConcurrencyChecks:
             fields: Mapping[str, Any] | None = None,
             markers: set[str] | frozenset[str] | None = None,
             status: str | None = None,
-        ) -> None: ...
+        ) -> None:
+            """Assert the person holds ``fields``, ``markers`` and ``status`` (DestinationKit's)."""
+            ...
 
     def test_concurrent_batches_share_no_state(
         self, destination: Destination, config: dict[str, Any], options: dict[str, Any], platform: PlatformDouble
     ) -> None:
-        """Batches written at once from several threads (new people, then the same people again) each get
-        their own outcomes and land exactly; no batch changes the writer's attributes (a
-        :class:`segport.Learned` may grow): what ``prepare()`` set is read-only, per-batch state is local."""
+        """Check that batches written at once from several threads share no writer state.
+
+        Batches written at once (new people, then the same people again) each get their own outcomes and
+        land exactly; no batch changes the writer's attributes (a :class:`segport.Learned` may grow): what
+        ``prepare()`` set is read-only, per-batch state is local.
+        """
         parallel = max(1, min(BATCHES, destination.spec().limits.max_concurrency))
         writer = self.writer(destination, config, options)
         before = writer_state(writer)

@@ -34,5 +34,8 @@ __all__ = ["DestinationConformance"]
 
 
 class DestinationConformance(ContractChecks, WriterChecks, ConcurrencyChecks):
-    """Subclass with ``entry_point`` set; pytest collects every ``test_*`` check of the contract and the
-    writer (the fixtures, class attributes and helpers are :class:`~segport.testing.kit.DestinationKit`'s)."""
+    """Check a destination plugin against the contract, the writer and concurrency.
+
+    Subclass it with ``entry_point`` set; pytest collects every ``test_*`` check of the contract and the
+    writer (the fixtures, class attributes and helpers are :class:`~segport.testing.kit.DestinationKit`'s).
+    """

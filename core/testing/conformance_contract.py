@@ -21,8 +21,10 @@ SECRET_NAME = re.compile(r"(?i)(key|token|secret|password|passwd|credential)")
 
 
 class ContractChecks(DestinationKit):
-    """The entry point, the specs, config validation and the auth handler: part of
-    :class:`~segport.testing.DestinationConformance`."""
+    """Check the entry point, the specs, config validation and the auth handler.
+
+    Part of :class:`~segport.testing.DestinationConformance`.
+    """
 
     # -- discovery and specs ---------------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ class DestinationResilience(DestinationKit):
 
     @pytest.fixture
     def control(self, platform: PlatformDouble) -> FaultControl:
-        """The double's fault injection; the check is skipped when it has none."""
+        """Return the double's fault injection; the check is skipped when it has none."""
         found = platform.fault_control()
         if found is None:
             pytest.skip("the double has no fault injection (PlatformDouble.fault_control): build it on the sandbox kit")
@@ -86,8 +86,11 @@ class DestinationResilience(DestinationKit):
     def kit_export(
         self, destination: Destination, platform: PlatformDouble, tmp_path: Path
     ) -> Iterator[Callable[..., KitExport]]:
-        """``kit_export(count, batch=None, config={})``: a workspace exporting ``count`` kit people to the
-        double (``batch`` records per batch at most; ``config`` over the double's connection)."""
+        """Yield ``kit_export(count, batch=None, config={})``, which makes a workspace exporting to the double.
+
+        It exports ``count`` kit people (``batch`` records per batch at most; ``config`` over the double's
+        connection); the workspaces are closed after the test.
+        """
         made: list[KitExport] = []
 
         def make(count: int, *, batch: int | None = None, config: Mapping[str, Any] | None = None) -> KitExport:
@@ -107,9 +110,12 @@ class DestinationResilience(DestinationKit):
     def test_a_killed_run_resumes_exactly(
         self, seed: int, destination: Destination, platform: PlatformDouble, kit_export: Callable[..., KitExport]
     ) -> None:
-        """SIGKILL at a seeded point (a write answered, or a batch committed): the run shows ``interrupted``,
+        """Check that a run killed at a seeded point is resumed exactly by the next run.
+
+        SIGKILL at a seeded point (a write answered, or a batch committed): the run shows ``interrupted``,
         nothing is recorded that the platform does not hold; the next run sends only what was not recorded,
-        at most ``max_concurrency`` batches twice, and the platform ends exact."""
+        at most ``max_concurrency`` batches twice, and the platform ends exact.
+        """
         batch, batches = self._crash_size(destination)
         export = kit_export(batches * batch, batch=batch)
         rng = random.Random(seed)
@@ -134,8 +140,11 @@ class DestinationResilience(DestinationKit):
     def test_stalled_commits_stop_the_sends_at_the_window(
         self, destination: Destination, platform: PlatformDouble, kit_export: Callable[..., KitExport]
     ) -> None:
-        """Commits stop after the first batch (as behind a locked database): at most ``max_concurrency`` more
-        batches are sent, all of them land; killed then, the next run ends exact."""
+        """Check that stalled commits stop the sends at the dispatcher's window.
+
+        Commits stop after the first batch (as behind a locked database): at most ``max_concurrency`` more
+        batches are sent, all of them land; killed then, the next run ends exact.
+        """
         limits = destination.spec().limits
         batch, batches = self._crash_size(destination)
         export = kit_export(batches * batch, batch=batch)
@@ -160,9 +169,12 @@ class DestinationResilience(DestinationKit):
     def test_a_run_broken_mid_run_stops_cleanly_and_the_next_run_continues(
         self, breakage: str, destination: Destination, platform: PlatformDouble, kit_export: Callable[..., KitExport]
     ) -> None:
-        """The platform breaks (see ``breakages``) when the third write arrives, the two before it answered:
+        """Check that a run whose platform breaks mid-run stops cleanly and the next run continues.
+
+        The platform breaks (see ``breakages``) when the third write arrives, the two before it answered:
         the run fails with the breakage's one-line error, exactly those two batches landed and are recorded;
-        mended, the next run sends the rest and the platform ends exact."""
+        mended, the next run sends the rest and the platform ends exact.
+        """
         error, words = self.breakages[breakage]
         batch = min(destination.spec().limits.batch_size, RUN_BATCH)
         export = kit_export(5 * batch, batch=batch)
@@ -189,10 +201,13 @@ class DestinationResilience(DestinationKit):
     def test_many_batches_land_exactly_under_mixed_faults(
         self, destination: Destination, control: FaultControl, kit_export: Callable[..., KitExport]
     ) -> None:
-        """12,000 people in batches of at most 100, 5 % of the calls failing (every kind alike) and 0.5 % of
+        """Check that many batches land exactly under mixed injected faults.
+
+        12,000 people in batches of at most 100, 5 % of the calls failing (every kind alike) and 0.5 % of
         the people refused: exactly the others land, each record has one final outcome, the refused are
         rejected with a reason, the retries are in the run record; the next run sends exactly the refused,
-        the one after that nothing but reads."""
+        the one after that nothing but reads.
+        """
         export = kit_export(FAULT_PEOPLE, batch=FAULT_BATCH, config=self._short_timeout(destination))
         kinds = self.fault_kinds(control)
         control.set_faults(
@@ -232,9 +247,12 @@ class DestinationResilience(DestinationKit):
     def test_each_fault_kind_on_a_write_is_retried(
         self, destination: Destination, control: FaultControl, kit_export: Callable[..., KitExport]
     ) -> None:
-        """One fault of each kind on the first write of a fresh platform: one retry (none for ``slow``; a
+        """Check that each fault kind on a write is retried.
+
+        One fault of each kind on the first write of a fresh platform: one retry (none for ``slow``; a
         ``timeout`` is one only if the spec lets the kit shorten the read timeout, ``timeout_s``), the
-        platform exact, new people ``created`` unless the failed call was applied, ``Retry-After`` waited."""
+        platform exact, new people ``created`` unless the failed call was applied, ``Retry-After`` waited.
+        """
         short = self._short_timeout(destination)
         export = kit_export(FAULT_BATCH + FAULT_BATCH // 5, batch=FAULT_BATCH, config=short)
         for kind in self.fault_kinds(control):
@@ -261,8 +279,11 @@ class DestinationResilience(DestinationKit):
     def test_preflight_survives_transient_faults(
         self, calls: str, kinds: tuple[str, ...], control: FaultControl, kit_export: Callable[..., KitExport]
     ) -> None:
-        """Faults on the first reads, or the first creates applied but unanswered (the pre-flight's markers
-        and fields, or the first write): retried, what landed unanswered found rather than made twice."""
+        """Check that the pre-flight survives transient faults.
+
+        Faults on the first reads, or the first creates applied but unanswered (the pre-flight's markers
+        and fields, or the first write) are retried; what landed unanswered is found rather than made twice.
+        """
         export = kit_export(2 * FAULT_BATCH, batch=FAULT_BATCH)
         usable = [kind for kind in kinds if kind in self.fault_kinds(control)]
         control.set_faults(kinds=usable, fail_next=len(usable) + 1, fault_filter=calls)
@@ -275,8 +296,11 @@ class DestinationResilience(DestinationKit):
     # -- hooks and helpers --------------------------------------------------------------------------------
 
     def break_platform(self, platform: PlatformDouble, breakage: str) -> Callable[[], None]:
-        """Break the platform as ``breakage`` says and return what mends it. Default: ``credentials revoked``,
-        by the double's :class:`FaultControl`; override it for the entries you add to ``breakages``."""
+        """Break the platform as ``breakage`` says and return what mends it.
+
+        Default: ``credentials revoked``, by the double's :class:`FaultControl`; override it for the entries
+        you add to ``breakages``.
+        """
         control = platform.fault_control()
         if breakage != "credentials revoked" or control is None:
             pytest.fail(f"{type(self).__name__}: override break_platform() for {breakage!r}")
@@ -292,7 +316,7 @@ class DestinationResilience(DestinationKit):
         return [*map(str, control.fault_codes), *FAULT_KINDS]
 
     def landed(self, export: KitExport) -> dict[str, PlatformMember]:
-        """The kit people at the platform, by profile key; anyone else there fails."""
+        """Return the kit people at the platform, by profile key; anyone else there fails."""
         keys = {p.email: p.key for p in export.people}
         found = self.members_by_email(export.platform)
         strangers = sorted(set(found) - set(keys))
@@ -300,8 +324,10 @@ class DestinationResilience(DestinationKit):
         return {keys[email]: member for email, member in found.items()}
 
     def assert_exact(self, export: KitExport, people: list[KitPerson] | None = None) -> None:
-        """The platform holds exactly ``people`` (default: all the export's), each with its fields and markers,
-        all in the status of a new person."""
+        """Assert the platform holds exactly ``people`` (default: all the export's).
+
+        Each is held with its fields and markers, all in the status of a new person.
+        """
         expected = export.people if people is None else people
         landed = self.landed(export)
         missing = sorted({p.key for p in expected} - set(landed))
@@ -314,8 +340,10 @@ class DestinationResilience(DestinationKit):
         assert statuses == wanted and len(statuses) <= 1, f"new people in statuses {sorted(statuses)}"
 
     def _resumes_exactly(self, export: KitExport, landed: set[str], recorded: set[str]) -> None:
-        """The next run sends exactly what was not recorded, each once, and lands exactly; what was sent twice
-        (landed, not recorded) is at most the window; the run after it sends nothing."""
+        """Assert the next run sends exactly what was not recorded, each once, and lands exactly.
+
+        What was sent twice (landed, not recorded) is at most the window; the run after it sends nothing.
+        """
         everyone = {p.key for p in export.people}
         run = export.run()
         assert run.status is RunStatus.SUCCEEDED, f"the next run ended {run.status.value}: {run.error}"
@@ -336,8 +364,11 @@ class DestinationResilience(DestinationKit):
         assert not export.watch.sent and last.counts.get("unchanged") == len(everyone), "a third run sent again"
 
     def _check_resend_statuses(self, export: KitExport, run: Run, kind: str) -> None:
-        """After one fault: everyone ``created``, except after an applied call the people it carried, who
-        were sent again (each sent batch whole, or nobody, when a held call applies after its retry)."""
+        """Check the run's outcome statuses after one fault of ``kind``.
+
+        Everyone is ``created``, except after an applied call the people it carried, who were sent again
+        (each sent batch whole, or nobody, when a held call applies after its retry).
+        """
         statuses = {row[0]: row[2] for row in export.outcomes(run)}
         again = {k for k, s in statuses.items() if s != OutcomeStatus.CREATED.value}
         if kind not in APPLIED:
@@ -352,7 +383,7 @@ class DestinationResilience(DestinationKit):
             )
 
     def _statuses_of_a_resend(self) -> set[str]:
-        """What a person sent again may be reported: ``status_of_a_resend``, else any delivered status."""
+        """Return what a person sent again may be reported: ``status_of_a_resend``, else any delivered status."""
         if self.status_of_a_resend is not None:
             return {self.status_of_a_resend.value}
         return {s.value for s in OutcomeStatus if s.delivered}
@@ -363,7 +394,7 @@ class DestinationResilience(DestinationKit):
         assert not wrong, f"people sent again were reported {statuses[wrong[0]]}, expected one of {sorted(wanted)}"
 
     def _recorded(self, export: KitExport, status: RunStatus, landed: set[str]) -> set[str]:
-        """The broken run's record: ``status``, counts matching its outcomes, nothing the platform lacks."""
+        """Check the broken run's record (``status``, counts, nothing the platform lacks); return what it recorded."""
         run = export.last_run()
         assert run.status is status, f"the broken run shows {run.status.value}, not {status.value}: {run.error}"
         if status is RunStatus.INTERRUPTED:
@@ -382,8 +413,11 @@ class DestinationResilience(DestinationKit):
         assert_no_secret(child.stderr, self._secrets(destination, platform.connection()), "the killed run's stderr")
 
     def _crash_size(self, destination: Destination) -> tuple[int, int]:
-        """Records per batch and batches of a crash check: twice the writer's concurrency and two more, so
-        that what a crash leaves in flight is a part of the run."""
+        """Return the records per batch and the batches of a crash check.
+
+        The batches are twice the writer's concurrency and two more, so that what a crash leaves in flight
+        is a part of the run.
+        """
         limits = destination.spec().limits
         return min(limits.batch_size, RUN_BATCH), 2 * limits.max_concurrency + 2
 

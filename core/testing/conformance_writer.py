@@ -37,8 +37,10 @@ FAST_RETRY = RetryPolicy(attempts=4, base=0.001, cap=0.01)
 
 
 class WriterChecks(DestinationKit):
-    """The batch writer against the double, then one export through the engine: part of
-    :class:`~segport.testing.DestinationConformance`."""
+    """Check the batch writer against the double, then one export through the engine.
+
+    Part of :class:`~segport.testing.DestinationConformance`.
+    """
 
     # -- the writer ----------------------------------------------------------------------------------
 
@@ -84,9 +86,11 @@ class WriterChecks(DestinationKit):
         config: dict[str, Any],
         options: dict[str, Any],
     ) -> None:
-        """429, 5xx and transport failures: the batch raises :class:`RetryableDestinationError` (carrying
-        the platform's Retry-After), lets a transport error of ``requests`` propagate, or makes every
-        outcome retryable."""
+        """Check that 429, 5xx and transport failures are reported as retryable.
+
+        The batch raises :class:`RetryableDestinationError` (carrying the platform's Retry-After), lets a
+        transport error of ``requests`` propagate, or makes every outcome retryable.
+        """
         _, answer, headers = fault
         writer = self.writer(destination, config, options)
         records = [self.record(i, segments={self.segments[0]}) for i in range(3)]
@@ -126,8 +130,11 @@ class WriterChecks(DestinationKit):
     def test_forbidden_or_missing_is_not_retried(
         self, status: int, destination: Destination, config: dict[str, Any], options: dict[str, Any]
     ) -> None:
-        """A 403 or 404 while writing is final: a fatal :class:`segport.SegportError` (auth, unknown audience,
-        forbidden) or rejected records, never delivered nor retried, and no secret in what it says."""
+        """Check that a 403 or 404 while writing is final, never delivered nor retried.
+
+        It is a fatal :class:`segport.SegportError` (auth, unknown audience, forbidden) or rejected
+        records, and no secret is in what it says.
+        """
         writer = self.writer(destination, config, options)
         records = [self.record(i, segments={self.segments[0]}) for i in range(2)]
         with every_call_answers(status, {}):

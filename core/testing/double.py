@@ -24,8 +24,11 @@ class NoDoubleError(AssertionError):
 
 @contextmanager
 def registered_double(destination: str) -> Iterator[PlatformDouble]:
-    """The sandbox registered as ``destination`` under ``segport.sandboxes``, started on 127.0.0.1 until the
-    block ends. Raises :class:`NoDoubleError` when there is none or it is no :class:`PlatformDouble`."""
+    """Start the sandbox registered as ``destination`` under ``segport.sandboxes`` and yield it.
+
+    It runs on 127.0.0.1 until the block ends. Raises :class:`NoDoubleError` when there is none or it
+    is no :class:`PlatformDouble`.
+    """
     if destination not in sandbox_names():
         raise NoDoubleError(
             f"destination {destination!r} ships no sandbox: register one under the {SANDBOXES_GROUP!r} entry-point "

@@ -53,6 +53,8 @@ EXPORT_SCHEMA: dict[str, Any] = {
 
 @dataclass
 class Member:
+    """One person at the fake platform: fields, markers and status."""
+
     fields: dict[str, Any]
     markers: set[str]
     status: str = "subscribed"
@@ -77,19 +79,24 @@ class MemoryPlatform:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def sent_emails(self) -> list[str]:
+        """Return the email of every record sent, in the order of the calls."""
         return [r.email for call in self.calls for r in call]
 
 
 class MemoryAuth(AuthHandler):
+    """Authenticate to the fake platform with a bearer API key."""
+
     def __init__(self, config: Mapping[str, Any], platform: MemoryPlatform) -> None:
         super().__init__(config)
         self.platform = platform
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Add the API key to ``request`` as a bearer token."""
         request.headers["Authorization"] = f"Bearer {self.config['api_key']}"
         return request
 
     def check(self, session: requests.Session) -> str:
+        """Raise :class:`AuthError` unless the platform accepts the API key; return the account label."""
         keys = self.platform.valid_keys
         if keys is not None and self.config["api_key"] not in keys:
             raise AuthError("the memory platform refused the API key: check it and update the connection")
@@ -97,6 +104,8 @@ class MemoryAuth(AuthHandler):
 
 
 class MemoryWriter(BatchWriter):
+    """Write batches to the fake platform, honouring its knobs."""
+
     def __init__(
         self, session: requests.Session, config: Mapping[str, Any], context: RunContext, platform: MemoryPlatform
     ) -> None:
@@ -105,6 +114,7 @@ class MemoryWriter(BatchWriter):
         self.prefix = str(context.options.get("tag_prefix", ""))
 
     def prepare(self) -> None:
+        """Check the API key and that the export's audience exists."""
         MemoryAuth(self.config, self.platform).check(self.session)
         audience = self.context.options["audience_id"]
         if audience not in self.platform.audiences:
@@ -114,6 +124,7 @@ class MemoryWriter(BatchWriter):
             )
 
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
+        """Apply ``records`` to the platform, or fail the whole call as the knobs say."""
         platform = self.platform
         with platform.lock:
             platform._in_flight += 1
@@ -165,7 +176,7 @@ def memory_destination(
     max_concurrency: int = 4,
     profile_cap: int = 1_000_000,
 ) -> type[Destination]:
-    """A :class:`Destination` class bound to ``platform`` (a new one when omitted)."""
+    """Return a :class:`Destination` class bound to ``platform`` (a new one when omitted)."""
     bound = platform or MemoryPlatform()
 
     class MemoryDestination(Destination):

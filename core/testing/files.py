@@ -10,7 +10,7 @@ __all__ = ["write_keys", "write_rows"]
 
 
 def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
-    """A CSV file of ``header`` and ``rows`` (for ``profiles load``); ``path``."""
+    """Write ``header`` and ``rows`` to the CSV file ``path`` (for ``profiles load``); return ``path``."""
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(header)

@@ -59,6 +59,7 @@ def load_class(path: str) -> type[Destination]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the export as the module docstring says, dying or stalling at ``POINT``; return 0 if it finishes."""
     home, export, destination, journal_path, point, batch_size = argv or sys.argv[1:]
     when, _, number = point.partition(":")
     at = int(number)

@@ -52,28 +52,28 @@ class DestinationKit:
 
     @pytest.fixture
     def destination(self) -> Destination:
-        """The destination object, loaded through its entry point as the engine loads it."""
+        """Return the destination object, loaded through its entry point as the engine loads it."""
         return instantiate(self._name(), self._entry_point().load())
 
     @pytest.fixture
     def platform(self, destination: Destination) -> Iterator[PlatformDouble]:
-        """The plugin's own sandbox (its ``segport.sandboxes`` entry point), started on 127.0.0.1 for one test."""
+        """Start the plugin's own sandbox (its ``segport.sandboxes`` entry point) on 127.0.0.1 for one test."""
         with registered_double(destination.name) as double:
             yield double
 
     @pytest.fixture
     def config(self, destination: Destination, platform: PlatformDouble) -> dict[str, Any]:
-        """The double's connection config, validated with defaults applied (as the engine stores it)."""
+        """Return the double's connection config, validated with defaults applied (as the engine stores it)."""
         return validate(platform.connection(), destination.spec().connection_schema, "the double's connection")
 
     @pytest.fixture
     def options(self, destination: Destination, platform: PlatformDouble) -> dict[str, Any]:
-        """The double's export options, validated with defaults applied."""
+        """Return the double's export options, validated with defaults applied."""
         return validate(platform.export_options(), destination.spec().export_schema, "the double's export options")
 
     @pytest.fixture(autouse=True)
     def _sample_fields(self, destination: Destination) -> None:
-        """The fields the checks' records carry (from the ``destination`` fixture, overridden or not)."""
+        """Set the fields the checks' records carry (from the ``destination`` fixture, overridden or not)."""
         self._fields = self.sample_fields(destination)
 
     @pytest.fixture(autouse=True)
@@ -107,7 +107,7 @@ class DestinationKit:
         return {name: f"Kit {tag}" for name in list(destination.spec().fields.known)[:2]}
 
     def record(self, i: int, *, segments: set[str] | frozenset[str]) -> Record:
-        """A new person ``kit.<i>@example.com`` entering ``segments``, with the sample fields numbered ``i``."""
+        """Return a new person ``kit.<i>@example.com`` entering ``segments``, sample fields numbered ``i``."""
         fields = {name: f"{value} {i}" for name, value in self._fields.items()}
         marks = frozenset(segments)
         return Record(f"k{i}", f"kit.{i}@example.com", fields, segments=marks, add=marks)
@@ -115,7 +115,7 @@ class DestinationKit:
     def writer(
         self, destination: Destination, config: Mapping[str, Any], options: Mapping[str, Any], *, dry_run: bool = False
     ) -> BatchWriter:
-        """A prepared writer on an authenticated session, as the engine builds one."""
+        """Return a prepared writer on an authenticated session, as the engine builds one."""
         session = requests.Session()
         session.auth = destination.auth(config)
         context = RunContext("conformance", options, list(self.segments), list(self._fields), dry_run=dry_run)
@@ -143,7 +143,7 @@ class DestinationKit:
         return {o.key: o for o in outcomes}
 
     def members_by_email(self, platform: PlatformDouble) -> dict[str, PlatformMember]:
-        """The platform's people by normalised email; two people with one identity fail."""
+        """Return the platform's people by normalised email; two people with one identity fail."""
         found: dict[str, PlatformMember] = {}
         for member in platform.members():
             key = member.email.strip().lower()
@@ -159,7 +159,7 @@ class DestinationKit:
         markers: set[str] | frozenset[str] | None = None,
         status: str | None = None,
     ) -> None:
-        """The person holds ``fields`` (at least), exactly ``markers`` among the kit's segments, ``status``."""
+        """Assert the person holds ``fields`` (at least), exactly ``markers`` among the kit's segments, ``status``."""
         for name, value in (fields or {}).items():
             assert member.fields.get(name) == value, (
                 f"{member.email}: field {name!r} is {member.fields.get(name)!r} at the platform, expected {value!r}"
@@ -227,7 +227,7 @@ class every_call_answers:
 
 
 def wrong_value(value: Any) -> Any:
-    """A value of another JSON type than ``value``."""
+    """Return a value of another JSON type than ``value``."""
     if isinstance(value, bool) or isinstance(value, str):
         return 12345
     if isinstance(value, (int, float)):

@@ -50,8 +50,11 @@ class KitPerson:
 
 
 def kit_people(count: int, fields: Mapping[str, str], segments: tuple[str, str], *, tag: str = "r") -> list[KitPerson]:
-    """``count`` people ``kit.<tag><i>@example.com``: even ones in the first segment, odd ones in the second,
-    every third one in the second as well; their fields are the sample fields numbered ``i``."""
+    """Return ``count`` people ``kit.<tag><i>@example.com`` spread over the two ``segments``.
+
+    Even ones are in the first segment, odd ones in the second, every third one in the second as well;
+    their fields are the sample fields numbered ``i``.
+    """
     alpha, beta = segments
     people = []
     for i in range(count):
@@ -118,8 +121,11 @@ class WriteWatch:
 def watched(
     destination: type[Destination], watch: Callable[[], WriteWatch], batch_size: int | None = None
 ) -> type[Destination]:
-    """``destination`` with every writer's ``write_batch`` going through ``watch()`` (the watch current
-    when the writer is made) and, with ``batch_size``, smaller batches than its spec allows."""
+    """Return ``destination`` subclassed so that every writer's ``write_batch`` goes through ``watch()``.
+
+    The watch is the one current when the writer is made; with ``batch_size``, batches are smaller than
+    the spec allows.
+    """
 
     def spec(self: Destination) -> DestinationSpec:
         found = destination.spec(self)
@@ -153,7 +159,7 @@ class ChildRun:
         return Counter(key for e in self.events if e["event"] == "send" for key in e["keys"])
 
     def delivered(self) -> set[str]:
-        """The records a ``write_batch`` that returned reported delivered."""
+        """Return the records a ``write_batch`` that returned reported delivered."""
         return {key for e in self.events if e["event"] == "answer" for key in e["keys"]}
 
     def writes(self) -> int:
@@ -198,7 +204,7 @@ class KitExport:
         self.ws.load_profiles(write_rows(self.home / "profiles.csv", ["id", "email", *self.mapping.values()], rows))
 
     def add_export(self) -> str:
-        """A new export of the kit's segments (its sync state empty: it sends everyone); its name."""
+        """Add a new export of the kit's segments (its sync state empty: it sends everyone); return its name."""
         self.exports += 1
         name = f"{EXPORT}-{self.exports}"
         options = self.platform.export_options()
@@ -228,18 +234,20 @@ class KitExport:
         return self.ws.run_export(self.name)
 
     def last_run(self) -> Run:
-        """The export's latest run record."""
+        """Return the export's latest run record."""
         return self.ws.list_runs(self.name, limit=1)[0]
 
     def outcomes(self, run: Run) -> list[tuple[str, str, str, str | None]]:
-        """The run's outcome rows (key, email, status, reason), by key."""
+        """Return the run's outcome rows (key, email, status, reason), by key."""
         return self.ws.store.outcomes(run.id)
 
     def run_in_child(self, point: str, *, kill_when: Callable[[ChildRun], bool] | None = None) -> ChildRun:
-        """Run the export in a child process that SIGKILLs itself at ``point`` (``answer:N``: when the Nth
-        write is answered; ``commit:N``: once the Nth batch is committed) or, with ``stall:N``, stops
-        committing after the Nth batch and is killed from here once ``kill_when(what it did so far)`` holds
-        and it wrote no event for a second."""
+        """Run the export in a child process that dies at ``point``; return what it did.
+
+        The child SIGKILLs itself at ``point`` (``answer:N``: when the Nth write is answered; ``commit:N``:
+        once the Nth batch is committed) or, with ``stall:N``, stops committing after the Nth batch and is
+        killed from here once ``kill_when(what it did so far)`` holds and it wrote no event for a second.
+        """
         journal = self.home / f"child-{point.replace(':', '-')}.jsonl"
         err = self.home / "child.stderr"
         cls = type(self.destination)
@@ -262,8 +270,10 @@ class KitExport:
 
 
 def settle(platform: PlatformDouble, timeout: float = 60.0) -> None:
-    """Wait until the double has nothing in flight and received no call for half a second: a killed
-    client's calls may still land, some read from their socket only after the kill."""
+    """Wait until the double has nothing in flight and received no call for half a second.
+
+    A killed client's calls may still land, some read from their socket only after the kill.
+    """
     control: FaultControl | None = platform.fault_control()
     deadline = time.monotonic() + timeout
     seen = -1
@@ -278,7 +288,7 @@ def settle(platform: PlatformDouble, timeout: float = 60.0) -> None:
 
 
 def _events(journal: Path) -> list[dict[str, Any]]:
-    """The child's events; a line cut by the kill is left out."""
+    """Return the child's events; a line cut by the kill is left out."""
     if not journal.exists():
         return []
     events = []

@@ -15,8 +15,11 @@ __all__ = ["install_metadata"]
 
 
 def install_metadata(site: Path, project: Mapping[str, Any]) -> Path:
-    """Write ``<site>/<name>-<version>.dist-info`` (``METADATA``, ``entry_points.txt``) for ``project``,
-    a ``pyproject.toml`` ``[project]`` table (``name``, ``version``, ``entry-points``); return that folder."""
+    """Write ``<site>/<name>-<version>.dist-info`` (``METADATA``, ``entry_points.txt``) for ``project``.
+
+    ``project`` is a ``pyproject.toml`` ``[project]`` table (``name``, ``version``, ``entry-points``);
+    return that folder.
+    """
     name, version = project["name"], project["version"]
     dist_info = site / f"{re.sub(r'[-_.]+', '_', name)}-{version}.dist-info"
     dist_info.mkdir(parents=True)

@@ -1,5 +1,7 @@
-"""Drive the real ``segport`` CLI in a subprocess, as an operator would (for end-to-end tests); and name
-its commands (:func:`command_paths`, :func:`command_of`), for tests that must cover every one."""
+"""Drive the real ``segport`` CLI in a subprocess, as an operator would (for end-to-end tests).
+
+Also name its commands (:func:`command_paths`, :func:`command_of`), for tests that must cover every one.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +31,10 @@ class Operator:
 
     @classmethod
     def init(cls, home: str | Path, *, admin: str = "ada", database_url: str | None = None) -> Operator:
-        """``segport init --admin ADMIN`` in ``home`` (its database ``database_url`` when given), acting as
-        ``admin`` from then on."""
+        """Run ``segport init --admin ADMIN`` in ``home`` and return an operator acting as ``admin``.
+
+        The workspace's database is ``database_url`` when given.
+        """
         op = cls(home, admin)
         if database_url is not None:
             op.env["SEGPORT_DATABASE_URL"] = database_url
@@ -59,7 +63,7 @@ class Operator:
         )
 
     def run_json(self, export: str, *options: str, check: bool = True) -> dict[str, Any]:
-        """``exports run EXPORT --json``: the run record."""
+        """Run ``exports run EXPORT --json`` and return the run record."""
         document: dict[str, Any] = json.loads(self("exports", "run", export, *options, "--json", check=check).stdout)
         return document
 
@@ -76,7 +80,7 @@ def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> set[str]:
 
 
 def command_of(group: click.Group, args: Sequence[str]) -> str:
-    """The command an argument list invokes under ``group``, as :func:`command_paths` names it."""
+    """Return the command an argument list invokes under ``group``, as :func:`command_paths` names it."""
     command: click.Command = group
     path: list[str] = []
     for arg in args:

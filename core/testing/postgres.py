@@ -65,6 +65,7 @@ class PostgresCluster:
 
     @classmethod
     def start(cls) -> PostgresCluster:
+        """Initialise and start a new cluster; raise :class:`PostgresUnavailable` without psycopg or the binaries."""
         try:
             import psycopg  # noqa: F401
         except ImportError:
@@ -113,10 +114,11 @@ class PostgresCluster:
         )  # fmt: skip
 
     def url(self, database: str = "postgres", *, password: str = PASSWORD) -> str:
+        """Return the URL of ``database`` on this cluster, as the superuser with ``password``."""
         return f"postgresql://{USER}:{password}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str | None = None) -> str:
-        """A new empty database; returns its URL."""
+        """Create a new empty database and return its URL."""
         import psycopg
 
         name = name or f"t{os.getpid()}_{next(_NAMES)}"
@@ -133,6 +135,7 @@ class PostgresCluster:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
+        """Stop the server (immediate shutdown) and remove the cluster's folder."""
         if (self.data / "postmaster.pid").exists():
             subprocess.run(
                 [*self._as, str(self.bindir / "pg_ctl"), "stop", "-m", "immediate", "-D", str(self.data)],

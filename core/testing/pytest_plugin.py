@@ -26,7 +26,7 @@ if responses is not None:
 
     @pytest.fixture
     def strict_responses(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock]:
-        """A strict mock; parametrized with ``ORDERED`` it also checks the order of calls."""
+        """Yield a strict ``responses`` mock; parametrized with ``ORDERED`` it also checks the order of calls."""
         registry = getattr(request, "param", FirstMatchRegistry)
         with responses.RequestsMock(assert_all_requests_are_fired=True, registry=registry) as mock:
             yield mock

@@ -32,6 +32,7 @@ class RedisServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
+        """Start the server and wait until it answers PING (at most 10 s); return self."""
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", self._dir.name]
         log = Path(self._dir.name, "redis.log").open("wb")
@@ -51,6 +52,7 @@ class RedisServer:
             time.sleep(0.05)
 
     def stop(self) -> None:
+        """Terminate the server if it runs and remove its folder."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
