@@ -26,9 +26,13 @@ SECRETS = ("api_key", "access_token", "refresh_token", "client_secret")  # maske
 class Refreshing(Protocol):
     """An auth handler that can refresh an expired OAuth token (see auth.CampaignMonitorAuth)."""
 
-    def token(self) -> str | None: ...
+    def token(self) -> str | None:
+        """Return the access token requests carry now."""
+        ...
 
-    def refresh(self, session: requests.Session, stale: str | None) -> None: ...
+    def refresh(self, session: requests.Session, stale: str | None) -> None:
+        """Refresh the expired token, unless a token other than ``stale`` is in use already."""
+        ...
 
 
 def error_code(body: Mapping[str, Any]) -> int:

@@ -55,12 +55,12 @@ PREFLIGHT_WORKERS = 4
 
 
 def _objects(answer: Any) -> list[Mapping[str, Any]]:
-    """The objects of an answer that should be a list of them; anything else holds none."""
+    """Return the objects of an answer that should be a list of them; anything else holds none."""
     return [item for item in answer if isinstance(item, Mapping)] if isinstance(answer, list) else []
 
 
 def consent_source(options: Mapping[str, Any]) -> str | None:
-    """The profile attribute holding consent, or None when the option is a literal Yes/No/Unchanged."""
+    """Return the profile attribute holding consent, or None when the option is a literal Yes/No/Unchanged."""
     value = str(options.get("consent_to_track", "Unchanged"))
     return None if value.lower() in CONSENT_VALUES else value
 
@@ -153,7 +153,7 @@ class CampaignMonitorWriter(BatchWriter):
             self.field_keys[name] = self._key(field)
 
     def _membership_field(self, fields: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
-        """The existing membership field (None when missing); refuses one of another type."""
+        """Return the existing membership field (None when missing); refuse one of another type."""
         field = fields.get(self.segment_field.lower())
         if field is not None and field.get("DataType") != "MultiSelectMany":
             raise ConfigError(
@@ -187,8 +187,11 @@ class CampaignMonitorWriter(BatchWriter):
             )
 
     def _create_membership_field(self, wanted: list[str]) -> Mapping[str, Any] | None:
-        """Create the field with the ``wanted`` options and take its key (None); or, when another run on
-        this list (another export, another worker) created it since our read, that field, to complete."""
+        """Create the membership field with the ``wanted`` options.
+
+        Take its key and return None; or, when another run on this list (another export, another worker)
+        created it since our read, return that field, to complete.
+        """
         try:
             key = self.api.call(
                 "POST",
@@ -220,7 +223,7 @@ class CampaignMonitorWriter(BatchWriter):
         return None
 
     def _key(self, field: Mapping[str, Any]) -> str:
-        """A custom field's key without brackets; a field without one cannot be written."""
+        """Return a custom field's key without brackets; a field without one cannot be written."""
         key = field.get("Key")
         if not isinstance(key, str) or not key.strip("[]"):
             raise RetryableDestinationError(
@@ -263,8 +266,9 @@ class CampaignMonitorWriter(BatchWriter):
         return BatchResult(outcomes, requests=self.requests_for(records))
 
     def requests_for(self, records: Sequence[Record]) -> int:
-        """What :meth:`write_batch` sends: one ``import.json`` per started 1,000 records
-        (docs/providers/campaignmonitor.md#import-size).
+        """Return how many calls :meth:`write_batch` sends.
+
+        One ``import.json`` per started 1,000 records (docs/providers/campaignmonitor.md#import-size).
 
         An expired OAuth token adds a refresh and one resend of the call (not counted, as before).
         """

@@ -28,7 +28,7 @@ def subscriber_hash(email: str) -> str:
 
 
 def base_url(config: Mapping[str, Any]) -> str:
-    """The API root ending in ``/3.0``: the override, the OAuth endpoint, or the key's data center.
+    """Return the API root ending in ``/3.0``: the override, the OAuth endpoint, or the key's data center.
 
     See docs/providers/mailchimp.md#base-url-and-data-center.
     """
@@ -77,7 +77,7 @@ class MailchimpAPI(ApiClient):
         )
 
     def describe(self, body: Mapping[str, Any]) -> str:
-        """A problem document's ``title: detail`` (docs/providers/mailchimp.md#problem-documents)."""
+        """Return a problem document's ``title: detail`` (docs/providers/mailchimp.md#problem-documents)."""
         return ": ".join(one_line(body.get(key) or "") for key in ("title", "detail") if body.get(key))
 
     def error(self, response: requests.Response, call: str) -> SegportError:
@@ -92,8 +92,9 @@ class MailchimpAPI(ApiClient):
         return error_from(response.status_code, problem, retry_after(response), call)
 
     def download(self, url: str) -> bytes:
-        """GET a URL outside the API (a batch's results, on another host) *without* the credentials
-        (docs/providers/mailchimp.md#batch-results).
+        """GET a URL outside the API (a batch's results, on another host) *without* the credentials.
+
+        See docs/providers/mailchimp.md#batch-results.
 
         Errors are retryable and never name the URL: a pre-signed URL is itself a secret.
         """
@@ -111,7 +112,7 @@ class MailchimpAPI(ApiClient):
 
 
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """An auth that adds nothing: overrides the session's credentials for one request."""
+    """Add nothing to a request: an auth that overrides the session's credentials for one request."""
     return request
 
 

@@ -105,9 +105,12 @@ class BatchJob:
             self.lost = f"Mailchimp lost batch {self.shown} ({exc.status} {exc.title})".strip()
 
     def results(self) -> Results:
-        """Each operation's result. Raises :class:`RetryableDestinationError` when they cannot be had
-        (then no operation's fate is known): lost, no results URL, a failed download, or not finished
-        (the batch is then cancelled: the deadline passed, or the run is stopping)."""
+        """Return each operation's result.
+
+        Raises :class:`RetryableDestinationError` when they cannot be had (then no operation's fate is
+        known): lost, no results URL, a failed download, or not finished (the batch is then cancelled:
+        the deadline passed, or the run is stopping).
+        """
         if self.lost is not None:
             raise RetryableDestinationError(self.lost)
         if not self.finished:
@@ -139,8 +142,10 @@ class BatchJob:
 
 
 def parse_results(archive: bytes) -> Results:
-    """A gzipped tar of JSON files, each an array of ``{status_code, operation_id, response}`` where
-    ``response`` is the operation's answer as a JSON string. Unreadable archives are retryable.
+    """Read each operation's result from a batch's results archive.
+
+    The archive is a gzipped tar of JSON files, each an array of ``{status_code, operation_id, response}``
+    where ``response`` is the operation's answer as a JSON string. Unreadable archives are retryable.
 
     See docs/providers/mailchimp.md#batch-results.
     """
@@ -167,7 +172,7 @@ def parse_results(archive: bytes) -> Results:
 
 
 def _object(answer: Any) -> dict[str, Any]:
-    """A batch status answer as an object (``{}`` for anything else, which then lacks an id or URL)."""
+    """Return a batch status answer as an object (``{}`` for anything else, which then lacks an id or URL)."""
     return answer if isinstance(answer, dict) else {}
 
 
@@ -179,7 +184,7 @@ def _int(value: Any) -> int:
 
 
 def _decode(response: Any) -> Any:
-    """The operation's answer: ``response`` is a JSON string; an object is taken as is.
+    """Return the operation's answer: ``response`` is a JSON string; an object is taken as is.
 
     See docs/providers/mailchimp.md#batch-results.
     """

@@ -200,7 +200,7 @@ class MailchimpWriter(BatchWriter):
 
     # -- writing ------------------------------------------------------------------------------
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
-        """Creates, updates (a pending /batches job from :data:`BATCH_UPDATES_FROM` on), tags, archives."""
+        """Create, update (a pending /batches job from :data:`BATCH_UPDATES_FROM` on), tag, archive."""
         write = _Write(records)
         upserts = [r for r in records if r.upsert]
         existing = [r for r in upserts if not r.new]
@@ -213,7 +213,7 @@ class MailchimpWriter(BatchWriter):
         return self._finish(write)
 
     def requests_for(self, records: Sequence[Record]) -> int:
-        """The fewest calls: new people's tags land with the create, a /batches job polled once."""
+        """Return the fewest calls: new people's tags land with the create, a /batches job polled once."""
         upserts = [r for r in records if r.upsert]
         updates = sum(not r.new for r in upserts)
         member_tags = self.lacking.get(MEMBER_TAGS) is None
@@ -287,8 +287,9 @@ class MailchimpWriter(BatchWriter):
         return known
 
     def _update_all(self, records: list[Record], write: _Write) -> BatchJob | None:
-        """Existing people: a /batches job from :data:`BATCH_UPDATES_FROM` on (returned, to be polled),
-        else one PUT each.
+        """Update existing people: a /batches job from :data:`BATCH_UPDATES_FROM` on, else one PUT each.
+
+        The job is returned, to be polled; without one, None.
 
         See docs/providers/mailchimp.md#batch-operations-request.
         """
@@ -343,7 +344,7 @@ class MailchimpWriter(BatchWriter):
         return self._put_outcome(record, error_from(status, answer if isinstance(answer, Mapping) else {}))
 
     def _put_outcome(self, record: Record, answer: Any) -> Outcome:
-        """A PUT's member object, or its error, as an outcome; raises what stops the run.
+        """Return a PUT's member object, or its error, as an outcome; raise what stops the run.
 
         See docs/providers/mailchimp.md#add-or-update-a-member, docs/providers/mailchimp.md#error-texts
         and docs/providers/mailchimp.md#compliance-state.
@@ -404,7 +405,7 @@ class MailchimpWriter(BatchWriter):
                         outcomes[refused.key] = Outcome.rejected(refused.key, reason)
 
     def _tag_id(self, segment: str, calls: Calls) -> int | None:
-        """The tag of a marker that is no exported segment any more (only removals reach here).
+        """Return the tag of a marker that is no exported segment any more (only removals reach here).
 
         None when the tag is gone: removing people from a tag that does not exist does nothing.
         """
@@ -446,7 +447,7 @@ class MailchimpWriter(BatchWriter):
         return member
 
     def _put_body(self, record: Record) -> dict[str, Any]:
-        """The PUT body: no ``status``, ``status_if_new`` for people Mailchimp does not know.
+        """Return the PUT body: no ``status``, ``status_if_new`` for people Mailchimp does not know.
 
         See docs/providers/mailchimp.md#add-or-update-a-member.
         """
@@ -480,9 +481,11 @@ class UpdatesJob(PendingJob):
         self.handed_back = write.calls.count  # the calls write_batch reported; result() reports the rest
 
     def next_poll(self) -> float | None:
+        """Return the /batches job's seconds to the next poll; None once it is over."""
         return self.job.next_poll()
 
     def poll(self) -> None:
+        """Ask Mailchimp once how the /batches job is doing."""
         self.job.poll()
 
     def result(self) -> BatchResult:
@@ -504,17 +507,17 @@ class UpdatesJob(PendingJob):
 
 
 def _mapping(answer: Any) -> Mapping[str, Any]:
-    """An answer that should be an object; anything else (a list, text, null) holds nothing."""
+    """Return an answer that should be an object; anything else (a list, text, null) holds nothing."""
     return answer if isinstance(answer, Mapping) else {}
 
 
 def _objects(value: Any) -> list[Mapping[str, Any]]:
-    """The objects in a list of an answer; anything else holds none."""
+    """Return the objects in a list of an answer; anything else holds none."""
     return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _int_id(value: Any) -> int | None:
-    """A numeric id from an answer (an integer, or text holding one); None for anything else."""
+    """Return a numeric id from an answer (an integer, or text holding one); None for anything else."""
     if type(value) is int or isinstance(value, str):
         try:
             return int(value)
@@ -533,7 +536,7 @@ def _merge_value(value: Any) -> Any:
 
 
 def _member_error(key: str, error: str, field: Any, field_message: Any) -> Outcome:
-    """A per-member error from Mailchimp as an outcome (docs/providers/mailchimp.md#batch-subscribe-answer)."""
+    """Return a per-member error from Mailchimp as an outcome (docs/providers/mailchimp.md#batch-subscribe-answer)."""
     text = error.strip() or "refused by Mailchimp"
     if field or field_message:
         text += f" ({field or 'field'}: {field_message or 'invalid'})"
