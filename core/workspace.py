@@ -226,8 +226,8 @@ class Workspace:
         user = self.store.get_user(name)
         if user.role is Role.ADMIN and sum(u.role is Role.ADMIN for u in self.store.list_users()) == 1:
             raise ConfigError(f"user {user.name!r} is the last admin: add another admin first ('segport users add')")
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM users WHERE name = ?", (user.name,))
+        with self.store.transaction():
+            self.store.remove_user(user.name)
             self.store.audit(actor.name, "users.remove", user.name, {"role": user.role.value})
         return user
 
@@ -357,7 +357,7 @@ class Workspace:
             raise ConfigError("the profile cap must be a positive number of profiles")
         connection = self.store.get_connection(name)
         with self.store.transaction():
-            self.store.db.execute("UPDATE connections SET profile_cap = ? WHERE id = ?", (cap, connection.id))
+            self.store.set_profile_cap(connection.id, cap)
             self.store.audit(actor.name, "connections.set-cap", name, {"profile_cap": cap})
         return self.store.get_connection(name)
 
