@@ -29,7 +29,8 @@ from .models import Connection, Export, Run, RunStatus
 from .planner import PlanCounts, Reject, Remember, Send, Unchanged, markers_json, plan
 from .plugins import notify
 from .selection import Selection
-from .store.base import Database, StateRow, Store, now
+from .store.database import now
+from .store.interface import OutcomeRow, Snapshot, StateRow, Store
 
 UNSENT_CHUNK = 5000  # steps decided without a request, committed together at most this many at a time
 OUTCOME_KEYS = ("created", "updated", "unchanged", "skipped", "rejected", "failed")
@@ -112,7 +113,6 @@ class ExportRun:
                                 f"{failed} records still failed after {self.policy.attempts} tries; "
                                 "the next run retries them"
                             )
-                reader.execute("ROLLBACK")
         except SegportError as exc:
             self._keep_secrets(request, auth)
             self._finish(run, export, started, RunStatus.FAILED, str(exc))
@@ -130,14 +130,13 @@ class ExportRun:
         self._finish(run, export, started, run.status, run.error)
         return run
 
-    def _select(self, request: RunRequest) -> tuple[Database, Selection]:
-        """The export's selection, materialised on a new reader holding one snapshot; the cap checked."""
+    def _select(self, request: RunRequest) -> tuple[Snapshot, Selection]:
+        """The export's selection, materialised in a new snapshot of the workspace; the cap checked."""
         export = request.export
         segments = [self.store.get_segment(s) for s in export.segments]
         self.store.refresh_filter_caches(segments)
         reader = self.store.reader()
         try:
-            reader.execute("BEGIN")
             selection = Selection(reader, segments)
             selected = selection.materialise()
             cap = request.profile_cap or request.destination.spec().limits.profile_cap
@@ -257,16 +256,16 @@ class ExportRun:
         The run record's figures change only if that transaction commits.
         """
         before = (dict(run.counts), run.requests, run.retries, run.reject_file)
-        outcome_rows: list[tuple[str, str, str, str | None]] = []
+        outcome_rows: list[OutcomeRow] = []
         state_rows: list[StateRow] = []
         lost: list[dict[str, Any]] = []
         for send in sends:
             outcome = delivery.outcomes[send.record.key]
-            outcome_rows.append((send.record.key, send.record.email, outcome.status.value, outcome.reason))
+            outcome_rows.append(OutcomeRow(send.record.key, send.record.email, outcome.status.value, outcome.reason))
             run.counts[outcome.status.value] = run.counts.get(outcome.status.value, 0) + 1
             if outcome.status.delivered:
                 key, email = send.record.key, send.record.email
-                state_rows.append((key, email, send.digest, markers_json(send.markers), send.seq, mapping))
+                state_rows.append(StateRow(key, email, send.digest, markers_json(send.markers), send.seq, mapping))
             else:
                 lost.append(
                     {
@@ -278,9 +277,10 @@ class ExportRun:
                 )
         for step in unsent:
             if isinstance(step, Remember):
-                state_rows.append((step.key, step.email, step.digest, markers_json(step.markers), step.seq, mapping))
+                markers = markers_json(step.markers)
+                state_rows.append(StateRow(step.key, step.email, step.digest, markers, step.seq, mapping))
                 continue
-            outcome_rows.append((step.key, step.email, step.status, step.reason))
+            outcome_rows.append(OutcomeRow(step.key, step.email, step.status, step.reason))
             run.counts[step.status] += 1
             lost.append({"key": step.key, "email": step.email, "status": step.status, "reason": step.reason})
         run.requests += delivery.requests

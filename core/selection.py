@@ -1,11 +1,12 @@
 """Which profiles an export selects: the union of its segments, streamed in key order.
 
-The selection is materialised into a temporary table (key, segment bitmask) on a reader
-connection, so it can be counted (for the cap) and diffed in SQL without holding it in memory.
+The selection is materialised in the run's snapshot (:class:`segport.store.Snapshot`: key,
+segment bitmask), so it can be counted (for the cap) and diffed against the sync state without
+holding it in memory.
 
 Filter segments are evaluated in Python, but only for profiles that changed since the segment's
-membership was last cached (``filter_members`` up to ``segments.cached_seq``, see
-:func:`refresh_filter_cache`): a run after a small load evaluates a few rows, not a million.
+membership was last cached (see :func:`refresh_filter_cache`): a run after a small load evaluates
+a few rows, not a million.
 """
 
 from __future__ import annotations
@@ -16,29 +17,16 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence, TypeVar
 from .errors import ConfigError
 from .filters import Filter, parse
 from .models import Segment
-from .store.base import Database, stream
+from .store.interface import FilterCache, Snapshot, StoredProfile
 
 MAX_SEGMENTS_PER_EXPORT = 62  # one bit each in a 64-bit integer (SQLite's INTEGER, PostgreSQL's BIGINT)
 _CHUNK = 5000
 T = TypeVar("T")
 
 
-def _changed_profiles(db: Database, since: int | None) -> Iterator[tuple[str, str]]:
-    """(key, attrs JSON) of profiles loaded after ``since`` (all of them when None)."""
-    if since is None:
-        return stream(db, "SELECT key, attrs FROM profiles")
-    return stream(db, "SELECT key, attrs FROM profiles WHERE seq > ?", (since,))
-
-
-def last_load(db: Database) -> int:
+def last_load(store: FilterCache) -> int:
     """The sequence number of the last profile load (0 before the first)."""
-    row = db.execute("SELECT value FROM settings WHERE key = 'profile_seq'").fetchone()
-    return int(row[0]) if row else 0
-
-
-def _cached_seq(db: Database, segment_id: int) -> int | None:
-    row = db.execute("SELECT cached_seq FROM segments WHERE id = ?", (segment_id,)).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    return store.last_load()
 
 
 def _chunks(rows: Iterable[T]) -> Iterator[list[T]]:
@@ -52,11 +40,12 @@ def _chunks(rows: Iterable[T]) -> Iterator[list[T]]:
         yield chunk
 
 
-def _evaluate(db: Database, segment: Segment, since: int | None) -> Iterator[tuple[str, bool]]:
-    """(key, matches) for every profile loaded after ``since``."""
+def _matching(store: FilterCache, segment: Segment, since: int | None) -> Iterator[StoredProfile]:
+    """The profiles loaded after ``since`` that match the filter segment."""
     flt = parse(segment.expression or "")
-    for key, attrs in _changed_profiles(db, since):
-        yield key, flt.matches(json.loads(attrs))
+    for profile in store.changed_profiles(since):
+        if flt.matches(json.loads(profile.attrs)):
+            yield profile
 
 
 # (segment id, its filter, whether its cache may hold profiles that must leave it)
@@ -64,33 +53,33 @@ _CachedFilter = tuple[int, Filter, bool]
 
 
 def stale_filters(
-    db: Database, segments: Sequence[Segment], top: int | None = None
+    store: FilterCache, segments: Sequence[Segment], top: int | None = None
 ) -> list[tuple[Segment, int | None]]:
     """The filter segments whose cache is behind the last profile load, with where each stands."""
-    top = last_load(db) if top is None else top
-    cached = [(s, _cached_seq(db, s.id)) for s in segments if s.kind == "filter"]
+    top = store.last_load() if top is None else top
+    cached = [(s, store.cached_seq(s.id)) for s in segments if s.kind == "filter"]
     return [(s, since) for s, since in cached if since is None or since < top]
 
 
-def refresh_filter_cache(db: Database, segments: Sequence[Segment]) -> None:
+def refresh_filter_cache(store: FilterCache, segments: Sequence[Segment]) -> None:
     """Bring the cached membership of filter ``segments`` up to the last profile load.
 
-    Call it inside a write transaction of ``db``. Only profiles loaded since the oldest cache was
-    brought up to date are read, once for all the segments.
+    Call it inside a write transaction of ``store``. Only profiles loaded since the oldest cache
+    was brought up to date are read, once for all the segments.
     """
-    top = last_load(db)
-    stale = stale_filters(db, segments, top)
+    top = store.last_load()
+    stale = stale_filters(store, segments, top)
     if not stale:
         return
     for segment, since in stale:
         if since is None:
-            db.execute("DELETE FROM filter_members WHERE segment_id = ?", (segment.id,))
+            store.clear_filter_cache(segment.id)
     sinces = [since for _, since in stale]
     oldest = None if None in sinces else min(s for s in sinces if s is not None)
     filters = [(segment.id, parse(segment.expression or ""), since is not None) for segment, since in stale]
-    for chunk in _chunks(_changed_profiles(db, oldest)):
-        _store_matches(db, filters, ((key, json.loads(attrs)) for key, attrs in chunk))
-    db.executemany("UPDATE segments SET cached_seq = ? WHERE id = ?", [(top, s.id) for s, _ in stale])
+    for chunk in _chunks(store.changed_profiles(oldest)):
+        _store_matches(store, filters, ((p.key, json.loads(p.attrs)) for p in chunk))
+    store.set_cached_seq([s.id for s, _ in stale], top)
 
 
 class LoadEvaluator:
@@ -100,24 +89,24 @@ class LoadEvaluator:
     load's sequence number. Stale caches are left to :func:`refresh_filter_cache`.
     """
 
-    def __init__(self, db: Database, segments: Sequence[Segment]) -> None:
-        self.db = db
-        current = last_load(db)
+    def __init__(self, store: FilterCache, segments: Sequence[Segment]) -> None:
+        self.store = store
+        current = store.last_load()
         self.filters: list[_CachedFilter] = [
             (s.id, parse(s.expression or ""), True)
             for s in segments
-            if s.kind == "filter" and _cached_seq(db, s.id) == current
+            if s.kind == "filter" and store.cached_seq(s.id) == current
         ]
 
     def __call__(self, chunk: Sequence[Any]) -> None:
-        _store_matches(self.db, self.filters, ((row.key, row.attrs) for row in chunk))
+        _store_matches(self.store, self.filters, ((row.key, row.attrs) for row in chunk))
 
     def finish(self, seq: int) -> None:
-        self.db.executemany("UPDATE segments SET cached_seq = ? WHERE id = ?", [(seq, f[0]) for f in self.filters])
+        self.store.set_cached_seq([f[0] for f in self.filters], seq)
 
 
 def _store_matches(
-    db: Database, filters: Sequence[_CachedFilter], profiles: Iterable[tuple[str, Mapping[str, Any]]]
+    store: FilterCache, filters: Sequence[_CachedFilter], profiles: Iterable[tuple[str, Mapping[str, Any]]]
 ) -> None:
     """Put each profile in the cache of every filter it matches; take it out of the others."""
     hits: list[tuple[int, str]] = []
@@ -128,52 +117,39 @@ def _store_matches(
                 hits.append((segment_id, key))
             elif incremental:
                 misses.append((segment_id, key))
-    db.executemany("INSERT OR IGNORE INTO filter_members VALUES (?, ?)", hits)
-    db.executemany("DELETE FROM filter_members WHERE segment_id = ? AND profile_key = ?", misses)
+    store.update_filter_cache(hits, misses)
 
 
 class Selection:
     """The profiles in any of ``segments``, with the names of the segments each one is in."""
 
-    def __init__(self, db: Database, segments: Sequence[Segment]) -> None:
+    def __init__(self, snapshot: Snapshot, segments: Sequence[Segment]) -> None:
         if len(segments) > MAX_SEGMENTS_PER_EXPORT:
             raise ConfigError(f"an export can carry at most {MAX_SEGMENTS_PER_EXPORT} segments; split it in two")
-        self.db = db
+        self.snapshot = snapshot
         self.segments = list(segments)
         self._names = [s.name for s in segments]
         self._masks: dict[int, frozenset[str]] = {}
         self.count = 0  # profiles selected, once materialised
 
     def materialise(self) -> int:
-        """Compute the selection into ``temp.sel``; return how many profiles it holds.
+        """Compute the selection in the snapshot; return how many profiles it holds.
 
         Exact whatever the cache holds: cached filter membership is used for profiles loaded up to
         ``cached_seq``; profiles loaded since are evaluated here.
         """
-        db = self.db
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS sel (key TEXT PRIMARY KEY, segs INTEGER NOT NULL) WITHOUT ROWID")
-        db.execute("DELETE FROM temp.sel")
-        upsert = "ON CONFLICT(key) DO UPDATE SET segs = sel.segs | excluded.segs"
+        snapshot = self.snapshot
+        snapshot.clear_selection()
         for bit, segment in enumerate(self.segments):
             if segment.kind == "static":
-                db.execute(
-                    "INSERT INTO temp.sel(key, segs) SELECT m.profile_key, ? FROM segment_members m "
-                    f"JOIN profiles p ON p.key = m.profile_key WHERE m.segment_id = ? {upsert}",
-                    (1 << bit, segment.id),
-                )
+                snapshot.select_static(segment.id, 1 << bit)
                 continue
-            since = _cached_seq(db, segment.id)
+            since = snapshot.cached_seq(segment.id)
             if since is not None:
-                db.execute(
-                    "INSERT INTO temp.sel(key, segs) SELECT m.profile_key, ? FROM filter_members m "
-                    f"JOIN profiles p ON p.key = m.profile_key WHERE m.segment_id = ? AND p.seq <= ? {upsert}",
-                    (1 << bit, segment.id, since),
-                )
-            for chunk in _chunks(_evaluate(db, segment, since)):
-                db.executemany(f"INSERT INTO temp.sel(key, segs) VALUES (?, ?) {upsert}", [
-                    (key, 1 << bit) for key, hit in chunk if hit
-                ])
-        self.count = int(db.execute("SELECT count(*) FROM temp.sel").fetchone()[0])
+                snapshot.select_cached(segment.id, 1 << bit, since)
+            for chunk in _chunks(_matching(snapshot, segment, since)):
+                snapshot.select_profiles(chunk, 1 << bit)
+        self.count = snapshot.selected()
         return self.count
 
     def names(self, mask: int) -> frozenset[str]:

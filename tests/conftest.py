@@ -237,10 +237,10 @@ def committed_so_far() -> Callable[..., int]:
         if database_url is not None:
             store = open_store(database_url, home)
             try:
-                row = store.db.execute("SELECT counts FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+                runs = store.list_runs(limit=1)
             finally:
                 store.close()
-            return int(json.loads(row[0]).get("created", 0)) if row else 0
+            return runs[0].counts.get("created", 0) if runs else 0
         db = sqlite3.connect(f"file:{home / 'segport.db'}?mode=ro", uri=True)
         try:
             row = db.execute("SELECT counts FROM runs ORDER BY id DESC LIMIT 1").fetchone()

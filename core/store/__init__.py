@@ -3,7 +3,9 @@
 - unset, or ``sqlite:///PATH``: the embedded SQLite store (default ``<home>/segport.db``);
 - ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE``: the PostgreSQL store (``segport[postgres]``).
 
-Both implement :class:`~segport.store.base.Store` and run the same migrations.
+Both implement :class:`~segport.store.interface.Store` (statements in SQLAlchemy Core, one schema in
+:mod:`segport.store.schema`) and run the same Alembic migrations (:mod:`segport.store.upgrade`).
+No SQL is written outside this package.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from pathlib import Path
 
 from ..errors import WorkspaceError
-from .base import Store
+from .interface import Snapshot, Store
 from .sqlite import DB_FILE, SQLiteStore
 
 DATABASE_URL_ENV = "SEGPORT_DATABASE_URL"
@@ -53,4 +55,4 @@ def open_store(url: str | None, home: Path) -> Store:
     return PostgresStore(url)
 
 
-__all__ = ["DATABASE_URL_ENV", "Store", "database_url", "open_store", "sqlite_path"]
+__all__ = ["DATABASE_URL_ENV", "Snapshot", "Store", "database_url", "open_store", "sqlite_path"]

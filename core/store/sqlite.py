@@ -1,9 +1,10 @@
 """The embedded store: one SQLite database (WAL) in the workspace folder.
 
-Every write goes through :meth:`SQLiteStore.transaction`, so a failed command changes nothing.
-Long reads (the profile stream of a run) use a second connection, a consistent snapshot while
-the run commits its batches. The run lock is a partial unique index (one 'running' run per
-export) plus the pid and host of the run: a run whose process died on this host is stale.
+Every write goes through :meth:`SQLiteStore.transaction` (``BEGIN IMMEDIATE``), so a failed
+command changes nothing. Long reads (the profile stream of a run) use a second connection, a
+consistent snapshot while the run commits its batches. The run lock is a partial unique index
+(one 'running' run per export) plus the pid and host of the run: a run whose process died on
+this host is stale.
 """
 
 from __future__ import annotations
@@ -13,130 +14,160 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from sqlalchemy import Column, MetaData, Table, bindparam, create_engine, delete, event, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import CreateTable
+
 from ..errors import InputError, WorkspaceError
 from ..models import Export
-from .base import StateRow, Store, _dumps, chunks, now, pid_alive, run_is_stale
-from .migrations import MIGRATIONS
+from .base import SQLStore
+from .database import Database, Prepared, chunks, driver_error, dumps, insert
+from .interface import Loaded, ProfileRow
+from .runs import pid_alive, run_is_stale
+from .schema import INTEGER, TEXT, filter_members, profiles
 
 DB_FILE = "segport.db"
+PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL")
 
-__all__ = ["DB_FILE", "SQLiteStore", "StateRow", "now", "pid_alive", "run_is_stale"]
+__all__ = ["DB_FILE", "SQLiteStore", "pid_alive", "run_is_stale"]
+
+# The keys of the load in progress, with their line: a repeated key is a one-line error naming both lines.
+load_keys = Table(
+    "load_keys",
+    MetaData(),
+    Column("key", TEXT, primary_key=True),
+    Column("line", INTEGER),
+    prefixes=["TEMPORARY"],
+    sqlite_with_rowid=False,
+)
+_LOAD_KEY = Prepared(lambda d: load_keys.insert().values(key=bindparam("key"), line=bindparam("line")), "key", "line")
+_FIRST_LINE = Prepared(lambda d: select(load_keys.c.line).where(load_keys.c.key == bindparam("key")), "key")
 
 
-class SQLiteStore(Store):
+def _upsert_profile(dialect: Any) -> Any:
+    statement = insert(dialect, profiles).values(key=bindparam("key"), attrs=bindparam("attrs"), seq=bindparam("seq"))
+    changed = profiles.c.attrs != statement.excluded.attrs  # identical rows keep their version
+    return statement.on_conflict_do_update(
+        index_elements=[profiles.c.key],
+        set_={"attrs": statement.excluded.attrs, "seq": statement.excluded.seq},
+        where=changed,
+    )
+
+
+_UPSERT_PROFILE = Prepared(_upsert_profile, "key", "attrs", "seq")
+
+
+class SQLiteDatabase(Database):
+    """A connection to the SQLite file; transactions are SQLite's own statements."""
+
+    def begin_write(self) -> None:
+        self.driver.execute("BEGIN IMMEDIATE")  # takes the write lock now, not at the first write
+
+    def begin_snapshot(self) -> None:
+        self.driver.execute("BEGIN")  # the snapshot is taken at the first read
+
+    def commit(self) -> None:
+        self.driver.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.driver.in_transaction:
+            self.driver.execute("ROLLBACK")
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self.driver.in_transaction)
+
+    def legacy_schema_version(self) -> int:
+        """How many migrations of a release before Alembic ran (``PRAGMA user_version``)."""
+        return int(self.driver.execute("PRAGMA user_version").fetchone()[0])
+
+
+class SQLiteStore(SQLStore):
     """The store on one SQLite file."""
 
-    integrity_errors = (sqlite3.IntegrityError,)
+    db: SQLiteDatabase
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.url = f"sqlite:///{path.resolve()}"
-        self.db: sqlite3.Connection = self._connect()
+        engine = create_engine(
+            f"sqlite:///{path}",
+            poolclass=NullPool,
+            isolation_level="AUTOCOMMIT",  # transactions are explicit: see SQLiteDatabase
+            hide_parameters=True,  # an error never quotes profiles or secrets
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
+        event.listen(engine, "connect", _set_pragmas)
+        super().__init__(engine)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> SQLiteDatabase:
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error as exc:
-            raise WorkspaceError(f"cannot open the workspace database {self.path}: {exc}") from None
-        return db
-
-    # -- lifecycle ------------------------------------------------------------------------------
-    def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
-
-    def migrate(self) -> None:
-        """Bring the schema up to date (each migration in its own transaction)."""
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise WorkspaceError(
-                f"the workspace schema (v{version}) is newer than this segport (v{len(MIGRATIONS)}): upgrade segport"
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {number}")
-
-    def close(self) -> None:
-        self.db.close()
+            return SQLiteDatabase(self.engine.connect())
+        except (sqlite3.Error, DBAPIError) as exc:
+            raise WorkspaceError(f"cannot open the workspace database {self.path}: {driver_error(exc)}") from None
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[SQLiteStore]:
         """One write transaction: committed on success, rolled back on any exception."""
         try:
-            self.db.execute("BEGIN IMMEDIATE")
+            self.db.begin_write()
         except sqlite3.OperationalError as exc:
             raise WorkspaceError(
                 f"the workspace database is busy or read-only ({exc}); retry, or check {self.path}"
             ) from None
         try:
-            yield self.db
-            self.db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:  # disk full, read-only file, I/O error
-            self._rollback()
-            raise WorkspaceError(
-                f"cannot write the workspace database ({exc}): check free disk space and permissions of "
-                f"{self.path.parent}; nothing of this step was saved"
-            ) from None
-        except BaseException:
-            self._rollback()
+            yield self
+            self.db.commit()
+        except (sqlite3.OperationalError, DBAPIError) as exc:  # disk full, read-only file, I/O error
+            self.db.rollback()
+            if isinstance(driver_error(exc), sqlite3.OperationalError):
+                raise WorkspaceError(
+                    f"cannot write the workspace database ({driver_error(exc)}): check free disk space and "
+                    f"permissions of {self.path.parent}; nothing of this step was saved"
+                ) from None
             raise
-
-    def _rollback(self) -> None:
-        if self.db.in_transaction:
-            self.db.execute("ROLLBACK")
-
-    def reader(self) -> sqlite3.Connection:
-        """A separate connection for long streaming reads (the caller closes it)."""
-        return self._connect()
+        except BaseException:
+            self.db.rollback()
+            raise
 
     # -- profiles -------------------------------------------------------------------------------
     def load_profiles(
         self,
-        rows: Iterable[Any],
+        rows: Iterable[ProfileRow],
         *,
         replace: bool,
         source: str,
         on_chunk: Callable[[list[Any]], None] | None = None,
-    ) -> tuple[int, int, int]:
-        db = self.db
-        seq = self._next_seq()
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS load_keys (key TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID")
-        db.execute("DELETE FROM temp.load_keys")
+    ) -> Loaded:
+        seq = self.next_load()
+        self.db.execute(CreateTable(load_keys, if_not_exists=True))
+        self.db.execute(delete(load_keys))
         count = sum(self._load_chunk(chunk, source, seq, on_chunk) for chunk in chunks(rows))
         if replace:
-            db.execute("DELETE FROM profiles WHERE key NOT IN (SELECT key FROM temp.load_keys)")
-            db.execute("DELETE FROM filter_members WHERE profile_key NOT IN (SELECT key FROM profiles)")
-        db.execute("DELETE FROM temp.load_keys")
-        total = db.execute("SELECT count(*) FROM profiles").fetchone()[0]
-        return count, total, seq
+            self.db.execute(delete(profiles).where(profiles.c.key.not_in(select(load_keys.c.key))))
+            self.db.execute(delete(filter_members).where(filter_members.c.profile_key.not_in(select(profiles.c.key))))
+        self.db.execute(delete(load_keys))
+        return Loaded(count, self.profile_count(), seq)
 
-    def _load_chunk(self, chunk: list[Any], source: str, seq: int, on_chunk: Callable[[list[Any]], None] | None) -> int:
-        if not chunk:
-            return 0
+    def _load_chunk(
+        self, chunk: list[ProfileRow], source: str, seq: int, on_chunk: Callable[[list[Any]], None] | None
+    ) -> int:
         try:
-            self.db.executemany("INSERT INTO temp.load_keys(key, line) VALUES (?, ?)", [(r.key, r.line) for r in chunk])
+            self.db.run_many(_LOAD_KEY, [(r.key, r.line) for r in chunk])
         except sqlite3.IntegrityError:
             self._raise_duplicate(chunk, source)
-        self.db.executemany(
-            "INSERT INTO profiles(key, attrs, seq) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
-            "SET attrs = excluded.attrs, seq = excluded.seq WHERE attrs != excluded.attrs",
-            [(r.key, _dumps(r.attrs), seq) for r in chunk],
-        )
+        self.db.run_many(_UPSERT_PROFILE, [(r.key, dumps(r.attrs), seq) for r in chunk])
         if on_chunk is not None:
             on_chunk(chunk)
         return len(chunk)
 
-    def _raise_duplicate(self, chunk: list[Any], source: str) -> None:
+    def _raise_duplicate(self, chunk: list[ProfileRow], source: str) -> None:
         seen: dict[str, int] = {}
         for row in chunk:
             first = seen.get(row.key)
             if first is None:
-                found = self.db.execute("SELECT line FROM temp.load_keys WHERE key = ?", (row.key,)).fetchone()
+                found = self.db.run(_FIRST_LINE, (row.key,)).fetchone()
                 first = found[0] if found and found[0] != row.line else None
             if first is not None and first != row.line:
                 raise InputError(
@@ -152,3 +183,9 @@ class SQLiteStore(Store):
 
     def _run_stale(self, run_id: int, export_id: int | None, pid: int, run_host: str, host: str) -> bool:
         return run_is_stale(run_id, pid, run_host, host)
+
+
+def _set_pragmas(connection: sqlite3.Connection, record: object) -> None:
+    """Every connection: write-ahead log (readers never block the writer), foreign keys, fast commits."""
+    for pragma in PRAGMAS:
+        connection.execute(pragma)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..store import DATABASE_URL_ENV, sqlite_path
+from ..store import DATABASE_URL_ENV, open_store
+from ..store.base import SQLStore
+from ..store.dump import dump
 from .double import FaultControl, PlatformDouble, PlatformMember
 
 if TYPE_CHECKING:
@@ -35,31 +36,15 @@ if TYPE_CHECKING:
 def dump_database(home: str | Path, database_url: str | None = None) -> str:
     """Every table of a workspace's database as text: compare two dumps to prove nothing changed.
 
-    The database is ``database_url`` (default ``SEGPORT_DATABASE_URL``), else ``segport.db`` in ``home``.
+    The database is ``database_url`` (default ``SEGPORT_DATABASE_URL``), else ``segport.db`` in ``home``;
+    see :func:`segport.store.dump.dump` for the format.
     """
-    url = database_url or os.environ.get(DATABASE_URL_ENV)
-    path = sqlite_path(url or None, Path(home))
-    if path is None:
-        assert url is not None
-        return _dump_postgres(url)
-    db = sqlite3.connect(path)
+    store = open_store(database_url or os.environ.get(DATABASE_URL_ENV) or None, Path(home))
     try:
-        return "\n".join(db.iterdump())
+        assert isinstance(store, SQLStore)
+        return "\n".join(dump(store.db))
     finally:
-        db.close()
-
-
-def _dump_postgres(url: str) -> str:
-    import psycopg
-
-    lines = []
-    with psycopg.connect(url) as db:
-        tables = [r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
-        for table in tables:
-            lines.append(f'CREATE TABLE "{table}"')  # rows as sqlite3's iterdump() shows them
-            rows = db.execute(f'SELECT * FROM "{table}" ORDER BY 1')
-            lines += [f'INSERT INTO "{table}" VALUES{row!r}' for row in rows]
-    return "\n".join(lines)
+        store.close()
 
 
 KIT_CLASSES = {  # name -> the module defining it; imported (with pytest) only when a test asks for one

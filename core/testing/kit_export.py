@@ -27,6 +27,7 @@ from ..dispatcher import RetryPolicy
 from ..models import Run
 from ..plugins import make_manager
 from ..registry import Registry
+from ..store.interface import OutcomeRow
 from ..workspace import Workspace
 from .double import FaultControl, PlatformDouble
 from .files import write_keys, write_rows
@@ -237,7 +238,7 @@ class KitExport:
         """Return the export's latest run record."""
         return self.ws.list_runs(self.name, limit=1)[0]
 
-    def outcomes(self, run: Run) -> list[tuple[str, str, str, str | None]]:
+    def outcomes(self, run: Run) -> list[OutcomeRow]:
         """Return the run's outcome rows (key, email, status, reason), by key."""
         return self.ws.store.outcomes(run.id)
 

@@ -3,7 +3,7 @@
 ::
 
     cluster = PostgresCluster.start()          # raises PostgresUnavailable without the server binaries
-    url = cluster.create_database()             # a fresh, empty database (CREATE DATABASE ... TEMPLATE)
+    url = cluster.create_database()             # a fresh, empty database (from template0)
     ...
     cluster.drop_database(url)
     cluster.stop()
@@ -119,20 +119,17 @@ class PostgresCluster:
 
     def create_database(self, name: str | None = None) -> str:
         """Create a new empty database and return its URL."""
-        import psycopg
+        from ..store.postgres import create_database
 
         name = name or f"t{os.getpid()}_{next(_NAMES)}"
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
+        create_database(self.url(), name)
         return self.url(name)
 
     def drop_database(self, url: str) -> None:
         """Drop a database made by :meth:`create_database` (connections still open are closed)."""
-        import psycopg
+        from ..store.postgres import drop_database
 
-        name = urlsplit(url).path.lstrip("/")
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(self.url(), urlsplit(url).path.lstrip("/"))
 
     def stop(self) -> None:
         """Stop the server (immediate shutdown) and remove the cluster's folder."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pytest
+from sqlalchemy import func, insert, select, update
 
 import segport
 from segport import (
@@ -29,6 +30,7 @@ from segport import (
     UnknownAudienceError,
     Workspace,
 )
+from segport.store.schema import filter_members, runs, segments, sync_state
 from segport.store.sqlite import pid_alive
 from segport.testing.fakes import MemoryPlatform, MemoryWriter
 
@@ -663,7 +665,7 @@ def test_a_dead_running_run_is_interrupted_and_the_lock_released(ws: Workspace, 
     stale = ws.store.start_run(ws.get_export(EXPORT), "manual", "ada")
     assert not pid_alive(DEAD_PID)
     with ws.store.transaction():
-        ws.store.db.execute("UPDATE runs SET pid = ? WHERE id = ?", (DEAD_PID, stale.id))
+        ws.store.db.execute(update(runs).where(runs.c.id == stale.id).values(pid=DEAD_PID))
 
     run = ws.run_export(EXPORT)
 
@@ -1076,7 +1078,7 @@ def test_filter_membership_is_kept_by_the_load_so_a_run_evaluates_nothing(
 
     assert evaluated == []
     assert run.counts == counts(updated=1, unchanged=3)
-    cached = {k for (k,) in ws.store.db.execute("SELECT profile_key FROM filter_members")}
+    cached = set(ws.store.db.execute(select(filter_members.c.profile_key)).scalars())
     assert cached == {key(i) for i in (0, 3, 9)}
 
     ws.define_segment("French", "country = 'DE'")  # a new definition: its cache is rebuilt at the next run
@@ -1094,8 +1096,9 @@ def test_a_stale_filter_cache_is_brought_up_to_date_from_the_changed_profiles_on
     rows[3]["country"] = "DE"
     load(ws, tmp_path, rows[3:4])  # keeps both current
     # as if that load could not keep French current: its cache lags one load behind
-    db.execute("UPDATE segments SET cached_seq = 1 WHERE name = 'French'")
-    db.execute("INSERT INTO filter_members SELECT id, 'p003' FROM segments WHERE name = 'French'")
+    french = ws.store.get_segment("French").id
+    db.execute(update(segments).where(segments.c.id == french).values(cached_seq=1))
+    db.execute(insert(filter_members).values(segment_id=french, profile_key="p003"))
     evaluated: list[str] = []
     original = segport.filters.Filter.matches
 
@@ -1109,10 +1112,12 @@ def test_a_stale_filter_cache_is_brought_up_to_date_from_the_changed_profiles_on
 
     assert listed == {"French": 3, "Germans": 5}
     assert evaluated == [key(3)]  # only what was loaded since French's cache was current
-    assert dict(db.execute("SELECT name, cached_seq FROM segments")) == {"French": 2, "Germans": 2}
-    members = db.execute("SELECT s.name, count(*) FROM filter_members f JOIN segments s ON s.id = f.segment_id "
-                         "GROUP BY s.name").fetchall()
-    assert dict(members) == {"French": 3, "Germans": 5}
+    assert {r.name: r.cached_seq for r in db.execute(select(segments.c.name, segments.c.cached_seq))} == {
+        "French": 2,
+        "Germans": 2,
+    }
+    members = select(segments.c.name, func.count().label("n")).join(filter_members).group_by(segments.c.name)
+    assert {r.name: r.n for r in db.execute(members)} == {"French": 3, "Germans": 5}
 
 
 # --- a full disk ---------------------------------------------------------------------------------
@@ -1122,15 +1127,15 @@ def test_a_stale_filter_cache_is_brought_up_to_date_from_the_changed_profiles_on
 def test_a_full_disk_is_a_one_line_workspace_error_and_the_next_run_continues(
         ws: Workspace, platform: MemoryPlatform, tmp_path: Path) -> None:
     setup_export(ws, tmp_path, people(300))
-    pages = ws.store.db.execute("PRAGMA page_count").fetchone()[0]
-    ws.store.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk fills during the run
+    pages = ws.store.db.driver.execute("PRAGMA page_count").fetchone()[0]
+    ws.store.db.driver.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk fills during the run
     with pytest.raises(segport.WorkspaceError, match="cannot write the workspace database") as caught:
         ws.run_export(EXPORT)
     assert "\n" not in str(caught.value) and caught.value.exit_status is ExitStatus.WORKSPACE_ERROR
-    committed = sum(1 for _ in ws.store.db.execute("SELECT 1 FROM sync_state"))
+    committed = len(ws.store.db.execute(select(sync_state.c.profile_key)).all())
     assert committed < 300  # what was acknowledged before the disk filled, nothing else
 
-    ws.store.db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    ws.store.db.driver.execute("PRAGMA max_page_count = 1073741823")  # space freed
     platform.calls.clear()
     ws.run_export(EXPORT)
     assert len(sent(platform)) == 300 - committed  # the next run sends only the rest

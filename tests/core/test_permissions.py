@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, cast
 
 import pytest
+from sqlalchemy import Executable, select
 
 from segport import (
     ConfigError,
@@ -29,6 +30,7 @@ from segport import (
 from segport.cli import cli
 from segport.models import SharedConnection
 from segport.store import database_url, open_store
+from segport.store.schema import audit, connections
 from segport.testing import dump_database
 from segport.testing.operator import command_of, command_paths
 
@@ -156,11 +158,14 @@ VERBS = [
 CASES = [pytest.param(v, u, id=f"{u}-{v.name}") for v in VERBS for u in ROLES]
 
 
-def query(home: Path, sql: str) -> list[Any]:
-    """Rows of the workspace's database (SQLite or SEGPORT_DATABASE_URL), the store's SQL dialect."""
+SHARED_SECRETS = select(connections.c.secrets).where(connections.c.name == "shared")
+
+
+def query(home: Path, statement: Executable) -> list[Any]:
+    """Rows of the workspace's database (SQLite or SEGPORT_DATABASE_URL) for a SQLAlchemy statement."""
     store = open_store(database_url(), home)
     try:
-        return list(store.db.execute(sql).fetchall())
+        return list(store.db.execute(statement).fetchall())
     finally:
         store.close()
 
@@ -170,7 +175,8 @@ def assert_denial_audited(home: Path, before: str, user: str, action: str) -> No
     old = set(before.splitlines())
     added = [line for line in dump_database(home).splitlines() if line not in old]
     assert len(added) == 1 and added[0].startswith('INSERT INTO "audit"'), added
-    row = query(home, "SELECT user, action, target, detail FROM audit ORDER BY id DESC LIMIT 1")[0]
+    latest = select(audit.c.user, audit.c.action, audit.c.target, audit.c.detail).order_by(audit.c.id.desc())
+    row = query(home, latest)[0]
     assert row[:3] == (user, "denied", action)
     assert json.loads(row[3])["role"] == ROLES[user]
 
@@ -406,7 +412,7 @@ def test_connection_add_records_privacy_consent_and_audits(ws: Workspace, run_cl
 # -- removing a connection ------------------------------------------------------------------------
 def test_removing_a_connection_detaches_exports_and_erases_secrets(world: SimpleNamespace, ws: Workspace,
                                                                     run_cli: Any, home: Path) -> None:
-    token = query(home, "SELECT secrets FROM connections WHERE name = 'shared'")[0][0]
+    token = query(home, SHARED_SECRETS)[0][0]
     assert token  # encrypted secrets were stored
     result = run_cli("--as", "ada", "connections", "remove", "shared")
     assert result.exit_code == 0, result.output
@@ -419,7 +425,7 @@ def test_removing_a_connection_detaches_exports_and_erases_secrets(world: Simple
     assert listed["exp-shared"]["detached"] is True and listed["exp-private"]["detached"] is False
     assert "export:exp-shared" not in ws.schedules()
 
-    rows = query(home, "SELECT secrets FROM connections WHERE name = 'shared'")
+    rows = query(home, SHARED_SECRETS)
     assert all(secrets is None for (secrets,) in rows)  # the row is gone, or its secrets are NULL
     with pytest.raises(RunError, match="detached"):
         ws.run_export("exp-shared")

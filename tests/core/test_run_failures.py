@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from sqlalchemy import select
 
 import segport
 from segport import ExitStatus, RunStatus, Workspace
 from segport.sandboxing import Request
+from segport.store import schema
 from segport.store.sqlite import SQLiteStore
 from segport.testing.fakes import MemoryPlatform
 from segport.testing.operator import Operator
@@ -92,13 +94,13 @@ class ReadOnlyAfter:
 
     def _set(self, read_only: bool) -> None:
         if isinstance(self.ws.store, SQLiteStore):
-            self.ws.store.db.execute(f"PRAGMA query_only = {'ON' if read_only else 'OFF'}")
+            self.ws.store.db.driver.execute(f"PRAGMA query_only = {'ON' if read_only else 'OFF'}")
         else:
-            self.ws.store.db.execute(f"SET default_transaction_read_only = {'on' if read_only else 'off'}")
+            self.ws.store.db.driver.execute(f"SET default_transaction_read_only = {'on' if read_only else 'off'}")
 
 
 def recorded(ws: Workspace) -> set[str]:
-    return {row[0] for row in ws.store.db.execute("SELECT email FROM sync_state")}
+    return set(ws.store.db.execute(select(schema.sync_state.c.email)).scalars())
 
 
 def test_a_store_turning_read_only_mid_run_fails_it_cleanly_and_the_next_run_continues(
@@ -148,7 +150,7 @@ def test_a_store_turning_read_only_mid_run_records_only_what_was_acknowledged(
 
 
 def outcome_rows(ws: Workspace, run_id: int) -> int:
-    return int(ws.store.db.execute("SELECT count(*) FROM outcomes WHERE run_id = ?", (run_id,)).fetchone()[0])
+    return len(ws.store.outcomes(run_id))
 
 
 @pytest.mark.sqlite_only("fills the disk with SQLite's max_page_count")
@@ -156,13 +158,13 @@ def test_a_full_disk_leaves_a_run_record_that_counts_only_what_was_recorded(
     ws: Workspace, platform: MemoryPlatform, tmp_path: Path, memory_export: Any
 ) -> None:
     memory_export(ws, 300)
-    pages = ws.store.db.execute("PRAGMA page_count").fetchone()[0]
-    ws.store.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk fills during the run
+    pages = ws.store.db.driver.execute("PRAGMA page_count").fetchone()[0]
+    ws.store.db.driver.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk fills during the run
     try:
         with pytest.raises(segport.WorkspaceError, match="cannot write the workspace database"):
             ws.run_export("all")
     finally:
-        ws.store.db.execute("PRAGMA max_page_count = 1073741823")
+        ws.store.db.driver.execute("PRAGMA max_page_count = 1073741823")
     [run] = ws.list_runs("all")
     assert run.status is RunStatus.FAILED
     assert run.counts["created"] == outcome_rows(ws, run.id) == len(recorded(ws))

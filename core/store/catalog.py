@@ -1,0 +1,156 @@
+"""Profiles, segments, their members and the filter-segment membership cache."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Iterator, Sequence
+
+from sqlalchemy import Row, bindparam, delete, exists, func, insert, select, update
+
+from ..errors import AlreadyExists, NotFound
+from ..models import Segment
+from .database import Prepared, Repository, chunks, now
+from .database import insert as dialect_insert
+from .interface import StoredProfile
+from .schema import filter_members, profiles, segment_members, segments, settings
+
+PROFILE_SEQ = "profile_seq"  # the setting holding the last load's sequence number
+
+_STORED = (profiles.c.key, profiles.c.attrs, profiles.c.seq)
+_ALL_PROFILES = Prepared(lambda d: select(*_STORED))
+_PROFILES_SINCE = Prepared(lambda d: select(*_STORED).where(profiles.c.seq > bindparam("seq")), "seq")
+_CACHE_HIT = Prepared(
+    lambda d: (
+        dialect_insert(d, filter_members)
+        .values(segment_id=bindparam("segment_id"), profile_key=bindparam("profile_key"))
+        .on_conflict_do_nothing()
+    ),
+    "segment_id",
+    "profile_key",
+)
+_CACHE_MISS = Prepared(
+    lambda d: delete(filter_members).where(
+        filter_members.c.segment_id == bindparam("segment_id"), filter_members.c.profile_key == bindparam("profile_key")
+    ),
+    "segment_id",
+    "profile_key",
+)
+_SEGMENT = (
+    segments.c.id,
+    segments.c.name,
+    segments.c.kind,
+    segments.c.expression,
+    segments.c.created_by,
+    segments.c.updated_at,
+)
+
+
+def _segment(row: Row[Any]) -> Segment:
+    return Segment(row.id, row.name, row.kind, row.expression, row.created_by, row.updated_at)
+
+
+class FilterCacheQueries(Repository):
+    """The filter-segment membership cache (``filter_members`` up to ``segments.cached_seq``).
+
+    Shared by the store (which keeps the cache current) and a run's snapshot (which reads it).
+    """
+
+    def last_load(self) -> int:
+        """The sequence number of the last profile load (0 before the first)."""
+        value = self.db.execute(select(settings.c.value).where(settings.c.key == PROFILE_SEQ)).scalar()
+        return int(value) if value else 0
+
+    def cached_seq(self, segment_id: int) -> int | None:
+        """The load up to which the segment's cached membership is current (None: no cache)."""
+        value = self.db.execute(select(segments.c.cached_seq).where(segments.c.id == segment_id)).scalar()
+        return None if value is None else int(value)
+
+    def changed_profiles(self, since: int | None) -> Iterator[StoredProfile]:
+        """The profiles loaded after ``since`` (all of them when None), read as they come."""
+        if since is None:
+            return map(StoredProfile._make, self.db.stream(_ALL_PROFILES))
+        return map(StoredProfile._make, self.db.stream(_PROFILES_SINCE, (since,)))
+
+    def clear_filter_cache(self, segment_id: int) -> None:
+        self.db.execute(delete(filter_members).where(filter_members.c.segment_id == segment_id))
+
+    def update_filter_cache(self, hits: Sequence[tuple[int, str]], misses: Sequence[tuple[int, str]]) -> None:
+        """Add (segment id, profile key) ``hits`` to the cache, remove ``misses``."""
+        self.db.run_many(_CACHE_HIT, hits)
+        self.db.run_many(_CACHE_MISS, misses)
+
+    def set_cached_seq(self, segment_ids: Iterable[int], seq: int) -> None:
+        """Mark the segments' cached membership current up to load ``seq``."""
+        rows = [{"upto": seq, "segment": segment_id} for segment_id in segment_ids]
+        if rows:
+            statement = (
+                update(segments).where(segments.c.id == bindparam("segment")).values(cached_seq=bindparam("upto"))
+            )
+            self.db.execute(statement, rows)
+
+
+class Catalog(FilterCacheQueries):
+    """Profiles and segments."""
+
+    def next_load(self) -> int:
+        """Take the sequence number of a new profile load (inside its transaction)."""
+        seq = self.last_load() + 1
+        upsert = self.db.insert(settings).values(key=PROFILE_SEQ, value=str(seq))
+        self.db.execute(upsert.on_conflict_do_update(index_elements=[settings.c.key], set_={"value": str(seq)}))
+        return seq
+
+    def profile_count(self) -> int:
+        return int(self.db.execute(select(func.count()).select_from(profiles)).scalar_one())
+
+    def get_profile(self, key: str) -> dict[str, Any]:
+        attrs = self.db.execute(select(profiles.c.attrs).where(profiles.c.key == key)).scalar()
+        if attrs is None:
+            raise NotFound(f"unknown profile key {key!r} (load profiles with 'segport profiles load')")
+        result: dict[str, Any] = json.loads(attrs)
+        return result
+
+    # -- segments -------------------------------------------------------------------------------
+    def find_segment(self, name: str) -> Segment | None:
+        row = self.db.execute(select(*_SEGMENT).where(segments.c.name == name)).first()
+        return _segment(row) if row else None
+
+    def get_segment(self, name: str) -> Segment:
+        segment = self.find_segment(name)
+        if segment is None:
+            raise NotFound(f"unknown segment {name!r} (see 'segport segments list')")
+        return segment
+
+    def list_segments(self) -> list[Segment]:
+        return [_segment(r) for r in self.db.execute(select(*_SEGMENT).order_by(segments.c.name))]
+
+    def save_segment(self, name: str, kind: str, expression: str | None, user: str) -> Segment:
+        existing = self.find_segment(name)
+        if existing is None:
+            values = {"name": name, "kind": kind, "expression": expression, "created_by": user, "updated_at": now()}
+            self.db.execute(insert(segments).values(values))
+            return self.get_segment(name)
+        if existing.kind != kind:
+            raise AlreadyExists(
+                f"segment {name!r} exists as a {existing.kind} segment: remove it first "
+                "('segport segments remove') or choose another name"
+            )
+        changes: dict[str, Any] = {"expression": expression, "updated_at": now()}
+        if expression != existing.expression:  # the cached membership of the old filter is void
+            changes["cached_seq"] = None
+            self.clear_filter_cache(existing.id)
+        self.db.execute(update(segments).where(segments.c.id == existing.id).values(changes))
+        return self.get_segment(name)
+
+    def replace_members(self, segment_id: int, keys: Iterable[str]) -> tuple[int, int]:
+        """Replace a static segment's members; returns (members, keys matching no profile)."""
+        self.db.execute(delete(segment_members).where(segment_members.c.segment_id == segment_id))
+        add = self.db.insert(segment_members).on_conflict_do_nothing()
+        for batch in chunks(keys):
+            self.db.execute(add, [{"segment_id": segment_id, "profile_key": key} for key in batch])
+        m = segment_members.c
+        members = select(func.count()).select_from(segment_members).where(m.segment_id == segment_id)
+        unknown = members.where(~exists().where(profiles.c.key == m.profile_key))
+        return int(self.db.execute(members).scalar_one()), int(self.db.execute(unknown).scalar_one())
+
+    def remove_segment(self, segment_id: int) -> None:
+        self.db.execute(delete(segments).where(segments.c.id == segment_id))

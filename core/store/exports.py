@@ -1,0 +1,117 @@
+"""Exports and their sync state (what each destination acknowledged, per profile)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from sqlalchemy import Row, bindparam, delete, insert, select, update
+
+from ..errors import AlreadyExists, NotFound
+from ..models import Export
+from .database import Prepared, Repository, dumps, now
+from .database import insert as dialect_insert
+from .interface import StateRow
+from .schema import exports, sync_state
+
+_e = exports.c
+_COLUMNS = (
+    _e.id,
+    _e.name,
+    _e.connection,
+    _e.connection_id,
+    _e.segments,
+    _e.email_field,
+    _e.mapping,
+    _e.options,
+    _e.schedule,
+    _e.enabled,
+    _e.owner,
+    _e.created_at,
+    _e.updated_at,
+)
+_STATE = ("export_id", "profile_key", "email", "record_hash", "markers", "seq", "mapping")
+
+
+def _save_state(dialect: Any) -> Any:
+    statement = dialect_insert(dialect, sync_state).values({name: bindparam(name) for name in _STATE})
+    kept = {name: statement.excluded[name] for name in _STATE[2:]}
+    return statement.on_conflict_do_update(index_elements=[sync_state.c.export_id, sync_state.c.profile_key], set_=kept)
+
+
+_SAVE_STATE = Prepared(_save_state, *_STATE)
+
+
+def _export(row: Row[Any]) -> Export:
+    return Export(
+        row.id,
+        row.name,
+        row.connection,
+        row.connection_id,
+        json.loads(row.segments),
+        row.email_field,
+        json.loads(row.mapping),
+        json.loads(row.options),
+        row.schedule,
+        bool(row.enabled),
+        row.owner,
+        row.created_at,
+        row.updated_at,
+    )
+
+
+def _editable(export: Export) -> dict[str, Any]:
+    """The columns an edit may change."""
+    return {
+        "segments": dumps(export.segments),
+        "email_field": export.email_field,
+        "mapping": dumps(export.mapping),
+        "options": dumps(export.options),
+        "schedule": export.schedule,
+        "enabled": int(export.enabled),
+        "updated_at": now(),
+    }
+
+
+class Exports(Repository):
+    """Exports, and what each one delivered."""
+
+    def add_export(self, export: Export) -> Export:
+        values = {
+            **_editable(export),
+            "name": export.name,
+            "connection": export.connection,
+            "connection_id": export.connection_id,
+            "owner": export.owner,
+            "created_at": now(),
+        }
+        try:
+            self.db.execute(insert(exports).values(values))
+        except self.integrity_errors:
+            raise AlreadyExists(f"an export named {export.name!r} exists already: choose another name") from None
+        return self.get_export(export.name)
+
+    def update_export(self, export: Export) -> Export:
+        self.db.execute(update(exports).where(_e.id == export.id).values(_editable(export)))
+        return self.get_export(export.name)
+
+    def get_export(self, name: str) -> Export:
+        row = self.db.execute(select(*_COLUMNS).where(_e.name == name)).first()
+        if row is None:
+            raise NotFound(f"unknown export {name!r} (see 'segport exports list')")
+        return _export(row)
+
+    def list_exports(self) -> list[Export]:
+        return [_export(r) for r in self.db.execute(select(*_COLUMNS).order_by(_e.name))]
+
+    def remove_export(self, export_id: int) -> None:
+        self.db.execute(delete(exports).where(_e.id == export_id))
+
+    # -- sync state -----------------------------------------------------------------------------
+    def reset_sync_state(self, export_id: int) -> None:
+        """Forget what the export delivered: its next run sends everything."""
+        self.db.execute(delete(sync_state).where(sync_state.c.export_id == export_id))
+
+    def save_sync_state(self, export_id: int, rows: Sequence[StateRow]) -> None:
+        """Record what the destination acknowledged (replacing what was recorded for those profiles)."""
+        self.db.run_many(_SAVE_STATE, [(export_id, *row) for row in rows])

@@ -1,0 +1,64 @@
+"""Settings, the audit log and users."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from ..errors import AlreadyExists, NotFound
+from ..models import AuditEntry, Role, User
+from .database import Repository, dumps, now
+from .schema import audit, settings, users
+
+_USER = (users.c.name, users.c.role, users.c.created_at)
+
+
+class Governance(Repository):
+    """Workspace settings, the audit log and the users."""
+
+    # -- settings and audit ---------------------------------------------------------------------
+    def get_setting(self, key: str) -> str | None:
+        value: str | None = self.db.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
+        return value
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.db.execute(delete(settings).where(settings.c.key == key))
+            return
+        upsert = self.db.insert(settings).values(key=key, value=value)
+        self.db.execute(upsert.on_conflict_do_update(index_elements=[settings.c.key], set_={"value": value}))
+
+    def audit(self, user: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+        entry = {"at": now(), "user": user, "action": action, "target": target, "detail": dumps(detail or {})}
+        self.db.execute(insert(audit).values(entry))
+
+    def audit_entries(self, limit: int = 100) -> list[AuditEntry]:
+        query = select(audit.c.id, audit.c.at, audit.c.user, audit.c.action, audit.c.target, audit.c.detail)
+        rows = self.db.execute(query.order_by(audit.c.id.desc()).limit(limit))
+        return [AuditEntry(r.id, r.at, r.user, r.action, r.target, json.loads(r.detail)) for r in rows]
+
+    # -- users ----------------------------------------------------------------------------------
+    def add_user(self, name: str, role: Role) -> User:
+        try:
+            self.db.execute(insert(users).values(name=name, role=role.value, created_at=now()))
+        except self.integrity_errors:
+            raise AlreadyExists(f"user {name!r} exists already (see 'segport users list')") from None
+        return self.get_user(name)
+
+    def get_user(self, name: str) -> User:
+        row = self.db.execute(select(*_USER).where(users.c.name == name)).first()
+        if row is None:
+            raise NotFound(
+                f"unknown user {name!r}: pass an existing user with --as or SEGPORT_USER (see 'segport users list')"
+            )
+        return User(row.name, Role(row.role), row.created_at)
+
+    def list_users(self) -> list[User]:
+        rows = self.db.execute(select(*_USER).order_by(users.c.name))
+        return [User(r.name, Role(r.role), r.created_at) for r in rows]
+
+    def remove_user(self, name: str) -> None:
+        """Delete the user: what they did (exports they own, runs, audit entries) stays as it was."""
+        self.db.execute(delete(users).where(users.c.name == name))

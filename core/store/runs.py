@@ -1,0 +1,192 @@
+"""Runs, their outcomes and the run lock's shared part (which 'running' runs are stale)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from contextlib import AbstractContextManager
+from typing import Any, Sequence
+
+from sqlalchemy import Row, bindparam, insert, select, update
+
+from ..errors import AlreadyRunning, NotFound
+from ..models import Export, Run, RunStatus
+from .database import Prepared, Repository, dumps, now
+from .interface import OutcomeRow
+from .schema import outcomes, runs
+
+_r = runs.c
+_COLUMNS = (
+    _r.id,
+    _r.export,
+    _r.status,
+    _r.trigger,
+    _r.user,
+    _r.started_at,
+    _r.finished_at,
+    _r.counts,
+    _r.requests,
+    _r.retries,
+    _r.reject_file,
+    _r.error,
+    _r.plan,
+    _r.duration_s,
+)
+_OUTCOME = ("run_id", "profile_key", "email", "status", "reason")
+_SAVE_OUTCOME = Prepared(lambda d: insert(outcomes).values({n: bindparam(n) for n in _OUTCOME}), *_OUTCOME)
+INTERRUPTED = (
+    "the run stopped without recording its end (its process was killed or crashed, or could not write to "
+    "the workspace); the next run resumes it"
+)
+
+# Runs this process started and has not finished: a run left 'running' with this process's pid but
+# not in this set ended without its final record being written (e.g. a full disk), so it is stale.
+_RUNNING_HERE: set[int] = set()
+
+
+def run_is_stale(run_id: int, pid: int, run_host: str, host: str) -> bool:
+    """Whether a 'running' run lost its process (same host only: another host cannot be checked)."""
+    if run_host != host:
+        return False
+    return not pid_alive(pid) or (pid == os.getpid() and run_id not in _RUNNING_HERE)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run(row: Row[Any]) -> Run:
+    return Run(
+        row.id,
+        row.export,
+        RunStatus(row.status),
+        row.trigger,
+        row.user,
+        row.started_at,
+        row.finished_at,
+        json.loads(row.counts),
+        row.requests,
+        row.retries,
+        row.reject_file,
+        row.error,
+        json.loads(row.plan) if row.plan else None,
+        row.duration_s,
+    )
+
+
+class Runs(Repository):
+    """Runs and their outcomes. The backend adds the run lock (:meth:`_lock_run`, :meth:`_run_stale`)."""
+
+    def _lock_run(self, export: Export, host: str) -> None:
+        """Take the export's run lock inside the start transaction, or raise :class:`AlreadyRunning`."""
+        raise NotImplementedError
+
+    def _run_stale(self, run_id: int, export_id: int | None, pid: int, run_host: str, host: str) -> bool:
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """One write transaction (the backend's)."""
+        raise NotImplementedError
+
+    def start_run(self, export: Export, trigger: str, user: str, status: RunStatus = RunStatus.RUNNING) -> Run:
+        """Record a new run; for a real run take the export's lock (stale locks are released)."""
+        host = socket.gethostname()
+        values = {
+            "export_id": export.id,
+            "export": export.name,
+            "status": status.value,
+            "trigger": trigger,
+            "user": user,
+            "pid": os.getpid(),
+            "host": host,
+            "started_at": now(),
+            "heartbeat_at": now(),
+        }
+        with self.transaction():
+            if status is RunStatus.RUNNING:
+                self._lock_run(export, host)
+            run_id = int(self.db.execute(insert(runs).values(values).returning(_r.id)).scalar_one())
+        if status is RunStatus.RUNNING:
+            _RUNNING_HERE.add(run_id)
+        return self.get_run(run_id)
+
+    def run_ended(self, run_id: int) -> None:
+        """This process is done with the run, whether or not its final record could be written."""
+        _RUNNING_HERE.discard(run_id)
+
+    def _interrupt_stale(self, export: Export, host: str) -> None:
+        """Mark the export's stale 'running' runs interrupted; raise :class:`AlreadyRunning` for a live one."""
+        running = select(_r.id, _r.pid, _r.host, _r.started_at).where(_r.export_id == export.id, _r.status == "running")
+        for run in self.db.execute(running).all():
+            if self._run_stale(run.id, export.id, run.pid, run.host, host):
+                self._interrupt(run.id)
+            else:
+                raise AlreadyRunning(
+                    f"export {export.name!r} is already running (run {run.id}, pid {run.pid} on {run.host}, "
+                    f"started {run.started_at}); wait for it to finish"
+                )
+
+    def _interrupt(self, run_id: int) -> None:
+        self.db.execute(
+            update(runs)
+            .where(_r.id == run_id, _r.status == "running")  # a run that ended since it was found running keeps its end
+            .values(status="interrupted", finished_at=now(), error=INTERRUPTED)
+        )
+
+    def reap_stale_runs(self) -> None:
+        """Mark runs whose process died as interrupted (their locks are released)."""
+        host = socket.gethostname()
+        running = self.db.execute(select(_r.id, _r.export_id, _r.pid, _r.host).where(_r.status == "running")).all()
+        stale = [row.id for row in running if self._run_stale(row.id, row.export_id, row.pid, row.host, host)]
+        if stale:
+            with self.transaction():
+                for run_id in stale:
+                    self._interrupt(run_id)
+
+    def update_run(self, run: Run) -> None:
+        self.db.execute(
+            update(runs)
+            .where(_r.id == run.id)
+            .values(
+                status=run.status.value,
+                finished_at=run.finished_at,
+                counts=dumps(run.counts),
+                requests=run.requests,
+                retries=run.retries,
+                reject_file=run.reject_file,
+                error=run.error,
+                plan=dumps(run.plan) if run.plan is not None else None,
+                duration_s=run.duration_s,
+                heartbeat_at=now(),
+            )
+        )
+
+    def get_run(self, run_id: int) -> Run:
+        row = self.db.execute(select(*_COLUMNS).where(_r.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"unknown run {run_id} (see 'segport runs list')")
+        return _run(row)
+
+    def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
+        query = select(*_COLUMNS)
+        if export is not None:
+            query = query.where(_r.export == export)
+        return [_run(r) for r in self.db.execute(query.order_by(_r.id.desc()).limit(limit))]
+
+    def save_outcomes(self, run_id: int, rows: Sequence[OutcomeRow]) -> None:
+        self.db.run_many(_SAVE_OUTCOME, [(run_id, *row) for row in rows])
+
+    def outcomes(self, run_id: int, status: str | None = None) -> list[OutcomeRow]:
+        o = outcomes.c
+        query = select(o.profile_key, o.email, o.status, o.reason).where(o.run_id == run_id)
+        if status:
+            query = query.where(o.status == status)
+        return [OutcomeRow._make(row) for row in self.db.execute(query.order_by(o.profile_key))]
