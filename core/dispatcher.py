@@ -54,7 +54,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before try ``attempt + 1`` (full jitter; Retry-After is a floor)."""
-        wait_s = random.uniform(0, min(self.cap, self.base * 2**attempt))
+        wait_s = random.uniform(0, min(self.cap, self.base * 2.0**attempt))
         if retry_after is not None:
             wait_s = max(wait_s, min(retry_after, self.cap * 5))
         return wait_s
