@@ -113,7 +113,7 @@ class BatchCommit:
                         (record.key, record.email, send.digest, markers_json(send.markers), send.seq, mapping)
                     )
                 else:
-                    lost.append(RejectLine(record.key, record.email, status, outcome.reason))
+                    lost.append(RejectLine(key=record.key, email=record.email, status=status, reason=outcome.reason))
             run.requests += delivery.requests
             run.retries += delivery.retries
         for step in unsent:
@@ -122,7 +122,8 @@ class BatchCommit:
                 continue
             outcome_rows.append((step.key, step.email, step.status, step.reason))
             run.counts[step.status] += 1
-            lost.append(RejectLine(step.key, step.email, OutcomeStatus(step.status), step.reason))
+            status = OutcomeStatus(step.status)
+            lost.append(RejectLine(key=step.key, email=step.email, status=status, reason=step.reason))
         try:
             self.reject_log.write(lost)
             if lost:

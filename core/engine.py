@@ -102,7 +102,9 @@ class ExportRun:
                 steps = plan(reader, selection, export.id, mapper, full=request.full)
                 with closing(steps):
                     if request.dry_run:
-                        self._plan_only(steps, counts, writer.requests_for, spec.limits.batch_size, run)
+                        self._plan_only(
+                            steps, counts=counts, requests_for=writer.requests_for, size=spec.limits.batch_size, run=run
+                        )
                     else:
                         session.hooks["response"].append(preflight)
                         try:
@@ -110,7 +112,15 @@ class ExportRun:
                         finally:
                             session.hooks["response"].remove(preflight)
                             run.requests += preflight.value
-                        self._send(request, run, steps, counts, writer, spec.limits, mapper.fingerprint)
+                        self._send(
+                            steps,
+                            request=request,
+                            run=run,
+                            counts=counts,
+                            writer=writer,
+                            limits=spec.limits,
+                            mapping=mapper.fingerprint,
+                        )
                         writer.finish()
                         failed = run.counts["failed"]
                         run.status = RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED
@@ -203,8 +213,9 @@ class ExportRun:
         notify(self.pm.hook.segport_after_run, run=run, export=export)
 
     def _plan_only(
-        self, steps: Iterator[Step], counts: PlanCounts, requests_for: RequestsFor, size: int, run: Run
+        self, steps: Iterator[Step], *, counts: PlanCounts, requests_for: RequestsFor, size: int, run: Run
     ) -> None:
+        """Count the plan and the requests its batches would take; send nothing."""
         total_requests = 0
         for batch in batches(steps, counts=counts, size=size, unsent=[], flush=list.clear):
             total_requests += requests_for([s.record for s in batch])
@@ -214,9 +225,10 @@ class ExportRun:
 
     def _send(
         self,
+        steps: Iterator[Step],
+        *,
         request: RunRequest,
         run: Run,
-        steps: Iterator[Step],
         counts: PlanCounts,
         writer: BatchWriter,
         limits: Limits,
