@@ -6,6 +6,10 @@ failures (timeouts, resets, 429, 5xx) are retried with exponential backoff and f
 Retry-After; permanent rejections never are. A batch the platform refuses for its content is split in
 halves until the offending records stand alone. A batch that became a long platform job
 (:class:`segport.PendingJob`) is polled without its governor slot but keeps its place in the window.
+
+The dispatcher is generic over what a batch carries: any payload with a ``record`` (the planner's
+``Send`` step, which also holds the sync state to store once the record is acknowledged). The writer
+sees the records; each :class:`Delivery` hands the payloads back with one final outcome per record.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import random
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Generic, Iterable, Iterator, Protocol, Sequence, TypeVar
 
 from .contract import BatchWriter, Outcome, OutcomeStatus, Record
 from .errors import BadBatchError, PluginContractError, RetryableDestinationError
@@ -25,7 +29,19 @@ from .pending import complete_batch
 # What a batch (or a pre-flight) may be tried again after: the platform said so, or the transport failed.
 TRANSIENT: tuple[type[Exception], ...] = (RetryableDestinationError, *TRANSPORT_ERRORS)
 
-__all__ = ["TRANSIENT", "Delivery", "Dispatcher", "Gate", "RetryPolicy", "governor"]
+__all__ = ["TRANSIENT", "Delivery", "Dispatcher", "Gate", "Payload", "RetryPolicy", "governor"]
+
+
+class Payload(Protocol):
+    """What a batch carries per record: the record itself, and whatever its commit needs."""
+
+    @property
+    def record(self) -> Record:
+        """The record the writer sends."""
+        ...
+
+
+P = TypeVar("P", bound=Payload)
 
 
 @dataclass(frozen=True)
@@ -38,23 +54,29 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before try ``attempt + 1`` (full jitter; Retry-After is a floor)."""
-        wait_s = random.uniform(0, min(self.cap, self.base * 2**attempt))
+        wait_s = random.uniform(0, min(self.cap, self.base * 2.0**attempt))
         if retry_after is not None:
             wait_s = max(wait_s, min(retry_after, self.cap * 5))
         return wait_s
 
 
 @dataclass
-class Delivery:
-    """What became of one batch: one final outcome per record, and what it cost."""
+class Delivery(Generic[P]):
+    """What became of one batch: its payloads, one final outcome per record (by key), and what it cost."""
 
-    records: Sequence[Record]
+    payloads: Sequence[P]
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     requests: int = 0
     retries: int = 0
 
+    def settled(self) -> Iterator[tuple[P, Outcome]]:
+        """Each payload with its record's final outcome, in the batch's order."""
+        outcomes = self.outcomes
+        for payload in self.payloads:
+            yield payload, outcomes[payload.record.key]
 
-class Dispatcher:
+
+class Dispatcher(Generic[P]):
     """Drives ``writer`` over batches; results come back to the calling thread, in completion order."""
 
     def __init__(
@@ -76,7 +98,7 @@ class Dispatcher:
         # re-sends no more than the batches that were in flight.
         self._window = threading.Semaphore(concurrency)
 
-    def run(self, batches: Iterable[Sequence[Record]]) -> Iterator[Delivery]:
+    def run(self, batches: Iterable[Sequence[P]]) -> Iterator[Delivery[P]]:
         """Send every batch; yield each :class:`Delivery` as it completes.
 
         A fatal error (auth, unknown audience, a plugin bug) stops new sends, lets in-flight
@@ -86,7 +108,7 @@ class Dispatcher:
         failure: BaseException | None = None
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="segport-send") as pool:
             try:
-                pending: set[Future[Delivery | None]] = set()
+                pending: set[Future[Delivery[P] | None]] = set()
                 source = iter(batches)
                 exhausted = False
                 while pending or not exhausted:
@@ -117,7 +139,7 @@ class Dispatcher:
         if failure is not None:
             raise failure
 
-    def deliver(self, batch: Sequence[Record]) -> Delivery | None:
+    def deliver(self, batch: Sequence[P]) -> Delivery[P] | None:
         """Send one batch until every record has a final outcome (None: stopped before sending).
 
         Waits for room in the window of uncommitted batches first; on any error the caller
@@ -130,10 +152,10 @@ class Dispatcher:
             self._window.release()
             return None
         delivery = Delivery(batch)
-        self._send(list(batch), delivery)
+        self._send([payload.record for payload in batch], delivery)
         return delivery
 
-    def _send(self, records: list[Record], delivery: Delivery) -> None:
+    def _send(self, records: list[Record], delivery: Delivery[P]) -> None:
         attempt = 0
         while records:
             try:
@@ -143,10 +165,10 @@ class Dispatcher:
                     result = complete_batch(result, gate=self.gate, sleep=self.sleep, stopped=self._stop.is_set)
             except TRANSIENT as exc:
                 delivery.requests += 1
-                retry_after = getattr(exc, "retry_after", None)
-                reason = (
-                    str(exc) if isinstance(exc, RetryableDestinationError) else f"network error: {type(exc).__name__}"
-                )
+                if isinstance(exc, RetryableDestinationError):
+                    retry_after, reason = exc.retry_after, str(exc)
+                else:
+                    retry_after, reason = None, f"network error: {type(exc).__name__}"
                 if not self._may_retry(attempt):
                     for record in records:
                         delivery.outcomes[record.key] = Outcome(
@@ -181,7 +203,7 @@ class Dispatcher:
     def _may_retry(self, attempt: int) -> bool:
         return attempt + 1 < self.policy.attempts and not self._stop.is_set()
 
-    def _settle(self, records: list[Record], outcomes: Sequence[Outcome], delivery: Delivery) -> list[Record]:
+    def _settle(self, records: list[Record], outcomes: Sequence[Outcome], delivery: Delivery[P]) -> list[Record]:
         """Record final outcomes; return the records to retry. Checks one outcome per record."""
         by_key = {o.key: o for o in outcomes}
         keys = [r.key for r in records]

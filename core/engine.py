@@ -1,8 +1,8 @@
 """One export run: select -> map -> plan -> batch -> dispatch -> commit per batch.
 
 A run is self-contained (an export and a store), takes the export's lock, and commits each
-acknowledged batch's outcomes and sync state in one transaction: a crashed run, run again,
-resumes where it stopped.
+acknowledged batch's outcomes and sync state in one transaction (:mod:`segport.commit`): a
+crashed run, run again, resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -14,42 +14,45 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import pluggy
 import requests
 
+from .batcher import Unsent, batches
+from .commit import BatchCommit, RejectLog
 from .config import split_secrets, validate
-from .contract import AuthHandler, BatchResult, Destination, Outcome, OutcomeStatus, Record, RunContext
-from .dispatcher import TRANSIENT, Delivery, Dispatcher, Gate, RetryPolicy, governor
-from .errors import CapExceeded, RetryableDestinationError, RunError, SegportError, WorkspaceError
+from .contract import AuthHandler, BatchWriter, Destination, Limits, Record, RunContext
+from .dispatcher import TRANSIENT, Dispatcher, Gate, RetryPolicy, governor
+from .errors import CapExceeded, RetryableDestinationError, SegportError
 from .governor import GovernedAdapter
 from .mapper import Mapper
 from .models import Connection, Export, Run, RunStatus
-from .planner import PlanCounts, Reject, Remember, Send, Unchanged, markers_json, plan
+from .planner import PlanCounts, Send, Step, plan
 from .plugins import notify
 from .selection import Selection
 from .store.database import now
-from .store.interface import OutcomeRow, Snapshot, StateRow, Store
+from .store.interface import Snapshot, Store
 
-UNSENT_CHUNK = 5000  # steps decided without a request, committed together at most this many at a time
 OUTCOME_KEYS = ("created", "updated", "unchanged", "skipped", "rejected", "failed")
 
+RequestsFor = Callable[[Sequence[Record]], int]  # how many HTTP requests a batch of records would take
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class RunRequest:
     """What to run and how."""
 
     export: Export
     connection: Connection
     destination: Destination
-    config: Mapping[str, Any]  # validated, secrets included
+    config: Mapping[str, object]  # validated, secrets included
     user: str
     trigger: str = "manual"
     full: bool = False
     dry_run: bool = False
     profile_cap: int = 0
-    save_secrets: Callable[[Mapping[str, Any]], None] | None = None  # stores refreshed tokens
+    save_secrets: Callable[[Mapping[str, object]], None] | None = None  # stores refreshed tokens
 
 
 class ExportRun:
@@ -86,7 +89,11 @@ class ExportRun:
         try:
             with closing(reader), closing(session):
                 context = RunContext(
-                    export.name, options, list(export.segments), sorted(export.mapping), request.dry_run
+                    export_name=export.name,
+                    options=options,
+                    segments=list(export.segments),
+                    mapped_fields=sorted(export.mapping),
+                    dry_run=request.dry_run,
                 )
                 writer = request.destination.writer(session, request.config, context)
                 counts = PlanCounts(selected=selection.count)
@@ -96,7 +103,9 @@ class ExportRun:
                 steps = plan(reader, selection, export.id, mapper, full=request.full)
                 with closing(steps):
                     if request.dry_run:
-                        self._plan_only(steps, counts, writer.requests_for, spec.limits.batch_size, run)
+                        self._plan_only(
+                            steps, counts=counts, requests_for=writer.requests_for, size=spec.limits.batch_size, run=run
+                        )
                     else:
                         session.hooks["response"].append(preflight)
                         try:
@@ -104,7 +113,15 @@ class ExportRun:
                         finally:
                             session.hooks["response"].remove(preflight)
                             run.requests += preflight.value
-                        self._send(request, run, steps, counts, writer, spec.limits, mapper.fingerprint)
+                        self._send(
+                            steps,
+                            request=request,
+                            run=run,
+                            counts=counts,
+                            writer=writer,
+                            limits=spec.limits,
+                            mapping=mapper.fingerprint,
+                        )
                         writer.finish()
                         failed = run.counts["failed"]
                         run.status = RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED
@@ -151,7 +168,7 @@ class ExportRun:
             raise
         return reader, selection
 
-    def _prepare(self, writer: Any, gate: Gate, run: Run) -> None:
+    def _prepare(self, writer: BatchWriter, gate: Gate, run: Run) -> None:
         """The writer's pre-flight, holding a slot of the credential's governor; transient
         failures (429, 5xx, network) retried like batches. Pre-flight only reads and creates what
         is missing, so running it again is safe."""
@@ -170,7 +187,8 @@ class ExportRun:
                         f"after {attempt + 1} tries: check the network and the base URL, then run again"
                     ) from None
                 run.retries += 1
-                time.sleep(self.policy.delay(attempt, getattr(exc, "retry_after", None)))
+                retry_after = exc.retry_after if isinstance(exc, RetryableDestinationError) else None
+                time.sleep(self.policy.delay(attempt, retry_after))
                 attempt += 1
 
     @staticmethod
@@ -193,9 +211,12 @@ class ExportRun:
             self.store.run_ended(run.id)  # if the record could not be written, the next run finds it stale
         notify(self.pm.hook.segport_after_run, run=run, export=export)
 
-    def _plan_only(self, steps: Iterator[Any], counts: PlanCounts, requests_for: Any, size: int, run: Run) -> None:
+    def _plan_only(
+        self, steps: Iterator[Step], *, counts: PlanCounts, requests_for: RequestsFor, size: int, run: Run
+    ) -> None:
+        """Count the plan and the requests its batches would take; send nothing."""
         total_requests = 0
-        for batch in _batches(steps, counts, size, [], list.clear):
+        for batch in batches(steps, counts=counts, size=size, unsent=[], flush=list.clear):
             total_requests += requests_for([s.record for s in batch])
         counts.extra["requests"] = total_requests
         run.plan = counts.to_dict()
@@ -203,105 +224,40 @@ class ExportRun:
 
     def _send(
         self,
+        steps: Iterator[Step],
+        *,
         request: RunRequest,
         run: Run,
-        steps: Iterator[Any],
         counts: PlanCounts,
-        writer: Any,
-        limits: Any,
+        writer: BatchWriter,
+        limits: Limits,
         mapping: int,
     ) -> None:
-        dispatcher = Dispatcher(
+        """Batch the plan, dispatch the batches, commit each delivered batch with the unsent steps."""
+        dispatcher: Dispatcher[Send] = Dispatcher(
             writer,
             concurrency=limits.max_concurrency,
             gate=_gate(request, limits.max_concurrency),
             policy=self.policy,
         )
-        unsent: list[Reject | Remember] = []  # decided without a request; committed with the next batch
-        pending: dict[str, Send] = {}
-        reject_log = RejectLog(self.home / "rejects" / f"run-{run.id}.jsonl")
+        unsent: list[Unsent] = []  # decided without a request; committed with the next batch
+        with RejectLog(self.home / "rejects" / f"run-{run.id}.jsonl") as reject_log:
+            commit = BatchCommit(
+                store=self.store, pm=self.pm, export=request.export, run=run, reject_log=reject_log, mapping=mapping
+            )
 
-        def commit_unsent(decided: list[Reject | Remember]) -> None:
-            self._commit(request.export, run, Delivery([]), [], decided, reject_log, mapping)
-            decided.clear()
+            def commit_unsent(decided: list[Unsent]) -> None:
+                commit(None, decided)
+                decided.clear()
 
-        def batches() -> Iterator[Sequence[Record]]:
-            for batch in _batches(steps, counts, limits.batch_size, unsent, commit_unsent):
-                for send in batch:
-                    pending[send.record.key] = send
-                yield [s.record for s in batch]
-
-        with reject_log:
-            for delivery in dispatcher.run(batches()):
-                sends = [pending.pop(r.key) for r in delivery.records]
-                self._commit(request.export, run, delivery, sends, unsent, reject_log, mapping)
+            sends = batches(steps, counts=counts, size=limits.batch_size, unsent=unsent, flush=commit_unsent)
+            for delivery in dispatcher.run(sends):
+                commit(delivery, unsent)
                 unsent.clear()
             if unsent:  # planned after the last batch
                 commit_unsent(unsent)
         run.counts["unchanged"] += counts.unchanged
         run.plan = counts.to_dict()
-
-    def _commit(
-        self,
-        export: Export,
-        run: Run,
-        delivery: Delivery,
-        sends: list[Send],
-        unsent: list[Reject | Remember],
-        reject_log: RejectLog,
-        mapping: int,
-    ) -> None:
-        """Store one batch's outcomes and sync state in one transaction; log its rejects.
-
-        The run record's figures change only if that transaction commits.
-        """
-        before = (dict(run.counts), run.requests, run.retries, run.reject_file)
-        outcome_rows: list[OutcomeRow] = []
-        state_rows: list[StateRow] = []
-        lost: list[dict[str, Any]] = []
-        for send in sends:
-            outcome = delivery.outcomes[send.record.key]
-            outcome_rows.append(OutcomeRow(send.record.key, send.record.email, outcome.status.value, outcome.reason))
-            run.counts[outcome.status.value] = run.counts.get(outcome.status.value, 0) + 1
-            if outcome.status.delivered:
-                key, email = send.record.key, send.record.email
-                state_rows.append(StateRow(key, email, send.digest, markers_json(send.markers), send.seq, mapping))
-            else:
-                lost.append(
-                    {
-                        "key": send.record.key,
-                        "email": send.record.email,
-                        "status": outcome.status.value,
-                        "reason": outcome.reason,
-                    }
-                )
-        for step in unsent:
-            if isinstance(step, Remember):
-                markers = markers_json(step.markers)
-                state_rows.append(StateRow(step.key, step.email, step.digest, markers, step.seq, mapping))
-                continue
-            outcome_rows.append(OutcomeRow(step.key, step.email, step.status, step.reason))
-            run.counts[step.status] += 1
-            lost.append({"key": step.key, "email": step.email, "status": step.status, "reason": step.reason})
-        run.requests += delivery.requests
-        run.retries += delivery.retries
-        try:
-            reject_log.write(lost)
-            if lost:
-                run.reject_file = str(reject_log.path)
-            with self.store.transaction():
-                self.store.save_outcomes(run.id, outcome_rows)
-                self.store.save_sync_state(export.id, state_rows)
-                self.store.update_run(run)
-        except BaseException:
-            run.counts, run.requests, run.retries, run.reject_file = before
-            raise
-        if sends:
-            result = BatchResult([delivery.outcomes[s.record.key] for s in sends], delivery.requests)
-            notify(self.pm.hook.segport_after_batch, run=run, export=export, result=result)
-        for line in lost:
-            outcome = Outcome(line["key"], OutcomeStatus(line["status"]), line["reason"])
-            notify(self.pm.hook.segport_on_reject, run=run, export=export, outcome=outcome, email=line["email"])
 
 
 class RequestCounter:
@@ -311,39 +267,9 @@ class RequestCounter:
         self.value = 0
         self._lock = threading.Lock()
 
-    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    def __call__(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         with self._lock:
             self.value += 1
-
-
-class RejectLog:
-    """The run's reject file (JSONL: key, email, status, reason), created on the first reject."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
-
-    def write(self, lines: list[dict[str, Any]]) -> None:
-        if not lines:
-            return
-        try:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
-            self._file.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-            self._file.flush()
-        except OSError as exc:
-            raise WorkspaceError(
-                f"cannot write the reject file {self.path} ({exc.strerror or exc}): check free disk space "
-                f"and permissions of {self.path.parent}; what was sent before is recorded"
-            ) from None
-
-    def __enter__(self) -> RejectLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
 
 
 def _gate(request: RunRequest, limit: int, what: str = "batches") -> Gate:
@@ -356,37 +282,3 @@ def _gate(request: RunRequest, limit: int, what: str = "batches") -> Gate:
     fingerprint = json.dumps(secrets or request.config, sort_keys=True, default=str).encode()
     credential = f"{request.connection.type}:{hashlib.sha256(fingerprint).hexdigest()}"
     return governor(credential if what == "batches" else f"{credential}:{what}", limit)
-
-
-def _batches(
-    steps: Iterator[Any],
-    counts: PlanCounts,
-    size: int,
-    unsent: list[Reject | Remember],
-    flush: Callable[[list[Reject | Remember]], None],
-) -> Iterator[list[Send]]:
-    """Cut the plan's sends into batches of ``size``; count every step; collect the unsent ones.
-
-    A batch holds one kind of send: new people, updates of known people, or marker changes only.
-    Platforms serve each kind with other calls (Mailchimp: batch create, a /batches job of
-    updates, tag calls), so a delta run fills each call instead of sending half-empty ones.
-    ``unsent`` normally rides with the next batch's commit; ``flush`` empties it when it grows
-    large between batches (a plan of a million rejects holds at most a chunk of them).
-    """
-    lanes: dict[tuple[bool, bool], list[Send]] = {}
-    for step in steps:
-        counts.count(step)
-        if isinstance(step, Send):
-            kind = (step.record.upsert, step.record.upsert and step.record.new)
-            batch = lanes.setdefault(kind, [])
-            batch.append(step)
-            if len(batch) >= size:
-                yield batch
-                lanes[kind] = []
-        elif isinstance(step, (Reject, Remember)):
-            unsent.append(step)
-            if len(unsent) >= UNSENT_CHUNK:
-                flush(unsent)
-        elif not isinstance(step, Unchanged):  # pragma: no cover - planner contract
-            raise RunError(f"unexpected plan step {step!r}")
-    yield from (batch for batch in lanes.values() if batch)

@@ -4,6 +4,7 @@ retried and committed like any batch, given up when the run stops."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import pytest
@@ -81,14 +82,25 @@ class JobWriter(BatchWriter):
         return BatchResult([], requests=2, pending=Job(self, records, self.polls))
 
 
-def batch(*keys: str) -> list[Record]:
+@dataclass(frozen=True)
+class Item:
+    """A dispatcher payload: the record, nothing else to commit."""
+
+    record: Record
+
+
+def records(*keys: str) -> list[Record]:
     return [Record(key, f"{key}@example.com", {}) for key in keys]
+
+
+def batch(*keys: str) -> list[Item]:
+    return [Item(record) for record in records(*keys)]
 
 
 def test_a_job_is_polled_without_the_batch_slot_and_its_result_taken_with_it() -> None:
     gate = Probe()
     writer = JobWriter(polls=3, gate=gate)
-    dispatcher = Dispatcher(writer, concurrency=1, gate=gate, policy=NO_WAIT)
+    dispatcher = Dispatcher[Item](writer, concurrency=1, gate=gate, policy=NO_WAIT)
 
     (delivery,) = dispatcher.run([batch("a", "b")])
 
@@ -113,7 +125,7 @@ def test_another_batch_takes_the_slot_while_a_job_is_pending() -> None:
             return super().write_batch(records)
 
     writer = Waiting(polls=1, gate=gate)
-    deliveries = list(Dispatcher(writer, concurrency=2, gate=gate, policy=NO_WAIT).run([batch("a"), batch("b")]))
+    deliveries = list(Dispatcher[Item](writer, concurrency=2, gate=gate, policy=NO_WAIT).run([batch("a"), batch("b")]))
 
     assert sorted(k for d in deliveries for k in d.outcomes) == ["a", "b"]
     assert writer.writes[0] == ["a"]
@@ -123,7 +135,7 @@ def test_retryable_outcomes_of_a_job_are_retried_and_every_request_counted() -> 
     writer = JobWriter(polls=2)
     writer.retry = {"b"}
 
-    (delivery,) = Dispatcher(writer, concurrency=1, gate=Probe(), policy=NO_WAIT).run([batch("a", "b")])
+    (delivery,) = Dispatcher[Item](writer, concurrency=1, gate=Probe(), policy=NO_WAIT).run([batch("a", "b")])
 
     assert writer.writes == [["a", "b"], ["b"]]
     assert delivery.outcomes["b"].status is OutcomeStatus.CREATED
@@ -132,7 +144,7 @@ def test_retryable_outcomes_of_a_job_are_retried_and_every_request_counted() -> 
 
 def test_the_window_still_bounds_uncommitted_batches_while_jobs_are_pending() -> None:
     writer = JobWriter(polls=2)
-    dispatcher = Dispatcher(writer, concurrency=2, gate=Probe(), policy=NO_WAIT)
+    dispatcher = Dispatcher[Item](writer, concurrency=2, gate=Probe(), policy=NO_WAIT)
     sent = dispatcher.run([batch(f"p{i}") for i in range(6)])
 
     first = next(sent)  # not committed yet: at most one more batch may be in flight meanwhile
@@ -142,7 +154,7 @@ def test_the_window_still_bounds_uncommitted_batches_while_jobs_are_pending() ->
 
 def test_complete_batch_gives_a_job_up_when_the_run_stops() -> None:
     writer = JobWriter(polls=5)
-    result = writer.write_batch(batch("a"))
+    result = writer.write_batch(records("a"))
 
     final = complete_batch(result, sleep=pytest.fail, stopped=lambda: True)
 
@@ -164,7 +176,7 @@ def test_complete_batch_follows_a_chain_of_jobs() -> None:
             return BatchResult([], requests=self.polls, pending=Chained(self.writer, self.records, 1))
 
     writer = JobWriter(polls=2)
-    first = BatchResult([], requests=2, pending=Chained(writer, batch("a"), 1))
+    first = BatchResult([], requests=2, pending=Chained(writer, records("a"), 1))
     sleeps: list[Any] = []
 
     final = complete_batch(first, sleep=sleeps.append)

@@ -1,0 +1,142 @@
+"""The commit of one batch: its outcomes, sync state and the run's figures in one transaction.
+
+What a run acknowledges is stored batch by batch, so a crashed run, run again, resumes where it
+stopped. Records the run could not deliver also go to the run's reject file (JSONL), written
+before the transaction: a line may name a record whose commit then failed, never the reverse.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Sequence
+
+import pluggy
+
+from .batcher import Unsent
+from .contract import BatchResult, Outcome, OutcomeStatus
+from .dispatcher import Delivery
+from .errors import WorkspaceError
+from .models import Export, Run
+from .planner import Remember, Send, markers_json
+from .plugins import notify
+from .store.interface import OutcomeRow, StateRow, Store
+
+__all__ = ["BatchCommit", "RejectLine", "RejectLog"]
+
+
+@dataclass(frozen=True, slots=True)
+class RejectLine:
+    """One record the run could not deliver, as the reject file keeps it."""
+
+    key: str
+    email: str
+    status: OutcomeStatus
+    reason: str | None
+
+    def to_json(self) -> str:
+        """Return the line's JSON object: key, email, status, reason."""
+        line = {"key": self.key, "email": self.email, "status": self.status.value, "reason": self.reason}
+        return json.dumps(line, ensure_ascii=False)
+
+    def outcome(self) -> Outcome:
+        """Return the record's outcome, as the ``segport_on_reject`` hook receives it."""
+        return Outcome(self.key, self.status, self.reason)
+
+
+class RejectLog:
+    """The run's reject file (JSONL: key, email, status, reason), created on the first reject."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def write(self, lines: Sequence[RejectLine]) -> None:
+        """Append ``lines`` and flush them to the file."""
+        if not lines:
+            return
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.writelines(line.to_json() + "\n" for line in lines)
+            self._file.flush()
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot write the reject file {self.path} ({exc.strerror or exc}): check free disk space "
+                f"and permissions of {self.path.parent}; what was sent before is recorded"
+            ) from None
+
+    def __enter__(self) -> RejectLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class BatchCommit:
+    """Commits the batches of one run, each with the unsent steps planned since the last commit."""
+
+    def __init__(
+        self, *, store: Store, pm: pluggy.PluginManager, export: Export, run: Run, reject_log: RejectLog, mapping: int
+    ) -> None:
+        self.store = store
+        self.pm = pm
+        self.export = export
+        self.run = run
+        self.reject_log = reject_log
+        self.mapping = mapping  # the data matching's fingerprint, stored with the sync state
+
+    def __call__(self, delivery: Delivery[Send] | None, unsent: Sequence[Unsent]) -> None:
+        """Store one batch's outcomes and sync state (and ``unsent``) in one transaction; log its rejects.
+
+        The run record's figures change only if that transaction commits.
+        """
+        run, mapping = self.run, self.mapping
+        before = (dict(run.counts), run.requests, run.retries, run.reject_file)
+        outcome_rows: list[OutcomeRow] = []
+        state_rows: list[StateRow] = []
+        lost: list[RejectLine] = []
+        outcomes: list[Outcome] = []
+        if delivery is not None:
+            for send, outcome in delivery.settled():
+                record, status = send.record, outcome.status
+                outcomes.append(outcome)
+                outcome_rows.append(OutcomeRow(record.key, record.email, status.value, outcome.reason))
+                run.counts[status.value] = run.counts.get(status.value, 0) + 1
+                if status.delivered:
+                    markers = markers_json(send.markers)
+                    state_rows.append(StateRow(record.key, record.email, send.digest, markers, send.seq, mapping))
+                else:
+                    lost.append(RejectLine(key=record.key, email=record.email, status=status, reason=outcome.reason))
+            run.requests += delivery.requests
+            run.retries += delivery.retries
+        for step in unsent:
+            if isinstance(step, Remember):
+                markers = markers_json(step.markers)
+                state_rows.append(StateRow(step.key, step.email, step.digest, markers, step.seq, mapping))
+                continue
+            outcome_rows.append(OutcomeRow(step.key, step.email, step.status, step.reason))
+            run.counts[step.status] += 1
+            status = OutcomeStatus(step.status)
+            lost.append(RejectLine(key=step.key, email=step.email, status=status, reason=step.reason))
+        try:
+            self.reject_log.write(lost)
+            if lost:
+                run.reject_file = str(self.reject_log.path)
+            with self.store.transaction():
+                self.store.save_outcomes(run.id, outcome_rows)
+                self.store.save_sync_state(self.export.id, state_rows)
+                self.store.update_run(run)
+        except BaseException:
+            run.counts, run.requests, run.retries, run.reject_file = before
+            raise
+        if delivery is not None and outcomes:
+            result = BatchResult(outcomes, delivery.requests)
+            notify(self.pm.hook.segport_after_batch, run=run, export=self.export, result=result)
+        for line in lost:
+            notify(
+                self.pm.hook.segport_on_reject, run=run, export=self.export, outcome=line.outcome(), email=line.email
+            )
