@@ -237,7 +237,15 @@ def execute(job: RunJob) -> TaskResult:
 
 
 def _run_task(task: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """Run the job as the Celery task; join a run of the same export already in progress."""
+    """Run the job as the Celery task; join a run of the same export already in progress.
+
+    A message the broker hands out again after its task finished (the run outlived the visibility
+    timeout, so the message was restored while it ran) returns the stored result instead of
+    starting another run of the export.
+    """
+    finished = _finished_result(task)
+    if finished is not None:
+        return finished
     parsed = RunJob.from_dict(job)
     try:
         return execute(parsed).to_dict()
@@ -247,3 +255,15 @@ def _run_task(task: Any, job: dict[str, Any]) -> dict[str, Any]:
             holder = parsed.joining
         retry = RunJob(**{**parsed.to_dict(), "joining": holder})
         raise task.retry(kwargs={"job": retry.to_dict()}, countdown=JOIN_RETRY_S, max_retries=None) from None
+
+
+def _finished_result(task: Any) -> dict[str, Any] | None:
+    """Return this very task's stored result when it already ran to its end, else None."""
+    try:
+        previous = task.AsyncResult(task.request.id)
+        if previous.state == "SUCCESS" and isinstance(previous.result, dict):
+            result: dict[str, Any] = previous.result
+            return result
+    except Exception:  # the result backend cannot say: run the task as usual
+        return None
+    return None

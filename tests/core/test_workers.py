@@ -315,6 +315,9 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes(tmp_path: Path,
             os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool: nothing acknowledges the message
             first.wait(10)
             killed_at = sandbox.writes
+            # The resumed run outlives the 6 s visibility timeout: the broker hands its message out again
+            # while it runs, and that copy must not start a third run once the run is done.
+            sandbox.set_faults(latency_ms=2500)
             fleet.start_worker(concurrency=1)
             out, err = waiting.communicate(timeout=90)
         finally:
