@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,9 @@ def test_a_run_lock_holds_across_connections_and_dies_with_its_holder(
         ws.store.start_run(export, "manual", "ada")
     ws.store.reap_stale_runs()
     assert ws.store.get_run(held.id).status.value == "running"
+    backend = other.db.driver.info.backend_pid
     other.close()  # the worker dies: its connection, and so its lock, is gone
+    _wait_for_backend_exit(database_url, backend)  # the server ends the backend after the client left
     ws.store.reap_stale_runs()
     assert ws.store.get_run(held.id).status.value == "interrupted"
     assert ws.run_export("all").status.value == "succeeded"
@@ -142,3 +145,16 @@ def test_missing_server_binaries_fail_under_ci(tmp_path: Path) -> None:
             input="",
         )  # fmt: skip
         assert outcome in result.stdout, result.stdout + result.stderr
+
+
+def _wait_for_backend_exit(database_url: str, pid: int, deadline_s: float = 30.0) -> None:
+    """Wait until the PostgreSQL backend ``pid`` has exited: a closed client's locks go with it."""
+    import psycopg
+
+    until = time.monotonic() + deadline_s
+    with psycopg.connect(database_url, autocommit=True) as probe:
+        while time.monotonic() < until:
+            if probe.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() is None:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"backend {pid} still alive {deadline_s} s after its client closed")
