@@ -20,7 +20,6 @@ from .contract import (
     RunContext,
     spec_from_package,
 )
-from .dispatcher import RetryPolicy
 from .errors import (
     AlreadyExists,
     AlreadyRunning,
@@ -48,6 +47,7 @@ from .hookspecs import hookimpl
 from .learned import Learned
 from .models import Connection, Export, Role, Run, RunStatus, Segment, Share, User
 from .pending import PendingJob, complete_batch
+from .pipeline.dispatcher import RetryPolicy
 from .registry import Registry
 from .workspace import Workspace
 

@@ -42,7 +42,7 @@ DEFAULT_TTL = 10.0
 RELEASE_GRACE_S = 0.01
 KEY_PREFIX = "segport:governor:"
 
-Gate = AbstractContextManager[Any]
+Gate = AbstractContextManager[object]
 """One slot of a credential's governor, held for the duration of a ``with`` block (thread-safe)."""
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from .contract import BatchResult
@@ -60,8 +60,8 @@ class PendingJob(ABC):
 def complete_batch(
     result: BatchResult,
     *,
-    gate: AbstractContextManager[Any] | None = None,
-    sleep: Callable[[float], Any] = time.sleep,
+    gate: AbstractContextManager[object] | None = None,
+    sleep: Callable[[float], object] = time.sleep,
     stopped: Callable[[], bool] | None = None,
 ) -> BatchResult:
     """Return ``result`` itself, or the final result of the job(s) it hands back, every request counted.

@@ -14,7 +14,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pluggy
 
-from .dispatcher import RetryPolicy
 from .errors import WorkspaceError
 from .executor import Executor
 from .models import (
@@ -33,6 +32,7 @@ from .models import (
     SharedConnection,
     User,
 )
+from .pipeline.dispatcher import RetryPolicy
 from .plugins import make_manager
 from .registry import Registry, default_registry
 from .services import Catalog, Connections, Context, Exports, Governance, Runs, Schedules

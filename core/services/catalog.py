@@ -10,7 +10,7 @@ from .. import readers
 from ..errors import ConfigError, WorkspaceError
 from ..filters import parse
 from ..models import ProfileLoad, Segment, SegmentCount, SegmentLoad
-from ..selection import LoadEvaluator, Selection, refresh_filter_cache
+from ..pipeline.selection import LoadEvaluator, Selection, refresh_filter_cache
 from .context import Context, check_name
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pluggy
 
-from ..dispatcher import RetryPolicy
 from ..errors import ConfigError, PermissionDenied, WorkspaceError
 from ..executor import Executor
 from ..models import User
 from ..permissions import authorize
+from ..pipeline.dispatcher import RetryPolicy
 from ..registry import Registry
 from ..store import Store
 from ..vault import Vault

@@ -10,8 +10,8 @@ from ..config import validate
 from ..contract import FieldSpec
 from ..errors import ConfigError, NotFound, RunError
 from ..models import Connection, Export, Share
+from ..pipeline.selection import MAX_SEGMENTS_PER_EXPORT
 from ..scheduling import validate_cron
-from ..selection import MAX_SEGMENTS_PER_EXPORT
 from .context import Context, check_name, spec_hint
 
 

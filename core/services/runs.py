@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..config import validate
-from ..engine import ExportRun, RunRequest
 from ..errors import ConfigError, RunError
 from ..executor import RunJob
 from ..models import Run
+from ..pipeline.engine import ExportRun, RunRequest
 from ..urls import without_password
 from .connections import Connections
 from .context import Context, spec_hint

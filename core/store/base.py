@@ -73,7 +73,7 @@ class SQLStore(Governance, Connections, Catalog, Exports, Runs, ABC):
 
     def refresh_filter_caches(self, segments: Sequence[Segment]) -> None:
         """Bring stale filter-segment caches up to date; no write transaction when none is stale."""
-        from ..selection import refresh_filter_cache, stale_filters
+        from ..pipeline.selection import refresh_filter_cache, stale_filters
 
         if stale_filters(self, segments):
             with self.transaction() as store:

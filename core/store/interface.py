@@ -99,7 +99,7 @@ class Loaded(NamedTuple):
 
 
 class FilterCache(Protocol):
-    """The store's filter-segment membership cache, as :mod:`segport.selection` keeps it current."""
+    """The store's filter-segment membership cache, as :mod:`segport.pipeline.selection` keeps it current."""
 
     def last_load(self) -> int:
         """The sequence number of the last profile load (0 before the first)."""

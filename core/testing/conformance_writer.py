@@ -10,11 +10,11 @@ import requests
 
 from ..config import validate
 from ..contract import Destination, OutcomeStatus, Record
-from ..dispatcher import RetryPolicy
 from ..errors import AuthError, RetryableDestinationError, SegportError, UnknownAudienceError
 from ..http import TRANSPORT_ERRORS
 from ..models import RunStatus
 from ..pending import complete_batch
+from ..pipeline.dispatcher import RetryPolicy
 from ..registry import Registry
 from .double import PlatformDouble
 from .files import write_keys, write_rows

@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import requests
 
 from ..contract import BatchResult, BatchWriter, Destination, DestinationSpec, Record, RunContext
-from ..dispatcher import RetryPolicy
 from ..models import Run
+from ..pipeline.dispatcher import RetryPolicy
 from ..plugins import make_manager
 from ..registry import Registry
 from ..store.interface import OutcomeRow

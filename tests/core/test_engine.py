@@ -1,4 +1,4 @@
-"""Tests for the run engine (segport.engine, planner, dispatcher) driven through the Workspace API.
+"""Tests for the run engine (segport.pipeline.engine, planner, dispatcher) driven through the Workspace API.
 
 Every test runs against the in-memory destination of ``conftest.py`` (batch_size=10,
 max_concurrency=3) with a fast retry policy (4 attempts), and asserts exact numbers: the records
@@ -961,13 +961,13 @@ def test_skipped_duplicate_leaving_does_not_strip_the_kept_profiles_marker(
 def mapped_keys(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Emails the planner mapped (so parsed and hashed) during the test, in order."""
     seen: list[str] = []
-    original = segport.mapper.Mapper.map
+    original = segport.pipeline.mapper.Mapper.map
 
-    def spy(self: segport.mapper.Mapper, attrs: Any) -> Any:
+    def spy(self: segport.pipeline.mapper.Mapper, attrs: Any) -> Any:
         seen.append(str(attrs.get("id")))
         return original(self, attrs)
 
-    monkeypatch.setattr(segport.mapper.Mapper, "map", spy)
+    monkeypatch.setattr(segport.pipeline.mapper.Mapper, "map", spy)
     return seen
 
 

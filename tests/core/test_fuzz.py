@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from segport.errors import InputError
 from segport.filters import KEYWORDS, MAX_DEPTH, MAX_LENGTH, Filter, parse
 from segport.http import json_body
-from segport.mapper import Mapped, Mapper, email_problem, normalise_email
+from segport.pipeline.mapper import Mapped, Mapper, email_problem, normalise_email
 from segport.readers import MAX_FIELD_CHARS, ProfileRow, read_profiles, read_segment_keys
 
 

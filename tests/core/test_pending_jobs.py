@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import pytest
 
 from segport import BatchResult, BatchWriter, Outcome, OutcomeStatus, PendingJob, Record, RunContext, complete_batch
-from segport.dispatcher import Dispatcher, RetryPolicy
+from segport.pipeline.dispatcher import Dispatcher, RetryPolicy
 
 NO_WAIT = RetryPolicy(attempts=3, base=0.0, cap=0.0)
 

@@ -8,7 +8,7 @@ from typing import Any, Iterator, Mapping
 import pytest
 
 from segport import AuthHandler, Registry, Workspace
-from segport.mapper import Mapper
+from segport.pipeline.mapper import Mapper
 from segport.plugins import make_manager
 from segport.testing.fakes import MemoryAuth, MemoryPlatform, memory_destination
 

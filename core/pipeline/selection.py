@@ -12,12 +12,12 @@ a few rows, not a million.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from .errors import ConfigError
-from .filters import Filter, parse
-from .models import Segment
-from .store.interface import FilterCache, Snapshot, StoredProfile
+from ..errors import ConfigError
+from ..filters import Filter, parse
+from ..models import Segment
+from ..store.interface import FilterCache, ProfileRow, Snapshot, StoredProfile
 
 MAX_SEGMENTS_PER_EXPORT = 62  # one bit each in a 64-bit integer (SQLite's INTEGER, PostgreSQL's BIGINT)
 _CHUNK = 5000
@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 
 def last_load(store: FilterCache) -> int:
-    """The sequence number of the last profile load (0 before the first)."""
+    """Return the sequence number of the last profile load (0 before the first)."""
     return store.last_load()
 
 
@@ -41,7 +41,7 @@ def _chunks(rows: Iterable[T]) -> Iterator[list[T]]:
 
 
 def _matching(store: FilterCache, segment: Segment, since: int | None) -> Iterator[StoredProfile]:
-    """The profiles loaded after ``since`` that match the filter segment."""
+    """Yield the profiles loaded after ``since`` that match the filter segment."""
     flt = parse(segment.expression or "")
     for profile in store.changed_profiles(since):
         if flt.matches(json.loads(profile.attrs)):
@@ -55,7 +55,7 @@ _CachedFilter = tuple[int, Filter, bool]
 def stale_filters(
     store: FilterCache, segments: Sequence[Segment], top: int | None = None
 ) -> list[tuple[Segment, int | None]]:
-    """The filter segments whose cache is behind the last profile load, with where each stands."""
+    """Return the filter segments whose cache is behind the last profile load, with where each stands."""
     top = store.last_load() if top is None else top
     cached = [(s, store.cached_seq(s.id)) for s in segments if s.kind == "filter"]
     return [(s, since) for s, since in cached if since is None or since < top]
@@ -98,15 +98,17 @@ class LoadEvaluator:
             if s.kind == "filter" and store.cached_seq(s.id) == current
         ]
 
-    def __call__(self, chunk: Sequence[Any]) -> None:
+    def __call__(self, chunk: Sequence[ProfileRow]) -> None:
+        """Record which rows of a loaded chunk match each current filter."""
         _store_matches(self.store, self.filters, ((row.key, row.attrs) for row in chunk))
 
     def finish(self, seq: int) -> None:
+        """Mark the caches kept current as up to date with load ``seq``."""
         self.store.set_cached_seq([f[0] for f in self.filters], seq)
 
 
 def _store_matches(
-    store: FilterCache, filters: Sequence[_CachedFilter], profiles: Iterable[tuple[str, Mapping[str, Any]]]
+    store: FilterCache, filters: Sequence[_CachedFilter], profiles: Iterable[tuple[str, Mapping[str, object]]]
 ) -> None:
     """Put each profile in the cache of every filter it matches; take it out of the others."""
     hits: list[tuple[int, str]] = []
@@ -153,7 +155,7 @@ class Selection:
         return self.count
 
     def names(self, mask: int) -> frozenset[str]:
-        """The segment names of a bitmask (cached: few distinct masks exist)."""
+        """Return the segment names of a bitmask (cached: few distinct masks exist)."""
         found = self._masks.get(mask)
         if found is None:
             found = frozenset(n for bit, n in enumerate(self._names) if mask >> bit & 1)

@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Generator, Iterable, Iterator
 
-from .contract import Record
+from ..contract import Record
+from ..store.interface import Delivered, Holder, Snapshot
 from .mapper import Mapped, Mapper
 from .selection import Selection
-from .store.interface import Delivered, Holder, Snapshot
 
 PreviousRow = Delivered  # what was delivered: key, email, record hash, markers JSON
 NO_MARKERS = "[]"
@@ -56,8 +56,10 @@ class Unchanged:
 
 @dataclass(frozen=True, slots=True)
 class Remember:
-    """Nothing to send; only the sync state changes: an exit with no marker left to remove, or a
-    new profile version that maps to the same record."""
+    """Nothing to send; only the sync state changes.
+
+    An exit with no marker left to remove, or a new profile version that maps to the same record.
+    """
 
     key: str
     email: str
@@ -85,6 +87,7 @@ class PlanCounts:
     extra: dict[str, int] = field(default_factory=dict)
 
     def count(self, step: Step) -> None:
+        """Add one planned step to the figures."""
         if isinstance(step, Unchanged):
             self.unchanged += step.count
         elif isinstance(step, Remember):
@@ -103,6 +106,7 @@ class PlanCounts:
             self.exits += not record.segments
 
     def to_dict(self) -> dict[str, int]:
+        """Return the figures as the run record's ``plan`` holds them."""
         data = {k: v for k, v in self.__dict__.items() if k != "extra"}
         data.update(self.extra)
         return data
@@ -163,8 +167,11 @@ def plan(
 
 
 class _Holders:
-    """Which selected profile holds each address in this run: those planned so far (held in the
-    snapshot) or, when state can be steady, the unchanged profile delivered with it."""
+    """Which selected profile holds each address in this run.
+
+    Those planned so far (held in the snapshot) or, when state can be steady, the unchanged
+    profile delivered with it.
+    """
 
     def __init__(self, snapshot: Snapshot, selection: Selection, export_id: int, mapping: int, *, steady: bool) -> None:
         self.snapshot = snapshot
@@ -198,7 +205,7 @@ class _Holders:
         return True
 
     def kept(self, email: str) -> frozenset[str]:
-        """The segments of the selected profile holding ``email`` now (empty when none does)."""
+        """Return the segments of the selected profile holding ``email`` now (empty when none does)."""
         mask = self.snapshot.holder_segments(email)
         if mask is None:
             steady = self._steady_holder(email)
@@ -255,7 +262,7 @@ def _diff(
 
 
 def _exit(row: PreviousRow, kept: frozenset[str]) -> Send | Remember:
-    """A delivered profile no longer selected: remove its markers (never unsubscribe).
+    """Plan the exit of a delivered profile no longer selected: remove its markers, never unsubscribe.
 
     Markers in ``kept`` (those of a selected profile holding the same email now) stay; when no
     marker is left to remove, only the sync state forgets them.

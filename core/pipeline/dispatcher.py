@@ -20,11 +20,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Iterable, Iterator, Protocol, Sequence, TypeVar
 
-from .contract import BatchWriter, Outcome, OutcomeStatus, Record
-from .errors import BadBatchError, PluginContractError, RetryableDestinationError
-from .governor import Gate, governor
-from .http import TRANSPORT_ERRORS
-from .pending import complete_batch
+from ..contract import BatchWriter, Outcome, OutcomeStatus, Record
+from ..errors import BadBatchError, PluginContractError, RetryableDestinationError
+from ..governor import Gate, governor
+from ..http import TRANSPORT_ERRORS
+from ..pending import complete_batch
 
 # What a batch (or a pre-flight) may be tried again after: the platform said so, or the transport failed.
 TRANSIENT: tuple[type[Exception], ...] = (RetryableDestinationError, *TRANSPORT_ERRORS)

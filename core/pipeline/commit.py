@@ -14,14 +14,14 @@ from typing import IO, Sequence
 
 import pluggy
 
+from ..contract import BatchResult, Outcome, OutcomeStatus
+from ..errors import WorkspaceError
+from ..models import Export, Run
+from ..plugins import notify
+from ..store.interface import OutcomeRow, StateRow, Store
 from .batcher import Unsent
-from .contract import BatchResult, Outcome, OutcomeStatus
 from .dispatcher import Delivery
-from .errors import WorkspaceError
-from .models import Export, Run
 from .planner import Remember, Send, markers_json
-from .plugins import notify
-from .store.interface import OutcomeRow, StateRow, Store
 
 __all__ = ["BatchCommit", "RejectLine", "RejectLog"]
 

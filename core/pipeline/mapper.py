@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 # Pragmatic syntax check (RFC 5321 sizes, one @, a dotted domain, no spaces or control characters).
 # The platform remains the judge of deliverability; this only stops what can never be sent.
@@ -20,8 +20,8 @@ _EMAIL = re.compile(
 )
 
 
-def normalise_email(value: Any) -> str:
-    """The identity form of an email: trimmed and lower-cased ('' for missing values)."""
+def normalise_email(value: object) -> str:
+    """Return the identity form of an email: trimmed and lower-cased ('' for missing values)."""
     if value is None:
         return ""
     return str(value).strip().lower()
@@ -41,7 +41,7 @@ class Mapped:
     """A profile after data matching: identity, destination fields and the hash of both."""
 
     email: str
-    fields: dict[str, Any]
+    fields: dict[str, object]
     digest: bytes
 
 
@@ -60,8 +60,8 @@ class Mapper:
         # Stored with the sync state: a change of data matching makes every profile worth a look.
         self.fingerprint = int.from_bytes(hashlib.blake2b(basis, digest_size=8).digest(), "big", signed=True)
 
-    def map(self, attrs: Mapping[str, Any]) -> Mapped | str:
-        """The mapped record, or the reason it must be rejected before sending."""
+    def map(self, attrs: Mapping[str, object]) -> Mapped | str:
+        """Return the mapped record, or the reason it must be rejected before sending."""
         email = normalise_email(attrs.get(self.email_field))
         problem = email_problem(email)
         if problem is not None:
@@ -77,15 +77,15 @@ class Mapper:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _value(attrs: Mapping[str, Any], source: str, parts: tuple[str, ...]) -> Any:
-    """An attribute's value; ``a+b`` joins attributes a and b with a space (e.g. a full name)."""
+def _value(attrs: Mapping[str, object], source: str, parts: tuple[str, ...]) -> object:
+    """Return an attribute's value; ``a+b`` joins attributes a and b with a space (a full name)."""
     if not parts or source in attrs:
         return _clean(attrs.get(source))
     joined = (_clean(attrs.get(name)) for name in parts)
     return " ".join(str(p) for p in joined if p != "")
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: object) -> object:
     """Strip strings; keep other JSON values; missing becomes ''."""
     if value is None:
         return ""

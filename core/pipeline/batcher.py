@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator
 
-from .errors import RunError
+from ..errors import RunError
 from .planner import PlanCounts, Reject, Remember, Send, Step, Unchanged
 
 UNSENT_CHUNK = 5000  # steps decided without a request, committed together at most this many at a time

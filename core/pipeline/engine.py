@@ -19,20 +19,20 @@ from typing import Callable, Iterator, Mapping, Sequence
 import pluggy
 import requests
 
+from ..config import split_secrets, validate
+from ..contract import AuthHandler, BatchWriter, Destination, Limits, Record, RunContext
+from ..errors import CapExceeded, RetryableDestinationError, SegportError
+from ..governor import GovernedAdapter
+from ..models import Connection, Export, Run, RunStatus
+from ..plugins import notify
+from ..store.database import now
+from ..store.interface import Snapshot, Store
 from .batcher import Unsent, batches
 from .commit import BatchCommit, RejectLog
-from .config import split_secrets, validate
-from .contract import AuthHandler, BatchWriter, Destination, Limits, Record, RunContext
 from .dispatcher import TRANSIENT, Dispatcher, Gate, RetryPolicy, governor
-from .errors import CapExceeded, RetryableDestinationError, SegportError
-from .governor import GovernedAdapter
 from .mapper import Mapper
-from .models import Connection, Export, Run, RunStatus
 from .planner import PlanCounts, Send, Step, plan
-from .plugins import notify
 from .selection import Selection
-from .store.database import now
-from .store.interface import Snapshot, Store
 
 OUTCOME_KEYS = ("created", "updated", "unchanged", "skipped", "rejected", "failed")
 
@@ -148,7 +148,7 @@ class ExportRun:
         return run
 
     def _select(self, request: RunRequest) -> tuple[Snapshot, Selection]:
-        """The export's selection, materialised in a new snapshot of the workspace; the cap checked."""
+        """Materialise the export's selection in a new snapshot of the workspace; check the cap."""
         export = request.export
         segments = [self.store.get_segment(s) for s in export.segments]
         self.store.refresh_filter_caches(segments)
@@ -169,9 +169,11 @@ class ExportRun:
         return reader, selection
 
     def _prepare(self, writer: BatchWriter, gate: Gate, run: Run) -> None:
-        """The writer's pre-flight, holding a slot of the credential's governor; transient
-        failures (429, 5xx, network) retried like batches. Pre-flight only reads and creates what
-        is missing, so running it again is safe."""
+        """Run the writer's pre-flight, holding a slot of the credential's governor.
+
+        Transient failures (429, 5xx, network) are retried like batches. Pre-flight only reads and
+        creates what is missing, so running it again is safe.
+        """
         attempt = 0
         while True:
             try:
@@ -268,12 +270,13 @@ class RequestCounter:
         self._lock = threading.Lock()
 
     def __call__(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        """Count one response."""
         with self._lock:
             self.value += 1
 
 
 def _gate(request: RunRequest, limit: int, what: str = "batches") -> Gate:
-    """A governor of the run's credential: connections sharing an API key share its concurrency.
+    """Return a governor of the run's credential: connections sharing an API key share its concurrency.
 
     ``batches`` bounds the batches (and pre-flights) in flight, ``calls`` the HTTP calls: two pools,
     so a batch holding a batch slot always gets call slots (calls end without waiting on batches).
