@@ -133,23 +133,23 @@ def plan(
     exits = _Exits(snapshot)
     displaced: list[Delivered] = []
     candidates = 0
-    for candidate in snapshot.candidates(export_id, mapper.fingerprint, every=full):
+    rows = snapshot.candidates(export_id, mapper.fingerprint, every=full)
+    for key, mask, attrs, seq, sent_to, digest, markers in rows:  # unpacked: a million of them
         candidates += 1
-        key = candidate.key
-        segments = selection.names(candidate.segs)
+        segments = selection.names(mask)
         previous: Delivered | None = None
-        if candidate.email is not None:
-            assert candidate.digest is not None and candidate.markers is not None
-            previous = Delivered(key, candidate.email, candidate.digest, candidate.markers)
-        profile = json.loads(candidate.attrs)
+        if sent_to is not None:
+            assert digest is not None and markers is not None
+            previous = Delivered(key, sent_to, digest, markers)
+        profile = json.loads(attrs)
         mapped = mapper.map(profile)
         if isinstance(mapped, str):
             yield Reject(key, str(profile.get(mapper.email_field) or ""), mapped)
-        elif not holders.take(mapped.email, key, candidate.segs, displaced):
+        elif not holders.take(mapped.email, key, mask, displaced):
             reason = f"duplicate email {mapped.email!r}: sent once, for the first profile by key"
             yield Reject(key, mapped.email, reason, "skipped")
         else:
-            yield _diff(key, mapped, segments, previous, full, candidate.seq)
+            yield _diff(key, mapped, segments, previous, full, seq)
             previous = None
         if previous is not None:
             exits.add(previous)

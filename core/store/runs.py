@@ -35,6 +35,23 @@ _COLUMNS = (
 )
 _OUTCOME = ("run_id", "profile_key", "email", "status", "reason")
 _SAVE_OUTCOME = Prepared(lambda d: insert(outcomes).values({n: bindparam(n) for n in _OUTCOME}), *_OUTCOME)
+_PROGRESS = (  # in the table's order, which is the order of the SET clause
+    "status",
+    "heartbeat_at",
+    "finished_at",
+    "counts",
+    "requests",
+    "retries",
+    "reject_file",
+    "error",
+    "plan",
+    "duration_s",
+)
+_UPDATE_RUN = Prepared(
+    lambda d: update(runs).where(_r.id == bindparam("run")).values({n: bindparam(f"new_{n}") for n in _PROGRESS}),
+    *(f"new_{n}" for n in _PROGRESS),
+    "run",
+)
 INTERRUPTED = (
     "the run stopped without recording its end (its process was killed or crashed, or could not write to "
     "the workspace); the next run resumes it"
@@ -152,22 +169,10 @@ class Runs(Repository):
                     self._interrupt(run_id)
 
     def update_run(self, run: Run) -> None:
-        self.db.execute(
-            update(runs)
-            .where(_r.id == run.id)
-            .values(
-                status=run.status.value,
-                finished_at=run.finished_at,
-                counts=dumps(run.counts),
-                requests=run.requests,
-                retries=run.retries,
-                reject_file=run.reject_file,
-                error=run.error,
-                plan=dumps(run.plan) if run.plan is not None else None,
-                duration_s=run.duration_s,
-                heartbeat_at=now(),
-            )
-        )
+        """Record the run's progress or end (once per committed batch)."""
+        plan = dumps(run.plan) if run.plan is not None else None
+        progress = (run.status.value, now(), run.finished_at, dumps(run.counts), run.requests, run.retries)
+        self.db.run(_UPDATE_RUN, (*progress, run.reject_file, run.error, plan, run.duration_s, run.id))
 
     def get_run(self, run_id: int) -> Run:
         row = self.db.execute(select(*_COLUMNS).where(_r.id == run_id)).first()

@@ -199,6 +199,10 @@ class SQLSnapshot(FilterCacheQueries):
             self.db.execute(insert(selection_markers), [{"segs": mask, "markers": markers(mask)} for mask in masks])
         self._fresh(held)
         self._fresh(exits)
+        # run once or more per candidate: compiled now, called without another layer
+        self._execute = self.db.driver.execute
+        self._hold_sql, self._holder_sql = self.db.sql(_HOLD), self.db.sql(_HOLDER)
+        self._steady_sql = self.db.sql(_STEADY_HOLDERS)
 
     def candidates(self, export_id: int, mapping: int, *, every: bool) -> Iterator[Candidate]:
         """Selected profiles whose delivered state may be out of date (``every``: all), in key order."""
@@ -211,15 +215,16 @@ class SQLSnapshot(FilterCacheQueries):
 
     def steady_holders(self, export_id: int, mapping: int, email: str) -> list[Holder]:
         """The selected, unchanged profiles delivered with ``email``, in key order."""
-        return [Holder._make(row) for row in self.db.run(_STEADY_HOLDERS, (export_id, email, mapping))]
+        return list(map(Holder._make, self._execute(self._steady_sql, (export_id, email, mapping))))
 
     def hold(self, email: str, segs: int) -> bool:
         """Take ``email`` for this run; False when a profile took it already."""
-        return bool(self.db.run(_HOLD, (email, segs)).rowcount)
+        taken: bool = self._execute(self._hold_sql, (email, segs)).rowcount > 0
+        return taken
 
     def holder_segments(self, email: str) -> int | None:
         """The segment bitmask of the profile that took ``email`` in this run, if one did."""
-        row = self.db.run(_HOLDER, (email,)).fetchone()
+        row = self._execute(self._holder_sql, (email,)).fetchone()
         return None if row is None else int(row[0])
 
     def spill_exits(self, rows: Sequence[Delivered]) -> None:
