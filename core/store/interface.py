@@ -141,7 +141,10 @@ class Snapshot(FilterCache, Protocol):
 
     # -- the planner's scratch space ------------------------------------------------------------------
     def start_plan(self, markers: Callable[[int], str]) -> None:
-        """Empty the planner's scratch space; record the markers (JSON) of each bitmask in the selection."""
+        """Empty the planner's scratch space; record the markers (JSON) of each bitmask in the selection.
+
+        Call it, once the selection is materialised, before the methods below.
+        """
 
     def candidates(self, export_id: int, mapping: int, *, every: bool) -> Iterator[Candidate]:
         """Selected profiles whose delivered state may be out of date (``every``: all), in key order."""

@@ -14,6 +14,7 @@ import pytest
 
 from segport import RunStatus, Workspace
 from segport.errors import AlreadyRunning, InputError, WorkspaceError
+from segport.selection import Selection
 from segport.store import open_store, sqlite_path
 from segport.store.upgrade import REVISIONS
 from segport.testing.postgres import PASSWORD, PostgresCluster
@@ -84,6 +85,41 @@ def test_a_run_lock_holds_across_connections_and_dies_with_its_holder(
     ws.store.reap_stale_runs()
     assert ws.store.get_run(held.id).status.value == "interrupted"
     assert ws.run_export("all").status.value == "succeeded"
+
+
+def assert_keys_come_sorted(ws: Workspace, tmp_path: Path) -> None:
+    """The planner compares keys in Python with the order SQL gave them: it must be Python's."""
+    keys = ["b", "B", "a", "é", "Z", "_x", "10", "9", "Ä", "a b"]
+    csv = tmp_path / "p.csv"
+    csv.write_text("id,email\n" + "".join(f"{k},{i}@x.com\n" for i, k in enumerate(keys)), encoding="utf-8")
+    ws.load_profiles(csv)
+    segment = ws.define_segment("all", "email is not empty")
+    snapshot = ws.store.reader()
+    try:
+        assert Selection(snapshot, [segment]).materialise() == len(keys)
+        snapshot.start_plan(lambda mask: "[]")
+        assert [c.key for c in snapshot.candidates(0, 0, every=True)] == sorted(keys)
+    finally:
+        snapshot.close()
+
+
+def test_keys_come_in_the_order_python_sorts_them(ws: Workspace, tmp_path: Path) -> None:
+    assert_keys_come_sorted(ws, tmp_path)
+
+
+def test_postgres_sorts_keys_by_bytes_whatever_the_database_collation(
+    pg_cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as conn:  # a collation where 'a' < 'B'
+        conn.execute("CREATE DATABASE icu_en TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'")
+    url = pg_cluster.url("icu_en")
+    try:
+        with Workspace.create(tmp_path / "ws", "ada", database_url=url) as ws:
+            assert_keys_come_sorted(ws, tmp_path)
+    finally:
+        pg_cluster.drop_database(url)
 
 
 def test_a_run_that_ends_while_a_reaper_looks_keeps_its_end(ws: Workspace, memory_export: Any) -> None:
