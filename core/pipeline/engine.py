@@ -1,7 +1,7 @@
 """One export run: select -> map -> plan -> batch -> dispatch -> commit per batch.
 
 A run is self-contained (an export and a store), takes the export's lock, and commits each
-acknowledged batch's outcomes and sync state in one transaction (:mod:`segport.commit`): a
+acknowledged batch's outcomes and sync state in one transaction (:mod:`segport.pipeline.commit`): a
 crashed run, run again, resumes where it stopped.
 """
 

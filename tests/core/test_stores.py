@@ -14,7 +14,7 @@ import pytest
 
 from segport import RunStatus, Workspace
 from segport.errors import AlreadyRunning, InputError, WorkspaceError
-from segport.selection import Selection
+from segport.pipeline.selection import Selection
 from segport.store import open_store, sqlite_path
 from segport.store.upgrade import REVISIONS
 from segport.testing.postgres import PASSWORD, PostgresCluster
