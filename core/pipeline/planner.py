@@ -27,7 +27,7 @@ def markers_json(names: Iterable[str]) -> str:
     return json.dumps(sorted(names))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Send:
     """A record to send, and the sync state to store once the destination acknowledged it."""
 
@@ -37,7 +37,7 @@ class Send:
     seq: int | None = None  # the profile version sent (None for an exit)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Reject:
     """A record refused before sending (invalid email, duplicate)."""
 
@@ -47,14 +47,14 @@ class Reject:
     status: str = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unchanged:
     """Selected profiles that need nothing (counted, never read)."""
 
     count: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Remember:
     """Nothing to send; only the sync state changes.
 
@@ -144,10 +144,10 @@ def plan(
         profile = json.loads(attrs)
         mapped = mapper.map(profile)
         if isinstance(mapped, str):
-            yield Reject(key, str(profile.get(mapper.email_field) or ""), mapped)
+            yield Reject(key=key, email=str(profile.get(mapper.email_field) or ""), reason=mapped)
         elif not holders.take(mapped.email, key, mask, displaced):
             reason = f"duplicate email {mapped.email!r}: sent once, for the first profile by key"
-            yield Reject(key, mapped.email, reason, "skipped")
+            yield Reject(key=key, email=mapped.email, reason=reason, status="skipped")
         else:
             yield _diff(key, mapped, segments, previous, full, seq)
             previous = None
@@ -155,11 +155,11 @@ def plan(
             exits.add(previous)
         for row in displaced:  # unchanged profiles that lost their address to this one
             reason = f"duplicate email {row.email!r}: sent once, for the first profile by key"
-            yield Reject(row.key, row.email, reason, "skipped")
+            yield Reject(key=row.key, email=row.email, reason=reason, status="skipped")
             exits.add(row)
         candidates += len(displaced)
         displaced.clear()
-    yield Unchanged(selection.count - candidates)
+    yield Unchanged(count=selection.count - candidates)
     for row in exits:
         yield _exit(row, holders.kept(row.email))
     for row in snapshot.left_selection(export_id):
@@ -238,27 +238,35 @@ class _Exits:
 def _diff(
     key: str, mapped: Mapped, segments: frozenset[str], previous: PreviousRow | None, full: bool, seq: int
 ) -> Step:
+    """Plan a candidate: what to send of it (fields, markers to add and remove), or only remember it."""
+
+    def send(*, add: frozenset[str], remove: frozenset[str], upsert: bool, new: bool) -> Send:
+        record = Record(
+            key=key,
+            email=mapped.email,
+            fields=mapped.fields,
+            segments=segments,
+            add=add,
+            remove=remove,
+            upsert=upsert,
+            new=new,
+        )
+        return Send(record=record, digest=mapped.digest, markers=segments, seq=seq)
+
     if previous is not None and previous.email != mapped.email:
         # A new address is a new person at the destination. (The old address keeps its markers:
         # a known limitation, documented in docs/architecture.md.)
-        return Send(
-            Record(key, mapped.email, mapped.fields, segments, segments, frozenset(), True, True),
-            mapped.digest,
-            segments,
-            seq,
-        )
+        return send(add=segments, remove=frozenset(), upsert=True, new=True)
     if previous is None or full:
         old: frozenset[str] = frozenset() if previous is None else frozenset(json.loads(previous.markers))
         add = segments if full else segments - old
-        record = Record(key, mapped.email, mapped.fields, segments, add, old - segments, True, previous is None)
-        return Send(record, mapped.digest, segments, seq)
+        return send(add=add, remove=old - segments, upsert=True, new=previous is None)
     old = frozenset(json.loads(previous.markers))
     changed = previous.digest != mapped.digest
     add, remove = segments - old, old - segments
     if not (changed or add or remove):
-        return Remember(key, mapped.email, mapped.digest, segments, seq)
-    record = Record(key, mapped.email, mapped.fields, segments, add, remove, changed, False)
-    return Send(record, mapped.digest, segments, seq)
+        return Remember(key=key, email=mapped.email, digest=mapped.digest, markers=segments, seq=seq)
+    return send(add=add, remove=remove, upsert=changed, new=False)
 
 
 def _exit(row: PreviousRow, kept: frozenset[str]) -> Send | Remember:
@@ -270,7 +278,9 @@ def _exit(row: PreviousRow, kept: frozenset[str]) -> Send | Remember:
     key, email, digest, markers = row
     remove = frozenset(json.loads(markers)) - kept
     if not remove:
-        return Remember(key, email, digest, frozenset(), None)
+        return Remember(key=key, email=email, digest=digest, markers=frozenset(), seq=None)
     # ``segments`` is what the address still carries: a kept address is no exit to archive.
-    record = Record(key, email, {}, kept, frozenset(), remove, False, False)
-    return Send(record, digest, frozenset())
+    record = Record(
+        key=key, email=email, fields={}, segments=kept, add=frozenset(), remove=remove, upsert=False, new=False
+    )
+    return Send(record=record, digest=digest, markers=frozenset(), seq=None)
