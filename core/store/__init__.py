@@ -22,12 +22,12 @@ _POSTGRES = ("postgresql", "postgres")
 
 
 def database_url(url: str | None = None) -> str | None:
-    """``url``, else ``SEGPORT_DATABASE_URL``, else None (the SQLite file in the workspace folder)."""
+    """Return ``url``, else ``SEGPORT_DATABASE_URL``, else None (the SQLite file in the workspace folder)."""
     return url or os.environ.get(DATABASE_URL_ENV) or None
 
 
 def sqlite_path(url: str | None, home: Path) -> Path | None:
-    """The SQLite file a URL names (``<home>/segport.db`` for None), or None for a PostgreSQL URL."""
+    """Return the SQLite file a URL names (``<home>/segport.db`` for None), or None for a PostgreSQL URL."""
     if url is None:
         return home / DB_FILE
     scheme, sep, rest = url.partition("://")

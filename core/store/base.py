@@ -36,7 +36,7 @@ class SQLStore(Governance, Connections, Catalog, Exports, Runs, ABC):
 
     @abstractmethod
     def _connect(self) -> Database:
-        """A new connection, in autocommit mode (the backend's :class:`Database`)."""
+        """Open a new connection, in autocommit mode (the backend's :class:`Database`)."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Any]:
@@ -62,10 +62,11 @@ class SQLStore(Governance, Connections, Catalog, Exports, Runs, ABC):
         return schema_version(self.db)
 
     def reader(self) -> SQLSnapshot:
-        """A snapshot of the workspace on its own connection, for a run's long reads (the caller closes it)."""
+        """Return a snapshot of the workspace on its own connection, for a run's long reads (the caller closes it)."""
         return SQLSnapshot(self._connect())
 
     def close(self) -> None:
+        """Close the store's connection and dispose of its engine."""
         try:
             self.db.close()
         finally:

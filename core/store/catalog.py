@@ -56,22 +56,23 @@ class FilterCacheQueries(Repository):
     """
 
     def last_load(self) -> int:
-        """The sequence number of the last profile load (0 before the first)."""
+        """Return the sequence number of the last profile load (0 before the first)."""
         value = self.db.execute(select(settings.c.value).where(settings.c.key == PROFILE_SEQ)).scalar()
         return int(value) if value else 0
 
     def cached_seq(self, segment_id: int) -> int | None:
-        """The load up to which the segment's cached membership is current (None: no cache)."""
+        """Return the load up to which the segment's cached membership is current (None: no cache)."""
         value = self.db.execute(select(segments.c.cached_seq).where(segments.c.id == segment_id)).scalar()
         return None if value is None else int(value)
 
     def changed_profiles(self, since: int | None) -> Iterator[StoredProfile]:
-        """The profiles loaded after ``since`` (all of them when None), read as they come."""
+        """Return the profiles loaded after ``since`` (all of them when None), read as they come."""
         if since is None:
             return map(StoredProfile._make, self.db.stream(_ALL_PROFILES))
         return map(StoredProfile._make, self.db.stream(_PROFILES_SINCE, (since,)))
 
     def clear_filter_cache(self, segment_id: int) -> None:
+        """Remove every cached member of the segment (before its cache is rebuilt)."""
         self.db.execute(delete(filter_members).where(filter_members.c.segment_id == segment_id))
 
     def update_filter_cache(self, hits: Sequence[tuple[int, str]], misses: Sequence[tuple[int, str]]) -> None:
@@ -100,9 +101,11 @@ class Catalog(FilterCacheQueries):
         return seq
 
     def profile_count(self) -> int:
+        """Return how many profiles the workspace holds."""
         return int(self.db.execute(select(func.count()).select_from(profiles)).scalar_one())
 
     def get_profile(self, key: str) -> dict[str, Any]:
+        """Return a profile's attributes; raise NotFound for an unknown key."""
         attrs = self.db.execute(select(profiles.c.attrs).where(profiles.c.key == key)).scalar()
         if attrs is None:
             raise NotFound(f"unknown profile key {key!r} (load profiles with 'segport profiles load')")
@@ -111,19 +114,27 @@ class Catalog(FilterCacheQueries):
 
     # -- segments -------------------------------------------------------------------------------
     def find_segment(self, name: str) -> Segment | None:
+        """Return the segment named ``name`` (None: there is none)."""
         row = self.db.execute(select(*_SEGMENT).where(segments.c.name == name)).first()
         return _segment(row) if row else None
 
     def get_segment(self, name: str) -> Segment:
+        """Return the segment named ``name``; raise NotFound if there is none."""
         segment = self.find_segment(name)
         if segment is None:
             raise NotFound(f"unknown segment {name!r} (see 'segport segments list')")
         return segment
 
     def list_segments(self) -> list[Segment]:
+        """Return every segment, by name."""
         return [_segment(r) for r in self.db.execute(select(*_SEGMENT).order_by(segments.c.name))]
 
     def save_segment(self, name: str, kind: str, expression: str | None, user: str) -> Segment:
+        """Create a segment, or change the expression of one of the same kind; return it as stored.
+
+        A changed expression voids the segment's cached membership. Raise AlreadyExists if a
+        segment of another kind has the name.
+        """
         existing = self.find_segment(name)
         if existing is None:
             values = {"name": name, "kind": kind, "expression": expression, "created_by": user, "updated_at": now()}
@@ -153,4 +164,5 @@ class Catalog(FilterCacheQueries):
         return int(self.db.execute(members).scalar_one()), int(self.db.execute(unknown).scalar_one())
 
     def remove_segment(self, segment_id: int) -> None:
+        """Delete the segment, with its members and cached membership."""
         self.db.execute(delete(segments).where(segments.c.id == segment_id))

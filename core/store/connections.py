@@ -58,6 +58,10 @@ class Connections(Repository):
         profile_cap: int | None,
         user: str,
     ) -> Connection:
+        """Add a connection (``secrets`` already encrypted); ``user`` agrees to its privacy terms.
+
+        Raise AlreadyExists if the name is taken.
+        """
         stamp = now()
         values = {
             "name": name,
@@ -78,25 +82,30 @@ class Connections(Repository):
         return self.get_connection(name)
 
     def get_connection(self, name: str) -> Connection:
+        """Return the connection named ``name``; raise NotFound if there is none."""
         row = self.db.execute(select(*_COLUMNS).where(_c.name == name)).first()
         if row is None:
             raise NotFound(f"unknown connection {name!r} (see 'segport connections list')")
         return _connection(row)
 
     def get_connection_by_id(self, connection_id: int) -> Connection:
+        """Return the connection with id ``connection_id``; raise NotFound if there is none."""
         row = self.db.execute(select(*_COLUMNS).where(_c.id == connection_id)).first()
         if row is None:
             raise NotFound(f"unknown connection id {connection_id}")
         return _connection(row)
 
     def list_connections(self) -> list[Connection]:
+        """Return every connection, by name."""
         return [_connection(r) for r in self.db.execute(select(*_COLUMNS).order_by(_c.name))]
 
     def connection_secrets(self, connection_id: int) -> bytes | None:
+        """Return the connection's encrypted secrets (None: it has none)."""
         secrets: bytes | None = self.db.execute(select(_c.secrets).where(_c.id == connection_id)).scalar()
         return secrets
 
     def update_connection_config(self, connection_id: int, config: dict[str, Any], secrets: bytes | None) -> None:
+        """Replace the connection's configuration and encrypted secrets."""
         values = {"config": dumps(config), "secrets": secrets}
         self.db.execute(update(connections).where(_c.id == connection_id).values(values))
 

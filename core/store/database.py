@@ -35,7 +35,7 @@ dumps: Callable[[Any], str] = _ENCODER.encode
 
 
 def now() -> str:
-    """The current UTC time as an ISO 8601 string (seconds precision)."""
+    """Return the current UTC time as an ISO 8601 string (seconds precision)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -66,7 +66,7 @@ class Prepared:
         self._sql: dict[str, str] = {}
 
     def sql(self, dialect: Dialect) -> str:
-        """The statement as ``dialect`` runs it (compiled on first use)."""
+        """Return the statement as ``dialect`` runs it (compiled on first use)."""
         found = self._sql.get(dialect.name)
         if found is None:
             compiled = self.build(dialect).compile(dialect=dialect)
@@ -79,7 +79,7 @@ class Prepared:
 
 
 def insert(dialect: Dialect, table: Table) -> Any:
-    """The dialect's INSERT for ``table``, which knows ``ON CONFLICT`` (SQLite's and PostgreSQL's agree)."""
+    """Return the dialect's INSERT for ``table``, which knows ``ON CONFLICT`` (SQLite's and PostgreSQL's agree)."""
     if dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -131,10 +131,11 @@ class Database:
         return self.connection.execute(statement, parameters)
 
     def insert(self, table: Table) -> Any:
-        """An INSERT into ``table`` that takes ``.on_conflict_do_update()`` and ``.on_conflict_do_nothing()``."""
+        """Return an INSERT into ``table`` that takes ``.on_conflict_do_update()`` and ``.on_conflict_do_nothing()``."""
         return insert(self.dialect, table)
 
     def sql(self, prepared: Prepared) -> str:
+        """Return the prepared statement as this connection's dialect runs it."""
         return prepared.sql(self.dialect)
 
     def run(self, prepared: Prepared, parameters: Sequence[Any] = ()) -> Any:
@@ -147,7 +148,7 @@ class Database:
             self.driver.cursor().executemany(prepared.sql(self.dialect), rows)
 
     def stream(self, prepared: Prepared, parameters: Sequence[Any] = ()) -> Iterator[Any]:
-        """The rows of a long query as they come (PostgreSQL: through a server-side cursor)."""
+        """Return the rows of a long query as they come (PostgreSQL: through a server-side cursor)."""
         return iter(self.driver.execute(prepared.sql(self.dialect), parameters))
 
     # -- transactions: the backend's ------------------------------------------------------------------
@@ -160,6 +161,7 @@ class Database:
         raise NotImplementedError
 
     def commit(self) -> None:
+        """Commit the transaction."""
         raise NotImplementedError
 
     def rollback(self) -> None:
@@ -168,6 +170,7 @@ class Database:
 
     @property
     def in_transaction(self) -> bool:
+        """Whether a transaction is open on the connection."""
         raise NotImplementedError
 
     def legacy_schema_version(self) -> int:
@@ -175,11 +178,12 @@ class Database:
         raise NotImplementedError
 
     def close(self) -> None:
+        """Close the connection."""
         self.connection.close()
 
 
 def driver_error(exc: BaseException) -> BaseException:
-    """The driver's own exception behind a SQLAlchemy one (whose text would quote statement and parameters)."""
+    """Return the driver's own exception behind a SQLAlchemy one (whose text would quote statement and parameters)."""
     original = getattr(exc, "orig", None)
     return original if isinstance(original, BaseException) else exc
 

@@ -10,8 +10,11 @@ from .database import Database
 
 
 def dump(db: Database) -> Iterator[str]:
-    """Each table (found by reflection, Alembic's own included) as a line ``CREATE TABLE "name"``,
-    then a line ``INSERT INTO "name" VALUES(...)`` per row, in primary-key order."""
+    """Yield the database as lines of text, table by table in name order.
+
+    Each table (found by reflection, Alembic's own included) is a line ``CREATE TABLE "name"``,
+    then a line ``INSERT INTO "name" VALUES(...)`` per row, in primary-key order.
+    """
     schema = MetaData()
     schema.reflect(db.connection)
     for name, table in sorted(schema.tables.items()):

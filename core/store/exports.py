@@ -61,7 +61,7 @@ def _export(row: Row[Any]) -> Export:
 
 
 def _editable(export: Export) -> dict[str, Any]:
-    """The columns an edit may change."""
+    """Return the columns an edit may change, with their new values."""
     return {
         "segments": dumps(export.segments),
         "email_field": export.email_field,
@@ -77,6 +77,7 @@ class Exports(Repository):
     """Exports, and what each one delivered."""
 
     def add_export(self, export: Export) -> Export:
+        """Add an export and return it as stored; raise AlreadyExists if the name is taken."""
         values = {
             **_editable(export),
             "name": export.name,
@@ -92,19 +93,23 @@ class Exports(Repository):
         return self.get_export(export.name)
 
     def update_export(self, export: Export) -> Export:
+        """Save the export's editable fields (segments, email field, mapping, options, schedule, enabled)."""
         self.db.execute(update(exports).where(_e.id == export.id).values(_editable(export)))
         return self.get_export(export.name)
 
     def get_export(self, name: str) -> Export:
+        """Return the export named ``name``; raise NotFound if there is none."""
         row = self.db.execute(select(*_COLUMNS).where(_e.name == name)).first()
         if row is None:
             raise NotFound(f"unknown export {name!r} (see 'segport exports list')")
         return _export(row)
 
     def list_exports(self) -> list[Export]:
+        """Return every export, by name."""
         return [_export(r) for r in self.db.execute(select(*_COLUMNS).order_by(_e.name))]
 
     def remove_export(self, export_id: int) -> None:
+        """Delete the export with its sync state (its runs stay)."""
         self.db.execute(delete(exports).where(_e.id == export_id))
 
     # -- sync state -----------------------------------------------------------------------------

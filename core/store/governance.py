@@ -20,10 +20,12 @@ class Governance(Repository):
 
     # -- settings and audit ---------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:
+        """Return a workspace setting's value (None: not set)."""
         value: str | None = self.db.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
         return value
 
     def set_setting(self, key: str, value: str | None) -> None:
+        """Set a workspace setting (``value`` None: remove it)."""
         if value is None:
             self.db.execute(delete(settings).where(settings.c.key == key))
             return
@@ -31,16 +33,19 @@ class Governance(Repository):
         self.db.execute(upsert.on_conflict_do_update(index_elements=[settings.c.key], set_={"value": value}))
 
     def audit(self, user: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+        """Record ``user``'s ``action`` on ``target`` in the audit log, with ``detail`` (JSON-ready)."""
         entry = {"at": now(), "user": user, "action": action, "target": target, "detail": dumps(detail or {})}
         self.db.execute(insert(audit).values(entry))
 
     def audit_entries(self, limit: int = 100) -> list[AuditEntry]:
+        """Return the newest ``limit`` audit log entries, newest first."""
         query = select(audit.c.id, audit.c.at, audit.c.user, audit.c.action, audit.c.target, audit.c.detail)
         rows = self.db.execute(query.order_by(audit.c.id.desc()).limit(limit))
         return [AuditEntry(r.id, r.at, r.user, r.action, r.target, json.loads(r.detail)) for r in rows]
 
     # -- users ----------------------------------------------------------------------------------
     def add_user(self, name: str, role: Role) -> User:
+        """Add a user with ``role``; raise AlreadyExists if the name is taken."""
         try:
             self.db.execute(insert(users).values(name=name, role=role.value, created_at=now()))
         except self.integrity_errors:
@@ -48,6 +53,7 @@ class Governance(Repository):
         return self.get_user(name)
 
     def get_user(self, name: str) -> User:
+        """Return the user named ``name``; raise NotFound if there is none."""
         row = self.db.execute(select(*_USER).where(users.c.name == name)).first()
         if row is None:
             raise NotFound(
@@ -56,6 +62,7 @@ class Governance(Repository):
         return User(row.name, Role(row.role), row.created_at)
 
     def list_users(self) -> list[User]:
+        """Return every user, by name."""
         rows = self.db.execute(select(*_USER).order_by(users.c.name))
         return [User(r.name, Role(r.role), r.created_at) for r in rows]
 

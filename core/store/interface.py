@@ -74,6 +74,7 @@ class Holder(NamedTuple):
 
     @property
     def delivered(self) -> Delivered:
+        """The profile's delivered state, without its segments."""
         return Delivered(self.key, self.email, self.digest, self.markers)
 
 
@@ -81,13 +82,16 @@ class ProfileRow(Protocol):
     """A profile as a loader reads it: its line in the file, key and attributes."""
 
     @property
-    def line(self) -> int: ...
+    def line(self) -> int:
+        """The row's line in the file."""
 
     @property
-    def key(self) -> str: ...
+    def key(self) -> str:
+        """The profile's key."""
 
     @property
-    def attrs(self) -> dict[str, Any]: ...
+    def attrs(self) -> dict[str, Any]:
+        """The profile's attributes."""
 
 
 class Loaded(NamedTuple):
@@ -102,20 +106,22 @@ class FilterCache(Protocol):
     """The store's filter-segment membership cache, as :mod:`segport.pipeline.selection` keeps it current."""
 
     def last_load(self) -> int:
-        """The sequence number of the last profile load (0 before the first)."""
+        """Return the sequence number of the last profile load (0 before the first)."""
 
     def cached_seq(self, segment_id: int) -> int | None:
-        """The load up to which the segment's cached membership is current (None: no cache)."""
+        """Return the load up to which the segment's cached membership is current (None: no cache)."""
 
     def changed_profiles(self, since: int | None) -> Iterator[StoredProfile]:
-        """The profiles loaded after ``since`` (all of them when None)."""
+        """Return the profiles loaded after ``since`` (all of them when None)."""
 
-    def clear_filter_cache(self, segment_id: int) -> None: ...
+    def clear_filter_cache(self, segment_id: int) -> None:
+        """Remove every cached member of the segment (before its cache is rebuilt)."""
 
     def update_filter_cache(self, hits: Sequence[tuple[int, str]], misses: Sequence[tuple[int, str]]) -> None:
         """Add (segment id, profile key) ``hits`` to the cache, remove ``misses``."""
 
-    def set_cached_seq(self, segment_ids: Iterable[int], seq: int) -> None: ...
+    def set_cached_seq(self, segment_ids: Iterable[int], seq: int) -> None:
+        """Mark the segments' cached membership current up to load ``seq``."""
 
 
 class Snapshot(FilterCache, Protocol):
@@ -125,7 +131,8 @@ class Snapshot(FilterCache, Protocol):
     """
 
     # -- the selection ------------------------------------------------------------------------------
-    def clear_selection(self) -> None: ...
+    def clear_selection(self) -> None:
+        """Empty the selection."""
 
     def select_static(self, segment_id: int, bit: int) -> None:
         """Add a static segment's members (those with a profile) under ``bit``."""
@@ -147,29 +154,31 @@ class Snapshot(FilterCache, Protocol):
         """
 
     def candidates(self, export_id: int, mapping: int, *, every: bool) -> Iterator[Candidate]:
-        """Selected profiles whose delivered state may be out of date (``every``: all), in key order."""
+        """Return selected profiles whose delivered state may be out of date (``every``: all), in key order."""
 
-    def has_sync_state(self, export_id: int) -> bool: ...
+    def has_sync_state(self, export_id: int) -> bool:
+        """Return whether the export has any sync state (False: it never delivered, or was reset)."""
 
     def steady_holders(self, export_id: int, mapping: int, email: str) -> list[Holder]:
-        """The selected, unchanged profiles delivered with ``email``, in key order."""
+        """Return the selected, unchanged profiles delivered with ``email``, in key order."""
 
     def hold(self, email: str, segs: int) -> bool:
         """Take ``email`` for this run; False when a profile took it already."""
 
     def holder_segments(self, email: str) -> int | None:
-        """The segment bitmask of the profile that took ``email`` in this run, if one did."""
+        """Return the segment bitmask of the profile that took ``email`` in this run (None: none did)."""
 
     def spill_exits(self, rows: Sequence[Delivered]) -> None:
         """Keep exits (in order) until the selection is planned."""
 
     def exits(self) -> Iterator[Delivered]:
-        """The exits kept, in the order they were spilled."""
+        """Return the exits kept, in the order they were spilled."""
 
     def left_selection(self, export_id: int) -> Iterator[Delivered]:
         """Profiles delivered with markers that are no longer selected, in key order."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """End the snapshot and close its connection; its scratch space goes with it."""
 
 
 class Store(FilterCache, Protocol):
@@ -184,30 +193,39 @@ class Store(FilterCache, Protocol):
     def schema_version(self) -> int:
         """How many schema revisions the database holds (0: an empty database)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the store's connection."""
 
     def transaction(self) -> AbstractContextManager[Store]:
         """One write transaction: committed on success, rolled back on any exception."""
 
     def reader(self) -> Snapshot:
-        """A snapshot of the workspace on its own connection, for a run's long reads (the caller closes it)."""
+        """Return a snapshot of the workspace on its own connection, for a run's long reads (the caller closes it)."""
 
     # -- settings, audit, users -----------------------------------------------------------------------
-    def get_setting(self, key: str) -> str | None: ...
+    def get_setting(self, key: str) -> str | None:
+        """Return a workspace setting's value (None: not set)."""
 
-    def set_setting(self, key: str, value: str | None) -> None: ...
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Set a workspace setting (``value`` None: remove it)."""
 
-    def audit(self, user: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None: ...
+    def audit(self, user: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+        """Record ``user``'s ``action`` on ``target`` in the audit log, with ``detail`` (JSON-ready)."""
 
-    def audit_entries(self, limit: int = 100) -> list[AuditEntry]: ...
+    def audit_entries(self, limit: int = 100) -> list[AuditEntry]:
+        """Return the newest ``limit`` audit log entries, newest first."""
 
-    def add_user(self, name: str, role: Role) -> User: ...
+    def add_user(self, name: str, role: Role) -> User:
+        """Add a user with ``role``; raise AlreadyExists if the name is taken."""
 
-    def get_user(self, name: str) -> User: ...
+    def get_user(self, name: str) -> User:
+        """Return the user named ``name``; raise NotFound if there is none."""
 
-    def list_users(self) -> list[User]: ...
+    def list_users(self) -> list[User]:
+        """Return every user, by name."""
 
-    def remove_user(self, name: str) -> None: ...
+    def remove_user(self, name: str) -> None:
+        """Delete the user: what they did (exports they own, runs, audit entries) stays as it was."""
 
     # -- connections ----------------------------------------------------------------------------------
     def add_connection(
@@ -220,19 +238,29 @@ class Store(FilterCache, Protocol):
         secrets: bytes | None,
         profile_cap: int | None,
         user: str,
-    ) -> Connection: ...
+    ) -> Connection:
+        """Add a connection (``secrets`` already encrypted); ``user`` agrees to its privacy terms.
 
-    def get_connection(self, name: str) -> Connection: ...
+        Raise AlreadyExists if the name is taken.
+        """
 
-    def get_connection_by_id(self, connection_id: int) -> Connection: ...
+    def get_connection(self, name: str) -> Connection:
+        """Return the connection named ``name``; raise NotFound if there is none."""
 
-    def list_connections(self) -> list[Connection]: ...
+    def get_connection_by_id(self, connection_id: int) -> Connection:
+        """Return the connection with id ``connection_id``; raise NotFound if there is none."""
 
-    def connection_secrets(self, connection_id: int) -> bytes | None: ...
+    def list_connections(self) -> list[Connection]:
+        """Return every connection, by name."""
 
-    def update_connection_config(self, connection_id: int, config: dict[str, Any], secrets: bytes | None) -> None: ...
+    def connection_secrets(self, connection_id: int) -> bytes | None:
+        """Return the connection's encrypted secrets (None: it has none)."""
 
-    def set_profile_cap(self, connection_id: int, cap: int | None) -> None: ...
+    def update_connection_config(self, connection_id: int, config: dict[str, Any], secrets: bytes | None) -> None:
+        """Replace the connection's configuration and encrypted secrets."""
+
+    def set_profile_cap(self, connection_id: int, cap: int | None) -> None:
+        """Set (None: clear) the most profiles the connection's exports may select."""
 
     def remove_connection(self, connection_id: int) -> int:
         """Erase the connection (secrets included); its exports are detached and disabled. Returns their count."""
@@ -253,56 +281,77 @@ class Store(FilterCache, Protocol):
         rows once stored.
         """
 
-    def get_profile(self, key: str) -> dict[str, Any]: ...
+    def get_profile(self, key: str) -> dict[str, Any]:
+        """Return a profile's attributes; raise NotFound for an unknown key."""
 
-    def find_segment(self, name: str) -> Segment | None: ...
+    def find_segment(self, name: str) -> Segment | None:
+        """Return the segment named ``name`` (None: there is none)."""
 
-    def get_segment(self, name: str) -> Segment: ...
+    def get_segment(self, name: str) -> Segment:
+        """Return the segment named ``name``; raise NotFound if there is none."""
 
-    def list_segments(self) -> list[Segment]: ...
+    def list_segments(self) -> list[Segment]:
+        """Return every segment, by name."""
 
-    def save_segment(self, name: str, kind: str, expression: str | None, user: str) -> Segment: ...
+    def save_segment(self, name: str, kind: str, expression: str | None, user: str) -> Segment:
+        """Create a segment, or change the expression of one of the same kind; return it as stored.
+
+        A changed expression voids the segment's cached membership. Raise AlreadyExists if a
+        segment of another kind has the name.
+        """
 
     def replace_members(self, segment_id: int, keys: Iterable[str]) -> tuple[int, int]:
         """Replace a static segment's members; returns (members, keys matching no profile)."""
 
-    def remove_segment(self, segment_id: int) -> None: ...
+    def remove_segment(self, segment_id: int) -> None:
+        """Delete the segment, with its members and cached membership."""
 
     def refresh_filter_caches(self, segments: Sequence[Segment]) -> None:
         """Bring stale filter-segment caches up to date; no write transaction when none is stale."""
 
     # -- exports and sync state ---------------------------------------------------------------------
-    def add_export(self, export: Export) -> Export: ...
+    def add_export(self, export: Export) -> Export:
+        """Add an export and return it as stored; raise AlreadyExists if the name is taken."""
 
-    def update_export(self, export: Export) -> Export: ...
+    def update_export(self, export: Export) -> Export:
+        """Save the export's editable fields (segments, email field, mapping, options, schedule, enabled)."""
 
-    def get_export(self, name: str) -> Export: ...
+    def get_export(self, name: str) -> Export:
+        """Return the export named ``name``; raise NotFound if there is none."""
 
-    def list_exports(self) -> list[Export]: ...
+    def list_exports(self) -> list[Export]:
+        """Return every export, by name."""
 
-    def remove_export(self, export_id: int) -> None: ...
+    def remove_export(self, export_id: int) -> None:
+        """Delete the export with its sync state (its runs stay)."""
 
     def reset_sync_state(self, export_id: int) -> None:
         """Forget what the export delivered: its next run sends everything."""
 
-    def save_sync_state(self, export_id: int, rows: Sequence[StateRow]) -> None: ...
+    def save_sync_state(self, export_id: int, rows: Sequence[StateRow]) -> None:
+        """Record what the destination acknowledged (replacing what was recorded for those profiles)."""
 
     # -- runs -------------------------------------------------------------------------------------------
     def start_run(self, export: Export, trigger: str, user: str, status: RunStatus = RunStatus.RUNNING) -> Run:
         """Record a new run; for a real run take the export's lock (stale locks are released)."""
 
     def run_ended(self, run_id: int) -> None:
-        """This process is done with the run, whether or not its final record could be written."""
+        """Note that this process is done with the run, whether or not its final record could be written."""
 
     def reap_stale_runs(self) -> None:
         """Mark runs whose process died as interrupted (their locks are released)."""
 
-    def update_run(self, run: Run) -> None: ...
+    def update_run(self, run: Run) -> None:
+        """Record the run's progress or end (once per committed batch)."""
 
-    def get_run(self, run_id: int) -> Run: ...
+    def get_run(self, run_id: int) -> Run:
+        """Return the run with id ``run_id``; raise NotFound if there is none."""
 
-    def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]: ...
+    def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
+        """Return the newest ``limit`` runs (of ``export`` only, when given), newest first."""
 
-    def save_outcomes(self, run_id: int, rows: Sequence[OutcomeRow]) -> None: ...
+    def save_outcomes(self, run_id: int, rows: Sequence[OutcomeRow]) -> None:
+        """Record what happened to each profile of a batch of the run."""
 
-    def outcomes(self, run_id: int, status: str | None = None) -> list[OutcomeRow]: ...
+    def outcomes(self, run_id: int, status: str | None = None) -> list[OutcomeRow]:
+        """Return the run's outcomes (only those with ``status``, when given), in profile key order."""

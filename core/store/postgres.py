@@ -67,16 +67,20 @@ class PostgresDatabase(Database):
     """A psycopg connection; long queries of a transaction read through server-side cursors."""
 
     def begin_write(self) -> None:
+        """Start a write transaction and take the advisory write lock (serialised with every other writer)."""
         self.driver.execute("BEGIN")
         self.execute(select(func.pg_advisory_xact_lock(_WRITE_LOCK, 0)))
 
     def begin_snapshot(self) -> None:
+        """Start a ``REPEATABLE READ`` transaction: its reads all see one snapshot of the database."""
         self.driver.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
 
     def commit(self) -> None:
+        """Commit the transaction."""
         self.driver.execute("COMMIT")
 
     def rollback(self) -> None:
+        """End the transaction without its changes (nothing when none is open, or the connection is gone)."""
         if self.in_transaction and not self.driver.closed:
             try:
                 self.driver.execute("ROLLBACK")
@@ -85,15 +89,20 @@ class PostgresDatabase(Database):
 
     @property
     def in_transaction(self) -> bool:
+        """Whether a transaction is open on the connection (a failed one included)."""
         return bool(self.driver.info.transaction_status != TransactionStatus.IDLE)
 
     def run_many(self, prepared: Prepared, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a prepared statement for each row of parameters."""
         if rows:
             self.driver.cursor().executemany(prepared.sql(self.dialect), rows)
 
     def stream(self, prepared: Prepared, parameters: Sequence[Any] = ()) -> Iterator[Any]:
-        """Rows fetched in chunks through a server-side cursor (inside a transaction), so a million
-        profiles never sit in memory; other statements may run on the connection meanwhile."""
+        """Return the rows of a long query as they come, inside a transaction through a server-side cursor.
+
+        The cursor fetches them in chunks, so a million profiles never sit in memory; other
+        statements may run on the connection meanwhile.
+        """
         if not self.in_transaction:
             return super().stream(prepared, parameters)
         cursor = self.driver.cursor(name=f"segport_{next(_CURSORS)}")
@@ -118,6 +127,7 @@ class PostgresDatabase(Database):
         return int(self.execute(select(func.max(_legacy_version.c.version))).scalar() or 0)
 
     def close(self) -> None:
+        """Close the connection; a server that is gone has closed it already."""
         try:
             super().close()
         except DBAPIError:  # the server is gone: so is the connection
@@ -184,6 +194,11 @@ class PostgresStore(SQLStore):
         source: str,
         on_chunk: Callable[[list[Any]], None] | None = None,
     ) -> Loaded:
+        """Upsert profile rows; all-or-nothing (call it inside a transaction).
+
+        The rows are copied (COPY) into a temporary table, checked for repeated keys, then upserted
+        in one statement.
+        """
         db = self.db
         seq = self.next_load()
         db.execute(CreateTable(load_rows, if_not_exists=True))
@@ -234,6 +249,11 @@ class PostgresStore(SQLStore):
         self._locking = export.id
 
     def start_run(self, export: Export, trigger: str, user: str, status: RunStatus = RunStatus.RUNNING) -> Run:
+        """Record a new run; for a real run take the export's lock (stale locks are released).
+
+        The lock is a session advisory lock this connection holds until :meth:`run_ended`, or until
+        the connection is gone; it is released at once when the run cannot be recorded.
+        """
         self._locking = None
         try:
             run = super().start_run(export, trigger, user, status)
@@ -273,6 +293,7 @@ class PostgresStore(SQLStore):
         self._unlock(run_id)
 
     def run_ended(self, run_id: int) -> None:
+        """Note that this process is done with the run, and release the run's lock."""
         super().run_ended(run_id)
         self._unlock(run_id)
 
@@ -308,7 +329,7 @@ def _connect_error(url: str, exc: BaseException) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """The server's message without detail that could quote data or the connection string."""
+    """Return the server's message without detail that could quote data or the connection string."""
     cause = driver_error(exc)
     diag = getattr(cause, "diag", None)
     primary = diag.message_primary if diag is not None else None

@@ -136,7 +136,7 @@ class Runs(Repository):
         return self.get_run(run_id)
 
     def run_ended(self, run_id: int) -> None:
-        """This process is done with the run, whether or not its final record could be written."""
+        """Note that this process is done with the run, whether or not its final record could be written."""
         _RUNNING_HERE.discard(run_id)
 
     def _interrupt_stale(self, export: Export, host: str) -> None:
@@ -175,21 +175,25 @@ class Runs(Repository):
         self.db.run(_UPDATE_RUN, (*progress, run.reject_file, run.error, plan, run.duration_s, run.id))
 
     def get_run(self, run_id: int) -> Run:
+        """Return the run with id ``run_id``; raise NotFound if there is none."""
         row = self.db.execute(select(*_COLUMNS).where(_r.id == run_id)).first()
         if row is None:
             raise NotFound(f"unknown run {run_id} (see 'segport runs list')")
         return _run(row)
 
     def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
+        """Return the newest ``limit`` runs (of ``export`` only, when given), newest first."""
         query = select(*_COLUMNS)
         if export is not None:
             query = query.where(_r.export == export)
         return [_run(r) for r in self.db.execute(query.order_by(_r.id.desc()).limit(limit))]
 
     def save_outcomes(self, run_id: int, rows: Sequence[OutcomeRow]) -> None:
+        """Record what happened to each profile of a batch of the run."""
         self.db.run_many(_SAVE_OUTCOME, [(run_id, *row) for row in rows])
 
     def outcomes(self, run_id: int, status: str | None = None) -> list[OutcomeRow]:
+        """Return the run's outcomes (only those with ``status``, when given), in profile key order."""
         o = outcomes.c
         query = select(o.profile_key, o.email, o.status, o.reason).where(o.run_id == run_id)
         if status:

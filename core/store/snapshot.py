@@ -46,8 +46,11 @@ s, p, m, ss = selection.c, profiles.c, selection_markers.c, sync_state.c
 
 
 def _changed(state: Any) -> ColumnElement[bool]:
-    """A selected profile whose delivered state (``state``: sync_state's columns) may be out of
-    date: never delivered, a newer profile version, another data matching, or other markers."""
+    """Return the condition that a selected profile's delivered state may be out of date.
+
+    ``state`` is sync_state's columns. Out of date: never delivered, a newer profile version,
+    another data matching, or other markers.
+    """
     return or_(
         state.profile_key.is_(None),
         state.seq.is_distinct_from(p.seq),
@@ -65,7 +68,11 @@ def _candidates(every: bool) -> Select[Any]:
 
 
 def _steady_holders() -> Select[Any]:
-    """Found through the email index on SQLite, whose planner would not pick it without statistics."""
+    """Return the query of :meth:`SQLSnapshot.steady_holders`.
+
+    It reads sync state through the email index on SQLite, whose planner would not pick it without
+    statistics.
+    """
     by_email = IndexedBy(sync_state, "sync_state_by_email")
     st = by_email.c
     joined = (
@@ -82,8 +89,10 @@ def _steady_holders() -> Select[Any]:
 
 
 def _upsert_selected(dialect: Dialect, rows: Select[Any] | None = None) -> Any:
-    """INSERT into the selection (``rows``, else one key and bitmask), OR-ing the bitmask into a
-    profile's when it is there already."""
+    """Return an INSERT into the selection of ``rows`` (else of one key and bitmask).
+
+    A profile selected already gets the new bitmask OR-ed into its own.
+    """
     statement = dialect_insert(dialect, selection)
     if rows is None:
         statement = statement.values(key=bindparam("key"), segs=bindparam("segs"))
@@ -142,6 +151,7 @@ class SQLSnapshot(FilterCacheQueries):
             raise
 
     def close(self) -> None:
+        """End the snapshot and close its connection; its scratch space goes with it."""
         try:
             self.db.rollback()
         finally:
@@ -158,6 +168,7 @@ class SQLSnapshot(FilterCacheQueries):
 
     # -- the selection ------------------------------------------------------------------------------
     def clear_selection(self) -> None:
+        """Empty the selection (its table is created on first use)."""
         self._fresh(selection)
 
     def select_static(self, segment_id: int, bit: int) -> None:
@@ -205,16 +216,17 @@ class SQLSnapshot(FilterCacheQueries):
         self._steady_sql = self.db.sql(_STEADY_HOLDERS)
 
     def candidates(self, export_id: int, mapping: int, *, every: bool) -> Iterator[Candidate]:
-        """Selected profiles whose delivered state may be out of date (``every``: all), in key order."""
+        """Return selected profiles whose delivered state may be out of date (``every``: all), in key order."""
         if every:
             return map(Candidate._make, self.db.stream(_EVERY_CANDIDATE, (export_id,)))
         return map(Candidate._make, self.db.stream(_CANDIDATES, (export_id, mapping)))
 
     def has_sync_state(self, export_id: int) -> bool:
+        """Return whether the export has any sync state (False: it never delivered, or was reset)."""
         return bool(self.db.run(_HAS_STATE, (export_id,)).fetchone()[0])
 
     def steady_holders(self, export_id: int, mapping: int, email: str) -> list[Holder]:
-        """The selected, unchanged profiles delivered with ``email``, in key order."""
+        """Return the selected, unchanged profiles delivered with ``email``, in key order."""
         return list(map(Holder._make, self._execute(self._steady_sql, (export_id, email, mapping))))
 
     def hold(self, email: str, segs: int) -> bool:
@@ -223,7 +235,7 @@ class SQLSnapshot(FilterCacheQueries):
         return taken
 
     def holder_segments(self, email: str) -> int | None:
-        """The segment bitmask of the profile that took ``email`` in this run, if one did."""
+        """Return the segment bitmask of the profile that took ``email`` in this run (None: none did)."""
         row = self._execute(self._holder_sql, (email,)).fetchone()
         return None if row is None else int(row[0])
 
@@ -232,7 +244,7 @@ class SQLSnapshot(FilterCacheQueries):
         self.db.run_many(_SPILL, rows)
 
     def exits(self) -> Iterator[Delivered]:
-        """The exits kept, in the order they were spilled."""
+        """Return the exits kept, in the order they were spilled."""
         return map(Delivered._make, self.db.stream(_EXITS))
 
     def left_selection(self, export_id: int) -> Iterator[Delivered]:

@@ -62,20 +62,25 @@ class SQLiteDatabase(Database):
     """A connection to the SQLite file; transactions are SQLite's own statements."""
 
     def begin_write(self) -> None:
+        """Start a write transaction (``BEGIN IMMEDIATE``: serialised with every other writer)."""
         self.driver.execute("BEGIN IMMEDIATE")  # takes the write lock now, not at the first write
 
     def begin_snapshot(self) -> None:
+        """Start a transaction whose reads all see one snapshot of the database."""
         self.driver.execute("BEGIN")  # the snapshot is taken at the first read
 
     def commit(self) -> None:
+        """Commit the transaction."""
         self.driver.execute("COMMIT")
 
     def rollback(self) -> None:
+        """End the transaction without its changes (nothing when none is open)."""
         if self.driver.in_transaction:
             self.driver.execute("ROLLBACK")
 
     @property
     def in_transaction(self) -> bool:
+        """Whether a transaction is open on the connection."""
         return bool(self.driver.in_transaction)
 
     def legacy_schema_version(self) -> int:
@@ -140,6 +145,10 @@ class SQLiteStore(SQLStore):
         source: str,
         on_chunk: Callable[[list[Any]], None] | None = None,
     ) -> Loaded:
+        """Upsert profile rows; all-or-nothing (call it inside a transaction).
+
+        Each chunk's keys go into a temporary table first, whose primary key catches a repeated key.
+        """
         seq = self.next_load()
         self.db.execute(CreateTable(load_keys, if_not_exists=True))
         self.db.execute(delete(load_keys))

@@ -38,7 +38,7 @@ def managed(db: Database) -> bool:
 
 
 def revision(db: Database) -> str | None:
-    """The database's Alembic revision (None: Alembic never ran on it, or it is at the base)."""
+    """Return the database's Alembic revision (None: Alembic never ran on it, or it is at the base)."""
     if not managed(db):
         return None
     found: str | None = db.execute(select(_version.c.version_num)).scalar()
@@ -46,8 +46,10 @@ def revision(db: Database) -> str | None:
 
 
 def schema_version(db: Database) -> int:
-    """How many schema revisions the database holds: 0 for an empty one, more than :data:`REVISIONS`
-    for one a newer segport made."""
+    """Return how many schema revisions the database holds.
+
+    0 for an empty database; more than :data:`REVISIONS` holds for one a newer segport made.
+    """
     if not managed(db):
         return db.legacy_schema_version()
     current = revision(db)

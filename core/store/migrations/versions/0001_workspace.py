@@ -25,6 +25,7 @@ def _id() -> sa.Column[int]:
 
 
 def upgrade() -> None:
+    """Create the workspace tables."""
     op.create_table("settings", sa.Column("key", TEXT, primary_key=True), sa.Column("value", TEXT, nullable=False))
     op.create_table(
         "users",
@@ -139,6 +140,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the workspace tables (their data is lost)."""
     for table in ("audit", "outcomes", "runs", "sync_state", "exports", "segment_members", "segments"):
         op.drop_table(table)
     for table in ("profiles", "connections", "users", "settings"):

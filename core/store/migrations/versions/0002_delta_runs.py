@@ -24,6 +24,7 @@ INTEGER: sa.types.TypeEngine[int] = sa.BigInteger().with_variant(sa.INTEGER(), "
 
 
 def upgrade() -> None:
+    """Add profile versions, the filter-segment membership cache, delivered versions and the email index."""
     op.add_column("profiles", sa.Column("seq", INTEGER, nullable=False, server_default=sa.text("0")))
     op.create_index("profiles_by_seq", "profiles", ["seq"])
     op.add_column("segments", sa.Column("cached_seq", INTEGER))
@@ -39,6 +40,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Remove the columns, table and indexes :func:`upgrade` adds."""
     op.drop_index("sync_state_by_email", "sync_state")
     op.drop_column("sync_state", "mapping")
     op.drop_column("sync_state", "seq")

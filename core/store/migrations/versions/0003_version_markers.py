@@ -34,8 +34,10 @@ def _mark(version: int) -> None:
 
 
 def upgrade() -> None:
+    """Set the schema version of releases before Alembic to 3."""
     _mark(3)
 
 
 def downgrade() -> None:
+    """Set the schema version of releases before Alembic back to 2."""
     _mark(2)
