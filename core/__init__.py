@@ -4,6 +4,8 @@ The public surface for plugin authors and embedding applications; import only fr
 (and from :mod:`segport.testing`).
 """
 
+from typing import TYPE_CHECKING
+
 from .contract import (
     DEFAULT_PROFILE_CAP,
     AuthHandler,
@@ -49,7 +51,9 @@ from .models import Connection, Export, Role, Run, RunStatus, Segment, Share, Us
 from .pending import PendingJob, complete_batch
 from .pipeline.dispatcher import RetryPolicy
 from .registry import Registry
-from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
 
 __version__ = "0.1.0"
 
@@ -106,3 +110,12 @@ __all__ = [
     "hookimpl",
     "spec_from_package",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import :class:`Workspace` on first use: a plugin importing the contract does not load the store."""
+    if name == "Workspace":
+        from .workspace import Workspace
+
+        return Workspace
+    raise AttributeError(f"module 'segport' has no attribute {name!r}")

@@ -98,3 +98,14 @@ def test_plugin_tests_import_only_documented_modules(path: Path) -> None:
 def test_every_plugin_package_is_scanned() -> None:
     assert all(package.is_dir() for package in PACKAGES)
     assert len(plugin_modules()) >= 20 and len(sandbox_modules()) >= 6
+
+
+@pytest.mark.parametrize("module", ["segport_mailchimp", "segport_campaignmonitor", "segport_mailchimp.sandbox"])
+def test_importing_a_plugin_does_not_load_the_store(module: str) -> None:
+    """``from segport import Destination`` costs the contract, not SQLAlchemy and the workspace."""
+    import subprocess
+    import sys
+
+    probe = f"import sys, {module}; print(sorted(m for m in ('sqlalchemy', 'segport.workspace') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
