@@ -239,34 +239,25 @@ def _diff(
     key: str, mapped: Mapped, segments: frozenset[str], previous: PreviousRow | None, full: bool, seq: int
 ) -> Step:
     """Plan a candidate: what to send of it (fields, markers to add and remove), or only remember it."""
-
-    def send(*, add: frozenset[str], remove: frozenset[str], upsert: bool, new: bool) -> Send:
-        record = Record(
-            key=key,
-            email=mapped.email,
-            fields=mapped.fields,
-            segments=segments,
-            add=add,
-            remove=remove,
-            upsert=upsert,
-            new=new,
-        )
-        return Send(record=record, digest=mapped.digest, markers=segments, seq=seq)
-
     if previous is not None and previous.email != mapped.email:
         # A new address is a new person at the destination. (The old address keeps its markers:
         # a known limitation, documented in docs/architecture.md.)
-        return send(add=segments, remove=frozenset(), upsert=True, new=True)
-    if previous is None or full:
+        add, remove, upsert, new = segments, frozenset[str](), True, True
+    elif previous is None or full:
         old: frozenset[str] = frozenset() if previous is None else frozenset(json.loads(previous.markers))
         add = segments if full else segments - old
-        return send(add=add, remove=old - segments, upsert=True, new=previous is None)
-    old = frozenset(json.loads(previous.markers))
-    changed = previous.digest != mapped.digest
-    add, remove = segments - old, old - segments
-    if not (changed or add or remove):
-        return Remember(key=key, email=mapped.email, digest=mapped.digest, markers=segments, seq=seq)
-    return send(add=add, remove=remove, upsert=changed, new=False)
+        remove, upsert, new = old - segments, True, previous is None
+    else:
+        old = frozenset(json.loads(previous.markers))
+        upsert = previous.digest != mapped.digest
+        add, remove, new = segments - old, old - segments, False
+        if not (upsert or add or remove):
+            return Remember(key=key, email=mapped.email, digest=mapped.digest, markers=segments, seq=seq)
+    record = Record(
+        key=key, email=mapped.email, fields=mapped.fields, segments=segments, add=add, remove=remove, upsert=upsert,
+        new=new,
+    )
+    return Send(record=record, digest=mapped.digest, markers=segments, seq=seq)
 
 
 def _exit(row: PreviousRow, kept: frozenset[str]) -> Send | Remember:
