@@ -5,18 +5,31 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import string
 from dataclasses import dataclass
 from typing import Mapping
 
 # Pragmatic syntax check (RFC 5321 sizes, one @, a dotted domain, no spaces or control characters).
 # The platform remains the judge of deliverability; this only stops what can never be sent.
-_NON_ASCII = "\u0080-\ud7ff\ue000-\uffff"  # letters beyond ASCII, never a (lone) surrogate: those cannot be sent
-_ATOM = rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~{_NON_ASCII}-]+"
-_LABEL = f"A-Za-z0-9{_NON_ASCII}"
+# Characters beyond ASCII are letters too, but never a (lone) surrogate or a character beyond the
+# BMP. Each class is written as its complement: the same set, compiled in microseconds where the
+# ranges \u0080-\ud7ff\ue000-\uffff cost 10 ms a class at every start of the CLI.
+_ATOM_ASCII = string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-"
+_LABEL_ASCII = string.ascii_letters + string.digits
+
+
+def _letters(ascii_allowed: str) -> str:
+    """Return a regex class of the ASCII characters given and every non-ASCII BMP character but surrogates."""
+    refused = "".join(re.escape(chr(c)) for c in range(128) if chr(c) not in ascii_allowed)
+    return f"[^{refused}\\ud800-\\udfff\\U00010000-\\U0010ffff]"
+
+
+_ATOM = _letters(_ATOM_ASCII) + "+"
+_LABEL, _LABEL_HYPHEN = _letters(_LABEL_ASCII), _letters(_LABEL_ASCII + "-")
 _EMAIL = re.compile(
     rf"^(?=.{{3,254}}$)(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*"
-    rf"@(?:[{_LABEL}](?:[{_LABEL}-]{{0,61}}[{_LABEL}])?\.)+"
-    rf"[A-Za-z{_NON_ASCII}][{_LABEL}-]{{0,62}}$"
+    rf"@(?:{_LABEL}(?:{_LABEL_HYPHEN}{{0,61}}{_LABEL})?\.)+"
+    rf"{_letters(string.ascii_letters)}{_LABEL_HYPHEN}{{0,62}}$"
 )
 
 
