@@ -51,16 +51,10 @@ class StoredProfile(NamedTuple):
     seq: int
 
 
-class Candidate(NamedTuple):
-    """A selected profile whose delivered state may be out of date, with that state (None: never sent)."""
-
-    key: str
-    segs: int  # bitmask of the export's segments it is in
-    attrs: str  # the profile, JSON
-    seq: int
-    email: str | None
-    digest: bytes | None
-    markers: str | None
+Candidate = tuple[str, int, str, int, "str | None", "bytes | None", "str | None"]
+"""A selected profile whose delivered state may be out of date, as the driver's row (no wrapper:
+the planner unpacks a million of them): key, segment bitmask, attributes (JSON), profile version,
+then the delivered email, record hash and markers (JSON), all None when never sent."""
 
 
 class Holder(NamedTuple):

@@ -217,9 +217,12 @@ class SQLSnapshot(FilterCacheQueries):
 
     def candidates(self, export_id: int, mapping: int, *, every: bool) -> Iterator[Candidate]:
         """Return selected profiles whose delivered state may be out of date (``every``: all), in key order."""
+        rows: Iterator[Candidate]
         if every:
-            return map(Candidate._make, self.db.stream(_EVERY_CANDIDATE, (export_id,)))
-        return map(Candidate._make, self.db.stream(_CANDIDATES, (export_id, mapping)))
+            rows = self.db.stream(_EVERY_CANDIDATE, (export_id,))
+        else:
+            rows = self.db.stream(_CANDIDATES, (export_id, mapping))
+        return rows
 
     def has_sync_state(self, export_id: int) -> bool:
         """Return whether the export has any sync state (False: it never delivered, or was reset)."""

@@ -98,7 +98,7 @@ def assert_keys_come_sorted(ws: Workspace, tmp_path: Path) -> None:
     try:
         assert Selection(snapshot, [segment]).materialise() == len(keys)
         snapshot.start_plan(lambda mask: "[]")
-        assert [c.key for c in snapshot.candidates(0, 0, every=True)] == sorted(keys)
+        assert [c[0] for c in snapshot.candidates(0, 0, every=True)] == sorted(keys)  # c[0]: the key
     finally:
         snapshot.close()
 
