@@ -684,6 +684,16 @@ def _seed_member(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(member)
 
 
+@route("POST", r"/_sandbox/compliance")
+def _seed_compliance(sb: MailchimpSandbox, req: Request) -> Response:
+    """``{"email"}``: put the address in compliance state (as ``segport sandbox --compliance`` does)."""
+    email = req.json().get("email")
+    if not isinstance(email, str) or "@" not in email:
+        raise invalid([("email", "This value should not be blank.")])
+    sb.mark_compliance(email)
+    return Response(204)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a sandbox until SIGINT/SIGTERM; print ``key: value`` lines describing it."""
     return serve_main(
