@@ -196,7 +196,8 @@ class _MemberError(Exception):
 def _subscribe_blocked(current: str | None, new: str, flagged: bool) -> bool:
     """Whether setting ``new`` on a member now ``current`` is refused as a compliance state.
 
-    Subscribing (``subscribed``/``pending``) a compliance-flagged address, or a cleaned member, is refused;
+    Subscribing a ``flagged`` address (callers pass whether the flag blocks ``new``: ``pending`` passes),
+    or making a cleaned member ``subscribed``/``pending``, is refused;
     an unsubscribed member may not become ``subscribed`` but may become ``pending`` (a re-confirmation
     email; maintainers call it intended). See docs/providers/mailchimp.md#compliance-state.
     """
