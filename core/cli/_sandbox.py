@@ -48,6 +48,36 @@ KINDS_HELP = (  # the kinds of segport.sandboxing.FAULT_KINDS (imported only whe
     help="Inject faults only into calls whose 'METHOD /path' matches, e.g. 'POST .*/import'.",
 )
 @click.option("--seed", type=int, default=None, help="Seed for ids, keys and faults (reproducible runs).")
+@click.option(
+    "--api-key", default=None, metavar="KEY", help="The API key the sandbox accepts (default: a generated one)."
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="Calls in flight per credential before 429 (default: the sandbox's, 10 for Mailchimp and Campaign Monitor).",
+)
+@click.option(
+    "--compliance",
+    "compliance",
+    multiple=True,
+    metavar="EMAIL",
+    help="Mailchimp: an address in compliance state (subscribing it is refused). Repeatable.",
+)
+@click.option(
+    "--suppressed",
+    "suppressed",
+    multiple=True,
+    metavar="EMAIL",
+    help="Campaign Monitor: an address on the client's suppression list. Repeatable.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print one JSON line {"base_url", "api_key", "list_id", "client_id"} once serving, and nothing else.',
+)
 def sandbox(
     destination: str,
     host: str,
@@ -56,14 +86,30 @@ def sandbox(
     fail_rate: float,
     seed: int | None,
     fault_kinds: str | None,
+    api_key: str | None,
+    max_connections: int | None,
+    compliance: tuple[str, ...],
+    suppressed: tuple[str, ...],
+    as_json: bool,
     **faults: Any,
 ) -> None:
-    """Serve a local sandbox of a destination's platform until SIGINT/SIGTERM."""
+    """Serve a local sandbox of a destination's platform until SIGINT/SIGTERM.
+
+    Its set-up and test API (/_sandbox/state, /_sandbox/faults, ...) are described in docs/sandboxes.md.
+    """
     from ..sandboxing import open_sandbox  # the segport.sandboxes entry points; loads http.server
 
     default_registry().get(destination)  # an unknown or broken destination is reported first, as before
-    server = open_sandbox(destination, latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
+    options = {"api_key": api_key, "max_connections": max_connections}
+    server = open_sandbox(
+        destination,
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        seed=seed,
+        **{name: value for name, value in options.items() if value is not None},
+    )
     _set_faults(server, fault_kinds, faults)
+    _seed_addresses(server, destination, compliance, suppressed)
     url = server.start(host, port)
     stop = threading.Event()
 
@@ -72,15 +118,36 @@ def sandbox(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    click.echo(f"{destination} sandbox serving at {url}")
-    click.echo(f"connection config: {json.dumps(server.demo_connection())}")
-    click.echo(f"export options: {json.dumps(server.demo_export_options())}", nl=True)
+    if as_json:
+        click.echo(json.dumps(server.describe()))
+    else:
+        click.echo(f"{destination} sandbox serving at {url}")
+        click.echo(f"connection config: {json.dumps(server.demo_connection())}")
+        click.echo(f"export options: {json.dumps(server.demo_export_options())}", nl=True)
     try:
         while not stop.wait(0.5):
             pass
     finally:
         server.stop()
-    click.echo("sandbox stopped")
+    if not as_json:
+        click.echo("sandbox stopped")
+
+
+def _seed_addresses(server: object, destination: str, compliance: tuple[str, ...], suppressed: tuple[str, ...]) -> None:
+    """Flag ``--compliance`` addresses (``mark_compliance``) and suppress ``--suppressed`` ones (``suppress``)."""
+    for flag, method, emails in (
+        ("--compliance", "mark_compliance", compliance),
+        ("--suppressed", "suppress", suppressed),
+    ):
+        if not emails:
+            continue
+        mark = getattr(server, method, None)
+        if not callable(mark):
+            raise click.UsageError(f"{flag}: the {destination} sandbox has no such setting")
+        for email in emails:
+            if "@" not in email:
+                raise click.UsageError(f"{flag}: {email!r} is not an email address")
+            mark(email)
 
 
 def _set_faults(server: object, kinds: str | None, faults: dict[str, Any]) -> None:

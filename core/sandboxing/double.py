@@ -114,8 +114,8 @@ class PlatformDouble(ABC):
     def seed_member(self, email: str, fields: Mapping[str, Any]) -> None:
         """Store a person who exists before any export, exactly as the platform would store them.
 
-        ``email`` keeps its case: the kit passes ``Grace.Hopper@Example.COM`` and expects a record for
-        ``grace.hopper@example.com`` to reach that person, not a second one.
+        ``email`` keeps its case: the kit passes ``Grace.Hopper@Segport-Test.NET`` and expects a record for
+        ``grace.hopper@segport-test.net`` to reach that person, not a second one.
         """
 
     @abstractmethod

@@ -50,6 +50,21 @@ class Sandbox(ABC):
     def summary(self) -> dict[str, Any]:
         """Return what landed: e.g. members per status and members per segment marker."""
 
+    def describe(self) -> dict[str, Any]:
+        """Return what a client needs to talk to the running sandbox (``segport sandbox NAME --json``).
+
+        ``{"base_url": the API root, "api_key", "list_id": the audience/list, "client_id": or None}``;
+        by default read from :meth:`demo_connection` and :meth:`demo_export_options`.
+        """
+        connection, options = self.demo_connection(), self.demo_export_options()
+        list_id = options.get("list_id") or options.get("audience_id") or next(iter(options.values()), None)
+        return {
+            "base_url": connection.get("api_base_url") or self.base_url,
+            "api_key": connection.get("api_key"),
+            "list_id": list_id,
+            "client_id": None,
+        }
+
     def demo_mapping(self) -> dict[str, str]:
         """Return the data matching for ``segport demo``: {destination field: attribute}.
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ..errors import PluginContractError, PluginError, PluginLoadError
 from .interface import Sandbox
 
-__all__ = ["SANDBOXES_GROUP", "SandboxFactory", "find_sandbox", "open_sandbox", "sandbox_names"]
+__all__ = ["SANDBOXES_GROUP", "SandboxFactory", "find_sandbox", "open_sandbox", "sandbox_accepts", "sandbox_names"]
 
 SANDBOXES_GROUP = "segport.sandboxes"
 
@@ -27,8 +27,10 @@ SANDBOXES_GROUP = "segport.sandboxes"
 class SandboxFactory(Protocol):
     """What a ``segport.sandboxes`` entry point names: a Sandbox class, or a function making one."""
 
-    def __call__(self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> Sandbox:
-        """Return a new sandbox, not started."""
+    def __call__(
+        self, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None, **options: Any
+    ) -> Sandbox:
+        """Return a new sandbox, not started (``options``: further settings the sandbox takes, if any)."""
 
 
 def sandbox_names() -> list[str]:
@@ -65,15 +67,34 @@ def find_sandbox(name: str) -> SandboxFactory | None:
     return factory
 
 
-def open_sandbox(name: str, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None) -> Sandbox:
+def sandbox_accepts(factory: SandboxFactory, option: str) -> bool:
+    """Return whether ``factory`` takes the keyword argument ``option`` (e.g. ``api_key``, ``max_connections``)."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return True
+    found = parameters.get(option)
+    if found is not None:
+        return found.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def open_sandbox(
+    name: str, *, latency_ms: int = 0, fail_rate: float = 0.0, seed: int | None = None, **options: Any
+) -> Sandbox:
     """Return a new sandbox of destination ``name``, not started.
 
-    Raises :class:`PluginError` (exit 7) when none is registered, and as :func:`find_sandbox` does.
+    ``options`` are further keyword arguments of its factory (``api_key``, ``max_connections``...).
+    Raises :class:`PluginError` (exit 7) when none is registered or its factory does not take one of the
+    ``options``, and as :func:`find_sandbox` does.
     """
     factory = find_sandbox(name)
     if factory is None:
         raise PluginError(f"destination {name!r} ships no sandbox")
-    sandbox = factory(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
+    unknown = [option for option in options if not sandbox_accepts(factory, option)]
+    if unknown:
+        raise PluginError(f"the {name} sandbox takes no {', '.join(unknown)} (leave that option out)")
+    sandbox = factory(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed, **options)
     if not isinstance(sandbox, Sandbox):
         raise PluginContractError(
             f"sandbox {name!r}: its factory returned {type(sandbox).__name__}, not a segport.sandboxing.Sandbox"

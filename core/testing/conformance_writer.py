@@ -168,8 +168,8 @@ class WriterChecks(DestinationKit):
     def test_email_identity_is_case_insensitive(
         self, destination: Destination, config: dict[str, Any], options: dict[str, Any], platform: PlatformDouble
     ) -> None:
-        """A person stored as ``Grace.Hopper@Example.COM`` is the record ``grace.hopper@example.com``."""
-        stored = "Grace.Hopper@Example.COM"
+        """A person stored as ``Grace.Hopper@Segport-Test.NET`` is the record ``grace.hopper@segport-test.net``."""
+        stored = "Grace.Hopper@Segport-Test.NET"
         platform.seed_member(stored, self.sample_fields(destination, "old"))
         record = Record(
             "grace",
@@ -251,10 +251,14 @@ class WriterChecks(DestinationKit):
         fields = self.sample_fields(destination, "e2e")
         mapping = {name: f"attr_{i}" for i, name in enumerate(fields)}
         rows = [
-            {"id": f"p{i}", "email": f"kit.e2e.{i}@example.com", **{a: f"{fields[f]} {i}" for f, a in mapping.items()}}
+            {
+                "id": f"p{i}",
+                "email": f"kit.e2e.{i}@segport-test.net",
+                **{a: f"{fields[f]} {i}" for f, a in mapping.items()},
+            }
             for i in range(6)
         ]
-        rows[0]["email"] = "  Kit.E2E.Mixed@Example.COM "
+        rows[0]["email"] = "  Kit.E2E.Mixed@Segport-Test.NET "
         profiles = write_rows(tmp_path / "profiles.csv", list(rows[0]), [list(row.values()) for row in rows])
         for name, keys in ((alpha, "p0 p1 p2 p3"), (beta, "p2 p3 p4 p5")):
             write_keys(tmp_path / f"{name}.txt", keys.split())
@@ -277,13 +281,15 @@ class WriterChecks(DestinationKit):
             )
             first = ws.run_export("kit-export")
             assert first.status is RunStatus.SUCCEEDED, f"the first run ended {first.status.value}: {first.error}"
-            emails = {f"kit.e2e.{i}@example.com" for i in range(1, 6)} | {"kit.e2e.mixed@example.com"}
+            emails = {f"kit.e2e.{i}@segport-test.net" for i in range(1, 6)} | {"kit.e2e.mixed@segport-test.net"}
             landed = self.members_by_email(platform)
             assert emails <= set(landed), f"not at the platform after a run: {sorted(emails - set(landed))}"
             self.assert_member(
-                landed["kit.e2e.2@example.com"], fields={f: f"{v} 2" for f, v in fields.items()}, markers={alpha, beta}
+                landed["kit.e2e.2@segport-test.net"],
+                fields={f: f"{v} 2" for f, v in fields.items()},
+                markers={alpha, beta},
             )
-            self.assert_member(landed["kit.e2e.mixed@example.com"], markers={alpha})
+            self.assert_member(landed["kit.e2e.mixed@segport-test.net"], markers={alpha})
             second = ws.run_export("kit-export")
             sent = {k: v for k, v in second.counts.items() if k != "unchanged" and v}
             assert second.status is RunStatus.SUCCEEDED and not sent, f"a run with no change sent {sent}"
@@ -291,6 +297,6 @@ class WriterChecks(DestinationKit):
             ws.load_segment(alpha, tmp_path / f"{alpha}.txt")
             third = ws.run_export("kit-export")
             assert third.status is RunStatus.SUCCEEDED, f"the third run ended {third.status.value}: {third.error}"
-            self.assert_member(self.members_by_email(platform)["kit.e2e.mixed@example.com"], markers=set())
+            self.assert_member(self.members_by_email(platform)["kit.e2e.mixed@segport-test.net"], markers=set())
         finally:
             ws.close()

@@ -107,10 +107,10 @@ class DestinationKit:
         return {name: f"Kit {tag}" for name in list(destination.spec().fields.known)[:2]}
 
     def record(self, i: int, *, segments: set[str] | frozenset[str]) -> Record:
-        """Return a new person ``kit.<i>@example.com`` entering ``segments``, sample fields numbered ``i``."""
+        """Return a new person ``kit.<i>@segport-test.net`` entering ``segments``, sample fields numbered ``i``."""
         fields = {name: f"{value} {i}" for name, value in self._fields.items()}
         marks = frozenset(segments)
-        return Record(f"k{i}", f"kit.{i}@example.com", fields, segments=marks, add=marks)
+        return Record(f"k{i}", f"kit.{i}@segport-test.net", fields, segments=marks, add=marks)
 
     def writer(
         self, destination: Destination, config: Mapping[str, Any], options: Mapping[str, Any], *, dry_run: bool = False

@@ -51,7 +51,7 @@ class KitPerson:
 
 
 def kit_people(count: int, fields: Mapping[str, str], segments: tuple[str, str], *, tag: str = "r") -> list[KitPerson]:
-    """Return ``count`` people ``kit.<tag><i>@example.com`` spread over the two ``segments``.
+    """Return ``count`` people ``kit.<tag><i>@segport-test.net`` spread over the two ``segments``.
 
     Even ones are in the first segment, odd ones in the second, every third one in the second as well;
     their fields are the sample fields numbered ``i``.
@@ -61,7 +61,7 @@ def kit_people(count: int, fields: Mapping[str, str], segments: tuple[str, str],
     for i in range(count):
         markers = {alpha if i % 2 == 0 else beta} | ({beta} if i % 3 == 0 else set())
         values = {name: f"{value} {i}" for name, value in fields.items()}
-        people.append(KitPerson(f"{tag}{i:05d}", f"kit.{tag}{i}@example.com", values, frozenset(markers)))
+        people.append(KitPerson(f"{tag}{i:05d}", f"kit.{tag}{i}@segport-test.net", values, frozenset(markers)))
     return people
 
 

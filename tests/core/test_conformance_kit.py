@@ -240,7 +240,7 @@ def test_an_unhashed_email_breaks_identity(kit: pytest.Pytester) -> None:
     assert checks["FAILED"] == {"test_email_identity_is_case_insensitive"}, result.stdout.str()
     assert not checks["ERROR"]
     result.assert_outcomes(passed=len(checks["PASSED"]), failed=1)
-    result.stdout.fnmatch_lines(["*2 people at the platform for grace.hopper@example.com*"])
+    result.stdout.fnmatch_lines(["*2 people at the platform for grace.hopper@segport-test.net*"])
 
 
 def test_ignored_per_record_errors_are_caught(kit: pytest.Pytester) -> None:
@@ -248,7 +248,7 @@ def test_ignored_per_record_errors_are_caught(kit: pytest.Pytester) -> None:
     assert checks["FAILED"] == {"test_per_record_errors_become_rejects"}, result.stdout.str()
     assert not checks["ERROR"]
     result.assert_outcomes(passed=len(checks["PASSED"]), failed=1)
-    result.stdout.fnmatch_lines(["*the platform refused kit.1@example.com inside its answer*updated*"])
+    result.stdout.fnmatch_lines(["*the platform refused kit.1@segport-test.net inside its answer*updated*"])
 
 
 def test_a_secret_in_a_log_line_is_caught(kit: pytest.Pytester) -> None:

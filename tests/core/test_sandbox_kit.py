@@ -524,3 +524,136 @@ def test_the_kit_keeps_its_former_import_path() -> None:
     for name in former:
         assert getattr(sandbox, name) is getattr(sandboxing, name), name
     assert (double.PlatformDouble, double.PlatformMember) == (sandboxing.PlatformDouble, sandboxing.PlatformMember)
+
+
+# -- `segport sandbox NAME`: set up from the command line, described in one JSON line ---------------------
+
+
+def _serve(*args: str) -> tuple[Any, dict[str, Any]]:
+    """Start ``segport sandbox ARGS --json``; return the process and its one JSON line."""
+    import json
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segport", "sandbox", *args, "--json", "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line, proc.stderr.read() if proc.stderr else ""
+    return proc, json.loads(line)
+
+
+def _stop(proc: Any) -> str:
+    """SIGTERM the sandbox; return what it printed after its JSON line (nothing, with ``--json``)."""
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    return str(out)
+
+
+def test_the_mailchimp_sandbox_is_set_up_by_flags() -> None:
+    key = "0123456789abcdef0123456789abcdef-us1"
+    proc, info = _serve(
+        "mailchimp", "--api-key", key, "--max-connections", "2", "--compliance", "Flagged@Segport-Test.net"
+    )
+    try:
+        assert set(info) == {"base_url", "api_key", "list_id", "client_id"}
+        assert info["api_key"] == key and info["client_id"] is None and info["base_url"].endswith("/3.0")
+        members = f"{info['base_url']}/lists/{info['list_id']}/members/flagged@segport-test.net"
+        body = {"email_address": "flagged@segport-test.net", "status_if_new": "subscribed"}
+        refused = requests.put(members, json=body, auth=("u", key))
+        assert (refused.status_code, refused.json()["title"]) == (400, "Member In Compliance State")
+        root = info["base_url"].rsplit("/", 1)[0]
+        assert requests.post(root + "/_sandbox/faults", json={"latency_ms": 800}).status_code == 200
+        start, codes = threading.Barrier(4), []
+
+        def call() -> None:
+            start.wait()
+            codes.append(requests.get(info["base_url"] + "/ping", auth=("u", key)).status_code)
+
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(codes) == [200, 200, 429, 429]
+    finally:
+        assert _stop(proc) == ""
+
+
+def test_the_campaignmonitor_sandbox_is_set_up_by_flags() -> None:
+    proc, info = _serve("campaignmonitor", "--api-key", "k" * 32, "--suppressed", "gone@segport-test.net")
+    try:
+        assert info["api_key"] == "k" * 32 and info["base_url"].endswith("/api/v3.3")
+        assert info["client_id"] and info["list_id"]
+        state = requests.get(info["base_url"].rsplit("/", 2)[0] + "/_sandbox/state").json()
+        assert "gone@segport-test.net" in json_text(state)
+        clients = requests.get(info["base_url"] + "/clients.json", auth=("k" * 32, "x"))
+        assert clients.status_code == 200 and clients.json()[0]["ClientID"] == info["client_id"]
+    finally:
+        assert _stop(proc) == ""
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value).lower()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("campaignmonitor", "--compliance", "a@segport-test.net"), "--compliance: the campaignmonitor sandbox"),
+        (("mailchimp", "--suppressed", "a@segport-test.net"), "--suppressed: the mailchimp sandbox"),
+        (("mailchimp", "--compliance", "not-an-address"), "is not an email address"),
+        (("mailchimp", "--max-connections", "0"), "--max-connections"),
+    ],
+)
+def test_a_setting_a_sandbox_lacks_is_a_usage_error(args: tuple[str, ...], message: str) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "segport", "sandbox", *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_open_sandbox_refuses_an_option_its_factory_lacks() -> None:
+    from segport.errors import PluginError
+    from segport.sandboxing import open_sandbox
+    from segport.sandboxing.registry import sandbox_accepts
+
+    assert sandbox_accepts(Echo, "key") and not sandbox_accepts(Echo, "max_connections")
+    with pytest.raises(PluginError, match="takes no nothing_like_this"):
+        open_sandbox("mailchimp", nothing_like_this=1)
+    cm = open_sandbox("campaignmonitor", max_connections=3, api_key="k")
+    assert isinstance(cm, SandboxServer) and cm.max_connections == 3
+    cm.start()
+    try:
+        assert cm.describe()["api_key"] == "k" and cm.describe()["client_id"]
+    finally:
+        cm.stop()
+
+
+def test_the_documented_test_api_is_served() -> None:
+    """Every ``/_sandbox/`` route the built-in sandboxes serve is in docs/sandboxes.md, and the other way round."""
+    import re
+    from pathlib import Path
+
+    from segport.sandboxing.control import CONTROL
+    from segport_campaignmonitor.sandbox.server import router as cm_router
+    from segport_mailchimp.sandbox.server import router as mc_router
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "sandboxes.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(GET|POST) (/_sandbox/[a-z-]+)`", doc))
+    served = set()
+    for routes in (CONTROL.routes, mc_router.routes, cm_router.routes):
+        for method, pattern, _ in routes:
+            if pattern.pattern.startswith(("/_sandbox/", r"/_sandbox/")):
+                for name in re.findall(r"[a-z-]+", pattern.pattern.removeprefix("/_sandbox/")):
+                    if name not in ("P", "action"):
+                        served.add((method, "/_sandbox/" + name))
+    assert served == documented

@@ -41,6 +41,7 @@ LIST_STATES = {
     "bounced": "Bounced",
     "unconfirmed": "Unconfirmed",
 }
+DEFAULT_MAX_CONNECTIONS = 10  # calls in flight per credential (docs/providers/campaignmonitor.md#rate-limits)
 BAD_CODE = "Specified code was invalid or expired"  # (docs/providers/campaignmonitor.md#oauth2-web-server-flow)
 
 router: Router[CampaignMonitorSandbox] = Router()
@@ -73,6 +74,9 @@ class CampaignMonitorSandbox(SandboxServer):
         the 210 partial-import answer) (seeded).
     :param seed: makes the API key, client and list ids, segment ids and fault sequence reproducible.
     :param api_key: use this key instead of a generated 32-hex one.
+    :param max_connections: simultaneous API requests per credential before 429 "Rate limit exceeded"
+        (Campaign Monitor publishes no such number: a cap to test clients against,
+        docs/providers/campaignmonitor.md#rate-limits).
     """
 
     router = router
@@ -86,8 +90,10 @@ class CampaignMonitorSandbox(SandboxServer):
         fail_rate: float = 0.0,
         seed: int | None = None,
         api_key: str | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         super().__init__(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
+        self.max_connections = max_connections
         self._data = SandboxState(seed=seed, api_key=api_key)
         self._codes: dict[str, tuple[str, str]] = {}  # OAuth code -> (client_id, redirect_uri)
         self._tokens: dict[str, tuple[str, float]] = {}  # access token -> (active|expired|revoked, expiry)
@@ -122,6 +128,10 @@ class CampaignMonitorSandbox(SandboxServer):
     def demo_export_options(self) -> dict[str, Any]:
         """Return export options targeting the sandbox's list."""
         return {"list_id": self.list_id}
+
+    def describe(self) -> dict[str, Any]:
+        """Return the API root, the key, the list id and the client id (``segport sandbox --json``)."""
+        return {**super().describe(), "client_id": self.client_id}
 
     def demo_mapping(self) -> dict[str, str]:
         """Return the data matching of the demo: ``Name`` from first and last name."""
@@ -216,7 +226,7 @@ class CampaignMonitorSandbox(SandboxServer):
             self._tokens.clear()
             self._refresh.clear()
 
-    # -- kit hooks: no documented concurrency limit (docs/providers/campaignmonitor.md#rate-limits) ---------
+    # -- kit hooks (the cap of calls in flight is the sandbox's, docs/providers/campaignmonitor.md#rate-limits) --
 
     def gates(self, path: str) -> Gate:
         """OAuth with latency only; the API through every gate."""
@@ -225,7 +235,7 @@ class CampaignMonitorSandbox(SandboxServer):
         return "api" if path.startswith(API_PREFIX + "/") else "plain"
 
     def fault_response(self, status: int, *, over_limit: bool = False) -> Response:
-        """Return an injected fault in the ``{"Code", "Message"}`` envelope."""
+        """Return an injected fault or (``over_limit``) the 429 past ``max_connections``, as ``{"Code", "Message"}``."""
         # No X-RateLimit headers outside /transactional (docs/providers/campaignmonitor.md#rate-limits).
         return error(ApiError(status, status, FAULTS[status]))
 

@@ -40,7 +40,7 @@ def check_operations(body: JSON) -> list[JSON]:
         raise invalid([("operations", f"Schema describes array, {json_name(operations)} found instead")])
     problems: list[tuple[str, str]] = []
     for i, op in enumerate(operations):
-        where = f"operations.{i}"
+        where = f"operations.item:{i}"  # (docs/providers/mailchimp.md#problem-documents)
         if not isinstance(op, dict):
             problems.append((where, f"Schema describes object, {json_name(op)} found instead"))
             continue

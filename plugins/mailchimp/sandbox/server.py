@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import secrets
 import uuid
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from segport.sandboxing import (
@@ -32,8 +33,10 @@ from segport.sandboxing import (
     redirect,
     serve_main,
 )
+from segport.sandboxing.routing import Handler
 
 from .batches import BatchQueue, check_operations
+from .fields import trim_response
 from .state import ALL_STATUSES, JSON, MAX_COUNT, ApiError, SandboxState, invalid
 
 __all__ = ["MailchimpSandbox", "main"]
@@ -56,12 +59,31 @@ router: Router[MailchimpSandbox] = Router()
 route = router.route
 
 
+def read(pattern: str) -> Callable[[Handler[MailchimpSandbox]], Handler[MailchimpSandbox]]:
+    """Register a GET route of the API whose answer honours ``fields`` and ``exclude_fields``."""
+
+    def register(handler: Handler[MailchimpSandbox]) -> Handler[MailchimpSandbox]:
+        @functools.wraps(handler)
+        def trimmed(sb: MailchimpSandbox, req: Request) -> Response:
+            return trim_response(handler(sb, req), req.query)
+
+        route("GET", pattern)(trimmed)
+        return trimmed
+
+    return register
+
+
 def ok(body: Any, status: int = 200) -> Response:
     return Response(status, body)
 
 
+# Every problem document names its schema in a Link header (docs/providers/mailchimp.md#problem-documents).
+DESCRIBED_BY = '<https://us1.api.mailchimp.com/schema/3.0/ProblemDetailDocument.json>; rel="describedBy"'
+
+
 def problem(err: ApiError) -> Response:
-    return Response(err.status, err.problem(), {"X-Request-Id": str(uuid.uuid4())}, PROBLEM_TYPE)
+    headers = {"X-Request-Id": str(uuid.uuid4()), "Link": DESCRIBED_BY, **err.headers}
+    return Response(err.status, err.problem(), headers, PROBLEM_TYPE)
 
 
 def _count_offset(req: Request) -> tuple[int, int]:
@@ -365,7 +387,7 @@ MEMBER = LIST + r"/members/(?P<member>[^/]+)"
 SEGMENT = LIST + r"/segments/(?P<seg>[^/]+)"
 
 
-@route("GET", r"/3\.0/?")
+@read(r"/3\.0/?")
 def _root(sb: MailchimpSandbox, req: Request) -> Response:
     """Answer the API root: account details (docs/providers/mailchimp.md#ping-and-api-root)."""
     data = sb._data
@@ -391,17 +413,17 @@ def _root(sb: MailchimpSandbox, req: Request) -> Response:
     )
 
 
-@route("GET", r"/3\.0/ping")
+@read(r"/3\.0/ping")
 def _ping(sb: MailchimpSandbox, req: Request) -> Response:
     return ok({"health_status": "Everything's Chimpy!"})  # (docs/providers/mailchimp.md#ping-and-api-root)
 
 
-@route("GET", r"/3\.0/lists")
+@read(r"/3\.0/lists")
 def _lists(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.lists(*_count_offset(req)))
 
 
-@route("GET", LIST)
+@read(LIST)
 def _get_list(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.get_list(req.params["list"]))
 
@@ -420,7 +442,7 @@ def _batch(sb: MailchimpSandbox, req: Request) -> Response:
     )
 
 
-@route("GET", LIST + "/merge-fields")
+@read(LIST + "/merge-fields")
 def _merge_fields(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.list_merge_fields(req.params["list"], *_count_offset(req)))
 
@@ -430,7 +452,7 @@ def _create_merge_field(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.create_merge_field(req.params["list"], req.json()))
 
 
-@route("GET", LIST + "/members")
+@read(LIST + "/members")
 def _members(sb: MailchimpSandbox, req: Request) -> Response:
     status = req.query.get("status") or None
     if status is not None and status not in ALL_STATUSES:
@@ -445,7 +467,7 @@ def _create_member(sb: MailchimpSandbox, req: Request) -> Response:
     )
 
 
-@route("GET", MEMBER)
+@read(MEMBER)
 def _get_member(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.get_member(req.params["list"], req.params["member"]))
 
@@ -486,7 +508,7 @@ def _delete_permanent(sb: MailchimpSandbox, req: Request) -> Response:
     return Response(204)
 
 
-@route("GET", MEMBER + "/tags")
+@read(MEMBER + "/tags")
 def _member_tags(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.member_tags(req.params["list"], req.params["member"]))
 
@@ -497,7 +519,7 @@ def _update_member_tags(sb: MailchimpSandbox, req: Request) -> Response:
     return Response(204)  # (docs/providers/mailchimp.md#member-tags)
 
 
-@route("GET", LIST + "/segments")
+@read(LIST + "/segments")
 def _segments(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.segments(req.params["list"], req.query.get("type"), *_count_offset(req)))
 
@@ -507,7 +529,7 @@ def _create_segment(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.create_segment(req.params["list"], req.json()))
 
 
-@route("GET", SEGMENT)
+@read(SEGMENT)
 def _get_segment(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.get_segment(req.params["list"], _seg_id(req)))
 
@@ -523,7 +545,7 @@ def _delete_segment(sb: MailchimpSandbox, req: Request) -> Response:
     return Response(204)
 
 
-@route("GET", LIST + "/tag-search")
+@read(LIST + "/tag-search")
 def _tag_search(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._data.tag_search(req.params["list"], req.query.get("name", "")))
 
@@ -539,12 +561,12 @@ def _submit_batch(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._batches.submit(check_operations(req.json())))
 
 
-@route("GET", r"/3\.0/batches")
+@read(r"/3\.0/batches")
 def _list_batches(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._batches.page(*_count_offset(req)))
 
 
-@route("GET", BATCH)
+@read(BATCH)
 def _get_batch(sb: MailchimpSandbox, req: Request) -> Response:
     return ok(sb._batches.get(req.params["batch"]))
 
@@ -660,6 +682,16 @@ def _seed_member(sb: MailchimpSandbox, req: Request) -> Response:
     except (ValueError, TypeError, AttributeError) as err:
         raise invalid([("", str(err))]) from None
     return ok(member)
+
+
+@route("POST", r"/_sandbox/compliance")
+def _seed_compliance(sb: MailchimpSandbox, req: Request) -> Response:
+    """``{"email"}``: put the address in compliance state (as ``segport sandbox --compliance`` does)."""
+    email = req.json().get("email")
+    if not isinstance(email, str) or "@" not in email:
+        raise invalid([("email", "This value should not be blank.")])
+    sb.mark_compliance(email)
+    return Response(204)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
+from .addresses import address_refusal
+
 ERROR_TYPE = "https://mailchimp.com/developer/marketing/docs/errors/"  # (docs/providers/mailchimp.md#problem-documents)
 INVALID_DETAIL = "The resource submitted could not be validated. For field-specific details, see the 'errors' array."
 NOT_FOUND_DETAIL = "The requested resource could not be found."  # (docs/providers/mailchimp.md#error-texts)
@@ -28,11 +30,6 @@ ALL_STATUSES = (*WRITABLE_STATUSES, "archived")
 BAD_STATUS = "Value is not one of the enum values: " + ", ".join(WRITABLE_STATUSES)
 MERGE_TYPES = ("text", "number", "address", "phone", "date", "url", "imageurl", "radio", "dropdown", "birthday", "zip")
 ADDRESS_PARTS = ("addr1", "city", "state", "zip")  # (docs/providers/mailchimp.md#merge-values)
-_EMAIL_RE = re.compile(
-    r"^[^@\s\"(),:;<>\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
-)
-_FAKE_TLDS = (".invalid", ".test")
 JSON = dict[str, Any]
 
 
@@ -53,22 +50,8 @@ def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
 
 
-def looks_fake(email: str) -> bool:
-    """Return whether an address fails the sandbox's stand-in for Mailchimp's "looks fake or invalid" check.
-
-    The check is a heuristic, not Mailchimp's.
-    """
-    address = email.strip().lower()
-    return not _EMAIL_RE.match(address) or address.endswith(_FAKE_TLDS) or address.startswith("fake")
-
-
 # Exact texts (docs/providers/mailchimp.md#error-texts); the batch array reuses them, which is UNCONFIRMED
 # (docs/providers/mailchimp.md#batch-subscribe-answer).
-def fake_text(email: str) -> str:
-    """Return the refusal of an address that looks fake or invalid."""
-    return f"{email} looks fake or invalid, please enter a real email address."
-
-
 def compliance_text(email: str) -> str:
     """Return the refusal of an address in compliance state."""
     return (
@@ -108,9 +91,12 @@ def batch_exists_text(email: str) -> str:
 class ApiError(Exception):
     """An API answer in problem-detail form (docs/providers/mailchimp.md#problem-documents)."""
 
-    def __init__(self, status: int, title: str, detail: str, errors: list[JSON] | None = None) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, errors: list[JSON] | None = None, headers: JSON | None = None
+    ) -> None:
         super().__init__(f"{status} {title}: {detail}")
         self.status, self.title, self.detail, self.errors = status, title, detail, errors
+        self.headers: dict[str, str] = dict(headers or {})  # extra response headers (e.g. ``Allow`` of a 405)
 
     def problem(self) -> JSON:
         """Return the problem+json document (``instance`` is a fresh uuid)."""
@@ -129,6 +115,21 @@ class ApiError(Exception):
 def not_found() -> ApiError:
     """Return 404 Resource Not Found."""
     return ApiError(404, "Resource Not Found", NOT_FOUND_DETAIL)
+
+
+def too_many(field_name: str) -> ApiError:
+    """Return the 400 answering more than 500 items in one call (docs/providers/mailchimp.md#batch-size)."""
+    detail = f"Maximum allowed member items exceeded, please provide at most {MAX_BATCH} items in {field_name} field"
+    return ApiError(400, "Invalid Resource", detail)
+
+
+def not_archivable() -> ApiError:
+    """Return the 405 answering DELETE of a member who cannot be archived.
+
+    See docs/providers/mailchimp.md#archive-and-permanent-delete.
+    """
+    detail = "This list member cannot be removed. Can not archive a contact that is bounced, pending or archived"
+    return ApiError(405, "Method Not Allowed", detail, headers={"Allow": "GET, PUT"})
 
 
 def invalid(problems: Iterable[tuple[str, str]], detail: str = INVALID_DETAIL) -> ApiError:
@@ -195,7 +196,8 @@ class _MemberError(Exception):
 def _subscribe_blocked(current: str | None, new: str, flagged: bool) -> bool:
     """Whether setting ``new`` on a member now ``current`` is refused as a compliance state.
 
-    Subscribing (``subscribed``/``pending``) a compliance-flagged address, or a cleaned member, is refused;
+    Subscribing a ``flagged`` address (callers pass whether the flag blocks ``new``: ``pending`` passes),
+    or making a cleaned member ``subscribed``/``pending``, is refused;
     an unsubscribed member may not become ``subscribed`` but may become ``pending`` (a re-confirmation
     email; maintainers call it intended). See docs/providers/mailchimp.md#compliance-state.
     """
@@ -406,22 +408,24 @@ class SandboxState:
         if not isinstance(members, list):
             raise invalid([("members", "This value should not be blank.")])
         if len(members) > MAX_BATCH:  # over 500: UNCONFIRMED (docs/providers/mailchimp.md#batch-size)
-            raise invalid([("members", f"A maximum of {MAX_BATCH} members is allowed per call, {len(members)} given.")])
+            raise too_many("members")
         problems: list[tuple[str, str]] = []
         for i, item in enumerate(members):
             if not isinstance(item, dict):
-                problems.append((f"members.{i}", "Schema describes object, another type found instead"))
+                problems.append((f"members.item:{i}", "Schema describes object, another type found instead"))
                 continue
             if not isinstance(item.get("email_address"), str):
-                problems.append((f"members.{i}.email_address", "This value should not be blank."))
+                problems.append((f"members.item:{i}.email_address", "This value should not be blank."))
             if item.get("status") not in WRITABLE_STATUSES:
                 # `status` required: UNCONFIRMED (docs/providers/mailchimp.md#batch-subscribe-request).
-                problems.append((f"members.{i}.status", BAD_STATUS))
+                problems.append((f"members.item:{i}.status", BAD_STATUS))
             if "merge_fields" in item and not isinstance(item["merge_fields"], dict):
-                problems.append((f"members.{i}.merge_fields", "Schema describes object, another type found instead"))
+                problems.append(
+                    (f"members.item:{i}.merge_fields", "Schema describes object, another type found instead"),
+                )
             tags = item.get("tags", [])
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                problems.append((f"members.{i}.tags", "Schema describes array of strings"))
+                problems.append((f"members.item:{i}.tags", "Schema describes array of strings"))
         if problems:
             raise invalid(problems)
         update_existing = bool(body.get("update_existing", False))
@@ -477,8 +481,10 @@ class SandboxState:
         refuse: Callable[[str], bool] | None = None,
     ) -> tuple[Member, bool]:
         status: str = item["status"]
-        if looks_fake(email):
-            raise _MemberError("ERROR_GENERIC", fake_text(email), "email_address", "looks fake or invalid")
+        refusal = address_refusal(email)
+        if refusal is not None:  # (docs/providers/mailchimp.md#address-checks)
+            field_message = "looks fake or invalid" if refusal[0] == "fake" else refusal[1]
+            raise _MemberError("ERROR_GENERIC", refusal[1], "email_address", field_message)
         if key in self.forgotten:
             raise _MemberError("ERROR_GENERIC", forgotten_text(email))
         member = self._live(key)
@@ -486,7 +492,7 @@ class SandboxState:
             raise _MemberError("ERROR_CONTACT_EXISTS", batch_exists_text(email))
         if member is None and refuse is not None and refuse(email):
             raise _MemberError("ERROR_GENERIC", throttled_text(email))
-        if _subscribe_blocked(member.status if member else None, status, key in self.compliance):
+        if _subscribe_blocked(member.status if member else None, status, self._flagged(key, status)):
             raise _MemberError("ERROR_GENERIC", compliance_text(email))
         merge = item.get("merge_fields") or {}
         bad = self._merge_problems(merge, member.merge if member else {}, skip_mv)
@@ -612,7 +618,9 @@ class SandboxState:
         """
         with self.lock:
             self._check_list(list_id)
-            member = self._live(self._ref(ref))
+            key = self._ref(ref)
+            self._check_archivable(key)
+            member = self._live(key)
             if member is None:
                 raise not_found()
             self._set_status(member, "archived")
@@ -652,9 +660,9 @@ class SandboxState:
         problems = []
         for i, item in enumerate(tags):
             if not isinstance(item, dict) or not _tag_name_ok(item.get("name")):
-                problems.append((f"tags.{i}.name", "This value should not be blank."))
+                problems.append((f"tags.item:{i}.name", "This value should not be blank."))
             elif item.get("status") not in ("active", "inactive"):
-                problems.append((f"tags.{i}.status", "Value is not one of the enum values: active, inactive"))
+                problems.append((f"tags.item:{i}.status", "Value is not one of the enum values: active, inactive"))
         if problems:
             raise invalid(problems)
         with self.lock:
@@ -735,10 +743,10 @@ class SandboxState:
             emails = body.get(name, [])
             if not isinstance(emails, list) or not all(isinstance(e, str) for e in emails):
                 problems.append((name, "Schema describes array of strings"))
-            elif len(emails) > MAX_BATCH:
-                problems.append((name, f"A maximum of {MAX_BATCH} emails is allowed, {len(emails)} given."))
         if problems:
             raise invalid(problems)
+        if any(len(body.get(name, [])) > MAX_BATCH for name in ("members_to_add", "members_to_remove")):
+            raise too_many("members_to_add field or members_to_remove")
         added: list[JSON] = []
         removed: list[JSON] = []
         missing: list[str] = []
@@ -800,6 +808,22 @@ class SandboxState:
         """
         return subscriber_hash(ref) if "@" in ref else ref.lower()
 
+    def _flagged(self, key: str, status: str | None) -> bool:
+        """Whether a compliance flag on ``key`` blocks writing ``status``: ``pending`` stays allowed.
+
+        See docs/providers/mailchimp.md#compliance-state.
+        """
+        return key in self.compliance and status != "pending"
+
+    def _check_archivable(self, key: str) -> None:
+        """Refuse (405) to archive a member who is pending, cleaned (bounced) or already archived.
+
+        See docs/providers/mailchimp.md#archive-and-permanent-delete.
+        """
+        member = self.members.get(key)
+        if member is not None and member.status in ("pending", "cleaned", "archived"):
+            raise not_archivable()
+
     def _live(self, key: str) -> Member | None:
         """Return the member unless absent or archived (archived contacts are re-added as new)."""
         member = self.members.get(key)
@@ -819,12 +843,13 @@ class SandboxState:
 
         See docs/providers/mailchimp.md#error-texts and docs/providers/mailchimp.md#compliance-state.
         """
-        if member is None and looks_fake(email):
-            raise ApiError(400, "Invalid Resource", fake_text(email))
+        refusal = address_refusal(email) if member is None else None
+        if refusal is not None:  # (docs/providers/mailchimp.md#address-checks)
+            raise ApiError(400, "Invalid Resource", refusal[1])
         if member is None and key in self.forgotten:
             raise ApiError(400, "Forgotten Email Not Subscribed", forgotten_text(email))
         current = member.status if member else None
-        if status is not None and _subscribe_blocked(current, status, key in self.compliance):
+        if status is not None and _subscribe_blocked(current, status, self._flagged(key, status)):
             raise ApiError(400, "Member In Compliance State", compliance_text(email))
         merge = body.get("merge_fields", {})
         if not isinstance(merge, dict):

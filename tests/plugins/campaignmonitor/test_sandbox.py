@@ -663,20 +663,20 @@ def test_latency_concurrency_and_control_api_exemption(
     sb: CampaignMonitorSandbox, api: requests.Session, url: Any
 ) -> None:
     sb.set_faults(latency_ms=300)
-    start = threading.Barrier(12)
+    start = threading.Barrier(10)
     results: list[int] = []
 
     def call() -> None:
         start.wait()
         results.append(requests.get(url("/clients"), auth=(sb.api_key, "x")).status_code)
 
-    threads = [threading.Thread(target=call) for _ in range(12)]
+    threads = [threading.Thread(target=call) for _ in range(10)]
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == [200] * 12  # no documented concurrency limit: none enforced
+    assert results == [200] * 10  # up to the cap of calls in flight (10), every call is answered
     assert sb.max_in_flight >= 6 and time.perf_counter() - started < 2.5
     started = time.perf_counter()
     requests.get(sb.base_url + "/_sandbox/summary")
@@ -761,3 +761,39 @@ def test_main_as_module_in_a_subprocess() -> None:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(10) == 0
     assert lines["api_key"] == CampaignMonitorSandbox(seed=1).api_key
+
+
+# -- a cap of calls in flight per credential, as a client must expect a 429 ---------------------------
+
+
+def _concurrent_gets(sb: CampaignMonitorSandbox, url: str, calls: int) -> list[requests.Response]:
+    """Send ``calls`` GETs at once (each held by the sandbox's latency); return the answers."""
+    start = threading.Barrier(calls)
+    results: list[requests.Response] = []
+
+    def call() -> None:
+        start.wait()
+        results.append(requests.get(url, auth=(sb.api_key, "x")))
+
+    threads = [threading.Thread(target=call) for _ in range(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_more_than_ten_calls_in_flight_get_429(sb: CampaignMonitorSandbox, url: Any) -> None:
+    assert sb.max_connections == 10
+    sb.set_faults(latency_ms=800)
+    results = _concurrent_gets(sb, url("/clients"), 13)
+    assert sorted(r.status_code for r in results) == [200] * 10 + [429] * 3
+    assert_error(next(r for r in results if r.status_code == 429), 429, 429, "Rate limit exceeded")
+    assert sb.fault_counts().get("over-limit") == 3
+
+
+def test_the_cap_is_configurable(url: Any) -> None:
+    with CampaignMonitorSandbox(seed=7, max_connections=2) as sandbox:
+        sandbox.set_faults(latency_ms=800)
+        client_url = sandbox.api_base_url + "/clients.json"
+        assert sorted(r.status_code for r in _concurrent_gets(sandbox, client_url, 4)) == [200, 200, 429, 429]

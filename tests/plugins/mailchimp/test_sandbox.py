@@ -43,7 +43,14 @@ def _load_sandbox() -> tuple[types.ModuleType, bool]:
     try:
         return importlib.import_module("segport_mailchimp.sandbox"), False
     finally:
-        modules = ("sandbox", "sandbox.server", "sandbox.state", "sandbox.batches")
+        modules = (
+            "sandbox",
+            "sandbox.server",
+            "sandbox.state",
+            "sandbox.batches",
+            "sandbox.addresses",
+            "sandbox.fields",
+        )
         for name in ("segport_mailchimp", *(f"segport_mailchimp.{m}" for m in modules)):
             sys.modules.pop(name, None)
 
@@ -136,7 +143,7 @@ def test_auth_missing_wrong_and_revoked(sb: Any, api: requests.Session) -> None:
 
 
 def test_lists_and_unknown_or_deleted_audience(sb: Any, api: requests.Session, lst: str) -> None:
-    lists = api.get(sb.api_base_url + "/lists", params={"count": 10, "offset": 0, "fields": "lists.id"}).json()
+    lists = api.get(sb.api_base_url + "/lists", params={"count": 10, "offset": 0}).json()
     assert lists["total_items"] == 1
     audience = lists["lists"][0]
     assert audience["id"] == sb.audience_id and audience["name"] == "Sandbox audience"
@@ -194,10 +201,10 @@ def test_merge_fields_read_and_create(api: requests.Session, lst: str, sb: Any) 
 
 
 def test_batch_creates_members_with_fields_and_tags(api: requests.Session, lst: str, sb: Any) -> None:
-    out = batch(api, lst, [sub("Ada@Example.com", merge_fields={"FNAME": "Ada", "LNAME": 1815}, tags=["seg:vip"])])
+    out = batch(api, lst, [sub("Ada@Segport-Test.net", merge_fields={"FNAME": "Ada", "LNAME": 1815}, tags=["seg:vip"])])
     assert (out["total_created"], out["total_updated"], out["error_count"]) == (1, 0, 0)
     member = out["new_members"][0]
-    assert member["id"] == md5("ada@example.com")
+    assert member["id"] == md5("ada@segport-test.net")
     assert member["status"] == "subscribed" and member["merge_fields"]["FNAME"] == "Ada"
     assert member["merge_fields"]["LNAME"] == "1815" and member["merge_fields"]["PHONE"] == ""
     assert [t["name"] for t in member["tags"]] == ["seg:vip"] and member["tags_count"] == 1
@@ -211,97 +218,103 @@ def test_batch_creates_members_with_fields_and_tags(api: requests.Session, lst: 
 
 
 def test_batch_reports_every_kind_of_member_error(api: requests.Session, lst: str, sb: Any) -> None:
-    sb.add_member("old@example.com", "subscribed")
-    sb.add_member("gone@example.com", "unsubscribed")
-    sb.add_member("bounced@example.com", "cleaned")
-    sb.mark_compliance("flagged@example.com")
-    sb.mark_forgotten("erased@example.com")
+    sb.add_member("old@segport-test.net", "subscribed")
+    sb.add_member("gone@segport-test.net", "unsubscribed")
+    sb.add_member("bounced@segport-test.net", "cleaned")
+    sb.mark_compliance("flagged@segport-test.net")
+    sb.mark_forgotten("erased@segport-test.net")
     out = batch(
         api,
         lst,
         [
             sub("not-an-email"),
             sub("ada@example.invalid"),
-            sub("fakeperson@example.com"),
-            sub("flagged@example.com"),
-            sub("erased@example.com", "pending"),
-            sub("old@example.com"),
-            sub("new@example.com", merge_fields={"NOPE": "x"}),
-            sub("ok@example.com"),
-            sub("ok@example.com"),
+            sub("fakeperson@segport-test.net"),
+            sub("flagged@segport-test.net"),
+            sub("erased@segport-test.net", "pending"),
+            sub("old@segport-test.net"),
+            sub("new@segport-test.net", merge_fields={"NOPE": "x"}),
+            sub("ok@segport-test.net"),
+            sub("ok@segport-test.net"),
         ],
     )
     errors = {e["email_address"]: e for e in out["errors"]}
     assert out["total_created"] == 1 and out["error_count"] == len(out["errors"]) == 8
-    for email in ("not-an-email", "ada@example.invalid", "fakeperson@example.com"):
+    for email in ("ada@example.invalid", "fakeperson@segport-test.net"):
         assert errors[email]["error"] == f"{email} looks fake or invalid, please enter a real email address."
         assert errors[email]["error_code"] == "ERROR_GENERIC"
-    assert errors["flagged@example.com"]["error"] == (
-        "flagged@example.com is in a compliance state due to unsubscribe, bounce, or compliance review "
+    assert errors["not-an-email"]["error"] == "Please provide a valid email address."
+    assert errors["not-an-email"]["error_code"] == "ERROR_GENERIC"
+    assert errors["flagged@segport-test.net"]["error"] == (
+        "flagged@segport-test.net is in a compliance state due to unsubscribe, bounce, or compliance review "
         "and cannot be subscribed."
     )
-    assert errors["erased@example.com"]["error"] == (
-        "erased@example.com was permanently deleted and cannot be re-imported. "
+    assert errors["erased@segport-test.net"]["error"] == (
+        "erased@segport-test.net was permanently deleted and cannot be re-imported. "
         "The contact must re-subscribe to get back on the list."
     )
-    assert errors["old@example.com"] == {
-        "email_address": "old@example.com",
+    assert errors["old@segport-test.net"] == {
+        "email_address": "old@segport-test.net",
         "error_code": "ERROR_CONTACT_EXISTS",
         "field": "",
         "field_message": "",
-        "error": "old@example.com is already a list member, do you want to update? "
+        "error": "old@segport-test.net is already a list member, do you want to update? "
         "please provide update_existing:true in the request body",
     }
-    assert errors["new@example.com"]["error"] == "Your merge fields were invalid."
-    assert errors["new@example.com"]["field"] == "NOPE"
-    assert errors["ok@example.com"]["error_code"] == "ERROR_GENERIC"  # duplicate inside one request
-    assert [m["email_address"] for m in out["new_members"]] == ["ok@example.com"]
+    assert errors["new@segport-test.net"]["error"] == "Your merge fields were invalid."
+    assert errors["new@segport-test.net"]["field"] == "NOPE"
+    assert errors["ok@segport-test.net"]["error_code"] == "ERROR_GENERIC"  # duplicate inside one request
+    assert [m["email_address"] for m in out["new_members"]] == ["ok@segport-test.net"]
     # compliance through update_existing: unsubscribed/cleaned -> subscribed refused
-    out = batch(api, lst, [sub("gone@example.com"), sub("bounced@example.com", "pending")], update_existing=True)
+    out = batch(
+        api, lst, [sub("gone@segport-test.net"), sub("bounced@segport-test.net", "pending")], update_existing=True
+    )
     assert out["error_count"] == 2 and all("compliance state" in e["error"] for e in out["errors"])
     # ... but an unsubscribed contact may be set to pending (re-confirmation email)
     # (docs/providers/mailchimp.md#compliance-state)
-    out = batch(api, lst, [sub("gone@example.com", "pending")], update_existing=True)
+    out = batch(api, lst, [sub("gone@segport-test.net", "pending")], update_existing=True)
     assert out["total_updated"] == 1 and out["updated_members"][0]["status"] == "pending"
     state = sb.state()["lists"][sb.audience_id]["members"]
-    assert state["old@example.com"]["status"] == "subscribed" and "flagged@example.com" not in state
+    assert state["old@segport-test.net"]["status"] == "subscribed" and "flagged@segport-test.net" not in state
 
 
 def test_batch_required_merge_field_and_skip_merge_validation(api: requests.Session, lst: str) -> None:
     api.post(lst + "/merge-fields", json={"name": "Plan", "type": "text", "required": True}).raise_for_status()
-    out = batch(api, lst, [sub("a@example.com"), sub("b@example.com", merge_fields={"PLAN": "pro"})])
+    out = batch(api, lst, [sub("a@segport-test.net"), sub("b@segport-test.net", merge_fields={"PLAN": "pro"})])
     assert out["total_created"] == 1
     assert out["errors"][0]["field"] == "PLAN" and out["errors"][0]["error"] == "Your merge fields were invalid."
-    resp = api.post(lst, params={"skip_merge_validation": "true"}, json={"members": [sub("a@example.com")]})
+    resp = api.post(lst, params={"skip_merge_validation": "true"}, json={"members": [sub("a@segport-test.net")]})
     assert resp.json()["total_created"] == 1
 
 
 def test_batch_update_existing_false_vs_true(api: requests.Session, lst: str, sb: Any) -> None:
-    batch(api, lst, [sub("ada@example.com", merge_fields={"FNAME": "Ada"}, tags=["a"])])
-    out = batch(api, lst, [sub("ada@example.com", "unsubscribed", merge_fields={"FNAME": "Augusta"})])
+    batch(api, lst, [sub("ada@segport-test.net", merge_fields={"FNAME": "Ada"}, tags=["a"])])
+    out = batch(api, lst, [sub("ada@segport-test.net", "unsubscribed", merge_fields={"FNAME": "Augusta"})])
     assert out["errors"][0]["error_code"] == "ERROR_CONTACT_EXISTS"
-    assert sb.state()["lists"][sb.audience_id]["members"]["ada@example.com"]["merge_fields"] == {"FNAME": "Ada"}
+    assert sb.state()["lists"][sb.audience_id]["members"]["ada@segport-test.net"]["merge_fields"] == {"FNAME": "Ada"}
     out = batch(
         api,
         lst,
-        [sub("ada@example.com", "unsubscribed", merge_fields={"FNAME": "Augusta"}, tags=["b"])],
+        [sub("ada@segport-test.net", "unsubscribed", merge_fields={"FNAME": "Augusta"}, tags=["b"])],
         update_existing=True,
     )
     member = out["updated_members"][0]
     assert out["total_updated"] == 1 and out["total_created"] == 0
     assert member["status"] == "unsubscribed" and member["merge_fields"]["FNAME"] == "Augusta"
     assert sorted(t["name"] for t in member["tags"]) == ["a", "b"]
-    out = batch(api, lst, [sub("ada@example.com", "unsubscribed", tags=["c"])], update_existing=True, sync_tags=True)
+    out = batch(
+        api, lst, [sub("ada@segport-test.net", "unsubscribed", tags=["c"])], update_existing=True, sync_tags=True
+    )
     assert [t["name"] for t in out["updated_members"][0]["tags"]] == ["c"]
 
 
 def test_batch_request_level_errors(api: requests.Session, lst: str) -> None:
-    too_many = [sub(f"u{i}@example.com") for i in range(501)]
+    too_many = [sub(f"u{i}@segport-test.net") for i in range(501)]
     assert_problem(api.post(lst, json={"members": too_many}), 400, "Invalid Resource")
     body = assert_problem(
-        api.post(lst, json={"members": [{"email_address": "a@example.com"}]}), 400, "Invalid Resource"
+        api.post(lst, json={"members": [{"email_address": "a@segport-test.net"}]}), 400, "Invalid Resource"
     )
-    assert body["errors"][0]["field"] == "members.0.status"
+    assert body["errors"][0]["field"] == "members.item:0.status"
     assert_problem(
         api.post(lst, data="{not json", headers={"Content-Type": "application/json"}), 400, "JSON Parse Error"
     )
@@ -312,7 +325,7 @@ def test_batch_skip_duplicate_check_keeps_first(api: requests.Session, lst: str)
     resp = api.post(
         lst,
         params={"skip_duplicate_check": "true"},
-        json={"members": [sub("a@example.com"), sub("A@example.com", "unsubscribed")]},
+        json={"members": [sub("a@segport-test.net"), sub("A@segport-test.net", "unsubscribed")]},
     )
     out = resp.json()
     assert out["error_count"] == 0 and [m["status"] for m in out["new_members"]] == ["subscribed"]
@@ -322,92 +335,100 @@ def test_batch_skip_duplicate_check_keeps_first(api: requests.Session, lst: str)
 
 
 def test_put_upsert_never_changes_status_without_status(api: requests.Session, lst: str, sb: Any) -> None:
-    url = f"{lst}/members/{md5('ada@example.com')}"
-    body = assert_problem(api.put(url, json={"email_address": "ada@example.com"}), 400, "Invalid Resource")
+    url = f"{lst}/members/{md5('ada@segport-test.net')}"
+    body = assert_problem(api.put(url, json={"email_address": "ada@segport-test.net"}), 400, "Invalid Resource")
     assert body["errors"][0]["field"] == "status_if_new"
     created = api.put(
         url,
-        json={"email_address": "ada@example.com", "status_if_new": "transactional", "merge_fields": {"FNAME": "Ada"}},
-    ).json()
-    assert created["status"] == "transactional" and created["id"] == md5("ada@example.com")
-    sb.add_member("gone@example.com", "unsubscribed", {"FNAME": "G"})
-    gone = api.put(
-        f"{lst}/members/gone@example.com",  # raw email accepted in the path
         json={
-            "email_address": "gone@example.com",
+            "email_address": "ada@segport-test.net",
+            "status_if_new": "transactional",
+            "merge_fields": {"FNAME": "Ada"},
+        },
+    ).json()
+    assert created["status"] == "transactional" and created["id"] == md5("ada@segport-test.net")
+    sb.add_member("gone@segport-test.net", "unsubscribed", {"FNAME": "G"})
+    gone = api.put(
+        f"{lst}/members/gone@segport-test.net",  # raw email accepted in the path
+        json={
+            "email_address": "gone@segport-test.net",
             "status_if_new": "subscribed",
             "merge_fields": {"FNAME": "Gone", "LNAME": "Away"},
         },
     ).json()
     assert gone["status"] == "unsubscribed" and gone["merge_fields"]["LNAME"] == "Away"
     cleared = api.put(
-        f"{lst}/members/gone@example.com", json={"email_address": "gone@example.com", "merge_fields": {"LNAME": ""}}
+        f"{lst}/members/gone@segport-test.net",
+        json={"email_address": "gone@segport-test.net", "merge_fields": {"LNAME": ""}},
     ).json()
     assert cleared["merge_fields"]["LNAME"] == "" and cleared["status"] == "unsubscribed"
     assert_problem(
-        api.put(f"{lst}/members/gone@example.com", json={"email_address": "gone@example.com", "status": "subscribed"}),
+        api.put(
+            f"{lst}/members/gone@segport-test.net",
+            json={"email_address": "gone@segport-test.net", "status": "subscribed"},
+        ),
         400,
         "Member In Compliance State",
-        "gone@example.com is in a compliance state due to unsubscribe, bounce, or compliance review "
+        "gone@segport-test.net is in a compliance state due to unsubscribe, bounce, or compliance review "
         "and cannot be subscribed.",
     )
-    sb.mark_forgotten("erased@example.com")
+    sb.mark_forgotten("erased@segport-test.net")
     assert_problem(
         api.put(
-            f"{lst}/members/erased@example.com",
-            json={"email_address": "erased@example.com", "status_if_new": "pending"},
+            f"{lst}/members/erased@segport-test.net",
+            json={"email_address": "erased@segport-test.net", "status_if_new": "pending"},
         ),
         400,
         "Forgotten Email Not Subscribed",
     )
     assert_problem(
         api.put(
-            f"{lst}/members/fake1@example.com",
-            json={"email_address": "fake1@example.com", "status_if_new": "subscribed"},
+            f"{lst}/members/fake1@segport-test.net",
+            json={"email_address": "fake1@segport-test.net", "status_if_new": "subscribed"},
         ),
         400,
         "Invalid Resource",
-        "fake1@example.com looks fake or invalid, please enter a real email address.",
+        "fake1@segport-test.net looks fake or invalid, please enter a real email address.",
     )
     assert_problem(
-        api.put(url, json={"email_address": "ada@example.com", "merge_fields": {"BAD": "x"}}),
+        api.put(url, json={"email_address": "ada@segport-test.net", "merge_fields": {"BAD": "x"}}),
         400,
         "Invalid Resource",
         "Your merge fields were invalid.",
     )
-    changed = api.put(url, json={"email_address": "ada@example.com", "status": "subscribed"}).json()
+    changed = api.put(url, json={"email_address": "ada@segport-test.net", "status": "subscribed"}).json()
     assert changed["status"] == "subscribed"
 
 
 def test_post_patch_get_delete_and_list_members(api: requests.Session, lst: str, sb: Any) -> None:
-    assert_problem(api.post(lst + "/members", json={"email_address": "a@example.com"}), 400, "Invalid Resource")
+    assert_problem(api.post(lst + "/members", json={"email_address": "a@segport-test.net"}), 400, "Invalid Resource")
     created = api.post(
-        lst + "/members", json={"email_address": "a@example.com", "status": "subscribed", "tags": ["t1"]}
+        lst + "/members", json={"email_address": "a@segport-test.net", "status": "subscribed", "tags": ["t1"]}
     ).json()
     assert created["tags"][0]["name"] == "t1"
     assert_problem(
-        api.post(lst + "/members", json={"email_address": "a@example.com", "status": "subscribed"}),
+        api.post(lst + "/members", json={"email_address": "a@segport-test.net", "status": "subscribed"}),
         400,
         "Member Exists",
-        "a@example.com is already a list member. Use PUT to insert or update list members.",
+        "a@segport-test.net is already a list member. Use PUT to insert or update list members.",
     )
-    member_url = f"{lst}/members/{md5('a@example.com')}"
+    member_url = f"{lst}/members/{md5('a@segport-test.net')}"
     assert_problem(
-        api.patch(f"{lst}/members/{md5('nobody@example.com')}", json={"status": "subscribed"}),
+        api.patch(f"{lst}/members/{md5('nobody@segport-test.net')}", json={"status": "subscribed"}),
         404,
         "Resource Not Found",
     )
     patched = api.patch(member_url, json={"merge_fields": {"FNAME": "A"}}).json()
     assert patched["status"] == "subscribed" and patched["merge_fields"]["FNAME"] == "A"
     assert api.patch(member_url, json={"status": "unsubscribed"}).json()["status"] == "unsubscribed"
-    assert api.get(member_url).json()["email_address"] == "a@example.com"
-    assert_problem(api.get(f"{lst}/members/{md5('nobody@example.com')}"), 404, "Resource Not Found")
+    assert api.get(member_url).json()["email_address"] == "a@segport-test.net"
+    assert_problem(api.get(f"{lst}/members/{md5('nobody@segport-test.net')}"), 404, "Resource Not Found")
     for i in range(5):
-        sb.add_member(f"m{i}@example.com", "subscribed" if i % 2 else "cleaned")
+        sb.add_member(f"m{i}@segport-test.net", "subscribed" if i % 2 else "cleaned")
     page = api.get(lst + "/members", params={"count": 2, "offset": 1}).json()
     assert page["total_items"] == 6 and [m["email_address"] for m in page["members"]] == [
-        "m0@example.com",
-        "m1@example.com",
+        "m0@segport-test.net",
+        "m1@segport-test.net",
     ]
     cleaned = api.get(lst + "/members", params={"status": "cleaned", "count": 1000}).json()
     assert cleaned["total_items"] == 3
@@ -421,8 +442,8 @@ def test_post_patch_get_delete_and_list_members(api: requests.Session, lst: str,
 
 
 def test_member_tags_endpoint_adds_and_removes(api: requests.Session, lst: str, sb: Any) -> None:
-    sb.add_member("a@example.com", tags=["old"])
-    url = f"{lst}/members/{md5('a@example.com')}/tags"
+    sb.add_member("a@segport-test.net", tags=["old"])
+    url = f"{lst}/members/{md5('a@segport-test.net')}/tags"
     resp = api.post(
         url,
         json={
@@ -435,7 +456,7 @@ def test_member_tags_endpoint_adds_and_removes(api: requests.Session, lst: str, 
     assert tags["total_items"] == 1 and tags["tags"][0]["name"] == "seg:vip"
     assert {"id", "name", "date_added"} <= tags["tags"][0].keys()
     assert_problem(
-        api.post(f"{lst}/members/{md5('x@example.com')}/tags", json={"tags": [{"name": "a", "status": "active"}]}),
+        api.post(f"{lst}/members/{md5('x@segport-test.net')}/tags", json={"tags": [{"name": "a", "status": "active"}]}),
         404,
         "Resource Not Found",
     )
@@ -444,9 +465,11 @@ def test_member_tags_endpoint_adds_and_removes(api: requests.Session, lst: str, 
 
 
 def test_static_segments_and_bulk_membership(api: requests.Session, lst: str, sb: Any) -> None:
-    sb.add_member("a@example.com")
-    sb.add_member("b@example.com")
-    seg = api.post(lst + "/segments", json={"name": "seg:vip", "static_segment": ["a@example.com", "z@example.com"]})
+    sb.add_member("a@segport-test.net")
+    sb.add_member("b@segport-test.net")
+    seg = api.post(
+        lst + "/segments", json={"name": "seg:vip", "static_segment": ["a@segport-test.net", "z@segport-test.net"]}
+    )
     assert seg.status_code == 200
     segment = seg.json()
     assert isinstance(segment["id"], int) and segment["type"] == "static" and segment["member_count"] == 1
@@ -461,19 +484,21 @@ def test_static_segments_and_bulk_membership(api: requests.Session, lst: str, sb
     out = api.post(
         url,
         json={
-            "members_to_add": ["b@example.com", "nobody@example.com"],
-            "members_to_remove": ["a@example.com", "ghost@example.com"],
+            "members_to_add": ["b@segport-test.net", "nobody@segport-test.net"],
+            "members_to_remove": ["a@segport-test.net", "ghost@segport-test.net"],
         },
     ).json()
     assert (out["total_added"], out["total_removed"], out["error_count"]) == (1, 1, 1)
-    assert out["members_added"][0]["email_address"] == "b@example.com"
-    assert out["members_removed"][0]["email_address"] == "a@example.com"
-    assert out["errors"][0]["email_addresses"] == ["nobody@example.com"] and out["errors"][0]["error"]
+    assert out["members_added"][0]["email_address"] == "b@segport-test.net"
+    assert out["members_removed"][0]["email_address"] == "a@segport-test.net"
+    assert out["errors"][0]["email_addresses"] == ["nobody@segport-test.net"] and out["errors"][0]["error"]
     assert_problem(
-        api.post(url, json={"members_to_add": [f"u{i}@example.com" for i in range(501)]}), 400, "Invalid Resource"
+        api.post(url, json={"members_to_add": [f"u{i}@segport-test.net" for i in range(501)]}), 400, "Invalid Resource"
     )
     assert_problem(api.post(f"{lst}/segments/999999", json={"members_to_add": []}), 404, "Resource Not Found")
-    api.post(f"{lst}/members/{md5('a@example.com')}/tags", json={"tags": [{"name": "seg:old", "status": "active"}]})
+    api.post(
+        f"{lst}/members/{md5('a@segport-test.net')}/tags", json={"tags": [{"name": "seg:old", "status": "active"}]}
+    )
     page = api.get(lst + "/segments", params={"type": "static", "count": 1000, "offset": 0}).json()
     assert page["list_id"] == sb.audience_id and page["total_items"] == 2
     assert {s["name"]: s["member_count"] for s in page["segments"]} == {"seg:vip": 1, "seg:old": 1}
@@ -482,7 +507,7 @@ def test_static_segments_and_bulk_membership(api: requests.Session, lst: str, sb
     assert api.get(lst + "/tag-search", params={"name": "seg:v"}).json()["tags"] == [
         {"id": segment["id"], "name": "seg:vip"}
     ]
-    assert sb.state()["lists"][sb.audience_id]["members"]["b@example.com"]["tags"] == ["seg:vip"]
+    assert sb.state()["lists"][sb.audience_id]["members"]["b@segport-test.net"]["tags"] == ["seg:vip"]
 
 
 # -- transport behaviour ----------------------------------------------------------------------------
@@ -493,7 +518,7 @@ def test_routing_errors_and_keep_alive(sb: Any, api: requests.Session, lst: str)
     resp = api.delete(sb.api_base_url + "/ping")
     assert_problem(resp, 405, "Method Not Allowed")
     assert resp.headers["Allow"] == "GET"
-    api.post(f"{lst}/members/{md5('x@example.com')}/tags", json={"tags": []})
+    api.post(f"{lst}/members/{md5('x@segport-test.net')}/tags", json={"tags": []})
     for _ in range(3):
         resp = api.get(sb.api_base_url + "/ping")
     verify = api.merge_environment_settings(sb.base_url, {}, None, None, None)["verify"]
@@ -529,7 +554,7 @@ def test_faults_are_seeded_and_leave_state_alone() -> None:
             lst = f"{sandbox.api_base_url}/lists/{sandbox.audience_id}"
             codes = []
             for i in range(200):
-                resp = session.post(lst, json={"members": [sub(f"u{i}@example.com")]})
+                resp = session.post(lst, json={"members": [sub(f"u{i}@segport-test.net")]})
                 codes.append(resp.status_code)
                 if resp.status_code != 200:
                     assert_problem(resp, resp.status_code, resp.json()["title"])
@@ -594,23 +619,23 @@ def results(url: str) -> dict[str, tuple[int, Any]]:
 def test_batch_operations_run_like_direct_calls_and_results_come_as_a_tar_gz(
     sb: Any, api: requests.Session, lst: str
 ) -> None:
-    sb.add_member("gone@example.com", "unsubscribed")
+    sb.add_member("gone@segport-test.net", "unsubscribed")
     aud = sb.audience_id
     operations = [
-        put_op(aud, "new@example.com", "new", merge_fields={"FNAME": "Nu"}),
-        put_op(aud, "gone@example.com", "gone", merge_fields={"FNAME": "Gone"}),
-        put_op(aud, "fake@example.com", "fake"),
-        put_op("0000000000", "x@example.com", "nolist"),
+        put_op(aud, "new@segport-test.net", "new", merge_fields={"FNAME": "Nu"}),
+        put_op(aud, "gone@segport-test.net", "gone", merge_fields={"FNAME": "Gone"}),
+        put_op(aud, "fake@segport-test.net", "fake"),
+        put_op("0000000000", "x@segport-test.net", "nolist"),
         {
             "method": "PUT",
-            "path": f"/lists/{aud}/members/{md5('y@example.com')}",
+            "path": f"/lists/{aud}/members/{md5('y@segport-test.net')}",
             "operation_id": "nojson",
             "body": "{",
         },
         {"method": "GET", "path": f"/lists/{aud}", "operation_id": "get", "params": {"fields": "id"}},
         {
             "method": "POST",
-            "path": f"/lists/{aud}/members/{md5('new@example.com')}/tags",
+            "path": f"/lists/{aud}/members/{md5('new@segport-test.net')}/tags",
             "operation_id": "tag",
             "body": json.dumps({"tags": [{"name": "seg:vip", "status": "active"}]}),
         },
@@ -630,17 +655,22 @@ def test_batch_operations_run_like_direct_calls_and_results_come_as_a_tar_gz(
     assert found["new"][0] == 200 and found["new"][1]["merge_fields"]["FNAME"] == "Nu"
     assert found["gone"][0] == 200 and found["gone"][1]["status"] == "unsubscribed"  # PUT without status
     assert found["fake"][0] == 400
-    assert found["fake"][1]["detail"] == "fake@example.com looks fake or invalid, please enter a real email address."
+    assert (
+        found["fake"][1]["detail"] == "fake@segport-test.net looks fake or invalid, please enter a real email address."
+    )
     assert found["nolist"][0] == 404 and found["nolist"][1]["title"] == "Resource Not Found"
     assert found["nojson"][0] == 400 and found["nojson"][1]["title"] == "JSON Parse Error"
     assert found["get"][0] == 200 and found["get"][1]["id"] == aud
     assert found["tag"] == (204, None)
     state = sb.state()["lists"][aud]["members"]
-    assert state["new@example.com"]["tags"] == ["seg:vip"] and state["gone@example.com"]["status"] == "unsubscribed"
+    assert (
+        state["new@segport-test.net"]["tags"] == ["seg:vip"]
+        and state["gone@segport-test.net"]["status"] == "unsubscribed"
+    )
 
 
 def test_batch_results_url_refuses_credentials_and_wrong_signatures(sb: Any, api: requests.Session) -> None:
-    op = put_op(sb.audience_id, "a@example.com", "a")
+    op = put_op(sb.audience_id, "a@segport-test.net", "a")
     batch_id = api.post(sb.api_base_url + "/batches", json={"operations": [op]}).json()["id"]
     url = wait_finished(sb, batch_id)["response_body_url"]
     assert api.get(url).status_code == 400  # the API key must not travel to the results host
@@ -649,7 +679,7 @@ def test_batch_results_url_refuses_credentials_and_wrong_signatures(sb: Any, api
 
 
 def test_batches_are_listed_and_deleted(sb: Any, api: requests.Session) -> None:
-    op = put_op(sb.audience_id, "a@example.com", "a")
+    op = put_op(sb.audience_id, "a@segport-test.net", "a")
     first = api.post(sb.api_base_url + "/batches", json={"operations": [op]}).json()["id"]
     url = wait_finished(sb, first)["response_body_url"]
     second = api.post(sb.api_base_url + "/batches", json={"operations": []}).json()["id"]
@@ -669,15 +699,15 @@ def test_batches_are_listed_and_deleted(sb: Any, api: requests.Session) -> None:
     [
         ({}, "operations", "Schema describes array, null found instead"),
         ({"operations": {}}, "operations", "Schema describes array, object found instead"),
-        ({"operations": ["PUT"]}, "operations.0", "Schema describes object, string found instead"),
+        ({"operations": ["PUT"]}, "operations.item:0", "Schema describes object, string found instead"),
         (
             {"operations": [{"method": "PUT", "path": "/ping", "body": {}}]},
-            "operations.0.body",
+            "operations.item:0.body",
             "Schema describes string, object found instead",
         ),
-        ({"operations": [{"method": "FETCH", "path": "/ping"}]}, "operations.0.method", None),
-        ({"operations": [{"method": "GET", "path": "ping"}]}, "operations.0.path", None),
-        ({"operations": [{"method": "GET", "path": "/ping", "params": []}]}, "operations.0.params", None),
+        ({"operations": [{"method": "FETCH", "path": "/ping"}]}, "operations.item:0.method", None),
+        ({"operations": [{"method": "GET", "path": "ping"}]}, "operations.item:0.path", None),
+        ({"operations": [{"method": "GET", "path": "/ping", "params": []}]}, "operations.item:0.params", None),
     ],
 )
 def test_badly_shaped_batches_are_refused(
@@ -692,7 +722,7 @@ def test_badly_shaped_batches_are_refused(
 
 def test_batches_run_one_at_a_time_each_in_about_one_latency_period(sb: Any) -> None:
     sb.set_faults(latency_ms=300)
-    ops = [put_op(sb.audience_id, f"p{i}@example.com", f"r{i}") for i in range(100)]
+    ops = [put_op(sb.audience_id, f"p{i}@segport-test.net", f"r{i}") for i in range(100)]
     ids: list[str] = []
     lock = threading.Lock()
 
@@ -722,7 +752,7 @@ def test_batches_run_one_at_a_time_each_in_about_one_latency_period(sb: Any) -> 
 
 def test_faults_hit_the_batch_endpoints_and_each_operation(sb: Any, api: requests.Session) -> None:
     sb.set_faults(fail_rate=1.0, status_codes=(503,))
-    op = put_op(sb.audience_id, "a@example.com", "a")
+    op = put_op(sb.audience_id, "a@segport-test.net", "a")
     assert_problem(api.post(sb.api_base_url + "/batches", json={"operations": [op]}), 503, "Service Unavailable")
     assert sb.state()["batches"] == []
     sb.set_faults(fail_rate=0.0, latency_ms=300)  # the batch then waits 300 ms before it runs
@@ -781,14 +811,14 @@ def test_control_api(sb: Any, api: requests.Session) -> None:
     base = sb.base_url + "/_sandbox"
     seeded = requests.post(
         base + "/members",
-        json={"email": "a@example.com", "status": "cleaned", "merge_fields": {"FNAME": "A"}, "tags": ["t"]},
+        json={"email": "a@segport-test.net", "status": "cleaned", "merge_fields": {"FNAME": "A"}, "tags": ["t"]},
     )
     assert seeded.status_code == 200 and seeded.json()["status"] == "cleaned"
-    assert requests.post(base + "/members", json={"email": "b@example.com", "status": "nope"}).status_code == 400
+    assert requests.post(base + "/members", json={"email": "b@segport-test.net", "status": "nope"}).status_code == 400
     state = requests.get(base + "/state").json()
     audience = state["lists"][sb.audience_id]
-    assert audience["members"]["a@example.com"] == {
-        "email_address": "a@example.com",
+    assert audience["members"]["a@segport-test.net"] == {
+        "email_address": "a@segport-test.net",
         "status": "cleaned",
         "email_type": "html",
         "merge_fields": {"FNAME": "A"},
@@ -874,3 +904,149 @@ def test_main_in_process_until_sigint(monkeypatch: pytest.MonkeyPatch) -> None:
         "api_key",
         "audience_id",
     }
+
+
+# -- as strict as the platform: addresses, archiving, compliance, limits, problem documents, fields ---------
+
+
+@pytest.fixture
+def client(sb: Any) -> Any:
+    """The official ``mailchimp-marketing`` client pointed at the sandbox (skipped when not installed)."""
+    marketing = pytest.importorskip("mailchimp_marketing")
+    mc = marketing.Client()
+    mc.set_config({"api_key": sb.api_key, "server": "us1"})
+    mc.api_client.host = sb.api_base_url  # the client builds https://us1.api.mailchimp.com/3.0 otherwise
+    return mc
+
+
+def client_error(call: Any) -> tuple[int, dict[str, Any]]:
+    """Run ``call``, which must fail with the official client's ``ApiClientError``; its status and problem."""
+    from mailchimp_marketing.api_client import ApiClientError
+
+    with pytest.raises(ApiClientError) as caught:
+        call()
+    text = caught.value.text
+    return caught.value.status_code, text if isinstance(text, dict) else json.loads(text)
+
+
+RESERVED = (
+    "ada@example.com",
+    "ada@mail.example.org",
+    "ada@example.net",
+    "ada@lab.example",
+    "ada@lab.test",
+    "ada@lab.invalid",
+    "ada@lab.localhost",
+)
+
+
+@pytest.mark.parametrize("email", RESERVED)
+def test_reserved_domains_look_fake_through_the_official_client(sb: Any, client: Any, email: str) -> None:
+    body = {"email_address": email, "status_if_new": "subscribed"}
+    status, problem = client_error(lambda: client.lists.set_list_member(sb.audience_id, md5(email), body))
+    assert (status, problem["title"]) == (400, "Invalid Resource")
+    assert problem["detail"] == f"{email} looks fake or invalid, please enter a real email address."
+    out = client.lists.batch_list_members(sb.audience_id, {"members": [sub(email)]})
+    assert out["total_created"] == 0 and out["errors"][0]["error"] == problem["detail"]
+    assert sb.members() == []
+
+
+@pytest.mark.parametrize("email", ["ada@@segport-test.net", "ada segport-test.net", "ada@segport-test", "@x.net"])
+def test_malformed_addresses_are_not_called_fake(sb: Any, client: Any, email: str) -> None:
+    body = {"email_address": email, "status_if_new": "subscribed"}
+    status, problem = client_error(lambda: client.lists.set_list_member(sb.audience_id, md5(email), body))
+    assert (status, problem["detail"]) == (400, "Please provide a valid email address.")
+    out = client.lists.batch_list_members(sb.audience_id, {"members": [sub(email)]})
+    assert out["errors"][0]["error"] == "Please provide a valid email address."
+    assert out["errors"][0]["field"] == "email_address"
+
+
+def test_archiving_a_pending_member_answers_405_allow_get_put(sb: Any, api: requests.Session, lst: str) -> None:
+    sb.add_member("waiting@segport-test.net", "pending")
+    resp = api.delete(f"{lst}/members/{md5('waiting@segport-test.net')}")
+    detail = "This list member cannot be removed. Can not archive a contact that is bounced, pending or archived"
+    assert_problem(resp, 405, "Method Not Allowed", detail)
+    assert resp.headers["Allow"] == "GET, PUT"
+    assert {m.email: m.status for m in sb.members()} == {"waiting@segport-test.net": "pending"}
+    sb.add_member("bounced@segport-test.net", "cleaned")
+    assert api.delete(f"{lst}/members/{md5('bounced@segport-test.net')}").status_code == 405
+    sb.add_member("here@segport-test.net", "subscribed")
+    assert api.delete(f"{lst}/members/{md5('here@segport-test.net')}").status_code == 204
+    assert api.delete(f"{lst}/members/{md5('here@segport-test.net')}").status_code == 405  # already archived
+
+
+def test_archiving_a_pending_member_through_the_official_client(sb: Any, client: Any) -> None:
+    sb.add_member("waiting@segport-test.net", "pending")
+    status, problem = client_error(
+        lambda: client.lists.delete_list_member(sb.audience_id, md5("waiting@segport-test.net"))
+    )
+    assert (status, problem["title"]) == (405, "Method Not Allowed")
+
+
+def test_compliance_flagged_address_may_be_added_as_pending(sb: Any, client: Any) -> None:
+    sb.mark_compliance("flagged@segport-test.net")
+    assert requests.post(sb.base_url + "/_sandbox/compliance", json={"email": "other@segport-test.net"}).ok
+    body = {"email_address": "flagged@segport-test.net", "status_if_new": "pending"}
+    member = client.lists.set_list_member(sb.audience_id, md5("flagged@segport-test.net"), body)
+    assert member["status"] == "pending"
+    out = client.lists.batch_list_members(
+        sb.audience_id, {"members": [sub("other@segport-test.net", "subscribed"), sub("late@segport-test.net")]}
+    )
+    assert [e["email_address"] for e in out["errors"]] == ["other@segport-test.net"]  # subscribed stays refused
+    assert "compliance state" in out["errors"][0]["error"]
+
+
+def test_over_500_members_answered_with_the_platform_text(sb: Any, api: requests.Session, lst: str) -> None:
+    detail = "Maximum allowed member items exceeded, please provide at most 500 items in members field"
+    members = [sub(f"u{i}@segport-test.net") for i in range(501)]
+    assert_problem(api.post(lst, json={"members": members}), 400, "Invalid Resource", detail)
+    tag = api.post(f"{lst}/segments", json={"name": "big", "static_segment": []}).json()
+    emails = [m["email_address"] for m in members]
+    detail = (
+        "Maximum allowed member items exceeded, please provide at most 500 items in members_to_add field or "
+        "members_to_remove field"
+    )
+    resp = api.post(f"{lst}/segments/{tag['id']}", json={"members_to_add": emails})
+    assert_problem(resp, 400, "Invalid Resource", detail)
+
+
+def test_problem_documents_link_their_schema_and_name_item_paths(sb: Any, api: requests.Session, lst: str) -> None:
+    resp = api.post(lst, json={"members": [sub("a@segport-test.net"), {"email_address": "b@segport-test.net"}]})
+    problem = assert_problem(resp, 400, "Invalid Resource")
+    assert resp.headers["Link"] == (
+        '<https://us1.api.mailchimp.com/schema/3.0/ProblemDetailDocument.json>; rel="describedBy"'
+    )
+    assert [e["field"] for e in problem["errors"]] == ["members.item:1.status"]
+    resp = api.post(f"{lst}/members/{md5('a@segport-test.net')}/tags", json={"tags": [{"name": "x"}]})
+    assert [e["field"] for e in assert_problem(resp, 400, "Invalid Resource")["errors"]] == ["tags.item:0.status"]
+    assert 'rel="describedBy"' in api.get(lst + "/nothing-here").headers["Link"]
+
+
+def test_fields_and_exclude_fields_trim_get_answers(sb: Any, client: Any) -> None:
+    sb.add_member("ada@segport-test.net", merge_fields={"FNAME": "Ada"}, tags=["vip"])
+    sb.add_member("grace@segport-test.net", "unsubscribed")
+    page = client.lists.get_list_members_info(sb.audience_id, fields=["members.email_address", "total_items"])
+    assert page == {
+        "members": [{"email_address": "ada@segport-test.net"}, {"email_address": "grace@segport-test.net"}],
+        "total_items": 2,
+    }
+    member = client.lists.get_list_member(
+        sb.audience_id, md5("ada@segport-test.net"), exclude_fields=["merge_fields", "_links", "tags.id", "stats"]
+    )
+    assert "merge_fields" not in member and "stats" not in member and "_links" not in member
+    assert member["tags"] == [{"name": "vip"}] and member["status"] == "subscribed"
+    audience = client.lists.get_list(sb.audience_id, fields=["id", "stats.member_count"])
+    assert audience == {"id": sb.audience_id, "stats": {"member_count": 1}}
+
+
+def test_fields_apply_inside_batch_operations_and_leave_errors_whole(sb: Any, api: requests.Session) -> None:
+    op = {"method": "GET", "path": f"/lists/{sb.audience_id}", "params": {"fields": "id"}, "operation_id": "a"}
+    missing = {"method": "GET", "path": "/lists/0000000000", "params": {"fields": "id"}, "operation_id": "b"}
+    batch_id = api.post(sb.api_base_url + "/batches", json={"operations": [op, missing]}).json()["id"]
+    assert sb.wait_idle(10)
+    url = api.get(f"{sb.api_base_url}/batches/{batch_id}").json()["response_body_url"]
+    with tarfile.open(fileobj=io.BytesIO(requests.get(url).content), mode="r:gz") as tar:
+        results = [r for m in tar.getmembers() if m.isfile() for r in json.load(tar.extractfile(m))]  # type: ignore[arg-type]
+    found = {r["operation_id"]: (r["status_code"], json.loads(r["response"])) for r in results}
+    assert found["a"] == (200, {"id": sb.audience_id})
+    assert found["b"][0] == 404 and found["b"][1]["title"] == "Resource Not Found"
