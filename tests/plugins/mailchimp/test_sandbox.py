@@ -874,3 +874,48 @@ def test_main_in_process_until_sigint(monkeypatch: pytest.MonkeyPatch) -> None:
         "api_key",
         "audience_id",
     }
+
+
+# -- API- versus self-unsubscribed; archived members (docs/providers/mailchimp.md#api-versus-self-unsubscribed) --
+def test_an_api_unsubscribed_member_may_be_subscribed_again_by_the_api(
+    sb: Any, api: requests.Session, lst: str
+) -> None:
+    url = f"{lst}/members/{md5('api@example.com')}"
+    body = {"email_address": "api@example.com", "status_if_new": "subscribed"}
+    assert api.put(url, json=body).json()["status"] == "subscribed"
+    unsubscribed = api.patch(url, json={"status": "unsubscribed"}).json()
+    assert unsubscribed["status"] == "unsubscribed" and unsubscribed["unsubscribe_reason"]
+    assert api.put(url, json={**body, "status": "subscribed"}).json()["status"] == "subscribed"
+    # seeded as unsubscribed by an API call (a test-API choice): also re-subscribable, in a batch too
+    sb.add_member("seeded@example.com", "unsubscribed", unsubscribed_by="api")
+    out = batch(api, lst, [sub("seeded@example.com")], update_existing=True)
+    assert out["total_updated"] == 1 and out["updated_members"][0]["status"] == "subscribed"
+
+
+def test_a_self_unsubscribed_member_is_in_compliance_state(sb: Any, api: requests.Session, lst: str) -> None:
+    sb.add_member("self@example.com", "unsubscribed")  # seeded unsubscribed: they unsubscribed themselves
+    url = f"{lst}/members/{md5('self@example.com')}"
+    body = {"email_address": "self@example.com", "status_if_new": "subscribed", "status": "subscribed"}
+    assert_problem(
+        api.put(url, json=body),
+        400,
+        "Member In Compliance State",
+        "self@example.com is in a compliance state due to unsubscribe, bounce, or compliance review "
+        "and cannot be subscribed.",
+    )
+    assert api.get(url).json()["status"] == "unsubscribed"
+    assert api.patch(url, json={"status": "pending"}).json()["status"] == "pending"  # a re-confirmation email
+    with pytest.raises(ValueError, match="unsubscribed_by"):
+        sb.add_member("x@example.com", "unsubscribed", unsubscribed_by="someone")
+
+
+def test_archived_members_are_reported_archived_listed_and_re_addable(sb: Any, api: requests.Session, lst: str) -> None:
+    sb.add_member("gone@example.com", "unsubscribed")
+    url = f"{lst}/members/{md5('gone@example.com')}"
+    assert api.delete(url).status_code == 204
+    assert api.get(url).json()["status"] == "archived"  # its earlier status is not reported
+    listed = api.get(lst + "/members", params={"status": "archived", "count": 1000, "offset": 0}).json()
+    assert [m["email_address"] for m in listed["members"]] == ["gone@example.com"] and listed["total_items"] == 1
+    # A PUT with status_if_new re-adds an archived member, whatever they were before archiving
+    re_added = api.put(url, json={"email_address": "gone@example.com", "status_if_new": "subscribed"}).json()
+    assert re_added["status"] == "subscribed"
