@@ -135,11 +135,19 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one record. ``reason`` is required for rejected/retryable/skipped."""
+    """What happened to one record. ``reason`` is required for rejected/retryable/skipped.
+
+    Optional, for the sync ledger (compared by neither ``==`` nor hashing): ``platform_status`` is
+    the person's status at the platform as the writer last saw it (``"subscribed"``,
+    ``"unsubscribed"``, ``"archived"``...); ``archived`` says the writer archived the person itself,
+    and then ``platform_status`` is their status just before (None: unknown).
+    """
 
     key: str
     status: OutcomeStatus
     reason: str | None = None
+    platform_status: str | None = field(default=None, compare=False)
+    archived: bool = field(default=False, compare=False)
 
     @classmethod
     def rejected(cls, key: str, reason: str) -> Outcome:
@@ -175,6 +183,9 @@ class RunContext:
     :param segments: the exported segment names, in the export's order.
     :param mapped_fields: destination field names the records carry (email excluded).
     :param dry_run: true when only planning; ``prepare`` must then change nothing.
+    :param archived_by_segport: from the sync ledger, the addresses of the export's audience
+        (:meth:`Destination.audience`) that segport archived itself and has not seen since, each with
+        the status it had just before.
     """
 
     export_name: str
@@ -182,6 +193,7 @@ class RunContext:
     segments: Sequence[str]
     mapped_fields: Sequence[str]
     dry_run: bool = False
+    archived_by_segport: Mapping[str, str] = field(default_factory=dict)
 
 
 class AuthHandler(requests.auth.AuthBase, ABC):
@@ -306,6 +318,14 @@ class Destination(ABC):
         every option as part of the target; override it to name the options that really are.
         """
         return json.dumps(dict(options), sort_keys=True, default=str)
+
+    def audience(self, options: Mapping[str, Any]) -> str:
+        """Return the audience (list) the export's options write to: the sync ledger's scope.
+
+        The ledger keeps the statuses writers report per connection, audience and address, so exports
+        to one audience share it. The default is :meth:`target`.
+        """
+        return self.target(options)
 
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         """Return the OAuth2 flow for this config, or None when it authenticates otherwise."""

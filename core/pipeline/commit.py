@@ -18,7 +18,7 @@ from ..contract import BatchResult, Outcome, OutcomeStatus
 from ..errors import WorkspaceError
 from ..models import Export, Run
 from ..plugins import notify
-from ..store.interface import OutcomeRow, StateRow, Store
+from ..store.interface import LedgerUpdate, OutcomeRow, StateRow, Store
 from .batcher import Unsent
 from .dispatcher import Delivery
 from .planner import Remember, Send, markers_json
@@ -80,9 +80,18 @@ class BatchCommit:
     """Commits the batches of one run, each with the unsent steps planned since the last commit."""
 
     def __init__(
-        self, *, store: Store, pm: pluggy.PluginManager, export: Export, run: Run, reject_log: RejectLog, mapping: int
+        self,
+        *,
+        store: Store,
+        pm: pluggy.PluginManager,
+        export: Export,
+        run: Run,
+        reject_log: RejectLog,
+        mapping: int,
+        ledger: tuple[int, str] | None = None,
     ) -> None:
         self.store = store
+        self.ledger = ledger  # (connection id, audience): where the platform statuses outcomes report go
         self.pm = pm
         self.export = export
         self.run = run
@@ -100,10 +109,13 @@ class BatchCommit:
         state_rows: list[StateRow] = []
         lost: list[RejectLine] = []
         outcomes: list[Outcome] = []
+        reported: list[LedgerUpdate] = []
         if delivery is not None:
             for send, outcome in delivery.settled():
                 record, status = send.record, outcome.status
                 outcomes.append(outcome)
+                if outcome.platform_status is not None or outcome.archived:
+                    reported.append(LedgerUpdate(record.email, outcome.platform_status, outcome.archived))
                 outcome_rows.append(OutcomeRow(record.key, record.email, status.value, outcome.reason))
                 run.counts[status.value] = run.counts.get(status.value, 0) + 1
                 if status.delivered:
@@ -129,6 +141,8 @@ class BatchCommit:
             with self.store.transaction():
                 self.store.save_outcomes(run.id, outcome_rows)
                 self.store.save_sync_state(self.export.id, state_rows)
+                if self.ledger is not None:
+                    self.store.save_ledger(*self.ledger, reported)
                 self.store.update_run(run)
         except BaseException:
             run.counts, run.requests, run.retries, run.reject_file = before

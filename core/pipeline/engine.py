@@ -88,12 +88,14 @@ class ExportRun:
         preflight = RequestCounter()  # counts the HTTP calls of prepare(); batches report their own
         try:
             with closing(reader), closing(session):
+                audience = request.destination.audience(options)
                 context = RunContext(
                     export_name=export.name,
                     options=options,
                     segments=list(export.segments),
                     mapped_fields=sorted(export.mapping),
                     dry_run=request.dry_run,
+                    archived_by_segport=self.store.archived_by_segport(request.connection.id, audience),
                 )
                 writer = request.destination.writer(session, request.config, context)
                 counts = PlanCounts(selected=selection.count)
@@ -121,6 +123,7 @@ class ExportRun:
                             writer=writer,
                             limits=spec.limits,
                             mapping=mapper.fingerprint,
+                            audience=audience,
                         )
                         writer.finish()
                         failed = run.counts["failed"]
@@ -234,6 +237,7 @@ class ExportRun:
         writer: BatchWriter,
         limits: Limits,
         mapping: int,
+        audience: str,
     ) -> None:
         """Batch the plan, dispatch the batches, commit each delivered batch with the unsent steps."""
         dispatcher: Dispatcher[Send] = Dispatcher(
@@ -245,7 +249,13 @@ class ExportRun:
         unsent: list[Unsent] = []  # decided without a request; committed with the next batch
         with RejectLog(self.home / "rejects" / f"run-{run.id}.jsonl") as reject_log:
             commit = BatchCommit(
-                store=self.store, pm=self.pm, export=request.export, run=run, reject_log=reject_log, mapping=mapping
+                store=self.store,
+                pm=self.pm,
+                export=request.export,
+                run=run,
+                reject_log=reject_log,
+                mapping=mapping,
+                ledger=(request.connection.id, audience),
             )
 
             def commit_unsent(decided: list[Unsent]) -> None:

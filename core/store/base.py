@@ -20,12 +20,13 @@ from .database import Database
 from .exports import Exports
 from .governance import Governance
 from .interface import Loaded, ProfileRow
+from .ledger import Ledger
 from .runs import Runs
 from .snapshot import SQLSnapshot
 from .upgrade import migrate, schema_version
 
 
-class SQLStore(Governance, Connections, Catalog, Exports, Runs, ABC):
+class SQLStore(Governance, Connections, Catalog, Exports, Ledger, Runs, ABC):
     """All persistent state of a workspace (:class:`~segport.store.interface.Store`) on a SQL database."""
 
     url: str  # where the store is, without a password (for messages and workers)

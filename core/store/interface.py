@@ -43,6 +43,22 @@ class Delivered(NamedTuple):
     markers: str
 
 
+class LedgerEntry(NamedTuple):
+    """What the sync ledger holds for one address of an audience."""
+
+    email: str
+    status: str  # the last status the platform reported ("archived" once archived)
+    archived_from: str | None  # the status just before segport archived them itself (None: it did not)
+
+
+class LedgerUpdate(NamedTuple):
+    """One report for the sync ledger: a platform status, or an archive by segport."""
+
+    email: str
+    status: str | None  # the status the platform reported (with ``archived``: the one just before; None: unknown)
+    archived: bool = False  # segport archived the person itself
+
+
 class StoredProfile(NamedTuple):
     """A profile as stored: its attributes (JSON) and version (the load that last changed it)."""
 
@@ -324,6 +340,16 @@ class Store(FilterCache, Protocol):
 
     def save_sync_state(self, export_id: int, rows: Sequence[StateRow]) -> None:
         """Record what the destination acknowledged (replacing what was recorded for those profiles)."""
+
+    # -- the sync ledger (per connection, audience and address) ---------------------------------------
+    def ledger_entries(self, connection_id: int, audience: str, emails: Sequence[str]) -> dict[str, LedgerEntry]:
+        """Return what the ledger holds for ``emails`` (absent addresses: never reported)."""
+
+    def archived_by_segport(self, connection_id: int, audience: str) -> dict[str, str]:
+        """Return address -> status before, for people segport archived itself and has not seen since."""
+
+    def save_ledger(self, connection_id: int, audience: str, updates: Sequence[LedgerUpdate]) -> None:
+        """Record what the platform reported (an archive by segport keeps the status just before)."""
 
     # -- runs -------------------------------------------------------------------------------------------
     def start_run(self, export: Export, trigger: str, user: str, status: RunStatus = RunStatus.RUNNING) -> Run:

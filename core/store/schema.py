@@ -143,6 +143,20 @@ sync_state = Table(
     sqlite_with_rowid=False,
 )
 
+# The sync ledger: per connection, audience and address, the last status the platform reported and,
+# when segport archived the person itself, their status just before (``archived_from``).
+platform_ledger = Table(
+    "platform_ledger",
+    metadata,
+    Column("connection_id", INTEGER, ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True),
+    Column("audience", TEXT, primary_key=True),
+    Column("email", TEXT, primary_key=True),
+    Column("status", TEXT, nullable=False),
+    Column("archived_from", TEXT),
+    Column("updated_at", TEXT, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 runs = Table(
     "runs",
     metadata,

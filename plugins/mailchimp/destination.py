@@ -65,6 +65,10 @@ class MailchimpDestination(Destination):
         """Return the audience and the tag names: another of either means nothing was delivered there."""
         return f"{options.get('audience_id')}|{options.get('tag_prefix', '')}"
 
+    def audience(self, options: Mapping[str, Any]) -> str:
+        """Return the audience id: the sync ledger keeps Mailchimp statuses per audience."""
+        return str(options.get("audience_id"))
+
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         """Return the authorization-code flow for an ``oauth2`` connection, else None."""
         return MailchimpOAuth() if config.get("auth_method") == "oauth2" else None

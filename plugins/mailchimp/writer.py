@@ -5,7 +5,10 @@ audience are created through the batch endpoint with ``update_existing: false`` 
 ``status_if_new``; people already there are updated with ``PUT .../members/{hash}`` *without*
 ``status`` (one by one, or as operations of one ``POST /batches`` job from
 :data:`BATCH_UPDATES_FROM` on, docs/providers/mailchimp.md#batch-operations-request), so an
-unsubscribed, cleaned or compliance-state member keeps that status. New members get their tags
+unsubscribed, cleaned or compliance-state member keeps that status. Archived members are not
+re-added unless the export's ``readd_archived`` option says so or the sync ledger shows segport
+archived them while subscribed: the pre-flight lists the audience's archived, unsubscribed and
+cleaned members for that (docs/providers/mailchimp.md#archived-and-unsubscribed-members). New members get their tags
 inside the batch create (``tags``: accepted but UNCONFIRMED in the schema,
 docs/providers/mailchimp.md#tags-in-batch-members); tags the answer does not confirm, and all
 other tag changes, go through the static-segment endpoint (≤500 emails per call,
@@ -53,6 +56,11 @@ from .batches import BatchJob, BatchRunner, Calls
 PAGE = 1000  # the largest page Mailchimp serves (docs/providers/mailchimp.md#pagination)
 SCALAR_TYPES = {"text", "number", "phone", "date", "birthday", "zip", "url", "imageurl", "radio", "dropdown"}
 COMPLIANT_STATUSES = {"unsubscribed", "cleaned"}
+ARCHIVED = "archived"
+# Statuses whose members the pre-flight lists (docs/providers/mailchimp.md#archived-and-unsubscribed-members):
+# nobody holding one is ever created or updated as subscribed.
+HELD_STATUSES = (ARCHIVED, "unsubscribed", "cleaned")
+MEMBER_FIELDS = "members.email_address,total_items"  # `fields` keeps a listing page small
 # Outcomes after which the person is a member of the audience (tags may be applied), unless the
 # batch create refused the address (then it is not a member, whatever the outcome).
 ON_LIST = {OutcomeStatus.CREATED, OutcomeStatus.UPDATED, OutcomeStatus.UNCHANGED, OutcomeStatus.SKIPPED}
@@ -83,6 +91,9 @@ class MailchimpWriter(BatchWriter):
         self.status_if_new = str(options.get("status_if_new", "subscribed"))
         self.prefix = str(options.get("tag_prefix", ""))
         self.archive_on_exit = options.get("on_exit") == "archive"
+        self.readd_archived = bool(options.get("readd_archived", False))
+        # address -> archived, unsubscribed or cleaned, as the pre-flight listed them (read-only once prepared)
+        self.held: dict[str, str] = {}
         self.tag_ids: dict[str, int] = {}  # exported segment -> static segment (tag) id, found by prepare()
         self.field_tags: dict[str, str] = {}  # mapped field -> the audience's merge tag, found by prepare()
         self.batches = BatchRunner(self.api)
@@ -122,6 +133,23 @@ class MailchimpWriter(BatchWriter):
                     "run the export again (it will find the tag)"
                 )
             self.tag_ids[segment] = tag_id
+        self.held = self._held_members()
+
+    def _held_members(self) -> dict[str, str]:
+        """Return the audience's archived, unsubscribed and cleaned members: address -> status.
+
+        One paged listing per status, only the addresses (``fields``): a handful of calls per run
+        however many records follow, never one per record. One after the other, so that the calls
+        come in a known order; each page is a single small answer.
+        See docs/providers/mailchimp.md#archived-and-unsubscribed-members.
+        """
+        held: dict[str, str] = {}
+        for status in HELD_STATUSES:
+            for member in self._pages("members", "members", {"status": status, "fields": MEMBER_FIELDS}):
+                address = str(member.get("email_address", "")).strip().lower()
+                if address:
+                    held[address] = status
+        return held
 
     def _check_audience(self, found: Future[Any]) -> None:
         try:
@@ -202,15 +230,33 @@ class MailchimpWriter(BatchWriter):
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
         """Create, update (a pending /batches job from :data:`BATCH_UPDATES_FROM` on), tag, archive."""
         write = _Write(records)
-        upserts = [r for r in records if r.upsert]
-        existing = [r for r in upserts if not r.new]
-        new = [r for r in upserts if r.new]
+        upserts: list[Record] = []
+        for record in records:
+            if self.held.get(record.email) == ARCHIVED and (record.upsert or record.add):
+                if not self._may_readd(record.email):
+                    write.absent.add(record.key)  # not on the audience: no tags either
+                    write.outcomes[record.key] = _archived_skip(record.key)
+                    continue
+                upserts.append(record)  # re-added with status_if_new, fields and tags
+            elif record.upsert:
+                upserts.append(record)
+        # Listed unsubscribed or cleaned: members already, updated without a status.
+        existing = [r for r in upserts if not r.new or self.held.get(r.email) in COMPLIANT_STATUSES]
+        new = [r for r in upserts if r.new and self.held.get(r.email) not in COMPLIANT_STATUSES]
         if new:
             existing += self._create(new, write)
         job = self._update_all(existing, write)
         if job is not None:
             return BatchResult([], requests=write.calls.count, pending=UpdatesJob(self, write, existing, job))
         return self._finish(write)
+
+    def _may_readd(self, email: str) -> bool:
+        """Whether an archived member may be re-added: by option, or archived by segport while subscribed.
+
+        Mailchimp does not report an archived member's earlier status
+        (docs/providers/mailchimp.md#archived-and-unsubscribed-members), so only the sync ledger can tell.
+        """
+        return self.readd_archived or self.context.archived_by_segport.get(email) == "subscribed"
 
     def requests_for(self, records: Sequence[Record]) -> int:
         """Return the fewest calls: new people's tags land with the create, a /batches job polled once."""
@@ -265,7 +311,8 @@ class MailchimpWriter(BatchWriter):
         for member in _objects(answer.get("new_members")):
             record = by_email.get(str(member.get("email_address", "")).lower())
             if record is not None:
-                outcomes[record.key] = Outcome(record.key, OutcomeStatus.CREATED)
+                status = str(member.get("status") or self.status_if_new)
+                outcomes[record.key] = Outcome(record.key, OutcomeStatus.CREATED, platform_status=status)
                 # Trust but verify: only tags the member object shows count as applied
                 # (docs/providers/mailchimp.md#member-object).
                 tagged[record.key] = {str(t.get("name", "")).lower() for t in _objects(member.get("tags"))}
@@ -359,8 +406,9 @@ class MailchimpWriter(BatchWriter):
             raise answer
         status = str(answer.get("status", "")) if isinstance(answer, Mapping) else ""
         if status in COMPLIANT_STATUSES:
-            return Outcome(record.key, OutcomeStatus.SKIPPED, f"compliance: member is {status}; status left unchanged")
-        return Outcome(record.key, OutcomeStatus.UPDATED)
+            reason = f"consent: member is {status}; status left unchanged"
+            return Outcome(record.key, OutcomeStatus.SKIPPED, reason, platform_status=status)
+        return Outcome(record.key, OutcomeStatus.UPDATED, platform_status=status or None)
 
     def _tag(self, records: list[Record], write: _Write) -> None:
         """Tag changes not already confirmed, through the static-segment endpoint, one call per tag.
@@ -434,7 +482,9 @@ class MailchimpWriter(BatchWriter):
             if exc.status == 404:
                 return Outcome(record.key, OutcomeStatus.UPDATED)  # not on the audience any more
             return Outcome.rejected(record.key, f"not archived: {exc.detail or exc.title}")
-        return Outcome(record.key, OutcomeStatus.UPDATED)
+        # The status just before, for the sync ledger: listed unsubscribed or cleaned, else its own record.
+        before = self.held.get(record.email)
+        return Outcome(record.key, OutcomeStatus.UPDATED, platform_status=before, archived=True)
 
     def _member(self, record: Record, *, status: str | None, tags: bool = False) -> dict[str, Any]:
         member: dict[str, Any] = {"email_address": record.email}
@@ -449,9 +499,12 @@ class MailchimpWriter(BatchWriter):
     def _put_body(self, record: Record) -> dict[str, Any]:
         """Return the PUT body: no ``status``, ``status_if_new`` for people Mailchimp does not know.
 
+        Someone listed unsubscribed or cleaned gets ``status_if_new: unsubscribed``: archived
+        meanwhile, they come back unsubscribed, never subscribed.
         See docs/providers/mailchimp.md#add-or-update-a-member.
         """
-        return {**self._member(record, status=None), "status_if_new": self.status_if_new}
+        held = self.held.get(record.email) in COMPLIANT_STATUSES
+        return {**self._member(record, status=None), "status_if_new": "unsubscribed" if held else self.status_if_new}
 
     def _audience_gone(self) -> UnknownAudienceError:
         return UnknownAudienceError(
@@ -541,6 +594,20 @@ def _member_error(key: str, error: str, field: Any, field_message: Any) -> Outco
     if field or field_message:
         text += f" ({field or 'field'}: {field_message or 'invalid'})"
     lowered = text.lower()
-    if "compliance state" in lowered:
-        return Outcome(key, OutcomeStatus.SKIPPED, f"compliance: {text}")
+    if "compliance state" in lowered or "permanently deleted" in lowered:
+        # docs/providers/mailchimp.md#compliance-state, docs/providers/mailchimp.md#archive-and-permanent-delete
+        return Outcome(key, OutcomeStatus.SKIPPED, f"consent: {text}")
     return Outcome.rejected(key, text)
+
+
+def _archived_skip(key: str) -> Outcome:
+    """Return the outcome of an archived member segport will not re-add.
+
+    See docs/providers/mailchimp.md#archived-and-unsubscribed-members.
+    """
+    reason = (
+        "consent: member is archived at Mailchimp, which does not say whether they had unsubscribed; "
+        "not re-added (segport did not archive them while subscribed; --option readd_archived=true re-adds "
+        "archived members)"
+    )
+    return Outcome(key, OutcomeStatus.SKIPPED, reason, platform_status=ARCHIVED)

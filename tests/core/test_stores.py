@@ -14,8 +14,10 @@ import pytest
 
 from segport import RunStatus, Workspace
 from segport.errors import AlreadyRunning, InputError, WorkspaceError
+from segport.models import Share
 from segport.pipeline.selection import Selection
 from segport.store import open_store, sqlite_path
+from segport.store.interface import LedgerEntry, LedgerUpdate
 from segport.store.upgrade import REVISIONS
 from segport.testing.postgres import PASSWORD, PostgresCluster
 
@@ -194,3 +196,50 @@ def _wait_for_backend_exit(database_url: str, pid: int, deadline_s: float = 30.0
                 return
             time.sleep(0.02)
     raise AssertionError(f"backend {pid} still alive {deadline_s} s after its client closed")
+
+
+def test_the_sync_ledger_keeps_the_status_before_segports_own_archive(ws: Workspace) -> None:
+    """Per connection, audience and address: the last status, and what segport archived people from."""
+    store = ws.store
+    with store.transaction():
+        mc = store.add_connection(
+            name="mc", type="memory", share=Share.ADMINS, config={}, secrets=None, profile_cap=None, user="ada"
+        )
+    with store.transaction():
+        store.save_ledger(
+            mc.id,
+            "aud1",
+            [
+                LedgerUpdate("sub@example.com", "subscribed"),
+                LedgerUpdate("gone@example.com", "subscribed"),
+                LedgerUpdate("nobody@example.com", None),  # nothing reported: nothing kept
+            ],
+        )
+    with store.transaction():
+        store.save_ledger(
+            mc.id,
+            "aud1",
+            [
+                LedgerUpdate("sub@example.com", None, archived=True),  # the ledger's last status: subscribed
+                LedgerUpdate("gone@example.com", "unsubscribed", archived=True),  # the listing said unsubscribed
+                LedgerUpdate("other@example.com", "archived"),  # found archived: not by segport
+            ],
+        )
+    assert store.archived_by_segport(mc.id, "aud1") == {
+        "sub@example.com": "subscribed",
+        "gone@example.com": "unsubscribed",
+    }
+    assert store.archived_by_segport(mc.id, "aud2") == {}  # another audience knows nothing of them
+    entries = store.ledger_entries(mc.id, "aud1", ["sub@example.com", "other@example.com", "nobody@example.com"])
+    assert entries == {
+        "sub@example.com": LedgerEntry("sub@example.com", "archived", "subscribed"),
+        "other@example.com": LedgerEntry("other@example.com", "archived", None),
+    }
+    with store.transaction():  # seen archived again: still ours; re-added: ours no more
+        store.save_ledger(
+            mc.id, "aud1", [LedgerUpdate("sub@example.com", "archived"), LedgerUpdate("gone@example.com", "pending")]
+        )
+    assert store.archived_by_segport(mc.id, "aud1") == {"sub@example.com": "subscribed"}
+    with store.transaction():
+        store.remove_connection(mc.id)
+    assert store.ledger_entries(mc.id, "aud1", ["sub@example.com"]) == {}  # erased with the connection

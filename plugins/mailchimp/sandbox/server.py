@@ -183,9 +183,13 @@ class MailchimpSandbox(SandboxServer):
         status: str = "subscribed",
         merge_fields: Mapping[str, Any] | None = None,
         tags: Iterable[str] = (),
+        unsubscribed_by: str = "self",
     ) -> dict[str, Any]:
-        """Seed a pre-existing member (any status, no rules applied); return the member object."""
-        return self._data.seed_member(email, status, merge_fields, tags)
+        """Seed a pre-existing member (any status, no rules applied); return the member object.
+
+        An ``unsubscribed`` or ``archived`` member unsubscribed themselves, unless ``unsubscribed_by="api"``.
+        """
+        return self._data.seed_member(email, status, merge_fields, tags, unsubscribed_by)
 
     def members(self) -> list[PlatformMember]:
         """Return the audience's members as the conformance kit reads them: merge fields, tags, status."""
@@ -678,6 +682,7 @@ def _seed_member(sb: MailchimpSandbox, req: Request) -> Response:
             str(body.get("status", "subscribed")),
             body.get("merge_fields"),
             tuple(body.get("tags") or ()),
+            str(body.get("unsubscribed_by", "self")),
         )
     except (ValueError, TypeError, AttributeError) as err:
         raise invalid([("", str(err))]) from None

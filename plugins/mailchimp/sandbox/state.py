@@ -183,6 +183,10 @@ class Member:
     language: str = ""
     vip: bool = False
     source: str = "API - Generic"
+    # Who unsubscribed them: the person themselves (no API may re-subscribe them) or an API call
+    # (one may). See docs/providers/mailchimp.md#api-versus-self-unsubscribed.
+    self_unsubscribed: bool = False
+    unsubscribe_reason: str = ""
 
 
 class _MemberError(Exception):
@@ -193,17 +197,28 @@ class _MemberError(Exception):
         self.code, self.message, self.field, self.field_message = code, message, field_name, field_message
 
 
-def _subscribe_blocked(current: str | None, new: str, flagged: bool) -> bool:
-    """Whether setting ``new`` on a member now ``current`` is refused as a compliance state.
+# The reason an API unsubscribe leaves on the member: text UNCONFIRMED
+# (docs/providers/mailchimp.md#api-versus-self-unsubscribed).
+API_UNSUBSCRIBE_REASON = "N/A (Unsubscribed by an admin)"
+SELF_UNSUBSCRIBE_REASON = "Unspecified"
+UNSUBSCRIBERS = ("self", "api")  # who unsubscribed a seeded member
+
+
+def _subscribe_blocked(member: Member | None, new: str, flagged: bool) -> bool:
+    """Whether setting ``new`` on ``member`` (None: not on the audience) is refused as a compliance state.
 
     Subscribing a ``flagged`` address (callers pass whether the flag blocks ``new``: ``pending`` passes),
-    or making a cleaned member ``subscribed``/``pending``, is refused;
-    an unsubscribed member may not become ``subscribed`` but may become ``pending`` (a re-confirmation
-    email; maintainers call it intended). See docs/providers/mailchimp.md#compliance-state.
+    or making a cleaned member ``subscribed``/``pending``, is refused; a member who unsubscribed
+    *themselves* may not become ``subscribed`` but may become ``pending`` (a re-confirmation email;
+    maintainers call it intended), while one an API call unsubscribed may be set back to
+    ``subscribed``. See docs/providers/mailchimp.md#compliance-state and
+    docs/providers/mailchimp.md#api-versus-self-unsubscribed.
     """
+    current = member.status if member is not None else None
     if new not in ("subscribed", "pending") or new == current:
         return False
-    return flagged or current == "cleaned" or (current == "unsubscribed" and new == "subscribed")
+    self_unsubscribed = member is not None and current == "unsubscribed" and member.self_unsubscribed
+    return flagged or current == "cleaned" or (self_unsubscribed and new == "subscribed")
 
 
 class SandboxState:
@@ -269,10 +284,17 @@ class SandboxState:
         status: str = "subscribed",
         merge_fields: Mapping[str, Any] | None = None,
         tags: Iterable[str] = (),
+        unsubscribed_by: str = "self",
     ) -> JSON:
-        """Create or overwrite a member bypassing the API's rules (for pre-existing contacts)."""
+        """Create or overwrite a member bypassing the API's rules (for pre-existing contacts).
+
+        An ``unsubscribed`` (or ``archived``) member unsubscribed themselves unless ``unsubscribed_by``
+        is ``"api"``: then an API call may set them back to ``subscribed``.
+        """
         if status not in ALL_STATUSES:
             raise ValueError(f"status must be one of {', '.join(ALL_STATUSES)}")
+        if unsubscribed_by not in UNSUBSCRIBERS:
+            raise ValueError(f"unsubscribed_by must be one of {', '.join(UNSUBSCRIBERS)}")
         with self.lock:
             unknown = [tag for tag in merge_fields or {} if tag not in self.merge_fields]
             if unknown:
@@ -282,6 +304,10 @@ class SandboxState:
                 member = self._create(email, status, source="Sandbox")
             else:
                 self._set_status(member, status)
+            if status in ("unsubscribed", "archived"):
+                member.self_unsubscribed = unsubscribed_by == "self"
+                api = not member.self_unsubscribed
+                member.unsubscribe_reason = API_UNSUBSCRIBE_REASON if api else SELF_UNSUBSCRIBE_REASON
             member.merge.update({k: v for k, v in (merge_fields or {}).items() if v != ""})
             for name in tags:
                 self._tag_member(member, self._tag(name))
@@ -492,7 +518,7 @@ class SandboxState:
             raise _MemberError("ERROR_CONTACT_EXISTS", batch_exists_text(email))
         if member is None and refuse is not None and refuse(email):
             raise _MemberError("ERROR_GENERIC", throttled_text(email))
-        if _subscribe_blocked(member.status if member else None, status, self._flagged(key, status)):
+        if _subscribe_blocked(member, status, self._flagged(key, status)):
             raise _MemberError("ERROR_GENERIC", compliance_text(email))
         merge = item.get("merge_fields") or {}
         bad = self._merge_problems(merge, member.merge if member else {}, skip_mv)
@@ -848,8 +874,7 @@ class SandboxState:
             raise ApiError(400, "Invalid Resource", refusal[1])
         if member is None and key in self.forgotten:
             raise ApiError(400, "Forgotten Email Not Subscribed", forgotten_text(email))
-        current = member.status if member else None
-        if status is not None and _subscribe_blocked(current, status, self._flagged(key, status)):
+        if status is not None and _subscribe_blocked(member, status, self._flagged(key, status)):
             raise ApiError(400, "Member In Compliance State", compliance_text(email))
         merge = body.get("merge_fields", {})
         if not isinstance(merge, dict):
@@ -911,15 +936,22 @@ class SandboxState:
     def _create(self, email: str, status: str, source: str = "API - Generic") -> Member:
         now = now_iso()
         member = Member(subscriber_hash(email), email.strip(), status, self.next_web_id, now, now, source=source)
+        if status == "unsubscribed":  # created unsubscribed by an API call (a seed may say otherwise)
+            member.unsubscribe_reason = API_UNSUBSCRIBE_REASON
         self.next_web_id += 1
         self.members[member.hash] = member
         self.counts[status] += 1
         return member
 
     def _set_status(self, member: Member, status: str) -> None:
+        """Change a member's status through the API: an unsubscribe here is an API unsubscribe."""
         if status != member.status:
             self.counts[member.status] -= 1
             self.counts[status] += 1
+            if status == "unsubscribed":
+                member.self_unsubscribed, member.unsubscribe_reason = False, API_UNSUBSCRIBE_REASON
+            elif status != "archived":  # archived keeps who unsubscribed them; any other status ends it
+                member.self_unsubscribed, member.unsubscribe_reason = False, ""
             member.status = status
             member.last_changed = now_iso()
 
@@ -1060,6 +1092,7 @@ class SandboxState:
             "timestamp_opt": m.created,
             "member_rating": 2,
             "last_changed": m.last_changed,
+            **({"unsubscribe_reason": m.unsubscribe_reason} if m.status == "unsubscribed" else {}),
             "language": m.language,
             "vip": m.vip,
             "email_client": "",

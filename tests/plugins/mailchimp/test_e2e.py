@@ -231,3 +231,72 @@ def test_a_killed_run_is_interrupted_and_the_next_run_finishes_exactly(
     # landed but were not committed) is at most the batches in flight: 10 of 500.
     assert finished["counts"]["created"] + finished["counts"]["updated"] == len(selected) - committed
     assert finished["counts"]["updated"] == landed_at_kill - committed <= 10 * 500
+
+
+# -- consent: archived and unsubscribed members (docs/providers/mailchimp.md#archived-and-unsubscribed-members) --
+def test_a_new_export_never_re_adds_archived_members(
+    tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None
+) -> None:
+    sandbox.add_member(email(4), "unsubscribed")  # they unsubscribed themselves ...
+    sandbox.add_member(email(4), "archived")  # ... and were archived: Mailchimp shows only "archived"
+    sandbox.add_member(email(6), "archived")  # archived, earlier status unknown
+    op = setup(tmp_path, sandbox, count=40, database_url=database_url)
+
+    run = op.run_json("news")
+
+    landed = members(sandbox)
+    assert landed[email(4)]["status"] == landed[email(6)]["status"] == "archived"
+    assert run["status"] == "succeeded"
+    assert (run["counts"]["created"], run["counts"]["skipped"]) == (18, 2)
+
+
+def test_a_full_run_leaves_an_unsubscribed_then_archived_member_alone(
+    tmp_path: Path, sandbox: MailchimpSandbox
+) -> None:
+    op = setup(tmp_path, sandbox, count=40)
+    assert op.run_json("news")["counts"]["created"] == 20
+    sandbox.add_member(email(4), "unsubscribed")  # unsubscribed themselves, then archived
+    sandbox.add_member(email(4), "archived")
+
+    run = op.run_json("news", "--full")
+
+    assert members(sandbox)[email(4)]["status"] == "archived"
+    assert run["counts"]["skipped"] == 1 and run["counts"]["created"] == 0
+
+
+def test_on_exit_archive_round_trip_re_adds_only_who_segport_archived_while_subscribed(
+    tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None
+) -> None:
+    op = setup(tmp_path, sandbox, count=40, options=("on_exit=archive",), database_url=database_url)
+    op.run_json("news")
+    sandbox.add_member(email(2), "unsubscribed")  # unsubscribes themselves through a campaign's link
+    newsletter = [i for i in range(0, 40, 2) if i not in (2, 10)]  # 2 and 10 leave every exported segment
+    op("segments", "load", "Newsletter", str(write_keys(tmp_path / "newsletter.txt", newsletter)))
+    left = op.run_json("news")
+    landed = members(sandbox)
+    assert landed[email(2)]["status"] == landed[email(10)]["status"] == "archived"
+    assert left["counts"]["updated"] == 2
+
+    # both come back, with a changed name: segport re-adds only the one it archived while subscribed
+    op("segments", "load", "Newsletter", str(write_keys(tmp_path / "newsletter.txt", list(range(0, 40, 2)))))
+    op("profiles", "load", str(write_profiles(tmp_path / "profiles.csv", 40, renamed=frozenset({2, 10}))))
+    back = op.run_json("news")
+    again = op.run_json("news", "--full")
+
+    landed = members(sandbox)
+    assert landed[email(2)]["status"] == "archived"  # never subscribed again
+    assert landed[email(10)]["status"] == "subscribed" and landed[email(10)]["tags"] == ["Newsletter"]
+    assert landed[email(10)]["merge_fields"]["FNAME"] == "Renamed"
+    assert back["counts"]["skipped"] == 1 and again["counts"]["skipped"] == 1
+    assert back["status"] == again["status"] == "succeeded"
+
+
+def test_an_api_unsubscribed_member_is_never_subscribed_again_by_segport(
+    tmp_path: Path, sandbox: MailchimpSandbox
+) -> None:
+    sandbox.add_member(email(4), "unsubscribed", unsubscribed_by="api")  # the platform would allow it
+    op = setup(tmp_path, sandbox, count=40)
+    first = op.run_json("news")
+    full = op.run_json("news", "--full")
+    assert members(sandbox)[email(4)]["status"] == "unsubscribed"
+    assert first["counts"]["skipped"] == full["counts"]["skipped"] == 1

@@ -1050,3 +1050,47 @@ def test_fields_apply_inside_batch_operations_and_leave_errors_whole(sb: Any, ap
     found = {r["operation_id"]: (r["status_code"], json.loads(r["response"])) for r in results}
     assert found["a"] == (200, {"id": sb.audience_id})
     assert found["b"][0] == 404 and found["b"][1]["title"] == "Resource Not Found"
+
+# -- API- versus self-unsubscribed; archived members (docs/providers/mailchimp.md#api-versus-self-unsubscribed) --
+def test_an_api_unsubscribed_member_may_be_subscribed_again_by_the_api(
+    sb: Any, api: requests.Session, lst: str
+) -> None:
+    url = f"{lst}/members/{md5('api@segport-test.net')}"
+    body = {"email_address": "api@segport-test.net", "status_if_new": "subscribed"}
+    assert api.put(url, json=body).json()["status"] == "subscribed"
+    unsubscribed = api.patch(url, json={"status": "unsubscribed"}).json()
+    assert unsubscribed["status"] == "unsubscribed" and unsubscribed["unsubscribe_reason"]
+    assert api.put(url, json={**body, "status": "subscribed"}).json()["status"] == "subscribed"
+    # seeded as unsubscribed by an API call (a test-API choice): also re-subscribable, in a batch too
+    sb.add_member("seeded@segport-test.net", "unsubscribed", unsubscribed_by="api")
+    out = batch(api, lst, [sub("seeded@segport-test.net")], update_existing=True)
+    assert out["total_updated"] == 1 and out["updated_members"][0]["status"] == "subscribed"
+
+
+def test_a_self_unsubscribed_member_is_in_compliance_state(sb: Any, api: requests.Session, lst: str) -> None:
+    sb.add_member("self@segport-test.net", "unsubscribed")  # seeded unsubscribed: they unsubscribed themselves
+    url = f"{lst}/members/{md5('self@segport-test.net')}"
+    body = {"email_address": "self@segport-test.net", "status_if_new": "subscribed", "status": "subscribed"}
+    assert_problem(
+        api.put(url, json=body),
+        400,
+        "Member In Compliance State",
+        "self@segport-test.net is in a compliance state due to unsubscribe, bounce, or compliance review "
+        "and cannot be subscribed.",
+    )
+    assert api.get(url).json()["status"] == "unsubscribed"
+    assert api.patch(url, json={"status": "pending"}).json()["status"] == "pending"  # a re-confirmation email
+    with pytest.raises(ValueError, match="unsubscribed_by"):
+        sb.add_member("x@segport-test.net", "unsubscribed", unsubscribed_by="someone")
+
+
+def test_archived_members_are_reported_archived_listed_and_re_addable(sb: Any, api: requests.Session, lst: str) -> None:
+    sb.add_member("gone@segport-test.net", "unsubscribed")
+    url = f"{lst}/members/{md5('gone@segport-test.net')}"
+    assert api.delete(url).status_code == 204
+    assert api.get(url).json()["status"] == "archived"  # its earlier status is not reported
+    listed = api.get(lst + "/members", params={"status": "archived", "count": 1000, "offset": 0}).json()
+    assert [m["email_address"] for m in listed["members"]] == ["gone@segport-test.net"] and listed["total_items"] == 1
+    # A PUT with status_if_new re-adds an archived member, whatever they were before archiving
+    re_added = api.put(url, json={"email_address": "gone@segport-test.net", "status_if_new": "subscribed"}).json()
+    assert re_added["status"] == "subscribed"

@@ -141,6 +141,7 @@ def test_export_options_defaults_are_applied() -> None:
         "tag_prefix": "",
         "create_missing_fields": False,
         "on_exit": "remove_tag",
+        "readd_archived": False,
     }
 
 

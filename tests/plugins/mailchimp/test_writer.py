@@ -33,7 +33,9 @@ from segport import (
     UnknownAudienceError,
     complete_batch,
 )
+from segport.config import validate
 from segport.testing.pytest_plugin import ORDERED
+from segport_mailchimp import MailchimpDestination
 from segport_mailchimp.auth import MailchimpAuth
 from segport_mailchimp.writer import MailchimpWriter
 
@@ -76,9 +78,19 @@ def make_writer(session: requests.Session) -> Callable[..., MailchimpWriter]:
     session.auth = MailchimpAuth(CONFIG)
 
     def make(
-        *, segments: Iterable[str] = EXPORTED, mapped: Iterable[str] = ("FNAME", "LNAME"), **options: Any
+        *,
+        segments: Iterable[str] = EXPORTED,
+        mapped: Iterable[str] = ("FNAME", "LNAME"),
+        archived_by_segport: dict[str, str] | None = None,
+        **options: Any,
     ) -> MailchimpWriter:
-        context = RunContext("vip-export", {**OPTIONS, **options}, list(segments), list(mapped))
+        context = RunContext(
+            "vip-export",
+            {**OPTIONS, **options},
+            list(segments),
+            list(mapped),
+            archived_by_segport=archived_by_segport or {},
+        )
         return MailchimpWriter(session, CONFIG, context)
 
     return make
@@ -88,12 +100,16 @@ def make_writer(session: requests.Session) -> Callable[..., MailchimpWriter]:
 def prepared(
     rsps: responses.RequestsMock, make_writer: Callable[..., MailchimpWriter]
 ) -> Callable[..., MailchimpWriter]:
-    """``prepared(**options)``: a writer whose prepare() found FNAME/LNAME and tags VIP (101), Churn risk (102)."""
+    """``prepared(**options)``: a writer whose prepare() found FNAME/LNAME and tags VIP (101), Churn risk (102).
 
-    def make(**options: Any) -> MailchimpWriter:
+    ``held={"archived": [...], "unsubscribed": [...], "cleaned": [...]}`` are the pre-flight's listings.
+    """
+
+    def make(held: dict[str, list[str]] | None = None, **options: Any) -> MailchimpWriter:
         expect_audience(rsps)
         expect_merge_fields(rsps, STANDARD_FIELDS)
         expect_segments(rsps, STANDARD_TAGS)
+        expect_held(rsps, **(held or {}))
         writer = make_writer(**options)
         writer.prepare()
         return writer
@@ -140,6 +156,23 @@ def expect_segments(
     page = list(segments)
     body = {"segments": page, "list_id": AUDIENCE, "total_items": len(page) if total is None else total}
     rsps.get(SEGMENTS_URL, json=body, match=[query(type="static", count=1000, offset=offset)])
+
+
+def expect_held(
+    rsps: responses.RequestsMock,
+    archived: Iterable[str] = (),
+    unsubscribed: Iterable[str] = (),
+    cleaned: Iterable[str] = (),
+) -> None:
+    """The pre-flight's listings of archived, unsubscribed and cleaned members: addresses only, one page each.
+
+    See docs/providers/mailchimp.md#archived-and-unsubscribed-members.
+    """
+    for status, emails in (("archived", archived), ("unsubscribed", unsubscribed), ("cleaned", cleaned)):
+        page = [{"email_address": email} for email in emails]
+        body = {"members": page, "total_items": len(page)}
+        fields = "members.email_address,total_items"
+        rsps.get(MEMBERS_URL, json=body, match=[query(status=status, fields=fields, count=1000, offset=0)])
 
 
 def rec(
@@ -368,10 +401,12 @@ def test_prepare_reads_audience_merge_fields_and_tags_at_once(rsps: responses.Re
     rsps.add_callback(responses.GET, SEGMENTS_URL, callback=answer(tags))
 
     writer = make_writer()
+    expect_held(rsps)
     writer.prepare()  # FNAME/LNAME exist, both tags exist: nothing is created
 
     assert sorted((m, p) for m, p, _ in bodies(rsps)) == [
         ("GET", f"/lists/{AUDIENCE}"),
+        *[("GET", f"/lists/{AUDIENCE}/members")] * 3,  # archived, unsubscribed, cleaned: after the checks
         ("GET", f"/lists/{AUDIENCE}/merge-fields"),
         ("GET", f"/lists/{AUDIENCE}/segments"),
     ]
@@ -433,6 +468,7 @@ def test_prepare_accepts_mapped_fields_present_in_any_case(rsps: responses.Reque
     expect_merge_fields(rsps, STANDARD_FIELDS)
     expect_segments(rsps, STANDARD_TAGS)
     writer = make_writer(mapped=["fname"])
+    expect_held(rsps)
     writer.prepare()
 
     # the lower-case mapped name is sent under the audience's own merge tag
@@ -478,6 +514,7 @@ def test_prepare_creates_missing_merge_fields_when_allowed(rsps: responses.Reque
     )
     expect_segments(rsps, STANDARD_TAGS)
 
+    expect_held(rsps)
     make_writer(mapped=["FNAME", "PLAN"], create_missing_fields=True).prepare()
 
     assert [m for m, _, _ in bodies(rsps)].count("POST") == 1
@@ -489,6 +526,7 @@ def test_prepare_pages_through_merge_fields(rsps: responses.RequestsMock, make_w
     expect_merge_fields(rsps, [LNAME], offset=2, total=3)
     expect_segments(rsps, STANDARD_TAGS)
 
+    expect_held(rsps)
     make_writer(mapped=["FNAME", "LNAME"]).prepare()  # LNAME is on page 2: no ConfigError
 
 
@@ -527,6 +565,7 @@ def test_prepare_finds_tags_case_insensitively_and_creates_missing_ones(
         match=[matchers.json_params_matcher({"name": "seg:Churn risk", "static_segment": []})],
     )
     writer = make_writer(tag_prefix="seg:")
+    expect_held(rsps)
     writer.prepare()
     assert [(m, p) for m, p, _ in bodies(rsps) if m == "POST"] == [("POST", f"/lists/{AUDIENCE}/segments")]
 
@@ -546,6 +585,7 @@ def test_prepare_pages_through_static_segments(rsps: responses.RequestsMock, mak
     expect_segments(rsps, [{"id": CHURN, "name": "churn RISK", "type": "static"}], offset=2, total=3)
 
     writer = make_writer()
+    expect_held(rsps)
     writer.prepare()  # both found: no POST /segments (unregistered, so it would fail)
 
     ada = rec("ada", upsert=False, new=False, remove={"Churn risk"}, segments=())
@@ -641,7 +681,7 @@ def test_existing_member_who_opted_out_is_skipped_for_compliance(
     (outcome,) = writer.write_batch([ada]).outcomes
 
     assert outcome.status is OutcomeStatus.SKIPPED
-    assert outcome.reason is not None and outcome.reason.startswith("compliance:")
+    assert outcome.reason is not None and outcome.reason.startswith("consent:")
     assert kept in outcome.reason
 
 
@@ -695,11 +735,11 @@ def test_per_member_errors_of_the_batch_become_outcomes(rsps: responses.Requests
     assert [o.key for o in result.outcomes] == [r.key for r in batch]
     assert by_key["p-ada"] == Outcome("p-ada", OutcomeStatus.CREATED)
     assert by_key["p-fake"] == Outcome.rejected("p-fake", fake_text)
-    assert by_key["p-gone"] == Outcome.rejected("p-gone", gone_text)
+    assert by_key["p-gone"] == Outcome("p-gone", OutcomeStatus.SKIPPED, f"consent: {gone_text}")  # never re-imported
     assert by_key["p-merge"].status is OutcomeStatus.REJECTED
     assert "LNAME" in by_key["p-merge"].reason and "Please enter a value" in by_key["p-merge"].reason
     assert by_key["p-held"].status is OutcomeStatus.SKIPPED
-    assert by_key["p-held"].reason.startswith("compliance:")
+    assert by_key["p-held"].reason.startswith("consent:")
     assert by_key["p-lost"].status is OutcomeStatus.RETRYABLE and by_key["p-lost"].reason
     assert result.requests == 2 == len(rsps.calls) - start
     tagged = [b["members_to_add"] for m, p, b in bodies(rsps, start) if p.startswith(f"/lists/{AUDIENCE}/segments/")]
@@ -718,7 +758,7 @@ def test_compliance_state_on_create_is_never_tagged(rsps: responses.RequestsMock
 
     (outcome,) = writer.write_batch([held]).outcomes
 
-    assert outcome == Outcome("p-held", OutcomeStatus.SKIPPED, f"compliance: {text}")
+    assert outcome == Outcome("p-held", OutcomeStatus.SKIPPED, f"consent: {text}")
 
 
 # -- write_batch(): tags ----------------------------------------------------------------------------
@@ -1262,12 +1302,12 @@ def test_batch_results_become_the_outcomes_a_put_gives(
     by_key = {o.key: o for o in result.outcomes}
     assert by_key["p-ok"] == Outcome("p-ok", OutcomeStatus.UPDATED)
     assert by_key["p-gone"] == Outcome(
-        "p-gone", OutcomeStatus.SKIPPED, "compliance: member is unsubscribed; status left unchanged"
+        "p-gone", OutcomeStatus.SKIPPED, "consent: member is unsubscribed; status left unchanged"
     )
     assert by_key["p-bad"] == Outcome.rejected(
         "p-bad", "Your merge fields were invalid. (field: LNAME: Please enter a value)"
     )
-    assert by_key["p-held"] == Outcome("p-held", OutcomeStatus.SKIPPED, f"compliance: {held_text}")
+    assert by_key["p-held"] == Outcome("p-held", OutcomeStatus.SKIPPED, f"consent: {held_text}")
     assert by_key["p-busy"] == Outcome.retryable("p-busy", "Mailchimp answered 429 Too Many Requests")
     assert by_key["p-down"] == Outcome.retryable("p-down", "Mailchimp answered 503")
     assert by_key["p-lost"] == Outcome.retryable("p-lost", "Mailchimp's batch results did not mention it")
@@ -1441,3 +1481,159 @@ def test_fewer_updates_than_the_threshold_stay_single_puts(rsps: responses.Reque
 
     assert writer.requests_for(records) == 4
     assert writer.write_batch(records).requests == 4
+
+
+# -- consent: archived, unsubscribed and cleaned members (docs/providers/mailchimp.md#archived-and-unsubscribed-members)
+def test_prepare_lists_held_members_page_by_page_with_addresses_only(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, STANDARD_TAGS)
+    fields = "members.email_address,total_items"
+    first = {"members": [{"email_address": f"A{i}@example.com"} for i in range(1000)], "total_items": 1001}
+    rsps.get(MEMBERS_URL, json=first, match=[query(status="archived", fields=fields, count=1000, offset=0)])
+    last = {"members": [{"email_address": "last@example.com"}], "total_items": 1001}
+    rsps.get(MEMBERS_URL, json=last, match=[query(status="archived", fields=fields, count=1000, offset=1000)])
+    for status, email in (("unsubscribed", "u@example.com"), ("cleaned", "c@example.com")):
+        page = {"members": [{"email_address": email}], "total_items": 1}
+        rsps.get(MEMBERS_URL, json=page, match=[query(status=status, fields=fields, count=1000, offset=0)])
+    writer = make_writer()
+
+    writer.prepare()
+
+    assert len(writer.held) == 1003
+    assert writer.held["a0@example.com"] == writer.held["last@example.com"] == "archived"  # addresses lower-cased
+    assert (writer.held["u@example.com"], writer.held["c@example.com"]) == ("unsubscribed", "cleaned")
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(rec("gone", add={"VIP"}), id="new export"),
+        pytest.param(rec("gone", new=False, add={"VIP"}), id="full run"),
+        pytest.param(rec("gone", new=False, upsert=False, add={"VIP"}), id="re-entering a segment"),
+    ],
+)
+def test_an_archived_member_is_never_re_added(rsps: responses.RequestsMock, prepared: Any, record: Record) -> None:
+    writer = prepared(held={"archived": ["gone@example.com"]})
+    start = len(rsps.calls)
+
+    result = writer.write_batch([record])  # no call at all: a create or PUT would subscribe them again
+
+    (outcome,) = result.outcomes
+    assert outcome.status is OutcomeStatus.SKIPPED and outcome.reason is not None
+    assert outcome.reason.startswith("consent: member is archived") and "readd_archived" in outcome.reason
+    assert outcome.platform_status == "archived" and not outcome.archived
+    assert len(rsps.calls) == start and result.requests == 0
+
+
+def test_an_archived_member_segport_archived_from_unsubscribed_stays_out(
+    rsps: responses.RequestsMock, prepared: Any
+) -> None:
+    writer = prepared(held={"archived": ["gone@example.com"]}, archived_by_segport={"gone@example.com": "unsubscribed"})
+    start = len(rsps.calls)
+    result = writer.write_batch([rec("gone", new=False, add={"VIP"})])
+    assert result.outcomes[0].status is OutcomeStatus.SKIPPED and len(rsps.calls) == start
+
+
+def test_an_archived_member_segport_archived_while_subscribed_is_re_added(
+    rsps: responses.RequestsMock, prepared: Any
+) -> None:
+    back = rec("back", new=False, upsert=False, add={"VIP"})  # came back into a segment, fields unchanged
+    writer = prepared(held={"archived": [back.email]}, archived_by_segport={back.email: "subscribed"})
+    expect_put(rsps, back)  # status_if_new re-adds them
+    expect_tag(rsps, VIP, add=[back])
+
+    result = writer.write_batch([back])
+
+    assert result.outcomes == [Outcome("p-back", OutcomeStatus.UPDATED)]
+    assert result.outcomes[0].platform_status == "subscribed"
+
+
+def test_readd_archived_re_adds_archived_members_and_is_off_by_default(
+    rsps: responses.RequestsMock, prepared: Any
+) -> None:
+    gone = rec("gone", add={"VIP"})
+    writer = prepared(held={"archived": [gone.email]}, readd_archived=True)
+    expect_batch(rsps, [gone], batch_answer([gone.email], tags={gone.email: ["VIP"]}))
+
+    result = writer.write_batch([gone])
+
+    assert result.outcomes == [Outcome("p-gone", OutcomeStatus.CREATED)]
+    assert result.outcomes[0].platform_status == "subscribed"
+
+
+def test_readd_archived_is_off_by_default(rsps: responses.RequestsMock, prepared: Any) -> None:
+    defaults = validate({"audience_id": AUDIENCE}, MailchimpDestination().spec().export_schema, "options")
+    assert defaults["readd_archived"] is False
+    writer = prepared(held={"archived": ["gone@example.com"]}, **defaults)
+    start = len(rsps.calls)
+    assert writer.write_batch([rec("gone", add={"VIP"})]).outcomes[0].status is OutcomeStatus.SKIPPED
+    assert len(rsps.calls) == start
+
+
+def test_a_listed_unsubscribed_member_is_put_without_status_and_comes_back_unsubscribed_if_archived(
+    rsps: responses.RequestsMock, prepared: Any
+) -> None:
+    held = rec("held", add={"VIP"})  # new to this export, unsubscribed at Mailchimp
+    writer = prepared(held={"unsubscribed": [held.email]})
+    expect_put(rsps, held, status="unsubscribed", status_if_new="unsubscribed")  # never a batch create
+    expect_tag(rsps, VIP, add=[held])
+
+    result = writer.write_batch([held])
+
+    (outcome,) = result.outcomes
+    assert outcome == Outcome("p-held", OutcomeStatus.SKIPPED, "consent: member is unsubscribed; status left unchanged")
+    assert outcome.platform_status == "unsubscribed"
+
+
+def test_no_member_is_ever_sent_status_subscribed_but_new_ones(rsps: responses.RequestsMock, prepared: Any) -> None:
+    records = [rec(n, new=n == "new", add={"VIP"}) for n in ("new", "arch", "unsub", "clean", "known")]
+    held = {"archived": ["arch@example.com"], "unsubscribed": ["unsub@example.com"], "cleaned": ["clean@example.com"]}
+    writer = prepared(held=held)
+    rsps.post(LIST_URL, json=batch_answer(["new@example.com"], tags={"new@example.com": ["VIP"]}))
+    for name, status in (("unsub", "unsubscribed"), ("clean", "cleaned"), ("known", "subscribed")):
+        rsps.put(f"{MEMBERS_URL}/{md5(name + '@example.com')}", json=member(f"{name}@example.com", status))
+    rsps.post(f"{SEGMENTS_URL}/{VIP}", json=segment_answer(["unsub@example.com", "clean@example.com"]))
+    start = len(rsps.calls)
+
+    writer.write_batch(records)
+
+    for method, path, body in bodies(rsps, start):
+        members = body.get("members", [body]) if isinstance(body, dict) else []
+        for sent in members:
+            address = sent.get("email_address")
+            if sent.get("status") == "subscribed" or sent.get("status_if_new") == "subscribed":
+                assert address in ("new@example.com", "known@example.com"), (method, path, sent)
+            assert "status" not in sent or address == "new@example.com"
+
+
+def test_an_archive_reports_the_status_just_before_for_the_ledger(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared(on_exit="archive", held={"unsubscribed": ["unsub@example.com"]})
+    unsub = rec("unsub", upsert=False, new=False, segments=(), remove={"VIP"})
+    known = rec("known", upsert=False, new=False, segments=(), remove={"VIP"})
+    expect_tag(rsps, VIP, remove=[unsub, known])
+    rsps.delete(f"{MEMBERS_URL}/{md5(unsub.email)}", status=204)
+    rsps.delete(f"{MEMBERS_URL}/{md5(known.email)}", status=204)
+
+    by_key = {o.key: o for o in writer.write_batch([unsub, known]).outcomes}
+
+    assert (by_key["p-unsub"].archived, by_key["p-unsub"].platform_status) == (True, "unsubscribed")
+    assert (by_key["p-known"].archived, by_key["p-known"].platform_status) == (True, None)  # the ledger knows
+
+
+def test_a_permanently_deleted_address_is_a_consent_skip_on_put(rsps: responses.RequestsMock, prepared: Any) -> None:
+    writer = prepared()
+    erased = rec("erased", new=False)
+    text = (
+        "erased@example.com was permanently deleted and cannot be re-imported. "
+        "The contact must re-subscribe to get back on the list."
+    )
+    rsps.put(
+        f"{MEMBERS_URL}/{md5(erased.email)}",
+        body=problem(400, "Forgotten Email Not Subscribed", text),
+        status=400,
+        content_type=PROBLEM_TYPE,
+    )
+    assert writer.write_batch([erased]).outcomes == [Outcome("p-erased", OutcomeStatus.SKIPPED, f"consent: {text}")]
