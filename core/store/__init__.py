@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import WorkspaceError
 from .interface import Snapshot, Store
-from .sqlite import DB_FILE, SQLiteStore
+from .sqlite import DB_FILE, SQLiteStore, database_files
 
 DATABASE_URL_ENV = "SEGPORT_DATABASE_URL"
 _POSTGRES = ("postgresql", "postgres")
@@ -42,6 +42,11 @@ def sqlite_path(url: str | None, home: Path) -> Path | None:
     )
 
 
+def private_files(sqlite_file: Path | None) -> list[Path]:
+    """Return the files of a SQLite database (with its WAL, SHM and journal); none for PostgreSQL (None)."""
+    return database_files(sqlite_file) if sqlite_file is not None else []
+
+
 def open_store(url: str | None, home: Path) -> Store:
     """Open (without migrating) the store ``url`` names; None is the SQLite file in ``home``."""
     path = sqlite_path(url, home)
@@ -55,4 +60,4 @@ def open_store(url: str | None, home: Path) -> Store:
     return PostgresStore(url)
 
 
-__all__ = ["DATABASE_URL_ENV", "Snapshot", "Store", "database_url", "open_store", "sqlite_path"]
+__all__ = ["DATABASE_URL_ENV", "Snapshot", "Store", "database_url", "open_store", "private_files", "sqlite_path"]
