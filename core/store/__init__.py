@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from ..errors import WorkspaceError
+from ..extras import install_hint
 from .interface import Snapshot, Store
 from .sqlite import DB_FILE, SQLiteStore, database_files
 
@@ -54,8 +55,8 @@ def open_store(url: str | None, home: Path) -> Store:
         return SQLiteStore(path)
     try:
         from .postgres import PostgresStore
-    except ImportError:
-        raise WorkspaceError("a PostgreSQL database URL needs psycopg: pip install 'segport[postgres]'") from None
+    except ImportError as exc:
+        raise WorkspaceError(install_hint(exc, "postgres")) from None
     assert url is not None
     return PostgresStore(url)
 
