@@ -77,19 +77,20 @@ def tighten(paths: Iterable[Path]) -> list[Path]:
     """Take the group's and others' bits off each of ``paths`` that has any; return the paths changed.
 
     Missing paths and symbolic links are skipped (a link's target is not segport's to change), and
-    so are files of another owner (``chmod`` is refused): the caller says what was changed.
+    so are paths ``chmod`` refuses (another owner's file, a read-only mount): opening the workspace
+    goes on, and the caller says what was changed.
     """
     changed: list[Path] = []
     for path in paths:
         try:
             found = os.lstat(path)
-        except FileNotFoundError:
+        except OSError:  # missing, or in a folder this account cannot search
             continue
         if stat.S_ISLNK(found.st_mode) or not found.st_mode & SHARED_BITS:
             continue
         try:
             os.chmod(path, stat.S_IMODE(found.st_mode) & ~SHARED_BITS)
-        except PermissionError:
+        except OSError:
             continue
         changed.append(path)
     return changed
