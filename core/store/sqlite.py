@@ -116,7 +116,8 @@ class SQLiteStore(SQLStore):
 
     def _connect(self) -> SQLiteDatabase:
         try:
-            create_file(self.path)  # private (0600): SQLite would use the umask, and its WAL/SHM files copy this mode
+            if str(self.path) != ":memory:":  # private (0600): SQLite would use the umask; its WAL/SHM copy this mode
+                create_file(self.path)
         except FileNotFoundError:
             pass  # no folder: SQLite's own error below names the file
         except OSError as exc:
