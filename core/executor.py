@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import AlreadyRunning, ConfigError, ExecutorError, ExitStatus, SegportError
+from .extras import install_hint
 from .governor import BROKER_ENV
 from .models import RunStatus
 from .urls import without_password
@@ -104,11 +105,8 @@ class Executor:
     def __init__(self, broker: str) -> None:
         try:
             from celery import Celery
-        except ImportError:
-            raise ConfigError(
-                f"{BROKER_ENV} is set but Celery is not installed: pip install 'segport[workers]', "
-                f"or unset {BROKER_ENV} to run exports in-process"
-            ) from None
+        except ImportError as exc:
+            raise self.missing(exc) from None
         self.broker = broker
         visibility = float(os.environ.get(VISIBILITY_ENV) or 3600)
         transport = {
@@ -141,6 +139,29 @@ class Executor:
             enable_utc=True,
         )
         self.app.task(name=TASK, bind=True, max_retries=None, acks_late=True)(_run_task)
+        self._load_transport()
+
+    def _load_transport(self) -> None:
+        """Import the broker's transport and its client library now (no connection is made).
+
+        A module they need that is missing is then an install step, not an unreachable broker.
+        """
+        try:
+            if self.broker.partition(":")[0].lower() in ("redis", "rediss"):
+                import redis  # noqa: F401  (kombu would say only "Missing redis library")
+            with self.app.connection_for_write() as conn:
+                conn.transport  # noqa: B018  (the property imports and builds the transport)
+        except ImportError as exc:
+            raise self.missing(exc) from None
+        except Exception:  # an unknown scheme, a malformed URL: check() and enqueue() report the broker
+            pass
+
+    @staticmethod
+    def missing(exc: ImportError) -> ConfigError:
+        """Return the error for a module the workers extra brings that cannot be imported: what to install."""
+        return ConfigError(
+            f"{BROKER_ENV} is set, but {install_hint(exc, 'workers')}; or unset {BROKER_ENV} to run exports in-process"
+        )
 
     @classmethod
     def from_env(cls) -> Executor | None:
@@ -161,6 +182,8 @@ class Executor:
         try:
             with self.app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+        except ImportError as exc:
+            raise self.missing(exc) from None
         except Exception:
             raise self.unreachable() from None
 
@@ -168,6 +191,8 @@ class Executor:
         """Queue one run; returns the task id."""
         try:
             result = self.app.send_task(TASK, kwargs={"job": job.to_dict()}, queue=QUEUE)
+        except ImportError as exc:
+            raise self.missing(exc) from None
         except Exception:  # kombu's OperationalError, redis errors: never with the URL's password
             raise self.unreachable() from None
         return str(result.id)
@@ -176,11 +201,13 @@ class Executor:
         """Wait for a queued run and return its :class:`TaskResult`."""
         from celery.exceptions import TimeoutError as CeleryTimeout
 
-        result = self.app.AsyncResult(task_id)
         try:
+            result = self.app.AsyncResult(task_id)
             value = result.get(timeout=timeout, propagate=False, interval=0.2)
         except CeleryTimeout:
             raise ExecutorError(f"task {task_id} did not finish within {timeout}s: see 'segport runs list'") from None
+        except ImportError as exc:
+            raise self.missing(exc) from None
         except Exception:
             raise self.unreachable() from None
         if isinstance(value, dict):

@@ -31,6 +31,7 @@ from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
 from .errors import ConfigError, ExecutorError
+from .extras import install_hint
 from .urls import without_password
 
 REDIS_ENV = "SEGPORT_REDIS_URL"
@@ -115,11 +116,9 @@ class RedisGovernor:
     def __init__(self, url: str, ttl: float | None = None) -> None:
         try:
             import redis
-        except ImportError:
-            raise ConfigError(
-                f"{REDIS_ENV} or a redis:// {BROKER_ENV} is set but the redis client is not installed: "
-                "pip install 'segport[workers]'"
-            ) from None
+        except ImportError as exc:
+            needs = install_hint(exc, "workers")
+            raise ConfigError(f"{REDIS_ENV} or a redis:// {BROKER_ENV} is set, but {needs}") from None
         self.url = url
         self.ttl = ttl or float(os.environ.get(TTL_ENV) or DEFAULT_TTL)
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from cryptography.fernet import Fernet, InvalidToken
 
 from .errors import WorkspaceError
+from .private import FILE_MODE
 
 KEY_ENV = "SEGPORT_SECRET_KEY"
 KEY_FILE = "secret.key"
@@ -36,7 +37,8 @@ class Vault:
             return cls(env.strip().encode())
         path = home / KEY_FILE
         if create and not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            os.fchmod(fd, FILE_MODE)  # exactly 0600, whatever the umask
             with os.fdopen(fd, "wb") as handle:
                 handle.write(Fernet.generate_key())
         try:

@@ -34,12 +34,13 @@ from .models import (
 )
 from .pipeline.dispatcher import RetryPolicy
 from .plugins import make_manager
+from .private import make_folder, tighten_workspace
 from .registry import Registry, default_registry
 from .services import Catalog, Connections, Context, Exports, Governance, Runs, Schedules
 from .services.context import check_name
-from .store import Store, open_store, sqlite_path
+from .store import Store, open_store, private_files, sqlite_path
 from .store import database_url as store_url
-from .vault import Vault
+from .vault import KEY_FILE, Vault
 
 HOME_ENV = "SEGPORT_HOME"
 USER_ENV = "SEGPORT_USER"
@@ -164,7 +165,8 @@ class Workspace:
                 f"a workspace exists already at {path}: use it, or choose another folder", param="home"
             )
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            make_folder(path)
+            tighten_workspace(path, [path / KEY_FILE])  # a folder that existed: private from now on
             vault = Vault.for_workspace(path, create=True)
         except OSError as exc:
             if store is not None:
@@ -200,6 +202,7 @@ class Workspace:
         db_file = sqlite_path(url, path)
         if db_file is not None and not db_file.is_file():
             raise WorkspaceError(f"no workspace at {path}: create one, or open the folder that holds it", param="home")
+        tighten_workspace(path, [path / KEY_FILE, *private_files(db_file)])  # before SQLite opens (and copies) them
         store = open_store(url, path)
         try:
             if db_file is None and not store.schema_version():

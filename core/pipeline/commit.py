@@ -8,6 +8,7 @@ before the transaction: a line may name a record whose commit then failed, never
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
@@ -18,6 +19,7 @@ from ..contract import BatchResult, Outcome, OutcomeStatus
 from ..errors import WorkspaceError
 from ..models import Export, Run
 from ..plugins import notify
+from ..private import make_folder, open_append
 from ..store.interface import LedgerUpdate, OutcomeRow, StateRow, Store
 from .batcher import Unsent
 from .dispatcher import Delivery
@@ -46,7 +48,7 @@ class RejectLine:
 
 
 class RejectLog:
-    """The run's reject file (JSONL: key, email, status, reason), created on the first reject."""
+    """The run's reject file (JSONL: key, email, status, reason), created on the first reject (0600, folder 0700)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -58,8 +60,8 @@ class RejectLog:
             return
         try:
             if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
+                make_folder(self.path.parent)
+                self._file = os.fdopen(open_append(self.path), "a", encoding="utf-8")
             self._file.writelines(line.to_json() + "\n" for line in lines)
             self._file.flush()
         except OSError as exc:

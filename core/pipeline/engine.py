@@ -25,6 +25,7 @@ from ..errors import CapExceeded, RetryableDestinationError, SegportError
 from ..governor import GovernedAdapter
 from ..models import Connection, Export, Run, RunStatus
 from ..plugins import notify
+from ..private import REJECTS_FOLDER
 from ..store.database import now
 from ..store.interface import Snapshot, Store
 from .batcher import Unsent, batches
@@ -247,7 +248,7 @@ class ExportRun:
             policy=self.policy,
         )
         unsent: list[Unsent] = []  # decided without a request; committed with the next batch
-        with RejectLog(self.home / "rejects" / f"run-{run.id}.jsonl") as reject_log:
+        with RejectLog(self.home / REJECTS_FOLDER / f"run-{run.id}.jsonl") as reject_log:
             commit = BatchCommit(
                 store=self.store,
                 pm=self.pm,

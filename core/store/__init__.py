@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 
 from ..errors import WorkspaceError
+from ..extras import install_hint
 from .interface import Snapshot, Store
-from .sqlite import DB_FILE, SQLiteStore
+from .sqlite import DB_FILE, SQLiteStore, database_files
 
 DATABASE_URL_ENV = "SEGPORT_DATABASE_URL"
 _POSTGRES = ("postgresql", "postgres")
@@ -42,6 +43,11 @@ def sqlite_path(url: str | None, home: Path) -> Path | None:
     )
 
 
+def private_files(sqlite_file: Path | None) -> list[Path]:
+    """Return the files of a SQLite database (with its WAL, SHM and journal); none for PostgreSQL (None)."""
+    return database_files(sqlite_file) if sqlite_file is not None else []
+
+
 def open_store(url: str | None, home: Path) -> Store:
     """Open (without migrating) the store ``url`` names; None is the SQLite file in ``home``."""
     path = sqlite_path(url, home)
@@ -49,10 +55,10 @@ def open_store(url: str | None, home: Path) -> Store:
         return SQLiteStore(path)
     try:
         from .postgres import PostgresStore
-    except ImportError:
-        raise WorkspaceError("a PostgreSQL database URL needs psycopg: pip install 'segport[postgres]'") from None
+    except ImportError as exc:
+        raise WorkspaceError(install_hint(exc, "postgres")) from None
     assert url is not None
     return PostgresStore(url)
 
 
-__all__ = ["DATABASE_URL_ENV", "Snapshot", "Store", "database_url", "open_store", "sqlite_path"]
+__all__ = ["DATABASE_URL_ENV", "Snapshot", "Store", "database_url", "open_store", "private_files", "sqlite_path"]

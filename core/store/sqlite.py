@@ -21,6 +21,7 @@ from sqlalchemy.schema import CreateTable
 
 from ..errors import InputError, WorkspaceError
 from ..models import Export
+from ..private import create_file
 from .base import SQLStore
 from .database import Database, Prepared, chunks, driver_error, dumps, insert
 from .interface import Loaded, ProfileRow
@@ -28,9 +29,16 @@ from .runs import pid_alive, run_is_stale
 from .schema import INTEGER, TEXT, filter_members, profiles
 
 DB_FILE = "segport.db"
+COMPANIONS = ("-wal", "-shm", "-journal")  # the files SQLite keeps beside the database: same name, these suffixes
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL")
 
-__all__ = ["DB_FILE", "SQLiteStore", "pid_alive", "run_is_stale"]
+__all__ = ["DB_FILE", "SQLiteStore", "database_files", "pid_alive", "run_is_stale"]
+
+
+def database_files(path: Path) -> list[Path]:
+    """Return the database file and its write-ahead log, shared-memory and journal files (existing or not)."""
+    return [path, *(path.with_name(path.name + suffix) for suffix in COMPANIONS)]
+
 
 # The keys of the load in progress, with their line: a repeated key is a one-line error naming both lines.
 load_keys = Table(
@@ -107,6 +115,13 @@ class SQLiteStore(SQLStore):
         super().__init__(engine)
 
     def _connect(self) -> SQLiteDatabase:
+        try:
+            if str(self.path) != ":memory:":  # private (0600): SQLite would use the umask; its WAL/SHM copy this mode
+                create_file(self.path)
+        except FileNotFoundError:
+            pass  # no folder: SQLite's own error below names the file
+        except OSError as exc:
+            raise WorkspaceError(f"cannot open the workspace database {self.path}: {exc.strerror or exc}") from None
         try:
             return SQLiteDatabase(self.engine.connect())
         except (sqlite3.Error, DBAPIError) as exc:
