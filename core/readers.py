@@ -1,6 +1,8 @@
 """Streaming readers for the files operators load: customer profiles and segment member lists.
 
-Profiles come as CSV (header row, values kept as strings) or JSONL (one JSON object per line).
+Profiles come as CSV (header row, values kept as strings) or JSONL (one JSON object per line, its
+numbers finite: ``NaN``, ``Infinity`` and numbers too large for a float are refused, as standard JSON
+has no such values).
 Segment member lists are one key per line, or a CSV/JSONL file of which only the key is read.
 
 Every reader is a generator: it opens the file lazily, raises while iterating (so a caller inside a
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -83,7 +86,7 @@ def detect_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
 def read_profiles(path: str | os.PathLike[str], key: str = "id", fmt: str | None = None) -> Iterator[ProfileRow]:
     """Yield the profiles of a CSV or JSONL file, checking each row; see the module docstring."""
     if detect_format(path, fmt) == "jsonl":
-        yield from _read_jsonl(path, key)
+        yield from _read_jsonl(path, key, finite=True)
         return
     for line, key_value, header, row in _read_csv(path, key):
         yield ProfileRow(line, key_value, dict(zip(header, row, strict=True)))
@@ -220,12 +223,17 @@ def _csv_error(name: str, problem: str, start: int, current: int) -> InputError:
     return _fail(f"{name}: line {current} is not valid CSV ({problem}; fix the quoting)")
 
 
-def _read_jsonl(path: str | os.PathLike[str], key: str) -> Iterator[ProfileRow]:
-    """Yield one ProfileRow per non-blank line of a JSONL file."""
+def _read_jsonl(path: str | os.PathLike[str], key: str, *, finite: bool = False) -> Iterator[ProfileRow]:
+    """Yield one ProfileRow per non-blank line of a JSONL file.
+
+    With ``finite``, a number JSON cannot hold (``NaN``, ``Infinity``, ``-Infinity``, which Python's
+    ``json`` accepts, or one too large for a float such as ``1e99999``) is refused, naming its attribute.
+    """
     name = _name(path)
     number = 0
     found = False
-    loads = json.loads
+    odd: list[str] = []  # the line's numbers that are not finite, as written
+    loads = json.loads if not finite else _finite_loads(odd)
     try:
         with _opened(path, None) as f:
             for number, text in enumerate(f, 1):
@@ -247,6 +255,11 @@ def _read_jsonl(path: str | os.PathLike[str], key: str) -> Iterator[ProfileRow]:
                 if type(obj) is not dict:
                     kind = _JSON_KINDS.get(type(obj), "not a JSON object")
                     raise _fail(f"{name}: line {number} is {kind}, expected an object (write one JSON object per line)")
+                if odd:
+                    raise _fail(
+                        f"{name}: line {number}: attribute {_non_finite_path(obj)!r} is {odd[0]}, not a finite number"
+                        " (JSON has no NaN or infinity: write a number, null or a string)"
+                    )
                 # Both scans are cheap substring tests first; the walk runs only on suspicious lines.
                 if text.count("[") + text.count("{") > MAX_NESTING and _depth(obj) > MAX_NESTING:
                     raise _fail(f"{name}: line {number} is nested too deeply (flatten the object)")
@@ -263,6 +276,42 @@ def _read_jsonl(path: str | os.PathLike[str], key: str) -> Iterator[ProfileRow]:
         raise _unreadable(path, exc) from None
     if not found:
         raise _fail(f"{name} is empty: it needs one JSON object per line with a {key!r} field")
+
+
+def _finite_loads(odd: list[str]) -> Any:
+    """Return a ``json.loads`` that records in ``odd`` each number of the last line that is not finite."""
+
+    def constant(text: str) -> float:  # NaN, Infinity, -Infinity
+        odd.append(text)
+        return float(text)
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):  # 1e99999 overflows to infinity
+            odd.append(text if len(text) <= 40 else f"{text[:37]}...")
+        return value
+
+    decode = json.JSONDecoder(parse_constant=constant, parse_float=number).decode  # one decoder per file: cheaper
+
+    def loads(text: str) -> Any:
+        odd.clear()
+        return decode(text)
+
+    return loads
+
+
+def _non_finite_path(obj: dict[str, Any]) -> str:
+    """Return where the first non-finite number of a document is: ``score``, ``address.lat``, ``tags[2]``."""
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in reversed(obj.items())]
+    while stack:
+        path, item = stack.pop()
+        if type(item) is float and not math.isfinite(item):
+            return path
+        if type(item) is dict:
+            stack.extend((f"{path}.{k}", v) for k, v in reversed(item.items()))
+        elif type(item) is list:
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(item))))
+    return "?"
 
 
 def _containers(obj: Any) -> Iterator[tuple[Any, int]]:

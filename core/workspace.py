@@ -432,6 +432,14 @@ class Workspace:
         """Return the system refresh's cron line, if one is set."""
         return self.scheduling.get_refresh()
 
+    def schedule_failures(self) -> dict[str, dict[str, str]]:
+        """Return the jobs the scheduler marked as failing: ``{job: {"cron", "error", "at"}}``."""
+        return self.scheduling.failures()
+
+    def mark_schedule(self, job: str, error: str | None) -> None:
+        """Mark a scheduler job as failing with ``error`` (None: it succeeded, clear its mark)."""
+        self.scheduling.mark(job=job, error=error)
+
 
 def _check_key(store: Store, vault: Vault) -> None:
     """Refuse a secret key that is not the workspace's, before anything is read or stored with it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
@@ -76,8 +77,28 @@ def plain(value: Any) -> Any:
 
 
 def emit_json(document: Any) -> None:
-    """Print one JSON document (models as their ``to_dict()``)."""
-    click.echo(json.dumps(plain(document), indent=2, ensure_ascii=False, default=str))
+    """Print one standard JSON document (models as their ``to_dict()``).
+
+    A non-finite number (NaN or infinity, e.g. in a profile stored before loading refused them) is
+    printed as ``null``, as JavaScript's ``JSON.stringify`` does: standard JSON has no such values.
+    """
+    data = plain(document)
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(data), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    click.echo(text)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def emit_table(rows: Sequence[Any], columns: Sequence[str], empty: str = "(none)") -> None:

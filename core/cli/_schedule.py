@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import datetime, timezone
 from types import FrameType
+from typing import Callable
 
 import click
 
@@ -31,15 +33,16 @@ def schedule_set(state: State, cron: str) -> None:
 @json_option
 @pass_state
 def schedule_show(state: State, as_json: bool) -> None:
-    """Show the refresh schedule and the exports' own schedules."""
+    """Show the refresh schedule and the exports' own schedules, failing ones marked."""
     ws = state.workspace()
-    refresh_cron, jobs = ws.get_schedule(), ws.schedules()
+    refresh_cron, jobs, failing = ws.get_schedule(), ws.schedules(), ws.schedule_failures()
     if as_json:
-        emit_json({"refresh": refresh_cron, "jobs": jobs})
+        emit_json({"refresh": refresh_cron, "jobs": jobs, "failing": failing})
     else:
         click.echo(f"refresh: {refresh_cron or '(not set)'}")
         for job, cron in jobs.items():
-            click.echo(f"{job}: {cron}")
+            mark = failing.get(job)
+            click.echo(f"{job}: {cron}" + (f"  FAILING since {mark['at']}: {mark['error']}" if mark else ""))
 
 
 @click.command()
@@ -63,7 +66,11 @@ def refresh(state: State, as_json: bool) -> None:
 @click.option("--tick", type=click.FloatRange(0.05), default=1.0, hidden=True)
 @pass_state
 def scheduler(state: State, tick: float) -> None:
-    """Fire the refresh schedule and export schedules until SIGINT/SIGTERM."""
+    """Fire the refresh schedule and export schedules until SIGINT/SIGTERM.
+
+    A schedule that fails is logged with the time, marked (see 'segport schedule show') and skipped:
+    the others go on.
+    """
     ws = state.workspace()
     ws.require("refresh")
     stop = threading.Event()
@@ -76,12 +83,35 @@ def scheduler(state: State, tick: float) -> None:
     signal.signal(signal.SIGTERM, on_signal)
 
     def fire(job: str) -> None:
-        for result in ws.fire(job):
+        results = ws.fire(job)
+        for result in results:
             click.echo(f"{job}: {result.export} {result.status}" + (f" ({result.error})" if result.error else ""))
+        failed = [r.export for r in results if r.status == "failed"]
+        if failed:  # reported and marked by on_error
+            shown = ", ".join(failed)
+            raise RunError(f"{len(failed)} of {len(results)} runs failed: {shown} (see 'segport runs list')")
 
     def on_error(job: str, exc: BaseException) -> None:
-        click.echo(f"error: {job}: {exc}", err=True)
+        error = " ".join(str(exc).split()) or type(exc).__name__
+        click.echo(f"{_now()} error: {job}: {error} (the other schedules go on)", err=True)
+        if job != "jobs":
+            _quietly(lambda: ws.mark_schedule(job, error))
+
+    def on_success(job: str) -> None:
+        _quietly(lambda: ws.mark_schedule(job, None))
 
     click.echo(f"scheduler started; jobs: {ws.schedules() or 'none yet'}")
-    Scheduler(ws.schedules, fire, on_error, stop=stop).run(tick)
+    Scheduler(ws.schedules, fire, on_error, on_success=on_success, stop=stop).run(tick)
     click.echo("scheduler stopped")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _quietly(action: Callable[[], None]) -> None:
+    """Run ``action``; if it fails (e.g. the database is unreachable), log one line and go on."""
+    try:
+        action()
+    except Exception as exc:
+        click.echo(f"{_now()} error: cannot record the schedule's state: {' '.join(str(exc).split())}", err=True)

@@ -80,14 +80,30 @@ class Mapper:
         if problem is not None:
             return problem
         fields = {dest: _value(attrs, src, parts) for dest, src, parts in self._sources}
-        payload = _ENCODER.encode([email, fields])
+        try:
+            payload = _ENCODER.encode([email, fields])
+        except ValueError:  # NaN or infinity, stored before loading refused them: JSON cannot carry them
+            return self._non_finite(fields)
         # surrogatepass: a lone surrogate in a value (a JSON escape) must not crash the hash
         digest = hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         return Mapped(email, fields, digest)
 
+    def _non_finite(self, fields: Mapping[str, object]) -> str:
+        """Return the reject reason of a record whose fields hold a number JSON cannot carry."""
+        for dest, src, _parts in self._sources:
+            try:
+                _ENCODER.encode(fields[dest])
+            except ValueError:
+                return (
+                    f"attribute {src!r} (mapped to {dest}) is {fields[dest]!r}, not a finite number:"
+                    " load the profile again with a number, null or a string"
+                )
+        return "a mapped attribute is not a finite number: load the profile again"
+
 
 # One encoder for every record hash (json.dumps with options builds a new encoder per call).
-_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
+# allow_nan=False: a non-finite number (which no platform's JSON can carry) makes the record a reject.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str, allow_nan=False)
 
 
 def _value(attrs: Mapping[str, object], source: str, parts: tuple[str, ...]) -> object:

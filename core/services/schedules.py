@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
+from typing import Any
+
 from ..errors import ExecutorError, SegportError
 from ..models import ScheduledRun
 from ..scheduling import validate_cron
@@ -9,6 +13,8 @@ from .context import Context
 from .runs import Runs
 
 REFRESH_SETTING = "refresh_schedule"
+#: {job: {"cron", "error", "at"}}: the jobs whose last attempt failed, as the scheduler marked them.
+FAILURES_SETTING = "schedule_failures"
 
 
 class Schedules:
@@ -35,8 +41,11 @@ class Schedules:
 
     def jobs(self) -> dict[str, str]:
         """Every cron job: ``refresh`` (the system schedule) and ``export:NAME`` per export schedule."""
+        self.context.authorize("schedule.show")
+        return self._jobs()
+
+    def _jobs(self) -> dict[str, str]:
         ctx = self.context
-        ctx.authorize("schedule.show")
         jobs = {}
         refresh = ctx.store.get_setting(REFRESH_SETTING)
         if refresh:
@@ -45,6 +54,31 @@ class Schedules:
             if export.schedule and export.enabled and not export.detached:
                 jobs[f"export:{export.name}"] = export.schedule
         return jobs
+
+    def failures(self) -> dict[str, dict[str, str]]:
+        """Return the jobs the scheduler marked as failing: ``{job: {"cron", "error", "at"}}``.
+
+        A mark holds while the job keeps its cron line: a new line (or a removed job) drops it.
+        """
+        ctx = self.context
+        ctx.authorize("schedule.show")
+        jobs = self._jobs()
+        return {job: mark for job, mark in self._marks().items() if jobs.get(job) == mark.get("cron")}
+
+    def mark(self, *, job: str, error: str | None) -> None:
+        """Mark ``job`` as failing with ``error`` (its current cron line, the time), or with None clear its mark."""
+        ctx = self.context
+        ctx.authorize("refresh")
+        with ctx.store.transaction():
+            marks = self._marks()
+            if error is None and job not in marks:
+                return  # nothing to clear: no write
+            jobs = self._jobs()
+            marks = {name: mark for name, mark in marks.items() if name != job and jobs.get(name) == mark.get("cron")}
+            if error is not None:
+                at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                marks[job] = {"cron": jobs.get(job, ""), "error": " ".join(error.split()), "at": at}
+            ctx.store.set_setting(FAILURES_SETTING, json.dumps(marks, sort_keys=True) if marks else None)
 
     def fire(self, *, job: str) -> list[ScheduledRun]:
         """Run a scheduler job by its name from :meth:`jobs`."""
@@ -66,6 +100,14 @@ class Schedules:
         """Return the system refresh's cron line, if one is set."""
         self.context.authorize("schedule.show")
         return self.context.store.get_setting(REFRESH_SETTING)
+
+    def _marks(self) -> dict[str, dict[str, str]]:
+        text = self.context.store.get_setting(FAILURES_SETTING)
+        try:
+            marks: Any = json.loads(text) if text else {}
+        except ValueError:
+            return {}  # an unreadable mark is no mark
+        return {str(k): v for k, v in marks.items() if isinstance(v, dict)} if isinstance(marks, dict) else {}
 
     def _run_for_schedule(self, name: str, trigger: str) -> ScheduledRun:
         try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -146,11 +148,11 @@ def test_exports_add_run_dry_run_and_runs(sp: Callable[..., Result], make_profil
 
 
 def test_schedule_set_and_show(populated: Callable[..., Result]) -> None:
-    assert as_json(populated("schedule", "show", "--json")) == {"refresh": None, "jobs": {}}
+    assert as_json(populated("schedule", "show", "--json")) == {"refresh": None, "jobs": {}, "failing": {}}
     ok(populated("exports", "edit", "e1", "--schedule", "30 2 * * 1"))
     ok(populated("schedule", "set", "0  3 * * *"))
     assert as_json(populated("schedule", "show", "--json")) == {
-        "refresh": "0 3 * * *", "jobs": {"refresh": "0 3 * * *", "export:e1": "30 2 * * 1"}}
+        "refresh": "0 3 * * *", "jobs": {"refresh": "0 3 * * *", "export:e1": "30 2 * * 1"}, "failing": {}}
     assert "refresh: 0 3 * * *" in ok(populated("schedule", "show")).stdout
 
 
@@ -188,6 +190,10 @@ def assert_bad(result: Result, status: ExitStatus) -> str:
     return lines[0]
 
 
+def _jsonl(tmp_path: Path, text: str, name: str = "bad.jsonl") -> str:
+    return _csv(tmp_path, text, name)
+
+
 def _csv(tmp_path: Path, text: str, name: str = "bad.csv") -> str:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -202,6 +208,11 @@ BAD_INPUT: list[Any] = [
     pytest.param(lambda t: ["profiles", "load", _csv(t, "id,email\np1,a@x.com\np2,b@x.com\np1,c@x.com\n")],
                  ExitStatus.INPUT_ERROR, "line 4 repeats key 'p1' first seen on line 2", id="duplicate-keys"),
     pytest.param(lambda t: ["profiles", "load", _csv(t, "")], ExitStatus.INPUT_ERROR, "is empty", id="empty-file"),
+    *(pytest.param(lambda t, v=value: ["profiles", "load", _jsonl(t, f'{{"id": "p1", "email": "a@x.com"}}\n'
+                                                           f'{{"id": "p2", "score": {v}, "email": "b@x.com"}}\n')],
+                   ExitStatus.INPUT_ERROR, f"bad.jsonl: line 2: attribute 'score' is {value}, not a finite number",
+                   id=f"jsonl-{value}")
+      for value in ("NaN", "Infinity", "-Infinity", "1e99999")),
     pytest.param(lambda t: ["connections", "add", "c", "--type", "memory", "--config", "{bad", "--agree-privacy"],
                  ExitStatus.CONFIG_ERROR, "not valid JSON", id="bad-json-config"),
     pytest.param(lambda t: ["connections", "add", "c", "--type", "memory", "--config", '{"api_key": "SECRET-KEY-x",'
@@ -215,6 +226,12 @@ BAD_INPUT: list[Any] = [
                  id="bad-cron-schedule-set"),
     pytest.param(lambda t: ["schedule", "set", "0 3 * *"], ExitStatus.INPUT_ERROR, "invalid cron schedule",
                  id="four-field-cron"),
+    pytest.param(lambda t: ["schedule", "set", "0 0 30 2 *"], ExitStatus.INPUT_ERROR,
+                 "invalid cron schedule '0 0 30 2 *': it never fires", id="30-february-schedule-set"),
+    pytest.param(lambda t: ["exports", "edit", "e1", "--schedule", "0 0 31 4 *"], ExitStatus.INPUT_ERROR,
+                 "invalid cron schedule '0 0 31 4 *': it never fires", id="31-april-exports-edit"),
+    pytest.param(lambda t: ["exports", "edit", "e1", "--schedule", "0 0 30 2 *"], ExitStatus.INPUT_ERROR,
+                 "invalid cron schedule '0 0 30 2 *': it never fires", id="30-february-exports-edit"),
     pytest.param(lambda t: ["exports", "add", "e2", "--connection", "mem", "--segment", "fr", "--email", "email",
                             "--option", "audience_id=aud1", "--schedule", "every day"],
                  ExitStatus.INPUT_ERROR, "invalid cron schedule 'every day'", id="bad-cron-exports-add"),
@@ -420,3 +437,94 @@ def test_failed_init_leaves_nothing_behind(run_cli: Any, home: Path) -> None:
     assert run_cli("init", "--admin", "  ").exit_code == ExitStatus.CONFIG_ERROR
     assert not (home / "segport.db").exists()
     ok(run_cli("init", "--admin", "ada"))
+
+
+# -- numbers JSON cannot hold, in a workspace loaded before they were refused -----------------------
+def _strict_json(text: str) -> Any:
+    """Parse standard JSON only: NaN, Infinity and -Infinity are refused."""
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"non-standard JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_numbers_of_an_old_workspace_are_neither_printed_nor_sent(
+        populated: Callable[..., Result], platform: MemoryPlatform, tmp_path: Path, home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from segport import readers
+
+    old = tmp_path / "old.jsonl"
+    scores = (("p000000", math.nan), ("p000003", math.inf), ("p000006", 7.5))
+    old.write_text("".join(json.dumps({"id": key, "email": f"{key}@example.org", "country": "FR", "score": score})
+                           + "\n" for key, score in scores), encoding="utf-8")
+    with monkeypatch.context() as patch:  # the reader of an older segport, which let NaN and infinity in
+        patch.setattr(readers, "read_profiles", lambda path, key="id", fmt=None: readers._read_jsonl(path, key))
+        ok(populated("profiles", "load", str(old)))
+    shown = _strict_json(ok(populated("profiles", "show", "p000000", "--json")).stdout)
+    assert shown["attributes"]["score"] is None  # printed as JSON.stringify would
+    ok(populated("exports", "add", "scored", "--connection", "mem", "--segment", "fr", "--email", "email",
+                 "--map", "SCORE=score", "--option", "audience_id=aud1"))
+    platform.calls.clear()
+    result = populated("exports", "run", "scored", "--json")
+    assert "Traceback" not in result.output
+    run = _strict_json(result.stdout)
+    assert run["counts"].get("created") == 1 and run["counts"].get("rejected") == 2, run
+    assert platform.sent_emails() == ["p000006@example.org"]
+    rejects = [json.loads(line) for line in Path(run["reject_file"]).read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["key"] for r in rejects) == ["p000000", "p000003"]
+    assert all("attribute 'score'" in r["reason"] and "not a finite number" in r["reason"] for r in rejects), rejects
+
+
+# -- the scheduler survives a bad or failing schedule ----------------------------------------------
+def test_scheduler_goes_on_past_a_broken_cron_line_and_a_failing_run(
+        populated: Callable[..., Result], platform: MemoryPlatform, home: Path, database_url: str | None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from segport.cli import _schedule
+    from segport.scheduling import Scheduler
+    from segport.store import open_store
+
+    ok(populated("exports", "edit", "e1", "--schedule", "* * * * *"))
+    ok(populated("exports", "add", "broken", "--connection", "mem", "--segment", "vip", "--email", "email",
+                 "--option", "audience_id=nosuch", "--schedule", "* * * * *"))
+    store = open_store(database_url, home)  # an old workspace: its refresh fires on 30 February
+    try:
+        with store.transaction():
+            store.set_setting("refresh_schedule", "0 0 30 2 *")
+    finally:
+        store.close()
+    start = datetime(2026, 11, 25, 2, 59, 30, tzinfo=timezone.utc)
+
+    def minutes(**kwargs: Any) -> Scheduler:  # three ticks, one minute apart, then stop
+        times = iter([start + timedelta(minutes=i) for i in range(4)])
+        stop = kwargs["stop"]
+
+        def clock() -> datetime:
+            now = next(times, None)
+            if now is None:
+                stop.set()
+            return now or start
+        return Scheduler(*kwargs.pop("args"), clock=clock, **kwargs)
+
+    monkeypatch.setattr(_schedule, "Scheduler", lambda *args, **kwargs: minutes(args=args, **kwargs))
+    result = populated("scheduler", "--tick", "0.05")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout.count("export:e1: e1 succeeded") == 3
+    assert result.stdout.count("export:broken: broken failed") == 3
+    errors = result.stderr.splitlines()
+    assert len([e for e in errors if "error: refresh: cron schedule '0 0 30 2 *' has no next time" in e]) == 1
+    assert len([e for e in errors if "error: export:broken: 1 of 1 runs failed: broken" in e]) == 3
+    for line in errors:
+        assert datetime.fromisoformat(line.split(" ")[0]).tzinfo is not None, line  # each line has its time
+    shown = as_json(populated("schedule", "show", "--json"))
+    assert shown["refresh"] == "0 0 30 2 *"
+    assert shown["jobs"] == {"refresh": "0 0 30 2 *", "export:e1": "* * * * *", "export:broken": "* * * * *"}
+    assert sorted(shown["failing"]) == ["export:broken", "refresh"]
+    assert shown["failing"]["refresh"]["cron"] == "0 0 30 2 *"
+    assert "no next time" in shown["failing"]["refresh"]["error"]
+    assert "runs failed" in shown["failing"]["export:broken"]["error"]
+    assert "FAILING since" in ok(populated("schedule", "show")).stdout
+    ok(populated("schedule", "set", "0 3 * * *"))  # a new line clears the mark
+    assert sorted(as_json(populated("schedule", "show", "--json"))["failing"]) == ["export:broken"]
+    platform.audiences.add("nosuch")  # a run that succeeds clears it too
+    assert ok(populated("scheduler", "--tick", "0.05")).stdout.count("export:broken: broken succeeded") == 3
+    assert as_json(populated("schedule", "show", "--json"))["failing"] == {}

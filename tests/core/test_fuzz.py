@@ -59,6 +59,13 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
     max_leaves=10,
 )
+# What standard JSON can hold (json.dumps writes infinity as ``Infinity``, which loading refuses).
+finite_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+              st.text(max_size=12)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=10,
+)
 
 # ==================================================================================================
 # Readers
@@ -267,7 +274,7 @@ def jsonl_objects(draw: st.DrawFn) -> tuple[str, list[dict[str, Any]]]:
     key = draw(st.sampled_from(["id", "email", "clé", "a b"]))
     keys = st.one_of(key_cells, st.integers())
     objects = [
-        {**draw(st.dictionaries(st.text(max_size=6), json_values, max_size=5)), key: draw(keys)}
+        {**draw(st.dictionaries(st.text(max_size=6), finite_json_values, max_size=5)), key: draw(keys)}
         for _ in range(draw(st.integers(1, 6)))
     ]
     return key, objects

@@ -150,6 +150,8 @@ VERBS = [
     Verb("schedule.set", lambda w, _: w.set_schedule("0 3 * * *"), lambda _: ["schedule", "set", "0 3 * * *"], ADMIN),
     Verb("schedule.show", lambda w, _: w.get_schedule(), lambda _: ["schedule", "show"], EVERYONE),
     Verb("schedule.jobs", lambda w, _: w.schedules(), None, EVERYONE, action="schedule.show"),
+    Verb("schedule.failures", lambda w, _: w.schedule_failures(), None, EVERYONE, action="schedule.show"),
+    Verb("schedule.mark", lambda w, _: w.mark_schedule("refresh", None), None, ADMIN, action="refresh"),
     Verb("refresh", lambda w, _: w.refresh(), lambda _: ["refresh"], ADMIN),
     Verb("scheduler", lambda w, _: w.require("refresh"), lambda _: ["scheduler"], ADMIN, action="refresh"),
     Verb("fire", lambda w, _: w.fire("refresh"), None, ADMIN, action="refresh"),
@@ -238,7 +240,7 @@ def test_matrix_covers_every_workspace_action() -> None:
         "profiles.load", "profiles.show", "segments.load", "segments.define", "segments.list", "segments.remove",
         "exports.add", "exports.edit", "exports.list", "exports.show", "exports.enable", "exports.disable",
         "exports.remove", "exports.run", "exports.queue", "runs.list", "runs.show", "schedule.set", "schedule.show",
-        "schedule.jobs",
+        "schedule.jobs", "schedule.failures", "schedule.mark",
         "refresh", "scheduler", "fire", "audit.list",
     }
 

@@ -305,6 +305,34 @@ def test_jsonl_huge_integer_is_an_input_error(tmp_path: Path) -> None:
     assert "too many digits" in error_of(path, 1)
 
 
+@pytest.mark.parametrize(
+    ("value", "where", "shown"),
+    [
+        ('{"score": NaN}', "score", "NaN"),
+        ('{"score": Infinity}', "score", "Infinity"),
+        ('{"score": -Infinity}', "score", "-Infinity"),
+        ('{"score": 1e99999}', "score", "1e99999"),
+        ('{"score": -1.5E400}', "score", "-1.5E400"),
+        ('{"address": {"geo": [48.8, NaN]}}', "address.geo[1]", "NaN"),
+    ],
+)
+def test_jsonl_non_finite_number_is_an_input_error(tmp_path: Path, value: str, where: str, shown: str) -> None:
+    """Python's json accepts them; standard JSON (and so every platform) does not."""
+    path = write(tmp_path, "p.jsonl", '{"id": "a", "n": 1.5}\n' + value.replace("{", '{"id": "b", ', 1) + "\n")
+    message = error_of(path, 2)
+    assert f"p.jsonl: line 2: attribute {where!r} is {shown}, not a finite number" in message
+
+
+def test_jsonl_finite_numbers_are_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.jsonl", '{"id": "a", "big": 1.7976931348623157e308, "small": 5e-324, "i": 10}\n')
+    assert rows(path)[0].attrs == {"id": "a", "big": 1.7976931348623157e308, "small": 5e-324, "i": 10}
+
+
+def test_segment_jsonl_reads_only_the_key_even_beside_nan(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.jsonl", '{"id": "a", "score": NaN}\n')
+    assert list(read_segment_keys(path)) == [(1, "a")]
+
+
 def test_jsonl_deeply_nested_is_an_input_error(tmp_path: Path) -> None:
     deep = "[" * 100_000 + "]" * 100_000
     path = write(tmp_path, "profiles.jsonl", '{"id": 1}\n{"id": 2, "n": ' + deep + "}\n")

@@ -19,11 +19,24 @@ from segport.scheduling import Scheduler, next_fire, validate_cron
 T0 = datetime(2026, 11, 25, 2, 59, 30, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("bad", ["", "every day", "* * * *", "61 * * * *", "* * * * * *", "0 25 * * *"])
+@pytest.mark.parametrize("bad", ["", "every day", "* * * *", "61 * * * *", "* * * * * *", "0 25 * * *",
+                                 "0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6,9,11 *"])
 def test_bad_cron_is_an_input_error(bad: str) -> None:
     with pytest.raises(InputError, match="invalid cron schedule") as info:
         validate_cron(bad)
     assert "\n" not in str(info.value)
+
+
+def test_a_cron_line_that_never_fires_is_refused_in_one_line() -> None:
+    with pytest.raises(InputError) as info:
+        validate_cron("0 0 30 2 *", now=T0)
+    assert str(info.value) == ("invalid cron schedule '0 0 30 2 *': it never fires within the next 5 years"
+                               " (check the day and the month: e.g. 30 February and 31 April do not exist)")
+
+
+def test_a_rare_but_real_date_is_accepted() -> None:
+    assert validate_cron("0 0 29 2 *", now=T0) == "0 0 29 2 *"  # 29 February 2028
+    assert validate_cron("0 0 29 2 *", now=datetime(2028, 3, 1, tzinfo=timezone.utc)) == "0 0 29 2 *"  # in 2032
 
 
 def test_cron_is_normalised_and_fires_on_time() -> None:
@@ -56,6 +69,55 @@ def test_run_fires_due_jobs_reports_errors_and_stops() -> None:
     scheduler.run(tick=0.001)
     assert fired == ["export:bad", "refresh", "export:bad"]
     assert errors == ["export:bad: boom", "export:bad: boom"]
+
+
+def test_a_broken_cron_line_is_reported_once_and_the_other_jobs_go_on() -> None:
+    """A line stored before such lines were refused (30 February) must not stop the scheduler."""
+    clock = iter([T0 + timedelta(minutes=i) for i in range(4)] + [T0 + timedelta(minutes=4)] * 1000)
+    jobs = {"refresh": "0 0 30 2 *", "export:a": "* * * * *", "export:b": "* * * * *"}
+    fired: list[str] = []
+    errors: list[tuple[str, BaseException]] = []
+    succeeded: list[str] = []
+    stop = threading.Event()
+
+    def fire(job: str) -> None:
+        fired.append(job)
+        if len(fired) >= 6:
+            stop.set()
+        if job == "export:a":
+            raise RuntimeError("the platform is down")
+
+    scheduler = Scheduler(lambda: jobs, fire, lambda job, exc: errors.append((job, exc)),
+                          on_success=succeeded.append, clock=lambda: next(clock), stop=stop)
+    scheduler.run(tick=0.001)
+    assert fired == ["export:a", "export:b"] * 3
+    assert succeeded == ["export:b"] * 3
+    assert [job for job, _ in errors] == ["refresh", "export:a", "export:a", "export:a"]
+    bad_cron = str(errors[0][1])
+    assert isinstance(errors[0][1], InputError) and "'0 0 30 2 *' has no next time" in bad_cron
+    assert "segport schedule set CRON" in bad_cron
+
+
+def test_jobs_that_cannot_be_read_do_not_stop_the_scheduler() -> None:
+    clock = iter([T0 + timedelta(minutes=i) for i in range(4)] + [T0 + timedelta(minutes=4)] * 1000)
+    reads = iter([OSError("database is locked"), {"export:a": "* * * * *"}, {"export:a": "* * * * *"}])
+    errors: list[str] = []
+    fired: list[str] = []
+    stop = threading.Event()
+
+    def jobs() -> dict[str, str]:
+        answer = next(reads, None)
+        if answer is None:
+            stop.set()
+            return {}
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    Scheduler(jobs, fired.append, lambda job, exc: errors.append(f"{job}: {exc}"), clock=lambda: next(clock),
+              stop=stop).run(tick=0.001)
+    assert errors == ["jobs: database is locked"]
+    assert fired == ["export:a", "export:a"]  # what was due while unreadable fires next tick
 
 
 def test_scheduler_command_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
