@@ -115,7 +115,7 @@ class Exports:
 
     def remove(self, *, name: str) -> None:
         """Remove an export, its sync state and its schedule (its runs stay in the history)."""
-        self.context.user  # noqa: B018 - an unknown user learns nothing, not even which exports exist
+        self.context.identify("exports.remove")  # an unknown user learns nothing, not even which exports exist
         store = self.context.store
         export = store.get_export(name)
         if export.connection_id is None:
@@ -130,7 +130,7 @@ class Exports:
     def export_for(self, action: str, name: str) -> tuple[Export, Connection]:
         """Return an attached export and its connection, once the acting user may do ``action`` on it."""
         ctx = self.context
-        ctx.user  # noqa: B018 - identify first: an unknown user learns nothing
+        ctx.identify(action)  # first: an unknown user learns nothing
         export = ctx.store.get_export(name)
         if export.connection_id is None:
             ctx.authorize(action, export)
@@ -144,7 +144,7 @@ class Exports:
 
     def _usable_connection(self, action: str, name: str) -> Connection:
         ctx = self.context
-        ctx.user  # noqa: B018 - identify first: an unknown user learns nothing
+        ctx.identify(action)  # first: an unknown user learns nothing
         try:
             connection = ctx.store.get_connection(name)
         except NotFound:
