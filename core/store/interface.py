@@ -34,6 +34,11 @@ class OutcomeRow(NamedTuple):
     reason: str | None
 
 
+# The record hash a sync state row holds once its record failed for good: it matches no record,
+# so the next run sends the profile again in full (fields and every marker), whatever mode it uses.
+RESEND_DIGEST = b""
+
+
 class Delivered(NamedTuple):
     """What was last delivered for a profile: its address, record hash and markers (JSON)."""
 
@@ -331,6 +336,9 @@ class Store(FilterCache, Protocol):
     def save_sync_state(self, export_id: int, rows: Sequence[StateRow]) -> None:
         """Record what the destination acknowledged (replacing what was recorded for those profiles)."""
 
+    def mark_resend(self, export_id: int, keys: Sequence[str]) -> None:
+        """Mark the profiles' sync state (if any) so the export's next run sends them again in full."""
+
     # -- runs -------------------------------------------------------------------------------------------
     def start_run(self, export: Export, trigger: str, user: str, status: RunStatus = RunStatus.RUNNING) -> Run:
         """Record a new run; for a real run take the export's lock (stale locks are released)."""
@@ -340,6 +348,9 @@ class Store(FilterCache, Protocol):
 
     def reap_stale_runs(self) -> None:
         """Mark runs whose process died as interrupted (their locks are released)."""
+
+    def heartbeat(self, run_id: int, every: float | None = None) -> AbstractContextManager[None]:
+        """Beat the running run's heartbeat every ``every`` seconds while the block runs (its own connection)."""
 
     def update_run(self, run: Run) -> None:
         """Record the run's progress or end (once per committed batch)."""
