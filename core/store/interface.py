@@ -151,6 +151,9 @@ class Snapshot(FilterCache, Protocol):
     def selected(self) -> int:
         """How many profiles the selection holds."""
 
+    def selected_attrs(self) -> Iterator[str]:
+        """Return the attributes (JSON) of every selected profile, read as they come."""
+
     # -- the planner's scratch space ------------------------------------------------------------------
     def start_plan(self, markers: Callable[[int], str]) -> None:
         """Empty the planner's scratch space; record the markers (JSON) of each bitmask in the selection.
@@ -285,6 +288,15 @@ class Store(FilterCache, Protocol):
         ``replace`` also deletes the profiles the rows do not hold. ``on_chunk`` sees every chunk of
         rows once stored.
         """
+
+    def profile_count(self) -> int:
+        """Return how many profiles the workspace holds."""
+
+    def has_attribute(self, name: str) -> bool:
+        """Return whether some profile has the attribute ``name`` (stops at the first that does)."""
+
+    def attribute_names(self) -> list[str]:
+        """Return every attribute name of the loaded profiles, sorted (a scan of every profile)."""
 
     def get_profile(self, key: str) -> dict[str, Any]:
         """Return a profile's attributes; raise NotFound for an unknown key."""
