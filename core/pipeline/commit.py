@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
 import pluggy
 
@@ -142,7 +142,7 @@ class BatchCommit:
                 self.store.update_run(run)
         except BaseException:
             if delivery is not None:
-                self.unrecorded.update(outcome.status.value for outcome in outcomes)
+                self.unrecorded.update(_answered(outcomes))
             raise
         if delivery is not None and outcomes:
             result = BatchResult(outcomes, delivery.requests)
@@ -166,7 +166,12 @@ class BatchCommit:
     def count_unrecorded(self, delivery: Delivery[Send]) -> None:
         """Count a delivery that reached the platform after the run stopped committing (batches in flight)."""
         self.count(delivery)
-        self.unrecorded.update(outcome.status.value for _, outcome in delivery.settled())
+        self.unrecorded.update(_answered(outcome for _, outcome in delivery.settled()))
+
+
+def _answered(outcomes: Iterable[Outcome]) -> Iterator[str]:
+    """Return the statuses of the outcomes the platform answered for (a failed record may not have landed)."""
+    return (outcome.status.value for outcome in outcomes if outcome.status is not OutcomeStatus.FAILED)
 
 
 # Outcomes that are no news for the reject file: the platform took the record as planned.
