@@ -202,9 +202,10 @@ def print_run(run: Run, as_json: bool) -> None:
         click.echo(f"dry run of {run.export} (run {run.id}): nothing was sent; the plan:")
         for key, value in plan.items():
             label = key.replace("_", " ")
-            click.echo(
-                f"  {label}: {value:,}" + ("  (batch calls; pre-flight checks add a few)" if key == "requests" else "")
-            )
+            note = "  (batch calls; pre-flight checks add a few)" if key == "requests" else ""
+            if key.startswith("empty_"):  # a mapped field: how many selected profiles it goes blank for
+                note = "  (selected profiles whose mapped attribute is missing or blank: sent empty)"
+            click.echo(f"  {label}: {value:,}{note}")
         return
     counts = ", ".join(f"{k} {v:,}" for k, v in run.counts.items() if v) or "nothing to send"
     click.echo(

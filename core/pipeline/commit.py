@@ -1,17 +1,21 @@
 """The commit of one batch: its outcomes, sync state and the run's figures in one transaction.
 
 What a run acknowledges is stored batch by batch, so a crashed run, run again, resumes where it
-stopped. Records the run could not deliver also go to the run's reject file (JSONL), written
-before the transaction: a line may name a record whose commit then failed, never the reverse.
+stopped. Every record that did not go through as planned (rejected, failed after every retry,
+skipped by the platform or as a duplicate) also goes to the run's reject file (JSONL) with its
+reason, written before the transaction: a line may name a record whose commit then failed, never the
+reverse. A record that failed for good is marked in the sync state so the next run sends it again,
+whatever mode this run used.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
 import pluggy
 
@@ -30,7 +34,7 @@ __all__ = ["BatchCommit", "RejectLine", "RejectLog"]
 
 @dataclass(frozen=True, slots=True)
 class RejectLine:
-    """One record the run could not deliver, as the reject file keeps it."""
+    """One record that did not go through as planned, as the reject file keeps it."""
 
     key: str
     email: str
@@ -99,19 +103,23 @@ class BatchCommit:
         self.run = run
         self.reject_log = reject_log
         self.mapping = mapping  # the data matching's fingerprint, stored with the sync state
+        self.delivered = 0  # records the platform acknowledged (created, updated, unchanged, skipped)
+        self.first_failure: str | None = None  # the reason of the first record that failed for good
+        self.unrecorded: Counter[str] = Counter()  # outcomes that reached the platform but not the store
 
     def __call__(self, delivery: Delivery[Send] | None, unsent: Sequence[Unsent]) -> None:
         """Store one batch's outcomes and sync state (and ``unsent``) in one transaction; log its rejects.
 
-        The run record's figures change only if that transaction commits.
+        When the transaction fails, the run record keeps the batch's figures (it did reach the
+        platform) and :attr:`unrecorded` counts its outcomes.
         """
         run, mapping = self.run, self.mapping
-        before = (dict(run.counts), run.requests, run.retries, run.reject_file)
         outcome_rows: list[OutcomeRow] = []
         state_rows: list[StateRow] = []
         lost: list[RejectLine] = []
         outcomes: list[Outcome] = []
         reported: list[LedgerUpdate] = []
+        resend: list[str] = []  # keys of records that failed for good: the next run sends them again
         if delivery is not None:
             for send, outcome in delivery.settled():
                 record, status = send.record, outcome.status
@@ -119,14 +127,15 @@ class BatchCommit:
                 if outcome.platform_status is not None or outcome.archived:
                     reported.append(LedgerUpdate(record.email, outcome.platform_status, outcome.archived))
                 outcome_rows.append(OutcomeRow(record.key, record.email, status.value, outcome.reason))
-                run.counts[status.value] = run.counts.get(status.value, 0) + 1
                 if status.delivered:
                     markers = markers_json(send.markers)
                     state_rows.append(StateRow(record.key, record.email, send.digest, markers, send.seq, mapping))
-                else:
+                elif status is OutcomeStatus.FAILED:
+                    resend.append(record.key)
+                    self.first_failure = self.first_failure or outcome.reason
+                if status not in _WENT_THROUGH:
                     lost.append(RejectLine(key=record.key, email=record.email, status=status, reason=outcome.reason))
-            run.requests += delivery.requests
-            run.retries += delivery.retries
+            self.count(delivery)
         for step in unsent:
             if isinstance(step, Remember):
                 markers = markers_json(step.markers)
@@ -145,14 +154,41 @@ class BatchCommit:
                 self.store.save_sync_state(self.export.id, state_rows)
                 if self.ledger is not None:
                     self.store.save_ledger(*self.ledger, reported)
+                self.store.mark_resend(self.export.id, resend)
                 self.store.update_run(run)
         except BaseException:
-            run.counts, run.requests, run.retries, run.reject_file = before
+            if delivery is not None:
+                self.unrecorded.update(_answered(outcomes))
             raise
         if delivery is not None and outcomes:
             result = BatchResult(outcomes, delivery.requests)
             notify(self.pm.hook.segport_after_batch, run=run, export=self.export, result=result)
         for line in lost:
+            if line.status is OutcomeStatus.SKIPPED:
+                continue  # went to the platform and was left as it was there: not a reject
             notify(
                 self.pm.hook.segport_on_reject, run=run, export=self.export, outcome=line.outcome(), email=line.email
             )
+
+    def count(self, delivery: Delivery[Send]) -> None:
+        """Add what ``delivery`` did at the platform to the run's figures (not stored by itself)."""
+        run = self.run
+        for _, outcome in delivery.settled():
+            run.counts[outcome.status.value] = run.counts.get(outcome.status.value, 0) + 1
+            self.delivered += outcome.status.delivered
+        run.requests += delivery.requests
+        run.retries += delivery.retries
+
+    def count_unrecorded(self, delivery: Delivery[Send]) -> None:
+        """Count a delivery that reached the platform after the run stopped committing (batches in flight)."""
+        self.count(delivery)
+        self.unrecorded.update(_answered(outcome for _, outcome in delivery.settled()))
+
+
+def _answered(outcomes: Iterable[Outcome]) -> Iterator[str]:
+    """Return the statuses of the outcomes the platform answered for (a failed record may not have landed)."""
+    return (outcome.status.value for outcome in outcomes if outcome.status is not OutcomeStatus.FAILED)
+
+
+# Outcomes that are no news for the reject file: the platform took the record as planned.
+_WENT_THROUGH = frozenset({OutcomeStatus.CREATED, OutcomeStatus.UPDATED, OutcomeStatus.UNCHANGED})

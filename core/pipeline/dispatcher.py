@@ -18,7 +18,7 @@ import random
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Iterable, Iterator, Protocol, Sequence, TypeVar
+from typing import Callable, Generator, Generic, Iterable, Iterator, Protocol, Sequence, TypeVar
 
 from ..contract import BatchWriter, Outcome, OutcomeStatus, Record
 from ..errors import BadBatchError, PluginContractError, RetryableDestinationError
@@ -97,14 +97,24 @@ class Dispatcher(Generic[P]):
         # Batches sent but not yet committed by the consumer: at most ``concurrency``, so a crash
         # re-sends no more than the batches that were in flight.
         self._window = threading.Semaphore(concurrency)
+        # Deliveries that completed but were never yielded (the consumer stopped early): what else
+        # reached the platform, for the consumer's account of a failed commit.
+        self.unconsumed: list[Delivery[P]] = []
 
-    def run(self, batches: Iterable[Sequence[P]]) -> Iterator[Delivery[P]]:
+    def run(self, batches: Iterable[Sequence[P]]) -> Generator[Delivery[P], None, None]:
         """Send every batch; yield each :class:`Delivery` as it completes.
 
         A fatal error (auth, unknown audience, a plugin bug) stops new sends, lets in-flight
         batches finish and be yielded, then propagates. When the consumer stops early (Ctrl-C,
         a failed commit), in-flight batches stop retrying and the call returns promptly.
         """
+        unyielded: set[Future[Delivery[P] | None]] = set()  # submitted, not handed to the consumer yet
+        try:
+            yield from self._run(batches, unyielded)
+        finally:
+            self.unconsumed = [d for d in map(_result, unyielded) if d is not None]
+
+    def _run(self, batches: Iterable[Sequence[P]], unyielded: set[Future[Delivery[P] | None]]) -> Iterator[Delivery[P]]:
         failure: BaseException | None = None
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="segport-send") as pool:
             try:
@@ -117,11 +127,14 @@ class Dispatcher(Generic[P]):
                         if batch is None:
                             exhausted = True
                         else:
-                            pending.add(pool.submit(self.deliver, batch))
+                            future = pool.submit(self.deliver, batch)
+                            pending.add(future)
+                            unyielded.add(future)
                     if not pending:
                         break
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
+                        unyielded.discard(future)
                         try:
                             delivery = future.result()
                         except BaseException as exc:  # re-raised once the in-flight work is in
@@ -219,3 +232,10 @@ class Dispatcher(Generic[P]):
             if outcome.status is OutcomeStatus.RETRYABLE:
                 retry.append(record)
         return retry
+
+
+def _result(future: Future[Delivery[P] | None]) -> Delivery[P] | None:
+    """Return the delivery of a finished future (None: not finished, stopped before sending, or failed)."""
+    if not future.done() or future.cancelled() or future.exception() is not None:
+        return None
+    return future.result()

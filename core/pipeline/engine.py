@@ -21,7 +21,7 @@ import requests
 
 from ..config import split_secrets, validate
 from ..contract import AuthHandler, BatchWriter, Destination, Limits, Record, RunContext
-from ..errors import CapExceeded, RetryableDestinationError, SegportError
+from ..errors import CapExceeded, RetryableDestinationError, RunError, SegportError, WorkspaceError
 from ..governor import GovernedAdapter
 from ..models import Connection, Export, Run, RunStatus
 from ..plugins import notify
@@ -31,7 +31,7 @@ from ..store.interface import Snapshot, Store
 from .batcher import Unsent, batches
 from .commit import BatchCommit, RejectLog
 from .dispatcher import TRANSIENT, Dispatcher, Gate, RetryPolicy, governor
-from .mapper import Mapper
+from .mapper import Mapper, blank_fields
 from .planner import PlanCounts, Send, Step, plan
 from .selection import Selection
 
@@ -109,31 +109,29 @@ class ExportRun:
                         self._plan_only(
                             steps, counts=counts, requests_for=writer.requests_for, size=spec.limits.batch_size, run=run
                         )
+                        blank = blank_fields(reader.selected_attrs(), export.mapping)
+                        counts.extra.update({f"empty_{dest}": n for dest, n in sorted(blank.items())})
+                        run.plan = counts.to_dict()
                     else:
-                        session.hooks["response"].append(preflight)
-                        try:
-                            self._prepare(writer, _gate(request, spec.limits.max_concurrency), run)
-                        finally:
-                            session.hooks["response"].remove(preflight)
-                            run.requests += preflight.value
-                        self._send(
-                            steps,
-                            request=request,
-                            run=run,
-                            counts=counts,
-                            writer=writer,
-                            limits=spec.limits,
-                            mapping=mapper.fingerprint,
-                            audience=audience,
-                        )
-                        writer.finish()
-                        failed = run.counts["failed"]
-                        run.status = RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED
-                        if failed:
-                            run.error = (
-                                f"{failed} records still failed after {self.policy.attempts} tries; "
-                                "the next run retries them"
+                        with self.store.heartbeat(run.id):
+                            session.hooks["response"].append(preflight)
+                            try:
+                                self._prepare(writer, _gate(request, spec.limits.max_concurrency), run)
+                            finally:
+                                session.hooks["response"].remove(preflight)
+                                run.requests += preflight.value
+                            commit = self._send(
+                                steps,
+                                request=request,
+                                run=run,
+                                counts=counts,
+                                writer=writer,
+                                limits=spec.limits,
+                                mapping=mapper.fingerprint,
+                                audience=audience,
                             )
+                        writer.finish()
+                        self._judge(run, commit)
         except SegportError as exc:
             self._keep_secrets(request, auth)
             self._finish(run, export, started, RunStatus.FAILED, str(exc))
@@ -150,6 +148,21 @@ class ExportRun:
         self._keep_secrets(request, auth)
         self._finish(run, export, started, run.status, run.error)
         return run
+
+    def _judge(self, run: Run, commit: BatchCommit) -> None:
+        """Set the status of a run that sent its plan: failed when records failed and none went through."""
+        failed = run.counts["failed"]
+        if not failed:
+            run.status = RunStatus.SUCCEEDED
+            return
+        reason = f" (first: {commit.first_failure})" if commit.first_failure else ""
+        if not commit.delivered:  # nothing reached the platform: a failed run, not a partial one
+            raise RunError(
+                f"all {failed:,} records sent failed after {self.policy.attempts} tries{reason}; "
+                "the next run retries them"
+            )
+        run.status = RunStatus.PARTIAL
+        run.error = f"{failed} records still failed after {self.policy.attempts} tries; the next run retries them"
 
     def _select(self, request: RunRequest) -> tuple[Snapshot, Selection]:
         """Materialise the export's selection in a new snapshot of the workspace; check the cap."""
@@ -239,8 +252,12 @@ class ExportRun:
         limits: Limits,
         mapping: int,
         audience: str,
-    ) -> None:
-        """Batch the plan, dispatch the batches, commit each delivered batch with the unsent steps."""
+    ) -> BatchCommit:
+        """Batch the plan, dispatch the batches, commit each delivered batch with the unsent steps.
+
+        When a commit fails (a full disk), the batches that reached the platform anyway stay in the
+        run's figures and the error says what they did there.
+        """
         dispatcher: Dispatcher[Send] = Dispatcher(
             writer,
             concurrency=limits.max_concurrency,
@@ -264,13 +281,32 @@ class ExportRun:
                 decided.clear()
 
             sends = batches(steps, counts=counts, size=limits.batch_size, unsent=unsent, flush=commit_unsent)
-            for delivery in dispatcher.run(sends):
-                commit(delivery, unsent)
-                unsent.clear()
+            try:
+                with closing(dispatcher.run(sends)) as deliveries:
+                    for delivery in deliveries:
+                        commit(delivery, unsent)
+                        unsent.clear()
+            except WorkspaceError as exc:
+                for delivery in dispatcher.unconsumed:  # in flight when the commit failed: they landed too
+                    commit.count_unrecorded(delivery)
+                if commit.unrecorded:
+                    raise WorkspaceError(f"{exc}; {unrecorded_summary(commit.unrecorded)}", param=exc.param) from None
+                raise
             if unsent:  # planned after the last batch
                 commit_unsent(unsent)
         run.counts["unchanged"] += counts.unchanged
         run.plan = counts.to_dict()
+        return commit
+
+
+def unrecorded_summary(outcomes: Mapping[str, int]) -> str:
+    """Say what reached the platform without being recorded (outcome counts), and what happens next."""
+    total = sum(outcomes.values())
+    detail = ", ".join(f"{count:,} {status}" for status, count in sorted(outcomes.items()))
+    return (
+        f"but {total:,} records had reached the platform ({detail}) that the workspace could not record: "
+        "the next run sends them again"
+    )
 
 
 class RequestCounter:

@@ -6,8 +6,9 @@ import hashlib
 import json
 import re
 import string
+from collections import Counter
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 # Pragmatic syntax check (RFC 5321 sizes, one @, a dotted domain, no spaces or control characters).
 # The platform remains the judge of deliverability; this only stops what can never be sent.
@@ -64,11 +65,7 @@ class Mapper:
     def __init__(self, email_field: str, mapping: Mapping[str, str]) -> None:
         self.email_field = email_field
         self.mapping = dict(sorted(mapping.items()))
-        # (destination field, source, the attributes an ``a+b`` source joins) in destination order
-        self._sources = [
-            (dest, src, tuple(p.strip() for p in src.split("+")) if "+" in src else ())
-            for dest, src in self.mapping.items()
-        ]
+        self._sources = _sources(self.mapping)
         basis = json.dumps([email_field, self.mapping], separators=(",", ":"), ensure_ascii=False).encode()
         # Stored with the sync state: a change of data matching makes every profile worth a look.
         self.fingerprint = int.from_bytes(hashlib.blake2b(basis, digest_size=8).digest(), "big", signed=True)
@@ -106,6 +103,16 @@ class Mapper:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str, allow_nan=False)
 
 
+def _sources(mapping: Mapping[str, str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(destination field, source, the attributes an ``a+b`` source joins) of each mapped field, in order."""
+    return [(dest, src, source_parts(src)) for dest, src in mapping.items()]
+
+
+def source_parts(source: str) -> tuple[str, ...]:
+    """Return the attributes an ``a+b`` source joins with a space (empty for a plain attribute name)."""
+    return tuple(part.strip() for part in source.split("+")) if "+" in source else ()
+
+
 def _value(attrs: Mapping[str, object], source: str, parts: tuple[str, ...]) -> object:
     """Return an attribute's value; ``a+b`` joins attributes a and b with a space (a full name)."""
     if not parts or source in attrs:
@@ -121,3 +128,16 @@ def _clean(value: object) -> object:
     if isinstance(value, str):
         return value.strip()
     return value
+
+
+def blank_fields(profiles: Iterable[str], mapping: Mapping[str, str]) -> Counter[str]:
+    """Count, per destination field of ``mapping``, the profiles (JSON) it would be sent blank for.
+
+    Blank as the mapper sends it: a missing or null attribute, or only spaces.
+    """
+    sources = _sources(mapping)
+    blank: Counter[str] = Counter()
+    for attrs in profiles:
+        profile = json.loads(attrs)
+        blank.update(dest for dest, src, parts in sources if _value(profile, src, parts) == "")
+    return blank

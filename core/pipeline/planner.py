@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Generator, Iterable, Iterator
 
 from ..contract import Record
-from ..store.interface import Delivered, Holder, Snapshot
+from ..store.interface import RESEND_DIGEST, Delivered, Holder, Snapshot
 from .mapper import Mapped, Mapper
 from .selection import Selection
 
@@ -238,14 +238,19 @@ class _Exits:
 def _diff(
     key: str, mapped: Mapped, segments: frozenset[str], previous: PreviousRow | None, full: bool, seq: int
 ) -> Step:
-    """Plan a candidate: what to send of it (fields, markers to add and remove), or only remember it."""
+    """Plan a candidate: what to send of it (fields, markers to add and remove), or only remember it.
+
+    A profile whose last send failed for good (its state holds :data:`RESEND_DIGEST`) is sent again
+    as a full run would, whatever this run's mode.
+    """
+    resend = full or (previous is not None and previous.digest == RESEND_DIGEST)
     if previous is not None and previous.email != mapped.email:
         # A new address is a new person at the destination. (The old address keeps its markers:
         # a known limitation, documented in docs/architecture.md.)
         add, remove, upsert, new = segments, frozenset[str](), True, True
-    elif previous is None or full:
+    elif previous is None or resend:
         old: frozenset[str] = frozenset() if previous is None else frozenset(json.loads(previous.markers))
-        add = segments if full else segments - old
+        add = segments if resend else segments - old
         remove, upsert, new = old - segments, True, previous is None
     else:
         old = frozenset(json.loads(previous.markers))

@@ -11,6 +11,7 @@ from ..errors import ConfigError, WorkspaceError
 from ..filters import parse
 from ..models import ProfileLoad, Segment, SegmentCount, SegmentLoad
 from ..pipeline.selection import LoadEvaluator, Selection, refresh_filter_cache
+from .attributes import unknown_attributes
 from .context import Context, check_name
 
 
@@ -68,6 +69,15 @@ class Catalog:
             refresh_filter_cache(db, [segment])
             ctx.store.audit(actor.name, "segments.define", name, {"where": expression})
         return segment
+
+    def unknown_attributes(self, *, where: str) -> dict[str, list[str]]:
+        """Return the attributes a filter names that no loaded profile has, each with the closest known names.
+
+        Empty before the first profile load (nothing to check against).
+        """
+        ctx = self.context
+        ctx.authorize("profiles.show")
+        return unknown_attributes(ctx.store, sorted(parse(where).fields))
 
     def list_segments(self) -> list[SegmentCount]:
         """Segments with their current member counts."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
-from ..errors import ConfigError, PermissionDenied, WorkspaceError
+from ..errors import ConfigError, NotFound, PermissionDenied, WorkspaceError
 from ..executor import Executor
 from ..models import User
 from ..permissions import authorize
@@ -49,9 +50,22 @@ class Context:
             raise PermissionDenied("no acting user: name a user of this workspace to act as", param="user")
         return self.store.get_user(self.user_name)
 
+    def identify(self, action: str) -> User:
+        """Return the acting user, about to attempt ``action``; an unknown or removed user's attempt is audited.
+
+        The audit entry names the attempted action only, never the resource: the refusal (unknown
+        user) still tells the caller nothing about what exists.
+        """
+        try:
+            return self.user
+        except NotFound:
+            assert self.user_name is not None
+            self._audit(self.user_name, action, {"reason": "unknown user"})
+            raise
+
     def authorize(self, action: str, resource: object = None, *, shared: bool = False) -> User:
         """Return the acting user, once allowed to do ``action`` (on ``resource``); a refusal is audited."""
-        user = self.user
+        user = self.identify(action)
         try:
             authorize(self.pm, user, action, resource, shared=shared)
         except PermissionDenied:
@@ -63,9 +77,14 @@ class Context:
         """Record a refused attempt in the audit log: action ``denied``, target the attempted action."""
         name = getattr(resource, "name", None)
         detail = {"role": user.role.value, **({"resource": name} if isinstance(name, str) else {})}
+        self._audit(user.name, action, detail)
+
+    def _audit(self, user: str, action: str, detail: dict[str, Any]) -> None:
+        """Write one ``denied`` audit entry; the acting name is cut to 100 printable characters."""
+        shown = "".join(c if c.isprintable() else "?" for c in user[:100])
         try:
             with self.store.transaction():
-                self.store.audit(user.name, "denied", action, detail)
+                self.store.audit(shown, "denied", action, detail)
         except WorkspaceError:
             pass  # a read-only or busy workspace still refuses; the refusal is what matters
 

@@ -12,6 +12,7 @@ from ..errors import ConfigError, NotFound, RunError
 from ..models import Connection, Export, Share
 from ..pipeline.selection import MAX_SEGMENTS_PER_EXPORT
 from ..scheduling import validate_cron
+from .attributes import check_sources
 from .context import Context, check_name, spec_hint
 
 
@@ -52,6 +53,7 @@ class Exports:
         )
         export = self._validated(export, conn)
         store = self.context.store
+        check_sources(store, export.email_field, export.mapping)
         with store.transaction():
             saved = store.add_export(export)
             store.audit(export.owner, "exports.add", saved.name, {"connection": conn.name})
@@ -83,6 +85,10 @@ class Exports:
             schedule=None if clear_schedule else (schedule or export.schedule),
         )
         changed = self._validated(changed, conn)
+        # only what this edit names: an attribute that left the profiles since does not block other edits
+        new_sources = {dest: src for dest, src in changed.mapping.items() if export.mapping.get(dest) != src}
+        new_email = changed.email_field if changed.email_field != export.email_field else None
+        check_sources(self.context.store, new_email, new_sources)
         destination = self.context.registry.get(conn.type)
         retarget = destination.target(export.options) != destination.target(changed.options)
         store = self.context.store
@@ -115,7 +121,7 @@ class Exports:
 
     def remove(self, *, name: str) -> None:
         """Remove an export, its sync state and its schedule (its runs stay in the history)."""
-        self.context.user  # noqa: B018 - an unknown user learns nothing, not even which exports exist
+        self.context.identify("exports.remove")  # an unknown user learns nothing, not even which exports exist
         store = self.context.store
         export = store.get_export(name)
         if export.connection_id is None:
@@ -130,7 +136,7 @@ class Exports:
     def export_for(self, action: str, name: str) -> tuple[Export, Connection]:
         """Return an attached export and its connection, once the acting user may do ``action`` on it."""
         ctx = self.context
-        ctx.user  # noqa: B018 - identify first: an unknown user learns nothing
+        ctx.identify(action)  # first: an unknown user learns nothing
         export = ctx.store.get_export(name)
         if export.connection_id is None:
             ctx.authorize(action, export)
@@ -144,7 +150,7 @@ class Exports:
 
     def _usable_connection(self, action: str, name: str) -> Connection:
         ctx = self.context
-        ctx.user  # noqa: B018 - identify first: an unknown user learns nothing
+        ctx.identify(action)  # first: an unknown user learns nothing
         try:
             connection = ctx.store.get_connection(name)
         except NotFound:

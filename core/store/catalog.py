@@ -5,7 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import Row, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ..errors import AlreadyExists, NotFound
 from ..models import Segment
@@ -43,6 +58,11 @@ _SEGMENT = (
     segments.c.created_by,
     segments.c.updated_at,
 )
+
+
+def _sqlite_keys() -> Any:
+    """SQLite's ``json_each`` over a profile's attributes, as a table of their names (``key``)."""
+    return func.json_each(profiles.c.attrs).table_valued("key").alias("attribute")
 
 
 def _segment(row: Row[Any]) -> Segment:
@@ -111,6 +131,26 @@ class Catalog(FilterCacheQueries):
             raise NotFound(f"unknown profile key {key!r} (load profiles with 'segport profiles load')")
         result: dict[str, Any] = json.loads(attrs)
         return result
+
+    # -- attribute names (no table of their own: a query over the profiles, for checks only) -------
+    def has_attribute(self, name: str) -> bool:
+        """Return whether some profile has the attribute ``name`` (stops at the first that does)."""
+        if self.db.dialect.name == "postgresql":
+            found = exists().where(cast(profiles.c.attrs, JSONB).has_key(name))
+        else:
+            keys = _sqlite_keys()
+            found = exists(select(literal(1)).select_from(profiles).join(keys, true()).where(keys.c.key == name))
+        return bool(self.db.execute(select(found)).scalar())
+
+    def attribute_names(self) -> list[str]:
+        """Return every attribute name of the loaded profiles, sorted (a scan of every profile)."""
+        if self.db.dialect.name == "postgresql":
+            name: ColumnElement[str] = func.jsonb_object_keys(cast(profiles.c.attrs, JSONB))
+            query: Select[Any] = select(name).distinct()
+        else:
+            keys = _sqlite_keys()
+            query = select(keys.c.key).select_from(profiles).join(keys, true()).distinct()
+        return sorted(self.db.execute(query).scalars())
 
     # -- segments -------------------------------------------------------------------------------
     def find_segment(self, name: str) -> Segment | None:

@@ -34,6 +34,11 @@ class OutcomeRow(NamedTuple):
     reason: str | None
 
 
+# The record hash a sync state row holds once its record failed for good: it matches no record,
+# so the next run sends the profile again in full (fields and every marker), whatever mode it uses.
+RESEND_DIGEST = b""
+
+
 class Delivered(NamedTuple):
     """What was last delivered for a profile: its address, record hash and markers (JSON)."""
 
@@ -155,6 +160,9 @@ class Snapshot(FilterCache, Protocol):
 
     def selected(self) -> int:
         """How many profiles the selection holds."""
+
+    def selected_attrs(self) -> Iterator[str]:
+        """Return the attributes (JSON) of every selected profile, read as they come."""
 
     # -- the planner's scratch space ------------------------------------------------------------------
     def start_plan(self, markers: Callable[[int], str]) -> None:
@@ -291,6 +299,15 @@ class Store(FilterCache, Protocol):
         rows once stored.
         """
 
+    def profile_count(self) -> int:
+        """Return how many profiles the workspace holds."""
+
+    def has_attribute(self, name: str) -> bool:
+        """Return whether some profile has the attribute ``name`` (stops at the first that does)."""
+
+    def attribute_names(self) -> list[str]:
+        """Return every attribute name of the loaded profiles, sorted (a scan of every profile)."""
+
     def get_profile(self, key: str) -> dict[str, Any]:
         """Return a profile's attributes; raise NotFound for an unknown key."""
 
@@ -350,6 +367,8 @@ class Store(FilterCache, Protocol):
 
     def save_ledger(self, connection_id: int, audience: str, updates: Sequence[LedgerUpdate]) -> None:
         """Record what the platform reported (an archive by segport keeps the status just before)."""
+    def mark_resend(self, export_id: int, keys: Sequence[str]) -> None:
+        """Mark the profiles' sync state (if any) so the export's next run sends them again in full."""
 
     # -- runs -------------------------------------------------------------------------------------------
     def start_run(self, export: Export, trigger: str, user: str, status: RunStatus = RunStatus.RUNNING) -> Run:
@@ -360,6 +379,9 @@ class Store(FilterCache, Protocol):
 
     def reap_stale_runs(self) -> None:
         """Mark runs whose process died as interrupted (their locks are released)."""
+
+    def heartbeat(self, run_id: int, every: float | None = None) -> AbstractContextManager[None]:
+        """Beat the running run's heartbeat every ``every`` seconds while the block runs (its own connection)."""
 
     def update_run(self, run: Run) -> None:
         """Record the run's progress or end (once per committed batch)."""

@@ -280,12 +280,14 @@ class PostgresStore(SQLStore):
         ).scalar()
         return None if holder is None else int(holder)
 
-    def _run_stale(self, run_id: int, export_id: int | None, pid: int, run_host: str, host: str) -> bool:
+    def _run_stale(
+        self, run_id: int, export_id: int | None, pid: int, run_host: str, host: str, heartbeat_at: str | None
+    ) -> bool:
         holder = None if export_id is None else self._lock_holder(export_id)
         if holder is None:
             return True  # nobody holds the lock: the run's worker (and its connection) is gone
         if holder == self.db.driver.info.backend_pid:  # this connection's own run
-            return run_is_stale(run_id, pid, run_host, host)
+            return run_is_stale(run_id, pid, run_host, host, heartbeat_at)
         return False  # another live connection holds it
 
     def _interrupt(self, run_id: int) -> None:

@@ -1,20 +1,28 @@
-"""Runs, their outcomes and the run lock's shared part (which 'running' runs are stale)."""
+"""Runs, their outcomes and the run lock's shared part (which 'running' runs are stale).
+
+A running run beats a heartbeat (``runs.heartbeat_at``) every :data:`HEARTBEAT_S` seconds from a
+thread of its own connection. A 'running' run is stale when its process is gone (same host), or when
+its heartbeat is older than :data:`STALE_AFTER_S` whatever its pid says: a pid can be reused by
+another process after a kill, and a run on another host cannot be checked by pid at all.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-from contextlib import AbstractContextManager
-from typing import Any, Sequence
+import threading
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy import Row, bindparam, insert, select, update
 
 from ..errors import AlreadyRunning, NotFound
 from ..models import Export, Run, RunStatus
-from .database import Prepared, Repository, dumps, now
-from .interface import OutcomeRow
-from .schema import outcomes, runs
+from .database import Database, Prepared, Repository, dumps, now
+from .interface import RESEND_DIGEST, OutcomeRow
+from .schema import outcomes, runs, sync_state
 
 _r = runs.c
 _COLUMNS = (
@@ -61,12 +69,30 @@ INTERRUPTED = (
 # not in this set ended without its final record being written (e.g. a full disk), so it is stale.
 _RUNNING_HERE: set[int] = set()
 
+HEARTBEAT_S = 30.0  # how often a running run touches its heartbeat
+STALE_AFTER_S = 600.0  # a run whose heartbeat is older than this is stale, whatever its pid says
 
-def run_is_stale(run_id: int, pid: int, run_host: str, host: str) -> bool:
-    """Whether a 'running' run lost its process (same host only: another host cannot be checked)."""
+
+def run_is_stale(run_id: int, pid: int, run_host: str, host: str, heartbeat_at: str | None = None) -> bool:
+    """Whether a 'running' run lost its process: its heartbeat stopped, or (same host) its pid is gone."""
+    if heartbeat_stopped(heartbeat_at):
+        return True
     if run_host != host:
         return False
     return not pid_alive(pid) or (pid == os.getpid() and run_id not in _RUNNING_HERE)
+
+
+def heartbeat_stopped(heartbeat_at: str | None) -> bool:
+    """Whether a heartbeat (ISO 8601, UTC) is older than :data:`STALE_AFTER_S` (None: no heartbeat known)."""
+    if not heartbeat_at:
+        return False
+    try:
+        beat = datetime.fromisoformat(heartbeat_at)
+    except ValueError:
+        return False
+    if beat.tzinfo is None:
+        beat = beat.replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - beat).total_seconds() > STALE_AFTER_S
 
 
 def pid_alive(pid: int) -> bool:
@@ -102,11 +128,16 @@ def _run(row: Row[Any]) -> Run:
 class Runs(Repository):
     """Runs and their outcomes. The backend adds the run lock (:meth:`_lock_run`, :meth:`_run_stale`)."""
 
+    def _connect(self) -> Database:
+        raise NotImplementedError
+
     def _lock_run(self, export: Export, host: str) -> None:
         """Take the export's run lock inside the start transaction, or raise :class:`AlreadyRunning`."""
         raise NotImplementedError
 
-    def _run_stale(self, run_id: int, export_id: int | None, pid: int, run_host: str, host: str) -> bool:
+    def _run_stale(
+        self, run_id: int, export_id: int | None, pid: int, run_host: str, host: str, heartbeat_at: str | None
+    ) -> bool:
         raise NotImplementedError
 
     def transaction(self) -> AbstractContextManager[Any]:
@@ -141,9 +172,11 @@ class Runs(Repository):
 
     def _interrupt_stale(self, export: Export, host: str) -> None:
         """Mark the export's stale 'running' runs interrupted; raise :class:`AlreadyRunning` for a live one."""
-        running = select(_r.id, _r.pid, _r.host, _r.started_at).where(_r.export_id == export.id, _r.status == "running")
+        running = select(_r.id, _r.pid, _r.host, _r.started_at, _r.heartbeat_at).where(
+            _r.export_id == export.id, _r.status == "running"
+        )
         for run in self.db.execute(running).all():
-            if self._run_stale(run.id, export.id, run.pid, run.host, host):
+            if self._run_stale(run.id, export.id, run.pid, run.host, host, run.heartbeat_at):
                 self._interrupt(run.id)
             else:
                 raise AlreadyRunning(
@@ -161,12 +194,66 @@ class Runs(Repository):
     def reap_stale_runs(self) -> None:
         """Mark runs whose process died as interrupted (their locks are released)."""
         host = socket.gethostname()
-        running = self.db.execute(select(_r.id, _r.export_id, _r.pid, _r.host).where(_r.status == "running")).all()
-        stale = [row.id for row in running if self._run_stale(row.id, row.export_id, row.pid, row.host, host)]
+        columns = (_r.id, _r.export_id, _r.pid, _r.host, _r.heartbeat_at)
+        running = self.db.execute(select(*columns).where(_r.status == "running")).all()
+        stale = [
+            row.id
+            for row in running
+            if self._run_stale(row.id, row.export_id, row.pid, row.host, host, row.heartbeat_at)
+        ]
         if stale:
             with self.transaction():
                 for run_id in stale:
                     self._interrupt(run_id)
+
+    @contextmanager
+    def heartbeat(self, run_id: int, every: float | None = None) -> Iterator[None]:
+        """Beat the run's heartbeat every ``every`` seconds (default :data:`HEARTBEAT_S`) while the block runs.
+
+        A daemon thread on a connection of its own does it, so a long pre-flight, batch, platform
+        job or retry wait never makes a live run look stale. A beat that cannot be written (a busy
+        or full database) is skipped; the next one tries again.
+        """
+        every = HEARTBEAT_S if every is None else every
+        stop = threading.Event()
+        beat = update(runs).where(_r.id == run_id, _r.status == "running")
+
+        def beat_until_stopped() -> None:
+            db: Database | None = None
+            try:
+                while not stop.wait(every):
+                    try:
+                        db = db or self._connect()
+                        db.execute(beat.values(heartbeat_at=now()))
+                    except Exception:
+                        continue
+            finally:
+                if db is not None:
+                    db.close()
+
+        thread = threading.Thread(target=beat_until_stopped, name=f"segport-heartbeat-{run_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=every + 5)
+
+    def mark_resend(self, export_id: int, keys: Sequence[str]) -> None:
+        """Mark the profiles' sync state (if any) so the export's next run sends them again in full.
+
+        The row keeps its address and markers (what the platform may hold), loses its profile
+        version (so it is a candidate again) and its record hash (so it matches no record).
+        """
+        if not keys:
+            return
+        st = sync_state.c
+        statement = (
+            update(sync_state)
+            .where(st.export_id == export_id, st.profile_key == bindparam("key"))
+            .values(seq=None, record_hash=RESEND_DIGEST)
+        )
+        self.db.execute(statement, [{"key": key} for key in keys])
 
     def update_run(self, run: Run) -> None:
         """Record the run's progress or end (once per committed batch)."""

@@ -205,8 +205,10 @@ class SQLiteStore(SQLStore):
     def _lock_run(self, export: Export, host: str) -> None:
         self._interrupt_stale(export, host)  # the unique index then allows one 'running' run
 
-    def _run_stale(self, run_id: int, export_id: int | None, pid: int, run_host: str, host: str) -> bool:
-        return run_is_stale(run_id, pid, run_host, host)
+    def _run_stale(
+        self, run_id: int, export_id: int | None, pid: int, run_host: str, host: str, heartbeat_at: str | None
+    ) -> bool:
+        return run_is_stale(run_id, pid, run_host, host, heartbeat_at)
 
 
 def _set_pragmas(connection: sqlite3.Connection, record: object) -> None:

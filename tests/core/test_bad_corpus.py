@@ -52,6 +52,7 @@ class Case:
     home: str | None = None
     subprocess: bool = False
     records_failed_run: bool = False
+    audits_denial: bool = False  # an unknown user's attempt is audited (issue 15)
     generate: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -204,6 +205,11 @@ def assert_one_error_line(case: Case, stderr: str) -> str:
 def assert_unchanged(case: Case, home: Path, before: tuple[str, dict[str, str]], line: str) -> None:
     after = snapshot(home)
     assert after[1] == before[1], f"{case.id}: workspace files changed"
+    if case.audits_denial:
+        added = [line for line in after[0].splitlines() if line not in set(before[0].splitlines())]
+        assert len(added) == 1 and added[0].startswith('INSERT INTO "audit"') and "'denied'" in added[0], added
+        assert [line for line in after[0].splitlines() if line != added[0]] == before[0].splitlines(), case.id
+        return
     if not case.records_failed_run:
         assert after[0] == before[0], f"{case.id}: the database changed"
         return

@@ -237,8 +237,6 @@ BAD_INPUT: list[Any] = [
                  ExitStatus.INPUT_ERROR, "invalid cron schedule 'every day'", id="bad-cron-exports-add"),
     pytest.param(lambda t: ["exports", "edit", "e1", "--schedule", "0 25 * * *"],
                  ExitStatus.INPUT_ERROR, "invalid cron schedule", id="bad-cron-exports-edit"),
-    pytest.param(lambda t: ["--as", "mallory", "users", "list"], ExitStatus.NOT_FOUND, "unknown user 'mallory'",
-                 id="unknown-user"),
     pytest.param(lambda t: ["exports", "show", "nope"], ExitStatus.NOT_FOUND, "unknown export 'nope'",
                  id="unknown-export-show"),
     pytest.param(lambda t: ["exports", "run", "nope"], ExitStatus.NOT_FOUND, "unknown export 'nope'",
@@ -278,6 +276,15 @@ def test_bad_input(populated: Callable[..., Result], home: Path, tmp_path: Path,
     line = assert_bad(populated(*args(tmp_path)), status)
     assert message in line
     assert dump_database(home) == before
+
+
+def test_an_unknown_user_is_refused_and_the_attempt_audited(populated: Callable[..., Result], home: Path) -> None:
+    before = dump_database(home).splitlines()
+    line = assert_bad(populated("--as", "mallory", "users", "list"), ExitStatus.NOT_FOUND)
+    assert "unknown user 'mallory'" in line
+    added = [row for row in dump_database(home).splitlines() if row not in set(before)]  # issue 15: audited
+    assert len(added) == 1 and added[0].startswith('INSERT INTO "audit"')
+    assert "'mallory', 'denied', 'users.list', '{\"reason\":\"unknown user\"}'" in added[0]
 
 
 def test_exports_add_without_segment_is_a_usage_error(populated: Callable[..., Result], home: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -534,11 +535,18 @@ def test_batch_failing_every_attempt_is_failed_then_resent(ws: Workspace, platfo
     setup_export(ws, tmp_path, people(5))
     platform.fail_next = 4
 
-    run = ws.run_export(EXPORT)
+    with pytest.raises(segport.RunError) as raised:  # nothing went through: the run failed (issue 15)
+        ws.run_export(EXPORT)
 
+    run = raised.value.run
+    assert run is not None and ws.list_runs(EXPORT)[0] == run
     assert len(platform.calls) == 4 == run.requests
     assert run.retries == 3
-    assert run.status is RunStatus.PARTIAL
+    assert run.status is RunStatus.FAILED and raised.value.exit_status is ExitStatus.RUN_FAILED
+    assert run.error == str(raised.value) == (
+        "all 5 records sent failed after 4 tries (first: memory platform: 503 Service Unavailable (after 4 tries)); "
+        "the next run retries them"
+    )
     assert run.counts == counts(failed=5)
     assert {o[3] for o in ws.store.outcomes(run.id)} == {"memory platform: 503 Service Unavailable (after 4 tries)"}
     assert platform.members == {}
@@ -1140,3 +1148,110 @@ def test_a_full_disk_is_a_one_line_workspace_error_and_the_next_run_continues(
     ws.run_export(EXPORT)
     assert len(sent(platform)) == 300 - committed  # the next run sends only the rest
     assert_members(platform, range(300), {SEGMENT})
+
+
+# --- issue 15: run records tell the truth ---------------------------------------------------------
+
+
+def test_a_run_whose_records_all_failed_is_failed_not_partial(ws: Workspace, platform: MemoryPlatform,
+                                                             tmp_path: Path) -> None:
+    setup_export(ws, tmp_path, people(136))
+    platform.retryable_emails = {email(i): 4 for i in range(136)}  # every record, every attempt
+
+    with pytest.raises(RunError, match=r"^all 136 records sent failed after 4 tries") as raised:
+        ws.run_export(EXPORT)
+
+    [run] = ws.list_runs(EXPORT)
+    assert raised.value.run == run and raised.value.exit_status is ExitStatus.RUN_FAILED
+    assert run.status is RunStatus.FAILED and run.counts == counts(failed=136)
+    assert "memory platform: try again later" in (run.error or "")
+
+
+def test_records_failed_in_a_full_run_are_retried_by_the_next_delta_run(ws: Workspace, platform: MemoryPlatform,
+                                                                       tmp_path: Path) -> None:
+    setup_export(ws, tmp_path, people(10))
+    assert ws.run_export(EXPORT).counts == counts(created=10)
+    platform.retryable_emails = {email(i): 4 for i in range(5)}
+
+    full = ws.run_export(EXPORT, full=True)
+
+    assert full.status is RunStatus.PARTIAL and full.counts == counts(unchanged=5, failed=5)
+    assert full.error == "5 records still failed after 4 tries; the next run retries them"
+    platform.calls.clear()
+    platform.members[email(2)].markers.clear()  # what the failed full run would have repaired
+
+    delta = ws.run_export(EXPORT)  # a delta run: the failed records are sent again, in full
+
+    assert sorted(r.email for r in sent(platform)) == [email(i) for i in range(5)]
+    assert all(r.upsert and r.add == {SEGMENT} for r in sent(platform))
+    assert delta.status is RunStatus.SUCCEEDED and delta.counts == counts(updated=1, unchanged=9)
+    assert_members(platform, range(10), {SEGMENT})
+    platform.calls.clear()
+    assert ws.run_export(EXPORT).counts == counts(unchanged=10) and platform.calls == []  # settled
+
+
+def test_every_outcome_but_success_is_in_the_reject_file(ws: Workspace, platform: MemoryPlatform, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = people(8)
+    rows[1]["email"] = "not-an-email"
+    rows[3]["email"] = email(2)  # a duplicate of profile 2
+    setup_export(ws, tmp_path, rows)
+    platform.reject_emails = {email(4): "member was permanently deleted"}
+    platform.retryable_emails = {email(5): 4}
+    original = MemoryWriter._write
+
+    def compliance(self: MemoryWriter, record: Record) -> segport.Outcome:
+        if record.email in (email(6), email(7)):
+            return segport.Outcome(record.key, segport.OutcomeStatus.SKIPPED, "compliance state: not changed")
+        return original(self, record)
+
+    monkeypatch.setattr(MemoryWriter, "_write", compliance)
+    run = ws.run_export(EXPORT)
+
+    assert run.counts == counts(created=2, rejected=2, failed=1, skipped=3)
+    assert [(r["key"], r["status"]) for r in rejects(run)] == [
+        (key(1), "rejected"), (key(3), "skipped"), (key(4), "rejected"), (key(5), "failed"),
+        (key(6), "skipped"), (key(7), "skipped"),
+    ]
+    assert all(r["reason"] for r in rejects(run))
+    assert rejects(run)[4] == {"key": key(6), "email": email(6), "status": "skipped",
+                               "reason": "compliance state: not changed"}
+
+
+def test_a_running_run_whose_pid_was_reused_is_stale_once_its_heartbeat_stopped(
+    ws: Workspace, platform: MemoryPlatform, tmp_path: Path
+) -> None:
+    setup_export(ws, tmp_path, people(5))
+    killed = ws.store.start_run(ws.get_export(EXPORT), "manual", "ada")
+    reused = os.getppid()  # a live process, not this one: the killed run's pid, given to another process
+    assert pid_alive(reused)
+    with ws.store.transaction():
+        ws.store.db.execute(
+            update(runs).where(runs.c.id == killed.id).values(pid=reused, heartbeat_at="2026-01-01T00:00:00+00:00")
+        )
+
+    run = ws.run_export(EXPORT)
+
+    assert run.status is RunStatus.SUCCEEDED and run.counts == counts(created=5)
+    statuses = {r.id: r.status for r in ws.list_runs(EXPORT)}
+    assert statuses == {killed.id: RunStatus.INTERRUPTED, run.id: RunStatus.SUCCEEDED}
+
+
+def test_a_running_run_beats_its_heartbeat(ws: Workspace, tmp_path: Path) -> None:
+    setup_export(ws, tmp_path, people(1))
+    run = ws.store.start_run(ws.get_export(EXPORT), "manual", "ada")
+    old = "2026-01-01T00:00:00+00:00"
+    beat = select(runs.c.heartbeat_at).where(runs.c.id == run.id)
+    with ws.store.transaction():
+        ws.store.db.execute(update(runs).where(runs.c.id == run.id).values(heartbeat_at=old))
+
+    with ws.store.heartbeat(run.id, every=0.01):
+        for _ in range(1000):  # waits for the beat; asserts nothing about how long it took
+            if ws.store.db.execute(beat).scalar() != old:
+                break
+            threading.Event().wait(0.01)
+
+    assert ws.store.db.execute(beat).scalar() != old
+    ws.store.reap_stale_runs()
+    assert ws.store.get_run(run.id).status is RunStatus.RUNNING  # a fresh heartbeat, a live pid: not stale
+    ws.store.run_ended(run.id)

@@ -183,6 +183,19 @@ def assert_denial_audited(home: Path, before: str, user: str, action: str) -> No
     assert json.loads(row[3])["role"] == ROLES[user]
 
 
+def assert_unknown_user_audited(home: Path, before: str, user: str, actions: list[str]) -> None:
+    """Issue 15: the attempts of an unknown (or removed) user change nothing but one audit entry each:
+    ``user`` was ``denied`` the action, for being unknown (the entry names no resource)."""
+    old = set(before.splitlines())
+    added = [line for line in dump_database(home).splitlines() if line not in old]
+    assert len(added) == len(actions) and all(line.startswith('INSERT INTO "audit"') for line in added), added
+    latest = select(audit.c.user, audit.c.action, audit.c.target, audit.c.detail).order_by(audit.c.id.desc())
+    rows = query(home, latest.limit(len(actions)))
+    assert sorted((r[0], r[1], r[2], json.loads(r[3])) for r in rows) == sorted(
+        (user, "denied", action, {"reason": "unknown user"}) for action in actions
+    )
+
+
 @pytest.mark.parametrize(("verb", "user"), CASES)
 def test_api_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, act_as: Any, home: Path) -> None:
     actor = act_as(user)
@@ -360,7 +373,7 @@ def test_unknown_user_api(world: SimpleNamespace, act_as: Any, home: Path) -> No
     before = dump_database(home)
     with pytest.raises(NotFound, match="unknown user 'mallory'"):
         act_as("mallory").define_segment("x", "country = 'FR'")
-    assert dump_database(home) == before
+    assert_unknown_user_audited(home, before, "mallory", ["segments.define"])
 
 
 def test_unknown_user_cli(world: SimpleNamespace, run_cli: Any, home: Path) -> None:
@@ -368,7 +381,7 @@ def test_unknown_user_cli(world: SimpleNamespace, run_cli: Any, home: Path) -> N
     result = run_cli("--as", "mallory", "segments", "define", "x", "--where", "country = 'FR'")
     assert result.exit_code == ExitStatus.NOT_FOUND
     assert "unknown user 'mallory'" in assert_one_error_line(result.stderr)
-    assert dump_database(home) == before
+    assert_unknown_user_audited(home, before, "mallory", ["segments.define"])
 
 
 def test_segport_user_env_is_the_default_acting_user(world: SimpleNamespace, run_cli: Any,
@@ -501,7 +514,10 @@ def test_a_removed_user_can_do_nothing(world: SimpleNamespace, ws: Workspace, ac
                  ["exports", "add", "x", "--connection", "nope", "--segment", "fr", "--email", "email"]):
         result = run_cli("--as", "carl", *args)
         assert "unknown user 'carl'" in assert_one_error_line(result.stderr), args
-    assert dump_database(home) == before  # an unknown user is not audited: nobody was refused, nobody acted
+    # every refused attempt is audited (issue 15), the unknown user's too, and nothing else changed
+    attempts = [v.permission for v in VERBS] + [v.permission for v in VERBS if v.cli is not None]
+    attempts += ["exports.run", "exports.remove", "exports.edit", "exports.add"]
+    assert_unknown_user_audited(home, before, "carl", attempts)
 
 
 def test_the_last_admin_cannot_be_removed(world: SimpleNamespace, ws: Workspace, run_cli: Any, home: Path) -> None:

@@ -154,20 +154,29 @@ def outcome_rows(ws: Workspace, run_id: int) -> int:
 
 
 @pytest.mark.sqlite_only("fills the disk with SQLite's max_page_count")
-def test_a_full_disk_leaves_a_run_record_that_counts_only_what_was_recorded(
+def test_a_full_disk_keeps_the_run_figures_and_says_what_reached_the_platform(
     ws: Workspace, platform: MemoryPlatform, tmp_path: Path, memory_export: Any
 ) -> None:
+    """Issue 15: the record counted only what was recorded (``requests 0`` when 1,000 profiles had landed),
+    and the message said "nothing of this step was saved" without what had reached the platform."""
     memory_export(ws, 300)
     pages = ws.store.db.driver.execute("PRAGMA page_count").fetchone()[0]
     ws.store.db.driver.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk fills during the run
     try:
-        with pytest.raises(segport.WorkspaceError, match="cannot write the workspace database"):
+        with pytest.raises(segport.WorkspaceError, match="cannot write the workspace database") as raised:
             ws.run_export("all")
     finally:
         ws.store.db.driver.execute("PRAGMA max_page_count = 1073741823")
     [run] = ws.list_runs("all")
     assert run.status is RunStatus.FAILED
-    assert run.counts["created"] == outcome_rows(ws, run.id) == len(recorded(ws))
+    landed = len(platform.members)
+    assert outcome_rows(ws, run.id) == len(recorded(ws)) < landed  # the store holds what it could record
+    assert run.counts["created"] == landed and run.requests == len(platform.calls)  # the record: what happened
+    unrecorded = landed - len(recorded(ws))
+    message = str(raised.value)
+    assert "\n" not in message and run.error == message
+    assert f"but {unrecorded:,} records had reached the platform ({unrecorded:,} created)" in message
+    assert message.endswith("the next run sends them again")
 
 
 def test_after_an_audience_is_replaced_the_next_run_fills_the_new_one(
