@@ -2,36 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
-import string
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 # Pragmatic syntax check (RFC 5321 sizes, one @, a dotted domain, no spaces or control characters).
 # The platform remains the judge of deliverability; this only stops what can never be sent.
-# Characters beyond ASCII are letters too, but never a (lone) surrogate or a character beyond the
-# BMP. Each class is written as its complement: the same set, compiled in microseconds where the
-# ranges \u0080-\ud7ff\ue000-\uffff cost 10 ms a class at every start of the CLI.
-_ATOM_ASCII = string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-"
-_LABEL_ASCII = string.ascii_letters + string.digits
+_NON_ASCII = "\u0080-\ud7ff\ue000-\uffff"  # letters beyond ASCII, never a (lone) surrogate: those cannot be sent
 
 
-def _letters(ascii_allowed: str) -> str:
-    """Return a regex class of the ASCII characters given and every non-ASCII BMP character but surrogates."""
-    refused = "".join(re.escape(chr(c)) for c in range(128) if chr(c) not in ascii_allowed)
-    return f"[^{refused}\\ud800-\\udfff\\U00010000-\\U0010ffff]"
+def _email_pattern(non_ascii: str) -> str:
+    """Return the address syntax, with ``non_ascii`` (a class range, or '') as letters too."""
+    atom = rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~{non_ascii}-]+"
+    label = f"A-Za-z0-9{non_ascii}"
+    return (
+        rf"^(?=.{{3,254}}$)(?=[^@]{{1,64}}@){atom}(?:\.{atom})*"
+        rf"@(?:[{label}](?:[{label}-]{{0,61}}[{label}])?\.)+"
+        rf"[A-Za-z{non_ascii}][{label}-]{{0,62}}$"
+    )
 
 
-_ATOM = _letters(_ATOM_ASCII) + "+"
-_LABEL, _LABEL_HYPHEN = _letters(_LABEL_ASCII), _letters(_LABEL_ASCII + "-")
-_EMAIL = re.compile(
-    rf"^(?=.{{3,254}}$)(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*"
-    rf"@(?:{_LABEL}(?:{_LABEL_HYPHEN}{{0,61}}{_LABEL})?\.)+"
-    rf"{_letters(string.ascii_letters)}{_LABEL_HYPHEN}{{0,62}}$"
-)
+# Nearly every address is ASCII, and for ASCII text the two patterns agree: the ASCII one compiles in
+# a millisecond and matches with small character sets; the full one (40 ms to compile, at every
+# start of the CLI) is compiled the first time an address beyond ASCII comes.
+_ASCII_EMAIL = re.compile(_email_pattern(""))
+
+
+@functools.cache
+def _unicode_email() -> re.Pattern[str]:
+    return re.compile(_email_pattern(_NON_ASCII))
+
+
+def email_syntax_ok(email: str) -> bool:
+    """Return whether ``email`` (normalised) has the syntax of an address that can be sent."""
+    pattern = _ASCII_EMAIL if email.isascii() else _unicode_email()
+    return pattern.match(email) is not None
 
 
 def normalise_email(value: object) -> str:
@@ -45,7 +54,7 @@ def email_problem(email: str) -> str | None:
     """Why ``email`` (normalised) cannot be sent, or None when its syntax is acceptable."""
     if not email:
         return "email is empty"
-    if not _EMAIL.match(email):
+    if not email_syntax_ok(email):
         return f"email {email!r} is not a valid address"
     return None
 
