@@ -90,11 +90,14 @@ _UNREACHABLE_TYPES: dict[type[Exception], type[PlatformUnreachable]] = {}
 
 
 def _unreachable_type(kind: type[Exception]) -> type[PlatformUnreachable]:
-    """Return the subclass of both :class:`PlatformUnreachable` and ``kind`` (one per ``requests`` class)."""
+    """Return the subclass of both :class:`PlatformUnreachable` and ``kind`` (one per ``requests`` class).
+
+    It keeps ``kind``'s name: code that names the failure by ``type(exc).__name__`` says the same as before.
+    """
     made = _UNREACHABLE_TYPES.get(kind)
     if made is None:
-        name = f"Unreachable{kind.__name__}"
-        made = cast(type[PlatformUnreachable], type(name, (PlatformUnreachable, kind), {"__module__": __name__}))
+        namespace = {"__module__": __name__}
+        made = cast(type[PlatformUnreachable], type(kind.__name__, (PlatformUnreachable, kind), namespace))
         made = _UNREACHABLE_TYPES.setdefault(kind, made)
     return made
 

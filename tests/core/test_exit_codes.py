@@ -35,9 +35,9 @@ from segport.plugins import make_manager
 from segport.registry import set_default_registry
 from segport.testing.fakes import MemoryPlatform, memory_destination
 from segport_campaignmonitor import CampaignMonitorDestination
-from segport_campaignmonitor.auth import CampaignMonitorAuth
+from segport_campaignmonitor.auth import CampaignMonitorAuth, CampaignMonitorOAuth
 from segport_mailchimp import MailchimpDestination
-from segport_mailchimp.auth import MailchimpAuth
+from segport_mailchimp.auth import MailchimpAuth, MailchimpOAuth
 
 from ..conftest import FAST_RETRY
 
@@ -232,6 +232,21 @@ def test_an_export_run_with_the_platform_unreachable(
     line = assert_one_line(real("exports", "run", "e"), ExitStatus.UNREACHABLE, expected)
     run = json.loads(real("runs", "list", "--json").stdout)[0]
     assert run["status"] == "failed" and f"error: {run['error']}" == line
+
+
+@pytest.mark.parametrize(
+    ("flow", "platform", "call"),
+    [(MailchimpOAuth(), "Mailchimp's login server", "POST /oauth2/token"),
+     (CampaignMonitorOAuth(), "Campaign Monitor's login server", "POST /oauth/token")],
+    ids=["mailchimp", "campaignmonitor"],
+)
+def test_an_oauth_token_exchange_with_the_login_host_unreachable(flow: Any, platform: str, call: str) -> None:
+    port = closed_port()
+    config = {"client_id": "app", "client_secret": "s3cret-value", "oauth_base_url": f"http://127.0.0.1:{port}"}
+    with requests.Session() as session, pytest.raises(PlatformUnreachable) as caught:
+        flow.exchange(session, config, "the-code", "http://127.0.0.1:1/callback")
+    assert str(caught.value).startswith(f"cannot reach {platform} at 127.0.0.1:{port} on {call} (the connection was")
+    assert "s3cret-value" not in str(caught.value) and "the-code" not in str(caught.value)
 
 
 # -- errors that name the call -----------------------------------------------------------------------
