@@ -31,7 +31,7 @@ TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     requests.exceptions.ContentDecodingError,
 )
 MASK = "********"  # what a secret quoted by a platform's answer becomes in a message
-UNREACHABLE_HINT = "check the network (and any proxy) and the connection's base URL, then try again"
+_UNREACHABLE_HINT = "check the network (and any proxy) and the connection's base URL, then try again"
 
 
 def json_body(response: requests.Response) -> Any:
@@ -77,10 +77,10 @@ def unreachable(exc: Exception, platform: str = "the platform", call: str = "", 
     if isinstance(exc, PlatformUnreachable):
         return exc
     request = getattr(exc, "request", None)
-    host = host_of(getattr(request, "url", None) or url)
+    host = _host_of(getattr(request, "url", None) or url)
     where = f" at {host}" if host else ""
     on = f" on {call}" if call else ""
-    message = f"cannot reach {platform}{where}{on} ({transport_reason(exc)}): {UNREACHABLE_HINT}"
+    message = f"cannot reach {platform}{where}{on} ({_transport_reason(exc)}): {_UNREACHABLE_HINT}"
     error = _unreachable_type(type(exc))(message)
     cast(Any, error).request, cast(Any, error).response = request, getattr(exc, "response", None)
     return error
@@ -102,7 +102,7 @@ def _unreachable_type(kind: type[Exception]) -> type[PlatformUnreachable]:
     return made
 
 
-def host_of(url: str | None) -> str:
+def _host_of(url: str | None) -> str:
     """Return ``host[:port]`` of a URL (never its user info, path or query); ``""`` when it has none."""
     try:
         parts = urlsplit(url or "")
@@ -112,7 +112,7 @@ def host_of(url: str | None) -> str:
     return f"{host}:{port}" if host and port else host or ""
 
 
-def transport_reason(exc: BaseException) -> str:
+def _transport_reason(exc: BaseException) -> str:
     """Say in a few words what failed in the transport: DNS, refused, reset, TLS, timeout or a cut answer."""
     if isinstance(exc, requests.exceptions.SSLError):
         return "the TLS handshake failed" + (
