@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from typing import Any, Iterator, Mapping
 
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import SchemaError
 
 from .errors import ConfigError, ConfigValidationError, PluginContractError
+
+MAX_DEPTH = 32  # how deep a config or option document may nest (theirs nest two or three levels)
 
 
 def check_schema(schema: Mapping[str, Any], owner: str) -> None:
@@ -30,14 +33,45 @@ def validate(
 
     Every error is reported at once, one per line, sorted by JSON path. Values of ``writeOnly``
     (secret) properties are never echoed: such errors show the path and the failed keyword only.
-    ``hint`` (e.g. "see 'segport plugins show mailchimp'") ends the message.
+    ``hint`` (e.g. "see 'segport plugins show mailchimp'") ends the message. A document nested deeper
+    than :data:`MAX_DEPTH` levels, or holding a number that is not finite (NaN, Infinity), is refused
+    before the schema sees it.
     """
+    not_finite = check_shape(document, what)
+    if not_finite:
+        raise ConfigValidationError(what, not_finite, schema=schema, hint=hint)
     validator = Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: (_path_key(e), e.message))
     if errors:
         hidden = [v for v in split_secrets(document, schema)[1].values() if v not in (None, "")]
         raise ConfigValidationError(what, [_render(e, hidden) for e in errors], schema=schema, hint=hint)
     return apply_defaults(document, schema)
+
+
+def check_shape(document: Any, what: str) -> list[str]:
+    """Return one line per number of ``document`` that is not finite; raise when it nests too deep.
+
+    Walks without recursion, so a document of any depth is refused in one line.
+    """
+    problems: list[str] = []
+    todo: list[tuple[Any, str, int]] = [(document, "$", 0)]
+    while todo:
+        value, path, depth = todo.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{path}: {value} is not a finite number")
+        elif isinstance(value, (Mapping, list, tuple)):
+            if depth >= MAX_DEPTH:
+                raise ConfigError(f"{what} nests deeper than {MAX_DEPTH} levels (at {path}): flatten it")
+            items = value.items() if isinstance(value, Mapping) else enumerate(value)
+            todo.extend((v, _child(path, k, depth), depth + 1) for k, v in items)
+    return sorted(problems)
+
+
+def _child(path: str, key: Any, depth: int) -> str:
+    """Return the JSON path of ``path``'s item ``key``; past three levels, ``…`` stands for the rest."""
+    if depth >= 3:
+        return path if path.endswith("…") else f"{path}…"
+    return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
 
 
 def _path_key(error: ValidationError) -> tuple[tuple[int, int | str], ...]:
@@ -139,17 +173,27 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
             f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             'give a JSON object such as \'{"api_key": "..."}\''
         ) from None
+    except RecursionError:
+        raise ConfigError(f"{what} nests deeper than {MAX_DEPTH} levels: give a flat JSON object") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise ConfigError(f"{what} holds a number with too many digits: write it as a string") from None
     if not isinstance(value, dict):
         raise ConfigError(f"{what} must be a JSON object, not {type(value).__name__}")
     return value
 
 
 def parse_option_value(text: str) -> Any:
-    """Parse an ``--option KEY=VALUE`` value: as JSON where it can, else as a plain string."""
+    """Parse an ``--option KEY=VALUE`` value: as JSON where it can, else as a plain string.
+
+    Raises :class:`ConfigError` for a value nested deeper than Python's parser follows.
+    """
     try:
-        return json.loads(text, parse_constant=_not_json)
-    except ValueError:  # JSONDecodeError, or NaN/Infinity (not JSON): keep the text
+        value = json.loads(text, parse_constant=_not_json)
+    except RecursionError:
+        raise ConfigError(f"the value nests deeper than {MAX_DEPTH} levels: give a flatter JSON value") from None
+    except ValueError:  # JSONDecodeError, NaN/Infinity (not JSON), too many digits: keep the text
         return text
+    return text if isinstance(value, float) and not math.isfinite(value) else value  # 1e999: as written
 
 
 def _not_json(name: str) -> Any:

@@ -32,6 +32,7 @@ class ExitStatus(IntEnum):
     WORKSPACE_ERROR = 12  # missing/corrupt workspace, wrong secret key, disk problems
     CAP_EXCEEDED = 13  # the selection is larger than the destination's profile cap
     EXECUTOR_ERROR = 14  # the broker (SEGPORT_BROKER_URL) or the governor's Redis cannot be reached
+    UNREACHABLE = 15  # the platform cannot be reached: DNS, refused, reset, TLS, timeout
 
 
 class SegportError(Exception):
@@ -157,6 +158,15 @@ class RetryableDestinationError(DestinationError):
     def __init__(self, message: str, *, retry_after: float | None = None, internal_message: str | None = None) -> None:
         super().__init__(message, internal_message=internal_message)
         self.retry_after = retry_after
+
+
+class PlatformUnreachable(RetryableDestinationError):
+    """The platform could not be reached: DNS, a refused or reset connection, TLS, or no answer in time.
+
+    The engine retries it like any transient failure; the CLI exits with :attr:`ExitStatus.UNREACHABLE`.
+    """
+
+    exit_status = ExitStatus.UNREACHABLE
 
 
 class RunError(SegportError):

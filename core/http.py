@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
-from urllib.parse import quote
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence, cast
+from urllib.parse import quote, urlsplit
 
 import requests
 
-from .errors import AuthError, FatalDestinationError, RetryableDestinationError, SegportError
+from .errors import AuthError, FatalDestinationError, PlatformUnreachable, RetryableDestinationError, SegportError
 
 # Failures of the transport, not of the request: the call may be tried again (a reset, a timeout,
 # an answer cut in the middle of its body).
@@ -30,6 +31,7 @@ TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     requests.exceptions.ContentDecodingError,
 )
 MASK = "********"  # what a secret quoted by a platform's answer becomes in a message
+_UNREACHABLE_HINT = "check the network (and any proxy) and the connection's base URL, then try again"
 
 
 def json_body(response: requests.Response) -> Any:
@@ -62,6 +64,90 @@ def one_line(value: Any, limit: int | None = None) -> str:
     """Return a value from an answer as one line of text (segport's messages are one line), cut to ``limit``."""
     text = " ".join(str(value).split())
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def unreachable(exc: Exception, platform: str = "the platform", call: str = "", url: str = "") -> PlatformUnreachable:
+    """Return a transport failure as one line naming the host, the call and what failed, and the fix.
+
+    The error is a :class:`PlatformUnreachable` (retried by the engine, exit status 15 in the CLI) and
+    still an instance of ``exc``'s own ``requests`` class, so ``except requests.ConnectionError`` or
+    ``except TRANSPORT_ERRORS`` keep catching it. ``url`` names the host when the exception has no
+    request; the host is named without the path, query or any user info.
+    """
+    if isinstance(exc, PlatformUnreachable):
+        return exc
+    request = getattr(exc, "request", None)
+    host = _host_of(getattr(request, "url", None) or url)
+    where = f" at {host}" if host else ""
+    on = f" on {call}" if call else ""
+    message = f"cannot reach {platform}{where}{on} ({_transport_reason(exc)}): {_UNREACHABLE_HINT}"
+    error = _unreachable_type(type(exc))(message)
+    cast(Any, error).request, cast(Any, error).response = request, getattr(exc, "response", None)
+    return error
+
+
+_UNREACHABLE_TYPES: dict[type[Exception], type[PlatformUnreachable]] = {}
+
+
+def _unreachable_type(kind: type[Exception]) -> type[PlatformUnreachable]:
+    """Return the subclass of both :class:`PlatformUnreachable` and ``kind`` (one per ``requests`` class).
+
+    It keeps ``kind``'s name: code that names the failure by ``type(exc).__name__`` says the same as before.
+    """
+    made = _UNREACHABLE_TYPES.get(kind)
+    if made is None:
+        namespace = {"__module__": __name__}
+        made = cast(type[PlatformUnreachable], type(kind.__name__, (PlatformUnreachable, kind), namespace))
+        made = _UNREACHABLE_TYPES.setdefault(kind, made)
+    return made
+
+
+def _host_of(url: str | None) -> str:
+    """Return ``host[:port]`` of a URL (never its user info, path or query); ``""`` when it has none."""
+    try:
+        parts = urlsplit(url or "")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number
+        return ""
+    return f"{host}:{port}" if host and port else host or ""
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """Say in a few words what failed in the transport: DNS, refused, reset, TLS, timeout or a cut answer."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "the TLS handshake failed" + (
+            ": its certificate is not trusted" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else ""
+        )
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return "the proxy failed or refused the connection"
+    if isinstance(exc, requests.ConnectTimeout):
+        return "no connection within the timeout"
+    if isinstance(exc, requests.Timeout):
+        return "no answer within the timeout"
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return "its answer was cut off"
+    causes = list(_causes(exc))
+    text = " ".join(str(cause) for cause in causes)
+    if any(isinstance(c, socket.gaierror) for c in causes) or any(
+        mark in text for mark in ("NameResolutionError", "Name or service not known", "getaddrinfo", "nodename nor")
+    ):
+        return "its name does not resolve (DNS)"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes) or "Connection refused" in text:
+        return "the connection was refused"
+    if any(isinstance(c, ConnectionResetError) for c in causes) or "reset" in text.lower() or "aborted" in text:
+        return "the connection was reset"
+    return f"network error: {type(exc).__name__}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps (arguments, urllib3's ``reason``, causes), a few levels deep."""
+    todo, seen = [exc], 0
+    while todo and seen < 20:
+        current = todo.pop()
+        seen += 1
+        yield current
+        linked = [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+        todo.extend(item for item in linked if isinstance(item, BaseException))
 
 
 def authorization_code_form(config: Mapping[str, Any], code: str, redirect_uri: str) -> dict[str, str]:
@@ -132,7 +218,8 @@ class ApiClient:
         ``path`` is a template whose ``{names}`` take ``values``, each quoted as one path segment:
         ``call("GET", "/lists/{list_id}", list_id=x)``. Messages name the template, never the values.
         ``json`` is sent as compact UTF-8 JSON. An answer that is not a success raises :meth:`error`;
-        transport errors (:data:`TRANSPORT_ERRORS`) propagate: the engine retries them.
+        transport errors (:data:`TRANSPORT_ERRORS`) propagate as :func:`unreachable` made them (one line
+        naming the host and the call, still of their ``requests`` class): the engine retries them.
         """
         response = self.request(method, path, json=json, params=params, **values)
         return None if response.status_code == 204 else json_body(response)
@@ -143,7 +230,13 @@ class ApiClient:
         """Like :meth:`call`, but the successful answer itself (when its status or headers matter)."""
         target = path.format_map({k: quote(str(v), safe="") for k, v in values.items()}) if values else path
         body = None if json is None else encode_json(json)
-        response = self.send(method, f"{self.base_url}{target}{self.path_suffix}", body=body, params=params)
+        url = f"{self.base_url}{target}{self.path_suffix}"
+        try:
+            response = self.send(method, url, body=body, params=params)
+        except TRANSPORT_ERRORS as exc:
+            if isinstance(exc, PlatformUnreachable):  # a nested call named it already
+                raise
+            raise unreachable(exc, self.platform, self.name(method, path), url) from exc
         if response.status_code < (400 if self.follow_redirects else 300):  # a redirect without a Location: as is
             return response
         raise self.error(response, self.name(method, path))

@@ -41,6 +41,31 @@ class State:
 
 pass_state = click.make_pass_decorator(State)
 
+SQL_INT_MAX = 2**63 - 1  # the largest integer the stores' columns hold
+
+
+class Count(click.IntRange):
+    """An integer range whose values also fit the stores' 64-bit columns (help shows the range as given)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Return the integer, refused (a usage error) past the range or past :data:`SQL_INT_MAX`."""
+        number = super().convert(value, param, ctx)
+        if number > SQL_INT_MAX:
+            self.fail(f"it is larger than {SQL_INT_MAX}", param, ctx)
+        return number
+
+
+class Finite(click.FloatRange):
+    """A float range that also refuses NaN and the infinities (which compare as inside any range)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Return the float, refused (a usage error) when it is not a finite number in the range."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 # How to set, on the command line, the service argument an error names (``SegportError.param``):
 # the services' messages name no flag, the CLI adds its own.
 FLAG_HINTS = {
@@ -130,5 +155,8 @@ def parse_pairs(values: Iterable[str], option: str, *, as_json: bool = False) ->
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{option} {item!r} must look like KEY=VALUE")
-        result[key.strip()] = parse_option_value(value) if as_json else value.strip()
+        try:
+            result[key.strip()] = parse_option_value(value) if as_json else value.strip()
+        except ConfigError as exc:
+            raise ConfigError(f"{option} {key.strip()!r}: {exc}") from None
     return result

@@ -13,7 +13,7 @@ from ..config import parse_json_object, redact, secret_fields
 from ..errors import ConfigError
 from ..models import Share
 from ..workspace import PRIVACY_NOTICE
-from ._common import State, emit_json, emit_table, json_option, pass_state
+from ._common import Count, Finite, State, emit_json, emit_table, json_option, pass_state
 
 
 @click.group()
@@ -68,7 +68,7 @@ def connections_notice() -> None:
 )
 @click.option("--agree-privacy", is_flag=True, help="Agree to the data-privacy notice (required).")
 @click.option("--no-check", is_flag=True, help="Do not check the credentials with the platform.")
-@click.option("--profile-cap", type=click.IntRange(1), default=None, help="Per-export profile cap (your contract's).")
+@click.option("--profile-cap", type=Count(1), default=None, help="Per-export profile cap (your contract's).")
 @json_option
 @pass_state
 def connections_add(
@@ -138,7 +138,7 @@ def connections_test(state: State, name: str, as_json: bool) -> None:
 @connections.command("auth")
 @click.argument("name")
 @click.option("--no-browser", is_flag=True, help="Only print the authorization URL.")
-@click.option("--timeout", type=click.FloatRange(1), default=300, show_default=True, help="Seconds to wait.")
+@click.option("--timeout", type=Finite(1), default=300, show_default=True, help="Seconds to wait.")
 @pass_state
 def connections_auth(state: State, name: str, no_browser: bool, timeout: float) -> None:
     """Authorize a connection with OAuth2 in a browser and store its token (admins only)."""
@@ -154,7 +154,7 @@ def connections_auth(state: State, name: str, no_browser: bool, timeout: float) 
 
 @connections.command("set-cap")
 @click.argument("name")
-@click.argument("cap", type=click.IntRange(1))
+@click.argument("cap", type=Count(1))
 @pass_state
 def connections_set_cap(state: State, name: str, cap: int) -> None:
     """Set the per-export profile cap of a connection to match your contract (admins only)."""

@@ -9,11 +9,11 @@ from typing import Any
 import click
 
 from ..contract import BatchResult
-from ..errors import ExitStatus, RunError, SegportError
+from ..errors import ExitStatus, NotFound, RunError, SegportError
 from ..hookspecs import hookimpl
 from ..models import Export, Run, RunStatus
 from ..workspace import Workspace
-from ._common import State, emit_json, emit_table, json_option, parse_pairs, pass_state
+from ._common import SQL_INT_MAX, Count, State, emit_json, emit_table, json_option, parse_pairs, pass_state
 
 
 @click.group()
@@ -281,7 +281,7 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--export", "export", default=None)
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--limit", type=Count(1), default=50, show_default=True)
 @json_option
 @pass_state
 def runs_list(state: State, export: str | None, limit: int, as_json: bool) -> None:
@@ -298,7 +298,11 @@ def runs_list(state: State, export: str | None, limit: int, as_json: bool) -> No
 @pass_state
 def runs_show(state: State, run_id: int, as_json: bool) -> None:
     """Show one run record."""
-    run = state.workspace().get_run(run_id)
+    ws = state.workspace()
+    if not 0 < run_id <= SQL_INT_MAX:  # no run has such an id (and no column holds it)
+        ws.require("runs.show")  # a missing or refused user is still the error to report first
+        raise NotFound(f"unknown run {run_id} (see 'segport runs list')")
+    run = ws.get_run(run_id)
     if as_json:
         emit_json(run.to_dict())
     else:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ..errors import ConfigError
 from ..registry import default_registry
 
 KINDS_HELP = (  # the kinds of segport.sandboxing.FAULT_KINDS (imported only when used: it loads http.server)
@@ -110,7 +111,12 @@ def sandbox(
     )
     _set_faults(server, fault_kinds, faults)
     _seed_addresses(server, destination, compliance, suppressed)
-    url = server.start(host, port)
+    try:
+        url = server.start(host, port)
+    except OSError as err:
+        from ..sandboxing.command import listen_error
+
+        raise ConfigError(listen_error(host, port, err)) from None
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -12,7 +12,7 @@ import click
 
 from ..errors import RunError
 from ..scheduling import Scheduler
-from ._common import State, emit_json, emit_table, json_option, pass_state
+from ._common import Finite, State, emit_json, emit_table, json_option, pass_state
 
 
 @click.group()
@@ -63,7 +63,7 @@ def refresh(state: State, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--tick", type=click.FloatRange(0.05), default=1.0, hidden=True)
+@click.option("--tick", type=Finite(0.05), default=1.0, hidden=True)
 @pass_state
 def scheduler(state: State, tick: float) -> None:
     """Fire the refresh schedule and export schedules until SIGINT/SIGTERM.

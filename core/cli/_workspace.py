@@ -6,7 +6,7 @@ import click
 
 from ..models import Role
 from ..workspace import Workspace
-from ._common import State, emit_json, emit_table, json_option, pass_state
+from ._common import Count, State, emit_json, emit_table, json_option, pass_state
 
 
 @click.command()
@@ -63,7 +63,7 @@ def audit() -> None:
 
 
 @audit.command("list")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--limit", type=Count(1), default=50, show_default=True)
 @json_option
 @pass_state
 def audit_list(state: State, limit: int, as_json: bool) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
+import socket
+import sys
 import threading
 from types import FrameType
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -11,7 +14,9 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 from .faults import FaultSettingError, parse_kinds
 from .server import SandboxServer
 
-__all__ = ["serve_main"]
+__all__ = ["listen_error", "serve_main"]
+
+CANNOT_LISTEN = 3  # segport's exit status for an option that cannot be used (README, "Exit codes")
 
 S = TypeVar("S", bound=SandboxServer)
 FAULT_FLAGS: tuple[tuple[str, Callable[[str], Any]], ...] = (
@@ -61,9 +66,14 @@ def serve_main(
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    try:
+        base_url = sandbox.start(host, port)
+    except OSError as err:
+        print(f"{parser.prog}: error: {listen_error(host, port, err)}", file=sys.stderr)
+        return CANNOT_LISTEN
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        lines = [("base_url", sandbox.start(host, port)), *describe(sandbox)]
+        lines = [("base_url", base_url), *describe(sandbox)]
         print("\n".join(f"{key}: {value}" for key, value in lines), flush=True)
         while not stop.wait(0.2):
             pass
@@ -72,3 +82,14 @@ def serve_main(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def listen_error(host: str, port: int, err: OSError) -> str:
+    """Say in one line why a sandbox cannot listen on ``host:port``, and which option to change."""
+    if err.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use: pass another --port, or --port 0 for any free one"
+    if err.errno == errno.EACCES:
+        return f"port {port} on {host} needs privileges: pass a port above 1023, or --port 0 for any free one"
+    if isinstance(err, socket.gaierror) or err.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host!r}: it is no address of this machine (pass --host 127.0.0.1)"
+    return f"cannot listen on {host}:{port} ({err.strerror or type(err).__name__}): pass another --host or --port"

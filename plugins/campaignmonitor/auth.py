@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import base64
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlencode
 
 import requests
 
 from segport import AuthError, AuthHandler, OAuth2Flow
-from segport.http import authorization_code_form
+from segport.http import TRANSPORT_ERRORS, authorization_code_form, unreachable
 
 from .api import CampaignMonitorAPI, CMError
 
@@ -50,8 +50,10 @@ class CampaignMonitorAuth(AuthHandler):
         """``GET /clients.json`` is a cheap authenticated call that names the account's clients."""
         try:
             clients = CampaignMonitorAPI(session, self.config).call("GET", "/clients") or []
-        except CMError as exc:
-            raise AuthError(f"Campaign Monitor did not accept the credentials check ({exc.cm_message})") from None
+        except CMError as exc:  # names the call: "Campaign Monitor answered 404 on GET /clients.json (...)"
+            raise AuthError(
+                f"Campaign Monitor did not accept the credentials check: {exc}; check the API key and api_base_url"
+            ) from None
         names = ", ".join(str(c.get("Name")) for c in clients if isinstance(c, dict)) or "a client-level key"
         return f"Campaign Monitor account with clients: {names}"
 
@@ -75,10 +77,11 @@ class CampaignMonitorAuth(AuthHandler):
                 )
             form = {"grant_type": "refresh_token", "refresh_token": self.config["refresh_token"]}
             # a plain request: the session would attach the expired bearer token
-            tokens = _tokens(requests.post(f"{_login(self.config)}/oauth/token", data=form, timeout=30))
+            tokens = _tokens(_post_token(requests.post, _login(self.config), form))
             if tokens is None:
                 raise AuthError(
-                    "refreshing the Campaign Monitor OAuth token failed: run 'segport connections auth NAME'"
+                    "refreshing the Campaign Monitor OAuth token failed on POST /oauth/token: "
+                    "run 'segport connections auth NAME'"
                 )
             self.config.update(tokens)
             self._changed.update(tokens)
@@ -112,13 +115,22 @@ class CampaignMonitorOAuth(OAuth2Flow):
     ) -> dict[str, Any]:
         """Trade the code for access and refresh tokens; a refusal is an :class:`AuthError` saying what to check."""
         form = authorization_code_form(config, code, redirect_uri)
-        tokens = _tokens(session.post(f"{_login(config)}/oauth/token", data=form, timeout=30))
+        tokens = _tokens(_post_token(session.post, _login(config), form))
         if tokens is None:
             raise AuthError(
-                "Campaign Monitor refused the authorization code: check client_id/client_secret and "
-                "the app's redirect URI, then run 'segport connections auth NAME' again"
+                "Campaign Monitor refused the authorization code on POST /oauth/token: check client_id/client_secret "
+                "and the app's redirect URI, then run 'segport connections auth NAME' again"
             )
         return tokens
+
+
+def _post_token(post: Callable[..., requests.Response], login: str, form: Mapping[str, str]) -> requests.Response:
+    """``POST /oauth/token`` on the login host; a transport failure names the host and the call."""
+    url = f"{login}/oauth/token"
+    try:
+        return post(url, data=form, timeout=30)
+    except TRANSPORT_ERRORS as exc:
+        raise unreachable(exc, "Campaign Monitor's login server", "POST /oauth/token", url) from exc
 
 
 def _login(config: Mapping[str, Any]) -> str:

@@ -117,8 +117,9 @@ class CampaignMonitorWriter(BatchWriter):
             if exc.code != INVALID_LIST and exc.status != 404:
                 raise
             raise UnknownAudienceError(
-                f"Campaign Monitor list {self.list_id!r} does not exist for these credentials "
-                f"({exc.cm_message or 'not found'}): fix --option list_id (the list's API ID){self._known_lists()}"
+                f"Campaign Monitor list {self.list_id!r} does not exist for these credentials ({exc.call} answered "
+                f"{exc.status}: {exc.cm_message or 'not found'}): fix --option list_id (the list's API ID)"
+                f"{self._known_lists()}"
             ) from None
 
     def _known_lists(self) -> str:
@@ -295,7 +296,7 @@ class CampaignMonitorWriter(BatchWriter):
                 ) from None
             else:
                 raise BadBatchError(
-                    f"Campaign Monitor refused the import (code {exc.code}: {exc.cm_message})"
+                    f"Campaign Monitor refused the import on {exc.call} (code {exc.code}: {exc.cm_message})"
                 ) from None
         failures = _objects(answer.get("FailureDetails")) if isinstance(answer, Mapping) else []
         failed = {str(f.get("EmailAddress", "")).strip().lower(): f for f in failures}

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import requests
 
 from segport import AuthError, AuthHandler, OAuth2Flow
-from segport.http import authorization_code_form, json_object
+from segport.http import TRANSPORT_ERRORS, authorization_code_form, json_object, unreachable
 
 from .api import MailchimpAPI, Problem
 
@@ -44,10 +44,8 @@ class MailchimpAuth(AuthHandler):
         try:
             api.call("GET", "/ping")
             account = api.call("GET", "/", params={"fields": "account_name,account_id"}) or {}
-        except Problem as exc:
-            raise AuthError(
-                f"Mailchimp did not accept the credentials check ({exc.title}): check api_base_url"
-            ) from None
+        except Problem as exc:  # names the call, e.g. "Mailchimp answered 404 Resource Not Found on GET /ping: ..."
+            raise AuthError(f"Mailchimp did not accept the credentials check: {exc}; check api_base_url") from None
         return f"{account.get('account_name', 'Mailchimp account')} ({api.base_url})"
 
 
@@ -72,20 +70,30 @@ class MailchimpOAuth(OAuth2Flow):
         See docs/providers/mailchimp.md#oauth-metadata.
         """
         form = authorization_code_form(config, code, redirect_uri)
-        token = session.post(f"{_login(config)}/oauth2/token", data=form, timeout=30)
+        url = f"{_login(config)}/oauth2/token"
+        try:
+            token = session.post(url, data=form, timeout=30)
+        except TRANSPORT_ERRORS as exc:
+            raise unreachable(exc, "Mailchimp's login server", "POST /oauth2/token", url) from exc
         body = json_object(token)
         if not token.ok or "access_token" not in body:
             raise AuthError(
-                f"Mailchimp refused the authorization code ({body.get('error', token.status_code)}): "
-                "check client_id/client_secret and the app's redirect URI, then run 'connections auth' again"
+                f"Mailchimp refused the authorization code on POST /oauth2/token "
+                f"({body.get('error', token.status_code)}): check client_id/client_secret and the app's "
+                "redirect URI, then run 'connections auth' again"
             )
         access = str(body["access_token"])
-        meta = session.get(
-            f"{_login(config)}/oauth2/metadata", headers={"Authorization": f"OAuth {access}"}, timeout=30
-        )
+        url = f"{_login(config)}/oauth2/metadata"
+        try:
+            meta = session.get(url, headers={"Authorization": f"OAuth {access}"}, timeout=30)
+        except TRANSPORT_ERRORS as exc:
+            raise unreachable(exc, "Mailchimp's login server", "GET /oauth2/metadata", url) from exc
         info = json_object(meta)
         if not meta.ok or "api_endpoint" not in info:
-            raise AuthError("Mailchimp's OAuth metadata endpoint refused the new token: run 'connections auth' again")
+            raise AuthError(
+                f"Mailchimp's OAuth metadata endpoint (GET /oauth2/metadata) refused the new token "
+                f"({meta.status_code}): run 'connections auth' again"
+            )
         return {"access_token": access, "api_endpoint": str(info["api_endpoint"])}
 
 

@@ -15,7 +15,7 @@ from click.testing import Result
 from cryptography.fernet import Fernet
 from jsonschema import Draft202012Validator
 
-from segport import ConfigError, ExitStatus, NotFound, SegportError, Workspace, schemas
+from segport import ConfigError, ExitStatus, Workspace, schemas
 from segport.testing import dump_database
 from segport.testing.fakes import MemoryPlatform
 
@@ -307,12 +307,13 @@ def test_exports_add_with_no_segment_api(populated: Callable[..., Result], home:
     assert dump_database(home) == before
 
 
-def test_debug_lets_the_segport_error_propagate(populated: Callable[..., Result]) -> None:
+def test_debug_prints_the_traceback_and_keeps_the_exit_status(populated: Callable[..., Result]) -> None:
+    """Issue 15: ``--debug`` used to let the error escape, so every failure exited 1."""
     result = populated("--debug", "exports", "show", "nope")
-    assert isinstance(result.exception, NotFound)
-    assert isinstance(result.exception, SegportError)
-    assert result.exit_code != 0 and result.exc_info is not None
-    assert "error: " not in result.stderr
+    assert result.exit_code == ExitStatus.NOT_FOUND, result.output
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "segport.errors.NotFound: unknown export 'nope'" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: unknown export 'nope'")
 
 
 # -- secrets --------------------------------------------------------------------------------------
