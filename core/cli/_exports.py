@@ -203,8 +203,8 @@ def print_run(run: Run, as_json: bool) -> None:
         for key, value in plan.items():
             label = key.replace("_", " ")
             note = "  (batch calls; pre-flight checks add a few)" if key == "requests" else ""
-            if key.startswith("empty_"):  # a mapped field: how many selected profiles it goes blank for
-                note = "  (selected profiles whose mapped attribute is missing or blank: sent empty)"
+            if key.startswith("empty_"):  # a mapped field: how many records to send carry it blank
+                note = "  (records to send whose mapped attribute is missing or blank: sent empty)"
             click.echo(f"  {label}: {value:,}{note}")
         return
     counts = ", ".join(f"{k} {v:,}" for k, v in run.counts.items() if v) or "nothing to send"

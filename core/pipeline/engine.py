@@ -31,7 +31,7 @@ from ..store.interface import Snapshot, Store
 from .batcher import Unsent, batches
 from .commit import BatchCommit, RejectLog
 from .dispatcher import TRANSIENT, Dispatcher, Gate, RetryPolicy, governor
-from .mapper import Mapper, blank_fields
+from .mapper import Mapper
 from .planner import PlanCounts, Send, Step, plan
 from .selection import Selection
 
@@ -109,9 +109,6 @@ class ExportRun:
                         self._plan_only(
                             steps, counts=counts, requests_for=writer.requests_for, size=spec.limits.batch_size, run=run
                         )
-                        blank = blank_fields(reader.selected_attrs(), export.mapping)
-                        counts.extra.update({f"empty_{dest}": n for dest, n in sorted(blank.items())})
-                        run.plan = counts.to_dict()
                     else:
                         with self.store.heartbeat(run.id):
                             session.hooks["response"].append(preflight)

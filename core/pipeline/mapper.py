@@ -6,9 +6,8 @@ import functools
 import hashlib
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Mapping
 
 # Pragmatic syntax check (RFC 5321 sizes, one @, a dotted domain, no spaces or control characters).
 # The platform remains the judge of deliverability; this only stops what can never be sent.
@@ -137,16 +136,3 @@ def _clean(value: object) -> object:
     if isinstance(value, str):
         return value.strip()
     return value
-
-
-def blank_fields(profiles: Iterable[str], mapping: Mapping[str, str]) -> Counter[str]:
-    """Count, per destination field of ``mapping``, the profiles (JSON) it would be sent blank for.
-
-    Blank as the mapper sends it: a missing or null attribute, or only spaces.
-    """
-    sources = _sources(mapping)
-    blank: Counter[str] = Counter()
-    for attrs in profiles:
-        profile = json.loads(attrs)
-        blank.update(dest for dest, src, parts in sources if _value(profile, src, parts) == "")
-    return blank

@@ -99,6 +99,10 @@ class PlanCounts:
                 self.rejects += 1
         else:
             record = step.record
+            if record.upsert:  # a mapped field sent blank (missing, null or spaces): counted by name
+                for dest, value in record.fields.items():
+                    if value == "":
+                        self.extra[f"empty_{dest}"] = self.extra.get(f"empty_{dest}", 0) + 1
             self.upserts += record.upsert
             self.new += record.upsert and record.new
             self.marker_adds += len(record.add)

@@ -161,9 +161,6 @@ class Snapshot(FilterCache, Protocol):
     def selected(self) -> int:
         """How many profiles the selection holds."""
 
-    def selected_attrs(self) -> Iterator[str]:
-        """Return the attributes (JSON) of every selected profile, read as they come."""
-
     # -- the planner's scratch space ------------------------------------------------------------------
     def start_plan(self, markers: Callable[[int], str]) -> None:
         """Empty the planner's scratch space; record the markers (JSON) of each bitmask in the selection.

@@ -108,7 +108,6 @@ _CANDIDATES = Prepared(lambda d: _candidates(every=False), "export", "mapping")
 _EVERY_CANDIDATE = Prepared(lambda d: _candidates(every=True), "export")
 _STEADY_HOLDERS = Prepared(lambda d: _steady_holders(), "export", "email", "mapping")
 _HAS_STATE = Prepared(lambda d: select(exists().where(ss.export_id == bindparam("export"))), "export")
-_SELECTED_ATTRS = Prepared(lambda d: select(p.attrs).select_from(selection.join(profiles, p.key == s.key)))
 _HOLD = Prepared(
     lambda d: dialect_insert(d, held).values(email=bindparam("email"), segs=bindparam("segs")).on_conflict_do_nothing(),
     "email",
@@ -201,10 +200,6 @@ class SQLSnapshot(FilterCacheQueries):
     def selected(self) -> int:
         """How many profiles the selection holds."""
         return int(self.db.execute(select(func.count()).select_from(selection)).scalar_one())
-
-    def selected_attrs(self) -> Iterator[str]:
-        """Return the attributes (JSON) of every selected profile, read as they come."""
-        return (row[0] for row in self.db.stream(_SELECTED_ATTRS))
 
     # -- the planner's scratch space ------------------------------------------------------------------
     def start_plan(self, markers: Callable[[int], str]) -> None:
