@@ -321,6 +321,10 @@ class Workspace:
         """Create or update a segment defined by a filter expression over profile attributes."""
         return self.catalog.define_segment(name=name, where=where)
 
+    def unknown_attributes(self, where: str) -> dict[str, list[str]]:
+        """Return the attributes a filter names that no loaded profile has, each with the closest names."""
+        return self.catalog.unknown_attributes(where=where)
+
     def list_segments(self) -> list[SegmentCount]:
         """Return the segments with their current member counts."""
         return self.catalog.list_segments()

@@ -86,7 +86,7 @@ def segments_define(state: State, name: str, where: str, as_json: bool) -> None:
     ws = state.workspace()
     segment = ws.define_segment(name, where)
     emit_json(segment.to_dict()) if as_json else click.echo(f"segment {name!r} defined: {segment.expression}")
-    for attribute, near in ws.catalog.unknown_attributes(where=where).items():
+    for attribute, near in ws.unknown_attributes(where).items():
         hint = f"did you mean {' or '.join(repr(n) for n in near)}?" if near else "check its spelling"
         click.echo(f"warning: no loaded profile has the attribute {attribute!r}: {hint}", err=True)
 

@@ -6,25 +6,20 @@ import json
 from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
-    ColumnElement,
     Row,
-    Select,
     bindparam,
-    cast,
     delete,
     exists,
     func,
     insert,
-    literal,
+    literal_column,
     select,
-    true,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
 from ..errors import AlreadyExists, NotFound
 from ..models import Segment
-from .database import Prepared, Repository, chunks, now
+from .database import Prepared, Repository, chunks, dumps, now
 from .database import insert as dialect_insert
 from .interface import StoredProfile
 from .schema import filter_members, profiles, segment_members, segments, settings
@@ -32,6 +27,16 @@ from .schema import filter_members, profiles, segment_members, segments, setting
 PROFILE_SEQ = "profile_seq"  # the setting holding the last load's sequence number
 
 _STORED = (profiles.c.key, profiles.c.attrs, profiles.c.seq)
+ATTRIBUTE_SAMPLE = 10_000  # profiles whose attribute names are suggested for a misspelt one
+_ATTRS_LIKE = Prepared(
+    lambda d: select(profiles.c.attrs).where(profiles.c.attrs.like(bindparam("text"), escape="\\")), "text"
+)
+_FIRST_ATTRS = Prepared(
+    lambda d: select(profiles.c.attrs)
+    .order_by(profiles.c.key)
+    .limit(literal_column(str(ATTRIBUTE_SAMPLE)))
+    .offset(literal_column("0"))
+)
 _ALL_PROFILES = Prepared(lambda d: select(*_STORED))
 _PROFILES_SINCE = Prepared(lambda d: select(*_STORED).where(profiles.c.seq > bindparam("seq")), "seq")
 _CACHE_HIT = Prepared(
@@ -58,11 +63,6 @@ _SEGMENT = (
     segments.c.created_by,
     segments.c.updated_at,
 )
-
-
-def _sqlite_keys() -> Any:
-    """SQLite's ``json_each`` over a profile's attributes, as a table of their names (``key``)."""
-    return func.json_each(profiles.c.attrs).table_valued("key").alias("attribute")
 
 
 def _segment(row: Row[Any]) -> Segment:
@@ -134,23 +134,22 @@ class Catalog(FilterCacheQueries):
 
     # -- attribute names (no table of their own: a query over the profiles, for checks only) -------
     def has_attribute(self, name: str) -> bool:
-        """Return whether some profile has the attribute ``name`` (stops at the first that does)."""
-        if self.db.dialect.name == "postgresql":
-            found = exists().where(cast(profiles.c.attrs, JSONB).has_key(name))
-        else:
-            keys = _sqlite_keys()
-            found = exists(select(literal(1)).select_from(profiles).join(keys, true()).where(keys.c.key == name))
-        return bool(self.db.execute(select(found)).scalar())
+        """Return whether some profile has the attribute ``name`` (stops at the first that does).
+
+        SQL only pre-selects the profiles whose text holds ``"name"`` (a LIKE, no JSON function:
+        a profile of an older release may hold NaN, which SQLite's and PostgreSQL's JSON refuse);
+        Python's JSON parser confirms it is an attribute name.
+        """
+        escaped = dumps(name).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self.db.stream(_ATTRS_LIKE, (f"%{escaped}%",))
+        return any(name in json.loads(attrs) for (attrs,) in rows)
 
     def attribute_names(self) -> list[str]:
-        """Return every attribute name of the loaded profiles, sorted (a scan of every profile)."""
-        if self.db.dialect.name == "postgresql":
-            name: ColumnElement[str] = func.jsonb_object_keys(cast(profiles.c.attrs, JSONB))
-            query: Select[Any] = select(name).distinct()
-        else:
-            keys = _sqlite_keys()
-            query = select(keys.c.key).select_from(profiles).join(keys, true()).distinct()
-        return sorted(self.db.execute(query).scalars())
+        """Return the attribute names of the first profiles by key, sorted (names to suggest)."""
+        names: set[str] = set()
+        for (attrs,) in self.db.stream(_FIRST_ATTRS):
+            names.update(json.loads(attrs))
+        return sorted(names)
 
     # -- segments -------------------------------------------------------------------------------
     def find_segment(self, name: str) -> Segment | None:

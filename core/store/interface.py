@@ -303,7 +303,7 @@ class Store(FilterCache, Protocol):
         """Return whether some profile has the attribute ``name`` (stops at the first that does)."""
 
     def attribute_names(self) -> list[str]:
-        """Return every attribute name of the loaded profiles, sorted (a scan of every profile)."""
+        """Return the attribute names of the first profiles by key (10,000), sorted (names to suggest)."""
 
     def get_profile(self, key: str) -> dict[str, Any]:
         """Return a profile's attributes; raise NotFound for an unknown key."""

@@ -112,3 +112,14 @@ def test_a_dry_run_counts_the_profiles_a_mapped_field_is_sent_blank_for(
     as_json = json.loads(run_cli("--as", "ada", "exports", "run", "all", "--dry-run", "--json").stdout)["plan"]
     assert as_json["empty_FNAME"] == 3 and {"selected", "upserts", "new", "unchanged", "requests"} <= set(as_json)
     assert platform.calls == []
+
+
+def test_names_with_like_wildcards_quotes_and_accents_are_found_exactly(ws: Workspace, tmp_path: Path) -> None:
+    names = ["pré_nom", "a%b", 'say"hi', "back\\slash"]
+    profile = {"id": "p1", "email": "p1@segport-test.net", **dict.fromkeys(names, "x")}
+    (tmp_path / "odd.jsonl").write_text(json.dumps(profile, ensure_ascii=False) + "\n", encoding="utf-8")
+    ws.load_profiles(tmp_path / "odd.jsonl")
+    assert all(ws.store.has_attribute(name) for name in names)
+    # each name's LIKE pattern matches only itself: wildcards escaped, values are no names
+    assert not any(ws.store.has_attribute(name) for name in ["pr_nom", "pré%", "a_b", "say", "x", "p1"])
+    assert set(names) <= set(ws.store.attribute_names())

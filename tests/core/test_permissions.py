@@ -141,6 +141,8 @@ VERBS = [
     Verb("segments.define", lambda w, _: w.define_segment("de", "country = 'DE'"),
          lambda _: ["segments", "define", "de", "--where", "country = 'DE'"], CONTRIBUTORS),
     Verb("segments.list", lambda w, _: w.list_segments(), lambda _: ["segments", "list"], EVERYONE),
+    Verb("segments.attributes", lambda w, _: w.unknown_attributes("contry = 'FR'"), None, EVERYONE,
+         action="profiles.show"),
     Verb("segments.remove", lambda w, _: w.remove_segment("vip"),
          lambda _: ["segments", "remove", "vip"], CONTRIBUTORS),
     *_export_verbs("private", ADMIN),
@@ -250,7 +252,8 @@ def test_matrix_covers_every_workspace_action() -> None:
     assert names == {
         "users.add", "users.list", "users.remove", "connections.add", "connections.list", "connections.show",
         "connections.secrets", "connections.test", "connections.auth", "connections.set-cap", "connections.remove",
-        "profiles.load", "profiles.show", "segments.load", "segments.define", "segments.list", "segments.remove",
+        "profiles.load", "profiles.show", "segments.load", "segments.define", "segments.list", "segments.attributes",
+        "segments.remove",
         "exports.add", "exports.edit", "exports.list", "exports.show", "exports.enable", "exports.disable",
         "exports.remove", "exports.run", "exports.queue", "runs.list", "runs.show", "schedule.set", "schedule.show",
         "schedule.jobs", "schedule.failures", "schedule.mark",

@@ -33,7 +33,6 @@ from segport.sandboxing import (
     redirect,
     serve_main,
 )
-from segport.sandboxing.routing import Handler
 
 from .batches import BatchQueue, check_operations
 from .fields import trim_response
@@ -59,10 +58,13 @@ router: Router[MailchimpSandbox] = Router()
 route = router.route
 
 
-def read(pattern: str) -> Callable[[Handler[MailchimpSandbox]], Handler[MailchimpSandbox]]:
+_Handler = Callable[["MailchimpSandbox", Request], Response]  # a route of this sandbox
+
+
+def read(pattern: str) -> Callable[[_Handler], _Handler]:
     """Register a GET route of the API whose answer honours ``fields`` and ``exclude_fields``."""
 
-    def register(handler: Handler[MailchimpSandbox]) -> Handler[MailchimpSandbox]:
+    def register(handler: _Handler) -> _Handler:
         @functools.wraps(handler)
         def trimmed(sb: MailchimpSandbox, req: Request) -> Response:
             return trim_response(handler(sb, req), req.query)
