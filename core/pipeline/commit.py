@@ -105,6 +105,7 @@ class BatchCommit:
         self.mapping = mapping  # the data matching's fingerprint, stored with the sync state
         self.delivered = 0  # records the platform acknowledged (created, updated, unchanged, skipped)
         self.first_failure: str | None = None  # the reason of the first record that failed for good
+        self.first_reject: str | None = None  # the reason of the first record refused before sending
         self.unrecorded: Counter[str] = Counter()  # outcomes that reached the platform but not the store
 
     def __call__(self, delivery: Delivery[Send] | None, unsent: Sequence[Unsent]) -> None:
@@ -143,6 +144,8 @@ class BatchCommit:
                 continue
             outcome_rows.append(OutcomeRow(step.key, step.email, step.status, step.reason))
             run.counts[step.status] += 1
+            if step.status == "rejected":
+                self.first_reject = self.first_reject or step.reason
             status = OutcomeStatus(step.status)
             lost.append(RejectLine(key=step.key, email=step.email, status=status, reason=step.reason))
         try:

@@ -147,9 +147,18 @@ class ExportRun:
         return run
 
     def _judge(self, run: Run, commit: BatchCommit) -> None:
-        """Set the status of a run that sent its plan: failed when records failed and none went through."""
-        failed = run.counts["failed"]
+        """Set the status of a run that sent its plan: failed when nothing went through.
+
+        Nothing went through when records failed and none was delivered, or when every selected
+        profile was refused before sending (a data matching that fits no profile).
+        """
+        failed, rejected = run.counts["failed"], run.counts["rejected"]
         if not failed:
+            if rejected and not any(run.counts[k] for k in ("created", "updated", "unchanged", "skipped")):
+                raise RunError(
+                    f"all {rejected:,} selected profiles were refused before sending (first: {commit.first_reject}): "
+                    f"check the export's data matching (segport exports show {run.export}) and the reject file"
+                )
             run.status = RunStatus.SUCCEEDED
             return
         reason = f" (first: {commit.first_failure})" if commit.first_failure else ""

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from segport import ExitStatus, InputError, RunStatus, Workspace
+from segport import ExitStatus, InputError, RunError, RunStatus, Workspace
 from segport.testing.fakes import MemoryPlatform
 
 
@@ -123,3 +123,19 @@ def test_names_with_like_wildcards_quotes_and_accents_are_found_exactly(ws: Work
     # each name's LIKE pattern matches only itself: wildcards escaped, values are no names
     assert not any(ws.store.has_attribute(name) for name in ["pr_nom", "pré%", "a_b", "say", "x", "p1"])
     assert set(names) <= set(ws.store.attribute_names())
+
+
+def test_a_run_whose_every_profile_is_refused_before_sending_fails(
+    loaded: Workspace, platform: MemoryPlatform, tmp_path: Path
+) -> None:
+    """The data matching fits no profile (every mapped email is blank): the run is failed, not succeeded."""
+    rows = ["id,email,first_name,work_email"] + [f"p{i:03d},user{i}@segport-test.net,F{i}," for i in range(10)]
+    (tmp_path / "work.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    loaded.load_profiles(tmp_path / "work.csv")
+    add(loaded, "work", email_field="work_email")  # the attribute exists (blank everywhere): accepted
+    with pytest.raises(RunError, match="all 10 selected profiles were refused before sending") as raised:
+        loaded.run_export("work")
+    run = raised.value.run
+    assert run is not None and run.status is RunStatus.FAILED and run.counts["rejected"] == 10
+    assert raised.value.exit_status is ExitStatus.RUN_FAILED and platform.calls == []
+    assert run.reject_file and len(Path(run.reject_file).read_text(encoding="utf-8").splitlines()) == 10
