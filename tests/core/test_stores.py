@@ -243,3 +243,11 @@ def test_the_sync_ledger_keeps_the_status_before_segports_own_archive(ws: Worksp
     with store.transaction():
         store.remove_connection(mc.id)
     assert store.ledger_entries(mc.id, "aud1", ["sub@example.com"]) == {}  # erased with the connection
+
+
+def test_a_run_id_beyond_64_bits_is_unknown_not_an_overflow(ws: Workspace) -> None:
+    from segport.errors import NotFound
+
+    for run_id in (2**63, 10**23, -(2**63) - 1):
+        with pytest.raises(NotFound, match="unknown run"):
+            ws.get_run(run_id)
