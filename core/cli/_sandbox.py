@@ -12,6 +12,7 @@ import click
 
 from ..errors import ConfigError
 from ..registry import default_registry
+from ._common import Finite
 
 KINDS_HELP = (  # the kinds of segport.sandboxing.FAULT_KINDS (imported only when used: it loads http.server)
     "Fault kinds drawn at --fail-rate, with optional weights: status codes (429, 500, 503; Mailchimp: 403 too), "
@@ -27,7 +28,7 @@ KINDS_HELP = (  # the kinds of segport.sandboxing.FAULT_KINDS (imported only whe
 @click.option("--latency-ms", type=click.IntRange(0), default=0, show_default=True, help="Delay per API call.")
 @click.option(
     "--fail-rate",
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     default=0.0,
     show_default=True,
     help="Share of API calls answered with a fault (see --fault-kinds).",
@@ -35,11 +36,11 @@ KINDS_HELP = (  # the kinds of segport.sandboxing.FAULT_KINDS (imported only whe
 @click.option("--fault-kinds", default=None, help=KINDS_HELP)
 @click.option(
     "--member-fail-rate",
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     default=None,
     help="Share of addresses that batch calls refuse as per-member errors (the same ones on every call).",
 )
-@click.option("--hold-s", type=click.FloatRange(0, 600), default=None, help="How long a 'timeout' fault holds a call.")
+@click.option("--hold-s", type=Finite(0, 600), default=None, help="How long a 'timeout' fault holds a call.")
 @click.option("--slow-ms", type=click.IntRange(0), default=None, help="Extra delay of a 'slow' fault.")
 @click.option("--retry-after-s", type=click.IntRange(0), default=None, help="Retry-After of a '429-retry-after' fault.")
 @click.option(

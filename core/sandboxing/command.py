@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import signal
 import socket
 import sys
@@ -19,9 +20,19 @@ __all__ = ["listen_error", "serve_main"]
 CANNOT_LISTEN = 3  # segport's exit status for an option that cannot be used (README, "Exit codes")
 
 S = TypeVar("S", bound=SandboxServer)
+
+
+def finite(text: str) -> float:
+    """Return the float ``text`` spells, refusing NaN and the infinities (an argparse type)."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return number
+
+
 FAULT_FLAGS: tuple[tuple[str, Callable[[str], Any]], ...] = (
-    ("--member-fail-rate", float),
-    ("--hold-s", float),
+    ("--member-fail-rate", finite),
+    ("--hold-s", finite),
     ("--slow-ms", int),
     ("--retry-after-s", int),
     ("--fault-filter", str),
@@ -46,7 +57,7 @@ def serve_main(
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1")
-    for flag, kind, default in (("--port", int, 0), ("--latency-ms", int, 0), ("--fail-rate", float, 0.0)):
+    for flag, kind, default in (("--port", int, 0), ("--latency-ms", int, 0), ("--fail-rate", finite, 0.0)):
         parser.add_argument(flag, type=kind, default=default)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--fault-kinds", type=parse_kinds, default=None, help="e.g. 503,reset=2,timeout")

@@ -451,3 +451,15 @@ def test_every_command_with_random_arguments_fails_in_one_documented_line(
             assert "Traceback" not in result.output
 
     check()
+
+
+@pytest.mark.parametrize("option", ["--fail-rate", "--member-fail-rate", "--hold-s"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_sandbox_fault_numbers_must_be_finite(option: str, value: str) -> None:
+    from click.testing import CliRunner
+
+    from segport.cli import cli
+
+    result = CliRunner().invoke(cli, ["sandbox", "mailchimp", "--port", "0", option, value])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert option in result.output
