@@ -43,7 +43,7 @@ def check_sources(store: Store, email_field: str | None, mapping: Mapping[str, s
         wanted.append(("email_field", "the email field", email_field))
     for dest, source in mapping.items():
         parts = source_parts(source)
-        if parts and store.profile_count() and store.has_attribute(source):
+        if parts and store.has_attribute(source):
             parts = ()  # an attribute named with a '+' is taken as it is
         wanted += [("mapping", f"destination field {dest!r}", part) for part in parts or (source,)]
     unknown = unknown_attributes(store, (name for _, _, name in wanted))
