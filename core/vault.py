@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from cryptography.fernet import Fernet, InvalidToken
 
 from .errors import WorkspaceError
-from .private import FILE_MODE
+from .private import create_file
 
 KEY_ENV = "SEGPORT_SECRET_KEY"
 KEY_FILE = "secret.key"
@@ -36,11 +36,8 @@ class Vault:
         if env:
             return cls(env.strip().encode())
         path = home / KEY_FILE
-        if create and not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-            os.fchmod(fd, FILE_MODE)  # exactly 0600, whatever the umask
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(Fernet.generate_key())
+        if create and create_file(path):  # 0600 whatever the umask, before the key is in it
+            path.write_bytes(Fernet.generate_key())
         try:
             return cls(path.read_bytes().strip())
         except FileNotFoundError:
