@@ -1,10 +1,11 @@
-"""Cron schedules: validation, next fire times, and the foreground scheduler loop."""
+"""Cron schedules: validation, time zones, next fire times, and the foreground scheduler loop."""
 
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
@@ -14,20 +15,70 @@ from .errors import InputError
 #: or fires only in the far future is a mistake, and croniter cannot compute the next time of one.
 HORIZON_YEARS = 5
 
-_FIELDS = "use five fields 'minute hour day month weekday', e.g. '0 3 * * *' for 03:00 every day"
+#: Shorthands a schedule may use instead of five fields (as cron's).
+ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+#: A stored schedule in a time zone other than UTC starts with this (as cronie's and Kubernetes'):
+#: ``CRON_TZ=Europe/Paris 0 3 * * *`` fires at 03:00 Paris time.
+TZ_PREFIX = "CRON_TZ="
+
+_FIELDS = (
+    "use five fields 'minute hour day month weekday', e.g. '0 3 * * *' for 03:00 every day, "
+    "or @hourly, @daily, @weekly, @monthly, @yearly"
+)
 
 
-def validate_cron(expression: str, *, now: datetime | None = None) -> str:
-    """Return the normalised cron line or raise :class:`InputError` naming the fix.
+def split_schedule(text: str) -> tuple[str, str | None]:
+    """Return the cron line (or alias) of a stored schedule and its time zone (None: UTC)."""
+    words = text.split()
+    if words and words[0].startswith(TZ_PREFIX):
+        return " ".join(words[1:]), words[0].removeprefix(TZ_PREFIX) or None
+    return " ".join(words), None
 
-    Besides the syntax, the line must fire within :data:`HORIZON_YEARS` years of ``now``.
+
+def in_zone(schedule: str, name: str | None) -> str:
+    """Return ``schedule`` with its time zone set to ``name`` (an IANA name; "UTC" or None: no zone prefix)."""
+    cron = split_schedule(schedule)[0]
+    return cron if name in (None, "UTC") else _stored(cron, name)
+
+
+def zone(name: str | None) -> tzinfo:
+    """Return the IANA time zone ``name`` (None: UTC), or raise :class:`InputError` naming the fix."""
+    if name is None:
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Paris, America/New_York or UTC"
+        ) from None
+
+
+def validate_cron(expression: str, *, now: datetime | None = None, timezone_name: str | None = None) -> str:
+    """Return the schedule as stored, or raise :class:`InputError` naming the fix.
+
+    ``expression`` is five cron fields or an alias (``@daily``), optionally after ``CRON_TZ=ZONE``;
+    ``timezone_name`` (an IANA name) sets or replaces that zone. Besides the syntax, the line must
+    fire within :data:`HORIZON_YEARS` years of ``now``.
     """
-    text = " ".join(expression.split())
-    if not text or len(text.split()) != 5 or not croniter.is_valid(text):
+    cron, name = split_schedule(expression)
+    name = timezone_name or name
+    zone(name)
+    text = cron.lower() if cron.startswith("@") else cron
+    fields = ALIASES.get(text, text)
+    if not fields or len(fields.split()) != 5 or not croniter.is_valid(fields):
         raise InputError(f"invalid cron schedule {expression!r}: {_FIELDS}")
     start = now or datetime.now(timezone.utc)
     try:
-        first: datetime | None = croniter(text, start, max_years_between_matches=HORIZON_YEARS).get_next(datetime)
+        first: datetime | None = next_fire(_stored(text, name), start)
     except (CroniterError, ValueError, OverflowError):
         first = None
     if first is None or first > start + timedelta(days=366 * HORIZON_YEARS):
@@ -35,16 +86,54 @@ def validate_cron(expression: str, *, now: datetime | None = None) -> str:
             f"invalid cron schedule {expression!r}: it never fires within the next {HORIZON_YEARS} years"
             " (check the day and the month: e.g. 30 February and 31 April do not exist)"
         )
-    return text
+    return _stored(text, name)
+
+
+def _stored(cron: str, name: str | None) -> str:
+    return f"{TZ_PREFIX}{name} {cron}" if name else cron
 
 
 def next_fire(expression: str, after: datetime) -> datetime:
-    """Return the first time strictly after ``after`` at which ``expression`` fires (UTC).
+    """Return the first instant strictly after ``after`` at which the schedule fires (in UTC).
 
+    The cron fields are wall times in the schedule's zone. Daylight saving time: a wall time the
+    clocks skip fires once, when they jump; a wall time they repeat fires once, the first time.
     Raises ``croniter``'s errors (a ``ValueError``) for a line that never fires.
     """
-    result: datetime = croniter(expression, after).get_next(datetime)
+    cron, name = split_schedule(expression)
+    fields = ALIASES.get(cron.lower(), cron)
+    tz = zone(name)
+    after_utc = after.astimezone(timezone.utc) if after.tzinfo else after.replace(tzinfo=timezone.utc)
+    wall = after_utc.astimezone(tz).replace(tzinfo=None)
+    times = croniter(fields, wall, max_years_between_matches=HORIZON_YEARS)
+    for _ in range(10_000):  # a few steps at most: only a repeated hour can yield times already past
+        candidate = _instant(times.get_next(datetime), tz)
+        if candidate > after_utc:
+            return candidate
+    raise ValueError(f"no fire time found after {after_utc.isoformat()}")
+
+
+def next_fires(expression: str, after: datetime, count: int) -> list[datetime]:
+    """Return the next ``count`` instants (UTC) at which the schedule fires after ``after``."""
+    result: list[datetime] = []
+    for _ in range(count):
+        after = next_fire(expression, after)
+        result.append(after)
     return result
+
+
+def _instant(wall: datetime, tz: tzinfo) -> datetime:
+    """Return the UTC instant of a naive wall time in ``tz``: the first of a repeated one, the jump of a skipped one."""
+    moment = wall.replace(tzinfo=tz)
+    if moment.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) == wall:
+        return moment.astimezone(timezone.utc)
+    step = wall
+    for _ in range(24 * 60):  # inside a gap: the first wall time that exists is the jump
+        step += timedelta(minutes=1)
+        probe = step.replace(tzinfo=tz)
+        if probe.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) == step:
+            return probe.astimezone(timezone.utc)
+    return moment.astimezone(timezone.utc)
 
 
 def _fix(job: str) -> str:

@@ -14,6 +14,7 @@ from .private import create_file
 
 KEY_ENV = "SEGPORT_SECRET_KEY"
 KEY_FILE = "secret.key"
+KEY_CHECK_SETTING = "secret_key_check"  # a token encrypted at init: proves a key is this workspace's
 
 
 class Vault:
@@ -44,6 +45,11 @@ class Vault:
             raise WorkspaceError(
                 f"the workspace key file {path} is missing: restore it from backup or set {KEY_ENV}"
             ) from None
+
+    @staticmethod
+    def new_key() -> bytes:
+        """Return a new random Fernet key."""
+        return Fernet.generate_key()
 
     def encrypt(self, secrets: Mapping[str, Any]) -> bytes:
         """Return ``secrets`` as an encrypted token for the store."""

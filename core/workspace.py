@@ -38,14 +38,14 @@ from .private import make_folder, tighten_workspace
 from .registry import Registry, default_registry
 from .services import Catalog, Connections, Context, Exports, Governance, Runs, Schedules
 from .services.context import check_name
+from .services.keys import KeyRotation
 from .store import Store, open_store, private_files, sqlite_path
 from .store import database_url as store_url
-from .vault import KEY_FILE, Vault
+from .vault import KEY_CHECK_SETTING, KEY_FILE, Vault
 
 HOME_ENV = "SEGPORT_HOME"
 USER_ENV = "SEGPORT_USER"
 DEFAULT_HOME = ".segport"
-KEY_CHECK_SETTING = "secret_key_check"  # a token encrypted at init: proves a key is this workspace's
 
 PRIVACY_NOTICE = (
     "Exporting sends personal data (emails, names, attributes) outside this workspace to the "
@@ -428,9 +428,17 @@ class Workspace:
         """Run a scheduler job by its name from :meth:`schedules`."""
         return self.scheduling.fire(job=job)
 
-    def set_schedule(self, cron: str | None) -> str | None:
-        """Set (or with None, clear) the system refresh's cron line; return it as stored."""
-        return self.scheduling.set_refresh(cron=cron)
+    def set_schedule(self, cron: str | None, *, timezone: str | None = None) -> str | None:
+        """Set (or with None, clear) the system refresh's cron line (in an IANA ``timezone``); return it as stored."""
+        return self.scheduling.set_refresh(cron=cron, timezone_name=timezone)
+
+    def rotate_key(self, new_key_file: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """Re-encrypt every stored secret with a new secret key (see :class:`KeyRotation`)."""
+        return KeyRotation(self.context).rotate(new_key_file=Path(new_key_file) if new_key_file else None)
+
+    def schedule_overview(self, count: int = 3) -> list[dict[str, Any]]:
+        """Describe every schedule (system and exports') with its next ``count`` run times."""
+        return self.scheduling.overview(count=count)
 
     def get_schedule(self) -> str | None:
         """Return the system refresh's cron line, if one is set."""

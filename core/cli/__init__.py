@@ -12,21 +12,23 @@ import traceback
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from ..errors import ExitStatus, SegportError
 from ..http import TRANSPORT_ERRORS, unreachable
+from . import _config as config_file
 from ._common import State, with_hint
 from ._connections import connections
 from ._data import profiles, segments
 from ._demo import demo
 from ._exports import exports, runs
+from ._keys import rotate_key
 from ._plugins import plugins
 from ._sandbox import sandbox
 from ._schedule import refresh, schedule, scheduler
+from ._signals import Terminated, sigterm_interrupts
 from ._worker import worker
 from ._workspace import audit, init, users
-
-INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class SegportGroup(click.Group):
@@ -45,7 +47,8 @@ class SegportGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a failure becomes its one line and exit code (after its traceback with --debug)."""
         try:
-            result = super().invoke(ctx)
+            with sigterm_interrupts():  # SIGTERM stops a run as Ctrl-C does: recorded, resumable
+                result = super().invoke(ctx)
             sys.stdout.flush()  # a reader that went away (| head) is found here, not at exit
             return result
         except (click.exceptions.Exit, click.exceptions.Abort):
@@ -57,8 +60,10 @@ class SegportGroup(click.Group):
             fail(ctx, f"{exc.format_message()}{hint}", ExitStatus.USAGE)
         except BrokenPipeError:
             quiet_exit(ctx)
+        except Terminated as exc:
+            fail(ctx, str(exc), ExitStatus.TERMINATED)
         except KeyboardInterrupt:
-            fail(ctx, "interrupted", INTERRUPTED)
+            fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
         except TRANSPORT_ERRORS as exc:  # a platform call made outside segport.http's client
             fail(ctx, str(unreachable(exc)), ExitStatus.UNREACHABLE)
         except Exception as exc:  # a bug: say so in one line, never the details (they may hold data)
@@ -112,9 +117,21 @@ def quiet_exit(ctx: click.Context) -> NoReturn:
 def cli(ctx: click.Context, home: str | None, database_url: str | None, user: str | None, debug: bool) -> None:
     """Export segments of customer profiles to email-marketing platforms.
 
+    The global options can also come from a segport.toml (in the current folder or the workspace
+    folder, or the file $SEGPORT_CONFIG names): keys home, database_url, user (or as), debug; the
+    command line and the environment win over it.
+
     A failure prints one 'error:' line and exits with a code of README's table, e.g. 3 for an invalid
     config, 5 for an unknown name, 15 when the platform cannot be reached.
     """
+    given: dict[str, Any] = {"home": home, "user": user, "debug": debug, "database_url": database_url}
+    path = config_file.find(home if given_explicitly(ctx, "home") else None)
+    if path is not None:  # command line > environment > config file > defaults
+        for name, value in config_file.load(path).items():
+            if not given_explicitly(ctx, name):
+                given[name] = value
+    home, user, database_url = given["home"], given["user"], given["database_url"]
+    debug = bool(given["debug"])
     ctx.obj = State(home=home, user=user, debug=debug, database_url=database_url)
     ctx.call_on_close(ctx.obj.close)
     if debug:
@@ -139,8 +156,14 @@ for command in (
     scheduler,
     worker,
     audit,
+    rotate_key,
 ):
     cli.add_command(command)
+
+
+def given_explicitly(ctx: click.Context, name: str) -> bool:
+    """Whether the global option ``name`` came from the command line or the environment."""
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
 def main() -> None:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any
 
 import click
 
-from ..contract import BatchResult
-from ..errors import ExitStatus, NotFound, RunError, SegportError
-from ..hookspecs import hookimpl
-from ..models import Export, Run, RunStatus
+from ..errors import ExitStatus, InputError, NotFound, RunError, SegportError
+from ..models import Run, RunStatus
+from ..scheduling import in_zone, zone
 from ..workspace import Workspace
 from ._common import SQL_INT_MAX, Count, State, emit_json, emit_table, json_option, parse_pairs, pass_state
+from ._progress import watch
+from ._schedule import TIMEZONE
+from ._signals import Terminated, guard_runs
 
 
 @click.group()
@@ -44,7 +44,12 @@ OPTION = click.option(
 @click.option("--email", "email_field", required=True, help="Profile attribute holding the email.")
 @MAP
 @OPTION
-@click.option("--schedule", default=None, help="Cron line of the export's own schedule.")
+@click.option(
+    "--schedule",
+    default=None,
+    help="The export's own schedule: five cron fields, or @hourly, @daily, @weekly, @monthly.",
+)
+@TIMEZONE
 @json_option
 @pass_state
 def exports_add(
@@ -56,6 +61,7 @@ def exports_add(
     maps: tuple[str, ...],
     options: tuple[str, ...],
     schedule: str | None,
+    timezone_name: str | None,
     as_json: bool,
 ) -> None:
     """Save an export (it does not run until 'exports run', a refresh or its schedule)."""
@@ -66,7 +72,7 @@ def exports_add(
         email_field=email_field,
         mapping=parse_pairs(maps, "--map"),
         options=parse_pairs(options, "--option", as_json=True),
-        schedule=schedule,
+        schedule=_zoned(schedule, timezone_name),
     )
     emit_json(export.to_dict()) if as_json else click.echo(f"saved export {export.name!r} (not run yet)")
 
@@ -77,7 +83,8 @@ def exports_add(
 @click.option("--email", "email_field", default=None)
 @MAP
 @OPTION
-@click.option("--schedule", default=None)
+@click.option("--schedule", default=None, help="New schedule: five cron fields, or @hourly, @daily, @weekly, @monthly.")
+@TIMEZONE
 @click.option("--no-schedule", is_flag=True, help="Remove the export's own schedule.")
 @json_option
 @pass_state
@@ -89,20 +96,34 @@ def exports_edit(
     maps: tuple[str, ...],
     options: tuple[str, ...],
     schedule: str | None,
+    timezone_name: str | None,
     no_schedule: bool,
     as_json: bool,
 ) -> None:
     """Change an export's segments, data matching, options or schedule."""
-    export = state.workspace().edit_export(
+    ws = state.workspace()
+    if timezone_name and not schedule and not no_schedule:  # a new zone for the schedule it has
+        schedule = ws.get_export(name).schedule
+        if not schedule:
+            raise InputError(f"export {name!r} has no schedule to put in a time zone: pass --schedule CRON too")
+    export = ws.edit_export(
         name,
         segments=list(segments) or None,
         email_field=email_field,
         mapping=parse_pairs(maps, "--map"),
         options=parse_pairs(options, "--option", as_json=True),
-        schedule=schedule,
+        schedule=_zoned(schedule, timezone_name),
         clear_schedule=no_schedule,
     )
     emit_json(export.to_dict()) if as_json else click.echo(f"updated export {export.name!r}")
+
+
+def _zoned(schedule: str | None, timezone_name: str | None) -> str | None:
+    """Return ``schedule`` in the zone ``--timezone`` names (as given without it)."""
+    if schedule is None or timezone_name is None:
+        return schedule
+    zone(timezone_name)  # an unknown name is refused before anything else
+    return in_zone(schedule, timezone_name)
 
 
 @exports.command("list")
@@ -157,42 +178,6 @@ def exports_remove(state: State, name: str) -> None:
     click.echo(f"removed export {name!r}")
 
 
-class Progress:
-    """A progress bar with rate and ETA on a terminal, fed by the run hooks."""
-
-    def __init__(self) -> None:
-        self.bar: Any = None
-        self.started = 0.0
-        self.done = 0
-
-    @hookimpl
-    def segport_before_run(self, run: Run, export: Export) -> None:
-        total = (run.plan or {}).get("selected") or None
-        self.started, self.done = time.monotonic(), 0
-        self.bar = click.progressbar(
-            length=total,
-            label=f"exporting {export.name}",
-            file=sys.stderr,
-            show_eta=True,
-            show_percent=True,
-            item_show_func=lambda rate: rate,
-        )
-        self.bar.__enter__()
-
-    @hookimpl
-    def segport_after_batch(self, run: Run, export: Export, result: BatchResult) -> None:
-        if self.bar is not None:
-            self.done += len(result.outcomes)
-            rate = self.done / max(time.monotonic() - self.started, 1e-6)
-            self.bar.update(len(result.outcomes), f"{rate:,.0f} profiles/s")
-
-    @hookimpl
-    def segport_after_run(self, run: Run, export: Export) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-
 def print_run(run: Run, as_json: bool) -> None:
     if as_json:
         emit_json(run.to_dict())
@@ -230,14 +215,19 @@ def exports_run(state: State, name: str, full: bool, dry_run: bool, wait: bool, 
     if ws.executor is not None and not dry_run:
         _queue_run(ws, name, full, wait, as_json)
         return
-    if sys.stderr.isatty() and not as_json and not dry_run:
-        ws.pm.register(Progress(), name="segport.progress")
+    if not dry_run:
+        watch(ws, bar=not as_json)
+    guard = guard_runs(ws)
     try:
         run = ws.run_export(name, full=full, dry_run=dry_run)
     except SegportError as exc:
         if exc.run is not None and as_json:
             print_run(exc.run, True)
         raise
+    except Terminated:
+        if as_json and guard.run is not None and guard.run.status is RunStatus.INTERRUPTED:
+            print_run(guard.run, True)
+        raise Terminated(guard.stopped()) from None
     print_run(run, as_json)
     if run.status is RunStatus.PARTIAL:
         raise RunError(f"run {run.id}: {run.error}")

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import signal
 import threading
-from datetime import datetime, timezone
 from types import FrameType
-from typing import Callable
+from typing import Any, Callable
 
 import click
 
 from ..errors import RunError
 from ..scheduling import Scheduler
-from ._common import Finite, State, emit_json, emit_table, json_option, pass_state
+from ._common import Count, Finite, State, emit_json, emit_table, json_option, pass_state
+from ._progress import log, watch
+from ._signals import Terminated, guard_runs
+
+TIMEZONE = click.option(
+    "--timezone",
+    "timezone_name",
+    default=None,
+    metavar="ZONE",
+    help="IANA time zone of the cron line's wall times, e.g. Europe/Paris (default: UTC; DST handled).",
+)
 
 
 @click.group()
@@ -22,27 +31,56 @@ def schedule() -> None:
 
 @schedule.command("set")
 @click.argument("cron")
+@TIMEZONE
+@json_option
 @pass_state
-def schedule_set(state: State, cron: str) -> None:
-    """Set the refresh schedule, e.g. '0 3 * * *' (admins only)."""
-    value = state.workspace().set_schedule(cron)
-    click.echo(f"refresh schedule set to {value!r} (UTC); run 'segport scheduler' or call 'segport refresh' from cron")
+def schedule_set(state: State, cron: str, timezone_name: str | None, as_json: bool) -> None:
+    """Set the refresh schedule: five cron fields ('0 3 * * *') or @hourly, @daily, @weekly, @monthly (admins only)."""
+    value = state.workspace().set_schedule(cron, timezone=timezone_name)
+    if as_json:
+        emit_json({"refresh": value})
+        return
+    click.echo(
+        f"refresh schedule set to {value!r}{'' if timezone_name or 'CRON_TZ=' in (value or '') else ' (UTC)'}; "
+        "run 'segport scheduler' or call 'segport refresh' from cron"
+    )
 
 
 @schedule.command("show")
+@click.option("--count", type=Count(1, 100), default=3, show_default=True, help="Next run times to list per schedule.")
 @json_option
 @pass_state
-def schedule_show(state: State, as_json: bool) -> None:
-    """Show the refresh schedule and the exports' own schedules, failing ones marked."""
+def schedule_show(state: State, count: int, as_json: bool) -> None:
+    """Show the refresh schedule and the exports' own schedules with their next runs, failing ones marked."""
     ws = state.workspace()
-    refresh_cron, jobs, failing = ws.get_schedule(), ws.schedules(), ws.schedule_failures()
+    rows = ws.schedule_overview(count)
     if as_json:
-        emit_json({"refresh": refresh_cron, "jobs": jobs, "failing": failing})
+        emit_json(
+            {
+                "refresh": ws.get_schedule(),
+                "jobs": ws.schedules(),
+                "failing": ws.schedule_failures(),
+                "schedules": rows,
+            }
+        )
+        return
+    if not any(row["job"] == "refresh" for row in rows):
+        click.echo("refresh: (not set)")
+    for row in rows:
+        click.echo(_describe(row))
+
+
+def _describe(row: dict[str, Any]) -> str:
+    """Return one schedule's line: job, cron line and zone, next runs or why it does not fire, failing mark."""
+    text = f"{row['job']}: {row['cron']} ({row['timezone']})"
+    if not row["active"]:
+        text += "  not fired: the export is disabled or detached"
+    elif row["next_runs"]:
+        text += "  next: " + ", ".join(row["next_runs"])
     else:
-        click.echo(f"refresh: {refresh_cron or '(not set)'}")
-        for job, cron in jobs.items():
-            mark = failing.get(job)
-            click.echo(f"{job}: {cron}" + (f"  FAILING since {mark['at']}: {mark['error']}" if mark else ""))
+        text += "  next: none (the line has no next time)"
+    mark = row["failing"]
+    return text + (f"  FAILING since {mark['at']}: {mark['error']}" if mark else "")
 
 
 @click.command()
@@ -50,7 +88,13 @@ def schedule_show(state: State, as_json: bool) -> None:
 @pass_state
 def refresh(state: State, as_json: bool) -> None:
     """Run every enabled export once (what a cron job or systemd timer calls)."""
-    results = state.workspace().refresh()
+    ws = state.workspace()
+    watch(ws, bar=not as_json)
+    guard = guard_runs(ws)
+    try:
+        results = ws.refresh()
+    except Terminated:
+        raise Terminated(guard.stopped()) from None
     if as_json:
         emit_json(results)
     else:
@@ -68,24 +112,43 @@ def refresh(state: State, as_json: bool) -> None:
 def scheduler(state: State, tick: float) -> None:
     """Fire the refresh schedule and export schedules until SIGINT/SIGTERM.
 
-    A schedule that fails is logged with the time, marked (see 'segport schedule show') and skipped:
-    the others go on.
+    Every line starts with the time (ISO 8601, with its UTC offset); runs print a progress line about
+    every 10 s. SIGTERM stops a run in progress at once (recorded as interrupted; the next run resumes
+    it) and exits 143; SIGINT (Ctrl-C) lets the current run finish, a second one stops it too. A
+    schedule that fails is logged, marked (see 'segport schedule show') and skipped: the others go on.
     """
     ws = state.workspace()
     ws.require("refresh")
-    stop = threading.Event()
+    watch(ws, bar=False)
+    guard = guard_runs(ws)
+    stop, running = threading.Event(), threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        click.echo(f"received signal {signum}: stopping after the current run", err=True)
+        if running.is_set() and signum == signal.SIGTERM:
+            stop.set()
+            if not guard.requested:
+                log("received SIGTERM: stopping the current run after its batch in flight")
+                guard.stop()  # raises here unless a run is sending: then after its current batch
+            return
+        if running.is_set() and stop.is_set():  # a second Ctrl-C: stop the run too
+            signal.signal(signum, signal.SIG_IGN)
+            raise KeyboardInterrupt()
+        after = " after the current run" if running.is_set() else ""
+        log(f"received {signal.Signals(signum).name}: stopping{after}")
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
     def fire(job: str) -> None:
-        results = ws.fire(job)
+        log(f"{job}: starting", err=False)
+        running.set()
+        try:
+            results = ws.fire(job)
+        finally:
+            running.clear()
         for result in results:
-            click.echo(f"{job}: {result.export} {result.status}" + (f" ({result.error})" if result.error else ""))
+            log(f"{job}: {result.export} {result.status}" + (f" ({result.error})" if result.error else ""), err=False)
         failed = [r.export for r in results if r.status == "failed"]
         if failed:  # reported and marked by on_error
             shown = ", ".join(failed)
@@ -93,20 +156,23 @@ def scheduler(state: State, tick: float) -> None:
 
     def on_error(job: str, exc: BaseException) -> None:
         error = " ".join(str(exc).split()) or type(exc).__name__
-        click.echo(f"{_now()} error: {job}: {error} (the other schedules go on)", err=True)
+        log(f"error: {job}: {error} (the other schedules go on)")
         if job != "jobs":
             _quietly(lambda: ws.mark_schedule(job, error))
 
     def on_success(job: str) -> None:
         _quietly(lambda: ws.mark_schedule(job, None))
 
-    click.echo(f"scheduler started; jobs: {ws.schedules() or 'none yet'}")
-    Scheduler(ws.schedules, fire, on_error, on_success=on_success, stop=stop).run(tick)
-    click.echo("scheduler stopped")
+    log(f"scheduler started; jobs: {_jobs(ws.schedules())}", err=False)
+    try:
+        Scheduler(ws.schedules, fire, on_error, on_success=on_success, stop=stop).run(tick)
+    except Terminated:
+        raise Terminated(guard.stopped()) from None
+    log("scheduler stopped", err=False)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _jobs(jobs: dict[str, str]) -> str:
+    return ", ".join(f"{job} ({cron})" for job, cron in jobs.items()) or "none yet"
 
 
 def _quietly(action: Callable[[], None]) -> None:
@@ -114,4 +180,4 @@ def _quietly(action: Callable[[], None]) -> None:
     try:
         action()
     except Exception as exc:
-        click.echo(f"{_now()} error: cannot record the schedule's state: {' '.join(str(exc).split())}", err=True)
+        log(f"error: cannot record the schedule's state: {' '.join(str(exc).split())}")

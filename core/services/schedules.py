@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ExecutorError, SegportError
 from ..models import ScheduledRun
-from ..scheduling import validate_cron
+from ..scheduling import next_fires, split_schedule, validate_cron, zone
 from .context import Context
 from .runs import Runs
 
@@ -86,11 +86,54 @@ class Schedules:
             return self.refresh(trigger="schedule")
         return [self._run_for_schedule(job.removeprefix("export:"), "schedule")]
 
-    def set_refresh(self, *, cron: str | None) -> str | None:
-        """Set (or with None, clear) the system refresh's cron line; returns it as stored."""
+    def overview(self, *, count: int = 3, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Describe the system schedule and every export's own: line, zone, next ``count`` runs, failing mark.
+
+        A disabled or detached export's schedule is listed with ``active`` false and no next runs.
+        """
+        ctx = self.context
+        ctx.authorize("schedule.show")
+        start = now or datetime.now(timezone.utc)
+        marks = self.failures()
+        rows = []
+        refresh = ctx.store.get_setting(REFRESH_SETTING)
+        if refresh:
+            rows.append(self._describe("refresh", refresh, True, count, start, marks))
+        for export in ctx.store.list_exports():
+            if export.schedule:
+                active = export.enabled and not export.detached
+                rows.append(self._describe(f"export:{export.name}", export.schedule, active, count, start, marks))
+        return rows
+
+    @staticmethod
+    def _describe(
+        job: str, schedule: str, active: bool, count: int, start: datetime, marks: dict[str, dict[str, str]]
+    ) -> dict[str, Any]:
+        cron, name = split_schedule(schedule)
+        try:
+            tz = zone(name)
+            upcoming = [t.astimezone(tz).isoformat(timespec="minutes") for t in next_fires(schedule, start, count)]
+        except Exception:  # a line stored before it was refused: the scheduler reports it too
+            upcoming = []
+        return {
+            "job": job,
+            "export": job.removeprefix("export:") if job.startswith("export:") else None,
+            "schedule": schedule,
+            "cron": cron,
+            "timezone": name or "UTC",
+            "active": active,
+            "next_runs": upcoming if active else [],
+            "failing": marks.get(job),
+        }
+
+    def set_refresh(self, *, cron: str | None, timezone_name: str | None = None) -> str | None:
+        """Set (or with None, clear) the system refresh's schedule, in ``timezone_name`` (IANA; default UTC).
+
+        Returns the schedule as stored (``CRON_TZ=ZONE CRON`` in a zone other than UTC).
+        """
         ctx = self.context
         actor = ctx.authorize("schedule.set")
-        value = validate_cron(cron) if cron else None
+        value = validate_cron(cron, timezone_name=timezone_name) if cron else None
         with ctx.store.transaction():
             ctx.store.set_setting(REFRESH_SETTING, value)
             ctx.store.audit(actor.name, "schedule.set", "refresh", {"cron": value})

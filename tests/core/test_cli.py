@@ -148,11 +148,16 @@ def test_exports_add_run_dry_run_and_runs(sp: Callable[..., Result], make_profil
 
 
 def test_schedule_set_and_show(populated: Callable[..., Result]) -> None:
-    assert as_json(populated("schedule", "show", "--json")) == {"refresh": None, "jobs": {}, "failing": {}}
+    assert as_json(populated("schedule", "show", "--json")) == {
+        "refresh": None, "jobs": {}, "failing": {}, "schedules": []}
     ok(populated("exports", "edit", "e1", "--schedule", "30 2 * * 1"))
     ok(populated("schedule", "set", "0  3 * * *"))
-    assert as_json(populated("schedule", "show", "--json")) == {
+    shown = as_json(populated("schedule", "show", "--json"))
+    schedules = shown.pop("schedules")
+    assert shown == {
         "refresh": "0 3 * * *", "jobs": {"refresh": "0 3 * * *", "export:e1": "30 2 * * 1"}, "failing": {}}
+    assert [(s["job"], s["cron"], s["timezone"], s["active"], len(s["next_runs"])) for s in schedules] == [
+        ("refresh", "0 3 * * *", "UTC", True, 3), ("export:e1", "30 2 * * 1", "UTC", True, 3)]
     assert "refresh: 0 3 * * *" in ok(populated("schedule", "show")).stdout
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from segport import InputError, Workspace
-from segport.scheduling import Scheduler, next_fire, validate_cron
+from segport.scheduling import Scheduler, in_zone, next_fire, next_fires, split_schedule, validate_cron
 
 T0 = datetime(2026, 11, 25, 2, 59, 30, tzinfo=timezone.utc)
 
@@ -139,3 +139,52 @@ def test_scheduler_command_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert process.returncode == 0, err
     assert "scheduler stopped" in out
     assert "Traceback" not in err
+
+
+# -- aliases, time zones and daylight saving time (issue 16) ----------------------------------------
+def test_aliases_are_accepted_and_fire_like_their_cron_lines() -> None:
+    start = datetime(2027, 1, 13, 10, 30, tzinfo=timezone.utc)  # a Wednesday
+    expected = {
+        "@hourly": datetime(2027, 1, 13, 11, 0, tzinfo=timezone.utc),
+        "@daily": datetime(2027, 1, 14, 0, 0, tzinfo=timezone.utc),
+        "@weekly": datetime(2027, 1, 17, 0, 0, tzinfo=timezone.utc),
+        "@monthly": datetime(2027, 2, 1, 0, 0, tzinfo=timezone.utc),
+    }
+    for alias, first in expected.items():
+        assert validate_cron(alias.upper(), now=start) == alias
+        assert next_fire(alias, start) == first
+
+
+def test_a_zoned_schedule_fires_at_its_wall_time_across_daylight_saving_time() -> None:
+    paris = validate_cron("0 3 * * *", timezone_name="Europe/Paris")
+    assert paris == "CRON_TZ=Europe/Paris 0 3 * * *"
+    start = datetime(2027, 3, 26, 12, tzinfo=timezone.utc)  # clocks go forward on 28 March at 02:00
+    assert [t.isoformat() for t in next_fires(paris, start, 3)] == [
+        "2027-03-27T02:00:00+00:00", "2027-03-28T01:00:00+00:00", "2027-03-29T01:00:00+00:00"]
+    # 02:30 does not exist on 28 March: it fires once, when the clocks jump (03:00 CEST = 01:00 UTC)
+    skipped = next_fires("CRON_TZ=Europe/Paris 30 2 * * *", start, 3)
+    assert [t.isoformat() for t in skipped] == [
+        "2027-03-27T01:30:00+00:00", "2027-03-28T01:00:00+00:00", "2027-03-29T00:30:00+00:00"]
+    # 02:30 happens twice on 31 October: it fires once, the first time
+    autumn = next_fires("CRON_TZ=Europe/Paris 30 2 * * *", datetime(2027, 10, 30, 12, tzinfo=timezone.utc), 2)
+    assert [t.isoformat() for t in autumn] == ["2027-10-31T00:30:00+00:00", "2027-11-01T01:30:00+00:00"]
+    # from inside the repeated hour, the next time is after it, never in the past
+    inside = datetime(2027, 10, 31, 1, 10, tzinfo=timezone.utc)  # 02:10 CET, the second 02:10
+    assert next_fire("CRON_TZ=Europe/Paris 30 * * * *", inside) == datetime(2027, 10, 31, 2, 30, tzinfo=timezone.utc)
+
+
+def test_the_scheduler_fires_a_zoned_job_at_its_wall_time() -> None:
+    before = datetime(2027, 7, 1, 6, 59, tzinfo=timezone.utc)  # 08:59 in Paris (CEST)
+    after = datetime(2027, 7, 1, 7, 0, tzinfo=timezone.utc)
+    scheduler = Scheduler(lambda: {"export:a": "CRON_TZ=Europe/Paris 0 9 * * *", "export:b": "0 9 * * *"},
+                          lambda _job: None, lambda _job, _exc: None)
+    assert scheduler.due(before, after) == ["export:a"]
+
+
+def test_unknown_time_zones_and_bad_lines_are_refused() -> None:
+    with pytest.raises(InputError, match="unknown time zone 'Europe/Pariss'"):
+        validate_cron("0 3 * * *", timezone_name="Europe/Pariss")
+    with pytest.raises(InputError, match="@hourly, @daily"):
+        validate_cron("@fortnightly")
+    assert in_zone("CRON_TZ=Asia/Tokyo @daily", "UTC") == "@daily"
+    assert split_schedule("CRON_TZ=Asia/Tokyo 0 3 * * *") == ("0 3 * * *", "Asia/Tokyo")
