@@ -154,6 +154,8 @@ VERBS = [
     Verb("schedule.jobs", lambda w, _: w.schedules(), None, EVERYONE, action="schedule.show"),
     Verb("schedule.failures", lambda w, _: w.schedule_failures(), None, EVERYONE, action="schedule.show"),
     Verb("schedule.mark", lambda w, _: w.mark_schedule("refresh", None), None, ADMIN, action="refresh"),
+    Verb("schedule.overview", lambda w, _: w.schedule_overview(), None, EVERYONE, action="schedule.show"),
+    Verb("key.rotate", lambda w, _: w.rotate_key(), lambda _: ["rotate-key", "--yes"], ADMIN),
     Verb("refresh", lambda w, _: w.refresh(), lambda _: ["refresh"], ADMIN),
     Verb("scheduler", lambda w, _: w.require("refresh"), lambda _: ["scheduler"], ADMIN, action="refresh"),
     Verb("fire", lambda w, _: w.fire("refresh"), None, ADMIN, action="refresh"),
@@ -256,7 +258,7 @@ def test_matrix_covers_every_workspace_action() -> None:
         "segments.remove",
         "exports.add", "exports.edit", "exports.list", "exports.show", "exports.enable", "exports.disable",
         "exports.remove", "exports.run", "exports.queue", "runs.list", "runs.show", "schedule.set", "schedule.show",
-        "schedule.jobs", "schedule.failures", "schedule.mark",
+        "schedule.jobs", "schedule.failures", "schedule.mark", "schedule.overview", "key.rotate",
         "refresh", "scheduler", "fire", "audit.list",
     }
 

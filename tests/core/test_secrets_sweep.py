@@ -282,6 +282,8 @@ def test_no_secret_leaks_from_any_command(
     run("runs", "show", str(first["id"]))
     run("schedule", "set", "0 4 * * *")
     run("schedule", "show", "--json")
+    run("schedule", "show")
+    run("rotate-key", "--yes", "--json")  # every credential re-encrypted: the runs below decrypt them anew
     run("refresh", "--json")
     # a contributor on the shared Mailchimp connection sees neither its secrets nor its config
     contributor = [run("exports", "add", "carls", "--connection", "mc", "--segment", "VIP", "--email", "email",
