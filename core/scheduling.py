@@ -46,8 +46,7 @@ def split_schedule(text: str) -> tuple[str, str | None]:
 
 def in_zone(schedule: str, name: str | None) -> str:
     """Return ``schedule`` with its time zone set to ``name`` (an IANA name; "UTC" or None: no zone prefix)."""
-    cron = split_schedule(schedule)[0]
-    return cron if name in (None, "UTC") else _stored(cron, name)
+    return _stored(split_schedule(schedule)[0], name)
 
 
 def zone(name: str | None) -> tzinfo:
@@ -90,7 +89,7 @@ def validate_cron(expression: str, *, now: datetime | None = None, timezone_name
 
 
 def _stored(cron: str, name: str | None) -> str:
-    return f"{TZ_PREFIX}{name} {cron}" if name else cron
+    return f"{TZ_PREFIX}{name} {cron}" if name and name != "UTC" else cron
 
 
 def next_fire(expression: str, after: datetime) -> datetime:

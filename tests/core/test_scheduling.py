@@ -187,4 +187,5 @@ def test_unknown_time_zones_and_bad_lines_are_refused() -> None:
     with pytest.raises(InputError, match="@hourly, @daily"):
         validate_cron("@fortnightly")
     assert in_zone("CRON_TZ=Asia/Tokyo @daily", "UTC") == "@daily"
+    assert validate_cron("CRON_TZ=Asia/Tokyo 0 3 * * *", timezone_name="UTC") == "0 3 * * *"
     assert split_schedule("CRON_TZ=Asia/Tokyo 0 3 * * *") == ("0 3 * * *", "Asia/Tokyo")
