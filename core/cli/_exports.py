@@ -232,15 +232,20 @@ def exports_run(state: State, name: str, full: bool, dry_run: bool, wait: bool, 
         return
     if sys.stderr.isatty() and not as_json and not dry_run:
         ws.pm.register(Progress(), name="segport.progress")
-    try:
-        run = ws.run_export(name, full=full, dry_run=dry_run)
-    except SegportError as exc:
-        if exc.run is not None and as_json:
-            print_run(exc.run, True)
-        raise
-    print_run(run, as_json)
-    if run.status is RunStatus.PARTIAL:
-        raise RunError(f"run {run.id}: {run.error}")
+    run = ws.run_export(name, full=full, dry_run=dry_run)  # a failed run's record: in the --json error's "run"
+    print_outcome(run, as_json)
+
+
+def print_outcome(run: Run, as_json: bool) -> None:
+    """Print the run; a partial one is a failure (exit 10) whose --json document carries the run record."""
+    if run.status is not RunStatus.PARTIAL:
+        print_run(run, as_json)
+        return
+    if not as_json:
+        print_run(run, False)
+    error = RunError(f"run {run.id}: {run.error}")
+    error.run = run
+    raise error
 
 
 def _queue_run(ws: Workspace, name: str, full: bool, wait: bool, as_json: bool) -> None:
@@ -257,13 +262,11 @@ def _queue_run(ws: Workspace, name: str, full: bool, wait: bool, as_json: bool) 
     result = ws.executor.wait(task)
     run = ws.get_run(result.run_id) if result.run_id is not None else None
     if result.error is not None:
-        if run is not None and as_json:
-            print_run(run, True)
-        raise QueuedRunError(result.error, result.exit_status)
+        error = QueuedRunError(result.error, result.exit_status)
+        error.run = run  # in the --json error's "run"
+        raise error
     assert run is not None
-    print_run(run, as_json)
-    if run.status is RunStatus.PARTIAL:
-        raise RunError(f"run {run.id}: {run.error}")
+    print_outcome(run, as_json)
 
 
 class QueuedRunError(SegportError):

@@ -51,15 +51,17 @@ def schedule_show(state: State, as_json: bool) -> None:
 def refresh(state: State, as_json: bool) -> None:
     """Run every enabled export once (what a cron job or systemd timer calls)."""
     results = state.workspace().refresh()
-    if as_json:
-        emit_json(results)
-    else:
-        emit_table(results, ["export", "status", "counts", "error"], empty="no enabled exports")
     failed = [r.export for r in results if r.status in ("failed", "partial")]
+    if as_json and not failed:
+        emit_json(results)
+    elif not as_json:
+        emit_table(results, ["export", "status", "counts", "error"], empty="no enabled exports")
     if failed:
-        raise RunError(
+        error = RunError(
             f"{len(failed)} of {len(results)} exports did not succeed: {', '.join(failed)} (see 'segport runs list')"
         )
+        error.details = {"results": results}  # the --json error document holds every export's result
+        raise error
 
 
 @click.command()
