@@ -45,7 +45,7 @@ class SegportGroup(click.Group):
         try:
             ctx = super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
-            message = f"{exc.format_message()} (see 'segport --help')"
+            message = f"{one_line(exc.format_message())} (see 'segport --help')"
             click.echo(f"error: {message}", err=True)
             if wants_json:
                 emit_json(error_document(message, ExitStatus.USAGE))
@@ -71,7 +71,7 @@ class SegportGroup(click.Group):
             fail(ctx, with_hint(exc), exc.exit_status, exc)
         except click.UsageError as exc:  # one line, like every other error
             hint = f" (see 'segport {exc.ctx.command_path.partition(' ')[2]} --help')" if exc.ctx else ""
-            fail(ctx, f"{exc.format_message()}{hint}", ExitStatus.USAGE)
+            fail(ctx, f"{one_line(exc.format_message())}{hint}", ExitStatus.USAGE)
         except BrokenPipeError:
             quiet_exit(ctx)
         except KeyboardInterrupt:
@@ -99,6 +99,11 @@ def fail(ctx: click.Context, message: str, status: int, error: SegportError | No
     if wants_json(ctx):
         emit_json(error_document(message, status, error))
     ctx.exit(int(status))
+
+
+def one_line(message: str) -> str:
+    """Return click's message on one line (a choice's list comes one value a line)."""
+    return " ".join(message.split())
 
 
 def wants_json(ctx: click.Context) -> bool:

@@ -166,13 +166,40 @@ def emit_table(rows: Sequence[Any], columns: Sequence[str], empty: str = "(none)
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(readable(v, nested=True) for v in value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={readable(v, nested=True)}" for k, v in value.items() if v)
+    return readable(value)
+
+
+def readable(value: Any, *, nested: bool = False) -> str:
+    """Return ``value`` as text for humans, never a Python repr.
+
+    None is ``-``, booleans ``yes``/``no``, lists ``a, b``, mappings ``k=v, k2=v2`` (in braces when nested).
+    """
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
+        text = ", ".join(readable(v, nested=True) for v in value)
+        return f"[{text}]" if nested else (text or "-")
     if isinstance(value, dict):
-        return " ".join(f"{k}={v}" for k, v in value.items() if v)
+        text = ", ".join(f"{k}={readable(v, nested=True)}" for k, v in value.items())
+        return f"{{{text}}}" if nested else (text or "-")
     return str(value)
+
+
+def emit_fields(data: Any, indent: int = 0) -> None:
+    """Print a record (a mapping or model) as ``key: value`` lines for humans; a mapping value is indented below."""
+    pad = " " * indent
+    for key, value in plain(data).items():
+        if isinstance(value, dict) and value:
+            click.echo(f"{pad}{key}:")
+            emit_fields(value, indent + 2)
+        else:
+            click.echo(f"{pad}{key}: {readable(value)}")
 
 
 def parse_pairs(values: Iterable[str], option: str, *, as_json: bool = False) -> dict[str, Any]:

@@ -13,7 +13,17 @@ from ..errors import ExitStatus, NotFound, RunError, SegportError
 from ..hookspecs import hookimpl
 from ..models import Export, Run, RunStatus
 from ..workspace import Workspace
-from ._common import SQL_INT_MAX, Count, State, emit_json, emit_table, json_option, parse_pairs, pass_state
+from ._common import (
+    SQL_INT_MAX,
+    Count,
+    State,
+    emit_fields,
+    emit_json,
+    emit_table,
+    json_option,
+    parse_pairs,
+    pass_state,
+)
 
 
 @click.group()
@@ -39,7 +49,7 @@ OPTION = click.option(
 
 @exports.command("add")
 @click.argument("name")
-@click.option("--connection", required=True)
+@click.option("--connection", required=True, help="Connection to send to (see 'segport connections list').")
 @click.option("--segment", "segments", multiple=True, required=True, help="Segment to export (repeatable).")
 @click.option("--email", "email_field", required=True, help="Profile attribute holding the email.")
 @MAP
@@ -74,10 +84,10 @@ def exports_add(
 @exports.command("edit")
 @click.argument("name")
 @click.option("--segment", "segments", multiple=True, help="Replace the segments (repeatable).")
-@click.option("--email", "email_field", default=None)
+@click.option("--email", "email_field", default=None, help="Profile attribute holding the email.")
 @MAP
 @OPTION
-@click.option("--schedule", default=None)
+@click.option("--schedule", default=None, help="Cron line of the export's own schedule.")
 @click.option("--no-schedule", is_flag=True, help="Remove the export's own schedule.")
 @json_option
 @pass_state
@@ -123,11 +133,7 @@ def exports_list(state: State, as_json: bool) -> None:
 def exports_show(state: State, name: str, as_json: bool) -> None:
     """Show an export."""
     data = state.workspace().get_export(name).to_dict()
-    if as_json:
-        emit_json(data)
-    else:
-        for key, value in data.items():
-            click.echo(f"{key}: {value}")
+    emit_json(data) if as_json else emit_fields(data)
 
 
 def _toggle(enabled: bool) -> Any:
@@ -135,12 +141,13 @@ def _toggle(enabled: bool) -> Any:
 
     @exports.command(verb)
     @click.argument("name")
+    @json_option
     @pass_state
-    def command(state: State, name: str) -> None:
-        state.workspace().set_export_enabled(name, enabled)
-        click.echo(f"{verb}d export {name!r}")
+    def command(state: State, name: str, as_json: bool) -> None:
+        export = state.workspace().set_export_enabled(name, enabled)
+        emit_json(export) if as_json else click.echo(f"{verb}d export {name!r}")
 
-    command.__doc__ = f"{verb.capitalize()} an export for refreshes and schedules."
+    command.help = command.__doc__ = f"{verb.capitalize()} an export for refreshes and schedules."
     return command
 
 
@@ -150,11 +157,12 @@ _toggle(False)
 
 @exports.command("remove")
 @click.argument("name")
+@json_option
 @pass_state
-def exports_remove(state: State, name: str) -> None:
+def exports_remove(state: State, name: str, as_json: bool) -> None:
     """Remove an export and its sync state (its runs stay in the history)."""
     state.workspace().remove_export(name)
-    click.echo(f"removed export {name!r}")
+    emit_json({"removed": "export", "name": name}) if as_json else click.echo(f"removed export {name!r}")
 
 
 class Progress:
@@ -283,8 +291,8 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--export", "export", default=None)
-@click.option("--limit", type=Count(1), default=50, show_default=True)
+@click.option("--export", "export", default=None, help="Only the runs of this export.")
+@click.option("--limit", type=Count(1), default=50, show_default=True, help="Newest runs to show.")
 @json_option
 @pass_state
 def runs_list(state: State, export: str | None, limit: int, as_json: bool) -> None:
@@ -306,8 +314,4 @@ def runs_show(state: State, run_id: int, as_json: bool) -> None:
         ws.require("runs.show")  # a missing or refused user is still the error to report first
         raise NotFound(f"unknown run {run_id} (see 'segport runs list')")
     run = ws.get_run(run_id)
-    if as_json:
-        emit_json(run.to_dict())
-    else:
-        for key, value in run.to_dict().items():
-            click.echo(f"{key}: {value}")
+    emit_json(run.to_dict()) if as_json else emit_fields(run.to_dict())

@@ -12,7 +12,7 @@ import click
 
 from ..errors import RunError
 from ..scheduling import Scheduler
-from ._common import Finite, State, emit_json, emit_table, json_option, pass_state
+from ._common import Finite, State, emit_json, emit_table, json_option, pass_state, readable
 
 
 @click.group()
@@ -22,10 +22,14 @@ def schedule() -> None:
 
 @schedule.command("set")
 @click.argument("cron")
+@json_option
 @pass_state
-def schedule_set(state: State, cron: str) -> None:
+def schedule_set(state: State, cron: str, as_json: bool) -> None:
     """Set the refresh schedule, e.g. '0 3 * * *' (admins only)."""
     value = state.workspace().set_schedule(cron)
+    if as_json:
+        emit_json({"refresh": value})
+        return
     click.echo(f"refresh schedule set to {value!r} (UTC); run 'segport scheduler' or call 'segport refresh' from cron")
 
 
@@ -102,7 +106,7 @@ def scheduler(state: State, tick: float) -> None:
     def on_success(job: str) -> None:
         _quietly(lambda: ws.mark_schedule(job, None))
 
-    click.echo(f"scheduler started; jobs: {ws.schedules() or 'none yet'}")
+    click.echo(f"scheduler started; jobs: {readable(ws.schedules()) if ws.schedules() else 'none yet'}")
     Scheduler(ws.schedules, fire, on_error, on_success=on_success, stop=stop).run(tick)
     click.echo("scheduler stopped")
 
