@@ -2,8 +2,9 @@
 
 :func:`accept_global_options` gives every command and group of the tree (those added later too) a
 hidden copy of each global option, unless it has an option of that name itself (its own wins, so
-none is shadowed). A copy given on the command line sets the invocation's :class:`State`, where the
-group's own option put its value; ``--json`` marks the invocation as wanting JSON, failures included.
+none is shadowed) or passes unknown options on (``plugins check`` gives them to pytest). A copy
+given on the command line sets the invocation's :class:`State`, where the group's own option put
+its value; ``--json`` marks the invocation as wanting JSON, failures included.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def walk(command: click.Command) -> Iterator[click.Command]:
 def accept_global_options(root: click.Group) -> None:
     """Let every command under ``root`` take the global options after its name (idempotent)."""
     for command in walk(root):
-        if command is root:
-            continue
+        if command is root or command.ignore_unknown_options:
+            continue  # the words after a pass-through command (plugins check's pytest options) are not ours
         taken = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
         for flag, make in GLOBAL_OPTIONS.items():
             if flag in taken:
