@@ -8,7 +8,7 @@ Internal detail that must not reach the operator (and never a secret) goes in ``
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     from .models import Run
@@ -49,6 +49,7 @@ class SegportError(Exception):
 
     exit_status: ExitStatus = ExitStatus.ERROR
     run: Run | None = None  # the run record, when the error ended a run (stored as it ended)
+    details: dict[str, Any] | None = None  # data an interface shows beside the message (a CLI JSON failure's keys)
 
     def __init__(self, message: str, *, internal_message: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
@@ -86,9 +87,22 @@ class InputError(SegportError, ValueError):
 
 
 class NotFound(SegportError, LookupError):
-    """A named object does not exist."""
+    """A named object does not exist.
+
+    :param kind: what was looked up by name (``connection``, ``export``, ``segment``, ``user``), so the
+        services can add the close names the acting user may see ("did you mean ...?").
+    :param name: the name that matched nothing.
+
+    ``suggestions`` holds the close names offered in the message (None until the services looked).
+    """
 
     exit_status = ExitStatus.NOT_FOUND
+
+    def __init__(self, message: str, *, kind: str | None = None, name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.kind = kind
+        self.name = name
+        self.suggestions: list[str] | None = None
 
 
 class AlreadyExists(SegportError, ValueError):

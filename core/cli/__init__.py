@@ -2,6 +2,8 @@
 
 One error boundary: every failure becomes one ``error: ...`` line on stderr and its documented
 :class:`ExitStatus` (README, "Exit codes"); ``--debug`` prints the traceback first and keeps the status.
+With ``--json`` (before or after the command) a failure also prints one JSON object on stdout:
+``{"error": {"code": 5, "status": "NOT_FOUND", "message": "..."}}`` (README, "JSON output").
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from typing import Any, NoReturn
 import click
 from click.core import ParameterSource
 
-from ..errors import ExitStatus, SegportError
+from ..errors import ExitStatus, NotFound, SegportError
 from ..http import TRANSPORT_ERRORS, unreachable
+from ..models import Run
 from . import _config as config_file
-from ._common import State, with_hint
+from ._common import State, emit_json, plain, start_debug_logging, with_hint
+from ._completion import complete_names, completion
 from ._connections import connections
 from ._data import profiles, segments
 from ._demo import demo
 from ._exports import exports, runs
+from ._globals import accept_global_options, json_in_args
 from ._keys import rotate_key
 from ._plugins import plugins
 from ._sandbox import sandbox
@@ -29,6 +34,8 @@ from ._schedule import refresh, schedule, scheduler
 from ._signals import Terminated, sigterm_interrupts
 from ._worker import worker
 from ._workspace import audit, init, users
+
+JSON_KEY = "segport.json"  # ctx.meta: --json is among the command-line words
 
 
 class SegportGroup(click.Group):
@@ -38,11 +45,17 @@ class SegportGroup(click.Group):
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
     ) -> click.Context:
         """Parse the global options; a usage error there is one line and exit 2 too."""
+        wants_json = json_in_args(args)
         try:
-            return super().make_context(info_name, args, parent, **extra)
+            ctx = super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
-            click.echo(f"error: {exc.format_message()} (see 'segport --help')", err=True)
+            message = f"{one_line(exc.format_message())} (see 'segport --help')"
+            click.echo(f"error: {message}", err=True)
+            if wants_json:
+                emit_json(error_document(message, ExitStatus.USAGE))
             sys.exit(int(ExitStatus.USAGE))
+        ctx.meta[JSON_KEY] = wants_json
+        return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a failure becomes its one line and exit code (after its traceback with --debug)."""
@@ -51,17 +64,24 @@ class SegportGroup(click.Group):
                 result = super().invoke(ctx)
             sys.stdout.flush()  # a reader that went away (| head) is found here, not at exit
             return result
-        except (click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.Exit as exc:
+            if exc.exit_code and wants_json(ctx):  # "no" to a confirmation (_confirm.py) exits 1
+                said = "aborted: nothing changed" if exc.exit_code == 1 else f"stopped with exit status {exc.exit_code}"
+                emit_json(error_document(said, exc.exit_code))
+            raise
+        except click.exceptions.Abort:
+            if wants_json(ctx):
+                emit_json(error_document("aborted", ExitStatus.ERROR))
             raise
         except SegportError as exc:
-            fail(ctx, with_hint(exc), exc.exit_status)
+            fail(ctx, with_hint(exc), exc.exit_status, exc)
         except click.UsageError as exc:  # one line, like every other error
             hint = f" (see 'segport {exc.ctx.command_path.partition(' ')[2]} --help')" if exc.ctx else ""
-            fail(ctx, f"{exc.format_message()}{hint}", ExitStatus.USAGE)
+            fail(ctx, f"{one_line(exc.format_message())}{hint}", ExitStatus.USAGE)
         except BrokenPipeError:
             quiet_exit(ctx)
         except Terminated as exc:
-            fail(ctx, str(exc), ExitStatus.TERMINATED)
+            fail(ctx, str(exc), ExitStatus.TERMINATED, run=exc.run)
         except KeyboardInterrupt:
             fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
         except TRANSPORT_ERRORS as exc:  # a platform call made outside segport.http's client
@@ -75,13 +95,58 @@ class SegportGroup(click.Group):
             )
 
 
-def fail(ctx: click.Context, message: str, status: int) -> NoReturn:
-    """Print ``error: message`` (after the traceback with --debug) and exit with ``status``."""
+def fail(
+    ctx: click.Context, message: str, status: int, error: SegportError | None = None, *, run: Run | None = None
+) -> NoReturn:
+    """Print ``error: message`` (after the traceback with --debug) and exit with ``status``.
+
+    With ``--json``, also print the failure as one JSON object on stdout (:func:`error_document`).
+    """
     state = ctx.find_object(State)
     if state is not None and state.debug:
         traceback.print_exc(file=sys.stderr)
     click.echo(f"error: {message}", err=True)
+    if wants_json(ctx):
+        emit_json(error_document(message, status, error, run=run))
     ctx.exit(int(status))
+
+
+def one_line(message: str) -> str:
+    """Return click's message on one line (a choice's list comes one value a line)."""
+    return " ".join(message.split())
+
+
+def wants_json(ctx: click.Context) -> bool:
+    """Whether this invocation was given ``--json`` (before or after the command, parsed or not)."""
+    state = ctx.find_object(State)
+    return bool(ctx.meta.get(JSON_KEY)) or (state is not None and state.json)
+
+
+def status_name(status: int) -> str:
+    """Return the exit status's name in README's table (``NOT_FOUND``, ``INTERRUPTED``...)."""
+    try:
+        return ExitStatus(status).name
+    except ValueError:
+        return "ERROR"
+
+
+def error_document(
+    message: str, status: int, error: SegportError | None = None, *, run: Run | None = None
+) -> dict[str, Any]:
+    """Return a failure as JSON: ``{"error": {"code", "status", "message"[, "suggestions"]}}``.
+
+    Beside ``error``: ``run``, the run record when the failure ended a run, and any ``details`` of the error.
+    """
+    body: dict[str, Any] = {"code": int(status), "status": status_name(status), "message": message}
+    if isinstance(error, NotFound) and error.suggestions:
+        body["suggestions"] = list(error.suggestions)
+    document: dict[str, Any] = {"error": body}
+    run = run if run is not None else (error.run if error is not None else None)
+    if run is not None:
+        document["run"] = run.to_dict()
+    if error is not None and error.details:
+        document.update({key: plain(value) for key, value in error.details.items() if key != "error"})
+    return document
 
 
 def quiet_exit(ctx: click.Context) -> NoReturn:
@@ -112,9 +177,14 @@ def quiet_exit(ctx: click.Context) -> NoReturn:
 @click.option(
     "--debug", is_flag=True, help="Show debug logs, and an error's traceback before its line (same exit code)."
 )
-@click.version_option(package_name="segport")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document, a failure too (same as the command's --json)."
+)
+@click.version_option(package_name="segport", help="Show the version and exit.")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, database_url: str | None, user: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context, home: str | None, database_url: str | None, user: str | None, debug: bool, as_json: bool
+) -> None:
     """Export segments of customer profiles to email-marketing platforms.
 
     The global options can also come from a segport.toml (in the current folder or the workspace
@@ -122,7 +192,9 @@ def cli(ctx: click.Context, home: str | None, database_url: str | None, user: st
     command line and the environment win over it.
 
     A failure prints one 'error:' line and exits with a code of README's table, e.g. 3 for an invalid
-    config, 5 for an unknown name, 15 when the platform cannot be reached.
+    config, 5 for an unknown name, 15 when the platform cannot be reached; with --json it also prints
+    {"error": {"code", "status", "message"}} on stdout. The global options may also follow the command
+    (segport exports list --as ada). Shell completion: see 'segport completion --help'.
     """
     given: dict[str, Any] = {"home": home, "user": user, "debug": debug, "database_url": database_url}
     path = config_file.find(home if given_explicitly(ctx, "home") else None)
@@ -132,12 +204,10 @@ def cli(ctx: click.Context, home: str | None, database_url: str | None, user: st
                 given[name] = value
     home, user, database_url = given["home"], given["user"], given["database_url"]
     debug = bool(given["debug"])
-    ctx.obj = State(home=home, user=user, debug=debug, database_url=database_url)
+    ctx.obj = State(home=home, user=user, debug=debug, database_url=database_url, json=as_json)
     ctx.call_on_close(ctx.obj.close)
     if debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        start_debug_logging()
 
 
 for command in (
@@ -157,8 +227,13 @@ for command in (
     worker,
     audit,
     rotate_key,
+    completion,
 ):
     cli.add_command(command)
+
+# after every command is added: the whole tree, whatever its commands
+accept_global_options(cli)
+complete_names(cli)
 
 
 def given_explicitly(ctx: click.Context, name: str) -> bool:

@@ -25,7 +25,14 @@ class State:
     user: str | None
     debug: bool
     database_url: str | None = field(default=None, repr=False)  # may hold a password
+    json: bool = False  # --json was given: output, and a failure too, is one JSON document
     _workspace: Workspace | None = field(default=None, repr=False)
+
+    def set_option(self, name: str, value: Any) -> None:
+        """Set a global option given after the command (``--as``, ``--home``, ...), before the workspace opens."""
+        if name == "debug" and value and not self.debug:
+            start_debug_logging()
+        setattr(self, name, value)
 
     def workspace(self) -> Workspace:
         if self._workspace is None:
@@ -40,6 +47,14 @@ class State:
 
 
 pass_state = click.make_pass_decorator(State)
+
+
+def start_debug_logging() -> None:
+    """``--debug``: log at DEBUG level on stderr."""
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+
 
 SQL_INT_MAX = 2**63 - 1  # the largest integer the stores' columns hold
 
@@ -88,9 +103,21 @@ def with_hint(error: SegportError) -> str:
     return f"{error} ({hint})" if hint else str(error)
 
 
+def json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """Return a command's ``--json``, also true after the global ``--json``; mark the invocation as wanting JSON."""
+    state = ctx.find_object(State)
+    if state is None:
+        return value
+    state.json = state.json or value
+    return state.json
+
+
+JSON_HELP = 'Print one JSON document; a failure prints {"error": {"code", "status", "message"}}.'
+
+
 def json_option(func: F) -> F:
-    """``--json``: print exactly one JSON document on stdout."""
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
+    """``--json``: print exactly one JSON document on stdout (a failure's too)."""
+    return click.option("--json", "as_json", is_flag=True, callback=json_flag, help=JSON_HELP)(func)
 
 
 def plain(value: Any) -> Any:
@@ -139,13 +166,40 @@ def emit_table(rows: Sequence[Any], columns: Sequence[str], empty: str = "(none)
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(readable(v, nested=True) for v in value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={readable(v, nested=True)}" for k, v in value.items() if v)
+    return readable(value)
+
+
+def readable(value: Any, *, nested: bool = False) -> str:
+    """Return ``value`` as text for humans, never a Python repr.
+
+    None is ``-``, booleans ``yes``/``no``, lists ``a, b``, mappings ``k=v, k2=v2`` (in braces when nested).
+    """
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
+        text = ", ".join(readable(v, nested=True) for v in value)
+        return f"[{text}]" if nested else (text or "-")
     if isinstance(value, dict):
-        return " ".join(f"{k}={v}" for k, v in value.items() if v)
+        text = ", ".join(f"{k}={readable(v, nested=True)}" for k, v in value.items())
+        return f"{{{text}}}" if nested else (text or "-")
     return str(value)
+
+
+def emit_fields(data: Any, indent: int = 0) -> None:
+    """Print a record (a mapping or model) as ``key: value`` lines for humans; a mapping value is indented below."""
+    pad = " " * indent
+    for key, value in plain(data).items():
+        if isinstance(value, dict) and value:
+            click.echo(f"{pad}{key}:")
+            emit_fields(value, indent + 2)
+        else:
+            click.echo(f"{pad}{key}: {readable(value)}")
 
 
 def parse_pairs(values: Iterable[str], option: str, *, as_json: bool = False) -> dict[str, Any]:

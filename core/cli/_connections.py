@@ -13,7 +13,7 @@ from ..config import parse_json_object, redact, secret_fields
 from ..errors import ConfigError
 from ..models import Share
 from ..workspace import PRIVACY_NOTICE
-from ._common import Count, Finite, State, emit_json, emit_table, json_option, pass_state
+from ._common import Count, Finite, State, emit_fields, emit_json, emit_table, json_option, pass_state
 
 
 @click.group()
@@ -50,9 +50,10 @@ def prompt_secrets(config: dict[str, Any], schema: dict[str, Any]) -> None:
 
 
 @connections.command("notice")
-def connections_notice() -> None:
+@json_option
+def connections_notice(as_json: bool) -> None:
     """Print the data-privacy and compliance notice agreed to with --agree-privacy."""
-    click.echo(PRIVACY_NOTICE)
+    emit_json({"notice": PRIVACY_NOTICE}) if as_json else click.echo(PRIVACY_NOTICE)
 
 
 @connections.command("add")
@@ -118,11 +119,7 @@ def connections_show(state: State, name: str, as_json: bool) -> None:
     schema = ws.registry.get(connection.type).spec().connection_schema
     data["config"] = redact(connection.config, schema)
     data["secrets"] = ws.stored_secret_names(name)  # names only, never values
-    if as_json:
-        emit_json(data)
-    else:
-        for key, value in data.items():
-            click.echo(f"{key}: {value}")
+    emit_json(data) if as_json else emit_fields(data)
 
 
 @connections.command("test")
@@ -139,8 +136,9 @@ def connections_test(state: State, name: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--no-browser", is_flag=True, help="Only print the authorization URL.")
 @click.option("--timeout", type=Finite(1), default=300, show_default=True, help="Seconds to wait.")
+@json_option
 @pass_state
-def connections_auth(state: State, name: str, no_browser: bool, timeout: float) -> None:
+def connections_auth(state: State, name: str, no_browser: bool, timeout: float, as_json: bool) -> None:
     """Authorize a connection with OAuth2 in a browser and store its token (admins only)."""
 
     def open_url(url: str) -> None:
@@ -149,23 +147,28 @@ def connections_auth(state: State, name: str, no_browser: bool, timeout: float) 
             webbrowser.open(url)
 
     connection = state.workspace().authorize_connection(name, open_url, timeout=timeout)
-    click.echo(f"connection {connection.name!r} authorized")
+    emit_json(connection) if as_json else click.echo(f"connection {connection.name!r} authorized")
 
 
 @connections.command("set-cap")
 @click.argument("name")
 @click.argument("cap", type=Count(1))
+@json_option
 @pass_state
-def connections_set_cap(state: State, name: str, cap: int) -> None:
+def connections_set_cap(state: State, name: str, cap: int, as_json: bool) -> None:
     """Set the per-export profile cap of a connection to match your contract (admins only)."""
-    state.workspace().set_profile_cap(name, cap)
-    click.echo(f"profile cap of {name!r} set to {cap:,}")
+    connection = state.workspace().set_profile_cap(name, cap)
+    emit_json(connection) if as_json else click.echo(f"profile cap of {name!r} set to {cap:,}")
 
 
 @connections.command("remove")
 @click.argument("name")
+@json_option
 @pass_state
-def connections_remove(state: State, name: str) -> None:
+def connections_remove(state: State, name: str, as_json: bool) -> None:
     """Remove a connection and erase its secrets; its exports stop (admins only)."""
     detached = state.workspace().remove_connection(name)
-    click.echo(f"removed connection {name!r}; {detached} export(s) detached and disabled")
+    if as_json:
+        emit_json({"removed": "connection", "name": name, "detached_exports": detached})
+    else:
+        click.echo(f"removed connection {name!r}; {detached} export(s) detached and disabled")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import State, emit_json, emit_table, json_option, pass_state
+from ._common import State, emit_fields, emit_json, emit_table, json_option, pass_state
 
 FORMAT = click.option(
     "--format",
@@ -46,8 +46,7 @@ def profiles_show(state: State, key: str, as_json: bool) -> None:
     if as_json:
         emit_json({"key": key, "attributes": attrs})
     else:
-        for name, value in attrs.items():
-            click.echo(f"{name}: {value}")
+        emit_fields(attrs)
 
 
 @click.group()
@@ -102,8 +101,9 @@ def segments_list(state: State, as_json: bool) -> None:
 
 @segments.command("remove")
 @click.argument("name")
+@json_option
 @pass_state
-def segments_remove(state: State, name: str) -> None:
+def segments_remove(state: State, name: str, as_json: bool) -> None:
     """Remove a segment no export uses."""
     state.workspace().remove_segment(name)
-    click.echo(f"removed segment {name!r}")
+    emit_json({"removed": "segment", "name": name}) if as_json else click.echo(f"removed segment {name!r}")

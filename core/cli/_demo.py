@@ -7,16 +7,20 @@ is sent), and prints what landed in the sandbox.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import PluginError
+from ..models import Run
 from ..registry import default_registry
 from ..workspace import Workspace
+from ._common import emit_json, json_option
 from ._exports import print_run
 
 if TYPE_CHECKING:
@@ -97,7 +101,9 @@ def write_customers(path: Path, count: int, seed: int = 7) -> None:
 
 @click.command()
 @click.argument("destinations", nargs=-1)
-@click.option("--profiles", "count", type=click.IntRange(100), default=3000, show_default=True)
+@click.option(
+    "--profiles", "count", type=click.IntRange(100), default=3000, show_default=True, help="Customers to generate."
+)
 @click.option(
     "--dir",
     "directory",
@@ -105,11 +111,21 @@ def write_customers(path: Path, count: int, seed: int = 7) -> None:
     default=None,
     help="Where to create the demo workspaces (default: a new temporary folder).",
 )
-def demo(destinations: tuple[str, ...], count: int, directory: str | None) -> None:
+@json_option
+def demo(destinations: tuple[str, ...], count: int, directory: str | None, as_json: bool) -> None:
     """Run a demo export end to end against local sandboxes (no account, no network).
 
-    DESTINATIONS default to every installed destination that ships a sandbox.
+    DESTINATIONS default to every installed destination that ships a sandbox. With --json the story
+    goes to stderr and stdout holds one document: each destination's workspace, runs and sandbox summary.
     """
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        document = _demo(destinations, count, directory)
+    if as_json:
+        emit_json(document)
+
+
+def _demo(destinations: tuple[str, ...], count: int, directory: str | None) -> dict[str, Any]:
+    """Run the demo, telling its story on stdout; return what it did as a JSON-ready document."""
     from ..sandboxing import open_sandbox, sandbox_names  # the segport.sandboxes entry points; loads http.server
 
     registry, shipped = default_registry(), set(sandbox_names())
@@ -123,21 +139,26 @@ def demo(destinations: tuple[str, ...], count: int, directory: str | None) -> No
         raise PluginError("no installed destination ships a sandbox: install segport with its plugins")
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="segport-demo-"))
     root.mkdir(parents=True, exist_ok=True)
+    done: list[dict[str, Any]] = []
     for name, plugin in legs:
         server = open_sandbox(name, seed=7)
         click.echo(f"== {plugin.title}: sandbox serving at {server.start()}")
         try:
             with Workspace.create(root / name / "workspace", "admin") as ws:
-                _run_demo(ws, root / name, count, name, server)
+                runs = _run_demo(ws, root / name, count, name, server)
+                home = str(ws.home)
             click.echo("what landed in the sandbox:")
-            for key, value in server.summary().items():
+            summary = server.summary()
+            for key, value in summary.items():
                 click.echo(f"  {key}: {value}")
         finally:
             server.stop()
+        done.append({"destination": name, "workspace": home, "runs": [r.to_dict() for r in runs], "sandbox": summary})
     click.echo(
         f"demo workspaces kept in {root} (e.g. segport --home {root / legs[0][0] / 'workspace'} --as admin runs list); "
         "delete the folder when done"
     )
+    return {"directory": str(root), "demos": done}
 
 
 def _renamed(row: str) -> str:
@@ -147,7 +168,8 @@ def _renamed(row: str) -> str:
     return ",".join(fields) + "\n"
 
 
-def _run_demo(ws: Workspace, root: Path, count: int, destination: str, server: Sandbox) -> None:
+def _run_demo(ws: Workspace, root: Path, count: int, destination: str, server: Sandbox) -> list[Run]:
+    """Run the demo's two runs in ``ws``, telling the story; return their records."""
     click.echo(f"workspace: {ws.home}")
     customers = root / "customers.csv"
     write_customers(customers, count)
@@ -168,7 +190,8 @@ def _run_demo(ws: Workspace, root: Path, count: int, destination: str, server: S
         options=server.demo_export_options(),
     )
     click.echo("-- first run: everyone is new")
-    print_run(ws.run_export("demo-export"), as_json=False)
+    runs = [ws.run_export("demo-export")]
+    print_run(runs[-1], as_json=False)
     changed = root / "changed.csv"
     rows = customers.read_text(encoding="utf-8").splitlines()[1:8:3]  # customers 0, 3 and 6
     changed.write_text(HEADER + "".join(_renamed(row) for row in rows), encoding="utf-8")
@@ -176,4 +199,6 @@ def _run_demo(ws: Workspace, root: Path, count: int, destination: str, server: S
     newsletter.write_text("".join(f"c{i:06d}\n" for i in range(0, count, 3) if i not in (9, 12)), encoding="utf-8")
     ws.load_segment("Newsletter", newsletter)
     click.echo("-- second run: 3 profiles changed, 2 left the Newsletter segment; only that is sent")
-    print_run(ws.run_export("demo-export"), as_json=False)
+    runs.append(ws.run_export("demo-export"))
+    print_run(runs[-1], as_json=False)
+    return runs

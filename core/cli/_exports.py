@@ -10,7 +10,17 @@ from ..errors import ExitStatus, InputError, NotFound, RunError, SegportError
 from ..models import Run, RunStatus
 from ..scheduling import in_zone, zone
 from ..workspace import Workspace
-from ._common import SQL_INT_MAX, Count, State, emit_json, emit_table, json_option, parse_pairs, pass_state
+from ._common import (
+    SQL_INT_MAX,
+    Count,
+    State,
+    emit_fields,
+    emit_json,
+    emit_table,
+    json_option,
+    parse_pairs,
+    pass_state,
+)
 from ._progress import watch
 from ._schedule import TIMEZONE
 from ._signals import Terminated, guard_runs
@@ -39,7 +49,7 @@ OPTION = click.option(
 
 @exports.command("add")
 @click.argument("name")
-@click.option("--connection", required=True)
+@click.option("--connection", required=True, help="Connection to send to (see 'segport connections list').")
 @click.option("--segment", "segments", multiple=True, required=True, help="Segment to export (repeatable).")
 @click.option("--email", "email_field", required=True, help="Profile attribute holding the email.")
 @MAP
@@ -80,7 +90,7 @@ def exports_add(
 @exports.command("edit")
 @click.argument("name")
 @click.option("--segment", "segments", multiple=True, help="Replace the segments (repeatable).")
-@click.option("--email", "email_field", default=None)
+@click.option("--email", "email_field", default=None, help="Profile attribute holding the email.")
 @MAP
 @OPTION
 @click.option("--schedule", default=None, help="New schedule: five cron fields, or @hourly, @daily, @weekly, @monthly.")
@@ -144,11 +154,7 @@ def exports_list(state: State, as_json: bool) -> None:
 def exports_show(state: State, name: str, as_json: bool) -> None:
     """Show an export."""
     data = state.workspace().get_export(name).to_dict()
-    if as_json:
-        emit_json(data)
-    else:
-        for key, value in data.items():
-            click.echo(f"{key}: {value}")
+    emit_json(data) if as_json else emit_fields(data)
 
 
 def _toggle(enabled: bool) -> Any:
@@ -156,12 +162,13 @@ def _toggle(enabled: bool) -> Any:
 
     @exports.command(verb)
     @click.argument("name")
+    @json_option
     @pass_state
-    def command(state: State, name: str) -> None:
-        state.workspace().set_export_enabled(name, enabled)
-        click.echo(f"{verb}d export {name!r}")
+    def command(state: State, name: str, as_json: bool) -> None:
+        export = state.workspace().set_export_enabled(name, enabled)
+        emit_json(export) if as_json else click.echo(f"{verb}d export {name!r}")
 
-    command.__doc__ = f"{verb.capitalize()} an export for refreshes and schedules."
+    command.help = command.__doc__ = f"{verb.capitalize()} an export for refreshes and schedules."
     return command
 
 
@@ -171,11 +178,12 @@ _toggle(False)
 
 @exports.command("remove")
 @click.argument("name")
+@json_option
 @pass_state
-def exports_remove(state: State, name: str) -> None:
+def exports_remove(state: State, name: str, as_json: bool) -> None:
     """Remove an export and its sync state (its runs stay in the history)."""
     state.workspace().remove_export(name)
-    click.echo(f"removed export {name!r}")
+    emit_json({"removed": "export", "name": name}) if as_json else click.echo(f"removed export {name!r}")
 
 
 def print_run(run: Run, as_json: bool) -> None:
@@ -219,18 +227,25 @@ def exports_run(state: State, name: str, full: bool, dry_run: bool, wait: bool, 
         watch(ws, bar=not as_json)
     guard = guard_runs(ws)
     try:
-        run = ws.run_export(name, full=full, dry_run=dry_run)
-    except SegportError as exc:
-        if exc.run is not None and as_json:
-            print_run(exc.run, True)
-        raise
+        run = ws.run_export(name, full=full, dry_run=dry_run)  # a failed run's record: in the --json error's "run"
     except Terminated:
-        if as_json and guard.run is not None and guard.run.status is RunStatus.INTERRUPTED:
-            print_run(guard.run, True)
-        raise Terminated(guard.stopped()) from None
-    print_run(run, as_json)
-    if run.status is RunStatus.PARTIAL:
-        raise RunError(f"run {run.id}: {run.error}")
+        stopped = Terminated(guard.stopped())
+        if guard.run is not None and guard.run.status is RunStatus.INTERRUPTED:
+            stopped.run = guard.run  # in the --json error's "run"
+        raise stopped from None
+    print_outcome(run, as_json)
+
+
+def print_outcome(run: Run, as_json: bool) -> None:
+    """Print the run; a partial one is a failure (exit 10) whose --json document carries the run record."""
+    if run.status is not RunStatus.PARTIAL:
+        print_run(run, as_json)
+        return
+    if not as_json:
+        print_run(run, False)
+    error = RunError(f"run {run.id}: {run.error}")
+    error.run = run
+    raise error
 
 
 def _queue_run(ws: Workspace, name: str, full: bool, wait: bool, as_json: bool) -> None:
@@ -247,13 +262,11 @@ def _queue_run(ws: Workspace, name: str, full: bool, wait: bool, as_json: bool) 
     result = ws.executor.wait(task)
     run = ws.get_run(result.run_id) if result.run_id is not None else None
     if result.error is not None:
-        if run is not None and as_json:
-            print_run(run, True)
-        raise QueuedRunError(result.error, result.exit_status)
+        error = QueuedRunError(result.error, result.exit_status)
+        error.run = run  # in the --json error's "run"
+        raise error
     assert run is not None
-    print_run(run, as_json)
-    if run.status is RunStatus.PARTIAL:
-        raise RunError(f"run {run.id}: {run.error}")
+    print_outcome(run, as_json)
 
 
 class QueuedRunError(SegportError):
@@ -270,8 +283,8 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--export", "export", default=None)
-@click.option("--limit", type=Count(1), default=50, show_default=True)
+@click.option("--export", "export", default=None, help="Only the runs of this export.")
+@click.option("--limit", type=Count(1), default=50, show_default=True, help="Newest runs to show.")
 @json_option
 @pass_state
 def runs_list(state: State, export: str | None, limit: int, as_json: bool) -> None:
@@ -293,8 +306,4 @@ def runs_show(state: State, run_id: int, as_json: bool) -> None:
         ws.require("runs.show")  # a missing or refused user is still the error to report first
         raise NotFound(f"unknown run {run_id} (see 'segport runs list')")
     run = ws.get_run(run_id)
-    if as_json:
-        emit_json(run.to_dict())
-    else:
-        for key, value in run.to_dict().items():
-            click.echo(f"{key}: {value}")
+    emit_json(run.to_dict()) if as_json else emit_fields(run.to_dict())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -94,10 +96,12 @@ class TestResilience(DestinationResilience):
     "--resilience", is_flag=True, help="Also run the crash and injected-fault checks (slower: about a minute)."
 )
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
-def plugins_check(name: str, resilience: bool, pytest_args: tuple[str, ...]) -> None:
+@json_option
+def plugins_check(name: str, resilience: bool, pytest_args: tuple[str, ...], as_json: bool) -> None:
     """Run the conformance kit against an installed destination (needs segport[test]).
 
-    Extra arguments go to pytest, e.g. ``segport plugins check webhook -x -k identity``.
+    Extra arguments go to pytest, e.g. ``segport plugins check webhook -x -k identity``. With --json,
+    pytest's report goes to stderr and stdout holds the verdict.
     """
     default_registry().get(name)  # unknown or broken: its one-line error, before pytest starts
     try:
@@ -113,8 +117,14 @@ def plugins_check(name: str, resilience: bool, pytest_args: tuple[str, ...]) -> 
         args = ["-c", str(root / "pytest.ini"), "--rootdir", folder, "-p", "no:cacheprovider", "-q"]
         # segport is imported already (this is its CLI), so pytest cannot rewrite its asserts: say nothing of it
         args += ["-W", "ignore::pytest.PytestAssertRewriteWarning", *pytest_args]
-        code = pytest.main([*args, str(root / "test_conformance.py")])
+        with contextlib.redirect_stdout(sys.stderr if as_json else sys.stdout):
+            code = pytest.main([*args, str(root / "test_conformance.py")])
+    verdict = {"destination": name, "resilience": resilience, "pytest_exit": int(code), "passed": code == 0}
     if code != 0:
-        raise PluginContractError(
+        error = PluginContractError(
             f"destination {name!r} fails the conformance kit (pytest exit {int(code)}): fix the failures shown above"
         )
+        error.details = {"check": verdict}
+        raise error
+    if as_json:
+        emit_json(verdict)

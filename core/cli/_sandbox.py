@@ -12,7 +12,7 @@ import click
 
 from ..errors import ConfigError
 from ..registry import default_registry
-from ._common import Finite
+from ._common import Finite, json_flag
 
 KINDS_HELP = (  # the kinds of segport.sandboxing.FAULT_KINDS (imported only when used: it loads http.server)
     "Fault kinds drawn at --fail-rate, with optional weights: status codes (429, 500, 503; Mailchimp: 403 too), "
@@ -23,7 +23,7 @@ KINDS_HELP = (  # the kinds of segport.sandboxing.FAULT_KINDS (imported only whe
 
 @click.command()
 @click.argument("destination")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (default: any free one).")
 @click.option("--latency-ms", type=click.IntRange(0), default=0, show_default=True, help="Delay per API call.")
 @click.option(
@@ -78,6 +78,7 @@ KINDS_HELP = (  # the kinds of segport.sandboxing.FAULT_KINDS (imported only whe
     "--json",
     "as_json",
     is_flag=True,
+    callback=json_flag,  # a failure to start is one JSON error object too
     help='Print one JSON line {"base_url", "api_key", "list_id", "client_id"} once serving, and nothing else.',
 )
 def sandbox(

@@ -95,15 +95,17 @@ def refresh(state: State, as_json: bool) -> None:
         results = ws.refresh()
     except Terminated:
         raise Terminated(guard.stopped()) from None
-    if as_json:
-        emit_json(results)
-    else:
-        emit_table(results, ["export", "status", "counts", "error"], empty="no enabled exports")
     failed = [r.export for r in results if r.status in ("failed", "partial")]
+    if as_json and not failed:
+        emit_json(results)
+    elif not as_json:
+        emit_table(results, ["export", "status", "counts", "error"], empty="no enabled exports")
     if failed:
-        raise RunError(
+        error = RunError(
             f"{len(failed)} of {len(results)} exports did not succeed: {', '.join(failed)} (see 'segport runs list')"
         )
+        error.details = {"results": results}  # the --json error document holds every export's result
+        raise error
 
 
 @click.command()

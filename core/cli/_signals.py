@@ -25,6 +25,7 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, message: str = "terminated (SIGTERM)") -> None:
         super().__init__(message)
         self.message = message
+        self.run: Run | None = None  # the run it stopped, recorded interrupted, when known
 
     def __str__(self) -> str:
         """Return the one line to print."""

@@ -17,7 +17,12 @@ from ..governor import BROKER_ENV
     "--queues", "-Q", default=QUEUE, show_default=True, help="Comma-separated queues to take runs from."
 )
 @click.option(
-    "--loglevel", "-l", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+    "--loglevel",
+    "-l",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Celery's log level.",
 )
 def worker(concurrency: int | None, queues: str, loglevel: str) -> None:
     """Run queued exports until SIGTERM (each task opens its workspace as its user)."""

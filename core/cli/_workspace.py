@@ -30,7 +30,12 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    required=True,
+    help="What the user may do (see README, Roles).",
+)
 @json_option
 @pass_state
 def users_add(state: State, name: str, role: str, as_json: bool) -> None:
@@ -41,11 +46,15 @@ def users_add(state: State, name: str, role: str, as_json: bool) -> None:
 
 @users.command("remove")
 @click.argument("name")
+@json_option
 @pass_state
-def users_remove(state: State, name: str) -> None:
+def users_remove(state: State, name: str, as_json: bool) -> None:
     """Remove a user; they can do nothing afterwards (admins only)."""
     user = state.workspace().remove_user(name)
-    click.echo(f"removed user {user.name!r} ({user.role.value})")
+    if as_json:
+        emit_json({"removed": "user", "name": user.name, "role": user.role.value})
+    else:
+        click.echo(f"removed user {user.name!r} ({user.role.value})")
 
 
 @users.command("list")
@@ -63,7 +72,7 @@ def audit() -> None:
 
 
 @audit.command("list")
-@click.option("--limit", type=Count(1), default=50, show_default=True)
+@click.option("--limit", type=Count(1), default=50, show_default=True, help="Newest entries to show.")
 @json_option
 @pass_state
 def audit_list(state: State, limit: int, as_json: bool) -> None:

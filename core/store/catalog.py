@@ -161,7 +161,7 @@ class Catalog(FilterCacheQueries):
         """Return the segment named ``name``; raise NotFound if there is none."""
         segment = self.find_segment(name)
         if segment is None:
-            raise NotFound(f"unknown segment {name!r} (see 'segport segments list')")
+            raise NotFound(f"unknown segment {name!r} (see 'segport segments list')", kind="segment", name=name)
         return segment
 
     def list_segments(self) -> list[Segment]:

@@ -85,7 +85,8 @@ class Connections(Repository):
         """Return the connection named ``name``; raise NotFound if there is none."""
         row = self.db.execute(select(*_COLUMNS).where(_c.name == name)).first()
         if row is None:
-            raise NotFound(f"unknown connection {name!r} (see 'segport connections list')")
+            message = f"unknown connection {name!r} (see 'segport connections list')"
+            raise NotFound(message, kind="connection", name=name)
         return _connection(row)
 
     def get_connection_by_id(self, connection_id: int) -> Connection:

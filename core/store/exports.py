@@ -101,7 +101,7 @@ class Exports(Repository):
         """Return the export named ``name``; raise NotFound if there is none."""
         row = self.db.execute(select(*_COLUMNS).where(_e.name == name)).first()
         if row is None:
-            raise NotFound(f"unknown export {name!r} (see 'segport exports list')")
+            raise NotFound(f"unknown export {name!r} (see 'segport exports list')", kind="export", name=name)
         return _export(row)
 
     def list_exports(self) -> list[Export]:

@@ -57,7 +57,9 @@ class Governance(Repository):
         row = self.db.execute(select(*_USER).where(users.c.name == name)).first()
         if row is None:
             raise NotFound(
-                f"unknown user {name!r}: pass an existing user with --as or SEGPORT_USER (see 'segport users list')"
+                f"unknown user {name!r}: pass an existing user with --as or SEGPORT_USER (see 'segport users list')",
+                kind="user",
+                name=name,
             )
         return User(row.name, Role(row.role), row.created_at)
 

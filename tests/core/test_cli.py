@@ -180,7 +180,9 @@ def test_refresh_failure_exits_run_failed(populated: Callable[..., Result], plat
     platform.audiences.clear()
     result = populated("refresh", "--json")
     assert result.exit_code == ExitStatus.RUN_FAILED
-    assert json.loads(result.stdout)[0]["status"] == "failed"
+    document = json.loads(result.stdout)  # one JSON object: the error, and every export's result
+    assert document["error"]["code"] == ExitStatus.RUN_FAILED and document["error"]["status"] == "RUN_FAILED"
+    assert document["results"][0]["status"] == "failed"
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ")
 
 
@@ -363,7 +365,7 @@ def test_secret_never_shown_or_stored_in_clear(populated: Callable[..., Result],
         run("exports", "run", "e1", *fmt, expect=ExitStatus.AUTH_ERROR)
         run("connections", "add", "y", "--type", "memory", "--config", config, "--agree-privacy", *fmt,
             expect=ExitStatus.AUTH_ERROR)
-    failed = json.loads(results[-2].stdout)
+    failed = json.loads(results[-2].stdout)["run"]  # the failure's JSON object holds the failed run's record
     assert failed["status"] == "failed"
     platform.valid_keys = None
     run("runs", "list", "--json")
@@ -400,7 +402,10 @@ def test_wrong_secret_key_is_a_workspace_error(populated: Callable[..., Result],
     result = populated(*args)
     line = assert_bad(result, ExitStatus.WORKSPACE_ERROR)
     assert "cannot be decrypted" in line and KEY not in result.output
-    assert result.stdout == ""
+    if "--json" in args:  # one JSON error object on stdout, the same line
+        assert json.loads(result.stdout) == {"error": {"code": 12, "status": "WORKSPACE_ERROR", "message": line[7:]}}
+    else:
+        assert result.stdout == ""
     assert dump_database(home) == before
 
 

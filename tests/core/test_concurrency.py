@@ -158,7 +158,7 @@ def test_two_runs_of_one_export_started_together_one_is_refused(tmp_path: Path, 
         out, err = refused.communicate(timeout=30)
         assert refused.returncode == segport.ExitStatus.ALREADY_RUNNING, err
         assert_one_line_error(err, "export 'e0' is already running", "wait for it to finish")
-        assert out == ""
+        assert json.loads(out)["error"]["status"] == "ALREADY_RUNNING"  # --json: one error object, no run record
         assert winner.poll() is None  # still mid-run: the refusal was not a run that finished first
     finally:
         sandbox.release.set()
@@ -205,7 +205,9 @@ def test_refresh_while_the_scheduler_runs_an_export_does_not_overlap_it(
 
     assert refresh.returncode == segport.ExitStatus.RUN_FAILED, refresh.stderr
     assert_one_line_error(refresh.stderr, "1 of 2 exports did not succeed: e0")
-    results = {r["export"]: r for r in json.loads(refresh.stdout)}
+    document = json.loads(refresh.stdout)  # --json: one error object with every export's result beside it
+    assert document["error"]["code"] == segport.ExitStatus.RUN_FAILED
+    results = {r["export"]: r for r in document["results"]}
     assert results["e1"]["status"] == "succeeded" and results["e1"]["counts"]["created"] == 1000
     assert results["e0"]["status"] == "failed" and "export 'e0' is already running" in results["e0"]["error"]
     assert errors == [] and [(r.export, r.status) for r in fired] == [("e0", "succeeded")]

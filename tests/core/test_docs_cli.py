@@ -28,6 +28,13 @@ INTRO = f"""# Command reference
 Every `segport` command with its `--help`, as the CLI prints it. The page is generated from the
 commands themselves (`{REGENERATE}`) and a test fails when it differs from what the
 CLI prints. Exit codes, roles and worked examples are in the [README](../README.md).
+
+Global options (`--home`, `--database-url`, `--as`, `--debug`, `--json`) go before or after the
+command. With `--json` every command prints one JSON document on stdout, a failure too:
+`{{"error": {{"code": 5, "status": "NOT_FOUND", "message": "...", "suggestions": [...]}}}}` (`code` is the
+exit code, `status` its name, `message` the line stderr shows after `error: `; README, "JSON output
+and errors"). Shell completion of commands, options and the workspace's names:
+`eval "$(segport completion bash)"` (or `zsh`, `fish`; see [segport completion](#segport-completion)).
 """
 
 

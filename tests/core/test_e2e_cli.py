@@ -47,7 +47,8 @@ def test_operator_flow_with_100k_profiles(tmp_path: Path, database_url: str | No
     assert json.loads(loaded.stdout) == {"loaded": 100_000, "profiles": 100_000}
     keys = tmp_path / "vip.txt"
     keys.write_text("c000001\nc000002\nc999999\n", encoding="utf-8")
-    assert segport(home, "segments", "load", "VIP", str(keys), "--as", "carl").returncode == 2  # --as is global
+    # global options also follow the command (issue 16): the later --as acts, an unknown user is refused
+    assert segport(home, "segments", "load", "VIP", str(keys), "--as", "nobody").returncode == 5
     loaded_seg = segport(home, "--as", "carl", "segments", "load", "VIP", str(keys), "--json")
     assert json.loads(loaded_seg.stdout) == {"segment": "VIP", "members": 2, "unknown_keys": 1}
     assert segport(home, "segments", "define", "french", "--where", "country = 'FR'").returncode == 0

@@ -273,6 +273,7 @@ NO_ACTING_USER = {
     "plugins check": "runs the conformance kit against doubles in throwaway workspaces; opens no workspace",
     "worker": "serves queued runs; each task opens its workspace as the user who queued it (checked then)",
     "connections notice": "prints the data-privacy notice",
+    "completion": "prints a shell's completion script; names complete as the command line's user (checked then)",
 }
 # Public Workspace members that are not a user's request.
 NOT_A_REQUEST = {

@@ -61,6 +61,7 @@ NOT_SWEPT = {
     "its logs, output and errors for those keys itself (tests/core/test_plugins_check.py runs the command)",
     "worker": "serves queued runs until stopped; tests/core/test_workers.py checks the workers' logs for the "
     "connections' keys",
+    "completion": "prints a fixed shell script and, completing, names only (tests/core/test_scripting.py)",
 }
 
 
@@ -432,7 +433,11 @@ def test_a_wrong_key_is_one_clear_error_and_changes_nothing(
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "the secret key is not this workspace's" in lines[0]
     assert "use the key the workspace was created with" in lines[0]
-    assert result.stdout == "" and MC_KEY not in result.output
+    assert MC_KEY not in result.output
+    if "--json" in args:  # the same line as one JSON error object
+        assert json.loads(result.stdout)["error"] == {"code": 12, "status": "WORKSPACE_ERROR", "message": lines[0][7:]}
+    else:
+        assert result.stdout == ""
     assert dump_database(keyed) == before
     assert len(mc_sandbox.requests_log) == calls  # nothing was sent with garbage credentials
     with pytest.raises(WorkspaceError, match="not this workspace's"):
