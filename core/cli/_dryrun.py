@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..models import Run
-from ..pipeline.preview import Preview
+from ..pipeline.preview import Preview, RecordAction
 
 # The run's words, in the order a run record's counts read, with what each means in a plan.
 RUN_WORDS = (
@@ -92,7 +92,7 @@ def echo_records(preview: Preview) -> None:
         )
 
 
-def record_line(item: dict[str, Any]) -> str:
+def record_line(item: RecordAction) -> str:
     """Return one record of ``--show-records`` as a line: action, key, email, fields, markers, reason."""
     parts = [f"{item['action']:<6} {item['key']} {item['email'] or '(no email)'}"]
     if item["fields"]:

@@ -9,11 +9,31 @@ the values, so an update lists every mapped field it resends with its new value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator, TypedDict
 
 from .planner import Reject, Remember, Send, Step, Unchanged, send_action
 
 DEFAULT_SHOWN = 20  # records ``--show-records`` lists without a number
+
+
+class FieldChange(TypedDict):
+    """A mapped field a record sends: the value before (None: not known) and the value sent."""
+
+    old: object
+    new: object
+
+
+class RecordAction(TypedDict):
+    """One record as ``--show-records`` lists it (the JSON form's ``records`` items)."""
+
+    action: str  # create, update, exit, reject, skip
+    key: str
+    email: str
+    fields: dict[str, FieldChange]
+    old_known: bool
+    markers_added: list[str]
+    markers_removed: list[str]
+    reason: str | None
 
 
 @dataclass
@@ -25,7 +45,7 @@ class Preview:
 
     limit: int = 0
     would_create: list[str] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[RecordAction] = field(default_factory=list)
     listed_of: int = 0  # records with an action (created, updated, exits, rejected, skipped)
 
     def watch(self, steps: Iterator[Step]) -> Iterator[Step]:
@@ -38,7 +58,7 @@ class Preview:
             yield step
 
 
-def record_action(step: Send | Reject) -> dict[str, Any]:
+def record_action(step: Send | Reject) -> RecordAction:
     """Describe one planned step as ``--show-records`` lists it (JSON-ready)."""
     if isinstance(step, Reject):
         action = "skip" if step.status == "skipped" else "reject"
@@ -54,8 +74,10 @@ def record_action(step: Send | Reject) -> dict[str, Any]:
         }
     record = step.record
     action = send_action(step)
-    fields = (
-        {name: {"old": None, "new": value} for name, value in sorted(record.fields.items())} if record.upsert else {}
+    fields: dict[str, FieldChange] = (
+        {name: FieldChange(old=None, new=value) for name, value in sorted(record.fields.items())}
+        if record.upsert
+        else {}
     )
     return {
         "action": action,
