@@ -182,7 +182,8 @@ class RunContext:
     :param options: the export options, validated against the export schema, defaults applied.
     :param segments: the exported segment names, in the export's order.
     :param mapped_fields: destination field names the records carry (email excluded).
-    :param dry_run: true when only planning; ``prepare`` must then change nothing.
+    :param dry_run: true when only planning: ``prepare`` then makes every check of a real run but
+        changes nothing, and notes in ``BatchWriter.would_create`` what it would have created.
     :param archived_by_segport: from the sync ledger, the addresses of the export's audience
         (:meth:`Destination.audience`) that segport archived itself and has not seen since, each with
         the status it had just before.
@@ -233,12 +234,17 @@ class BatchWriter(ABC):
         self.session = session
         self.config = config
         self.context = context
+        # In a dry run, what prepare() found missing and would have created, one phrase each
+        # ("tag 'VIP'"): the dry run prints them instead of failing or creating.
+        self.would_create: list[str] = []
 
     def prepare(self) -> None:  # noqa: B027 - optional hook
         """Check the audience/list exists and the segment markers exist (create them unless dry run).
 
-        Raise :class:`segport.UnknownAudienceError`, :class:`segport.AuthError` or
-        :class:`segport.ConfigError` for problems the operator must fix before anything is sent.
+        A dry run runs it too, with ``context.dry_run`` true: make every check the real run makes
+        (and raise the same errors), create nothing, and append what would be created to
+        :attr:`would_create`. Raise :class:`segport.UnknownAudienceError`, :class:`segport.AuthError`
+        or :class:`segport.ConfigError` for problems the operator must fix before anything is sent.
         """
 
     @abstractmethod

@@ -33,6 +33,7 @@ from .models import (
     User,
 )
 from .pipeline.dispatcher import RetryPolicy
+from .pipeline.preview import Preview
 from .plugins import make_manager
 from .private import make_folder, tighten_workspace
 from .registry import Registry, default_registry
@@ -397,12 +398,20 @@ class Workspace:
         self.exports.remove(name=name)
 
     # -- runs and schedules ---------------------------------------------------------------------
-    def run_export(self, name: str, *, full: bool = False, dry_run: bool = False, trigger: str = "manual") -> Run:
-        """Run an export now (or plan it with ``dry_run``); returns the run record.
+    def run_export(
+        self,
+        name: str,
+        *,
+        full: bool = False,
+        dry_run: bool = False,
+        trigger: str = "manual",
+        preview: Preview | None = None,
+    ) -> Run:
+        """Run an export now (or plan it with ``dry_run``, filling ``preview``); returns the run record.
 
         Raises the run's error when it ended failed (the run record is stored either way).
         """
-        return self.runs.run(name=name, full=full, dry_run=dry_run, trigger=trigger)
+        return self.runs.run(name=name, full=full, dry_run=dry_run, trigger=trigger, preview=preview)
 
     def queue_export(self, name: str, *, full: bool = False, trigger: str = "manual") -> str:
         """Queue a run for the workers of :attr:`executor`; returns the task id."""

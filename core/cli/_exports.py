@@ -8,6 +8,7 @@ import click
 
 from ..errors import ExitStatus, InputError, NotFound, RunError, SegportError
 from ..models import Run, RunStatus
+from ..pipeline.preview import DEFAULT_SHOWN, Preview
 from ..scheduling import in_zone, zone
 from ..workspace import Workspace
 from ._common import (
@@ -21,6 +22,7 @@ from ._common import (
     parse_pairs,
     pass_state,
 )
+from ._dryrun import echo_plan, plan_document
 from ._progress import watch
 from ._schedule import TIMEZONE
 from ._signals import Terminated, guard_runs
@@ -186,19 +188,12 @@ def exports_remove(state: State, name: str, as_json: bool) -> None:
     emit_json({"removed": "export", "name": name}) if as_json else click.echo(f"removed export {name!r}")
 
 
-def print_run(run: Run, as_json: bool) -> None:
+def print_run(run: Run, as_json: bool, preview: Preview | None = None) -> None:
+    if run.status is RunStatus.PLANNED and not run.error:
+        emit_json(plan_document(run, preview)) if as_json else echo_plan(run, preview)
+        return
     if as_json:
         emit_json(run.to_dict())
-        return
-    if run.status is RunStatus.PLANNED:
-        plan = run.plan or {}
-        click.echo(f"dry run of {run.export} (run {run.id}): nothing was sent; the plan:")
-        for key, value in plan.items():
-            label = key.replace("_", " ")
-            note = "  (batch calls; pre-flight checks add a few)" if key == "requests" else ""
-            if key.startswith("empty_"):  # a mapped field: how many records to send carry it blank
-                note = "  (records to send whose mapped attribute is missing or blank: sent empty)"
-            click.echo(f"  {label}: {value:,}{note}")
         return
     counts = ", ".join(f"{k} {v:,}" for k, v in run.counts.items() if v) or "nothing to send"
     click.echo(
@@ -213,12 +208,31 @@ def print_run(run: Run, as_json: bool) -> None:
 @exports.command("run")
 @click.argument("name")
 @click.option("--full", is_flag=True, help="Resend every selected profile, ignoring what was delivered.")
-@click.option("--dry-run", is_flag=True, help="Print the exact plan; send nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Run the pre-flight checks (creating nothing) and print the exact plan in the run's words; send nothing. "
+    "Fails where the run would, with its error and exit code.",
+)
+@click.option(
+    "--show-records",
+    type=Count(1),
+    is_flag=False,
+    flag_value=DEFAULT_SHOWN,
+    default=None,
+    metavar="[N]",
+    help=f"With --dry-run: list the first N records (default {DEFAULT_SHOWN}) with their action, fields, "
+    "markers and reject reasons (--json: a 'records' list).",
+)
 @click.option("--wait", is_flag=True, help="With SEGPORT_BROKER_URL: wait for the queued run and print its record.")
 @json_option
 @pass_state
-def exports_run(state: State, name: str, full: bool, dry_run: bool, wait: bool, as_json: bool) -> None:
+def exports_run(
+    state: State, name: str, full: bool, dry_run: bool, show_records: int | None, wait: bool, as_json: bool
+) -> None:
     """Run an export now (with SEGPORT_BROKER_URL set: queue it for 'segport worker')."""
+    if show_records is not None and not dry_run:
+        raise click.UsageError("--show-records lists a dry run's records: add --dry-run")
     ws = state.workspace()
     if ws.executor is not None and not dry_run:
         _queue_run(ws, name, full, wait, as_json)
@@ -226,20 +240,21 @@ def exports_run(state: State, name: str, full: bool, dry_run: bool, wait: bool, 
     if not dry_run:
         watch(ws, bar=not as_json)
     guard = guard_runs(ws)
-    try:
-        run = ws.run_export(name, full=full, dry_run=dry_run)  # a failed run's record: in the --json error's "run"
+    preview = Preview(limit=show_records or 0) if dry_run else None
+    try:  # a failed run's record: in the --json error's "run"
+        run = ws.run_export(name, full=full, dry_run=dry_run, preview=preview)
     except Terminated:
         stopped = Terminated(guard.stopped())
         if guard.run is not None and guard.run.status is RunStatus.INTERRUPTED:
             stopped.run = guard.run  # in the --json error's "run"
         raise stopped from None
-    print_outcome(run, as_json)
+    print_outcome(run, as_json, preview)
 
 
-def print_outcome(run: Run, as_json: bool) -> None:
+def print_outcome(run: Run, as_json: bool, preview: Preview | None = None) -> None:
     """Print the run; a partial one is a failure (exit 10) whose --json document carries the run record."""
     if run.status is not RunStatus.PARTIAL:
-        print_run(run, as_json)
+        print_run(run, as_json, preview)
         return
     if not as_json:
         print_run(run, False)

@@ -33,6 +33,7 @@ from .commit import BatchCommit, RejectLog
 from .dispatcher import TRANSIENT, Dispatcher, Gate, RetryPolicy, governor
 from .mapper import Mapper
 from .planner import PlanCounts, Send, Step, plan
+from .preview import Preview
 from .selection import Selection
 
 OUTCOME_KEYS = ("created", "updated", "unchanged", "skipped", "rejected", "failed")
@@ -53,6 +54,7 @@ class RunRequest:
     full: bool = False
     dry_run: bool = False
     profile_cap: int = 0
+    preview: Preview | None = None  # filled by a dry run: what it would create, per-record actions
     save_secrets: Callable[[Mapping[str, object]], None] | None = None  # stores refreshed tokens
 
 
@@ -71,6 +73,11 @@ class ExportRun:
         options = validate(export.options, spec.export_schema, f"export {export.name!r} options")
         reader, selection = self._select(request)  # an over-cap export stops here: no run is recorded
         status = RunStatus.PLANNED if request.dry_run else RunStatus.RUNNING
+
+        def ended(failure: RunStatus) -> RunStatus:
+            """Return the status a run ends in: a dry run that stops (a failed pre-flight) stays ``planned``."""
+            return RunStatus.PLANNED if request.dry_run else failure
+
         try:
             run = self.store.start_run(export, request.trigger, request.user, status)
         except BaseException:
@@ -105,18 +112,21 @@ class ExportRun:
                 mapper = Mapper(export.email_field, {**export.mapping, **request.destination.extra_fields(options)})
                 steps = plan(reader, selection, export.id, mapper, full=request.full)
                 with closing(steps):
-                    if request.dry_run:
+                    if request.dry_run:  # the same pre-flight, creating nothing; then the plan, sending nothing
+                        preview = request.preview if request.preview is not None else Preview()
+                        self._preflight(writer, session, request, run, preflight)
+                        preview.would_create.extend(writer.would_create)
+                        counts.extra["would_create"] = len(writer.would_create)
                         self._plan_only(
-                            steps, counts=counts, requests_for=writer.requests_for, size=spec.limits.batch_size, run=run
+                            preview.watch(steps),
+                            counts=counts,
+                            requests_for=writer.requests_for,
+                            size=spec.limits.batch_size,
+                            run=run,
                         )
                     else:
                         with self.store.heartbeat(run.id):
-                            session.hooks["response"].append(preflight)
-                            try:
-                                self._prepare(writer, _gate(request, spec.limits.max_concurrency), run)
-                            finally:
-                                session.hooks["response"].remove(preflight)
-                                run.requests += preflight.value
+                            self._preflight(writer, session, request, run, preflight)
                             commit = self._send(
                                 steps,
                                 request=request,
@@ -131,16 +141,16 @@ class ExportRun:
                         self._judge(run, commit)
         except SegportError as exc:
             self._keep_secrets(request, auth)
-            self._finish(run, export, started, RunStatus.FAILED, str(exc))
+            self._finish(run, export, started, ended(RunStatus.FAILED), str(exc))
             exc.run = run  # lets the CLI print the record too
             raise
         except KeyboardInterrupt:
-            self._finish(run, export, started, RunStatus.INTERRUPTED, "stopped by the operator (SIGINT/SIGTERM)")
+            stopped = "stopped by the operator (SIGINT/SIGTERM)"
+            self._finish(run, export, started, ended(RunStatus.INTERRUPTED), stopped)
             raise
         except Exception as exc:
-            self._finish(
-                run, export, started, RunStatus.FAILED, f"internal error: {type(exc).__name__} (run with --debug)"
-            )
+            internal = f"internal error: {type(exc).__name__} (run with --debug)"
+            self._finish(run, export, started, ended(RunStatus.FAILED), internal)
             raise
         self._keep_secrets(request, auth)
         self._finish(run, export, started, run.status, run.error)
@@ -191,6 +201,17 @@ class ExportRun:
             raise
         return reader, selection
 
+    def _preflight(
+        self, writer: BatchWriter, session: requests.Session, request: RunRequest, run: Run, counter: RequestCounter
+    ) -> None:
+        """Run the writer's pre-flight (:meth:`_prepare`), counting its HTTP calls in the run's requests."""
+        session.hooks["response"].append(counter)
+        try:
+            self._prepare(writer, _gate(request, request.destination.spec().limits.max_concurrency), run)
+        finally:
+            session.hooks["response"].remove(counter)
+            run.requests += counter.value
+
     def _prepare(self, writer: BatchWriter, gate: Gate, run: Run) -> None:
         """Run the writer's pre-flight, holding a slot of the credential's governor.
 
@@ -239,13 +260,16 @@ class ExportRun:
     def _plan_only(
         self, steps: Iterator[Step], *, counts: PlanCounts, requests_for: RequestsFor, size: int, run: Run
     ) -> None:
-        """Count the plan and the requests its batches would take; send nothing."""
+        """Count the plan and the requests its batches would take; send nothing.
+
+        ``run.requests`` keeps the pre-flight's calls (reads only); ``requests`` in the plan are the
+        batch calls the real run would add.
+        """
         total_requests = 0
         for batch in batches(steps, counts=counts, size=size, unsent=[], flush=list.clear):
             total_requests += requests_for([s.record for s in batch])
         counts.extra["requests"] = total_requests
         run.plan = counts.to_dict()
-        run.requests = 0
 
     def _send(
         self,

@@ -73,7 +73,16 @@ Step = Send | Reject | Unchanged | Remember
 
 @dataclass
 class PlanCounts:
-    """What a plan holds, as ``--dry-run`` prints it."""
+    """What a plan holds, as ``--dry-run`` prints it.
+
+    ``created``, ``updated``, ``exits``, ``unchanged``, ``rejected`` and ``skipped`` are the run's
+    words. ``created`` is a person this export never delivered to this address (no sync state, or
+    another address now): the platform may already know them, and the run then counts them
+    updated. ``updated`` is a selected person delivered before whose fields or markers changed;
+    ``exits`` are people no longer selected whose markers are removed (the run counts them
+    updated). The older figures (``upserts``, ``new``, ``marker_adds``, ``marker_removes``,
+    ``rejects``, ``duplicates``) stay for scripts that read them.
+    """
 
     selected: int = 0
     upserts: int = 0
@@ -84,6 +93,10 @@ class PlanCounts:
     unchanged: int = 0
     rejects: int = 0
     duplicates: int = 0
+    created: int = 0
+    updated: int = 0
+    rejected: int = 0
+    skipped: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
     def count(self, step: Step) -> None:
@@ -95,8 +108,10 @@ class PlanCounts:
         elif isinstance(step, Reject):
             if step.status == "skipped":
                 self.duplicates += 1
+                self.skipped += 1
             else:
                 self.rejects += 1
+                self.rejected += 1
         else:
             record = step.record
             if record.upsert:  # a mapped field sent blank (missing, null or spaces): counted by name
@@ -107,13 +122,27 @@ class PlanCounts:
             self.new += record.upsert and record.new
             self.marker_adds += len(record.add)
             self.marker_removes += len(record.remove)
-            self.exits += not record.segments
+            action = send_action(step)
+            self.exits += action == "exit"
+            self.created += action == "create"
+            self.updated += action == "update"
 
     def to_dict(self) -> dict[str, int]:
         """Return the figures as the run record's ``plan`` holds them."""
         data = {k: v for k, v in self.__dict__.items() if k != "extra"}
         data.update(self.extra)
         return data
+
+
+def send_action(send: Send) -> str:
+    """Name what a send does to its person, in the run's words: ``create``, ``update`` or ``exit``.
+
+    An exit is the send of a profile no longer selected (it carries no profile version); a create
+    is an upsert of a person this export never delivered to this address.
+    """
+    if send.seq is None:
+        return "exit"
+    return "create" if send.record.upsert and send.record.new else "update"
 
 
 def plan(

@@ -7,6 +7,7 @@ from ..errors import ConfigError, RunError
 from ..executor import RunJob
 from ..models import Run
 from ..pipeline.engine import ExportRun, RunRequest
+from ..pipeline.preview import Preview
 from ..urls import without_password
 from .connections import Connections
 from .context import Context, spec_hint
@@ -21,10 +22,19 @@ class Runs:
         self.exports = exports
         self.connections = connections
 
-    def run(self, *, name: str, full: bool = False, dry_run: bool = False, trigger: str = "manual") -> Run:
+    def run(
+        self,
+        *,
+        name: str,
+        full: bool = False,
+        dry_run: bool = False,
+        trigger: str = "manual",
+        preview: Preview | None = None,
+    ) -> Run:
         """Run an export now (or plan it with ``dry_run``); returns the run record.
 
-        Raises the run's error when it ended failed (the run record is stored either way).
+        Raises the run's error when it ended failed (the run record is stored either way). A dry
+        run fills ``preview`` (what its pre-flight would create, the first records' actions).
         """
         ctx = self.context
         export, connection = self.exports.export_for("exports.run", name)
@@ -47,6 +57,7 @@ class Runs:
             full=full,
             dry_run=dry_run,
             profile_cap=connection.profile_cap or 0,
+            preview=preview,
             save_secrets=lambda changed: self.connections.save_secrets(connection, changed),
         )
         return ExportRun(ctx.store, ctx.pm, ctx.home, ctx.retry).execute(request)

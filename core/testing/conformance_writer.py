@@ -232,6 +232,23 @@ class WriterChecks(DestinationKit):
             self.writer(destination, config, options)
         self._assert_operator_message(caught.value, destination, config)
 
+    def test_dry_run_prepare_refuses_an_unknown_audience_too(
+        self, destination: Destination, config: dict[str, Any], platform: PlatformDouble
+    ) -> None:
+        """``prepare`` in a dry run makes the run's checks: an unknown audience/list fails it with the run's error."""
+        unknown = platform.unknown_export_options()
+        if unknown is None:
+            pytest.skip("the double names no unknown audience/list (PlatformDouble.unknown_export_options)")
+        options = validate(unknown, destination.spec().export_schema, "the double's unknown export options")
+        with pytest.raises(UnknownAudienceError) as real:
+            self.writer(destination, config, options)
+        with pytest.raises(UnknownAudienceError) as dry:
+            self.writer(destination, config, options, dry_run=True)
+        assert str(dry.value) == str(real.value), (
+            "a dry run's prepare() must fail as the run's does (the same checks, the same error): "
+            f"{str(dry.value)!r} vs {str(real.value)!r}"
+        )
+
     def test_dry_run_prepare_sends_no_person(
         self, destination: Destination, config: dict[str, Any], options: dict[str, Any], platform: PlatformDouble
     ) -> None:

@@ -87,6 +87,7 @@ class CampaignMonitorWriter(BatchWriter):
 
         Errors keep the order of the checks: the list first (an unknown list names the lists the
         credentials see, whatever the other reads answered), then the custom fields, then segments.
+        A dry run makes the same reads and checks and notes what it would create instead.
         """
         rule_segments = bool(self.context.options.get("create_rule_segments", True))
         reads = ["/lists/{list_id}", "/lists/{list_id}/customfields"]
@@ -169,6 +170,11 @@ class CampaignMonitorWriter(BatchWriter):
         See docs/providers/campaignmonitor.md#custom-fields and docs/providers/campaignmonitor.md#field-options.
         """
         wanted = list(dict.fromkeys(self.context.segments))
+        if field is None and self.context.dry_run:
+            self.would_create.append(
+                f"custom field {self.segment_field} (MultiSelectMany) with options {', '.join(wanted)}"
+            )
+            return
         if field is None:
             field = self._create_membership_field(wanted)
             if field is None:
@@ -177,7 +183,9 @@ class CampaignMonitorWriter(BatchWriter):
         options = field.get("FieldOptions")
         present = {o for o in options if isinstance(o, str)} if isinstance(options, list) else set()
         missing = [s for s in wanted if s not in present]
-        if missing:
+        if missing and self.context.dry_run:
+            self.would_create.append(f"options {', '.join(missing)} of custom field {self.segment_field}")
+        elif missing:
             self.api.call(
                 "PUT",
                 # The key with its brackets, as one segment (docs/providers/campaignmonitor.md#custom-fields).
@@ -239,6 +247,9 @@ class CampaignMonitorWriter(BatchWriter):
         See docs/providers/campaignmonitor.md#rule-segments.
         """
         missing = [s for s in dict.fromkeys(self.context.segments) if s not in titles]
+        if self.context.dry_run:
+            self.would_create.extend(f"rule segment {s}" for s in missing)
+            return
         if not missing:
             return
         rule_type = f"[{self.membership_key}]"  # the bracketed key (docs/providers/campaignmonitor.md#rule-segments)

@@ -106,6 +106,7 @@ class MailchimpWriter(BatchWriter):
 
         The three reads run at once, then all creates at once: ~2 round trips. A wrong audience is
         still reported as such (with the known audiences), not as the merge-field 404 it also causes.
+        A dry run makes the same reads and checks and notes what it would create instead.
         """
         api, audience = self.api, self.audience
         reads = api.gather(
@@ -119,6 +120,11 @@ class MailchimpWriter(BatchWriter):
         self._check_audience(reads[0])
         missing_fields = self._check_merge_fields(reads[1].result())
         missing_tags = self._find_tags(reads[2].result())
+        if self.context.dry_run:  # the same checks; what the real run would create is only noted
+            self.would_create += [f"merge field {tag} (text)" for tag in missing_fields]
+            self.would_create += [f"tag {self.prefix + s}" for s in missing_tags]
+            self.held = self._held_members()
+            return
         new_field = partial(api.call, "POST", "/lists/{list_id}/merge-fields", list_id=audience)
         new_tag = partial(api.call, "POST", "/lists/{list_id}/segments", list_id=audience)
         creates = [partial(new_field, json={"name": tag, "tag": tag, "type": "text"}) for tag in missing_fields] + [

@@ -31,6 +31,7 @@ from segport import (
     UnknownAudienceError,
     Workspace,
 )
+from segport.pipeline.preview import Preview
 from segport.store.schema import filter_members, runs, segments, sync_state
 from segport.store.sqlite import pid_alive
 from segport.testing.fakes import MemoryPlatform, MemoryWriter
@@ -320,7 +321,8 @@ def test_dry_run_plans_exactly_and_sends_nothing(ws: Workspace, platform: Memory
 
     assert run.status is RunStatus.PLANNED
     assert run.plan == {"selected": 15, "upserts": 12, "new": 12, "marker_adds": 12, "marker_removes": 0,
-                        "exits": 0, "unchanged": 0, "rejects": 2, "duplicates": 1, "requests": 2}
+                        "exits": 0, "unchanged": 0, "rejects": 2, "duplicates": 1, "requests": 2,
+                        "created": 12, "updated": 0, "rejected": 2, "skipped": 1, "would_create": 0}
     assert platform.calls == [] and platform.members == {}
     assert run.counts == counts() and run.requests == 0
     assert ws.get_run(run.id).plan == run.plan
@@ -342,7 +344,8 @@ def test_dry_run_of_a_delta(ws: Workspace, platform: MemoryPlatform, tmp_path: P
     run = ws.run_export(EXPORT, dry_run=True)
 
     assert run.plan == {"selected": 24, "upserts": 1, "new": 0, "marker_adds": 0, "marker_removes": 1,
-                        "exits": 1, "unchanged": 23, "rejects": 0, "duplicates": 0, "requests": 2}
+                        "exits": 1, "unchanged": 23, "rejects": 0, "duplicates": 0, "requests": 2,
+                        "created": 0, "updated": 1, "rejected": 0, "skipped": 0, "would_create": 0}
     assert platform.calls == []
 
     real = ws.run_export(EXPORT)
@@ -384,6 +387,75 @@ def test_dry_run_passes_records_to_requests_for(ws: Workspace, platform: MemoryP
 
     assert set(given) == {"Record"}
     assert run.plan is not None and run.plan["requests"] == 2
+
+
+@pytest.mark.parametrize("breakage", ["audience", "key"])
+def test_dry_run_runs_the_pre_flight_and_fails_where_the_run_would(
+    ws: Workspace, platform: MemoryPlatform, tmp_path: Path, breakage: str
+) -> None:
+    setup_export(ws, tmp_path, people(5))
+    if breakage == "audience":
+        platform.audiences = {"other"}
+    else:
+        platform.valid_keys = {"some-other-key-123"}
+
+    with pytest.raises(segport.SegportError) as real:
+        ws.run_export(EXPORT)
+    with pytest.raises(segport.SegportError) as dry:
+        ws.run_export(EXPORT, dry_run=True)
+
+    assert type(dry.value) is type(real.value) and str(dry.value) == str(real.value)
+    assert dry.value.exit_status is real.value.exit_status
+    assert platform.calls == []
+    planned, failed = ws.list_runs(EXPORT)
+    assert failed.status is RunStatus.FAILED
+    assert planned.status is RunStatus.PLANNED and planned.error == str(real.value)  # a plan that stopped
+    assert [e.detail["run"] for e in ws.audit_entries() if e.action == "exports.run"] == [failed.id]
+
+
+def test_dry_run_prepare_sees_a_dry_run_context_and_its_creations_are_reported(
+    ws: Workspace, platform: MemoryPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+
+    def prepare(self: MemoryWriter) -> None:
+        seen.append(self.context.dry_run)
+        if self.context.dry_run:
+            self.would_create.append("tag VIP")
+
+    monkeypatch.setattr(MemoryWriter, "prepare", prepare)
+    setup_export(ws, tmp_path, people(3))
+    preview = Preview(limit=2)
+
+    run = ws.run_export(EXPORT, dry_run=True, preview=preview)
+
+    assert seen == [True] and preview.would_create == ["tag VIP"]
+    assert run.plan is not None and run.plan["would_create"] == 1
+    assert preview.listed_of == 3 and [r["key"] for r in preview.records] == [key(0), key(1)]
+    assert preview.records[0]["action"] == "create" and preview.records[0]["markers_added"] == [SEGMENT]
+    ws.run_export(EXPORT)
+    assert seen == [True, False]
+
+
+def test_dry_run_counts_in_the_runs_words_what_the_run_then_does(
+    ws: Workspace, platform: MemoryPlatform, tmp_path: Path
+) -> None:
+    rows = people(10)
+    setup_export(ws, tmp_path, rows)
+    ws.run_export(EXPORT)
+    rows[1]["first_name"] = "Changed"  # updated
+    rows[2]["email"] = "not-an-email"  # rejected (and its old address exits)
+    rows += [person(10), {**person(11), "email": person(3)["email"]}]  # created; skipped (p003 has the address)
+    load(ws, tmp_path, rows)
+    set_members(ws, tmp_path, SEGMENT, [key(i) for i in range(12) if i != 5])  # p005 exits
+
+    plan = ws.run_export(EXPORT, dry_run=True).plan
+    assert plan is not None
+    words = {k: plan[k] for k in ("created", "updated", "unchanged", "exits", "rejected", "skipped")}
+    assert words == {"created": 1, "updated": 1, "unchanged": 7, "exits": 2, "rejected": 1, "skipped": 1}
+
+    real = ws.run_export(EXPORT)
+    assert real.counts == counts(created=1, updated=1 + 2, unchanged=7, rejected=1, skipped=1)  # exits: updated
 
 
 # --- 5. pre-send rejects and duplicates -------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import requests
 
 from segport.sandboxing import Request, Response
 from segport.testing import files
@@ -255,3 +256,51 @@ def test_both_destinations_are_listed_from_their_entry_points(tmp_path: Path) ->
     found = {p["name"]: p for p in listed}
     assert found["mailchimp"]["status"] == found["campaignmonitor"]["status"] == "ok"
     assert found["campaignmonitor"]["target"] == "segport_campaignmonitor:CampaignMonitorDestination"
+
+
+def add_city_export(op: Operator, sandbox: CampaignMonitorSandbox) -> None:
+    """The README's Campaign Monitor example: Name and City mapped, on a list with no City field."""
+    op(
+        "exports", "add", "vip-cm", "--connection", "cm", "--segment", "VIP", "--email", "email",
+        "--map", "Name=first_name+last_name", "--map", "City=city", "--option", f"list_id={sandbox.list_id}",
+    )
+
+
+def test_a_dry_run_fails_like_the_run_on_a_missing_custom_field(
+    tmp_path: Path, sandbox: CampaignMonitorSandbox, database_url: str | None
+) -> None:
+    op = setup(tmp_path, sandbox, count=40, database_url=database_url)
+    add_city_export(op, sandbox)
+    before = sandbox.state()
+    dry = op("exports", "run", "vip-cm", "--dry-run", check=False)
+    real = op("exports", "run", "vip-cm", check=False)
+    assert dry.returncode == real.returncode == 3, (dry.stderr, real.stderr)  # a config error, exit 3
+    assert dry.stderr == real.stderr  # the same one line
+    assert dry.stderr.startswith("error: ") and len(dry.stderr.strip().splitlines()) == 1
+    assert f"list {sandbox.list_id} has no custom field City" in dry.stderr
+    assert dry.stdout == ""  # no plan printed for a dry run that failed
+    assert sandbox.state() == before  # neither changed the list
+    as_json = op("exports", "run", "vip-cm", "--dry-run", "--json", check=False)
+    assert as_json.returncode == 3 and as_json.stderr == real.stderr
+    record = json.loads(as_json.stdout)
+    assert record["status"] == "planned" and "has no custom field City" in record["error"]
+    runs = json.loads(op("runs", "list", "--export", "vip-cm", "--json").stdout)
+    assert [r["status"] for r in runs] == ["planned", "failed", "planned"]  # a dry run stays a plan, with its error
+
+    field = {"FieldName": "City", "DataType": "Text", "VisibleInPreferenceCenter": True}
+    created = requests.post(
+        f"{sandbox.api_base_url}/lists/{sandbox.list_id}/customfields.json", json=field, auth=(sandbox.api_key, "x"),
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    seen = len(sandbox.requests_log)
+    plan = op.run_json("vip-cm", "--dry-run")
+    calls = sandbox.requests_log[seen:]
+    assert calls and all(method == "GET" for method, _ in calls)  # the pre-flight ran, reading only
+    assert plan["status"] == "planned" and plan["error"] is None and plan["requests"] == len(calls)
+    assert plan["plan"]["created"] == 10 and plan["plan"]["updated"] == 0
+    assert plan["would_create"] == ["custom field Segments (MultiSelectMany) with options VIP", "rule segment VIP"]
+    fields = sandbox.state()["lists"][sandbox.list_id]["custom_fields"].values()
+    assert subscribers(sandbox) == {} and {f["FieldName"] for f in fields} == {"City"}
+    run = op.run_json("vip-cm")
+    assert run["status"] == "succeeded" and run["counts"]["created"] == 10

@@ -107,9 +107,9 @@ def make_writer(session: requests.Session) -> Callable[..., CampaignMonitorWrite
     session.auth = CampaignMonitorAuth(CONFIG)
 
     def make(
-        *, segments: Iterable[str] = EXPORTED, mapped: Iterable[str] = MAPPED, **options: Any
+        *, segments: Iterable[str] = EXPORTED, mapped: Iterable[str] = MAPPED, dry_run: bool = False, **options: Any
     ) -> CampaignMonitorWriter:
-        context = RunContext("vip-export", {**OPTIONS, **options}, list(segments), list(mapped))
+        context = RunContext("vip-export", {**OPTIONS, **options}, list(segments), list(mapped), dry_run=dry_run)
         return CampaignMonitorWriter(session, CONFIG, context)
 
     return make
@@ -332,6 +332,54 @@ def test_prepare_of_an_up_to_date_list_only_reads(rsps: responses.RequestsMock, 
     ]
     assert writer.membership_key == "segments"
     assert writer.field_keys == {"plan": "plan", "score": "score"}
+
+
+def test_dry_run_prepare_reads_and_notes_what_the_run_would_create(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [PLAN, SCORE])  # no membership field yet
+    expect_segments(rsps, [])
+
+    writer = make_writer(dry_run=True)
+    writer.prepare()  # no POST or PUT is registered: the strict mock would refuse one
+
+    assert {method for method, _ in calls(rsps)} == {"GET"}
+    assert writer.would_create == [
+        "custom field Segments (MultiSelectMany) with options VIP, Churn risk",
+        "rule segment VIP",
+        "rule segment Churn risk",
+    ]
+
+
+def test_dry_run_prepare_notes_missing_options_of_the_membership_field(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [PLAN, SCORE, {**SEGMENTS_FIELD, "FieldOptions": ["VIP"]}])
+    expect_segments(rsps, STANDARD_SEGMENTS)
+
+    writer = make_writer(dry_run=True)
+    writer.prepare()
+
+    assert writer.would_create == ["options Churn risk of custom field Segments"]
+    assert writer.membership_key == "segments"
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+def test_prepare_refuses_a_mapped_field_the_list_lacks_in_a_dry_run_too(
+    rsps: responses.RequestsMock, make_writer: Any, dry_run: bool
+) -> None:
+    expect_list(rsps)
+    expect_fields(rsps, [SCORE, SEGMENTS_FIELD])  # no plan
+    expect_segments(rsps, STANDARD_SEGMENTS)
+
+    with pytest.raises(ConfigError) as caught:
+        make_writer(dry_run=dry_run).prepare()
+
+    assert str(caught.value) == (
+        f"list {LIST_ID} has no custom field plan: create it in Campaign Monitor (List > Custom fields) or change --map"
+    )
 
 
 def test_preflight_threads_fit_the_session_pool() -> None:

@@ -300,3 +300,72 @@ def test_an_api_unsubscribed_member_is_never_subscribed_again_by_segport(
     full = op.run_json("news", "--full")
     assert members(sandbox)[email(4)]["status"] == "unsubscribed"
     assert first["counts"]["skipped"] == full["counts"]["skipped"] == 1
+
+
+def test_a_dry_run_shows_each_record_with_its_action_fields_and_reasons(
+    tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None
+) -> None:
+    def rows(renamed: bool, extra: bool) -> Path:
+        people = [[f"p{i:05d}", email(i), f"First{i}", f"Last{i}", "gold" if i % 4 == 0 else "basic"] for i in range(8)]
+        if renamed:
+            people[0][2] = "Renamed"
+        if extra:
+            people += [
+                ["p00008", "not-an-email", "First8", "Last8", "gold"],  # refused before sending
+                ["p00010", email(2), "First10", "Last10", "gold"],  # p00002's address: sent once, for p00002
+                ["p00012", email(12), "First12", "Last12", "gold"],  # new
+            ]
+        return write_rows(tmp_path / "profiles.csv", ["id", "email", "first_name", "last_name", "tier"], people)
+
+    op = Operator.init(tmp_path / "ws", database_url=database_url)
+    op("profiles", "load", str(rows(False, False)))
+    op("segments", "define", "VIP", "--where", "tier = 'gold'")
+    op("segments", "load", "Newsletter", str(write_keys(tmp_path / "newsletter.txt", [0, 2, 4, 6])))
+    op("connections", "add", "mc", "--type", "mailchimp", "--config", json.dumps(sandbox.demo_connection()),
+       "--agree-privacy")
+    audience = sandbox.demo_export_options()["audience_id"]
+    op("exports", "add", "news", "--connection", "mc", "--email", "email", "--option", f"audience_id={audience}",
+       "--segment", "VIP", "--segment", "Newsletter", "--map", "FNAME=first_name", "--map", "LNAME=last_name")
+
+    before = sandbox.state()
+    first = op.run_json("news", "--dry-run")  # a fresh audience: the tags are missing
+    assert first["would_create"] == ["tag VIP", "tag Newsletter"] and first["plan"]["would_create"] == 2
+    assert first["plan"]["created"] == 4 and "records" not in first
+    assert first["requests"] > 0 and sandbox.state() == before  # the pre-flight read, and changed nothing
+    assert op.run_json("news")["counts"]["created"] == 4
+
+    op("profiles", "load", str(rows(True, True)))
+    op("segments", "load", "Newsletter", str(write_keys(tmp_path / "newsletter.txt", [0, 2, 4])))  # p00006 leaves
+    before = sandbox.state()
+    plan = op.run_json("news", "--dry-run", "--show-records")
+    assert sandbox.state() == before
+    assert plan["would_create"] == []
+    counts = {k: plan["plan"][k] for k in ("created", "updated", "unchanged", "exits", "rejected", "skipped")}
+    assert counts == {"created": 1, "updated": 1, "unchanged": 2, "exits": 1, "rejected": 1, "skipped": 1}
+    records = {r["key"]: r for r in plan["records"]}
+    assert [r["key"] for r in plan["records"]] == ["p00000", "p00008", "p00010", "p00012", "p00006"]
+    assert records["p00000"]["action"] == "update" and records["p00000"]["old_known"] is False
+    renamed = {"FNAME": {"old": None, "new": "Renamed"}, "LNAME": {"old": None, "new": "Last0"}}
+    assert records["p00000"]["fields"] == renamed
+    assert records["p00008"]["action"] == "reject" and "email" in records["p00008"]["reason"]
+    assert records["p00010"]["action"] == "skip" and "duplicate email" in records["p00010"]["reason"]
+    assert records["p00012"]["action"] == "create" and records["p00012"]["markers_added"] == ["VIP"]
+    assert records["p00012"]["fields"]["FNAME"]["new"] == "First12"
+    assert records["p00006"] == {
+        "action": "exit", "key": "p00006", "email": email(6), "fields": {}, "old_known": False,
+        "markers_added": [], "markers_removed": ["Newsletter"], "reason": None,
+    }
+
+    shown = op("exports", "run", "news", "--dry-run", "--show-records", "2")
+    assert "  created: 1  (" in shown.stdout and "  exits: 1  (" in shown.stdout and "  rejected: 1  (" in shown.stdout
+    assert "records (2 of 5 that would be sent, rejected or skipped" in shown.stdout
+    assert f"update p00000 {email(0)}; fields: FNAME → \"Renamed\", LNAME → \"Last0\"" in shown.stdout
+    assert "reject p00008 not-an-email; reason: " in shown.stdout and "p00010" not in shown.stdout
+    assert "old values are not known" in shown.stdout
+    refused = op("exports", "run", "news", "--show-records", check=False)
+    assert refused.returncode == 2 and "--dry-run" in refused.stderr
+
+    run = op.run_json("news")  # the run does what the plan said, in the same words
+    assert run["counts"]["created"] == 1 and run["counts"]["updated"] == 2  # the exit is counted updated
+    assert run["counts"]["rejected"] == 1 and run["counts"]["skipped"] == 1
+    assert members(sandbox)[email(6)]["tags"] == []

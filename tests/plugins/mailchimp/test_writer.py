@@ -82,6 +82,7 @@ def make_writer(session: requests.Session) -> Callable[..., MailchimpWriter]:
         segments: Iterable[str] = EXPORTED,
         mapped: Iterable[str] = ("FNAME", "LNAME"),
         archived_by_segport: dict[str, str] | None = None,
+        dry_run: bool = False,
         **options: Any,
     ) -> MailchimpWriter:
         context = RunContext(
@@ -89,6 +90,7 @@ def make_writer(session: requests.Session) -> Callable[..., MailchimpWriter]:
             {**OPTIONS, **options},
             list(segments),
             list(mapped),
+            dry_run=dry_run,
             archived_by_segport=archived_by_segport or {},
         )
         return MailchimpWriter(session, CONFIG, context)
@@ -518,6 +520,35 @@ def test_prepare_creates_missing_merge_fields_when_allowed(rsps: responses.Reque
     make_writer(mapped=["FNAME", "PLAN"], create_missing_fields=True).prepare()
 
     assert [m for m, _, _ in bodies(rsps)].count("POST") == 1
+
+
+def test_dry_run_prepare_reads_and_notes_the_fields_and_tags_the_run_would_create(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    expect_audience(rsps)
+    expect_merge_fields(rsps, STANDARD_FIELDS)
+    expect_segments(rsps, STANDARD_TAGS[:1])  # "Churn risk" has no tag yet
+    expect_held(rsps, archived=["gone@example.com"])
+
+    writer = make_writer(mapped=["FNAME", "PLAN"], create_missing_fields=True, dry_run=True, tag_prefix="")
+    writer.prepare()  # no POST is registered: the strict mock would refuse one
+
+    assert {method for method, _, _ in bodies(rsps)} == {"GET"}
+    assert writer.would_create == ["merge field PLAN (text)", "tag Churn risk"]
+    assert writer.held == {"gone@example.com": "archived"}  # the same reads as the run's pre-flight
+
+
+def test_dry_run_prepare_refuses_a_missing_merge_field_as_the_run_does(
+    rsps: responses.RequestsMock, make_writer: Any
+) -> None:
+    messages = []
+    for dry_run in (False, True):
+        expect_audience(rsps)
+        expect_merge_fields(rsps, STANDARD_FIELDS)
+        with pytest.raises(ConfigError) as caught:
+            make_writer(mapped=["FNAME", "PLAN"], dry_run=dry_run).prepare()
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and "has no merge field PLAN" in messages[0]
 
 
 def test_prepare_pages_through_merge_fields(rsps: responses.RequestsMock, make_writer: Any) -> None:

@@ -1,0 +1,91 @@
+"""What a dry run shows besides its counts: what the pre-flight would create, and per-record actions.
+
+The caller hands a :class:`Preview` to the run (``RunRequest.preview``); a dry run fills it. Records
+are listed in plan order (candidates by key, then exits) up to ``limit``; all are counted in the
+plan. Old field values are not known: the sync ledger keeps a digest of what was delivered, not
+the values, so an update lists every mapped field it resends with its new value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, TypedDict
+
+from .planner import Reject, Remember, Send, Step, Unchanged, send_action
+
+DEFAULT_SHOWN = 20  # records ``--show-records`` lists without a number
+
+
+class FieldChange(TypedDict):
+    """A mapped field a record sends: the value before (None: not known) and the value sent."""
+
+    old: object
+    new: object
+
+
+class RecordAction(TypedDict):
+    """One record as ``--show-records`` lists it (the JSON form's ``records`` items)."""
+
+    action: str  # create, update, exit, reject, skip
+    key: str
+    email: str
+    fields: dict[str, FieldChange]
+    old_known: bool
+    markers_added: list[str]
+    markers_removed: list[str]
+    reason: str | None
+
+
+@dataclass
+class Preview:
+    """Filled by a dry run: platform objects the pre-flight would create, and the first records' actions.
+
+    :param limit: how many records to list (0: none, only counts).
+    """
+
+    limit: int = 0
+    would_create: list[str] = field(default_factory=list)
+    records: list[RecordAction] = field(default_factory=list)
+    listed_of: int = 0  # records with an action (created, updated, exits, rejected, skipped)
+
+    def watch(self, steps: Iterator[Step]) -> Iterator[Step]:
+        """Yield ``steps`` unchanged, noting the first ``limit`` records that would be acted on."""
+        for step in steps:
+            if not isinstance(step, (Unchanged, Remember)):
+                self.listed_of += 1
+                if len(self.records) < self.limit:
+                    self.records.append(record_action(step))
+            yield step
+
+
+def record_action(step: Send | Reject) -> RecordAction:
+    """Describe one planned step as ``--show-records`` lists it (JSON-ready)."""
+    if isinstance(step, Reject):
+        action = "skip" if step.status == "skipped" else "reject"
+        return {
+            "action": action,
+            "key": step.key,
+            "email": step.email,
+            "fields": {},
+            "old_known": False,
+            "markers_added": [],
+            "markers_removed": [],
+            "reason": step.reason,
+        }
+    record = step.record
+    action = send_action(step)
+    fields: dict[str, FieldChange] = (
+        {name: FieldChange(old=None, new=value) for name, value in sorted(record.fields.items())}
+        if record.upsert
+        else {}
+    )
+    return {
+        "action": action,
+        "key": record.key,
+        "email": record.email,
+        "fields": fields,
+        "old_known": False,  # the sync ledger holds a digest of what was delivered, never the values
+        "markers_added": sorted(record.add),
+        "markers_removed": sorted(record.remove),
+        "reason": None,
+    }
