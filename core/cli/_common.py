@@ -12,6 +12,7 @@ import click
 from ..config import parse_option_value
 from ..errors import ConfigError, SegportError
 from ..executor import Executor
+from ..services.changes import describe
 from ..workspace import Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -144,8 +145,19 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     if isinstance(value, dict):
-        return " ".join(f"{k}={v}" for k, v in value.items() if v)
+        return " ".join(f"{k}={_detail(v)}" for k, v in value.items() if v)
     return str(value)
+
+
+def _detail(value: Any) -> str:
+    """Render an audit detail's value; an edit's changes read ``field: old -> new; ...``."""
+    if isinstance(value, dict) and value and all(_is_change(c) for c in value.values()):
+        return describe(value)
+    return str(value)
+
+
+def _is_change(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"old", "new"}
 
 
 def parse_pairs(values: Iterable[str], option: str, *, as_json: bool = False) -> dict[str, Any]:

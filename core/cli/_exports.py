@@ -12,6 +12,7 @@ from ..contract import BatchResult
 from ..errors import ExitStatus, NotFound, RunError, SegportError
 from ..hookspecs import hookimpl
 from ..models import Export, Run, RunStatus
+from ..services.changes import describe
 from ..workspace import Workspace
 from ._common import SQL_INT_MAX, Count, State, emit_json, emit_table, json_option, parse_pairs, pass_state
 
@@ -45,6 +46,7 @@ OPTION = click.option(
 @MAP
 @OPTION
 @click.option("--schedule", default=None, help="Cron line of the export's own schedule.")
+@click.option("--force", is_flag=True, help="Save even if a segment's marker collides with another export's.")
 @json_option
 @pass_state
 def exports_add(
@@ -56,9 +58,14 @@ def exports_add(
     maps: tuple[str, ...],
     options: tuple[str, ...],
     schedule: str | None,
+    force: bool,
     as_json: bool,
 ) -> None:
-    """Save an export (it does not run until 'exports run', a refresh or its schedule)."""
+    """Save an export (it does not run until 'exports run', a refresh or its schedule).
+
+    Refused when a segment's marker (its tag, or its option of the list's field) equals another
+    segment's on the same audience/list, case-insensitively, unless --force.
+    """
     export = state.workspace().add_export(
         name,
         connection=connection,
@@ -67,6 +74,7 @@ def exports_add(
         mapping=parse_pairs(maps, "--map"),
         options=parse_pairs(options, "--option", as_json=True),
         schedule=schedule,
+        force=force,
     )
     emit_json(export.to_dict()) if as_json else click.echo(f"saved export {export.name!r} (not run yet)")
 
@@ -74,11 +82,29 @@ def exports_add(
 @exports.command("edit")
 @click.argument("name")
 @click.option("--segment", "segments", multiple=True, help="Replace the segments (repeatable).")
-@click.option("--email", "email_field", default=None)
+@click.option("--email", "email_field", default=None, help="Profile attribute holding the email.")
 @MAP
+@click.option(
+    "--unmap",
+    "unmap",
+    multiple=True,
+    metavar="DEST",
+    help="Stop sending a destination field (repeatable); the platform keeps the values it has.",
+)
 @OPTION
-@click.option("--schedule", default=None)
+@click.option("--schedule", default=None, help="Cron line of the export's own schedule.")
 @click.option("--no-schedule", is_flag=True, help="Remove the export's own schedule.")
+@click.option(
+    "--connection",
+    default=None,
+    help="Move to another connection of the same platform and account (the audience/list unchanged).",
+)
+@click.option("--no-check", is_flag=True, help="With --connection: do not compare the two connections' accounts.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Accept a move that resets the sync state (the next run resends everything), or colliding markers.",
+)
 @json_option
 @pass_state
 def exports_edit(
@@ -87,22 +113,42 @@ def exports_edit(
     segments: tuple[str, ...],
     email_field: str | None,
     maps: tuple[str, ...],
+    unmap: tuple[str, ...],
     options: tuple[str, ...],
     schedule: str | None,
     no_schedule: bool,
+    connection: str | None,
+    no_check: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
-    """Change an export's segments, data matching, options or schedule."""
-    export = state.workspace().edit_export(
+    """Change an export's segments, data matching, options, schedule or connection.
+
+    The sync state is kept whenever it can be: the next run sends only what changed. A field
+    removed with --unmap is no longer sent and keeps its values at the platform. Another
+    audience/list (an option) resets the sync state; so would a move to another platform or account,
+    which needs --force.
+    """
+    edited = state.workspace().change_export(
         name,
         segments=list(segments) or None,
         email_field=email_field,
         mapping=parse_pairs(maps, "--map"),
+        unmap=list(unmap),
         options=parse_pairs(options, "--option", as_json=True),
         schedule=schedule,
         clear_schedule=no_schedule,
+        connection=connection,
+        check=not no_check,
+        force=force,
     )
-    emit_json(export.to_dict()) if as_json else click.echo(f"updated export {export.name!r}")
+    if as_json:
+        emit_json(edited.to_dict())
+        return
+    changed = describe(edited.changes) or "nothing changed"
+    click.echo(f"updated export {edited.export.name!r}: {changed}; sync state {edited.sync_state}")
+    for note in edited.notes:
+        click.echo(f"note: {note}")
 
 
 @exports.command("list")
