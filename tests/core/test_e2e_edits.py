@@ -46,7 +46,13 @@ def email(i: int) -> str:
 
 def write_profiles(path: Path, renamed: frozenset[int] = frozenset()) -> Path:
     def row(i: int) -> list[str]:
-        return [f"p{i:04d}", email(i), "Renamed" if i in renamed else f"First{i}", f"Last{i}", "gold" if i % 3 else "basic"]
+        return [
+            f"p{i:04d}",
+            email(i),
+            "Renamed" if i in renamed else f"First{i}",
+            f"Last{i}",
+            "gold" if i % 3 else "basic",
+        ]
 
     return write_rows(path, ["id", "email", "first_name", "last_name", "tier"], map(row, range(COUNT)))
 
@@ -66,8 +72,23 @@ def add_connection(op: Operator, name: str, type_: str, config: dict[str, Any]) 
 def mailchimp_export(tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None) -> Operator:
     op = workspace(tmp_path, database_url)
     add_connection(op, "mc", "mailchimp", sandbox.demo_connection())
-    op("exports", "add", "news", "--connection", "mc", "--segment", "VIP", "--email", "email",
-       "--map", "FNAME=first_name", "--map", "LNAME=last_name", "--option", f"audience_id={sandbox.audience_id}")
+    op(
+        "exports",
+        "add",
+        "news",
+        "--connection",
+        "mc",
+        "--segment",
+        "VIP",
+        "--email",
+        "email",
+        "--map",
+        "FNAME=first_name",
+        "--map",
+        "LNAME=last_name",
+        "--option",
+        f"audience_id={sandbox.audience_id}",
+    )
     first = op.run_json("news")
     assert first["status"] == "succeeded" and first["counts"]["created"] == 80
     return op
@@ -102,7 +123,11 @@ def test_a_rotated_key_keeps_the_sync_state_and_is_never_shown(
     seen = len(mailchimp.requests_log)
     second = op.run_json("news")
     assert second["status"] == "succeeded"
-    assert second["counts"]["unchanged"] == 80 and not second["counts"].get("created") and not second["counts"].get("updated")
+    assert (
+        second["counts"]["unchanged"] == 80
+        and not second["counts"].get("created")
+        and not second["counts"].get("updated")
+    )
     assert writes_since(mailchimp, seen) == []  # the next run sends nothing new
     entry = last_audit(op, "connections.edit")
     assert entry["target"] == "mc"
@@ -121,14 +146,22 @@ def test_rotation_from_stdin_and_a_key_of_another_account_is_refused(
         other_config = json.dumps({"api_key": other.api_key, "api_base_url": other.api_base_url})
         refused = subprocess.run(
             [*SEGPORT, "connections", "edit", "mc", "--config", "-"],
-            input=other_config, env=op.env, capture_output=True, text=True, check=False,
+            input=other_config,
+            env=op.env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert refused.returncode == 3, refused.stderr
         assert "--force" in refused.stderr and other.api_key not in refused.stderr
     new_key = mailchimp.rotate_key()
     rotated = subprocess.run(
         [*SEGPORT, "connections", "edit", "mc", "--config", "-", "--json"],
-        input=json.dumps({"api_key": new_key}), env=op.env, capture_output=True, text=True, check=False,
+        input=json.dumps({"api_key": new_key}),
+        env=op.env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert rotated.returncode == 0, rotated.stderr
     document = json.loads(rotated.stdout)
@@ -137,12 +170,19 @@ def test_rotation_from_stdin_and_a_key_of_another_account_is_refused(
     assert op.run_json("news")["counts"]["unchanged"] == 80
 
 
-def test_rename_and_share_keep_exports_working(tmp_path: Path, mailchimp: MailchimpSandbox, database_url: str | None) -> None:
+def test_rename_and_share_keep_exports_working(
+    tmp_path: Path, mailchimp: MailchimpSandbox, database_url: str | None
+) -> None:
     op = mailchimp_export(tmp_path, mailchimp, database_url)
     op("users", "add", "carl", "--role", "contributor")
-    edited = json.loads(op("connections", "edit", "mc", "--rename", "Mailchimp main", "--share", "contributors", "--json").stdout)
+    edited = json.loads(
+        op("connections", "edit", "mc", "--rename", "Mailchimp main", "--share", "contributors", "--json").stdout
+    )
     assert edited["name"] == "Mailchimp main" and edited["share"] == "contributors"
-    assert edited["changes"] == {"name": {"old": "mc", "new": "Mailchimp main"}, "share": {"old": "admins", "new": "contributors"}}
+    assert edited["changes"] == {
+        "name": {"old": "mc", "new": "Mailchimp main"},
+        "share": {"old": "admins", "new": "contributors"},
+    }
     assert json.loads(op("exports", "show", "news", "--json").stdout)["connection"] == "Mailchimp main"
     seen = len(mailchimp.requests_log)
     run = json.loads(op("--as", "carl", "exports", "run", "news", "--json").stdout)  # shared now
@@ -178,8 +218,23 @@ def test_segments_change_keeps_the_state_of_the_remaining_ones(
     op = workspace(tmp_path, database_url)
     op("segments", "load", "Newsletter", str(write_keys(tmp_path / "n.txt", (f"p{i:04d}" for i in range(0, COUNT, 2)))))
     add_connection(op, "mc", "mailchimp", mailchimp.demo_connection())
-    op("exports", "add", "news", "--connection", "mc", "--segment", "VIP", "--segment", "Newsletter", "--email", "email",
-       "--map", "FNAME=first_name", "--option", f"audience_id={mailchimp.audience_id}")
+    op(
+        "exports",
+        "add",
+        "news",
+        "--connection",
+        "mc",
+        "--segment",
+        "VIP",
+        "--segment",
+        "Newsletter",
+        "--email",
+        "email",
+        "--map",
+        "FNAME=first_name",
+        "--option",
+        f"audience_id={mailchimp.audience_id}",
+    )
     assert op.run_json("news")["counts"]["created"] == 100
     edited = json.loads(op("exports", "edit", "news", "--segment", "VIP", "--json").stdout)
     assert edited["sync_state"] == "kept"
@@ -207,13 +262,24 @@ def test_move_to_another_connection_of_the_same_account_keeps_the_state(
         assert refused.returncode == 3 and "--force" in refused.stderr and "sync state" in refused.stderr
         forced = json.loads(op("exports", "edit", "news", "--connection", "elsewhere", "--force", "--json").stdout)
         assert forced["sync_state"] == "reset"
-    op("connections", "add", "cm", "--type", "campaignmonitor", "--agree-privacy", "--no-check",
-       "--config", json.dumps({"api_key": "k" * 32, "api_base_url": "http://127.0.0.1:9"}))
+    op(
+        "connections",
+        "add",
+        "cm",
+        "--type",
+        "campaignmonitor",
+        "--agree-privacy",
+        "--no-check",
+        "--config",
+        json.dumps({"api_key": "k" * 32, "api_base_url": "http://127.0.0.1:9"}),
+    )
     other_type = op("exports", "edit", "news", "--connection", "cm", "--no-check", check=False)
     assert other_type.returncode == 3  # another platform: its options do not fit
 
 
-def test_colliding_tags_are_refused_unless_forced(tmp_path: Path, mailchimp: MailchimpSandbox, database_url: str | None) -> None:
+def test_colliding_tags_are_refused_unless_forced(
+    tmp_path: Path, mailchimp: MailchimpSandbox, database_url: str | None
+) -> None:
     op = workspace(tmp_path, database_url)
     add_connection(op, "mc", "mailchimp", mailchimp.demo_connection())
     audience = f"audience_id={mailchimp.audience_id}"
@@ -222,7 +288,9 @@ def test_colliding_tags_are_refused_unless_forced(tmp_path: Path, mailchimp: Mai
     refused = op("exports", "add", "picked", *base, "--segment", "vip", check=False)
     assert refused.returncode == 3
     line = refused.stderr.strip()
-    assert len(line.splitlines()) == 1 and "'picked'" in line and "'gold'" in line and "'vip'" in line and "'VIP'" in line
+    assert (
+        len(line.splitlines()) == 1 and "'picked'" in line and "'gold'" in line and "'vip'" in line and "'VIP'" in line
+    )
     within = op("exports", "add", "both", *base, "--segment", "VIP", "--segment", "vip", check=False)
     assert within.returncode == 3 and "'VIP'" in within.stderr and "'vip'" in within.stderr
     prefixed = op("exports", "add", "picked", *base, "--segment", "vip", "--option", "tag_prefix=seg-")
@@ -251,8 +319,23 @@ def test_campaign_monitor_unmap_and_rotation_send_nothing_new(
 ) -> None:
     op = workspace(tmp_path, database_url)
     add_connection(op, "cm", "campaignmonitor", campaignmonitor.demo_connection())
-    op("exports", "add", "news", "--connection", "cm", "--segment", "VIP", "--email", "email",
-       "--map", "Name=first_name+last_name", "--map", "City=tier", "--option", f"list_id={campaignmonitor.list_id}")
+    op(
+        "exports",
+        "add",
+        "news",
+        "--connection",
+        "cm",
+        "--segment",
+        "VIP",
+        "--email",
+        "email",
+        "--map",
+        "Name=first_name+last_name",
+        "--map",
+        "City=tier",
+        "--option",
+        f"list_id={campaignmonitor.list_id}",
+    )
     answer = requests.post(
         f"{campaignmonitor.api_base_url}/lists/{campaignmonitor.list_id}/customfields.json",
         json={"FieldName": "City", "DataType": "Text"},
