@@ -201,7 +201,8 @@ class Connections:
         connection = ctx.store.get_connection(name)
         with ctx.store.transaction():
             ctx.store.set_profile_cap(connection.id, cap)
-            ctx.store.audit(actor.name, "connections.set-cap", name, {"profile_cap": cap})
+            change = {"profile_cap": {"old": connection.profile_cap, "new": cap}}
+            ctx.store.audit(actor.name, "connections.set-cap", name, {"profile_cap": cap, "changes": change})
         return ctx.store.get_connection(name)
 
     def remove(self, *, name: str) -> int:

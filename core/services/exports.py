@@ -197,7 +197,12 @@ class Exports:
         store = self.context.store
         with store.transaction():
             saved = store.update_export(dataclasses.replace(export, enabled=enabled))
-            store.audit(self.context.user.name, action, name)
+            store.audit(
+                self.context.user.name,
+                action,
+                name,
+                {"changes": diff({"enabled": export.enabled}, {"enabled": enabled})},
+            )
         return saved
 
     def remove(self, *, name: str) -> None:

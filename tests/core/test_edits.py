@@ -162,3 +162,12 @@ def test_changes_mask_secrets_and_read_as_one_line() -> None:
     assert changes == {"api_key": {"old": HIDDEN, "new": HIDDEN}, "dc": {"old": "us1", "new": "us2"}}
     assert describe(changes) == "api_key: (hidden) -> (hidden); dc: us1 -> us2"
     assert diff({}, {"token": "x"}, hidden={"token"}) == {"token": {"old": None, "new": HIDDEN}}
+
+
+def test_other_edits_are_audited_old_to_new(ws: Workspace, memory_export: MemoryExport) -> None:
+    memory_export(ws, 2)
+    ws.set_profile_cap("mem", 500)
+    ws.set_export_enabled("all", False)
+    disabled, capped = ws.audit_entries(2)
+    assert disabled.detail == {"changes": {"enabled": {"old": True, "new": False}}}
+    assert capped.detail == {"profile_cap": 500, "changes": {"profile_cap": {"old": None, "new": 500}}}
