@@ -171,3 +171,22 @@ def test_other_edits_are_audited_old_to_new(ws: Workspace, memory_export: Memory
     disabled, capped = ws.audit_entries(2)
     assert disabled.detail == {"changes": {"enabled": {"old": True, "new": False}}}
     assert capped.detail == {"profile_cap": 500, "changes": {"profile_cap": {"old": None, "new": 500}}}
+
+
+def test_rotate_asks_on_a_terminal_only_and_secrets_come_from_stdin(
+    ws: Workspace, memory_export: MemoryExport, run_cli: Any
+) -> None:
+    memory_export(ws, 2)
+    no_terminal = run_cli("--as", "ada", "connections", "edit", "mem", "--rotate")
+    assert no_terminal.exit_code == 3 and "--config" in no_terminal.stderr
+    rotated = run_cli(
+        "--as", "ada", "connections", "edit", "mem", "--config", "-", input='{"api_key": "memory-key-0042"}'
+    )
+    assert rotated.exit_code == 0, rotated.output
+    assert rotated.stdout.splitlines()[0] == "updated connection 'mem': config.api_key: (hidden) -> (hidden)"
+    assert "memory-key-0042" not in rotated.output
+    nothing = run_cli("--as", "ada", "connections", "edit", "mem")
+    assert nothing.exit_code == 3 and "nothing to change" in nothing.stderr
+    assert (
+        run_cli("--as", "ada", "users", "role", "carl", "contributor").stdout == "user 'carl' is contributor already\n"
+    )
