@@ -61,6 +61,7 @@ def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)
 
 
+
 class Workspace:
     """One workspace folder (database, secret key, reject files), acting as one user.
 

@@ -13,7 +13,9 @@ from ..governor import BROKER_ENV
 @click.option(
     "--concurrency", "-c", type=click.IntRange(1), default=None, help="Runs at once (default: the CPU count)."
 )
-@click.option("--queues", "-Q", default=QUEUE, show_default=True, help="Comma-separated queues to take runs from.")
+@click.option(
+    "--queues", "-Q", default=QUEUE, show_default=True, help="Comma-separated queues to take runs from."
+)
 @click.option(
     "--loglevel", "-l", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )

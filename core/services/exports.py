@@ -248,7 +248,9 @@ class Exports:
     def _validated(self, export: Export, connection: Connection) -> Export:
         spec = self.context.registry.get(connection.type).spec()
         if not export.segments:
-            raise ConfigError("an export needs at least one segment (only segments can be exported)", param="segments")
+            raise ConfigError(
+                "an export needs at least one segment (only segments can be exported)", param="segments"
+            )
         if len(set(export.segments)) != len(export.segments):
             raise ConfigError("a segment is listed twice: list each segment once", param="segments")
         if len(export.segments) > MAX_SEGMENTS_PER_EXPORT:
