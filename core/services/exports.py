@@ -94,7 +94,7 @@ class Exports:
         is refused unless ``force``. Markers colliding with another export's are refused unless
         ``force``.
         """
-        export, conn = self.export_for("exports.edit", name)
+        export, conn, reattached = self._to_edit(name, connection, force=force)
         target = conn if connection in (None, conn.name) else self._usable_connection("exports.edit", str(connection))
         new_mapping = _unmapped(name, {**export.mapping, **(mapping or {})}, unmap, mapping or {})
         changed = dataclasses.replace(
@@ -113,7 +113,9 @@ class Exports:
         new_email = changed.email_field if changed.email_field != export.email_field else None
         check_sources(self.context.store, new_email, new_sources)
         before, after = self.context.registry.get(conn.type), self.context.registry.get(target.type)
-        retarget = conn.type != target.type or before.target(export.options) != after.target(changed.options)
+        retarget = (
+            reattached or conn.type != target.type or before.target(export.options) != after.target(changed.options)
+        )
         notes: list[str] = []
         if target.id != conn.id:
             retarget = self._moved(export, conn, target, retarget=retarget, check=check, force=force, notes=notes)
@@ -125,7 +127,7 @@ class Exports:
         store = self.context.store
         with store.transaction():
             saved = store.update_export(changed)
-            if target.id != conn.id:
+            if target.id != conn.id or reattached:
                 store.move_export(export.id, target.id, target.name)
                 if not retarget:  # the same account's audience: what the platform reported still holds
                     store.copy_ledger(conn.id, target.id, after.audience(changed.options))
@@ -144,6 +146,28 @@ class Exports:
             store.audit(self.context.user.name, "exports.edit", name, detail)
             saved = store.get_export(changed.name)
         return ExportEdit(saved, changes, "reset" if retarget else "kept", tuple(notes))
+
+    def _to_edit(self, name: str, connection: str | None, *, force: bool) -> tuple[Export, Connection, bool]:
+        """Return the export, its connection and whether it is a detached export being attached to ``connection``.
+
+        Nothing vouches for what a detached export delivered (its connection and ledger are gone):
+        attaching it resets the sync state, so it needs ``force``.
+        """
+        ctx = self.context
+        ctx.identify("exports.edit")  # first: an unknown user learns nothing
+        export = ctx.store.get_export(name)
+        if export.connection_id is not None or connection is None:
+            export, conn = self.export_for("exports.edit", name)
+            return export, conn, False
+        ctx.authorize("exports.edit", export)  # detached: no shared connection to lean on
+        target = self._usable_connection("exports.edit", connection)
+        if not force:
+            raise ConfigError(
+                f"export {name!r} is detached (its connection {export.connection!r} was removed): attaching it to "
+                f"{target.name!r} resets its sync state, so the next run sends everything; pass --force to do so",
+                param="connection",
+            )
+        return export, target, True
 
     def _moved(
         self,
@@ -228,7 +252,7 @@ class Exports:
             ctx.authorize(action, export)
             raise RunError(
                 f"export {name!r} is detached: its connection {export.connection!r} was removed; "
-                "remove the export, or add a connection and a new export"
+                "attach it to another connection with 'exports edit --connection NAME --force', or remove it"
             )
         connection = ctx.store.get_connection_by_id(export.connection_id)
         ctx.authorize(action, export, shared=connection.share is Share.CONTRIBUTORS)
@@ -248,9 +272,7 @@ class Exports:
     def _validated(self, export: Export, connection: Connection) -> Export:
         spec = self.context.registry.get(connection.type).spec()
         if not export.segments:
-            raise ConfigError(
-                "an export needs at least one segment (only segments can be exported)", param="segments"
-            )
+            raise ConfigError("an export needs at least one segment (only segments can be exported)", param="segments")
         if len(set(export.segments)) != len(export.segments):
             raise ConfigError("a segment is listed twice: list each segment once", param="segments")
         if len(export.segments) > MAX_SEGMENTS_PER_EXPORT:

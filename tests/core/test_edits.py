@@ -190,3 +190,21 @@ def test_rotate_asks_on_a_terminal_only_and_secrets_come_from_stdin(
     assert (
         run_cli("--as", "ada", "users", "role", "carl", "contributor").stdout == "user 'carl' is contributor already\n"
     )
+
+
+def test_a_detached_export_is_attached_again_with_force(
+    ws: Workspace, platform: MemoryPlatform, memory_export: MemoryExport
+) -> None:
+    memory_export(ws, 6)
+    ws.run_export("all")
+    ws.remove_connection("mem")
+    ws.add_connection("mem2", "memory", {"api_key": "memory-key-0002"}, agree_privacy=True)
+    with pytest.raises(ConfigError, match=r"detached .*'mem'.*--force"):
+        ws.change_export("all", connection="mem2")
+    attached = ws.change_export("all", connection="mem2", force=True)
+    assert attached.sync_state == "reset" and attached.changes == {"connection": {"old": "mem", "new": "mem2"}}
+    assert not attached.export.detached
+    ws.set_export_enabled("all", True)  # detaching disabled it
+    before = sent(platform)
+    ws.run_export("all")
+    assert sent(platform) == before + 6
