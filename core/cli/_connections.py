@@ -1,4 +1,4 @@
-"""``segport connections``: add, list, show, test, remove and set the profile cap."""
+"""``segport connections``: add, list, show, test, edit, remove and set the profile cap."""
 
 from __future__ import annotations
 
