@@ -333,6 +333,14 @@ class Destination(ABC):
         """
         return self.target(options)
 
+    def markers(self, options: Mapping[str, Any], segments: Sequence[str]) -> dict[str, str]:
+        """Return {segment: the marker naming it on the platform} (a tag, an option of a field).
+
+        Markers live in :meth:`audience`; segport refuses two segments whose markers differ only
+        in case there, as platforms compare them so. The default is the segment names.
+        """
+        return {segment: segment for segment in segments}
+
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         """Return the OAuth2 flow for this config, or None when it authenticates otherwise."""
         return None

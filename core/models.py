@@ -253,3 +253,41 @@ class ScheduledRun:
         if self.task is not None:
             return {"export": self.export, "status": "queued", "task": self.task}
         return {"export": self.export, "status": "failed", "error": self.error}
+
+
+@dataclass(frozen=True)
+class ConnectionEdit:
+    """What ``connections edit`` did: the connection now, each change (secrets masked), the check's answer."""
+
+    connection: Connection
+    changes: dict[str, dict[str, Any]]  # field -> {"old": ..., "new": ...}
+    account: str | None = None  # the platform's description of the account, when checked
+    notes: tuple[str, ...] = ()  # what the operator should know (e.g. the account could not be compared)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the connection with ``changes``, ``account`` and ``notes``, as JSON-ready data."""
+        return {
+            **self.connection.to_dict(),
+            "changes": self.changes,
+            "account": self.account,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class ExportEdit:
+    """What ``exports edit`` did: the export now, each change, and whether its sync state was kept."""
+
+    export: Export
+    changes: dict[str, dict[str, Any]]  # field -> {"old": ..., "new": ...}
+    sync_state: str  # "kept" or "reset" (the next run sends everything)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the export with ``changes``, ``sync_state`` and ``notes``, as JSON-ready data."""
+        return {
+            **self.export.to_dict(),
+            "changes": self.changes,
+            "sync_state": self.sync_state,
+            "notes": list(self.notes),
+        }

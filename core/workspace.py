@@ -20,7 +20,9 @@ from .models import (
     AuditEntry,
     Connection,
     ConnectionCheck,
+    ConnectionEdit,
     Export,
+    ExportEdit,
     ProfileLoad,
     Role,
     Run,
@@ -242,6 +244,10 @@ class Workspace:
         """Return every user with their role."""
         return self.governance.list_users()
 
+    def set_user_role(self, name: str, role: Role | str) -> User:
+        """Give a user another role (admins only; the last admin keeps theirs)."""
+        return self.governance.set_role(name=name, role=role)
+
     def remove_user(self, name: str) -> User:
         """Remove a user: from then on they can do nothing (the last admin cannot go)."""
         return self.governance.remove_user(name=name)
@@ -297,6 +303,10 @@ class Workspace:
         """Set (or with None, clear) the most profiles one export of this connection may select."""
         return self.connections.set_profile_cap(name=name, cap=cap)
 
+    def edit_connection(self, name: str, **changes: Any) -> ConnectionEdit:
+        """Change a connection in place (the keywords of :meth:`segport.services.connections.Connections.edit`)."""
+        return self.connections.edit(name=name, **changes)
+
     def remove_connection(self, name: str) -> int:
         """Erase a connection and its secrets; return the count of its exports, now detached and disabled."""
         return self.connections.remove(name=name)
@@ -346,8 +356,9 @@ class Workspace:
         options: Mapping[str, Any] | None = None,
         schedule: str | None = None,
         enabled: bool = True,
+        force: bool = False,
     ) -> Export:
-        """Save an export (never runs it): connection, segments and the data matching."""
+        """Save an export (never runs it); markers colliding with another export's are refused unless ``force``."""
         return self.exports.add(
             name=name,
             connection=connection,
@@ -357,29 +368,16 @@ class Workspace:
             options=options,
             schedule=schedule,
             enabled=enabled,
+            force=force,
         )
 
-    def edit_export(
-        self,
-        name: str,
-        *,
-        segments: Sequence[str] | None = None,
-        email_field: str | None = None,
-        mapping: Mapping[str, str] | None = None,
-        options: Mapping[str, Any] | None = None,
-        schedule: str | None = None,
-        clear_schedule: bool = False,
-    ) -> Export:
-        """Change an export's segments, data matching, options (merged) or schedule."""
-        return self.exports.edit(
-            name=name,
-            segments=segments,
-            email_field=email_field,
-            mapping=mapping,
-            options=options,
-            schedule=schedule,
-            clear_schedule=clear_schedule,
-        )
+    def edit_export(self, name: str, **changes: Any) -> Export:
+        """Change an export (the keywords of :meth:`segport.services.exports.Exports.edit`); return it."""
+        return self.exports.edit(name=name, **changes).export
+
+    def change_export(self, name: str, **changes: Any) -> ExportEdit:
+        """Change an export like :meth:`edit_export`; return what changed and whether the sync state was kept."""
+        return self.exports.edit(name=name, **changes)
 
     def list_exports(self) -> list[Export]:
         """Return every export."""
@@ -482,5 +480,3 @@ def _check_key(store: Store, vault: Vault) -> None:
             "the secret key is not this workspace's: its stored secrets cannot be decrypted with it; use the key "
             "the workspace was created with (its secret.key file, or SEGPORT_SECRET_KEY)"
         ) from None
-
-

@@ -12,6 +12,7 @@ import click
 from ..config import parse_option_value
 from ..errors import ConfigError, SegportError
 from ..executor import Executor
+from ..services.changes import describe
 from ..workspace import Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -186,16 +187,22 @@ def readable(value: Any, *, nested: bool = False) -> str:
         text = ", ".join(readable(v, nested=True) for v in value)
         return f"[{text}]" if nested else (text or "-")
     if isinstance(value, dict):
+        if value and all(_is_change(c) for c in value.values()):  # an edit's changes: field: old -> new; ...
+            return describe(value)
         text = ", ".join(f"{k}={readable(v, nested=True)}" for k, v in value.items())
         return f"{{{text}}}" if nested else (text or "-")
     return str(value)
+
+
+def _is_change(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"old", "new"}
 
 
 def emit_fields(data: Any, indent: int = 0) -> None:
     """Print a record (a mapping or model) as ``key: value`` lines for humans; a mapping value is indented below."""
     pad = " " * indent
     for key, value in plain(data).items():
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict) and value and not all(_is_change(c) for c in value.values()):
             click.echo(f"{pad}{key}:")
             emit_fields(value, indent + 2)
         else:

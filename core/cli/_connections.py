@@ -1,4 +1,4 @@
-"""``segport connections``: add, list, show, test, remove and set the profile cap."""
+"""``segport connections``: add, list, show, test, edit, remove and set the profile cap."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import click
 from ..config import parse_json_object, redact, secret_fields
 from ..errors import ConfigError
 from ..models import Share
+from ..services.changes import describe
 from ..workspace import PRIVACY_NOTICE
 from ._common import Count, Finite, State, emit_fields, emit_json, emit_table, json_option, pass_state
 
@@ -148,6 +149,92 @@ def connections_auth(state: State, name: str, no_browser: bool, timeout: float, 
 
     connection = state.workspace().authorize_connection(name, open_url, timeout=timeout)
     emit_json(connection) if as_json else click.echo(f"connection {connection.name!r} authorized")
+
+
+@connections.command("edit")
+@click.argument("name")
+@click.option(
+    "--config",
+    "config_value",
+    metavar="FILE|-|JSON",
+    help="Settings to change, merged into the stored ones: a JSON file, - for stdin, or inline JSON "
+    "(null removes an optional setting). Put new secrets here through a file or stdin, never inline.",
+)
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="Ask (hidden, on a terminal) for a new value of each stored secret, e.g. the API key.",
+)
+@click.option("--rename", "rename", metavar="NEW_NAME", help="New name; its exports follow and keep their sync state.")
+@click.option(
+    "--share",
+    type=click.Choice([s.value for s in Share]),
+    default=None,
+    help="Who may use it: admins only, or contributors too.",
+)
+@click.option("--no-check", is_flag=True, help="Do not check changed settings with the platform.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Accept credentials of another account than before (its exports then resend everything).",
+)
+@json_option
+@pass_state
+def connections_edit(
+    state: State,
+    name: str,
+    config_value: str | None,
+    rotate: bool,
+    rename: str | None,
+    share: str | None,
+    no_check: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Change a connection in place: rotate its credentials, sharing, name or settings (admins only).
+
+    Its exports keep their sync state and the platform ledger: the next run sends only what
+    changed. New credentials are checked with the platform and must reach the same account.
+    """
+    ws = state.workspace()
+    ws.require("connections.edit")  # fail on a missing user or role before prompting for anything
+    if config_value is None and not rotate and rename is None and share is None:
+        raise ConfigError("nothing to change: give --config, --rotate, --rename or --share", param="config")
+    config = read_config(config_value)
+    if rotate:
+        connection = ws.get_connection(name)
+        config.update(prompt_rotation(ws.stored_secret_names(name), connection.type, set(config)))
+    edited = ws.edit_connection(name, rename=rename, share=share, config=config, check=not no_check, force=force)
+    if as_json:
+        emit_json(edited.to_dict())
+        return
+    for note in edited.notes:
+        click.echo(f"note: {note}", err=True)
+    if not edited.changes:
+        click.echo(f"connection {name!r} unchanged")
+        return
+    click.echo(f"updated connection {edited.connection.name!r}: {describe(edited.changes)}")
+    if edited.account is not None:
+        click.echo(f"checked: authenticates as {edited.account}")
+
+
+def prompt_rotation(stored: list[str], type_: str, given: set[str]) -> dict[str, str]:
+    """Ask (hidden) for a new value of each stored secret not given otherwise; empty keeps a secret."""
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "--rotate asks on a terminal: without one, give the new secrets in a file or on stdin with --config",
+            param="rotate",
+        )
+    answers: dict[str, str] = {}
+    for secret in stored:
+        if secret in given:
+            continue
+        value = click.prompt(f"new {secret} (empty: keep)", hide_input=True, default="", show_default=False)
+        if value:
+            answers[secret] = value
+    if not answers and not given:
+        raise ConfigError(f"no new secret given for the {type_} connection", param="rotate")
+    return answers
 
 
 @connections.command("set-cap")

@@ -10,6 +10,7 @@ from ..errors import ExitStatus, InputError, NotFound, RunError, SegportError
 from ..models import Run, RunStatus
 from ..pipeline.preview import DEFAULT_SHOWN, Preview
 from ..scheduling import in_zone, zone
+from ..services.changes import describe
 from ..workspace import Workspace
 from ._common import (
     SQL_INT_MAX,
@@ -62,6 +63,7 @@ OPTION = click.option(
     help="The export's own schedule: five cron fields, or @hourly, @daily, @weekly, @monthly.",
 )
 @TIMEZONE
+@click.option("--force", is_flag=True, help="Save even if a segment's marker collides with another export's.")
 @json_option
 @pass_state
 def exports_add(
@@ -74,9 +76,14 @@ def exports_add(
     options: tuple[str, ...],
     schedule: str | None,
     timezone_name: str | None,
+    force: bool,
     as_json: bool,
 ) -> None:
-    """Save an export (it does not run until 'exports run', a refresh or its schedule)."""
+    """Save an export (it does not run until 'exports run', a refresh or its schedule).
+
+    Refused when a segment's marker (its tag, or its option of the list's field) equals another
+    segment's on the same audience/list, case-insensitively, unless --force.
+    """
     export = state.workspace().add_export(
         name,
         connection=connection,
@@ -85,6 +92,7 @@ def exports_add(
         mapping=parse_pairs(maps, "--map"),
         options=parse_pairs(options, "--option", as_json=True),
         schedule=_zoned(schedule, timezone_name),
+        force=force,
     )
     emit_json(export.to_dict()) if as_json else click.echo(f"saved export {export.name!r} (not run yet)")
 
@@ -94,10 +102,28 @@ def exports_add(
 @click.option("--segment", "segments", multiple=True, help="Replace the segments (repeatable).")
 @click.option("--email", "email_field", default=None, help="Profile attribute holding the email.")
 @MAP
+@click.option(
+    "--unmap",
+    "unmap",
+    multiple=True,
+    metavar="DEST",
+    help="Stop sending a destination field (repeatable); the platform keeps the values it has.",
+)
 @OPTION
 @click.option("--schedule", default=None, help="New schedule: five cron fields, or @hourly, @daily, @weekly, @monthly.")
 @TIMEZONE
 @click.option("--no-schedule", is_flag=True, help="Remove the export's own schedule.")
+@click.option(
+    "--connection",
+    default=None,
+    help="Move to another connection of the same platform and account (the audience/list unchanged).",
+)
+@click.option("--no-check", is_flag=True, help="With --connection: do not compare the two connections' accounts.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Accept a move that resets the sync state (the next run resends everything), or colliding markers.",
+)
 @json_option
 @pass_state
 def exports_edit(
@@ -106,28 +132,48 @@ def exports_edit(
     segments: tuple[str, ...],
     email_field: str | None,
     maps: tuple[str, ...],
+    unmap: tuple[str, ...],
     options: tuple[str, ...],
     schedule: str | None,
     timezone_name: str | None,
     no_schedule: bool,
+    connection: str | None,
+    no_check: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
-    """Change an export's segments, data matching, options or schedule."""
+    """Change an export's segments, data matching, options, schedule or connection.
+
+    The sync state is kept whenever it can be: the next run sends only what changed. A field
+    removed with --unmap is no longer sent and keeps its values at the platform. Another
+    audience/list (an option) resets the sync state; so would a move to another platform or account,
+    which needs --force.
+    """
     ws = state.workspace()
     if timezone_name and not schedule and not no_schedule:  # a new zone for the schedule it has
         schedule = ws.get_export(name).schedule
         if not schedule:
             raise InputError(f"export {name!r} has no schedule to put in a time zone: pass --schedule CRON too")
-    export = ws.edit_export(
+    edited = ws.change_export(
         name,
         segments=list(segments) or None,
         email_field=email_field,
         mapping=parse_pairs(maps, "--map"),
+        unmap=list(unmap),
         options=parse_pairs(options, "--option", as_json=True),
         schedule=_zoned(schedule, timezone_name),
         clear_schedule=no_schedule,
+        connection=connection,
+        check=not no_check,
+        force=force,
     )
-    emit_json(export.to_dict()) if as_json else click.echo(f"updated export {export.name!r}")
+    if as_json:
+        emit_json(edited.to_dict())
+        return
+    changed = describe(edited.changes) or "nothing changed"
+    click.echo(f"updated export {edited.export.name!r}: {changed}; sync state {edited.sync_state}")
+    for note in edited.notes:
+        click.echo(f"note: {note}")
 
 
 def _zoned(schedule: str | None, timezone_name: str | None) -> str | None:

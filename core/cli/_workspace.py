@@ -57,6 +57,25 @@ def users_remove(state: State, name: str, as_json: bool) -> None:
         click.echo(f"removed user {user.name!r} ({user.role.value})")
 
 
+@users.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice([r.value for r in Role]))
+@json_option
+@pass_state
+def users_role(state: State, name: str, role: str, as_json: bool) -> None:
+    """Give a user another role (admins only; the last admin keeps theirs)."""
+    ws = state.workspace()
+    ws.require("users.role")
+    before = {u.name: u.role for u in ws.list_users()}.get(name)
+    user = ws.set_user_role(name, role)
+    if as_json:
+        emit_json(user.to_dict())
+    elif before is user.role:
+        click.echo(f"user {user.name!r} is {user.role.value} already")
+    else:
+        click.echo(f"user {user.name!r} is now {user.role.value}")
+
+
 @users.command("list")
 @json_option
 @pass_state

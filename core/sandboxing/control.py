@@ -1,6 +1,6 @@
 """The test API every sandbox serves, unauthenticated, under ``/_sandbox/``.
 
-Its calls: state, summary, faults, refuse, revoke, reset.
+Its calls: state, summary, faults, refuse, revoke, rotate, reset.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def _fault_report(sb: SandboxServer, req: Request) -> Response:
 def _revoke_or_reset(sb: SandboxServer, req: Request) -> Response:
     sb.revoke_key() if req.params["action"] == "revoke" else sb.reset()
     return Response(204)
+
+
+@CONTROL.route("POST", CONTROL_PREFIX + "rotate")
+def _rotate(sb: SandboxServer, req: Request) -> Response:
+    """Issue a new API key of the same account and refuse the old one (:meth:`rotate_key`); answer the new key."""
+    return Response(200, {"api_key": sb.rotate_key()})
 
 
 @CONTROL.route("POST", CONTROL_PREFIX + "refuse")

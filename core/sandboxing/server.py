@@ -107,6 +107,13 @@ class SandboxServer(FaultInjection, Sandbox, PlatformDouble):
         with self._lock:
             self.revoked = True
 
+    def rotate_key(self) -> str:
+        """Issue a new API key of the same account and refuse the old one (a key rotation); return the new key.
+
+        A sandbox with API keys overrides it; the default says it has none to rotate.
+        """
+        raise self.invalid_input("rotate", "this sandbox has no API key to rotate")
+
     def busy(self) -> bool:
         """Whether work is under way besides calls in flight (e.g. queued batch jobs); default: no."""
         return False

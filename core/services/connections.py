@@ -8,10 +8,11 @@ from typing import Any, Callable, Mapping
 import requests
 
 from .. import oauth
-from ..config import split_secrets, validate
+from ..config import secret_fields, split_secrets, validate
 from ..contract import Destination
-from ..errors import ConfigError
-from ..models import Connection, ConnectionCheck, Role, Share, SharedConnection
+from ..errors import AuthError, ConfigError
+from ..models import Connection, ConnectionCheck, ConnectionEdit, Role, Share, SharedConnection
+from .changes import diff
 from .context import Context, check_name, spec_hint
 
 
@@ -127,6 +128,70 @@ class Connections:
             ctx.store.audit(actor.name, "connections.auth", name)
         return ctx.store.get_connection(name)
 
+    def edit(
+        self,
+        *,
+        name: str,
+        rename: str | None = None,
+        share: Share | str | None = None,
+        config: Mapping[str, Any] | None = None,
+        check: bool = True,
+        force: bool = False,
+    ) -> ConnectionEdit:
+        """Change a connection in place: its exports keep their sync state and the ledger.
+
+        ``config`` is merged into the stored one (a None value removes an optional key); new
+        credentials are checked with the platform unless ``check`` is false, and refused when they
+        reach another account than the old ones did, unless ``force`` (then the exports' sync
+        state and the ledger are dropped: the next runs send everything).
+        """
+        ctx = self.context
+        actor = ctx.authorize("connections.edit")
+        connection = ctx.store.get_connection(name)
+        destination = ctx.registry.get(connection.type)
+        schema = destination.spec().connection_schema
+        old = self.full_config(connection)
+        merged = {k: v for k, v in {**old, **(config or {})}.items() if v is not None}
+        full = validate(merged, schema, f"connection {name!r} config", hint=spec_hint(connection.type))
+        new_name = check_name("connection", rename) if rename else connection.name
+        new_share = _share(share) if share is not None else connection.share
+        secrets = secret_fields(schema)
+        changes = diff(
+            {"name": connection.name, "share": connection.share.value}, {"name": new_name, "share": new_share.value}
+        )
+        changes.update(diff(old, full, prefix="config.", hidden=secrets))
+        account, notes, other_account = None, [], False
+        if check and full != old and destination.oauth(full) is None:
+            account = _check_credentials(destination, full)
+            before = _account_or_none(destination, old)
+            if before is None:
+                notes.append("the old credentials are refused now, so the account could not be compared")
+            elif before != account:
+                other_account = True
+                if not force:
+                    raise ConfigError(
+                        f"the new credentials of connection {name!r} reach {account}, not {before}: its exports' "
+                        "audiences are not there; add a new connection for that account, or pass --force to "
+                        "switch (the next runs then send everything)",
+                        param="config",
+                    )
+                notes.append(f"another account ({account}): the exports' sync state was dropped")
+        elif full != old and not check:
+            notes.append("the new settings were not checked with the platform (--no-check)")
+        if not changes:
+            return ConnectionEdit(connection, {}, account, ("nothing changed",))
+        plain, stored = split_secrets(full, schema)
+        with ctx.store.transaction():
+            if full != old:
+                ctx.store.update_connection_config(connection.id, plain, ctx.vault.encrypt(stored) if stored else None)
+            if new_name != connection.name or new_share is not connection.share:
+                ctx.store.update_connection(connection.id, name=new_name, share=new_share)
+            if other_account:
+                ctx.store.forget_connection_state(connection.id)
+            detail = {"changes": changes, "checked": account is not None, "sync_state_reset": other_account}
+            ctx.store.audit(actor.name, "connections.edit", name, detail)
+        return ConnectionEdit(ctx.store.get_connection(new_name), changes, account, tuple(notes))
+
     def set_profile_cap(self, *, name: str, cap: int | None) -> Connection:
         """Set (or with None, clear) the most profiles one export of this connection may select."""
         ctx = self.context
@@ -136,7 +201,8 @@ class Connections:
         connection = ctx.store.get_connection(name)
         with ctx.store.transaction():
             ctx.store.set_profile_cap(connection.id, cap)
-            ctx.store.audit(actor.name, "connections.set-cap", name, {"profile_cap": cap})
+            change = {"profile_cap": {"old": connection.profile_cap, "new": cap}}
+            ctx.store.audit(actor.name, "connections.set-cap", name, {"profile_cap": cap, "changes": change})
         return ctx.store.get_connection(name)
 
     def remove(self, *, name: str) -> int:
@@ -152,9 +218,7 @@ class Connections:
     # -- for the other services (no permission check: their callers checked) ----------------------
     def full_config(self, connection: Connection) -> dict[str, Any]:
         """Return the connection's config with its secrets decrypted."""
-        token = self.context.store.connection_secrets(connection.id)
-        secrets = self.context.vault.decrypt(token) if token else {}
-        return {**connection.config, **secrets}
+        return full_config(self.context, connection)
 
     def save_secrets(self, connection: Connection, changed: Mapping[str, Any]) -> None:
         """Store config values a plugin changed while running (refreshed tokens), encrypted as before."""
@@ -166,11 +230,36 @@ class Connections:
             ctx.store.audit(ctx.user.name, "connections.refresh", connection.name)
 
 
+def full_config(ctx: Context, connection: Connection) -> dict[str, Any]:
+    """Return the connection's config with its secrets decrypted."""
+    token = ctx.store.connection_secrets(connection.id)
+    secrets = ctx.vault.decrypt(token) if token else {}
+    return {**connection.config, **secrets}
+
+
+def account_or_none(ctx: Context, connection: Connection) -> str | None:
+    """Return the account a stored connection reaches, or None when the platform refuses its credentials."""
+    return _account_or_none(ctx.registry.get(connection.type), full_config(ctx, connection))
+
+
+def check_account(ctx: Context, connection: Connection) -> str:
+    """Return the account a stored connection reaches; raise AuthError when it is refused."""
+    return _check_credentials(ctx.registry.get(connection.type), full_config(ctx, connection))
+
+
 def _check_credentials(destination: Destination, config: Mapping[str, Any]) -> str:
     auth = destination.auth(config)
     with requests.Session() as session:
         session.auth = auth
         return auth.check(session)
+
+
+def _account_or_none(destination: Destination, config: Mapping[str, Any]) -> str | None:
+    """Return the account ``config`` reaches, or None when the platform refuses it (e.g. a revoked key)."""
+    try:
+        return _check_credentials(destination, config)
+    except (AuthError, ConfigError):
+        return None
 
 
 def _share(value: Share | str) -> Share:

@@ -32,6 +32,25 @@ class Governance:
         self.context.authorize("users.list")
         return self.context.store.list_users()
 
+    def set_role(self, *, name: str, role: Role | str) -> User:
+        """Give a user another role (admins only); the last admin keeps theirs."""
+        actor = self.context.authorize("users.role")
+        role = _role(role)
+        store = self.context.store
+        user = store.get_user(name)
+        if user.role is role:
+            return user
+        with store.transaction():  # counted inside: two demotions at once cannot leave no admin
+            if user.role is Role.ADMIN and sum(u.role is Role.ADMIN for u in store.list_users()) == 1:
+                raise ConfigError(
+                    f"user {user.name!r} is the last admin and keeps that role: make another user admin first"
+                )
+            store.set_user_role(user.name, role)
+            store.audit(
+                actor.name, "users.role", user.name, {"changes": {"role": {"old": user.role.value, "new": role.value}}}
+            )
+        return store.get_user(user.name)
+
     def remove_user(self, *, name: str) -> User:
         """Remove a user: from then on they can do nothing. The last admin cannot go.
 

@@ -110,6 +110,17 @@ class Connections(Repository):
         values = {"config": dumps(config), "secrets": secrets}
         self.db.execute(update(connections).where(_c.id == connection_id).values(values))
 
+    def update_connection(self, connection_id: int, *, name: str, share: Share) -> None:
+        """Rename the connection and set its sharing; its exports follow the new name.
+
+        Raise AlreadyExists if another connection has the name.
+        """
+        try:
+            self.db.execute(update(connections).where(_c.id == connection_id).values(name=name, share=share.value))
+        except self.integrity_errors:
+            raise AlreadyExists(f"a connection named {name!r} exists already: choose another display name") from None
+        self.db.execute(update(exports).where(exports.c.connection_id == connection_id).values(connection=name))
+
     def set_profile_cap(self, connection_id: int, cap: int | None) -> None:
         """Set (None: clear) the most profiles the connection's exports may select."""
         self.db.execute(update(connections).where(_c.id == connection_id).values(profile_cap=cap))

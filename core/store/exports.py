@@ -11,8 +11,8 @@ from ..errors import AlreadyExists, NotFound
 from ..models import Export
 from .database import Prepared, Repository, dumps, now
 from .database import insert as dialect_insert
-from .interface import StateRow
-from .schema import exports, sync_state
+from .interface import DeliveredProfile, StateRow
+from .schema import exports, profiles, sync_state
 
 _e = exports.c
 _COLUMNS = (
@@ -97,6 +97,11 @@ class Exports(Repository):
         self.db.execute(update(exports).where(_e.id == export.id).values(_editable(export)))
         return self.get_export(export.name)
 
+    def move_export(self, export_id: int, connection_id: int, connection: str) -> None:
+        """Attach the export to another connection (its sync state stays)."""
+        values = {"connection_id": connection_id, "connection": connection, "updated_at": now()}
+        self.db.execute(update(exports).where(_e.id == export_id).values(values))
+
     def get_export(self, name: str) -> Export:
         """Return the export named ``name``; raise NotFound if there is none."""
         row = self.db.execute(select(*_COLUMNS).where(_e.name == name)).first()
@@ -116,6 +121,34 @@ class Exports(Repository):
     def reset_sync_state(self, export_id: int) -> None:
         """Forget what the export delivered: its next run sends everything."""
         self.db.execute(delete(sync_state).where(sync_state.c.export_id == export_id))
+
+    def delivered_profiles(self, export_id: int, after: str = "", limit: int = 5000) -> list[DeliveredProfile]:
+        """Return, by key after ``after``, the delivered profiles of an export that were not changed since.
+
+        Each comes with its record hash and current attributes: what a data matching edit needs to
+        tell whether the profile's delivered record is still its record.
+        """
+        s, p = sync_state.c, profiles.c
+        query = (
+            select(s.profile_key, s.email, s.record_hash, p.attrs)
+            .join(profiles, p.key == s.profile_key)
+            .where(s.export_id == export_id, s.profile_key > after, s.seq == p.seq)
+            .order_by(s.profile_key)
+            .limit(limit)
+        )
+        return [
+            DeliveredProfile(r.profile_key, r.email, r.record_hash, json.loads(r.attrs)) for r in self.db.execute(query)
+        ]
+
+    def rehash_sync_state(self, export_id: int, rows: Sequence[tuple[str, bytes]], mapping: int) -> None:
+        """Set the record hash (``rows``: key, hash) and data matching fingerprint of delivered profiles."""
+        s = sync_state.c
+        statement = (
+            update(sync_state)
+            .where(s.export_id == export_id, s.profile_key == bindparam("key"))
+            .values(record_hash=bindparam("digest"), mapping=mapping)
+        )
+        self.db.execute(statement, [{"key": key, "digest": digest} for key, digest in rows])
 
     def save_sync_state(self, export_id: int, rows: Sequence[StateRow]) -> None:
         """Record what the destination acknowledged (replacing what was recorded for those profiles)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from ..errors import AlreadyExists, NotFound
 from ..models import AuditEntry, Role, User
@@ -67,6 +67,10 @@ class Governance(Repository):
         """Return every user, by name."""
         rows = self.db.execute(select(*_USER).order_by(users.c.name))
         return [User(r.name, Role(r.role), r.created_at) for r in rows]
+
+    def set_user_role(self, name: str, role: Role) -> None:
+        """Give the user ``role`` (an unknown name changes nothing)."""
+        self.db.execute(update(users).where(users.c.name == name).values(role=role.value))
 
     def remove_user(self, name: str) -> None:
         """Delete the user: what they did (exports they own, runs, audit entries) stays as it was."""

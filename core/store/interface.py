@@ -48,6 +48,15 @@ class Delivered(NamedTuple):
     markers: str
 
 
+class DeliveredProfile(NamedTuple):
+    """A delivered profile not changed since: its record hash and current attributes."""
+
+    key: str
+    email: str
+    digest: bytes
+    attrs: dict[str, Any]
+
+
 class LedgerEntry(NamedTuple):
     """What the sync ledger holds for one address of an audience."""
 
@@ -242,6 +251,9 @@ class Store(FilterCache, Protocol):
     def remove_user(self, name: str) -> None:
         """Delete the user: what they did (exports they own, runs, audit entries) stays as it was."""
 
+    def set_user_role(self, name: str, role: Role) -> None:
+        """Give the user ``role`` (an unknown name changes nothing)."""
+
     # -- connections ----------------------------------------------------------------------------------
     def add_connection(
         self,
@@ -273,6 +285,12 @@ class Store(FilterCache, Protocol):
 
     def update_connection_config(self, connection_id: int, config: dict[str, Any], secrets: bytes | None) -> None:
         """Replace the connection's configuration and encrypted secrets."""
+
+    def update_connection(self, connection_id: int, *, name: str, share: Share) -> None:
+        """Rename the connection and set its sharing; its exports follow the new name.
+
+        Raise AlreadyExists if another connection has the name.
+        """
 
     def set_profile_cap(self, connection_id: int, cap: int | None) -> None:
         """Set (None: clear) the most profiles the connection's exports may select."""
@@ -340,6 +358,9 @@ class Store(FilterCache, Protocol):
     def update_export(self, export: Export) -> Export:
         """Save the export's editable fields (segments, email field, mapping, options, schedule, enabled)."""
 
+    def move_export(self, export_id: int, connection_id: int, connection: str) -> None:
+        """Attach the export to another connection (its sync state stays)."""
+
     def get_export(self, name: str) -> Export:
         """Return the export named ``name``; raise NotFound if there is none."""
 
@@ -355,6 +376,12 @@ class Store(FilterCache, Protocol):
     def save_sync_state(self, export_id: int, rows: Sequence[StateRow]) -> None:
         """Record what the destination acknowledged (replacing what was recorded for those profiles)."""
 
+    def delivered_profiles(self, export_id: int, after: str = "", limit: int = 5000) -> list[DeliveredProfile]:
+        """Return, by key after ``after``, the delivered profiles of an export that were not changed since."""
+
+    def rehash_sync_state(self, export_id: int, rows: Sequence[tuple[str, bytes]], mapping: int) -> None:
+        """Set the record hash (``rows``: key, hash) and data matching fingerprint of delivered profiles."""
+
     # -- the sync ledger (per connection, audience and address) ---------------------------------------
     def ledger_entries(self, connection_id: int, audience: str, emails: Sequence[str]) -> dict[str, LedgerEntry]:
         """Return what the ledger holds for ``emails`` (absent addresses: never reported)."""
@@ -364,6 +391,13 @@ class Store(FilterCache, Protocol):
 
     def save_ledger(self, connection_id: int, audience: str, updates: Sequence[LedgerUpdate]) -> None:
         """Record what the platform reported (an archive by segport keeps the status just before)."""
+
+    def copy_ledger(self, source_id: int, target_id: int, audience: str) -> int:
+        """Copy the ledger of an audience from one connection to another, keeping what the target holds."""
+
+    def forget_connection_state(self, connection_id: int) -> None:
+        """Forget what the connection's exports delivered and its ledger: the next runs send everything."""
+
     def mark_resend(self, export_id: int, keys: Sequence[str]) -> None:
         """Mark the profiles' sync state (if any) so the export's next run sends them again in full."""
 

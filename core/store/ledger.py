@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, delete, literal, select
 
 from .database import Repository, chunks, now
 from .interface import LedgerEntry, LedgerUpdate
-from .schema import platform_ledger
+from .schema import exports, platform_ledger, sync_state
 
 _l = platform_ledger.c
 ARCHIVED = "archived"
@@ -48,6 +48,25 @@ class Ledger(Repository):
             )
         )
         return {row.email: row.archived_from for row in rows}
+
+    def copy_ledger(self, source_id: int, target_id: int, audience: str) -> int:
+        """Copy the ledger of an audience from one connection to another, keeping what the target holds.
+
+        Two connections to one account share its audiences: an export moved between them keeps what
+        the platform reported. Returns the count of addresses copied.
+        """
+        copied = select(
+            literal(target_id).label("connection_id"), _l.audience, _l.email, _l.status, _l.archived_from, _l.updated_at
+        ).where(and_(_l.connection_id == source_id, _l.audience == audience))
+        columns = ["connection_id", "audience", "email", "status", "archived_from", "updated_at"]
+        statement = self.db.insert(platform_ledger).from_select(columns, copied).on_conflict_do_nothing()
+        return int(self.db.execute(statement).rowcount or 0)
+
+    def forget_connection_state(self, connection_id: int) -> None:
+        """Forget what the connection's exports delivered and its ledger: the next runs send everything."""
+        export_ids = select(exports.c.id).where(exports.c.connection_id == connection_id)
+        self.db.execute(delete(sync_state).where(sync_state.c.export_id.in_(export_ids)))
+        self.db.execute(delete(platform_ledger).where(_l.connection_id == connection_id))
 
     def save_ledger(self, connection_id: int, audience: str, updates: Sequence[LedgerUpdate]) -> None:
         """Record what the platform reported (call it inside a transaction).

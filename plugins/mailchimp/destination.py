@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import requests
 
@@ -68,6 +68,11 @@ class MailchimpDestination(Destination):
     def audience(self, options: Mapping[str, Any]) -> str:
         """Return the audience id: the sync ledger keeps Mailchimp statuses per audience."""
         return str(options.get("audience_id"))
+
+    def markers(self, options: Mapping[str, Any], segments: Sequence[str]) -> dict[str, str]:
+        """Return each segment's tag: ``tag_prefix`` + segment name (docs/providers/mailchimp.md#tags)."""
+        prefix = str(options.get("tag_prefix", ""))
+        return {segment: prefix + segment for segment in segments}
 
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         """Return the authorization-code flow for an ``oauth2`` connection, else None."""

@@ -98,6 +98,8 @@ def _export_verbs(conn: str, roles: frozenset[str]) -> list[Verb]:
                                 "--option", "audience_id=aud1"], roles),
         Verb(f"exports.edit[{conn}]", lambda w, _: w.edit_export(e, options={"tag_prefix": "x-"}),
              lambda _: ["exports", "edit", e, "--option", "tag_prefix=x-"], roles),
+        Verb(f"exports.change[{conn}]", lambda w, _: w.change_export(e, schedule="0 3 * * *"), None, roles,
+             action="exports.edit"),
         Verb(f"exports.list[{conn}]", lambda w, _: w.list_exports(), lambda _: ["exports", "list"], EVERYONE),
         Verb(f"exports.show[{conn}]", lambda w, _: w.get_export(e), lambda _: ["exports", "show", e], EVERYONE),
         Verb(f"exports.enable[{conn}]", lambda w, _: w.set_export_enabled(e, True),
@@ -116,6 +118,8 @@ VERBS = [
          lambda _: ["users", "add", "newbie", "--role", "viewer"], ADMIN),
     Verb("users.list", lambda w, _: w.list_users(), lambda _: ["users", "list"], EVERYONE),
     Verb("users.remove", lambda w, _: w.remove_user("vera"), lambda _: ["users", "remove", "vera"], ADMIN),
+    Verb("users.role", lambda w, _: w.set_user_role("vera", "contributor"),
+         lambda _: ["users", "role", "vera", "contributor"], ADMIN),
     Verb("connections.add", lambda w, _: w.add_connection("third", "memory", {"api_key": KEY}, agree_privacy=True),
          lambda _: ["connections", "add", "third", "--type", "memory", "--config", json.dumps({"api_key": KEY}),
                     "--agree-privacy"], ADMIN),
@@ -131,6 +135,8 @@ VERBS = [
          allowed_error=ConfigError),
     Verb("connections.set-cap", lambda w, _: w.set_profile_cap("shared", 10),
          lambda _: ["connections", "set-cap", "shared", "10"], ADMIN, action="connections.edit"),
+    Verb("connections.edit", lambda w, _: w.edit_connection("shared", share="admins"),
+         lambda _: ["connections", "edit", "shared", "--share", "admins"], ADMIN),
     Verb("connections.remove", lambda w, _: w.remove_connection("shared"),
          lambda _: ["connections", "remove", "shared"], ADMIN),
     Verb("profiles.load", lambda w, x: w.load_profiles(x.profiles), lambda x: ["profiles", "load", str(x.profiles)],
@@ -252,8 +258,9 @@ def test_matrix_covers_every_workspace_action() -> None:
     """Each workspace verb appears once per connection kind (guards against a shrinking matrix)."""
     names = {re.sub(r"\[.*\]", "", v.name) for v in VERBS}
     assert names == {
-        "users.add", "users.list", "users.remove", "connections.add", "connections.list", "connections.show",
-        "connections.secrets", "connections.test", "connections.auth", "connections.set-cap", "connections.remove",
+        "users.add", "users.list", "users.remove", "users.role", "connections.add", "connections.list",
+        "connections.show", "connections.secrets", "connections.test", "connections.auth", "connections.set-cap",
+        "connections.edit", "connections.remove", "exports.change",
         "profiles.load", "profiles.show", "segments.load", "segments.define", "segments.list", "segments.attributes",
         "segments.remove",
         "exports.add", "exports.edit", "exports.list", "exports.show", "exports.enable", "exports.disable",

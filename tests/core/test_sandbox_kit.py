@@ -231,6 +231,8 @@ def test_control_api(sb: Echo) -> None:
     bad = requests.post(base + "faults", json={"status_codes": [200]})
     assert bad.status_code == 400 and bad.json()["field"] == "status_codes"
     assert requests.post(base + "faults", data="{").status_code == 400
+    no_key = requests.post(base + "rotate")  # the Echo sandbox has no API key of its own to rotate
+    assert no_key.status_code == 400 and no_key.json()["field"] == "rotate"
     assert requests.post(base + "refuse", json={"email": " Ada@Example.COM"}).status_code == 204
     assert sb.refused == {"ada@example.com"} and sb.member_fault("ada@example.com")
     refused = requests.post(base + "refuse", json={"email": 7})

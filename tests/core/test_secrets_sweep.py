@@ -296,6 +296,17 @@ def test_no_secret_leaks_from_any_command(
     for result in contributor:
         assert mc.base_url.removeprefix("http://") not in result.output
 
+    # -- edits: a rotated key (from stdin), a refused one, sharing, a role, a removed mapping -----
+    for fmt in ((), ("--json",)):
+        run("connections", "edit", "mc", "--config", "-", *fmt, input=json.dumps({"api_key": mc.rotate_key()}))
+        run("connections", "edit", "mc", "--config", "-", *fmt, input=json.dumps({"api_key": MC_WRONG_KEY}),
+            fails=AuthError)
+    run("connections", "edit", "cm", "--share", "contributors", "--json")
+    run("users", "role", "temp", "contributor", "--json")
+    run("exports", "edit", "news-mc", "--unmap", "FNAME")
+    run("exports", "run", "news-mc", "--json")
+    collect_tokens()  # the rotated key
+
     # -- failures: revoked credentials, unknown names --------------------------------------------
     mc.revoke_key()
     cm.revoke_key()

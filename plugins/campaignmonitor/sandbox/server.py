@@ -191,6 +191,12 @@ class CampaignMonitorSandbox(SandboxServer):
         """
         self._data.suppress([email])
 
+    def rotate_key(self) -> str:
+        """Issue a new API key of the same account and refuse the old one (a key rotation); return the new key."""
+        with self._lock:
+            self._data.api_key = secrets.token_hex(16)
+            return self._data.api_key
+
     def revoke_key(self) -> None:
         """Revoke the API key (401 Code 100) and every OAuth token (401 Code 122).
 

@@ -228,6 +228,12 @@ class MailchimpSandbox(SandboxServer):
         """
         self._data.mark_forgotten(email)
 
+    def rotate_key(self) -> str:
+        """Issue a new API key of the same account and refuse the old one (a key rotation); return the new key."""
+        with self._lock:
+            self._data.api_key = f"{secrets.token_hex(16)}-{self._data.dc}"
+            return self._data.api_key
+
     def revoke_key(self) -> None:
         """Revoke the API key and every OAuth token: later API calls get 401.
 
