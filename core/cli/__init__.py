@@ -17,10 +17,11 @@ from ..errors import ExitStatus, SegportError
 from ..http import TRANSPORT_ERRORS, unreachable
 from ._common import State, with_hint
 from ._connections import connections
-from ._data import profiles, segments
+from ._data import segments
 from ._demo import demo
 from ._exports import exports, runs
 from ._plugins import plugins
+from ._profiles import profiles
 from ._sandbox import sandbox
 from ._schedule import refresh, schedule, scheduler
 from ._worker import worker
