@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..models import Share
 from ..workspace import PRIVACY_NOTICE
 from ._common import Count, Finite, State, emit_json, emit_table, json_option, pass_state
+from ._confirm import confirm, yes_option
 
 
 @click.group()
@@ -164,8 +165,10 @@ def connections_set_cap(state: State, name: str, cap: int) -> None:
 
 @connections.command("remove")
 @click.argument("name")
+@yes_option
 @pass_state
-def connections_remove(state: State, name: str) -> None:
-    """Remove a connection and erase its secrets; its exports stop (admins only)."""
-    detached = state.workspace().remove_connection(name)
+def connections_remove(state: State, name: str, yes: bool) -> None:
+    """Remove a connection and erase its secrets; its exports stop (admins only; asks first)."""
+    question = f"remove connection {name!r} and erase its secrets (its exports are detached and disabled)?"
+    detached = state.workspace().connections.remove(name=name, confirm=lambda: confirm(question, yes))
     click.echo(f"removed connection {name!r}; {detached} export(s) detached and disabled")

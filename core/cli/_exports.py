@@ -14,6 +14,7 @@ from ..hookspecs import hookimpl
 from ..models import Export, Run, RunStatus
 from ..workspace import Workspace
 from ._common import SQL_INT_MAX, Count, State, emit_json, emit_table, json_option, parse_pairs, pass_state
+from ._confirm import confirm, yes_option
 
 
 @click.group()
@@ -150,10 +151,12 @@ _toggle(False)
 
 @exports.command("remove")
 @click.argument("name")
+@yes_option
 @pass_state
-def exports_remove(state: State, name: str) -> None:
-    """Remove an export and its sync state (its runs stay in the history)."""
-    state.workspace().remove_export(name)
+def exports_remove(state: State, name: str, yes: bool) -> None:
+    """Remove an export and its sync state (its runs stay in the history; asks first)."""
+    question = f"remove export {name!r} and its sync state (an export added again resends every profile)?"
+    state.workspace().exports.remove(name=name, confirm=lambda: confirm(question, yes))
     click.echo(f"removed export {name!r}")
 
 

@@ -366,8 +366,8 @@ def test_secret_never_shown_or_stored_in_clear(populated: Callable[..., Result],
     run("runs", "show", str(failed["id"]))
     run("audit", "list", "--json")
     run("audit", "list")
-    run("connections", "remove", "c0")
-    run("exports", "remove", "e1")
+    run("connections", "remove", "c0", "--yes")
+    run("exports", "remove", "e1", "--yes")
 
     assert len(results) > 40
     for result in results:
