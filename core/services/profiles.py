@@ -11,6 +11,7 @@ next run of each export plans their exits and removes their markers, never unsub
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -104,9 +105,11 @@ class Profiles:
             current = _current_key(db, key)
             key = key or current or db.profile_key_column() or DEFAULT_KEY
             rekeyed_from = current if current is not None and current != key else None
+            rows = readers.read_profiles(path, key=key, fmt=fmt)
+            first = next(rows, None)  # a file without the key column says so first
             if rekeyed_from is not None and not replace:
                 raise KeyMismatch(rekeyed_from, key)
-            rows = readers.read_profiles(path, key=key, fmt=fmt)
+            rows = itertools.chain([first] if first is not None else [], rows)
             evaluator = LoadEvaluator(db, db.list_segments())  # filter caches kept current on the way
             loaded = db.load_profiles(rows, replace=replace, source=source, on_chunk=evaluator)
             evaluator.finish(loaded.seq)

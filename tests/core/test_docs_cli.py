@@ -28,6 +28,11 @@ INTRO = f"""# Command reference
 Every `segport` command with its `--help`, as the CLI prints it. The page is generated from the
 commands themselves (`{REGENERATE}`) and a test fails when it differs from what the
 CLI prints. Exit codes, roles and worked examples are in the [README](../README.md).
+
+Destructive commands (`connections remove`, `exports remove`, `segments remove`, `users remove`,
+`profiles remove`, and `profiles load --replace` when it would remove profiles) ask for confirmation
+on a terminal; without one they are refused (exit 2, nothing changed) unless `--yes` is given.
+Scripts written before this change must add `--yes`.
 """
 
 
