@@ -49,7 +49,11 @@ def inner_name(path: str | os.PathLike[str]) -> str:
 
 
 def _stdin_bytes() -> IO[bytes]:
-    """Return standard input's byte stream, able to peek (so its first bytes can be checked)."""
+    """Return standard input's byte stream, able to peek (so its first bytes can be checked).
+
+    A stream that cannot peek (an embedding app's or a test's stdin) is wrapped; the wrapper is
+    detached, never closed, once read (see :func:`open_text`).
+    """
     buffer: Any = sys.stdin.buffer
     return buffer if hasattr(buffer, "peek") else io.BufferedReader(buffer)
 
@@ -106,8 +110,10 @@ def open_text(
         try:
             yield _Checked(text)
         finally:
-            if stdin:
-                text.detach()  # standard input stays open
+            if stdin:  # standard input stays open
+                text.detach()
+                if raw is not sys.stdin.buffer and isinstance(raw, io.BufferedReader):
+                    raw.detach()  # our peeking wrapper: closing it would close stdin
             else:
                 text.close()
     finally:
