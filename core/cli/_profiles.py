@@ -179,8 +179,9 @@ def profiles_remove(
 ) -> None:
     """Remove profiles by KEY, by a file of keys, or by filter (asks first).
 
-    Removed profiles leave their segments; each export's next run removes their markers at the
-    destination (tags, segment field options), never unsubscribing or deleting anyone.
+    Removed profiles leave their segments; each export's next run handles their exits as for anyone
+    leaving its segments: markers removed (tags, segment field options; or archived where the export
+    says so), never unsubscribing or deleting anyone.
     """
     if sum(map(bool, (keys, keys_file, where))) != 1:
         raise click.UsageError("name the profiles to remove: KEY arguments, --keys-file FILE or --where FILTER")
