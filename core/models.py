@@ -190,14 +190,51 @@ class ConnectionCheck:
 
 @dataclass(frozen=True)
 class ProfileLoad:
-    """What a profile load did: rows read from the file, and profiles in the workspace after it."""
+    """What a profile load did: rows read, profiles in the workspace after it, and what changed.
+
+    ``added + updated + unchanged == loaded``; ``removed`` counts the profiles a replacing load
+    deleted; ``rekeyed_from`` names the previous key of a replacing load that changed it.
+    """
 
     loaded: int
     profiles: int
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    key: str = "id"
+    rekeyed_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the load's counts as JSON-ready data."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProfileRemoval:
+    """What a profile removal did: profiles removed, and given keys that named no profile."""
+
+    removed: int
+    not_found: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the removal's counts as JSON-ready data."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProfilePage:
+    """One page of profiles in key order: ``total`` profiles match, ``profiles`` holds those from ``offset``."""
+
+    profiles: list[tuple[str, dict[str, Any]]]
+    total: int
+    offset: int
+    limit: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the page as JSON-ready data (each profile as ``{"key", "attributes"}``)."""
+        rows = [{"key": key, "attributes": attrs} for key, attrs in self.profiles]
+        return {"profiles": rows, "total": self.total, "offset": self.offset, "limit": self.limit}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ READ = frozenset(
         "exports.show",
         "segments.list",
         "profiles.show",
+        "profiles.list",
         "runs.list",
         "runs.show",
         "schedule.show",
@@ -22,7 +23,7 @@ READ = frozenset(
     }
 )
 # Contributors work with data and with exports on connections shared with them.
-CONTRIBUTOR = READ | {"profiles.load", "segments.load", "segments.define", "segments.remove"}
+CONTRIBUTOR = READ | {"profiles.load", "profiles.remove", "segments.load", "segments.define", "segments.remove"}
 ON_SHARED_CONNECTION = frozenset(
     {
         "connections.use",

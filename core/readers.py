@@ -1,5 +1,7 @@
 """Streaming readers for the files operators load: customer profiles and segment member lists.
 
+A file may be gzip-compressed, and ``-`` reads standard input (see :mod:`segport.sources`).
+
 Profiles come as CSV (header row, values kept as strings) or JSONL (one JSON object per line, its
 numbers finite: ``NaN``, ``Infinity`` and numbers too large for a float are refused, as standard JSON
 has no such values).
@@ -19,11 +21,12 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 from .errors import InputError
+from .sources import DamagedGzip, display_name, inner_name, is_stdin, open_text
 
 __all__ = ["MAX_FIELD_CHARS", "MAX_NESTING", "ProfileRow", "detect_format", "read_profiles", "read_segment_keys"]
 
@@ -67,16 +70,26 @@ def _fail(message: str) -> InputError:
 
 
 def _name(path: str | os.PathLike[str]) -> str:
-    return os.path.basename(os.fspath(path)) or os.fspath(path)
+    return display_name(path)
+
+
+def _extension(path: str | os.PathLike[str]) -> str:
+    """Return the file's extension, lower case, under a ``.gz`` one (``p.CSV.gz`` -> ``.csv``)."""
+    return os.path.splitext(inner_name(path))[1].lower()
 
 
 def detect_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
-    """``"csv"`` or ``"jsonl"``: ``fmt`` if given, else from the file's extension."""
+    """``"csv"`` or ``"jsonl"``: ``fmt`` if given, else from the file's extension (under ``.gz``).
+
+    Standard input (``-``) has no extension: ``fmt`` is required for it.
+    """
     if fmt is not None:
         if fmt.strip().lower() in ("csv", "jsonl"):
             return fmt.strip().lower()
         raise _fail(f"{_name(path)}: unknown format {fmt!r} ({_FIX_FORMAT})")
-    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if is_stdin(path):
+        raise _fail(f"reading profiles from stdin needs the format ({_FIX_FORMAT})")
+    ext = _extension(path)
     if ext in _EXTENSIONS:
         return _EXTENSIONS[ext]
     what = f"extension {ext!r}" if ext else "no extension"
@@ -98,15 +111,15 @@ def read_segment_keys(
     """Yield ``(line, key)`` for each member of a segment file.
 
     ``fmt`` may be ``"csv"``, ``"jsonl"`` or ``"lines"``; without it ``.csv`` is CSV,
-    ``.jsonl``/``.ndjson``/``.json`` is JSONL and any other file holds one key per line
-    (blank lines and lines starting with ``#`` skipped).
+    ``.jsonl``/``.ndjson``/``.json`` is JSONL (also under ``.gz``) and any other file, standard
+    input included, holds one key per line (blank lines and lines starting with ``#`` skipped).
     """
     if fmt is not None and fmt.strip().lower() == "lines":
         kind = "lines"
     elif fmt is not None:
         kind = detect_format(path, fmt)
     else:
-        kind = _EXTENSIONS.get(os.path.splitext(os.fspath(path))[1].lower(), "lines")
+        kind = _EXTENSIONS.get(_extension(path), "lines")  # standard input too: one key per line
     if kind == "csv":
         for line, key_value, _header, _row in _read_csv(path, key):
             yield line, key_value
@@ -117,25 +130,29 @@ def read_segment_keys(
         yield from _read_lines(path)
 
 
-def _opened(path: str | os.PathLike[str], newline: str | None) -> TextIO:
-    """Open for strict UTF-8 reading; a UTF-8 BOM is stripped."""
-    return open(path, encoding="utf-8-sig", errors="strict", newline=newline)
+def _opened(path: str | os.PathLike[str], newline: str | None) -> Any:
+    """Open for strict UTF-8 reading (``-``: standard input; gzip decompressed); a UTF-8 BOM is stripped."""
+    return open_text(path, newline)
 
 
-def _unreadable(path: str | os.PathLike[str], exc: OSError) -> InputError:
+def _unreadable(path: str | os.PathLike[str], exc: OSError | DamagedGzip) -> InputError:
+    if isinstance(exc, DamagedGzip):
+        return _fail(f"{_name(path)} is a damaged or truncated gzip file ({exc}; compress it again)")
     return _fail(f"cannot read {_name(path)}: {exc.strerror or exc} (check the path and the file's permissions)")
 
 
 def _not_utf8(path: str | os.PathLike[str], newline: str | None, fallback: int) -> InputError:
     """Return the error for an invalid UTF-8 file: re-read it leniently to find the first bad line."""
     line = fallback
+    if is_stdin(path):  # read once: the line being decoded is the best known
+        return _fail(f"{_name(path)} is not valid UTF-8 at or after line {line} (send UTF-8)")
     try:
-        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline=newline) as f:
+        with open_text(path, newline, errors="surrogateescape") as f:
             for number, text in enumerate(f, 1):
                 if _ESCAPED.search(text):
                     line = number
                     break
-    except OSError:
+    except (OSError, DamagedGzip):
         pass
     return _fail(f"{_name(path)}: line {line} is not valid UTF-8 (save the file as UTF-8)")
 
@@ -168,11 +185,11 @@ def _read_csv(path: str | os.PathLike[str], key: str) -> Iterator[tuple[int, str
                 raise _csv_error(name, str(exc), last + 1, reader.line_num) from None
     except UnicodeDecodeError:
         raise _not_utf8(path, "", last + 1) from None
-    except OSError as exc:
+    except (OSError, DamagedGzip) as exc:
         raise _unreadable(path, exc) from None
 
 
-def _without_nul(name: str, lines: TextIO) -> Iterator[str]:
+def _without_nul(name: str, lines: Iterable[str]) -> Iterator[str]:
     """Pass lines through, refusing NUL bytes (``csv`` accepts them since Python 3.11)."""
     for number, text in enumerate(lines, 1):
         if "\x00" in text:
@@ -272,7 +289,7 @@ def _read_jsonl(path: str | os.PathLike[str], key: str, *, finite: bool = False)
                 yield ProfileRow(number, _json_key(name, number, obj, key), obj)
     except UnicodeDecodeError:
         raise _not_utf8(path, None, number + 1) from None
-    except OSError as exc:
+    except (OSError, DamagedGzip) as exc:
         raise _unreadable(path, exc) from None
     if not found:
         raise _fail(f"{name} is empty: it needs one JSON object per line with a {key!r} field")
@@ -373,5 +390,5 @@ def _read_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
                     yield number, value
     except UnicodeDecodeError:
         raise _not_utf8(path, None, number + 1) from None
-    except OSError as exc:
+    except (OSError, DamagedGzip) as exc:
         raise _unreadable(path, exc) from None

@@ -24,6 +24,8 @@ from .models import (
     Export,
     ExportEdit,
     ProfileLoad,
+    ProfilePage,
+    ProfileRemoval,
     Role,
     Run,
     ScheduledRun,
@@ -39,7 +41,7 @@ from .pipeline.preview import Preview
 from .plugins import make_manager
 from .private import make_folder, tighten_workspace
 from .registry import Registry, default_registry
-from .services import Catalog, Connections, Context, Exports, Governance, Runs, Schedules
+from .services import Catalog, Connections, Context, Exports, Governance, Profiles, Runs, Schedules
 from .services.context import check_name
 from .services.keys import KeyRotation
 from .store import Store, open_store, private_files, sqlite_path
@@ -95,6 +97,7 @@ class Workspace:
         self.governance = Governance(self.context)
         self.connections = Connections(self.context)
         self.catalog = Catalog(self.context)
+        self.profiles = Profiles(self.context)  # also list, count, remove
         self.exports = Exports(self.context)
         self.runs = Runs(self.context, self.exports, self.connections)
         self.scheduling = Schedules(self.context, self.runs)
@@ -313,14 +316,35 @@ class Workspace:
 
     # -- profiles and segments ------------------------------------------------------------------
     def load_profiles(
-        self, path: str | os.PathLike[str], *, key: str = "id", fmt: str | None = None, replace: bool = False
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: str | None = None,
+        fmt: str | None = None,
+        replace: bool = False,
     ) -> ProfileLoad:
-        """Load profiles from a CSV or JSONL file (all rows or none)."""
-        return self.catalog.load_profiles(path=path, key=key, fmt=fmt, replace=replace)
+        """Load profiles from a CSV or JSONL file, keyed by the workspace's key column (all rows or none)."""
+        return self.profiles.load(path=path, key=key, fmt=fmt, replace=replace)
 
     def get_profile(self, key: str) -> dict[str, Any]:
         """Return one profile's attributes."""
         return self.catalog.get_profile(key=key)
+
+    def profile_key(self) -> str | None:
+        """Return the column/field the profiles are keyed by (None: no profile loaded yet)."""
+        return self.profiles.key_column()
+
+    def list_profiles(self, *, where: str | None = None, limit: int = 50, offset: int = 0) -> ProfilePage:
+        """Return a page of profiles (matching the filter ``where``) in key order."""
+        return self.profiles.page(where=where, limit=limit, offset=offset)
+
+    def count_profiles(self, where: str | None = None) -> int:
+        """Return how many profiles there are, or match the filter ``where``."""
+        return self.profiles.count(where=where)
+
+    def remove_profiles(self, keys: Sequence[str] | None = None, *, where: str | None = None) -> ProfileRemoval:
+        """Remove profiles by key or by filter; their exports' next runs remove their markers."""
+        return self.profiles.remove(keys=keys, where=where)
 
     def load_segment(
         self, name: str, path: str | os.PathLike[str], *, key: str = "id", fmt: str | None = None

@@ -23,12 +23,13 @@ from . import _config as config_file
 from ._common import State, emit_json, plain, start_debug_logging, with_hint
 from ._completion import complete_names, completion
 from ._connections import connections
-from ._data import profiles, segments
+from ._data import segments
 from ._demo import demo
 from ._exports import exports, runs
 from ._globals import accept_global_options, json_in_args
 from ._keys import rotate_key
 from ._plugins import plugins
+from ._profiles import profiles
 from ._sandbox import sandbox
 from ._schedule import refresh, schedule, scheduler
 from ._signals import Terminated, sigterm_interrupts

@@ -15,6 +15,7 @@ from ..models import Share
 from ..services.changes import describe
 from ..workspace import PRIVACY_NOTICE
 from ._common import Count, Finite, State, emit_fields, emit_json, emit_table, json_option, pass_state
+from ._confirm import confirm, yes_option
 
 
 @click.group()
@@ -250,11 +251,13 @@ def connections_set_cap(state: State, name: str, cap: int, as_json: bool) -> Non
 
 @connections.command("remove")
 @click.argument("name")
+@yes_option
 @json_option
 @pass_state
-def connections_remove(state: State, name: str, as_json: bool) -> None:
-    """Remove a connection and erase its secrets; its exports stop (admins only)."""
-    detached = state.workspace().remove_connection(name)
+def connections_remove(state: State, name: str, yes: bool, as_json: bool) -> None:
+    """Remove a connection and erase its secrets; its exports stop (admins only; asks first)."""
+    question = f"remove connection {name!r} and erase its secrets (its exports are detached and disabled)?"
+    detached = state.workspace().connections.remove(name=name, confirm=lambda: confirm(question, yes))
     if as_json:
         emit_json({"removed": "connection", "name": name, "detached_exports": detached})
     else:

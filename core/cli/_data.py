@@ -1,52 +1,19 @@
-"""``segport profiles`` and ``segport segments``."""
+"""``segport segments``."""
 
 from __future__ import annotations
 
 import click
 
-from ._common import State, emit_fields, emit_json, emit_table, json_option, pass_state
+from ._common import State, emit_json, emit_table, json_option, pass_state
+from ._confirm import confirm, yes_option
 
 FORMAT = click.option(
     "--format",
     "fmt",
     type=click.Choice(["csv", "jsonl"]),
     default=None,
-    help="File format (default: from the extension).",
+    help="File format (default: from the extension, under .gz; one key a line for other files and stdin).",
 )
-
-
-@click.group()
-def profiles() -> None:
-    """Load and show customer profiles (one row per customer)."""
-
-
-@profiles.command("load")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--key", default="id", show_default=True, help="Column/field holding the profile key.")
-@click.option("--replace", is_flag=True, help="Replace all profiles instead of adding/updating.")
-@FORMAT
-@json_option
-@pass_state
-def profiles_load(state: State, file: str, key: str, replace: bool, fmt: str | None, as_json: bool) -> None:
-    """Load profiles from a CSV or JSONL file (all rows or none)."""
-    result = state.workspace().load_profiles(file, key=key, fmt=fmt, replace=replace)
-    if as_json:
-        emit_json(result)
-    else:
-        click.echo(f"loaded {result.loaded:,} profiles from {file} ({result.profiles:,} in the workspace)")
-
-
-@profiles.command("show")
-@click.argument("key")
-@json_option
-@pass_state
-def profiles_show(state: State, key: str, as_json: bool) -> None:
-    """Show one profile's attributes."""
-    attrs = state.workspace().get_profile(key)
-    if as_json:
-        emit_json({"key": key, "attributes": attrs})
-    else:
-        emit_fields(attrs)
 
 
 @click.group()
@@ -56,13 +23,13 @@ def segments() -> None:
 
 @segments.command("load")
 @click.argument("name")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--key", default="id", show_default=True, help="Key column of a CSV/JSONL file.")
 @FORMAT
 @json_option
 @pass_state
 def segments_load(state: State, name: str, file: str, key: str, fmt: str | None, as_json: bool) -> None:
-    """Create or replace a segment from a file of profile keys (one a line, or CSV/JSONL)."""
+    """Create or replace a segment from a file of profile keys (one a line, or CSV/JSONL; gzip or not; '-': stdin)."""
     result = state.workspace().load_segment(name, file, key=key, fmt=fmt)
     if as_json:
         emit_json(result)
@@ -101,9 +68,11 @@ def segments_list(state: State, as_json: bool) -> None:
 
 @segments.command("remove")
 @click.argument("name")
+@yes_option
 @json_option
 @pass_state
-def segments_remove(state: State, name: str, as_json: bool) -> None:
-    """Remove a segment no export uses."""
-    state.workspace().remove_segment(name)
+def segments_remove(state: State, name: str, yes: bool, as_json: bool) -> None:
+    """Remove a segment no export uses (asks first)."""
+    question = f"remove segment {name!r}?"
+    state.workspace().catalog.remove_segment(name=name, confirm=lambda: confirm(question, yes))
     emit_json({"removed": "segment", "name": name}) if as_json else click.echo(f"removed segment {name!r}")

@@ -23,6 +23,7 @@ from ._common import (
     parse_pairs,
     pass_state,
 )
+from ._confirm import confirm, yes_option
 from ._dryrun import echo_plan, plan_document
 from ._progress import watch
 from ._schedule import TIMEZONE
@@ -226,11 +227,13 @@ _toggle(False)
 
 @exports.command("remove")
 @click.argument("name")
+@yes_option
 @json_option
 @pass_state
-def exports_remove(state: State, name: str, as_json: bool) -> None:
-    """Remove an export and its sync state (its runs stay in the history)."""
-    state.workspace().remove_export(name)
+def exports_remove(state: State, name: str, yes: bool, as_json: bool) -> None:
+    """Remove an export and its sync state (its runs stay in the history; asks first)."""
+    question = f"remove export {name!r} and its sync state (an export added again resends every profile)?"
+    state.workspace().exports.remove(name=name, confirm=lambda: confirm(question, yes))
     emit_json({"removed": "export", "name": name}) if as_json else click.echo(f"removed export {name!r}")
 
 

@@ -7,6 +7,7 @@ import click
 from ..models import Role
 from ..workspace import Workspace
 from ._common import Count, State, emit_json, emit_table, json_option, pass_state
+from ._confirm import confirm, yes_option
 
 
 @click.command()
@@ -46,11 +47,13 @@ def users_add(state: State, name: str, role: str, as_json: bool) -> None:
 
 @users.command("remove")
 @click.argument("name")
+@yes_option
 @json_option
 @pass_state
-def users_remove(state: State, name: str, as_json: bool) -> None:
-    """Remove a user; they can do nothing afterwards (admins only)."""
-    user = state.workspace().remove_user(name)
+def users_remove(state: State, name: str, yes: bool, as_json: bool) -> None:
+    """Remove a user; they can do nothing afterwards (admins only; asks first)."""
+    question = f"remove user {name!r} (what they did stays)?"
+    user = state.workspace().governance.remove_user(name=name, confirm=lambda: confirm(question, yes))
     if as_json:
         emit_json({"removed": "user", "name": user.name, "role": user.role.value})
     else:

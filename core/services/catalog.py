@@ -3,38 +3,22 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import readers
 from ..errors import ConfigError, WorkspaceError
 from ..filters import parse
-from ..models import ProfileLoad, Segment, SegmentCount, SegmentLoad
-from ..pipeline.selection import LoadEvaluator, Selection, refresh_filter_cache
+from ..models import Segment, SegmentCount, SegmentLoad
+from ..pipeline.selection import Selection, refresh_filter_cache
 from .attributes import unknown_attributes
 from .context import Context, check_name
 
 
 class Catalog:
-    """Profiles (loaded from files) and segments (static lists of keys, or filters)."""
+    """Profiles' attributes and segments (static lists of keys, or filters); loads are :class:`.Profiles`'."""
 
     def __init__(self, context: Context) -> None:
         self.context = context
-
-    def load_profiles(
-        self, *, path: str | os.PathLike[str], key: str = "id", fmt: str | None = None, replace: bool = False
-    ) -> ProfileLoad:
-        """Load a CSV/JSONL file of profiles; all rows or none. ``replace`` drops profiles not in it."""
-        ctx = self.context
-        actor = ctx.authorize("profiles.load")
-        rows = readers.read_profiles(path, key=key, fmt=fmt)
-        store = ctx.store
-        with store.transaction() as db:
-            evaluator = LoadEvaluator(db, store.list_segments())  # filter caches kept current on the way
-            loaded, total, seq = store.load_profiles(rows, replace=replace, source=Path(path).name, on_chunk=evaluator)
-            evaluator.finish(seq)
-            store.audit(actor.name, "profiles.load", Path(path).name, {"rows": loaded, "replace": replace})
-        return ProfileLoad(loaded=loaded, profiles=total)
 
     def get_profile(self, *, key: str) -> dict[str, Any]:
         """One profile's attributes."""
@@ -94,14 +78,16 @@ class Catalog:
         finally:
             reader.close()
 
-    def remove_segment(self, *, name: str) -> None:
-        """Remove a segment no export uses."""
+    def remove_segment(self, *, name: str, confirm: Callable[[], None] | None = None) -> None:
+        """Remove a segment no export uses; ``confirm`` is called once that is allowed (raising cancels it)."""
         ctx = self.context
         actor = ctx.authorize("segments.remove")
         segment = ctx.store.get_segment(name)
         users = [e.name for e in ctx.store.list_exports() if name in e.segments]
         if users:
             raise ConfigError(f"segment {name!r} is used by exports {', '.join(users)}: edit or remove them first")
+        if confirm is not None:
+            confirm()
         with ctx.store.transaction():
             ctx.store.remove_segment(segment.id)
             ctx.store.audit(actor.name, "segments.remove", name)

@@ -205,11 +205,16 @@ class Connections:
             ctx.store.audit(actor.name, "connections.set-cap", name, {"profile_cap": cap, "changes": change})
         return ctx.store.get_connection(name)
 
-    def remove(self, *, name: str) -> int:
-        """Erase a connection and its secrets; its exports stay, detached and disabled. Returns their count."""
+    def remove(self, *, name: str, confirm: Callable[[], None] | None = None) -> int:
+        """Erase a connection and its secrets; its exports stay, detached and disabled. Returns their count.
+
+        ``confirm`` is called once the removal is allowed and the connection found; raising cancels it.
+        """
         ctx = self.context
         actor = ctx.authorize("connections.remove")
         connection = ctx.store.get_connection(name)
+        if confirm is not None:
+            confirm()
         with ctx.store.transaction():
             detached = ctx.store.remove_connection(connection.id)
             ctx.store.audit(actor.name, "connections.remove", name, {"detached_exports": detached})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..config import validate
 from ..contract import FieldSpec
@@ -229,8 +229,11 @@ class Exports:
             )
         return saved
 
-    def remove(self, *, name: str) -> None:
-        """Remove an export, its sync state and its schedule (its runs stay in the history)."""
+    def remove(self, *, name: str, confirm: Callable[[], None] | None = None) -> None:
+        """Remove an export, its sync state and its schedule (its runs stay in the history).
+
+        ``confirm`` is called once the removal is allowed and the export found; raising cancels it.
+        """
         self.context.identify("exports.remove")  # an unknown user learns nothing, not even which exports exist
         store = self.context.store
         export = store.get_export(name)
@@ -238,6 +241,8 @@ class Exports:
             self.context.authorize("exports.remove", export)
         else:
             self.export_for("exports.remove", name)
+        if confirm is not None:
+            confirm()
         with store.transaction():
             store.remove_export(export.id)
             store.audit(self.context.user.name, "exports.remove", name)

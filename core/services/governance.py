@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ..errors import ConfigError
 from ..models import AuditEntry, Role, User
 from .context import Context, check_name
@@ -51,16 +53,19 @@ class Governance:
             )
         return store.get_user(user.name)
 
-    def remove_user(self, *, name: str) -> User:
+    def remove_user(self, *, name: str, confirm: Callable[[], None] | None = None) -> User:
         """Remove a user: from then on they can do nothing. The last admin cannot go.
 
         What they did stays as it was: exports they own, their runs and their audit entries.
+        ``confirm`` is called once the removal is allowed; raising cancels it.
         """
         actor = self.context.authorize("users.remove")
         store = self.context.store
         user = store.get_user(name)
         if user.role is Role.ADMIN and sum(u.role is Role.ADMIN for u in store.list_users()) == 1:
             raise ConfigError(f"user {user.name!r} is the last admin: add another admin first")
+        if confirm is not None:
+            confirm()
         with store.transaction():
             store.remove_user(user.name)
             store.audit(actor.name, "users.remove", user.name, {"role": user.role.value})

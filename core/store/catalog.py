@@ -25,6 +25,7 @@ from .interface import StoredProfile
 from .schema import filter_members, profiles, segment_members, segments, settings
 
 PROFILE_SEQ = "profile_seq"  # the setting holding the last load's sequence number
+PROFILE_KEY = "profile_key"  # the setting holding the column/field profiles are keyed by
 
 _STORED = (profiles.c.key, profiles.c.attrs, profiles.c.seq)
 ATTRIBUTE_SAMPLE = 10_000  # profiles whose attribute names are suggested for a misspelt one
@@ -38,6 +39,7 @@ _FIRST_ATTRS = Prepared(
     .offset(literal_column("0"))
 )
 _ALL_PROFILES = Prepared(lambda d: select(*_STORED))
+_PROFILES_BY_KEY = Prepared(lambda d: select(profiles.c.key, profiles.c.attrs).order_by(profiles.c.key))
 _PROFILES_SINCE = Prepared(lambda d: select(*_STORED).where(profiles.c.seq > bindparam("seq")), "seq")
 _CACHE_HIT = Prepared(
     lambda d: (
@@ -123,6 +125,50 @@ class Catalog(FilterCacheQueries):
     def profile_count(self) -> int:
         """Return how many profiles the workspace holds."""
         return int(self.db.execute(select(func.count()).select_from(profiles)).scalar_one())
+
+    def load_counts(self, before: int, seq: int) -> tuple[int, int]:
+        """Return ``(added, updated)`` by load ``seq``, given the profile count ``before`` it (call before deletes)."""
+        added = self.profile_count() - before
+        changed = select(func.count()).select_from(profiles).where(profiles.c.seq == seq)
+        return added, int(self.db.execute(changed).scalar_one()) - added
+
+    def profile_key_column(self) -> str | None:
+        """Return the column/field the workspace's profiles are keyed by (None: not recorded yet)."""
+        value = self.db.execute(select(settings.c.value).where(settings.c.key == PROFILE_KEY)).scalar()
+        return str(value) if value is not None else None
+
+    def set_profile_key_column(self, column: str) -> None:
+        """Record the column/field the workspace's profiles are keyed by."""
+        upsert = self.db.insert(settings).values(key=PROFILE_KEY, value=column)
+        self.db.execute(upsert.on_conflict_do_update(index_elements=[settings.c.key], set_={"value": column}))
+
+    def first_profiles(self, limit: int, offset: int = 0) -> list[tuple[str, dict[str, Any]]]:
+        """Return ``(key, attributes)`` of the profiles ``offset`` to ``offset + limit`` by key."""
+        page = select(profiles.c.key, profiles.c.attrs).order_by(profiles.c.key).limit(limit).offset(offset)
+        return [(row.key, json.loads(row.attrs)) for row in self.db.execute(page)]
+
+    def stream_profiles(self) -> Iterator[tuple[str, str]]:
+        """Return ``(key, attributes as JSON text)`` of every profile in key order, read as they come."""
+        return ((key, attrs) for key, attrs in self.db.stream(_PROFILES_BY_KEY))
+
+    def existing_profile_keys(self, keys: Iterable[str]) -> list[str]:
+        """Return which of ``keys`` have a profile (each once, sorted)."""
+        found: set[str] = set()
+        for batch in chunks(set(keys), 500):
+            found.update(self.db.execute(select(profiles.c.key).where(profiles.c.key.in_(batch))).scalars())
+        return sorted(found)
+
+    def remove_profiles(self, keys: Iterable[str]) -> int:
+        """Delete the profiles of ``keys`` with their segment memberships; return how many existed.
+
+        Their sync state stays: the next run of an export that delivered them plans their exits.
+        """
+        removed = 0
+        for batch in chunks(set(keys), 500):
+            removed += self.db.execute(delete(profiles).where(profiles.c.key.in_(batch))).rowcount
+            self.db.execute(delete(filter_members).where(filter_members.c.profile_key.in_(batch)))
+            self.db.execute(delete(segment_members).where(segment_members.c.profile_key.in_(batch)))
+        return removed
 
     def get_profile(self, key: str) -> dict[str, Any]:
         """Return a profile's attributes; raise NotFound for an unknown key."""

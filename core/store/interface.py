@@ -124,6 +124,9 @@ class Loaded(NamedTuple):
     rows: int  # rows loaded
     profiles: int  # profiles in the workspace after the load
     seq: int  # this load's sequence number
+    added: int = 0  # profiles the load created
+    updated: int = 0  # existing profiles whose attributes it changed
+    removed: int = 0  # profiles ``replace`` deleted
 
 
 class FilterCache(Protocol):
@@ -316,6 +319,24 @@ class Store(FilterCache, Protocol):
 
     def profile_count(self) -> int:
         """Return how many profiles the workspace holds."""
+
+    def profile_key_column(self) -> str | None:
+        """Return the column/field the workspace's profiles are keyed by (None: not recorded yet)."""
+
+    def set_profile_key_column(self, column: str) -> None:
+        """Record the column/field the workspace's profiles are keyed by."""
+
+    def first_profiles(self, limit: int, offset: int = 0) -> list[tuple[str, dict[str, Any]]]:
+        """Return ``(key, attributes)`` of the profiles ``offset`` to ``offset + limit`` by key."""
+
+    def stream_profiles(self) -> Iterator[tuple[str, str]]:
+        """Return ``(key, attributes as JSON text)`` of every profile in key order, read as they come."""
+
+    def existing_profile_keys(self, keys: Iterable[str]) -> list[str]:
+        """Return which of ``keys`` have a profile (each once, sorted)."""
+
+    def remove_profiles(self, keys: Iterable[str]) -> int:
+        """Delete the profiles of ``keys`` with their segment memberships; return how many existed."""
 
     def has_attribute(self, name: str) -> bool:
         """Return whether some profile has the attribute ``name`` (stops at the first that does)."""

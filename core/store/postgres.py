@@ -201,6 +201,7 @@ class PostgresStore(SQLStore):
         """
         db = self.db
         seq = self.next_load()
+        before = self.profile_count()
         db.execute(CreateTable(load_rows, if_not_exists=True))
         db.driver.execute("TRUNCATE load_rows")
         count = sum(self._copy_chunk(chunk, on_chunk) for chunk in chunks(rows))
@@ -225,13 +226,15 @@ class PostgresStore(SQLStore):
                 where=profiles.c.attrs != upsert.excluded.attrs,  # identical rows keep their version
             )
         )
+        added, updated = self.load_counts(before, seq)
+        removed = 0
         if replace:
             loaded = select(load_rows.c.key).where(load_rows.c.key == profiles.c.key).exists()
-            db.execute(profiles.delete().where(~loaded))
+            removed = db.execute(profiles.delete().where(~loaded)).rowcount
             kept = select(profiles.c.key).where(profiles.c.key == filter_members.c.profile_key).exists()
             db.execute(filter_members.delete().where(~kept))
         db.driver.execute("TRUNCATE load_rows")
-        return Loaded(count, self.profile_count(), seq)
+        return Loaded(count, self.profile_count(), seq, added, updated, removed)
 
     def _copy_chunk(self, chunk: list[ProfileRow], on_chunk: Callable[[list[Any]], None] | None) -> int:
         with self.db.driver.cursor().copy("COPY load_rows (key, line, attrs) FROM STDIN") as copy:

@@ -165,14 +165,17 @@ class SQLiteStore(SQLStore):
         Each chunk's keys go into a temporary table first, whose primary key catches a repeated key.
         """
         seq = self.next_load()
+        before = self.profile_count()
         self.db.execute(CreateTable(load_keys, if_not_exists=True))
         self.db.execute(delete(load_keys))
         count = sum(self._load_chunk(chunk, source, seq, on_chunk) for chunk in chunks(rows))
+        added, updated = self.load_counts(before, seq)
+        removed = 0
         if replace:
-            self.db.execute(delete(profiles).where(profiles.c.key.not_in(select(load_keys.c.key))))
+            removed = self.db.execute(delete(profiles).where(profiles.c.key.not_in(select(load_keys.c.key)))).rowcount
             self.db.execute(delete(filter_members).where(filter_members.c.profile_key.not_in(select(profiles.c.key))))
         self.db.execute(delete(load_keys))
-        return Loaded(count, self.profile_count(), seq)
+        return Loaded(count, self.profile_count(), seq, added, updated, removed)
 
     def _load_chunk(
         self, chunk: list[ProfileRow], source: str, seq: int, on_chunk: Callable[[list[Any]], None] | None

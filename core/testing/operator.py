@@ -41,11 +41,17 @@ class Operator:
         op("init", "--admin", admin)
         return op
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run one command; with ``check``, a non-zero exit fails. A traceback always fails."""
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 300, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one command; with ``check``, a non-zero exit fails. A traceback always fails.
+
+        Its stdin is ``input``, or empty (never the test's terminal: a confirmation would wait on it).
+        """
         result = subprocess.run(
             [sys.executable, "-m", "segport", *args],
             env=self.env,
+            input=input if input is not None else "",
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -59,7 +65,11 @@ class Operator:
     def popen(self, *args: str) -> subprocess.Popen[bytes]:
         """Start a command in the background (e.g. to kill it mid-run)."""
         return subprocess.Popen(
-            [sys.executable, "-m", "segport", *args], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [sys.executable, "-m", "segport", *args],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     def run_json(self, export: str, *options: str, check: bool = True) -> dict[str, Any]:

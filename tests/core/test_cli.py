@@ -89,7 +89,8 @@ def test_init_twice_is_a_workspace_error(sp: Callable[..., Result], run_cli: Any
 
 def test_profiles_load_and_show(sp: Callable[..., Result], make_profiles: Any) -> None:
     loaded = as_json(sp("profiles", "load", str(make_profiles(5)), "--json"))
-    assert loaded == {"loaded": 5, "profiles": 5}
+    assert loaded == {"loaded": 5, "profiles": 5, "added": 5, "updated": 0, "unchanged": 0, "removed": 0, "key": "id",
+                      "rekeyed_from": None}
     profile = as_json(sp("profiles", "show", "p000003", "--json"))
     assert profile == {"key": "p000003", "attributes": {
         "id": "p000003", "email": "User3@Example.com", "first_name": "First3", "last_name": "Last3",
@@ -373,8 +374,8 @@ def test_secret_never_shown_or_stored_in_clear(populated: Callable[..., Result],
     run("runs", "show", str(failed["id"]))
     run("audit", "list", "--json")
     run("audit", "list")
-    run("connections", "remove", "c0")
-    run("exports", "remove", "e1")
+    run("connections", "remove", "c0", "--yes")
+    run("exports", "remove", "e1", "--yes")
 
     assert len(results) > 40
     for result in results:

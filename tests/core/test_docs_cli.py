@@ -35,6 +35,11 @@ command. With `--json` every command prints one JSON document on stdout, a failu
 exit code, `status` its name, `message` the line stderr shows after `error: `; README, "JSON output
 and errors"). Shell completion of commands, options and the workspace's names:
 `eval "$(segport completion bash)"` (or `zsh`, `fish`; see [segport completion](#segport-completion)).
+
+Destructive commands (`connections remove`, `exports remove`, `segments remove`, `users remove`,
+`profiles remove`, and `profiles load --replace` when it would remove profiles) ask for confirmation
+on a terminal; without one they are refused (exit 2, nothing changed) unless `--yes` is given.
+Scripts written before this change must add `--yes`.
 """
 
 

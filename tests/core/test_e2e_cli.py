@@ -44,7 +44,8 @@ def test_operator_flow_with_100k_profiles(tmp_path: Path, database_url: str | No
             out.write(f"c{i:06d},user{i}@example.com,F{i},{'FR' if i % 4 == 0 else 'DE'}\n")
     loaded = segport(home, "profiles", "load", str(csv_path), "--key", "customer_id", "--json")
     assert loaded.returncode == 0, loaded.stderr
-    assert json.loads(loaded.stdout) == {"loaded": 100_000, "profiles": 100_000}
+    assert json.loads(loaded.stdout) == {"loaded": 100_000, "profiles": 100_000, "added": 100_000, "updated": 0,
+                                         "unchanged": 0, "removed": 0, "key": "customer_id", "rekeyed_from": None}
     keys = tmp_path / "vip.txt"
     keys.write_text("c000001\nc000002\nc999999\n", encoding="utf-8")
     # global options also follow the command (issue 16): the later --as acts, an unknown user is refused

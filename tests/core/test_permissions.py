@@ -106,7 +106,8 @@ def _export_verbs(conn: str, roles: frozenset[str]) -> list[Verb]:
              lambda _: ["exports", "enable", e], roles),
         Verb(f"exports.disable[{conn}]", lambda w, _: w.set_export_enabled(e, False),
              lambda _: ["exports", "disable", e], roles),
-        Verb(f"exports.remove[{conn}]", lambda w, _: w.remove_export(e), lambda _: ["exports", "remove", e], roles),
+        Verb(f"exports.remove[{conn}]", lambda w, _: w.remove_export(e),
+             lambda _: ["exports", "remove", e, "--yes"], roles),
         Verb(f"exports.run[{conn}]", lambda w, _: w.run_export(e), lambda _: ["exports", "run", e], roles),
         Verb(f"exports.queue[{conn}]", lambda w, _: w.queue_export(e), None, roles, action="exports.run",
              allowed_error=ConfigError),  # no executor here: the queued path is tests/core/test_workers.py
@@ -117,7 +118,7 @@ VERBS = [
     Verb("users.add", lambda w, _: w.add_user("newbie", "viewer"),
          lambda _: ["users", "add", "newbie", "--role", "viewer"], ADMIN),
     Verb("users.list", lambda w, _: w.list_users(), lambda _: ["users", "list"], EVERYONE),
-    Verb("users.remove", lambda w, _: w.remove_user("vera"), lambda _: ["users", "remove", "vera"], ADMIN),
+    Verb("users.remove", lambda w, _: w.remove_user("vera"), lambda _: ["users", "remove", "vera", "--yes"], ADMIN),
     Verb("users.role", lambda w, _: w.set_user_role("vera", "contributor"),
          lambda _: ["users", "role", "vera", "contributor"], ADMIN),
     Verb("connections.add", lambda w, _: w.add_connection("third", "memory", {"api_key": KEY}, agree_privacy=True),
@@ -138,10 +139,16 @@ VERBS = [
     Verb("connections.edit", lambda w, _: w.edit_connection("shared", share="admins"),
          lambda _: ["connections", "edit", "shared", "--share", "admins"], ADMIN),
     Verb("connections.remove", lambda w, _: w.remove_connection("shared"),
-         lambda _: ["connections", "remove", "shared"], ADMIN),
+         lambda _: ["connections", "remove", "shared", "--yes"], ADMIN),
     Verb("profiles.load", lambda w, x: w.load_profiles(x.profiles), lambda x: ["profiles", "load", str(x.profiles)],
          CONTRIBUTORS),
     Verb("profiles.show", lambda w, _: w.get_profile("p000001"), lambda _: ["profiles", "show", "p000001"], EVERYONE),
+    Verb("profiles.key", lambda w, _: w.profile_key(), None, EVERYONE, action="profiles.show"),
+    Verb("profiles.list", lambda w, _: w.list_profiles(), lambda _: ["profiles", "list"], EVERYONE),
+    Verb("profiles.count", lambda w, _: w.count_profiles(where="country = 'FR'"),
+         lambda _: ["profiles", "count", "--where", "country = 'FR'"], EVERYONE, action="profiles.list"),
+    Verb("profiles.remove", lambda w, _: w.remove_profiles(["p000005"]),
+         lambda _: ["profiles", "remove", "p000005", "--yes"], CONTRIBUTORS),
     Verb("segments.load", lambda w, x: w.load_segment("vip2", x.keys),
          lambda x: ["segments", "load", "vip2", str(x.keys)], CONTRIBUTORS),
     Verb("segments.define", lambda w, _: w.define_segment("de", "country = 'DE'"),
@@ -150,7 +157,7 @@ VERBS = [
     Verb("segments.attributes", lambda w, _: w.unknown_attributes("contry = 'FR'"), None, EVERYONE,
          action="profiles.show"),
     Verb("segments.remove", lambda w, _: w.remove_segment("vip"),
-         lambda _: ["segments", "remove", "vip"], CONTRIBUTORS),
+         lambda _: ["segments", "remove", "vip", "--yes"], CONTRIBUTORS),
     *_export_verbs("private", ADMIN),
     *_export_verbs("shared", CONTRIBUTORS),
     Verb("runs.list", lambda w, _: w.list_runs(), lambda _: ["runs", "list"], EVERYONE),
@@ -261,7 +268,8 @@ def test_matrix_covers_every_workspace_action() -> None:
         "users.add", "users.list", "users.remove", "users.role", "connections.add", "connections.list",
         "connections.show", "connections.secrets", "connections.test", "connections.auth", "connections.set-cap",
         "connections.edit", "connections.remove", "exports.change",
-        "profiles.load", "profiles.show", "segments.load", "segments.define", "segments.list", "segments.attributes",
+        "profiles.load", "profiles.show", "profiles.key", "profiles.list", "profiles.count", "profiles.remove",
+        "segments.load", "segments.define", "segments.list", "segments.attributes",
         "segments.remove",
         "exports.add", "exports.edit", "exports.list", "exports.show", "exports.enable", "exports.disable",
         "exports.remove", "exports.run", "exports.queue", "runs.list", "runs.show", "schedule.set", "schedule.show",
@@ -341,8 +349,8 @@ def test_matrix_reaches_every_service_method(world: SimpleNamespace) -> None:
     from segport import services
 
     facade = inspect.getsource(Workspace)
-    for service in (services.Governance, services.Connections, services.Catalog, services.Exports,
-                    services.Runs, services.Schedules):
+    for service in (services.Governance, services.Connections, services.Catalog, services.Profiles,
+                    services.Exports, services.Runs, services.Schedules):
         for name, _ in inspect.getmembers(service, inspect.isfunction):
             if not name.startswith("_") and name not in SERVICE_HELPERS:
                 assert f".{name}(" in facade, f"{service.__name__}.{name} is reached by no Workspace method"
@@ -442,7 +450,7 @@ def test_removing_a_connection_detaches_exports_and_erases_secrets(world: Simple
                                                                     run_cli: Any, home: Path) -> None:
     token = query(home, SHARED_SECRETS)[0][0]
     assert token  # encrypted secrets were stored
-    result = run_cli("--as", "ada", "connections", "remove", "shared")
+    result = run_cli("--as", "ada", "connections", "remove", "shared", "--yes")
     assert result.exit_code == 0, result.output
     assert "1 export(s) detached" in result.stdout
 
@@ -506,7 +514,7 @@ def test_cli_shared_connection_is_usable_by_contributors(ws: Workspace, run_cli:
 # -- removed users --------------------------------------------------------------------------------
 def test_a_removed_user_can_do_nothing(world: SimpleNamespace, ws: Workspace, act_as: Any, run_cli: Any,
                                        home: Path) -> None:
-    removed = run_cli("--as", "ada", "users", "remove", "carl")
+    removed = run_cli("--as", "ada", "users", "remove", "carl", "--yes")
     assert removed.exit_code == 0, removed.output
     assert removed.stdout == "removed user 'carl' (contributor)\n"
     assert [u.name for u in ws.list_users()] == ["ada", "vera"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import gzip
+import io
 import json
 import os
 import tracemalloc
@@ -457,3 +459,48 @@ def test_200k_rows_stream_in_bounded_memory(tmp_path: Path) -> None:
     assert count == 200_000
     assert last is not None and last.line == 200_001 and last.key == "199999"
     assert peak < 20 * 1024 * 1024, peak
+
+
+# --- gzip and stdin (issue 16) ------------------------------------------------------------------
+
+
+def test_gzip_streams_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for i in range(200_000):
+            f.write(json.dumps({"id": i, "email": f"user{i}@example.com", "first_name": f"First{i}"}) + "\n")
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in read_profiles(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 200_000
+    assert peak < 20 * 1024 * 1024, peak
+
+
+@pytest.mark.parametrize(("name", "expected"), [("p.csv.gz", "csv"), ("P.JSONL.GZ", "jsonl"), ("p.ndjson.gz", "jsonl")])
+def test_format_is_read_under_the_gz_extension(name: str, expected: str) -> None:
+    assert detect_format(name) == expected
+
+
+def test_stdin_needs_a_format_and_reads_plain_or_gzip(monkeypatch: pytest.MonkeyPatch) -> None:
+    needs_format = r"^reading profiles from stdin needs the format \(pass --format csv\|jsonl\)$"
+    with pytest.raises(InputError, match=needs_format):
+        detect_format("-")
+    for data in (b"id,email\n1,a@example.com\n", gzip.compress(b"id,email\n1,a@example.com\n")):
+        stdin = io.TextIOWrapper(io.BytesIO(data))
+        monkeypatch.setattr("sys.stdin", stdin)
+        assert [(r.line, r.key) for r in read_profiles("-", fmt="csv")] == [(2, "1")]
+        assert not stdin.buffer.closed  # the process's stdin stays open
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"k1\n# note\n\nk2\n")))
+    assert list(read_segment_keys("-")) == [(1, "k1"), (4, "k2")]
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"id\n1\n\xff\n")))
+    with pytest.raises(InputError, match=r"^stdin is not valid UTF-8 at or after line \d+ \(send UTF-8\)$"):
+        list(read_profiles("-", fmt="csv"))
+
+
+def test_a_truncated_gzip_file_is_one_input_error(tmp_path: Path) -> None:
+    data = gzip.compress(b"id,email\n" + b"".join(b"%d,u%d@example.com\n" % (i, i) for i in range(5000)))
+    message = error_of(write(tmp_path, "cut.csv.gz", data[: len(data) // 2]))
+    assert "cut.csv.gz is a damaged or truncated gzip file" in message and "compress it again" in message

@@ -207,6 +207,9 @@ def test_no_secret_leaks_from_any_command(
     run("connections", "notice")
     run("profiles", "load", str(profiles))
     run("profiles", "show", "p001", "--json")
+    run("profiles", "list", "--limit", "5")
+    run("profiles", "count", "--where", "tier = 'gold'", "--json")
+    run("profiles", "remove", "no-such-key", "--yes", "--json")
     run("segments", "define", "VIP", "--where", "tier = 'gold'")
     run("segments", "define", "Spare", "--where", "tier = 'none'")
     run("segments", "load", "News", str(keys))
@@ -324,10 +327,10 @@ def test_no_secret_leaks_from_any_command(
     run("audit", "list")
 
     # -- removals --------------------------------------------------------------------------------
-    run("exports", "remove", "news-cmo")
-    run("connections", "remove", "cmo")
-    run("segments", "remove", "Spare")
-    run("users", "remove", "temp")
+    run("exports", "remove", "news-cmo", "--yes")
+    run("connections", "remove", "cmo", "--yes")
+    run("segments", "remove", "Spare", "--yes")
+    run("users", "remove", "temp", "--yes")
 
     # -- the commands that open no workspace, and the long-running ones, as a real process ---------
     run("demo", "mailchimp", "--profiles", "100", "--dir", str(tmp_path / "demo"), user=None)

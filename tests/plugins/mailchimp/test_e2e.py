@@ -369,3 +369,35 @@ def test_a_dry_run_shows_each_record_with_its_action_fields_and_reasons(
     assert run["counts"]["created"] == 1 and run["counts"]["updated"] == 2  # the exit is counted updated
     assert run["counts"]["rejected"] == 1 and run["counts"]["skipped"] == 1
     assert members(sandbox)[email(6)]["tags"] == []
+
+
+def test_removed_profiles_lose_their_tags_at_the_next_run_and_stay_subscribed(
+    tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None
+) -> None:
+    op = setup(tmp_path, sandbox, count=40, database_url=database_url)
+    assert op.run_json("news")["counts"]["created"] == 20
+    by_key = json.loads(op("profiles", "remove", "p00000", "p00002", "--yes", "--json").stdout)
+    assert by_key == {"removed": 2, "not_found": 0}
+    by_filter = json.loads(op("profiles", "remove", "--where", "id = 'p00004'", "--yes", "--json").stdout)
+    assert by_filter == {"removed": 1, "not_found": 0}
+    kept = [i for i in range(40) if i not in (0, 2, 4, 6)]
+    smaller = write_rows(tmp_path / "smaller.csv", ["id", "email", "first_name", "last_name", "tier"],
+                         ([f"p{i:05d}", email(i), f"First{i}", f"Last{i}", "gold" if i % 4 == 0 else "basic"]
+                          for i in kept))
+    refused = op("profiles", "load", str(smaller), "--replace", check=False)  # no terminal here: needs --yes
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    replaced = json.loads(op("profiles", "load", str(smaller), "--replace", "--yes", "--json").stdout)
+    assert (replaced["removed"], replaced["added"], replaced["profiles"]) == (1, 0, 36)
+    before = len(sandbox.requests_log)
+
+    run = op.run_json("news")
+
+    assert run["status"] == "succeeded" and run["counts"]["updated"] == 4  # the four exits
+    landed = members(sandbox)
+    for i in (0, 2, 4, 6):  # left with their tags removed, never unsubscribed, archived or deleted
+        assert landed[email(i)]["tags"] == [] and landed[email(i)]["status"] == "subscribed"
+        assert landed[email(i)]["merge_fields"]["FNAME"] == f"First{i}"
+    for i in (8, 10, 12):
+        assert set(landed[email(i)]["tags"]) == expected_tags(i)
+    assert not [p for m, p in sandbox.requests_log[before:] if m == "DELETE" or "delete-permanent" in p]
+    assert op.run_json("news")["counts"].get("updated", 0) == 0  # exits are done once
