@@ -14,7 +14,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pluggy
 
-from .errors import WorkspaceError
 from .executor import Executor
 from .models import (
     AuditEntry,
@@ -36,33 +35,25 @@ from .models import (
     SharedConnection,
     User,
 )
+from .opening import DEFAULT_HOME, HOME_ENV, create_workspace, default_home, open_workspace
 from .pipeline.dispatcher import RetryPolicy
 from .pipeline.preview import Preview
 from .plugins import make_manager
-from .private import make_folder, tighten_workspace
 from .registry import Registry, default_registry
 from .services import Catalog, Connections, Context, Exports, Governance, Profiles, Runs, Schedules
-from .services.context import check_name
 from .services.keys import KeyRotation
-from .store import Store, open_store, private_files, sqlite_path
-from .store import database_url as store_url
-from .vault import KEY_CHECK_SETTING, KEY_FILE, Vault
+from .store import Store
+from .vault import Vault
 
-HOME_ENV = "SEGPORT_HOME"
 USER_ENV = "SEGPORT_USER"
-DEFAULT_HOME = ".segport"
+
+__all__ = ["DEFAULT_HOME", "HOME_ENV", "PRIVACY_NOTICE", "USER_ENV", "Workspace", "default_home"]
 
 PRIVACY_NOTICE = (
     "Exporting sends personal data (emails, names, attributes) outside this workspace to the "
     "destination platform, which processes it under its own terms. Confirm that you have a lawful "
     "basis and the consent needed to share it, and that the platform's data processing terms are in place."
 )
-
-
-def default_home() -> Path:
-    """``SEGPORT_HOME`` or ``./.segport``."""
-    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)
-
 
 
 class Workspace:
@@ -153,41 +144,7 @@ class Workspace:
         The database is ``database_url`` (default ``SEGPORT_DATABASE_URL``; unset: ``segport.db`` in the
         folder); the folder holds the secret key and reject files either way.
         """
-        path = Path(home) if home is not None else default_home()
-        admin = check_name("user", admin)
-        url = store_url(database_url)
-        db_file = sqlite_path(url, path)
-        store = None
-        if db_file is None:  # PostgreSQL: connect first, so a bad URL leaves no key file behind
-            store = open_store(url, path)
-            if store.schema_version():
-                store.close()
-                raise WorkspaceError(
-                    f"a workspace exists already in the database {store.url}: use it, or choose another database",
-                    param="database_url",
-                )
-        elif db_file.exists():
-            raise WorkspaceError(
-                f"a workspace exists already at {path}: use it, or choose another folder", param="home"
-            )
-        try:
-            make_folder(path)
-            tighten_workspace(path, [path / KEY_FILE])  # a folder that existed: private from now on
-            vault = Vault.for_workspace(path, create=True)
-        except OSError as exc:
-            if store is not None:
-                store.close()
-            raise WorkspaceError(f"cannot create the workspace at {path}: {exc.strerror}") from None
-        store = store or open_store(url, path)
-        try:
-            store.migrate()
-            with store.transaction():
-                store.set_setting(KEY_CHECK_SETTING, vault.encrypt({"workspace": "segport"}).decode("ascii"))
-                store.add_user(admin, Role.ADMIN)
-                store.audit(admin, "workspace.init", str(path))
-        except BaseException:
-            store.close()
-            raise
+        path, store, vault, admin = create_workspace(home, admin, database_url)
         return cls(path, store, vault, user=admin, **kwargs)
 
     @classmethod
@@ -203,25 +160,7 @@ class Workspace:
 
         Its database is ``database_url`` (default ``SEGPORT_DATABASE_URL``, else ``segport.db`` in the folder).
         """
-        path = Path(home) if home is not None else default_home()
-        url = store_url(database_url)
-        db_file = sqlite_path(url, path)
-        if db_file is not None and not db_file.is_file():
-            raise WorkspaceError(f"no workspace at {path}: create one, or open the folder that holds it", param="home")
-        tighten_workspace(path, [path / KEY_FILE, *private_files(db_file)])  # before SQLite opens (and copies) them
-        store = open_store(url, path)
-        try:
-            if db_file is None and not store.schema_version():
-                raise WorkspaceError(
-                    f"no workspace in the database {store.url}: create one there, or check the URL",
-                    param="database_url",
-                )
-            store.migrate()
-            vault = Vault.for_workspace(path)
-            _check_key(store, vault)
-        except BaseException:
-            store.close()
-            raise
+        path, store, vault = open_workspace(home, database_url)
         return cls(path, store, vault, user=user or os.environ.get(USER_ENV), **kwargs)
 
     def close(self) -> None:
@@ -483,24 +422,3 @@ class Workspace:
         """Mark a scheduler job as failing with ``error`` (None: it succeeded, clear its mark)."""
         self.scheduling.mark(job=job, error=error)
 
-
-def _check_key(store: Store, vault: Vault) -> None:
-    """Refuse a secret key that is not the workspace's, before anything is read or stored with it.
-
-    A wrong ``SEGPORT_SECRET_KEY`` would otherwise encrypt new credentials that the real key cannot
-    read. Workspaces made before the check token existed are checked against a stored secret.
-    """
-    token = store.get_setting(KEY_CHECK_SETTING)
-    if token is not None:
-        sample: bytes | None = token.encode("ascii")
-    else:
-        sample = next((store.connection_secrets(c.id) for c in store.list_connections() if c.has_secrets), None)
-    if not sample:
-        return
-    try:
-        vault.decrypt(sample)
-    except WorkspaceError:
-        raise WorkspaceError(
-            "the secret key is not this workspace's: its stored secrets cannot be decrypted with it; use the key "
-            "the workspace was created with (its secret.key file, or SEGPORT_SECRET_KEY)"
-        ) from None

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..opening import DEFAULT_HOME
 
 CONFIG_ENV = "SEGPORT_CONFIG"
 FILE_NAME = "segport.toml"
-DEFAULT_HOME = ".segport"
 
 #: key in the file -> (the global option's parameter name, the type its value must have)
 KEYS: dict[str, tuple[str, type]] = {
