@@ -38,6 +38,7 @@ from .private import make_folder, tighten_workspace
 from .registry import Registry, default_registry
 from .services import Catalog, Connections, Context, Exports, Governance, Runs, Schedules
 from .services.context import check_name
+from .services.drift import Drift
 from .store import Store, open_store, private_files, sqlite_path
 from .store import database_url as store_url
 from .vault import KEY_FILE, Vault
@@ -95,6 +96,7 @@ class Workspace:
         self.exports = Exports(self.context)
         self.runs = Runs(self.context, self.exports, self.connections)
         self.scheduling = Schedules(self.context, self.runs)
+        self.drift = Drift(self.context, self.runs)  # exports verify, exports run --repair
 
     # -- the parts, for embedding apps and the CLI --------------------------------------------------
     @property

@@ -14,6 +14,8 @@ from ..hookspecs import hookimpl
 from ..models import Export, Run, RunStatus
 from ..workspace import Workspace
 from ._common import SQL_INT_MAX, Count, State, emit_json, emit_table, json_option, parse_pairs, pass_state
+from ._drift import print_report
+from ._drift import register as register_drift
 
 
 @click.group()
@@ -222,11 +224,22 @@ def print_run(run: Run, as_json: bool) -> None:
 @click.option("--full", is_flag=True, help="Resend every selected profile, ignoring what was delivered.")
 @click.option("--dry-run", is_flag=True, help="Print the exact plan; send nothing.")
 @click.option("--wait", is_flag=True, help="With SEGPORT_BROKER_URL: wait for the queued run and print its record.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Verify first, then send only what drifted at the platform (markers and fields put back; "
+    "nobody resubscribed or re-created). Runs in this process.",
+)
 @json_option
 @pass_state
-def exports_run(state: State, name: str, full: bool, dry_run: bool, wait: bool, as_json: bool) -> None:
+def exports_run(state: State, name: str, full: bool, dry_run: bool, wait: bool, repair: bool, as_json: bool) -> None:
     """Run an export now (with SEGPORT_BROKER_URL set: queue it for 'segport worker')."""
     ws = state.workspace()
+    if repair:
+        if full or dry_run or wait:
+            raise click.UsageError("--repair cannot be combined with --full, --dry-run or --wait")
+        _repair(ws, name, as_json)
+        return
     if ws.executor is not None and not dry_run:
         _queue_run(ws, name, full, wait, as_json)
         return
@@ -239,6 +252,23 @@ def exports_run(state: State, name: str, full: bool, dry_run: bool, wait: bool, 
             print_run(exc.run, True)
         raise
     print_run(run, as_json)
+    if run.status is RunStatus.PARTIAL:
+        raise RunError(f"run {run.id}: {run.error}")
+
+
+def _repair(ws: Workspace, name: str, as_json: bool) -> None:
+    """Verify, then run the repairs; print the report (JSON: ``{"verify": report, "run": run record}``)."""
+    try:
+        report, run = ws.drift.repair(name=name)
+    except SegportError as exc:
+        if exc.run is not None and as_json:
+            print_run(exc.run, True)
+        raise
+    if as_json:
+        emit_json({"verify": report.to_dict(), "run": run.to_dict()})
+    else:
+        print_report(report)
+        print_run(run, False)
     if run.status is RunStatus.PARTIAL:
         raise RunError(f"run {run.id}: {run.error}")
 
@@ -272,6 +302,9 @@ class QueuedRunError(SegportError):
     def __init__(self, message: str, status: ExitStatus) -> None:
         super().__init__(message)
         self.exit_status = status
+
+
+register_drift(exports)
 
 
 @click.group()

@@ -48,6 +48,18 @@ class Delivered(NamedTuple):
     markers: str
 
 
+class DeliveredPerson(NamedTuple):
+    """A row of an export's sync state with the current attributes of its profile (JSON; None: removed)."""
+
+    key: str
+    email: str
+    digest: bytes
+    markers: str
+    seq: int | None
+    mapping: int | None
+    attrs: str | None
+
+
 class LedgerEntry(NamedTuple):
     """What the sync ledger holds for one address of an audience."""
 
@@ -354,6 +366,9 @@ class Store(FilterCache, Protocol):
 
     def save_sync_state(self, export_id: int, rows: Sequence[StateRow]) -> None:
         """Record what the destination acknowledged (replacing what was recorded for those profiles)."""
+
+    def delivered_people(self, export_id: int) -> Iterator[DeliveredPerson]:
+        """Yield each profile the export delivered, in key order, with its current attributes."""
 
     # -- the sync ledger (per connection, audience and address) ---------------------------------------
     def ledger_entries(self, connection_id: int, audience: str, emails: Sequence[str]) -> dict[str, LedgerEntry]:

@@ -40,6 +40,7 @@ from segport import (
     BatchWriter,
     ConfigError,
     Learned,
+    MemberState,
     Outcome,
     OutcomeStatus,
     PendingJob,
@@ -74,6 +75,12 @@ BATCH_CALLS = 3  # submit + one poll + download, the least a /batches job costs
 # (docs/providers/mailchimp.md#connection-limit).
 PREFLIGHT_CALLS = 4
 MEMBER = "/lists/{list_id}/members/{subscriber_hash}"
+# exports verify: what one member read returns, and how many reads go out at once (the call governor
+# still bounds them by the connection limit, docs/providers/mailchimp.md#connection-limit).
+READ_FIELDS = "email_address,status,merge_fields,tags"
+MEMBER_READS = 10
+# Statuses whose people a repair run may write to (markers and fields; never a status).
+WRITABLE_BY_REPAIR = frozenset({"subscribed", "pending", "transactional"})
 # What a server may turn out not to support, learned by the first batch it refuses (see ``lacking``):
 # docs/providers/mailchimp.md#batch-operations-request and docs/providers/mailchimp.md#tags-in-batch-members.
 BATCHES = "POST /batches"  # answered 404/405: a server without batch operations
@@ -90,8 +97,9 @@ class MailchimpWriter(BatchWriter):
         self.audience = str(options["audience_id"])
         self.status_if_new = str(options.get("status_if_new", "subscribed"))
         self.prefix = str(options.get("tag_prefix", ""))
-        self.archive_on_exit = options.get("on_exit") == "archive"
-        self.readd_archived = bool(options.get("readd_archived", False))
+        # A repair run (context.repair) archives nobody, re-adds nobody and creates nobody.
+        self.archive_on_exit = options.get("on_exit") == "archive" and not context.repair
+        self.readd_archived = bool(options.get("readd_archived", False)) and not context.repair
         # address -> archived, unsubscribed or cleaned, as the pre-flight listed them (read-only once prepared)
         self.held: dict[str, str] = {}
         self.tag_ids: dict[str, int] = {}  # exported segment -> static segment (tag) id, found by prepare()
@@ -256,6 +264,8 @@ class MailchimpWriter(BatchWriter):
         Mailchimp does not report an archived member's earlier status
         (docs/providers/mailchimp.md#archived-and-unsubscribed-members), so only the sync ledger can tell.
         """
+        if self.context.repair:
+            return False
         return self.readd_archived or self.context.archived_by_segport.get(email) == "subscribed"
 
     def requests_for(self, records: Sequence[Record]) -> int:
@@ -503,8 +513,55 @@ class MailchimpWriter(BatchWriter):
         meanwhile, they come back unsubscribed, never subscribed.
         See docs/providers/mailchimp.md#add-or-update-a-member.
         """
+        if self.context.repair:  # without status_if_new, a person gone since the check is refused, not created
+            return self._member(record, status=None)
         held = self.held.get(record.email) in COMPLIANT_STATUSES
         return {**self._member(record, status=None), "status_if_new": "unsubscribed" if held else self.status_if_new}
+
+    # -- reading members back (exports verify) ------------------------------------------------------
+    def read_members(self, emails: Sequence[str]) -> Mapping[str, MemberState]:
+        """Read each person with ``GET .../members/{subscriber_hash}`` (``fields`` keeps it small); 404: unknown.
+
+        The audience is checked first (one small GET), so a missing audience is that error and not
+        every person missing. Calls go out :data:`MEMBER_READS` at a time; the credential's call
+        governor keeps all of them under the connection limit.
+        See docs/providers/mailchimp.md#reading-members-back.
+        """
+        api = self.api
+        try:
+            api.call("GET", "/lists/{list_id}", params={"fields": "id"}, list_id=self.audience)
+        except Problem as exc:
+            if exc.status == 404:
+                raise self._audience_gone() from None
+            raise
+        reads = [
+            partial(self._read_member, email) for email in emails
+        ]
+        found: dict[str, MemberState] = {}
+        for email, future in zip(emails, api.gather(reads, parallel=MEMBER_READS), strict=True):
+            state = future.result()
+            if state is not None:
+                found[email] = state
+        return found
+
+    def _read_member(self, email: str) -> MemberState | None:
+        try:
+            member = self.api.call(
+                "GET", MEMBER, params={"fields": READ_FIELDS}, list_id=self.audience,
+                subscriber_hash=subscriber_hash(email),
+            )
+        except Problem as exc:
+            if exc.status == 404:  # not in the audience (or deleted for good)
+                return None
+            raise
+        member = _mapping(member)
+        status = str(member.get("status") or "").lower()
+        merge = _mapping(member.get("merge_fields"))
+        by_tag = {str(tag).upper(): value for tag, value in merge.items()}
+        fields = {name: by_tag[name.upper()] for name in self.context.mapped_fields if name.upper() in by_tag}
+        names = {str(tag.get("name", "")).lower() for tag in _objects(member.get("tags"))}
+        markers = frozenset(s for s in self.context.segments if (self.prefix + s).lower() in names)
+        return MemberState(status=status, subscribed=status in WRITABLE_BY_REPAIR, fields=fields, markers=markers)
 
     def _audience_gone(self) -> UnknownAudienceError:
         return UnknownAudienceError(
