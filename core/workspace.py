@@ -97,6 +97,7 @@ class Workspace:
         self.runs = Runs(self.context, self.exports, self.connections)
         self.scheduling = Schedules(self.context, self.runs)
         self.drift = Drift(self.context, self.runs)  # exports verify, exports run --repair
+        self.scheduling.before_scheduled = self.drift.scheduled_repair
 
     # -- the parts, for embedding apps and the CLI --------------------------------------------------
     @property

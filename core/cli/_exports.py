@@ -81,6 +81,13 @@ def exports_add(
 @OPTION
 @click.option("--schedule", default=None)
 @click.option("--no-schedule", is_flag=True, help="Remove the export's own schedule.")
+@click.option(
+    "--verify-every",
+    type=Count(0),
+    default=None,
+    metavar="N",
+    help="Every Nth scheduled run verifies and repairs drift first (exports run --repair); 0: never.",
+)
 @json_option
 @pass_state
 def exports_edit(
@@ -92,9 +99,15 @@ def exports_edit(
     options: tuple[str, ...],
     schedule: str | None,
     no_schedule: bool,
+    verify_every: int | None,
     as_json: bool,
 ) -> None:
     """Change an export's segments, data matching, options or schedule."""
+    if verify_every is not None:
+        export = state.workspace().drift.set_verify_every(name=name, every=verify_every)
+        if not (segments or email_field or maps or options or schedule or no_schedule):  # nothing else to edit
+            emit_json(export.to_dict()) if as_json else click.echo(f"updated export {export.name!r}")
+            return
     export = state.workspace().edit_export(
         name,
         segments=list(segments) or None,

@@ -370,6 +370,12 @@ class Store(FilterCache, Protocol):
     def delivered_people(self, export_id: int) -> Iterator[DeliveredPerson]:
         """Yield each profile the export delivered, in key order, with its current attributes."""
 
+    def set_verify_every(self, export_id: int, every: int | None) -> None:
+        """Make every ``every``-th scheduled run of the export verify and repair first (None: never)."""
+
+    def scheduled_plans(self, export_id: int, limit: int) -> list[dict[str, Any]]:
+        """Return the plans of the export's newest ``limit`` scheduled runs, newest first ({} for none)."""
+
     # -- the sync ledger (per connection, audience and address) ---------------------------------------
     def ledger_entries(self, connection_id: int, audience: str, emails: Sequence[str]) -> dict[str, LedgerEntry]:
         """Return what the ledger holds for ``emails`` (absent addresses: never reported)."""

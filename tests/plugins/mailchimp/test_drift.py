@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import pytest
 import requests
 
+from segport import Workspace
 from segport.testing.files import write_keys, write_rows
 from segport.testing.operator import Operator
 from segport_mailchimp.api import subscriber_hash
@@ -158,3 +159,28 @@ def test_a_removed_tag_and_edited_name_are_put_back_while_the_archived_stay_arch
     code, after = verify(op)  # what segport may not touch is still reported, nothing else
     assert code == DRIFT_FOUND and after["drifted"] == [] and len(after["status_changes"]) == 2
     assert op.run_json("news")["counts"]["updated"] == 0  # the delta run after a repair has nothing to send
+
+
+def test_every_nth_scheduled_run_verifies_and_repairs_first(
+    tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None
+) -> None:
+    op = setup(tmp_path, sandbox, database_url)
+    mc = Platform(sandbox)
+    edited = json.loads(op("exports", "edit", "news", "--verify-every", "2", "--json").stdout)
+    assert edited["verify_every"] == 2
+    ws = Workspace.open(tmp_path / "ws", user="ada", database_url=database_url)
+    try:
+        repairs = []
+        for _ in range(4):
+            mc.call("POST", mc.member_path(2) + "/tags", {"tags": [{"name": "VIP", "status": "inactive"}]})
+            assert [r.status for r in ws.fire("export:news")] == ["succeeded"]
+            runs = ws.list_runs("news", limit=2)
+            repairs.append(runs[1].plan is not None and runs[1].plan.get("repair") == 1)
+            assert ("VIP" in mc.tags(2)) is repairs[-1]  # only a repair puts the tag back; a delta run never
+        assert repairs == [False, True, False, True]
+        scheduled = [r for r in ws.list_runs("news") if r.trigger == "schedule"]
+        assert len(scheduled) == 6  # four scheduled runs, two of them after a repair run
+    finally:
+        ws.close()
+    op("exports", "edit", "news", "--verify-every", "0")
+    assert json.loads(op("exports", "show", "news", "--json").stdout)["verify_every"] is None
