@@ -6,7 +6,8 @@ chunks of the destination's batch size, at most ``max_concurrency`` chunks at on
 slot of the credential's governor as batches do, transient errors retried as for batches). The
 fields segport delivered are the profile's mapped fields whenever the profile still maps to the
 record hash delivered (so no copy of the fields is stored); a profile changed since is left to the
-next run (``pending``) and only its markers are compared.
+next run (``pending``) and only its markers are compared. A person who left the export (an exit:
+no marker delivered) is compared on markers only: their fields are no longer segport's.
 
 What is found becomes :class:`Send` steps for a repair run: markers put back and taken off, fields
 written again, and only for people the platform still lets segport write to. Nobody missing at
@@ -198,7 +199,9 @@ class _Comparison:
         delivered = frozenset(json.loads(person.markers)) & self.segments
         same_mapping = person.mapping == self.mapper.fingerprint and person.digest != RESEND_DIGEST
         fields: dict[str, Any] | None = None  # the fields delivered, when the profile still maps to them
-        if same_mapping and person.attrs is not None:
+        if not delivered and person.seq is None:  # an exit: only its markers are still segport's
+            fields = {}
+        elif same_mapping and person.attrs is not None:
             mapped = self.mapper.map(json.loads(person.attrs))
             if not isinstance(mapped, str) and mapped.digest == person.digest and mapped.email == person.email:
                 fields = mapped.fields
