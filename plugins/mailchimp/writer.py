@@ -51,8 +51,9 @@ from segport import (
 )
 from segport.http import one_line
 
-from .api import MailchimpAPI, Problem, error_from, subscriber_hash
+from .api import MEMBER, MailchimpAPI, Problem, as_object, error_from, objects_in, subscriber_hash
 from .batches import BatchJob, BatchRunner, Calls
+from .members import MemberReader
 
 PAGE = 1000  # the largest page Mailchimp serves (docs/providers/mailchimp.md#pagination)
 SCALAR_TYPES = {"text", "number", "phone", "date", "birthday", "zip", "url", "imageurl", "radio", "dropdown"}
@@ -74,13 +75,6 @@ BATCH_CALLS = 3  # submit + one poll + download, the least a /batches job costs
 # Pre-flight reads and creates in parallel, well under the 10-connection cap
 # (docs/providers/mailchimp.md#connection-limit).
 PREFLIGHT_CALLS = 4
-MEMBER = "/lists/{list_id}/members/{subscriber_hash}"
-# exports verify: what one member read returns, and how many reads go out at once (the call governor
-# still bounds them by the connection limit, docs/providers/mailchimp.md#connection-limit).
-READ_FIELDS = "email_address,status,merge_fields,tags"
-MEMBER_READS = 10
-# Statuses whose people a repair run may write to (markers and fields; never a status).
-WRITABLE_BY_REPAIR = frozenset({"subscribed", "pending", "transactional"})
 # What a server may turn out not to support, learned by the first batch it refuses (see ``lacking``):
 # docs/providers/mailchimp.md#batch-operations-request and docs/providers/mailchimp.md#tags-in-batch-members.
 BATCHES = "POST /batches"  # answered 404/405: a server without batch operations
@@ -134,7 +128,7 @@ class MailchimpWriter(BatchWriter):
         ]
         created = [future.result() for future in api.gather(creates, parallel=PREFLIGHT_CALLS)]
         for segment, tag in zip(missing_tags, created[len(missing_fields) :], strict=True):
-            tag_id = _int_id(_mapping(tag).get("id"))
+            tag_id = _int_id(as_object(tag).get("id"))
             if tag_id is None:
                 raise RetryableDestinationError(
                     f"Mailchimp created the tag {one_line(self.prefix + segment)!r} but answered no numeric id: "
@@ -165,8 +159,8 @@ class MailchimpWriter(BatchWriter):
         except Problem as exc:
             if exc.status != 404:
                 raise
-            lists = _mapping(self.api.call("GET", "/lists", params={"count": PAGE, "fields": "lists.id,lists.name"}))
-            known = one_line(", ".join(f"{a.get('id')} ({a.get('name')})" for a in _objects(lists.get("lists"))))
+            lists = as_object(self.api.call("GET", "/lists", params={"count": PAGE, "fields": "lists.id,lists.name"}))
+            known = one_line(", ".join(f"{a.get('id')} ({a.get('name')})" for a in objects_in(lists.get("lists"))))
             raise UnknownAudienceError(
                 f"Mailchimp audience {self.audience!r} does not exist for these credentials "
                 f"(audiences: {known or 'none'}); fix --option audience_id (the API list id, not the web id in the "
@@ -181,8 +175,8 @@ class MailchimpWriter(BatchWriter):
         items: list[Mapping[str, Any]] = []
         while True:
             query = {**params, "count": PAGE, "offset": len(items)}
-            page = _mapping(self.api.call("GET", f"/lists/{{list_id}}/{path}", params=query, list_id=self.audience))
-            found = _objects(page.get(key))
+            page = as_object(self.api.call("GET", f"/lists/{{list_id}}/{path}", params=query, list_id=self.audience))
+            found = objects_in(page.get(key))
             items.extend(found)
             if not found or len(items) >= (_int_id(page.get("total_items")) or 0):
                 return items
@@ -316,18 +310,18 @@ class MailchimpWriter(BatchWriter):
             raise BadBatchError(
                 f"Mailchimp refused the batch: {exc.title}: {exc.detail} {exc.field_errors()}".strip()
             ) from None
-        answer = _mapping(answer)
+        answer = as_object(answer)
         by_email = {r.email: r for r in records}
-        for member in _objects(answer.get("new_members")):
+        for member in objects_in(answer.get("new_members")):
             record = by_email.get(str(member.get("email_address", "")).lower())
             if record is not None:
                 status = str(member.get("status") or self.status_if_new)
                 outcomes[record.key] = Outcome(record.key, OutcomeStatus.CREATED, platform_status=status)
                 # Trust but verify: only tags the member object shows count as applied
                 # (docs/providers/mailchimp.md#member-object).
-                tagged[record.key] = {str(t.get("name", "")).lower() for t in _objects(member.get("tags"))}
+                tagged[record.key] = {str(t.get("name", "")).lower() for t in objects_in(member.get("tags"))}
         known: list[Record] = []
-        for error in _objects(answer.get("errors")):
+        for error in objects_in(answer.get("errors")):
             record = by_email.get(str(error.get("email_address", "")).lower())
             if record is None:
                 continue
@@ -454,7 +448,7 @@ class MailchimpWriter(BatchWriter):
                     raise self._audience_gone() from None
                 raise BadBatchError(f"Mailchimp refused the tag update: {exc.title}: {exc.detail}") from None
             adding = {r.email: r for r in adds[segment]}
-            for error in _objects(_mapping(answer).get("errors")):
+            for error in objects_in(as_object(answer).get("errors")):
                 addresses = error.get("email_addresses")
                 for address in addresses if isinstance(addresses, list) else []:
                     refused = adding.get(str(address).lower())
@@ -472,7 +466,7 @@ class MailchimpWriter(BatchWriter):
         search = self.api.call(
             "GET", "/lists/{list_id}/tag-search", params={"name": self.prefix + segment}, list_id=self.audience
         )
-        for tag in _objects(_mapping(search).get("tags")):
+        for tag in objects_in(as_object(search).get("tags")):
             if str(tag.get("name", "")).lower() == name:
                 tag_id = _int_id(tag.get("id"))
                 if tag_id is None:
@@ -520,48 +514,12 @@ class MailchimpWriter(BatchWriter):
 
     # -- reading members back (exports verify) ------------------------------------------------------
     def read_members(self, emails: Sequence[str]) -> Mapping[str, MemberState]:
-        """Read each person with ``GET .../members/{subscriber_hash}`` (``fields`` keeps it small); 404: unknown.
-
-        The audience is checked first (one small GET), so a missing audience is that error and not
-        every person missing. Calls go out :data:`MEMBER_READS` at a time; the credential's call
-        governor keeps all of them under the connection limit.
-        See docs/providers/mailchimp.md#reading-members-back.
-        """
-        api = self.api
-        try:
-            api.call("GET", "/lists/{list_id}", params={"fields": "id"}, list_id=self.audience)
-        except Problem as exc:
-            if exc.status == 404:
-                raise self._audience_gone() from None
-            raise
-        reads = [
-            partial(self._read_member, email) for email in emails
-        ]
-        found: dict[str, MemberState] = {}
-        for email, future in zip(emails, api.gather(reads, parallel=MEMBER_READS), strict=True):
-            state = future.result()
-            if state is not None:
-                found[email] = state
-        return found
-
-    def _read_member(self, email: str) -> MemberState | None:
-        try:
-            member = self.api.call(
-                "GET", MEMBER, params={"fields": READ_FIELDS}, list_id=self.audience,
-                subscriber_hash=subscriber_hash(email),
-            )
-        except Problem as exc:
-            if exc.status == 404:  # not in the audience (or deleted for good)
-                return None
-            raise
-        member = _mapping(member)
-        status = str(member.get("status") or "").lower()
-        merge = _mapping(member.get("merge_fields"))
-        by_tag = {str(tag).upper(): value for tag, value in merge.items()}
-        fields = {name: by_tag[name.upper()] for name in self.context.mapped_fields if name.upper() in by_tag}
-        names = {str(tag.get("name", "")).lower() for tag in _objects(member.get("tags"))}
-        markers = frozenset(s for s in self.context.segments if (self.prefix + s).lower() in names)
-        return MemberState(status=status, subscribed=status in WRITABLE_BY_REPAIR, fields=fields, markers=markers)
+        """Read each person's status, mapped fields and segment tags (see :class:`.members.MemberReader`)."""
+        reader = MemberReader(
+            self.api, self.audience, fields=self.context.mapped_fields, segments=self.context.segments,
+            prefix=self.prefix, audience_gone=self._audience_gone,
+        )
+        return reader.read(emails)
 
     def _audience_gone(self) -> UnknownAudienceError:
         return UnknownAudienceError(
@@ -614,16 +572,6 @@ class UpdatesJob(PendingJob):
         finished = self.writer._finish(self.write)
         finished.requests -= self.handed_back
         return finished
-
-
-def _mapping(answer: Any) -> Mapping[str, Any]:
-    """Return an answer that should be an object; anything else (a list, text, null) holds nothing."""
-    return answer if isinstance(answer, Mapping) else {}
-
-
-def _objects(value: Any) -> list[Mapping[str, Any]]:
-    """Return the objects in a list of an answer; anything else holds none."""
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _int_id(value: Any) -> int | None:
