@@ -141,6 +141,7 @@ def exports_show(state: State, name: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
+        data["verify_every"] = data["verify_every"] or "off"  # unset (null in --json): scheduled runs never verify
         for key, value in data.items():
             click.echo(f"{key}: {value}")
 

@@ -166,6 +166,7 @@ def test_every_nth_scheduled_run_verifies_and_repairs_first(
 ) -> None:
     op = setup(tmp_path, sandbox, database_url)
     mc = Platform(sandbox)
+    assert "verify_every: off\n" in op("exports", "show", "news").stdout  # never set: not Python's None
     edited = json.loads(op("exports", "edit", "news", "--verify-every", "2", "--json").stdout)
     assert edited["verify_every"] == 2
     ws = Workspace.open(tmp_path / "ws", user="ada", database_url=database_url)
@@ -182,5 +183,7 @@ def test_every_nth_scheduled_run_verifies_and_repairs_first(
         assert len(scheduled) == 6  # four scheduled runs, two of them after a repair run
     finally:
         ws.close()
+    assert "verify_every: 2\n" in op("exports", "show", "news").stdout
     op("exports", "edit", "news", "--verify-every", "0")
     assert json.loads(op("exports", "show", "news", "--json").stdout)["verify_every"] is None
+    assert "verify_every: off\n" in op("exports", "show", "news").stdout
