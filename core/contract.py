@@ -184,6 +184,8 @@ class RunContext:
     :param mapped_fields: destination field names the records carry (email excluded).
     :param dry_run: true when only planning: ``prepare`` then makes every check of a real run but
         changes nothing, and notes in ``BatchWriter.would_create`` what it would have created.
+    :param repair: true for a repair run: it sends only what ``exports verify`` found drifted, to people
+        who are still subscribed at the platform, and must never change anyone's subscription status.
     :param archived_by_segport: from the sync ledger, the addresses of the export's audience
         (:meth:`Destination.audience`) that segport archived itself and has not seen since, each with
         the status it had just before.
@@ -195,6 +197,26 @@ class RunContext:
     mapped_fields: Sequence[str]
     dry_run: bool = False
     archived_by_segport: Mapping[str, str] = field(default_factory=dict)
+    repair: bool = False  # a repair run (``exports run --repair``): never resubscribe, whatever the options
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """A person as the platform holds them now, in the export's terms (for ``exports verify``).
+
+    :param status: the platform's status, in its own words lower-cased (Mailchimp ``subscribed``,
+        ``unsubscribed``, ``cleaned``, ``pending``, ``transactional``, ``archived``; Campaign Monitor
+        ``active``, ``unconfirmed``, ``unsubscribed``, ``bounced``, ``deleted``).
+    :param subscribed: whether the status lets segport write to the person (repair only writes to them).
+    :param fields: destination field (as the export maps it) -> value at the platform, for every mapped
+        field the plugin can read back (``""`` when empty); a field left out is not compared.
+    :param markers: the export's segments whose marker the person carries now.
+    """
+
+    status: str
+    subscribed: bool
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    markers: frozenset[str] = frozenset()
 
 
 class AuthHandler(requests.auth.AuthBase, ABC):
@@ -264,6 +286,24 @@ class BatchWriter(ABC):
 
     def finish(self) -> None:  # noqa: B027 - optional hook
         """End the run's work on the platform; called once after the last batch of a run that did not fail."""
+
+    def read_members(self, emails: Sequence[str]) -> Mapping[str, MemberState]:
+        """Read the people ``emails`` (normalised, at most ``Limits.batch_size``) at the platform (optional).
+
+        Return address -> :class:`MemberState` for each person the platform knows (in any status);
+        leave out those it does not know at all. Read only: no call may change anything, so the engine
+        calls it without :meth:`prepare`; raise :class:`segport.UnknownAudienceError` when the audience
+        or list itself is missing (never report its people as missing). It is called from worker
+        threads, at most ``max_concurrency`` calls at once, each holding a slot of the credential's
+        governor, and transient errors are retried as for batches. A destination that does not
+        override it cannot be verified (``exports verify`` says so).
+        """
+        raise NotImplementedError
+
+
+def reads_members(writer: BatchWriter) -> bool:
+    """Return whether ``writer`` implements the optional :meth:`BatchWriter.read_members`."""
+    return type(writer).read_members is not BatchWriter.read_members
 
 
 class OAuth2Flow(ABC):

@@ -33,6 +33,7 @@ class ExitStatus(IntEnum):
     CAP_EXCEEDED = 13  # the selection is larger than the destination's profile cap
     EXECUTOR_ERROR = 14  # the broker (SEGPORT_BROKER_URL) or the governor's Redis cannot be reached
     UNREACHABLE = 15  # the platform cannot be reached: DNS, refused, reset, TLS, timeout
+    DRIFT_FOUND = 16  # exports verify: the platform differs from what was delivered (not an error)
     INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT, as shells report it): a run is recorded interrupted
     TERMINATED = 143  # stopped by SIGTERM (128 + 15): a run stops after its batch in flight, recorded interrupted
 

@@ -107,6 +107,7 @@ class Export:
     owner: str
     created_at: str
     updated_at: str
+    verify_every: int | None = None  # every Nth scheduled run verifies and repairs first (None: never)
 
     @property
     def detached(self) -> bool:

@@ -41,6 +41,7 @@ from .pipeline.preview import Preview
 from .plugins import make_manager
 from .registry import Registry, default_registry
 from .services import Catalog, Connections, Context, Exports, Governance, Profiles, Runs, Schedules
+from .services.drift import Drift
 from .services.keys import KeyRotation
 from .store import Store
 from .vault import Vault
@@ -92,6 +93,8 @@ class Workspace:
         self.exports = Exports(self.context)
         self.runs = Runs(self.context, self.exports, self.connections)
         self.scheduling = Schedules(self.context, self.runs)
+        self.drift = Drift(self.context, self.runs)  # exports verify, exports run --repair
+        self.scheduling.before_scheduled = self.drift.scheduled_repair
 
     # -- the parts, for embedding apps and the CLI --------------------------------------------------
     @property

@@ -66,9 +66,10 @@ class SegportGroup(click.Group):
             sys.stdout.flush()  # a reader that went away (| head) is found here, not at exit
             return result
         except click.exceptions.Exit as exc:
-            if exc.exit_code and wants_json(ctx):  # "no" to a confirmation (_confirm.py) exits 1
-                said = "aborted: nothing changed" if exc.exit_code == 1 else f"stopped with exit status {exc.exit_code}"
-                emit_json(error_document(said, exc.exit_code))
+            # "no" to a confirmation (_confirm.py) exits 1; another status was chosen by a command that
+            # printed its own document (exports verify: 16, drift found)
+            if exc.exit_code == 1 and wants_json(ctx):
+                emit_json(error_document("aborted: nothing changed", exc.exit_code))
             raise
         except click.exceptions.Abort:
             if wants_json(ctx):

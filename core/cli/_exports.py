@@ -24,6 +24,8 @@ from ._common import (
     pass_state,
 )
 from ._confirm import confirm, yes_option
+from ._drift import print_report
+from ._drift import register as register_drift
 from ._dryrun import echo_plan, plan_document
 from ._progress import watch
 from ._schedule import TIMEZONE
@@ -125,6 +127,13 @@ def exports_add(
     is_flag=True,
     help="Accept a move that resets the sync state (the next run resends everything), or colliding markers.",
 )
+@click.option(
+    "--verify-every",
+    type=Count(0),
+    default=None,
+    metavar="N",
+    help="Every Nth scheduled run verifies and repairs drift first (exports run --repair); 0: never.",
+)
 @json_option
 @pass_state
 def exports_edit(
@@ -141,9 +150,10 @@ def exports_edit(
     connection: str | None,
     no_check: bool,
     force: bool,
+    verify_every: int | None,
     as_json: bool,
 ) -> None:
-    """Change an export's segments, data matching, options, schedule or connection.
+    """Change an export's segments, data matching, options, schedule, connection or verification.
 
     The sync state is kept whenever it can be: the next run sends only what changed. A field
     removed with --unmap is no longer sent and keeps its values at the platform. Another
@@ -151,6 +161,15 @@ def exports_edit(
     which needs --force.
     """
     ws = state.workspace()
+    if verify_every is not None:
+        export = ws.drift.set_verify_every(name=name, every=verify_every)
+        others = (segments, email_field, maps, unmap, options, schedule, no_schedule, timezone_name, connection)
+        if not any(others):  # nothing else to edit
+            if as_json:
+                emit_json(export.to_dict())
+            else:
+                click.echo(f"export {export.name!r}: every {verify_every or 'no'} scheduled run verifies first")
+            return
     if timezone_name and not schedule and not no_schedule:  # a new zone for the schedule it has
         schedule = ws.get_export(name).schedule
         if not schedule:
@@ -203,7 +222,11 @@ def exports_list(state: State, as_json: bool) -> None:
 def exports_show(state: State, name: str, as_json: bool) -> None:
     """Show an export."""
     data = state.workspace().get_export(name).to_dict()
-    emit_json(data) if as_json else emit_fields(data)
+    if as_json:
+        emit_json(data)
+    else:
+        data["verify_every"] = data["verify_every"] or "off"  # unset (null in --json): scheduled runs never verify
+        emit_fields(data)
 
 
 def _toggle(enabled: bool) -> Any:
@@ -274,15 +297,33 @@ def print_run(run: Run, as_json: bool, preview: Preview | None = None) -> None:
     "markers and reject reasons (--json: a 'records' list).",
 )
 @click.option("--wait", is_flag=True, help="With SEGPORT_BROKER_URL: wait for the queued run and print its record.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Verify first, then send only what drifted at the platform (markers and fields put back; "
+    "nobody resubscribed or re-created). Runs in this process.",
+)
 @json_option
 @pass_state
 def exports_run(
-    state: State, name: str, full: bool, dry_run: bool, show_records: int | None, wait: bool, as_json: bool
+    state: State,
+    name: str,
+    full: bool,
+    dry_run: bool,
+    show_records: int | None,
+    wait: bool,
+    repair: bool,
+    as_json: bool,
 ) -> None:
     """Run an export now (with SEGPORT_BROKER_URL set: queue it for 'segport worker')."""
     if show_records is not None and not dry_run:
         raise click.UsageError("--show-records lists a dry run's records: add --dry-run")
     ws = state.workspace()
+    if repair:
+        if full or dry_run or wait:
+            raise click.UsageError("--repair cannot be combined with --full, --dry-run or --wait")
+        _repair(ws, name, as_json)
+        return
     if ws.executor is not None and not dry_run:
         _queue_run(ws, name, full, wait, as_json)
         return
@@ -312,6 +353,25 @@ def print_outcome(run: Run, as_json: bool, preview: Preview | None = None) -> No
     raise error
 
 
+def _repair(ws: Workspace, name: str, as_json: bool) -> None:
+    """Verify, then run the repairs; print the report (JSON: ``{"verify": report, "run": run record}``).
+
+    A failed repair's record is in the --json error's ``run``, its report in ``verify``.
+    """
+    watch(ws, bar=not as_json)
+    report, run = ws.drift.repair(name=name)
+    if not as_json:
+        print_report(report)
+        print_run(run, False)
+    elif run.status is not RunStatus.PARTIAL:
+        emit_json({"verify": report.to_dict(), "run": run.to_dict()})
+    if run.status is RunStatus.PARTIAL:
+        error = RunError(f"run {run.id}: {run.error}")
+        error.run = run
+        error.details = {"verify": report.to_dict()}
+        raise error
+
+
 def _queue_run(ws: Workspace, name: str, full: bool, wait: bool, as_json: bool) -> None:
     """Queue the run; with ``wait``, print its record once a worker has run it, as an in-process run."""
     assert ws.executor is not None
@@ -339,6 +399,9 @@ class QueuedRunError(SegportError):
     def __init__(self, message: str, status: ExitStatus) -> None:
         super().__init__(message)
         self.exit_status = status
+
+
+register_drift(exports)
 
 
 @click.group()

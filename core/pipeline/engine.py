@@ -56,6 +56,7 @@ class RunRequest:
     profile_cap: int = 0
     preview: Preview | None = None  # filled by a dry run: what it would create, per-record actions
     save_secrets: Callable[[Mapping[str, object]], None] | None = None  # stores refreshed tokens
+    repair: Sequence[Send] | None = None  # a repair run: sends only these (what ``exports verify`` found)
 
 
 class ExportRun:
@@ -104,13 +105,20 @@ class ExportRun:
                     mapped_fields=sorted(export.mapping),
                     dry_run=request.dry_run,
                     archived_by_segport=self.store.archived_by_segport(request.connection.id, audience),
+                    repair=request.repair is not None,
                 )
                 writer = request.destination.writer(session, request.config, context)
                 counts = PlanCounts(selected=selection.count)
+                if request.repair is not None:  # the run record says it was a repair: plan["repair"] = 1
+                    counts.selected, counts.extra["repair"] = len(request.repair), 1
                 run.plan = counts.to_dict()
                 notify(self.pm.hook.segport_before_run, run=run, export=export)
                 mapper = Mapper(export.email_field, {**export.mapping, **request.destination.extra_fields(options)})
-                steps = plan(reader, selection, export.id, mapper, full=request.full)
+                steps = (
+                    plan(reader, selection, export.id, mapper, full=request.full)
+                    if request.repair is None
+                    else (send for send in request.repair)
+                )
                 with closing(steps):
                     if request.dry_run:  # the same pre-flight, creating nothing; then the plan, sending nothing
                         preview = request.preview if request.preview is not None else Preview()

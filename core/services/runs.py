@@ -36,8 +36,27 @@ class Runs:
         Raises the run's error when it ended failed (the run record is stored either way). A dry
         run fills ``preview`` (what its pre-flight would create, the first records' actions).
         """
+        request = self.request(name, full=full, dry_run=dry_run, trigger=trigger, preview=preview)
+        return self.execute(request)
+
+    def execute(self, request: RunRequest) -> Run:
+        """Execute a run request built by :meth:`request`."""
         ctx = self.context
-        export, connection = self.exports.export_for("exports.run", name)
+        return ExportRun(ctx.store, ctx.pm, ctx.home, ctx.retry).execute(request)
+
+    def request(
+        self,
+        name: str,
+        *,
+        full: bool = False,
+        dry_run: bool = False,
+        trigger: str = "manual",
+        action: str = "exports.run",
+        preview: Preview | None = None,
+    ) -> RunRequest:
+        """Check the acting user may run export ``name`` and build the request of a run of it."""
+        ctx = self.context
+        export, connection = self.exports.export_for(action, name)
         if not export.enabled and not dry_run:
             raise RunError(f"export {name!r} is disabled: enable it first", param="enabled")
         destination = ctx.registry.get(connection.type)
@@ -47,7 +66,7 @@ class Runs:
             f"connection {connection.name!r} config",
             hint=spec_hint(connection.type),
         )
-        request = RunRequest(
+        return RunRequest(
             export=export,
             connection=connection,
             destination=destination,
@@ -60,7 +79,6 @@ class Runs:
             preview=preview,
             save_secrets=lambda changed: self.connections.save_secrets(connection, changed),
         )
-        return ExportRun(ctx.store, ctx.pm, ctx.home, ctx.retry).execute(request)
 
     def queue(self, *, name: str, full: bool = False, trigger: str = "manual") -> str:
         """Queue a run of an export for the workers of the executor; returns the task id.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ExecutorError, SegportError
 from ..models import ScheduledRun
@@ -23,6 +23,8 @@ class Schedules:
     def __init__(self, context: Context, runs: Runs) -> None:
         self.context = context
         self.runs = runs
+        # Called before each scheduled run of an export (the drift service's verify-every check).
+        self.before_scheduled: Callable[[str], ScheduledRun | None] | None = None
 
     def refresh(self, *, trigger: str = "refresh") -> list[ScheduledRun]:
         """Run every enabled, attached export once; one failure does not stop the others.
@@ -153,6 +155,10 @@ class Schedules:
         return {str(k): v for k, v in marks.items() if isinstance(v, dict)} if isinstance(marks, dict) else {}
 
     def _run_for_schedule(self, name: str, trigger: str) -> ScheduledRun:
+        if trigger == "schedule" and self.before_scheduled is not None:
+            repaired = self.before_scheduled(name)  # every Nth scheduled run verifies and repairs first
+            if repaired is not None and repaired.error is not None:
+                return repaired
         try:
             if self.context.executor is not None:
                 return ScheduledRun(export=name, task=self.runs.queue(name=name, trigger=trigger))

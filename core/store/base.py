@@ -17,6 +17,7 @@ from ..models import Segment
 from .catalog import Catalog
 from .connections import Connections
 from .database import Database
+from .drift import DriftState
 from .exports import Exports
 from .governance import Governance
 from .interface import Loaded, ProfileRow
@@ -26,7 +27,7 @@ from .snapshot import SQLSnapshot
 from .upgrade import migrate, schema_version
 
 
-class SQLStore(Governance, Connections, Catalog, Exports, Ledger, Runs, ABC):
+class SQLStore(Governance, Connections, Catalog, Exports, DriftState, Ledger, Runs, ABC):
     """All persistent state of a workspace (:class:`~segport.store.interface.Store`) on a SQL database."""
 
     url: str  # where the store is, without a password (for messages and workers)

@@ -29,6 +29,7 @@ _COLUMNS = (
     _e.owner,
     _e.created_at,
     _e.updated_at,
+    _e.verify_every,
 )
 _STATE = ("export_id", "profile_key", "email", "record_hash", "markers", "seq", "mapping")
 
@@ -57,6 +58,7 @@ def _export(row: Row[Any]) -> Export:
         row.owner,
         row.created_at,
         row.updated_at,
+        row.verify_every,
     )
 
 

@@ -57,6 +57,18 @@ class DeliveredProfile(NamedTuple):
     attrs: dict[str, Any]
 
 
+class DeliveredPerson(NamedTuple):
+    """A row of an export's sync state with the current attributes of its profile (JSON; None: removed)."""
+
+    key: str
+    email: str
+    digest: bytes
+    markers: str
+    seq: int | None
+    mapping: int | None
+    attrs: str | None
+
+
 class LedgerEntry(NamedTuple):
     """What the sync ledger holds for one address of an audience."""
 
@@ -402,6 +414,15 @@ class Store(FilterCache, Protocol):
 
     def rehash_sync_state(self, export_id: int, rows: Sequence[tuple[str, bytes]], mapping: int) -> None:
         """Set the record hash (``rows``: key, hash) and data matching fingerprint of delivered profiles."""
+
+    def delivered_people(self, export_id: int) -> Iterator[DeliveredPerson]:
+        """Yield each profile the export delivered, in key order, with its current attributes."""
+
+    def set_verify_every(self, export_id: int, every: int | None) -> None:
+        """Make every ``every``-th scheduled run of the export verify and repair first (None: never)."""
+
+    def scheduled_plans(self, export_id: int, limit: int) -> list[dict[str, Any]]:
+        """Return the plans of the export's newest ``limit`` scheduled runs, newest first ({} for none)."""
 
     # -- the sync ledger (per connection, audience and address) ---------------------------------------
     def ledger_entries(self, connection_id: int, audience: str, emails: Sequence[str]) -> dict[str, LedgerEntry]:

@@ -125,6 +125,7 @@ exports = Table(
     Column("owner", TEXT, nullable=False),
     Column("created_at", TEXT, nullable=False),
     Column("updated_at", TEXT, nullable=False),
+    Column("verify_every", INTEGER),  # every Nth scheduled run verifies and repairs first (NULL: never)
 )
 
 # What the destination acknowledged per profile; ``seq`` and ``mapping`` say which profile version

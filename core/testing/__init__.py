@@ -4,6 +4,8 @@
   with your plugin's entry point and every contract check runs as a test (the checks come from
   :class:`ContractChecks` and :class:`WriterChecks`, the fixtures and helpers from :class:`DestinationKit`);
 - :class:`DestinationResilience`: the slower crash and injected-fault checks, subclassed the same way;
+- :class:`MemberReadChecks`: the checks of the optional ``BatchWriter.read_members``, added beside
+  :class:`DestinationConformance` by plugins that read their members back;
 - :class:`PlatformDouble`, :class:`PlatformMember`, :class:`FaultControl`: what the kit reads and steers
   at a fake platform;
 - :mod:`segport.sandboxing` (also importable as :mod:`segport.testing.sandbox`): the HTTP kit sandboxes
@@ -28,6 +30,7 @@ from .double import FaultControl, PlatformDouble, PlatformMember
 if TYPE_CHECKING:
     from .conformance import DestinationConformance
     from .conformance_contract import ContractChecks
+    from .conformance_members import MemberReadChecks
     from .conformance_resilience import DestinationResilience
     from .conformance_writer import WriterChecks
     from .kit import DestinationKit
@@ -53,6 +56,7 @@ KIT_CLASSES = {  # name -> the module defining it; imported (with pytest) only w
     "WriterChecks": "conformance_writer",
     "DestinationConformance": "conformance",
     "DestinationResilience": "conformance_resilience",
+    "MemberReadChecks": "conformance_members",
 }
 
 
@@ -70,6 +74,7 @@ __all__ = [
     "DestinationKit",
     "DestinationResilience",
     "FaultControl",
+    "MemberReadChecks",
     "PlatformDouble",
     "PlatformMember",
     "WriterChecks",

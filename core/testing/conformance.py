@@ -20,8 +20,10 @@ returns exactly one outcome per record; per-record errors in a successful answer
 429/5xx/transport failures become retryable (with the platform's Retry-After); resending a batch is
 idempotent; email identity is case-insensitive; leaving a segment removes only the marker; an unknown
 audience/list is reported; secrets never appear in logs or errors; an export runs end to end through
-the engine; concurrent ``write_batch`` calls share no state. Crashes and injected faults are the slower, separate
-:class:`~segport.testing.conformance_resilience.DestinationResilience`.
+the engine; concurrent ``write_batch`` calls share no state. A writer implementing the optional
+``read_members`` adds :class:`~segport.testing.conformance_members.MemberReadChecks` (it reads back
+what it wrote, changes nothing doing so, reports a missing list). Crashes and injected faults are
+the slower, separate :class:`~segport.testing.conformance_resilience.DestinationResilience`.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from segport import (
     BatchResult,
     BatchWriter,
     ConfigError,
+    MemberState,
     Outcome,
     OutcomeStatus,
     Record,
@@ -52,6 +53,9 @@ IMPORT_LIMIT = 1000  # per import.json; more is code 209, none 212 (docs/provide
 # (4), the size of the engine's HTTPAdapter pool on the shared session. No limit is documented for list
 # endpoints (docs/providers/campaignmonitor.md#rate-limits).
 PREFLIGHT_WORKERS = 4
+NOT_IN_LIST = 203  # "Subscriber not in list" (docs/providers/campaignmonitor.md#reading-subscribers-back)
+# States whose people a repair run may write to (fields and the membership field; never a state).
+WRITABLE_BY_REPAIR = frozenset({"active", "unconfirmed"})
 
 
 def _objects(answer: Any) -> list[Mapping[str, Any]]:
@@ -73,7 +77,8 @@ class CampaignMonitorWriter(BatchWriter):
         self.api = CampaignMonitorAPI(session, config)
         options = context.options
         self.list_id = str(options["list_id"])
-        self.resubscribe = bool(options.get("resubscribe", False))
+        # A repair run (context.repair) never resubscribes, whatever the export says.
+        self.resubscribe = bool(options.get("resubscribe", False)) and not context.repair
         self.segment_field = str(options.get("segment_field", DEFAULT_SEGMENT_FIELD))
         literal = str(options.get("consent_to_track", "Unchanged"))
         self.consent = CONSENT_VALUES.get(literal.lower(), "Unchanged")
@@ -341,6 +346,60 @@ class CampaignMonitorWriter(BatchWriter):
         if items:
             subscriber["CustomFields"] = items
         return subscriber
+
+    # -- reading subscribers back (exports verify) --------------------------------------------------
+    def read_members(self, emails: Sequence[str]) -> Mapping[str, MemberState]:
+        """Read each person with ``GET /subscribers/{listid}.json?email=…``; Code 203: not in the list.
+
+        One ``GET /lists/{listid}/customfields.json`` first checks the list and names the fields' keys
+        (a subscriber's custom fields may come keyed by name or by key). Calls go out
+        :data:`PREFLIGHT_WORKERS` at a time, under the credential's call governor.
+        See docs/providers/campaignmonitor.md#reading-subscribers-back.
+        """
+        try:
+            listed = self.api.call("GET", "/lists/{list_id}/customfields", list_id=self.list_id)
+        except CMError as exc:
+            if exc.code == INVALID_LIST or exc.status == 404:
+                raise UnknownAudienceError(
+                    f"Campaign Monitor list {self.list_id!r} does not exist for these credentials: fix --option list_id"
+                ) from None
+            raise
+        names: dict[str, str] = {}  # a field's name or key, lower-cased, without brackets -> its name
+        for item in _objects(listed):
+            name = str(item.get("FieldName") or "")
+            names[name.lower()] = name
+            names[str(item.get("Key") or "").strip("[]").lower()] = name
+        reads = [partial(self._read_subscriber, email, names) for email in emails]
+        found: dict[str, MemberState] = {}
+        for email, future in zip(emails, self.api.gather(reads, parallel=PREFLIGHT_WORKERS), strict=True):
+            state = future.result()
+            if state is not None:
+                found[email] = state
+        return found
+
+    def _read_subscriber(self, email: str, names: Mapping[str, str]) -> MemberState | None:
+        try:
+            answer = self.api.call("GET", "/subscribers/{list_id}", params={"email": email}, list_id=self.list_id)
+        except CMError as exc:
+            if exc.code == NOT_IN_LIST:
+                return None
+            raise
+        sub = answer if isinstance(answer, Mapping) else {}
+        values: dict[str, list[str]] = {}
+        for item in _objects(sub.get("CustomFields")):
+            name = names.get(str(item.get("Key") or "").strip("[]").lower())
+            if name is not None:
+                values.setdefault(name.lower(), []).append(str(item.get("Value") or ""))
+        fields: dict[str, Any] = {}
+        for mapped in self.context.mapped_fields:
+            if mapped == NAME:
+                fields[NAME] = sub.get("Name") or ""
+            elif mapped != CONSENT:
+                fields[mapped] = ",".join(values.get(mapped.lower(), [""]))
+        options = {v.lower() for v in values.get(self.segment_field.lower(), [])}
+        markers = frozenset(s for s in self.context.segments if s.lower() in options)
+        status = str(sub.get("State") or "").lower()
+        return MemberState(status=status, subscribed=status in WRITABLE_BY_REPAIR, fields=fields, markers=markers)
 
     def _consent(self, record: Record) -> str:
         """ConsentToTrack is required on every row since API v3.2.

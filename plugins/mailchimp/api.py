@@ -17,6 +17,7 @@ from segport.http import ApiClient, ApiError, json_object, one_line, retry_after
 
 _DC = re.compile(r"-([a-z]+[0-9]+)$")
 SECRETS = ("api_key", "access_token")  # masked if an answer quotes them
+MEMBER = "/lists/{list_id}/members/{subscriber_hash}"
 
 
 def subscriber_hash(email: str) -> str:
@@ -25,6 +26,16 @@ def subscriber_hash(email: str) -> str:
     See docs/providers/mailchimp.md#subscriber-hash.
     """
     return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
+
+
+def as_object(answer: Any) -> Mapping[str, Any]:
+    """Return an answer that should be an object; anything else (a list, text, null) holds nothing."""
+    return answer if isinstance(answer, Mapping) else {}
+
+
+def objects_in(value: Any) -> list[Mapping[str, Any]]:
+    """Return the objects in a list of an answer; anything else holds none."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def base_url(config: Mapping[str, Any]) -> str:

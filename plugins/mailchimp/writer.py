@@ -40,6 +40,7 @@ from segport import (
     BatchWriter,
     ConfigError,
     Learned,
+    MemberState,
     Outcome,
     OutcomeStatus,
     PendingJob,
@@ -50,8 +51,9 @@ from segport import (
 )
 from segport.http import one_line
 
-from .api import MailchimpAPI, Problem, error_from, subscriber_hash
+from .api import MEMBER, MailchimpAPI, Problem, as_object, error_from, objects_in, subscriber_hash
 from .batches import BatchJob, BatchRunner, Calls
+from .members import MemberReader
 
 PAGE = 1000  # the largest page Mailchimp serves (docs/providers/mailchimp.md#pagination)
 SCALAR_TYPES = {"text", "number", "phone", "date", "birthday", "zip", "url", "imageurl", "radio", "dropdown"}
@@ -73,7 +75,6 @@ BATCH_CALLS = 3  # submit + one poll + download, the least a /batches job costs
 # Pre-flight reads and creates in parallel, well under the 10-connection cap
 # (docs/providers/mailchimp.md#connection-limit).
 PREFLIGHT_CALLS = 4
-MEMBER = "/lists/{list_id}/members/{subscriber_hash}"
 # What a server may turn out not to support, learned by the first batch it refuses (see ``lacking``):
 # docs/providers/mailchimp.md#batch-operations-request and docs/providers/mailchimp.md#tags-in-batch-members.
 BATCHES = "POST /batches"  # answered 404/405: a server without batch operations
@@ -90,8 +91,9 @@ class MailchimpWriter(BatchWriter):
         self.audience = str(options["audience_id"])
         self.status_if_new = str(options.get("status_if_new", "subscribed"))
         self.prefix = str(options.get("tag_prefix", ""))
-        self.archive_on_exit = options.get("on_exit") == "archive"
-        self.readd_archived = bool(options.get("readd_archived", False))
+        # A repair run (context.repair) archives nobody, re-adds nobody and creates nobody.
+        self.archive_on_exit = options.get("on_exit") == "archive" and not context.repair
+        self.readd_archived = bool(options.get("readd_archived", False)) and not context.repair
         # address -> archived, unsubscribed or cleaned, as the pre-flight listed them (read-only once prepared)
         self.held: dict[str, str] = {}
         self.tag_ids: dict[str, int] = {}  # exported segment -> static segment (tag) id, found by prepare()
@@ -132,7 +134,7 @@ class MailchimpWriter(BatchWriter):
         ]
         created = [future.result() for future in api.gather(creates, parallel=PREFLIGHT_CALLS)]
         for segment, tag in zip(missing_tags, created[len(missing_fields) :], strict=True):
-            tag_id = _int_id(_mapping(tag).get("id"))
+            tag_id = _int_id(as_object(tag).get("id"))
             if tag_id is None:
                 raise RetryableDestinationError(
                     f"Mailchimp created the tag {one_line(self.prefix + segment)!r} but answered no numeric id: "
@@ -163,8 +165,8 @@ class MailchimpWriter(BatchWriter):
         except Problem as exc:
             if exc.status != 404:
                 raise
-            lists = _mapping(self.api.call("GET", "/lists", params={"count": PAGE, "fields": "lists.id,lists.name"}))
-            known = one_line(", ".join(f"{a.get('id')} ({a.get('name')})" for a in _objects(lists.get("lists"))))
+            lists = as_object(self.api.call("GET", "/lists", params={"count": PAGE, "fields": "lists.id,lists.name"}))
+            known = one_line(", ".join(f"{a.get('id')} ({a.get('name')})" for a in objects_in(lists.get("lists"))))
             raise UnknownAudienceError(
                 f"Mailchimp audience {self.audience!r} does not exist for these credentials "
                 f"(audiences: {known or 'none'}); fix --option audience_id (the API list id, not the web id in the "
@@ -179,8 +181,8 @@ class MailchimpWriter(BatchWriter):
         items: list[Mapping[str, Any]] = []
         while True:
             query = {**params, "count": PAGE, "offset": len(items)}
-            page = _mapping(self.api.call("GET", f"/lists/{{list_id}}/{path}", params=query, list_id=self.audience))
-            found = _objects(page.get(key))
+            page = as_object(self.api.call("GET", f"/lists/{{list_id}}/{path}", params=query, list_id=self.audience))
+            found = objects_in(page.get(key))
             items.extend(found)
             if not found or len(items) >= (_int_id(page.get("total_items")) or 0):
                 return items
@@ -262,6 +264,8 @@ class MailchimpWriter(BatchWriter):
         Mailchimp does not report an archived member's earlier status
         (docs/providers/mailchimp.md#archived-and-unsubscribed-members), so only the sync ledger can tell.
         """
+        if self.context.repair:
+            return False
         return self.readd_archived or self.context.archived_by_segport.get(email) == "subscribed"
 
     def requests_for(self, records: Sequence[Record]) -> int:
@@ -312,18 +316,18 @@ class MailchimpWriter(BatchWriter):
             raise BadBatchError(
                 f"Mailchimp refused the batch: {exc.title}: {exc.detail} {exc.field_errors()}".strip()
             ) from None
-        answer = _mapping(answer)
+        answer = as_object(answer)
         by_email = {r.email: r for r in records}
-        for member in _objects(answer.get("new_members")):
+        for member in objects_in(answer.get("new_members")):
             record = by_email.get(str(member.get("email_address", "")).lower())
             if record is not None:
                 status = str(member.get("status") or self.status_if_new)
                 outcomes[record.key] = Outcome(record.key, OutcomeStatus.CREATED, platform_status=status)
                 # Trust but verify: only tags the member object shows count as applied
                 # (docs/providers/mailchimp.md#member-object).
-                tagged[record.key] = {str(t.get("name", "")).lower() for t in _objects(member.get("tags"))}
+                tagged[record.key] = {str(t.get("name", "")).lower() for t in objects_in(member.get("tags"))}
         known: list[Record] = []
-        for error in _objects(answer.get("errors")):
+        for error in objects_in(answer.get("errors")):
             record = by_email.get(str(error.get("email_address", "")).lower())
             if record is None:
                 continue
@@ -450,7 +454,7 @@ class MailchimpWriter(BatchWriter):
                     raise self._audience_gone() from None
                 raise BadBatchError(f"Mailchimp refused the tag update: {exc.title}: {exc.detail}") from None
             adding = {r.email: r for r in adds[segment]}
-            for error in _objects(_mapping(answer).get("errors")):
+            for error in objects_in(as_object(answer).get("errors")):
                 addresses = error.get("email_addresses")
                 for address in addresses if isinstance(addresses, list) else []:
                     refused = adding.get(str(address).lower())
@@ -468,7 +472,7 @@ class MailchimpWriter(BatchWriter):
         search = self.api.call(
             "GET", "/lists/{list_id}/tag-search", params={"name": self.prefix + segment}, list_id=self.audience
         )
-        for tag in _objects(_mapping(search).get("tags")):
+        for tag in objects_in(as_object(search).get("tags")):
             if str(tag.get("name", "")).lower() == name:
                 tag_id = _int_id(tag.get("id"))
                 if tag_id is None:
@@ -509,8 +513,19 @@ class MailchimpWriter(BatchWriter):
         meanwhile, they come back unsubscribed, never subscribed.
         See docs/providers/mailchimp.md#add-or-update-a-member.
         """
+        if self.context.repair:  # without status_if_new, a person gone since the check is refused, not created
+            return self._member(record, status=None)
         held = self.held.get(record.email) in COMPLIANT_STATUSES
         return {**self._member(record, status=None), "status_if_new": "unsubscribed" if held else self.status_if_new}
+
+    # -- reading members back (exports verify) ------------------------------------------------------
+    def read_members(self, emails: Sequence[str]) -> Mapping[str, MemberState]:
+        """Read each person's status, mapped fields and segment tags (see :class:`.members.MemberReader`)."""
+        reader = MemberReader(
+            self.api, self.audience, fields=self.context.mapped_fields, segments=self.context.segments,
+            prefix=self.prefix, audience_gone=self._audience_gone,
+        )
+        return reader.read(emails)
 
     def _audience_gone(self) -> UnknownAudienceError:
         return UnknownAudienceError(
@@ -563,16 +578,6 @@ class UpdatesJob(PendingJob):
         finished = self.writer._finish(self.write)
         finished.requests -= self.handed_back
         return finished
-
-
-def _mapping(answer: Any) -> Mapping[str, Any]:
-    """Return an answer that should be an object; anything else (a list, text, null) holds nothing."""
-    return answer if isinstance(answer, Mapping) else {}
-
-
-def _objects(value: Any) -> list[Mapping[str, Any]]:
-    """Return the objects in a list of an answer; anything else holds none."""
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _int_id(value: Any) -> int | None:

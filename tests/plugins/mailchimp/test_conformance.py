@@ -11,12 +11,18 @@ from collections import Counter
 from typing import Callable, ClassVar, Mapping
 
 from segport import AuthError, OutcomeStatus, SegportError, UnknownAudienceError
-from segport.testing import DestinationConformance, DestinationResilience, FaultControl, PlatformDouble
+from segport.testing import (
+    DestinationConformance,
+    DestinationResilience,
+    FaultControl,
+    MemberReadChecks,
+    PlatformDouble,
+)
 from segport.testing.kit_export import KitExport, KitPerson
 from segport_mailchimp.sandbox import MailchimpSandbox
 
 
-class TestMailchimpConformance(DestinationConformance):
+class TestMailchimpConformance(DestinationConformance, MemberReadChecks):
     entry_point = "mailchimp"
 
 

@@ -1,0 +1,78 @@
+"""``segport exports verify`` and the report ``exports run --repair`` prints before its run."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import ExitStatus
+from ..pipeline.verify import DriftReport, PersonDrift, examples
+from ._common import State, emit_json, json_option, pass_state
+
+
+def register(group: click.Group) -> None:
+    """Add ``verify`` to the ``exports`` group."""
+    group.add_command(exports_verify)
+
+
+@click.command("verify")
+@click.argument("name")
+@json_option
+@pass_state
+def exports_verify(state: State, name: str, as_json: bool) -> None:
+    """Compare what the export delivered with the platform now; send nothing.
+
+    Exit 0 when the platform holds what was delivered, 16 when something differs (like diff).
+    """
+    report = state.workspace().drift.verify(name=name)
+    emit_json(report.to_dict()) if as_json else print_report(report)
+    if report.found:
+        click.get_current_context().exit(int(ExitStatus.DRIFT_FOUND))
+
+
+def print_report(report: DriftReport, *, err: bool = False) -> None:
+    """Print a drift report for humans (on stderr with ``err``, before a repair run's record)."""
+    name = report.export
+    differ = len(report.missing) + len(report.status_changes) + len(report.drifted)
+    head = "in sync" if not differ else f"{differ:,} of {report.checked:,} delivered people differ at the platform"
+    click.echo(
+        f"verify {name}: {head} ({report.checked:,} checked, {report.requests:,} requests, {report.retries:,} retries)",
+        err=err,
+    )
+    sections = (
+        (report.drifted, f"markers or fields changed (segport exports run {name} --repair puts them back)"),
+        (report.status_changes, "no longer subscribed (reported only: segport never resubscribes anyone)"),
+        (report.missing, "missing at the platform (reported only: segport never re-creates anyone)"),
+    )
+    for people, title in sections:
+        if people:
+            click.echo(f"  {title}: {len(people):,}", err=err)
+            for person in examples(people):
+                click.echo(f"    {describe(person)}", err=err)
+            if len(people) > len(examples(people)):
+                click.echo(f"    ... and {len(people) - len(examples(people)):,} more (--json lists all)", err=err)
+    if report.pending:
+        click.echo(
+            f"  {report.pending:,} profiles changed since their last delivery: the next run sends them "
+            "(their fields were not compared)",
+            err=err,
+        )
+
+
+def describe(person: PersonDrift) -> str:
+    """One line for one person's drift."""
+    parts: list[str] = []
+    if person.missing:
+        parts.append("not at the platform")
+    if person.status is not None:
+        parts.append(f"now {person.status}")
+    if person.markers_missing:
+        parts.append("marker missing: " + ", ".join(sorted(person.markers_missing)))
+    if person.markers_extra:
+        parts.append("extra marker: " + ", ".join(sorted(person.markers_extra)))
+    for field, (delivered, found) in person.fields.items():
+        parts.append(f"{field} {_shown(delivered)} delivered, {_shown(found)} at the platform")
+    return f"{person.email} ({person.key}): " + "; ".join(parts)
+
+
+def _shown(value: object) -> str:
+    return "(empty)" if value is None or value == "" else f'"{value}"'
