@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import requests
 
@@ -48,12 +48,12 @@ class PersonDrift:
     status: str | None = None  # set when the platform no longer lets segport write to the person
     markers_missing: frozenset[str] = frozenset()  # delivered markers the person no longer carries
     markers_extra: frozenset[str] = frozenset()  # export markers the person carries that were not delivered
-    fields: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)  # field -> (delivered, at the platform)
+    fields: Mapping[str, tuple[object, object]] = field(default_factory=dict)  # field -> (delivered, at the platform)
     repair: Send | None = field(default=None, compare=False)  # what a repair run sends (None: nothing)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Return the finding as JSON-ready data."""
-        data: dict[str, Any] = {"key": self.key, "email": self.email}
+        data: dict[str, object] = {"key": self.key, "email": self.email}
         if self.missing:
             data["missing"] = True
         if self.status is not None:
@@ -91,7 +91,7 @@ class DriftReport:
         """Return the sends a repair run makes (markers and fields of people segport may still write to)."""
         return [person.repair for person in self.drifted if person.repair is not None]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Return the report as JSON-ready data."""
         return {
             "export": self.export,
@@ -108,7 +108,7 @@ class DriftReport:
         }
 
 
-def verify(store: Store, request: RunRequest, options: Mapping[str, Any], policy: RetryPolicy) -> DriftReport:
+def verify(store: Store, request: RunRequest, options: Mapping[str, object], policy: RetryPolicy) -> DriftReport:
     """Compare what ``request.export`` delivered with the platform's current state of those people.
 
     Raise :class:`PluginError` when the destination cannot read its members back. The statuses read
@@ -198,7 +198,7 @@ class _Comparison:
     def add(self, person: DeliveredPerson, state: MemberState | None, report: DriftReport) -> None:
         delivered = frozenset(json.loads(person.markers)) & self.segments
         same_mapping = person.mapping == self.mapper.fingerprint and person.digest != RESEND_DIGEST
-        fields: dict[str, Any] | None = None  # the fields delivered, when the profile still maps to them
+        fields: dict[str, object] | None = None  # the fields delivered, when the profile still maps to them
         if not delivered and person.seq is None:  # an exit: only its markers are still segport's
             fields = {}
         elif same_mapping and person.attrs is not None:

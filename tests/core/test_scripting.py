@@ -160,10 +160,10 @@ def test_commands_that_had_no_json_print_one_document(populated: Callable[..., R
     assert run("schedule", "set", "0 5 * * *") == {"refresh": "0 5 * * *"}
     assert "_SEGPORT_COMPLETE" in run("completion", "bash")["script"]
     ok(populated("--as", "ada", "segments", "define", "tmp", "--where", "country = 'DE'"))
-    assert run("segments", "remove", "tmp") == {"removed": "segment", "name": "tmp"}
-    assert run("users", "remove", "vera") == {"removed": "user", "name": "vera", "role": "viewer"}
-    assert run("exports", "remove", "e1") == {"removed": "export", "name": "e1"}
-    assert run("connections", "remove", "mem") == {"removed": "connection", "name": "mem", "detached_exports": 0}
+    assert run("segments", "remove", "tmp", "--yes") == {"removed": "segment", "name": "tmp"}
+    assert run("users", "remove", "vera", "--yes") == {"removed": "user", "name": "vera", "role": "viewer"}
+    assert run("exports", "remove", "e1", "--yes") == {"removed": "export", "name": "e1"}
+    assert run("connections", "remove", "mem", "--yes") == {"removed": "connection", "name": "mem", "detached_exports": 0}
 
 
 # -- 2. global options after the command -----------------------------------------------------------
