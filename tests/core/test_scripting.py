@@ -163,7 +163,8 @@ def test_commands_that_had_no_json_print_one_document(populated: Callable[..., R
     assert run("segments", "remove", "tmp", "--yes") == {"removed": "segment", "name": "tmp"}
     assert run("users", "remove", "vera", "--yes") == {"removed": "user", "name": "vera", "role": "viewer"}
     assert run("exports", "remove", "e1", "--yes") == {"removed": "export", "name": "e1"}
-    assert run("connections", "remove", "mem", "--yes") == {"removed": "connection", "name": "mem", "detached_exports": 0}
+    removed = run("connections", "remove", "mem", "--yes")
+    assert removed == {"removed": "connection", "name": "mem", "detached_exports": 0}
 
 
 # -- 2. global options after the command -----------------------------------------------------------
