@@ -25,7 +25,7 @@ from ..errors import CapExceeded, RetryableDestinationError, RunError, SegportEr
 from ..governor import GovernedAdapter
 from ..models import Connection, Export, Run, RunStatus
 from ..plugins import notify
-from ..private import REJECTS_FOLDER
+from ..private import reject_path
 from ..store.database import now
 from ..store.interface import Snapshot, Store
 from .batcher import Unsent, batches
@@ -271,7 +271,7 @@ class ExportRun:
             policy=self.policy,
         )
         unsent: list[Unsent] = []  # decided without a request; committed with the next batch
-        with RejectLog(self.home / REJECTS_FOLDER / f"run-{run.id}.jsonl") as reject_log:
+        with RejectLog(reject_path(self.home, run.id)) as reject_log:
             commit = BatchCommit(
                 store=self.store,
                 pm=self.pm,

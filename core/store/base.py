@@ -19,6 +19,7 @@ from .connections import Connections
 from .database import Database
 from .exports import Exports
 from .governance import Governance
+from .history import History
 from .interface import Loaded, ProfileRow
 from .ledger import Ledger
 from .runs import Runs
@@ -26,7 +27,7 @@ from .snapshot import SQLSnapshot
 from .upgrade import migrate, schema_version
 
 
-class SQLStore(Governance, Connections, Catalog, Exports, Ledger, Runs, ABC):
+class SQLStore(Governance, Connections, Catalog, Exports, Ledger, Runs, History, ABC):
     """All persistent state of a workspace (:class:`~segport.store.interface.Store`) on a SQL database."""
 
     url: str  # where the store is, without a password (for messages and workers)
