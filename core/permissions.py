@@ -17,6 +17,7 @@ READ = frozenset(
         "profiles.show",
         "runs.list",
         "runs.show",
+        "runs.rejects",
         "schedule.show",
         "plugins.list",
     }

@@ -21,6 +21,7 @@ from ._data import profiles, segments
 from ._demo import demo
 from ._exports import exports, runs
 from ._plugins import plugins
+from ._runs import runs_prune, runs_rejects, runs_retention  # noqa: F401 (registers the commands)
 from ._sandbox import sandbox
 from ._schedule import refresh, schedule, scheduler
 from ._worker import worker

@@ -13,7 +13,8 @@ from .connections import Connections
 from .context import Context
 from .exports import Exports
 from .governance import Governance
+from .history import History
 from .runs import Runs
 from .schedules import Schedules
 
-__all__ = ["Catalog", "Connections", "Context", "Exports", "Governance", "Runs", "Schedules"]
+__all__ = ["Catalog", "Connections", "Context", "Exports", "Governance", "History", "Runs", "Schedules"]

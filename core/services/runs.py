@@ -11,15 +11,20 @@ from ..urls import without_password
 from .connections import Connections
 from .context import Context, spec_hint
 from .exports import Exports
+from .history import History, absolute_reject_file
 
 
 class Runs:
-    """Running exports (on demand, queued, or for a schedule) and reading their run records."""
+    """Running exports (on demand, queued, or for a schedule) and reading their run records.
+
+    Every run ends with the retention setting applied (:meth:`History.apply_retention`).
+    """
 
     def __init__(self, context: Context, exports: Exports, connections: Connections) -> None:
         self.context = context
         self.exports = exports
         self.connections = connections
+        self.history = History(context)
 
     def run(self, *, name: str, full: bool = False, dry_run: bool = False, trigger: str = "manual") -> Run:
         """Run an export now (or plan it with ``dry_run``); returns the run record.
@@ -49,7 +54,10 @@ class Runs:
             profile_cap=connection.profile_cap or 0,
             save_secrets=lambda changed: self.connections.save_secrets(connection, changed),
         )
-        return ExportRun(ctx.store, ctx.pm, ctx.home, ctx.retry).execute(request)
+        try:
+            return ExportRun(ctx.store, ctx.pm, ctx.home, ctx.retry).execute(request)
+        finally:
+            self.history.apply_retention()
 
     def queue(self, *, name: str, full: bool = False, trigger: str = "manual") -> str:
         """Queue a run of an export for the workers of the executor; returns the task id.
@@ -76,10 +84,10 @@ class Runs:
         """One run record (runs of dead processes show as interrupted)."""
         self.context.authorize("runs.show")
         self.context.store.reap_stale_runs()
-        return self.context.store.get_run(run_id)
+        return absolute_reject_file(self.context.home, self.context.store.get_run(run_id))
 
     def list(self, *, export: str | None = None, limit: int = 50) -> list[Run]:
         """Return the newest runs, of one export or of all."""
         self.context.authorize("runs.list")
         self.context.store.reap_stale_runs()
-        return self.context.store.list_runs(export, limit)
+        return [absolute_reject_file(self.context.home, run) for run in self.context.store.list_runs(export, limit)]
