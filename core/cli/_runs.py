@@ -18,14 +18,17 @@ AGE_HELP = "a whole number and a unit: s, min, h, d or w (e.g. 90d, 12h, 2w)"
 
 @runs.command("rejects")
 @click.argument("run_id", type=int)
-@click.option("--limit", type=Count(1), default=None, help="Show at most N rejects (default: all), by profile key.")
+@click.option(
+    "--limit", type=Count(1), default=None, metavar="N", help="Show at most N rejects (default: all), by profile key."
+)
 @json_option
 @pass_state
 def runs_rejects(state: State, run_id: int, limit: int | None, as_json: bool) -> None:
-    """Print a run's rejects: key, email, status and reason of each record rejected, failed or skipped.
+    """Print a run's rejects: key, email, status and reason of each.
 
-    A person refused again for a reason an earlier run already reported is listed too, marked with
-    the run whose reject file holds the line (one line per person per reason).
+    Every record the run rejected, that failed after every retry, or was skipped. A person refused
+    again for a reason an earlier run already reported is listed too, marked with the run whose
+    reject file holds the line (one line per person per reason).
     """
     ws = state.workspace()
     if not 0 < run_id <= SQL_INT_MAX:  # no run has such an id (and no column holds it)
@@ -83,7 +86,11 @@ def _earlier(run_id: int, kept: bool) -> str:
 @json_option
 @pass_state
 def runs_prune(state: State, older_than: str, dry_run: bool, yes: bool, as_json: bool) -> None:
-    """Remove old runs with their outcomes and reject files (never a running run, sync state or the ledger)."""
+    """Remove old runs with their outcomes and reject files.
+
+    Never a running run, and nothing a run needs: sync state, the sync ledger, exports, segments and
+    profiles stay. Asks first on a terminal; --yes elsewhere.
+    """
     ws = state.workspace()
     if not dry_run:
         planned = ws.prune_runs(older_than, dry_run=True)

@@ -288,3 +288,44 @@ def test_runs_prune_and_retention_from_the_cli(cli_ws: Any, tmp_path: Path) -> N
     assert "retention 90d" in cli_ws("runs", "retention").stdout
     assert cli_ws("runs", "retention", "90d", "--off").exit_code == 2
     assert cli_ws("runs", "retention", "--off").stdout.startswith("no retention")
+
+
+# -- the migration --------------------------------------------------------------------------------
+def test_migration_0005_takes_over_the_lines_earlier_runs_wrote(database_url: str | None, tmp_path: Path) -> None:
+    from alembic import command
+
+    from segport.store import open_store
+    from segport.store.base import SQLStore
+    from segport.store.schema import exports, outcomes
+    from segport.store.upgrade import alembic_config
+
+    store = open_store(database_url, tmp_path)
+    assert isinstance(store, SQLStore)
+    try:
+        with store.transaction():
+            if not store.db.connection.in_transaction():
+                store.db.connection.begin()  # SQLAlchemy's notion only: Alembic runs inside ours (as migrate does)
+            command.upgrade(alembic_config(store.db.connection), "0004")
+        with store.transaction():
+            at = "2026-01-01T00:00:00+00:00"
+            export_id = store.db.execute(exports.insert().values(
+                name="all", connection="mem", segments="[]", email_field="email", mapping="{}", options="{}",
+                owner="ada", created_at=at, updated_at=at).returning(exports.c.id)).scalar_one()
+            run_ids = [store.db.execute(runs.insert().values(
+                export_id=export_id, export="all", status="succeeded", trigger="manual", user="ada", started_at=at,
+            ).returning(runs.c.id)).scalar_one() for _ in range(2)]
+            for run_id in run_ids:  # both runs wrote both lines, as every run did before 0005
+                store.db.execute(outcomes.insert(), [
+                    {"run_id": run_id, "profile_key": "p1", "email": "bad", "status": "rejected", "reason": "invalid"},
+                    {"run_id": run_id, "profile_key": "p2", "email": "x@example.com", "status": "created",
+                     "reason": None},
+                    {"run_id": run_id, "profile_key": "p3", "email": "y@example.com", "status": "failed",
+                     "reason": None},
+                ])
+        store.migrate()
+        assert store.reported_rejects(export_id, ["p1", "p2", "p3"]) == {
+            ("p1", "bad", "rejected", "invalid"): run_ids[0], ("p3", "y@example.com", "failed", None): run_ids[0]}
+        total, rows = store.run_rejects(run_ids[1])
+        assert total == 2 and [(r.key, r.reported_in) for r in rows] == [("p1", run_ids[1]), ("p3", run_ids[1])]
+    finally:
+        store.close()
