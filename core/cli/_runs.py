@@ -33,7 +33,7 @@ def runs_rejects(state: State, run_id: int, limit: int | None, as_json: bool) ->
     ws = state.workspace()
     if not 0 < run_id <= SQL_INT_MAX:  # no run has such an id (and no column holds it)
         ws.require("runs.rejects")
-        raise NotFound(f"unknown run {run_id} (see 'segport runs list')")
+        raise NotFound(f"unknown run {run_id}: never recorded, or pruned (see 'segport runs list')")
     rejects = ws.run_rejects(run_id, limit)
     if as_json:
         emit_json(rejects.to_dict())

@@ -264,10 +264,10 @@ class Runs(Repository):
     def get_run(self, run_id: int) -> Run:
         """Return the run with id ``run_id``; raise NotFound if there is none."""
         if not -(2**63) <= run_id < 2**63:  # no 64-bit id column holds it (the driver would overflow)
-            raise NotFound(f"unknown run {run_id} (see 'segport runs list')")
+            raise NotFound(f"unknown run {run_id}: never recorded, or pruned (see 'segport runs list')")
         row = self.db.execute(select(*_COLUMNS).where(_r.id == run_id)).first()
         if row is None:
-            raise NotFound(f"unknown run {run_id} (see 'segport runs list')")
+            raise NotFound(f"unknown run {run_id}: never recorded, or pruned (see 'segport runs list')")
         return _run(row)
 
     def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
