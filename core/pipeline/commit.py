@@ -154,9 +154,9 @@ class BatchCommit:
                 self.first_reject = self.first_reject or step.reason
             status = OutcomeStatus(step.status)
             lost.append(RejectLine(key=step.key, email=step.email, status=status, reason=step.reason))
-        earlier = self.already_reported(lost)
-        new_lines = [line for line in lost if line.key not in earlier]
         try:
+            earlier = self.already_reported(lost)  # one line per person per reason: these are in an earlier file
+            new_lines = [line for line in lost if line.key not in earlier]
             self.reject_log.write(new_lines)
             if new_lines:
                 run.reject_file = str(self.reject_log.path)
