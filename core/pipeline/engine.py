@@ -157,7 +157,8 @@ class ExportRun:
             if rejected and not any(run.counts[k] for k in ("created", "updated", "unchanged", "skipped")):
                 raise RunError(
                     f"all {rejected:,} selected profiles were refused before sending (first: {commit.first_reject}): "
-                    f"check the export's data matching (segport exports show {run.export}) and the reject file"
+                    f"check the export's data matching (segport exports show {run.export}) and the reasons "
+                    f"(segport runs rejects {run.id})"
                 )
             run.status = RunStatus.SUCCEEDED
             return
