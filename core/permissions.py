@@ -18,6 +18,7 @@ READ = frozenset(
         "profiles.list",
         "runs.list",
         "runs.show",
+        "runs.rejects",
         "schedule.show",
         "plugins.list",
     }

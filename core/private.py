@@ -39,6 +39,11 @@ __all__ = [
 ]
 
 
+def reject_path(home: Path, run_id: int) -> Path:
+    """Return the absolute path of run ``run_id``'s reject file in the workspace folder ``home``."""
+    return home.absolute() / REJECTS_FOLDER / f"run-{run_id}.jsonl"
+
+
 def make_folder(path: Path) -> None:
     """Create ``path`` (and missing parents) with mode 0700; an existing folder keeps its mode."""
     try:

@@ -42,6 +42,7 @@ from .plugins import make_manager
 from .registry import Registry, default_registry
 from .services import Catalog, Connections, Context, Exports, Governance, Profiles, Runs, Schedules
 from .services.drift import Drift
+from .services.history import PruneReport, Rejects
 from .services.keys import KeyRotation
 from .store import Store
 from .vault import Vault
@@ -388,6 +389,22 @@ class Workspace:
     def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
         """Return the newest runs, of one export or of all."""
         return self.runs.list(export=export, limit=limit)
+
+    def run_rejects(self, run_id: int, limit: int | None = None) -> Rejects:
+        """Return a run's rejects (reasons), with the run whose reject file holds each line."""
+        return self.runs.history.rejects(run_id=run_id, limit=limit)
+
+    def prune_runs(self, older_than: str, *, dry_run: bool = False) -> PruneReport:
+        """Remove runs started more than ``older_than`` ago (``90d``), their outcomes and reject files."""
+        return self.runs.history.prune(older_than=older_than, dry_run=dry_run)
+
+    def runs_retention(self) -> str | None:
+        """Return how long runs are kept (``90d``; None: until pruned)."""
+        return self.runs.history.get_retention()
+
+    def set_runs_retention(self, age: str | None) -> str | None:
+        """Keep runs for ``age`` (None: until pruned): every run that ends prunes older ones."""
+        return self.runs.history.set_retention(age)
 
     def refresh(self, trigger: str = "refresh") -> list[ScheduledRun]:
         """Run (or queue) every enabled, attached export once; one failure does not stop the others."""

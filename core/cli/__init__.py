@@ -30,6 +30,7 @@ from ._globals import accept_global_options, json_in_args
 from ._keys import rotate_key
 from ._plugins import plugins
 from ._profiles import profiles
+from ._runs import runs_prune, runs_rejects, runs_retention  # noqa: F401 (registers the commands)
 from ._sandbox import sandbox
 from ._schedule import refresh, schedule, scheduler
 from ._signals import Terminated, sigterm_interrupts

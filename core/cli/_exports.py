@@ -274,7 +274,15 @@ def print_run(run: Run, as_json: bool, preview: Preview | None = None) -> None:
     )
     lost = run.counts.get("rejected", 0) + run.counts.get("failed", 0) + run.counts.get("skipped", 0)
     if lost and run.reject_file:
-        click.echo(f"{lost:,} records rejected, failed or skipped: reasons in {run.reject_file}")
+        click.echo(
+            f"{lost:,} records rejected, failed or skipped: reasons in {run.reject_file} "
+            f"(segport runs rejects {run.id})"
+        )
+    elif lost:
+        click.echo(
+            f"{lost:,} records rejected, failed or skipped, each for a reason an earlier run reported: "
+            f"segport runs rejects {run.id}"
+        )
 
 
 @exports.command("run")

@@ -4,8 +4,10 @@ What a run acknowledges is stored batch by batch, so a crashed run, run again, r
 stopped. Every record that did not go through as planned (rejected, failed after every retry,
 skipped by the platform or as a duplicate) also goes to the run's reject file (JSONL) with its
 reason, written before the transaction: a line may name a record whose commit then failed, never the
-reverse. A record that failed for good is marked in the sync state so the next run sends it again,
-whatever mode this run used.
+reverse. One line per person per reason: a record refused again with the line (address, status,
+reason) a kept earlier run of the export wrote is counted and stored as an outcome naming that run
+(``reported_in``), not written again. A record that failed for good is marked in the sync state so
+the next run sends it again, whatever mode this run used.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ class RejectLine:
         """Return the line's JSON object: key, email, status, reason."""
         line = {"key": self.key, "email": self.email, "status": self.status.value, "reason": self.reason}
         return json.dumps(line, ensure_ascii=False)
+
+    def row(self) -> OutcomeRow:
+        """Return the line as the store keeps it (key, email, status, reason)."""
+        return OutcomeRow(self.key, self.email, self.status.value, self.reason)
 
     def outcome(self) -> Outcome:
         """Return the record's outcome, as the ``segport_on_reject`` hook receives it."""
@@ -149,11 +155,14 @@ class BatchCommit:
             status = OutcomeStatus(step.status)
             lost.append(RejectLine(key=step.key, email=step.email, status=status, reason=step.reason))
         try:
-            self.reject_log.write(lost)
-            if lost:
+            earlier = self.already_reported(lost)  # one line per person per reason: these are in an earlier file
+            new_lines = [line for line in lost if line.key not in earlier]
+            self.reject_log.write(new_lines)
+            if new_lines:
                 run.reject_file = str(self.reject_log.path)
             with self.store.transaction():
-                self.store.save_outcomes(run.id, outcome_rows)
+                self.store.save_outcomes(run.id, outcome_rows, earlier)
+                self.store.save_reject_lines(self.export.id, run.id, [line.row() for line in new_lines])
                 self.store.save_sync_state(self.export.id, state_rows)
                 if self.ledger is not None:
                     self.store.save_ledger(*self.ledger, reported)
@@ -172,6 +181,14 @@ class BatchCommit:
             notify(
                 self.pm.hook.segport_on_reject, run=run, export=self.export, outcome=line.outcome(), email=line.email
             )
+
+    def already_reported(self, lost: Sequence[RejectLine]) -> dict[str, int]:
+        """Return profile key -> run id for the ``lost`` records whose line a kept earlier run of the export wrote."""
+        if not lost:
+            return {}
+        found = self.store.reported_rejects(self.export.id, [line.key for line in lost])
+        earlier = ((line.key, found.get((line.key, line.email, line.status.value, line.reason))) for line in lost)
+        return {key: run_id for key, run_id in earlier if run_id is not None and run_id != self.run.id}
 
     def count(self, delivery: Delivery[Send]) -> None:
         """Add what ``delivery`` did at the platform to the run's figures (not stored by itself)."""

@@ -25,7 +25,7 @@ from ..errors import CapExceeded, RetryableDestinationError, RunError, SegportEr
 from ..governor import GovernedAdapter
 from ..models import Connection, Export, Run, RunStatus
 from ..plugins import notify
-from ..private import REJECTS_FOLDER
+from ..private import reject_path
 from ..store.database import now
 from ..store.interface import Snapshot, Store
 from .batcher import Unsent, batches
@@ -175,7 +175,8 @@ class ExportRun:
             if rejected and not any(run.counts[k] for k in ("created", "updated", "unchanged", "skipped")):
                 raise RunError(
                     f"all {rejected:,} selected profiles were refused before sending (first: {commit.first_reject}): "
-                    f"check the export's data matching (segport exports show {run.export}) and the reject file"
+                    f"check the export's data matching (segport exports show {run.export}) and the reasons "
+                    f"(segport runs rejects {run.id})"
                 )
             run.status = RunStatus.SUCCEEDED
             return
@@ -303,7 +304,7 @@ class ExportRun:
             policy=self.policy,
         )
         unsent: list[Unsent] = []  # decided without a request; committed with the next batch
-        with RejectLog(self.home / REJECTS_FOLDER / f"run-{run.id}.jsonl") as reject_log:
+        with RejectLog(reject_path(self.home, run.id)) as reject_log:
             commit = BatchCommit(
                 store=self.store,
                 pm=self.pm,

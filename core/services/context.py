@@ -25,7 +25,7 @@ _NAME = re.compile(r"^[^\x00-\x1f]{1,100}$")
 class Context:
     """One open workspace acting as one user: what the services are built on.
 
-    :param home: the workspace folder (secret key, reject files).
+    :param home: the workspace folder (secret key, reject files), made absolute.
     :param executor: with one, refresh and scheduled runs are queued for workers.
     :param user_name: the acting user's name; None until one is given.
     """
@@ -38,6 +38,9 @@ class Context:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     executor: Executor | None = None
     user_name: str | None = None
+
+    def __post_init__(self) -> None:
+        self.home = self.home.absolute()  # reject paths name the folder opened, whatever the process's folder later
 
     @property
     def user(self) -> User:

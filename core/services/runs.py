@@ -12,15 +12,20 @@ from ..urls import without_password
 from .connections import Connections
 from .context import Context, spec_hint
 from .exports import Exports
+from .history import History, absolute_reject_file
 
 
 class Runs:
-    """Running exports (on demand, queued, or for a schedule) and reading their run records."""
+    """Running exports (on demand, queued, or for a schedule) and reading their run records.
+
+    Every run ends with the retention setting applied (:meth:`History.apply_retention`).
+    """
 
     def __init__(self, context: Context, exports: Exports, connections: Connections) -> None:
         self.context = context
         self.exports = exports
         self.connections = connections
+        self.history = History(context)
 
     def run(
         self,
@@ -40,9 +45,12 @@ class Runs:
         return self.execute(request)
 
     def execute(self, request: RunRequest) -> Run:
-        """Execute a run request built by :meth:`request`."""
+        """Execute a run request built by :meth:`request`; then apply the runs' retention setting."""
         ctx = self.context
-        return ExportRun(ctx.store, ctx.pm, ctx.home, ctx.retry).execute(request)
+        try:
+            return ExportRun(ctx.store, ctx.pm, ctx.home, ctx.retry).execute(request)
+        finally:
+            self.history.apply_retention()
 
     def request(
         self,
@@ -105,10 +113,10 @@ class Runs:
         """One run record (runs of dead processes show as interrupted)."""
         self.context.authorize("runs.show")
         self.context.store.reap_stale_runs()
-        return self.context.store.get_run(run_id)
+        return absolute_reject_file(self.context.home, self.context.store.get_run(run_id))
 
     def list(self, *, export: str | None = None, limit: int = 50) -> list[Run]:
         """Return the newest runs, of one export or of all."""
         self.context.authorize("runs.list")
         self.context.store.reap_stale_runs()
-        return self.context.store.list_runs(export, limit)
+        return [absolute_reject_file(self.context.home, run) for run in self.context.store.list_runs(export, limit)]

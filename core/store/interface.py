@@ -9,7 +9,7 @@ tables of its own connection. Both backends (:mod:`segport.store.sqlite`,
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence
 
 from ..models import AuditEntry, Connection, Export, Role, Run, RunStatus, Segment, Share, User
 
@@ -32,6 +32,28 @@ class OutcomeRow(NamedTuple):
     email: str
     status: str
     reason: str | None
+
+
+RejectKey = tuple[str, str, str, "str | None"]
+"""One reject line as a person's: profile key, address, status, reason."""
+
+
+class RejectRow(NamedTuple):
+    """One reject of a run, as ``segport runs rejects`` shows it."""
+
+    key: str
+    email: str
+    status: str  # rejected, failed or skipped
+    reason: str | None
+    reported_in: int  # the run whose reject file holds the line: this run, or an earlier one
+    reporter_kept: bool  # whether that run is still in the history (False: pruned, its file with it)
+
+
+class Pruned(NamedTuple):
+    """What a prune of the run history removed (or, in a dry run, would remove)."""
+
+    run_ids: list[int]
+    outcomes: int
 
 
 # The record hash a sync state row holds once its record failed for good: it matches no record,
@@ -465,8 +487,29 @@ class Store(FilterCache, Protocol):
     def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
         """Return the newest ``limit`` runs (of ``export`` only, when given), newest first."""
 
-    def save_outcomes(self, run_id: int, rows: Sequence[OutcomeRow]) -> None:
-        """Record what happened to each profile of a batch of the run."""
+    def save_outcomes(
+        self, run_id: int, rows: Sequence[OutcomeRow], reported_in: Mapping[str, int] | None = None
+    ) -> None:
+        """Record what happened to each profile of a batch of the run.
+
+        ``reported_in``: profile key -> the earlier run whose reject file holds the reject's line.
+        """
 
     def outcomes(self, run_id: int, status: str | None = None) -> list[OutcomeRow]:
         """Return the run's outcomes (only those with ``status``, when given), in profile key order."""
+
+    # -- the reject lines and the history's upkeep ------------------------------------------------------
+    def reported_rejects(self, export_id: int, keys: Sequence[str]) -> dict[RejectKey, int]:
+        """Return the reject lines of ``keys`` the export's runs wrote: (key, email, status, reason) -> run id."""
+
+    def save_reject_lines(self, export_id: int, run_id: int, rows: Sequence[OutcomeRow]) -> None:
+        """Record the lines the run wrote to its reject file."""
+
+    def run_rejects(self, run_id: int, limit: int | None = None) -> tuple[int, list[RejectRow]]:
+        """Return how many rejects the run has, and the first ``limit`` (all when None) in profile key order."""
+
+    def prune_runs(self, before: str, *, dry_run: bool = False) -> Pruned:
+        """Delete the runs started before ``before`` (ISO 8601, UTC) with their outcomes and reject lines.
+
+        A running run is never deleted; nor is anything else (sync state, ledger, exports).
+        """

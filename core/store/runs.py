@@ -14,7 +14,7 @@ import socket
 import threading
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from sqlalchemy import Row, bindparam, insert, select, update
 
@@ -41,7 +41,7 @@ _COLUMNS = (
     _r.plan,
     _r.duration_s,
 )
-_OUTCOME = ("run_id", "profile_key", "email", "status", "reason")
+_OUTCOME = ("run_id", "profile_key", "email", "status", "reason", "reported_in")
 _SAVE_OUTCOME = Prepared(lambda d: insert(outcomes).values({n: bindparam(n) for n in _OUTCOME}), *_OUTCOME)
 _PROGRESS = (  # in the table's order, which is the order of the SET clause
     "status",
@@ -264,10 +264,10 @@ class Runs(Repository):
     def get_run(self, run_id: int) -> Run:
         """Return the run with id ``run_id``; raise NotFound if there is none."""
         if not -(2**63) <= run_id < 2**63:  # no 64-bit id column holds it (the driver would overflow)
-            raise NotFound(f"unknown run {run_id} (see 'segport runs list')")
+            raise NotFound(f"unknown run {run_id}: never recorded, or pruned (see 'segport runs list')")
         row = self.db.execute(select(*_COLUMNS).where(_r.id == run_id)).first()
         if row is None:
-            raise NotFound(f"unknown run {run_id} (see 'segport runs list')")
+            raise NotFound(f"unknown run {run_id}: never recorded, or pruned (see 'segport runs list')")
         return _run(row)
 
     def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
@@ -277,9 +277,15 @@ class Runs(Repository):
             query = query.where(_r.export == export)
         return [_run(r) for r in self.db.execute(query.order_by(_r.id.desc()).limit(limit))]
 
-    def save_outcomes(self, run_id: int, rows: Sequence[OutcomeRow]) -> None:
-        """Record what happened to each profile of a batch of the run."""
-        self.db.run_many(_SAVE_OUTCOME, [(run_id, *row) for row in rows])
+    def save_outcomes(
+        self, run_id: int, rows: Sequence[OutcomeRow], reported_in: Mapping[str, int] | None = None
+    ) -> None:
+        """Record what happened to each profile of a batch of the run.
+
+        ``reported_in``: profile key -> the earlier run whose reject file holds the reject's line.
+        """
+        earlier = reported_in or {}
+        self.db.run_many(_SAVE_OUTCOME, [(run_id, *row, earlier.get(row.key)) for row in rows])
 
     def outcomes(self, run_id: int, status: str | None = None) -> list[OutcomeRow]:
         """Return the run's outcomes (only those with ``status``, when given), in profile key order."""

@@ -195,7 +195,24 @@ outcomes = Table(
     Column("email", TEXT, nullable=False),
     Column("status", TEXT, nullable=False),
     Column("reason", TEXT),
+    Column("reported_in", INTEGER),  # an earlier run whose reject file holds this outcome's line (NULL: this run's)
     Index("outcomes_by_run", "run_id", "status"),
+)
+
+# One line per person per reason: each (address, status, reason) an export's runs wrote to a reject
+# file, and the run that wrote it. A run that refuses the person again for the same reason counts
+# them but writes no new line (its outcome names the run in ``reported_in``).
+reject_lines = Table(
+    "reject_lines",
+    metadata,
+    Column("export_id", INTEGER, ForeignKey("exports.id", ondelete="CASCADE"), nullable=False),
+    Column("profile_key", TEXT, nullable=False),
+    Column("email", TEXT, nullable=False),
+    Column("status", TEXT, nullable=False),
+    Column("reason", TEXT),
+    Column("run_id", INTEGER, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Index("reject_lines_by_profile", "export_id", "profile_key"),
+    Index("reject_lines_by_run", "run_id"),
 )
 
 audit = Table(

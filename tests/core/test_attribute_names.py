@@ -139,3 +139,4 @@ def test_a_run_whose_every_profile_is_refused_before_sending_fails(
     assert run is not None and run.status is RunStatus.FAILED and run.counts["rejected"] == 10
     assert raised.value.exit_status is ExitStatus.RUN_FAILED and platform.calls == []
     assert run.reject_file and len(Path(run.reject_file).read_text(encoding="utf-8").splitlines()) == 10
+    assert f"segport runs rejects {run.id}" in str(raised.value)  # where the reasons are, even with no new file

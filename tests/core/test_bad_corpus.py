@@ -283,5 +283,12 @@ def test_invalid_emails_are_rejected_by_name_and_never_sent(workspace: Path, tmp
     assert reasons["q3"] == "email is empty"
     for key in ("q1", "q2", "q4", "q6", "q7"):
         assert reasons[key] == f"email {emails[key]!r} is not a valid address", reasons[key]
-    human = _invoke(workspace, "ada", "exports", "run", "be", "--full")
-    assert human.exit_code == 0 and f"reasons in {Path(run['reject_file']).parent}" in human.stdout
+    human = _invoke(workspace, "ada", "exports", "run", "be", "--full")  # the same people, the same reasons
+    assert human.exit_code == 0 and "6 records rejected, failed or skipped" in human.stdout
+    assert "reasons in" not in human.stdout  # one line per person per reason: no new reject file
+    later = int(human.stdout.split("segport runs rejects ")[1].split()[0])
+    listed = json.loads(_invoke(workspace, "ada", "runs", "rejects", str(later), "--json").stdout)
+    assert listed["reject_file"] is None and listed["total"] == 6
+    assert {r["key"]: (r["reason"], r["reported_in"]) for r in listed["rejects"]} == {
+        key: (reason, run["id"]) for key, reason in reasons.items()
+    }

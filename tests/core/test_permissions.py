@@ -162,6 +162,14 @@ VERBS = [
     *_export_verbs("shared", CONTRIBUTORS),
     Verb("runs.list", lambda w, _: w.list_runs(), lambda _: ["runs", "list"], EVERYONE),
     Verb("runs.show", lambda w, x: w.get_run(x.run_id), lambda x: ["runs", "show", str(x.run_id)], EVERYONE),
+    Verb("runs.rejects", lambda w, x: w.run_rejects(x.run_id), lambda x: ["runs", "rejects", str(x.run_id)],
+         EVERYONE),
+    Verb("runs.prune", lambda w, _: w.prune_runs("90d"), lambda _: ["runs", "prune", "--older-than", "90d", "--yes"],
+         ADMIN),
+    Verb("runs.retention[set]", lambda w, _: w.set_runs_retention("90d"), lambda _: ["runs", "retention", "90d"],
+         ADMIN),
+    Verb("runs.retention[show]", lambda w, _: w.runs_retention(), lambda _: ["runs", "retention"], EVERYONE,
+         action="runs.list"),
     Verb("schedule.set", lambda w, _: w.set_schedule("0 3 * * *"), lambda _: ["schedule", "set", "0 3 * * *"], ADMIN),
     Verb("schedule.show", lambda w, _: w.get_schedule(), lambda _: ["schedule", "show"], EVERYONE),
     Verb("schedule.jobs", lambda w, _: w.schedules(), None, EVERYONE, action="schedule.show"),
@@ -272,7 +280,8 @@ def test_matrix_covers_every_workspace_action() -> None:
         "segments.load", "segments.define", "segments.list", "segments.attributes",
         "segments.remove",
         "exports.add", "exports.edit", "exports.list", "exports.show", "exports.enable", "exports.disable",
-        "exports.remove", "exports.run", "exports.queue", "runs.list", "runs.show", "schedule.set", "schedule.show",
+        "exports.remove", "exports.run", "exports.queue", "runs.list", "runs.show", "runs.rejects", "runs.prune",
+        "runs.retention", "schedule.set", "schedule.show",
         "schedule.jobs", "schedule.failures", "schedule.mark", "schedule.overview", "key.rotate",
         "refresh", "scheduler", "fire", "audit.list",
     }
@@ -301,7 +310,7 @@ NOT_A_REQUEST = {
     )},
 }
 # Service methods that other services call after their own check (not requests of a user).
-SERVICE_HELPERS = {"full_config", "save_secrets", "export_for"}
+SERVICE_HELPERS = {"full_config", "save_secrets", "export_for", "apply_retention"}  # retention: after a run
 STUB_WORLD = SimpleNamespace(profiles=Path("p.csv"), keys=Path("k.txt"), run_id=1)
 
 
@@ -350,7 +359,7 @@ def test_matrix_reaches_every_service_method(world: SimpleNamespace) -> None:
 
     facade = inspect.getsource(Workspace)
     for service in (services.Governance, services.Connections, services.Catalog, services.Profiles,
-                    services.Exports, services.Runs, services.Schedules):
+                    services.Exports, services.Runs, services.History, services.Schedules):
         for name, _ in inspect.getmembers(service, inspect.isfunction):
             if not name.startswith("_") and name not in SERVICE_HELPERS:
                 assert f".{name}(" in facade, f"{service.__name__}.{name} is reached by no Workspace method"
