@@ -38,10 +38,10 @@ from .models import (
 from .opening import DEFAULT_HOME, HOME_ENV, create_workspace, default_home, open_workspace
 from .pipeline.dispatcher import RetryPolicy
 from .pipeline.preview import Preview
+from .pipeline.verify import DriftReport
 from .plugins import make_manager
 from .registry import Registry, default_registry
-from .services import Catalog, Connections, Context, Exports, Governance, Profiles, Runs, Schedules
-from .services.drift import Drift
+from .services import Catalog, Connections, Context, Drift, Exports, Governance, Profiles, Runs, Schedules
 from .services.history import PruneReport, Rejects
 from .services.keys import KeyRotation
 from .store import Store
@@ -377,6 +377,18 @@ class Workspace:
         Raises the run's error when it ended failed (the run record is stored either way).
         """
         return self.runs.run(name=name, full=full, dry_run=dry_run, trigger=trigger, preview=preview)
+
+    def verify_export(self, name: str) -> DriftReport:
+        """Compare what an export delivered with the platform now (sends nothing); see ``exports verify``."""
+        return self.drift.verify(name=name)
+
+    def repair_export(self, name: str) -> tuple[DriftReport, Run]:
+        """Verify, then send only what drifted (nobody resubscribed or re-created); return both."""
+        return self.drift.repair(name=name)
+
+    def set_verify_every(self, name: str, every: int) -> Export:
+        """Make every ``every``-th scheduled run of an export verify and repair first (0: never)."""
+        return self.drift.set_verify_every(name=name, every=every)
 
     def queue_export(self, name: str, *, full: bool = False, trigger: str = "manual") -> str:
         """Queue a run for the workers of :attr:`executor`; returns the task id."""

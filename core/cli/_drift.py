@@ -23,7 +23,7 @@ def exports_verify(state: State, name: str, as_json: bool) -> None:
 
     Exit 0 when the platform holds what was delivered, 16 when something differs (like diff).
     """
-    report = state.workspace().drift.verify(name=name)
+    report = state.workspace().verify_export(name)
     emit_json(report.to_dict()) if as_json else print_report(report)
     if report.found:
         click.get_current_context().exit(int(ExitStatus.DRIFT_FOUND))

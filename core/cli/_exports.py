@@ -162,7 +162,7 @@ def exports_edit(
     """
     ws = state.workspace()
     if verify_every is not None:
-        export = ws.drift.set_verify_every(name=name, every=verify_every)
+        export = ws.set_verify_every(name, verify_every)
         others = (segments, email_field, maps, unmap, options, schedule, no_schedule, timezone_name, connection)
         if not any(others):  # nothing else to edit
             if as_json:
@@ -367,7 +367,7 @@ def _repair(ws: Workspace, name: str, as_json: bool) -> None:
     A failed repair's record is in the --json error's ``run``, its report in ``verify``.
     """
     watch(ws, bar=not as_json)
-    report, run = ws.drift.repair(name=name)
+    report, run = ws.repair_export(name)
     if not as_json:
         print_report(report)
         print_run(run, False)

@@ -13,13 +13,14 @@ from .connections import Connections
 from .context import Context
 from .exports import Exports
 from .governance import Governance
+from .drift import Drift
 from .history import History
 from .names import suggest_names
 from .profiles import Profiles
 from .runs import Runs
 from .schedules import Schedules
 
-__all__ = ["Catalog", "Connections", "Context", "Exports", "Governance", "History", "Profiles", "Runs", "Schedules"]
+__all__ = ["Catalog", "Connections", "Context", "Drift", "Exports", "Governance", "History", "Profiles", "Runs", "Schedules"]
 
 # every service (those listed above, and any added to them): a NotFound names the close names the user may see
 for _service in [globals()[name] for name in __all__ if name != "Context"]:

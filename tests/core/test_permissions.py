@@ -21,6 +21,7 @@ from segport import (
     ExitStatus,
     NotFound,
     PermissionDenied,
+    PluginError,
     RunError,
     SegportError,
     Workspace,
@@ -111,6 +112,13 @@ def _export_verbs(conn: str, roles: frozenset[str]) -> list[Verb]:
         Verb(f"exports.run[{conn}]", lambda w, _: w.run_export(e), lambda _: ["exports", "run", e], roles),
         Verb(f"exports.queue[{conn}]", lambda w, _: w.queue_export(e), None, roles, action="exports.run",
              allowed_error=ConfigError),  # no executor here: the queued path is tests/core/test_workers.py
+        # the memory destination cannot read members back: an allowed user gets that PluginError
+        Verb(f"exports.verify[{conn}]", lambda w, _: w.verify_export(e), lambda _: ["exports", "verify", e], roles,
+             action="exports.run", allowed_error=PluginError),
+        Verb(f"exports.repair[{conn}]", lambda w, _: w.repair_export(e), lambda _: ["exports", "run", e, "--repair"],
+             roles, action="exports.run", allowed_error=PluginError),
+        Verb(f"exports.verify-every[{conn}]", lambda w, _: w.set_verify_every(e, 2),
+             lambda _: ["exports", "edit", e, "--verify-every", "2"], roles, action="exports.edit"),
     ]
 
 
@@ -280,7 +288,8 @@ def test_matrix_covers_every_workspace_action() -> None:
         "segments.load", "segments.define", "segments.list", "segments.attributes",
         "segments.remove",
         "exports.add", "exports.edit", "exports.list", "exports.show", "exports.enable", "exports.disable",
-        "exports.remove", "exports.run", "exports.queue", "runs.list", "runs.show", "runs.rejects", "runs.prune",
+        "exports.remove", "exports.run", "exports.queue", "exports.verify", "exports.repair", "exports.verify-every",
+        "runs.list", "runs.show", "runs.rejects", "runs.prune",
         "runs.retention", "schedule.set", "schedule.show",
         "schedule.jobs", "schedule.failures", "schedule.mark", "schedule.overview", "key.rotate",
         "refresh", "scheduler", "fire", "audit.list",
@@ -310,7 +319,12 @@ NOT_A_REQUEST = {
     )},
 }
 # Service methods that other services call after their own check (not requests of a user).
-SERVICE_HELPERS = {"full_config", "save_secrets", "export_for", "apply_retention"}  # retention: after a run
+# reached only inside other calls: retention after a run; a run's request (which checks the permission)
+# and its execution, which Drift's verify and repair build on
+SERVICE_HELPERS = {
+    "full_config", "save_secrets", "export_for", "apply_retention", "request", "execute",
+    "scheduled_repair",  # the scheduler's hook before a scheduled run (tests/plugins/*/test_drift.py)
+}
 STUB_WORLD = SimpleNamespace(profiles=Path("p.csv"), keys=Path("k.txt"), run_id=1)
 
 
@@ -359,7 +373,7 @@ def test_matrix_reaches_every_service_method(world: SimpleNamespace) -> None:
 
     facade = inspect.getsource(Workspace)
     for service in (services.Governance, services.Connections, services.Catalog, services.Profiles,
-                    services.Exports, services.Runs, services.History, services.Schedules):
+                    services.Exports, services.Runs, services.History, services.Schedules, services.Drift):
         for name, _ in inspect.getmembers(service, inspect.isfunction):
             if not name.startswith("_") and name not in SERVICE_HELPERS:
                 assert f".{name}(" in facade, f"{service.__name__}.{name} is reached by no Workspace method"

@@ -282,7 +282,9 @@ def test_a_dry_run_fails_like_the_run_on_a_missing_custom_field(
     assert sandbox.state() == before  # neither changed the list
     as_json = op("exports", "run", "vip-cm", "--dry-run", "--json", check=False)
     assert as_json.returncode == 3 and as_json.stderr == real.stderr
-    record = json.loads(as_json.stdout)
+    failure = json.loads(as_json.stdout)  # one document: the error, and the dry run's record beside it
+    assert failure["error"]["code"] == 3 and "has no custom field City" in failure["error"]["message"]
+    record = failure["run"]
     assert record["status"] == "planned" and "has no custom field City" in record["error"]
     runs = json.loads(op("runs", "list", "--export", "vip-cm", "--json").stdout)
     assert [r["status"] for r in runs] == ["planned", "failed", "planned"]  # a dry run stays a plan, with its error
