@@ -11,9 +11,9 @@ from __future__ import annotations
 from .catalog import Catalog
 from .connections import Connections
 from .context import Context
+from .drift import Drift
 from .exports import Exports
 from .governance import Governance
-from .drift import Drift
 from .history import History
 from .names import suggest_names
 from .profiles import Profiles
