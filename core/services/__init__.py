@@ -20,7 +20,18 @@ from .profiles import Profiles
 from .runs import Runs
 from .schedules import Schedules
 
-__all__ = ["Catalog", "Connections", "Context", "Drift", "Exports", "Governance", "History", "Profiles", "Runs", "Schedules"]
+__all__ = [
+    "Catalog",
+    "Connections",
+    "Context",
+    "Drift",
+    "Exports",
+    "Governance",
+    "History",
+    "Profiles",
+    "Runs",
+    "Schedules",
+]
 
 # every service (those listed above, and any added to them): a NotFound names the close names the user may see
 for _service in [globals()[name] for name in __all__ if name != "Context"]:
