@@ -20,7 +20,7 @@ from ..errors import PluginError
 from ..models import Run
 from ..registry import default_registry
 from ..workspace import Workspace
-from ._common import emit_json, json_option
+from ._common import emit_json, json_option, readable
 from ._exports import print_run
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def _demo(destinations: tuple[str, ...], count: int, directory: str | None) -> d
             click.echo("what landed in the sandbox:")
             summary = server.summary()
             for key, value in summary.items():
-                click.echo(f"  {key}: {value}")
+                click.echo(f"  {key}: {readable(value)}")
         finally:
             server.stop()
         done.append({"destination": name, "workspace": home, "runs": [r.to_dict() for r in runs], "sandbox": summary})
@@ -173,7 +173,10 @@ def _run_demo(ws: Workspace, root: Path, count: int, destination: str, server: S
     click.echo(f"workspace: {ws.home}")
     customers = root / "customers.csv"
     write_customers(customers, count)
-    click.echo(f"loaded {ws.load_profiles(customers).loaded:,} customers")
+    click.echo(
+        f"loaded {ws.load_profiles(customers).loaded:,} customers "
+        "(one in a hundred has a broken address on purpose, to show how rejects are reported)"
+    )
     ws.define_segment("VIP", "lifetime_value >= 4000")
     newsletter = root / "newsletter.txt"
     newsletter.write_text("".join(f"c{i:06d}\n" for i in range(0, count, 3)), encoding="utf-8")
