@@ -89,6 +89,6 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert out.count("run 1 of demo-export: succeeded") == 2
     assert out.count("run 2 of demo-export: succeeded") == 2
     assert out.count("updated 5,") == 2  # 3 renamed profiles + 2 that left the Newsletter segment
-    assert "tags: Newsletter=" in out and "segments field options: " in out
+    assert "Newsletter=" in out and "tags: " in out and "segments field options: " in out
     assert "{'" not in out and "['" not in out  # readable, no Python reprs
     assert out.count("broken address on purpose") == 2  # the rejects are announced as deliberate
