@@ -150,6 +150,23 @@ def test_runs_prune_removes_old_runs_their_outcomes_and_files_never_sync_state(
     assert ws.prune_runs("90d").runs == 0
 
 
+def test_run_ids_are_never_reused_after_pruning_every_run(ws: Workspace, tmp_path: Path) -> None:
+    """Webhook receivers deduplicate on the run id; the audit log and reject files name runs by it."""
+    setup_export(ws, tmp_path)
+    earlier = [ws.run_export("all").id for _ in range(3)]
+    for run_id in earlier:
+        age(ws, run_id, days=100)
+    assert ws.prune_runs("90d").runs == 3 and ws.list_runs() == []
+
+    first, second = ws.run_export("all"), ws.run_export("all")
+    assert min(first.id, second.id) > max(earlier) and second.id > first.id
+    for run_id in (first.id, second.id):
+        age(ws, run_id, days=100)
+    assert ws.prune_runs("90d").runs == 2
+    assert ws.run_export("all").id > second.id  # the high-water mark only rises
+    assert ws.prune_runs("90d", dry_run=True).runs == 0
+
+
 def test_runs_prune_never_removes_a_running_run(ws: Workspace, tmp_path: Path) -> None:
     setup_export(ws, tmp_path)
     running = ws.store.start_run(ws.get_export("all"), "manual", "ada")
