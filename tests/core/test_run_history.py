@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from segport import InputError, NotFound, PermissionDenied, Registry, RetryPolicy, Workspace
+from segport import ExitStatus, InputError, NotFound, PermissionDenied, Registry, RetryPolicy, RunError, Workspace
 from segport.plugins import make_manager
 from segport.services.history import parse_age
 from segport.store.schema import platform_ledger, reject_lines, runs, sync_state
@@ -101,6 +101,24 @@ def test_a_person_refused_again_for_the_same_reason_is_counted_not_rewritten(ws:
     assert [(line["key"], line["email"]) for line in lines(third.reject_file)] == [("p001", "still bad")]
     assert {r.key: r.reported_in for r in ws.run_rejects(third.id).rows} == {"p001": third.id, "p003": first.id}
     assert count(ws, reject_lines) == 3
+
+
+def test_a_run_the_platform_refuses_whole_says_who_refused_what(
+        ws: Workspace, tmp_path: Path, platform: MemoryPlatform) -> None:
+    """Most records refused by the platform after sending, two by segport before: the error tells them apart."""
+    setup_export(ws, tmp_path)
+    fake = "looks fake or invalid, please enter a real email address."
+    platform.reject_emails = {f"user{i}@example.com": f"User{i}@Example.com {fake}" for i in (0, 2, 4, 5)}
+    with pytest.raises(RunError) as raised:
+        ws.run_export("all")
+    run, message = raised.value.run, str(raised.value)
+    assert run is not None and raised.value.exit_status is ExitStatus.RUN_FAILED
+    assert message.startswith(
+        f"all 6 selected profiles were refused: the platform refused 4 after sending (most common: <address> {fake}); "
+        "segport refused 2 before sending (most common: "
+    ), message
+    assert message.endswith(f"; every reason: segport runs rejects {run.id}")
+    assert "data matching" not in message  # the platform's refusals dominate: the matching is not to blame
 
 
 def test_rejects_of_a_run_without_any(ws: Workspace, tmp_path: Path) -> None:
