@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,43 @@ class RejectLog:
             self._file.close()
 
 
+class Refusals:
+    """How many records were refused, by reason; each record's own address is masked so reasons group."""
+
+    def __init__(self) -> None:
+        self.reasons: Counter[str] = Counter()
+
+    def add(self, email: str, reason: str | None) -> None:
+        """Count one refused record."""
+        text = reason or "no reason given"
+        self.reasons[re.sub(re.escape(email), "<address>", text, flags=re.IGNORECASE) if email else text] += 1
+
+    @property
+    def total(self) -> int:
+        """Return how many records were refused."""
+        return sum(self.reasons.values())
+
+    def most_common(self) -> str:
+        """Return the most common reason, with how many records it refused when it is not every one."""
+        reason, seen = self.reasons.most_common(1)[0]
+        return reason if seen == self.total else f"{reason} ({seen:,} of them)"
+
+
+def all_refused(run: Run, commit: BatchCommit) -> str:
+    """Say why a run that delivered nothing failed: who refused how many records (segport or the platform), and why."""
+    before, platform = commit.refused_before, commit.refused_by_platform
+    parts = []
+    if platform.total:
+        parts.append(f"the platform refused {platform.total:,} after sending (most common: {platform.most_common()})")
+    if before.total:
+        parts.append(f"segport refused {before.total:,} before sending (most common: {before.most_common()})")
+    where = f"every reason: segport runs rejects {run.id}"
+    if before.total > platform.total:  # segport's own rejects dominate: the data matching fits the profiles badly
+        where = f"check the export's data matching (segport exports show {run.export}); {where}"
+    total = run.counts["rejected"]
+    return f"all {total:,} selected profiles were refused: {'; '.join(parts)}; {where}"
+
+
 class BatchCommit:
     """Commits the batches of one run, each with the unsent steps planned since the last commit."""
 
@@ -111,7 +149,8 @@ class BatchCommit:
         self.mapping = mapping  # the data matching's fingerprint, stored with the sync state
         self.delivered = 0  # records the platform acknowledged (created, updated, unchanged, skipped)
         self.first_failure: str | None = None  # the reason of the first record that failed for good
-        self.first_reject: str | None = None  # the reason of the first record refused before sending
+        self.refused_before = Refusals()  # records segport refused before sending (invalid address, duplicate)
+        self.refused_by_platform = Refusals()  # records the platform refused after they were sent
         self.unrecorded: Counter[str] = Counter()  # outcomes that reached the platform but not the store
 
     def __call__(self, delivery: Delivery[Send] | None, unsent: Sequence[Unsent]) -> None:
@@ -140,6 +179,8 @@ class BatchCommit:
                 elif status is OutcomeStatus.FAILED:
                     resend.append(record.key)
                     self.first_failure = self.first_failure or outcome.reason
+                elif status is OutcomeStatus.REJECTED:
+                    self.refused_by_platform.add(record.email, outcome.reason)
                 if status not in _WENT_THROUGH:
                     lost.append(RejectLine(key=record.key, email=record.email, status=status, reason=outcome.reason))
             self.count(delivery)
@@ -151,7 +192,7 @@ class BatchCommit:
             outcome_rows.append(OutcomeRow(step.key, step.email, step.status, step.reason))
             run.counts[step.status] += 1
             if step.status == "rejected":
-                self.first_reject = self.first_reject or step.reason
+                self.refused_before.add(step.email, step.reason)
             status = OutcomeStatus(step.status)
             lost.append(RejectLine(key=step.key, email=step.email, status=status, reason=step.reason))
         try:

@@ -29,7 +29,7 @@ from ..private import reject_path
 from ..store.database import now
 from ..store.interface import Snapshot, Store
 from .batcher import Unsent, batches
-from .commit import BatchCommit, RejectLog
+from .commit import BatchCommit, RejectLog, all_refused
 from .dispatcher import TRANSIENT, Dispatcher, Gate, RetryPolicy, governor
 from .mapper import Mapper
 from .planner import PlanCounts, Send, Step, plan
@@ -168,16 +168,12 @@ class ExportRun:
         """Set the status of a run that sent its plan: failed when nothing went through.
 
         Nothing went through when records failed and none was delivered, or when every selected
-        profile was refused before sending (a data matching that fits no profile).
+        profile was refused: before sending (a data matching that fits no profile) or by the platform.
         """
         failed, rejected = run.counts["failed"], run.counts["rejected"]
         if not failed:
             if rejected and not any(run.counts[k] for k in ("created", "updated", "unchanged", "skipped")):
-                raise RunError(
-                    f"all {rejected:,} selected profiles were refused before sending (first: {commit.first_reject}): "
-                    f"check the export's data matching (segport exports show {run.export}) and the reasons "
-                    f"(segport runs rejects {run.id})"
-                )
+                raise RunError(all_refused(run, commit))
             run.status = RunStatus.SUCCEEDED
             return
         reason = f" (first: {commit.first_failure})" if commit.first_failure else ""

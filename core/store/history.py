@@ -3,7 +3,9 @@
 A run writes a reject line (:mod:`segport.pipeline.commit`) only for a (profile, address, status,
 reason) no kept run of the export wrote before; :data:`~segport.store.schema.reject_lines` remembers
 which run wrote each. Pruning deletes old runs with their outcomes and reject lines, and nothing
-else: sync state, the sync ledger and the exports are what delta runs stand on.
+else: sync state, the sync ledger and the exports are what delta runs stand on. It also records the
+highest run id it deleted (:data:`RUN_ID_HIGH_WATER`): a run id is never given twice (webhook
+receivers deduplicate on it, the audit log and reject files name runs by it).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from sqlalchemy.orm import aliased
 
 from .database import Repository, chunks
 from .interface import OutcomeRow, Pruned, RejectKey, RejectRow
-from .schema import outcomes, reject_lines, runs
+from .schema import outcomes, reject_lines, runs, settings
 
 _j = reject_lines.c
 _o = outcomes.c
 _r = runs.c
 LOST = ("rejected", "failed", "skipped")  # the outcomes a reject file holds
+RUN_ID_HIGH_WATER = "run_id_high_water"  # the setting holding the highest run id pruning deleted
 
 
 class History(Repository):
@@ -83,4 +86,16 @@ class History(Repository):
             removed += self.db.execute(delete(outcomes).where(_o.run_id.in_(chunk))).rowcount
             self.db.execute(delete(reject_lines).where(_j.run_id.in_(chunk)))
             self.db.execute(delete(runs).where(and_(_r.id.in_(chunk), _r.status != "running")))
+        if run_ids and not dry_run:
+            self._raise_run_id_high_water(run_ids[-1])
         return Pruned(run_ids, removed)
+
+    def run_id_high_water(self) -> int:
+        """Return the highest run id pruning deleted (0: none); new runs get larger ids."""
+        value = self.db.execute(select(settings.c.value).where(settings.c.key == RUN_ID_HIGH_WATER)).scalar()
+        return int(value) if value is not None else 0
+
+    def _raise_run_id_high_water(self, run_id: int) -> None:
+        if run_id > self.run_id_high_water():
+            upsert = self.db.insert(settings).values(key=RUN_ID_HIGH_WATER, value=str(run_id))
+            self.db.execute(upsert.on_conflict_do_update(index_elements=[settings.c.key], set_={"value": str(run_id)}))

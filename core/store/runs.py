@@ -161,10 +161,17 @@ class Runs(Repository):
         with self.transaction():
             if status is RunStatus.RUNNING:
                 self._lock_run(export, host)
+            run_id = self._next_run_id()
+            if run_id is not None:
+                values["id"] = run_id
             run_id = int(self.db.execute(insert(runs).values(values).returning(_r.id)).scalar_one())
         if status is RunStatus.RUNNING:
             _RUNNING_HERE.add(run_id)
         return self.get_run(run_id)
+
+    def _next_run_id(self) -> int | None:
+        """Return the id the next run must get (None: the database's own numbering never reuses one)."""
+        return None
 
     def run_ended(self, run_id: int) -> None:
         """Note that this process is done with the run, whether or not its final record could be written."""

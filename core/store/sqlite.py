@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from sqlalchemy import Column, MetaData, Table, bindparam, create_engine, delete, event, select
+from sqlalchemy import Column, MetaData, Table, bindparam, create_engine, delete, event, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateTable
@@ -26,7 +26,7 @@ from .base import SQLStore
 from .database import Database, Prepared, chunks, driver_error, dumps, insert
 from .interface import Loaded, ProfileRow
 from .runs import pid_alive, run_is_stale
-from .schema import INTEGER, TEXT, filter_members, profiles
+from .schema import INTEGER, TEXT, filter_members, profiles, runs
 
 DB_FILE = "segport.db"
 COMPANIONS = ("-wal", "-shm", "-journal")  # the files SQLite keeps beside the database: same name, these suffixes
@@ -205,6 +205,17 @@ class SQLiteStore(SQLStore):
         raise InputError(f"{source}: duplicate keys (keys must be unique)")
 
     # -- run lock -------------------------------------------------------------------------------
+    def _next_run_id(self) -> int | None:
+        """Return an id past every run pruning deleted: SQLite's own max(id) + 1 would reuse pruned ids.
+
+        PostgreSQL's identity sequence never goes back: its store keeps the database's numbering.
+        """
+        high_water = self.run_id_high_water()
+        if not high_water:
+            return None
+        newest = self.db.execute(select(func.max(runs.c.id))).scalar() or 0
+        return max(int(newest), high_water) + 1
+
     def _lock_run(self, export: Export, host: str) -> None:
         self._interrupt_stale(export, host)  # the unique index then allows one 'running' run
 

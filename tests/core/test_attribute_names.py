@@ -133,10 +133,12 @@ def test_a_run_whose_every_profile_is_refused_before_sending_fails(
     (tmp_path / "work.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     loaded.load_profiles(tmp_path / "work.csv")
     add(loaded, "work", email_field="work_email")  # the attribute exists (blank everywhere): accepted
-    with pytest.raises(RunError, match="all 10 selected profiles were refused before sending") as raised:
+    refused = "all 10 selected profiles were refused: segport refused 10 before sending"
+    with pytest.raises(RunError, match=refused) as raised:
         loaded.run_export("work")
     run = raised.value.run
     assert run is not None and run.status is RunStatus.FAILED and run.counts["rejected"] == 10
     assert raised.value.exit_status is ExitStatus.RUN_FAILED and platform.calls == []
     assert run.reject_file and len(Path(run.reject_file).read_text(encoding="utf-8").splitlines()) == 10
     assert f"segport runs rejects {run.id}" in str(raised.value)  # where the reasons are, even with no new file
+    assert "check the export's data matching (segport exports show work)" in str(raised.value)  # segport's rejects

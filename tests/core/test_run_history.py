@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from segport import InputError, NotFound, PermissionDenied, Registry, RetryPolicy, Workspace
+from segport import ExitStatus, InputError, NotFound, PermissionDenied, Registry, RetryPolicy, RunError, Workspace
 from segport.plugins import make_manager
 from segport.services.history import parse_age
 from segport.store.schema import platform_ledger, reject_lines, runs, sync_state
@@ -103,6 +103,24 @@ def test_a_person_refused_again_for_the_same_reason_is_counted_not_rewritten(ws:
     assert count(ws, reject_lines) == 3
 
 
+def test_a_run_the_platform_refuses_whole_says_who_refused_what(
+        ws: Workspace, tmp_path: Path, platform: MemoryPlatform) -> None:
+    """Most records refused by the platform after sending, two by segport before: the error tells them apart."""
+    setup_export(ws, tmp_path)
+    fake = "looks fake or invalid, please enter a real email address."
+    platform.reject_emails = {f"user{i}@example.com": f"User{i}@Example.com {fake}" for i in (0, 2, 4, 5)}
+    with pytest.raises(RunError) as raised:
+        ws.run_export("all")
+    run, message = raised.value.run, str(raised.value)
+    assert run is not None and raised.value.exit_status is ExitStatus.RUN_FAILED
+    assert message.startswith(
+        f"all 6 selected profiles were refused: the platform refused 4 after sending (most common: <address> {fake}); "
+        "segport refused 2 before sending (most common: "
+    ), message
+    assert message.endswith(f"; every reason: segport runs rejects {run.id}")
+    assert "data matching" not in message  # the platform's refusals dominate: the matching is not to blame
+
+
 def test_rejects_of_a_run_without_any(ws: Workspace, tmp_path: Path) -> None:
     ws.load_profiles(write_people(tmp_path / "people.csv", bad={}))
     ws.define_segment("All", "email is not empty")
@@ -148,6 +166,23 @@ def test_runs_prune_removes_old_runs_their_outcomes_and_files_never_sync_state(
     assert platform.calls == [] and after.counts["unchanged"] == 4  # the sync state survived: nothing resent
     assert [line["key"] for line in lines(after.reject_file)] == ["p001", "p003"]  # reported again: no file held them
     assert ws.prune_runs("90d").runs == 0
+
+
+def test_run_ids_are_never_reused_after_pruning_every_run(ws: Workspace, tmp_path: Path) -> None:
+    """Webhook receivers deduplicate on the run id; the audit log and reject files name runs by it."""
+    setup_export(ws, tmp_path)
+    earlier = [ws.run_export("all").id for _ in range(3)]
+    for run_id in earlier:
+        age(ws, run_id, days=100)
+    assert ws.prune_runs("90d").runs == 3 and ws.list_runs() == []
+
+    first, second = ws.run_export("all"), ws.run_export("all")
+    assert min(first.id, second.id) > max(earlier) and second.id > first.id
+    for run_id in (first.id, second.id):
+        age(ws, run_id, days=100)
+    assert ws.prune_runs("90d").runs == 2
+    assert ws.run_export("all").id > second.id  # the high-water mark only rises
+    assert ws.prune_runs("90d", dry_run=True).runs == 0
 
 
 def test_runs_prune_never_removes_a_running_run(ws: Workspace, tmp_path: Path) -> None:
