@@ -21,7 +21,9 @@ def register(group: click.Group) -> None:
 def exports_verify(state: State, name: str, as_json: bool) -> None:
     """Compare what the export delivered with the platform now; send nothing.
 
-    Exit 0 when the platform holds what was delivered, 16 when something differs (like diff).
+    Exit 0 when the platform holds what was delivered, 16 when something new differs (like diff).
+    A status change or absence already reported (by an earlier verify or a run) is listed as known
+    and does not count: a monitoring check goes green once it has seen it.
     """
     report = state.workspace().verify_export(name)
     emit_json(report.to_dict()) if as_json else print_report(report)
@@ -32,16 +34,24 @@ def exports_verify(state: State, name: str, as_json: bool) -> None:
 def print_report(report: DriftReport, *, err: bool = False) -> None:
     """Print a drift report for humans (on stderr with ``err``, before a repair run's record)."""
     name = report.export
-    differ = len(report.missing) + len(report.status_changes) + len(report.drifted)
+    differ = len(report.new)
     head = "in sync" if not differ else f"{differ:,} of {report.checked:,} delivered people differ at the platform"
+    if not report.checked:
+        head = "nothing delivered yet: nobody to compare (pre-flight checks passed)"
+    if report.known:
+        head += f", {report.known:,} known status changes (reported before; not counted)"
     click.echo(
         f"verify {name}: {head} ({report.checked:,} checked, {report.requests:,} requests, {report.retries:,} retries)",
         err=err,
     )
+    new_status = [p for p in report.status_changes if not p.known]
+    new_missing = [p for p in report.missing if not p.known]
+    known = [p for p in (*report.status_changes, *report.missing) if p.known]
     sections = (
         (report.drifted, f"markers or fields changed (segport exports run {name} --repair puts them back)"),
-        (report.status_changes, "no longer subscribed (reported only: segport never resubscribes anyone)"),
-        (report.missing, "missing at the platform (reported only: segport never re-creates anyone)"),
+        (new_status, "no longer subscribed (reported only: segport never resubscribes anyone)"),
+        (new_missing, "missing at the platform (reported only: segport never re-creates anyone)"),
+        (known, "known: reported before and recorded in the sync ledger (not counted; never resubscribed)"),
     )
     for people, title in sections:
         if people:
@@ -62,9 +72,9 @@ def describe(person: PersonDrift) -> str:
     """One line for one person's drift."""
     parts: list[str] = []
     if person.missing:
-        parts.append("not at the platform")
+        parts.append("not at the platform" + (" (known)" if person.known else ""))
     if person.status is not None:
-        parts.append(f"now {person.status}")
+        parts.append(f"now {person.status}" + (" (known)" if person.known else ""))
     if person.markers_missing:
         parts.append("marker missing: " + ", ".join(sorted(person.markers_missing)))
     if person.markers_extra:

@@ -44,6 +44,7 @@ def plan_document(run: Run, preview: Preview | None) -> dict[str, Any]:
         document["would_create"] = list(preview.would_create)
         if preview.limit:
             document["records"] = list(preview.records)
+            document["records_not_shown"] = preview.not_shown()
     return document
 
 
@@ -82,9 +83,15 @@ def echo_records(preview: Preview) -> None:
     if not total:
         click.echo("records: none would be sent, rejected or skipped")
         return
-    click.echo(f"records ({shown:,} of {total:,} that would be sent, rejected or skipped, in plan order):")
+    click.echo(
+        f"records ({shown:,} of {total:,} that would be sent, rejected or skipped; "
+        f"up to {preview.limit:,} of each action, rejects and exits first):"
+    )
     for item in preview.records:
         click.echo(f"  {record_line(item)}")
+    left = preview.not_shown()
+    if left:
+        click.echo("  not shown: " + ", ".join(f"{count:,} {action}" for action, count in left.items()))
     if any(item["fields"] and item["action"] == "update" for item in preview.records):
         click.echo(
             "  (old values are not known: the sync ledger keeps a digest of what was delivered, not the "

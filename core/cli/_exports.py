@@ -301,8 +301,9 @@ def print_run(run: Run, as_json: bool, preview: Preview | None = None) -> None:
     flag_value=DEFAULT_SHOWN,
     default=None,
     metavar="[N]",
-    help=f"With --dry-run: list the first N records (default {DEFAULT_SHOWN}) with their action, fields, "
-    "markers and reject reasons (--json: a 'records' list).",
+    help=f"With --dry-run: list up to N records of each action (default {DEFAULT_SHOWN}; rejects and exits "
+    "first, then skips, creates, updates) with their fields, markers and reject reasons, and how many of each "
+    "were not shown (--json: a 'records' list and 'records_not_shown').",
 )
 @click.option("--wait", is_flag=True, help="With SEGPORT_BROKER_URL: wait for the queued run and print its record.")
 @click.option(

@@ -218,29 +218,12 @@ class ExportRun:
             run.requests += counter.value
 
     def _prepare(self, writer: BatchWriter, gate: Gate, run: Run) -> None:
-        """Run the writer's pre-flight, holding a slot of the credential's governor.
+        """Run the writer's pre-flight (:func:`prepare`), counting its retries in the run's."""
 
-        Transient failures (429, 5xx, network) are retried like batches. Pre-flight only reads and
-        creates what is missing, so running it again is safe.
-        """
-        attempt = 0
-        while True:
-            try:
-                with gate:
-                    writer.prepare()
-                return
-            except TRANSIENT as exc:
-                if attempt + 1 >= self.policy.attempts:
-                    if isinstance(exc, RetryableDestinationError):
-                        raise
-                    raise RetryableDestinationError(
-                        f"the platform could not be reached for the pre-flight checks ({type(exc).__name__}) "
-                        f"after {attempt + 1} tries: check the network and the base URL, then run again"
-                    ) from None
-                run.retries += 1
-                retry_after = exc.retry_after if isinstance(exc, RetryableDestinationError) else None
-                time.sleep(self.policy.delay(attempt, retry_after))
-                attempt += 1
+        def retried() -> None:
+            run.retries += 1
+
+        prepare(writer, gate, self.policy, retried)
 
     @staticmethod
     def _keep_secrets(request: RunRequest, auth: AuthHandler) -> None:
@@ -355,6 +338,32 @@ class RequestCounter:
         """Count one response."""
         with self._lock:
             self.value += 1
+
+
+def prepare(writer: BatchWriter, gate: Gate, policy: RetryPolicy, retried: Callable[[], None]) -> None:
+    """Run the writer's pre-flight, holding a slot of the credential's governor.
+
+    Transient failures (429, 5xx, network) are retried like batches (``retried`` called before each
+    retry). Pre-flight only reads and creates what is missing, so running it again is safe.
+    """
+    attempt = 0
+    while True:
+        try:
+            with gate:
+                writer.prepare()
+            return
+        except TRANSIENT as exc:
+            if attempt + 1 >= policy.attempts:
+                if isinstance(exc, RetryableDestinationError):
+                    raise
+                raise RetryableDestinationError(
+                    f"the platform could not be reached for the pre-flight checks ({type(exc).__name__}) "
+                    f"after {attempt + 1} tries: check the network and the base URL, then run again"
+                ) from None
+            retried()
+            retry_after = exc.retry_after if isinstance(exc, RetryableDestinationError) else None
+            time.sleep(policy.delay(attempt, retry_after))
+            attempt += 1
 
 
 def _gate(request: RunRequest, limit: int, what: str = "batches") -> Gate:

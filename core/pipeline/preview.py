@@ -1,9 +1,10 @@
 """What a dry run shows besides its counts: what the pre-flight would create, and per-record actions.
 
 The caller hands a :class:`Preview` to the run (``RunRequest.preview``); a dry run fills it. Records
-are listed in plan order (candidates by key, then exits) up to ``limit``; all are counted in the
-plan. Old field values are not known: the sync ledger keeps a digest of what was delivered, not
-the values, so an update lists every mapped field it resends with its new value.
+are listed up to ``limit`` of each action, rejects and exits first (then skips, creates, updates;
+by plan order within an action), so a few rejects among many updates are seen; all are counted.
+Old field values are not known: the sync ledger keeps a digest of what was delivered, not the
+values, so an update lists every mapped field it resends with its new value.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Iterator, TypedDict
 
 from .planner import Reject, Remember, Send, Step, Unchanged, send_action
 
-DEFAULT_SHOWN = 20  # records ``--show-records`` lists without a number
+DEFAULT_SHOWN = 20  # records of each action ``--show-records`` lists without a number
+ACTIONS = ("reject", "exit", "skip", "create", "update")  # the order records are listed in
 
 
 class FieldChange(TypedDict):
@@ -38,23 +40,41 @@ class RecordAction(TypedDict):
 
 @dataclass
 class Preview:
-    """Filled by a dry run: platform objects the pre-flight would create, and the first records' actions.
+    """Filled by a dry run: platform objects the pre-flight would create, and a sample of records' actions.
 
-    :param limit: how many records to list (0: none, only counts).
+    :param limit: how many records of each action to list (0: none, only counts).
     """
 
     limit: int = 0
     would_create: list[str] = field(default_factory=list)
-    records: list[RecordAction] = field(default_factory=list)
-    listed_of: int = 0  # records with an action (created, updated, exits, rejected, skipped)
+    sampled: dict[str, list[RecordAction]] = field(default_factory=dict)  # action -> its first ``limit`` records
+    totals: dict[str, int] = field(default_factory=dict)  # action -> records with that action
+
+    @property
+    def records(self) -> list[RecordAction]:
+        """Return the listed records: up to ``limit`` of each action, in the order of :data:`ACTIONS`."""
+        return [item for action in ACTIONS for item in self.sampled.get(action, [])]
+
+    @property
+    def listed_of(self) -> int:
+        """Return the count of records with an action (created, updated, exits, rejected, skipped)."""
+        return sum(self.totals.values())
+
+    def not_shown(self) -> dict[str, int]:
+        """Return action -> records of that action not listed, for the actions with some left out."""
+        left = {action: self.totals.get(action, 0) - len(self.sampled.get(action, [])) for action in ACTIONS}
+        return {action: count for action, count in left.items() if count > 0}
 
     def watch(self, steps: Iterator[Step]) -> Iterator[Step]:
-        """Yield ``steps`` unchanged, noting the first ``limit`` records that would be acted on."""
+        """Yield ``steps`` unchanged, noting the first ``limit`` records of each action."""
         for step in steps:
             if not isinstance(step, (Unchanged, Remember)):
-                self.listed_of += 1
-                if len(self.records) < self.limit:
-                    self.records.append(record_action(step))
+                item = record_action(step)
+                action = item["action"]
+                self.totals[action] = self.totals.get(action, 0) + 1
+                sample = self.sampled.setdefault(action, [])
+                if len(sample) < self.limit:
+                    sample.append(item)
             yield step
 
 

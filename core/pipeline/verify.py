@@ -9,6 +9,10 @@ record hash delivered (so no copy of the fields is stored); a profile changed si
 next run (``pending``) and only its markers are compared. A person who left the export (an exit:
 no marker delivered) is compared on markers only: their fields are no longer segport's.
 
+A status change or a person missing that the sync ledger already holds (reported by an earlier
+verify, or by a run's writer) is *known*: still listed, but no longer a difference (``found``), so
+a monitoring check goes green again once the change has been reported; only new ones count.
+
 What is found becomes :class:`Send` steps for a repair run: markers put back and taken off, fields
 written again, and only for people the platform still lets segport write to. Nobody missing at
 the platform is re-created, nobody unsubscribed, archived, cleaned, bounced or deleted is touched.
@@ -16,6 +20,7 @@ the platform is re-created, nobody unsubscribed, archived, cleaned, bounced or d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -29,13 +34,14 @@ import requests
 from ..contract import BatchWriter, MemberState, Record, RunContext, reads_members
 from ..errors import PluginError, RetryableDestinationError
 from ..governor import GovernedAdapter
-from ..store.interface import RESEND_DIGEST, DeliveredPerson, LedgerUpdate, Store
+from ..store.interface import RESEND_DIGEST, DeliveredPerson, LedgerEntry, LedgerUpdate, Store
 from .dispatcher import TRANSIENT, Gate, RetryPolicy
-from .engine import RequestCounter, RunRequest, _gate
+from .engine import RequestCounter, RunRequest, _gate, prepare
 from .mapper import Mapper
 from .planner import Send
 
 EXAMPLES = 20  # people listed per kind of drift in the report's human form
+MISSING = "missing"  # the sync ledger's status for a delivered person the platform no longer knows
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class PersonDrift:
     email: str
     missing: bool = False  # the platform does not know the address at all
     status: str | None = None  # set when the platform no longer lets segport write to the person
+    known: bool = False  # the status change or absence was reported before (the sync ledger holds it)
     markers_missing: frozenset[str] = frozenset()  # delivered markers the person no longer carries
     markers_extra: frozenset[str] = frozenset()  # export markers the person carries that were not delivered
     fields: Mapping[str, tuple[object, object]] = field(default_factory=dict)  # field -> (delivered, at the platform)
@@ -58,6 +65,8 @@ class PersonDrift:
             data["missing"] = True
         if self.status is not None:
             data["status"] = self.status
+        if self.missing or self.status is not None:
+            data["known"] = self.known
         if self.markers_missing:
             data["markers_missing"] = sorted(self.markers_missing)
         if self.markers_extra:
@@ -83,9 +92,23 @@ class DriftReport:
     drifted: list[PersonDrift] = field(default_factory=list)  # markers or fields differ, still writable
 
     @property
+    def new(self) -> list[PersonDrift]:
+        """Return the differences not reported before: all drift, and status changes and absences not known."""
+        return [p for p in (*self.missing, *self.status_changes) if not p.known] + self.drifted
+
+    @property
+    def known(self) -> int:
+        """Return the count of status changes and absences the sync ledger already held (not differences)."""
+        return sum(p.known for p in (*self.missing, *self.status_changes))
+
+    @property
     def found(self) -> bool:
-        """Whether anything differs from what segport delivered."""
-        return bool(self.missing or self.status_changes or self.drifted)
+        """Whether anything differs from what segport delivered that was not reported before."""
+        return bool(self.new)
+
+    def retried(self) -> None:
+        """Count one retry of a transient failure."""
+        self.retries += 1
 
     def repairs(self) -> list[Send]:
         """Return the sends a repair run makes (markers and fields of people segport may still write to)."""
@@ -97,6 +120,8 @@ class DriftReport:
             "export": self.export,
             "in_sync": not self.found,
             "checked": self.checked,
+            "new": len(self.new),
+            "known": self.known,
             "unchanged": self.in_sync,
             "pending": self.pending,
             "missing": [p.to_dict() for p in self.missing],
@@ -111,6 +136,8 @@ class DriftReport:
 def verify(store: Store, request: RunRequest, options: Mapping[str, object], policy: RetryPolicy) -> DriftReport:
     """Compare what ``request.export`` delivered with the platform's current state of those people.
 
+    The run's pre-flight comes first (in dry-run mode: nothing created), so verify fails where a run
+    would (refused credentials, platform unreachable, audience gone) even when nobody was delivered.
     Raise :class:`PluginError` when the destination cannot read its members back. The statuses read
     go to the sync ledger, so that later runs know them as the writers' own reports.
     """
@@ -139,6 +166,9 @@ def verify(store: Store, request: RunRequest, options: Mapping[str, object], pol
                 f"destination {request.connection.type} cannot read its members back, so export {export.name!r} "
                 "cannot be verified: only a full run (segport exports run NAME --full) puts everything back"
             )
+        # The run's pre-flight first (creating nothing): refused credentials, an unreachable platform
+        # or a missing audience fail verify as they fail a run, even with nobody delivered yet.
+        prepare(writer, _gate(request, limits.max_concurrency), policy, report.retried)
         people = list(store.delivered_people(export.id))
         mapper = Mapper(export.email_field, {**export.mapping, **destination.extra_fields(options)})
         reader = _Reader(writer, _gate(request, limits.max_concurrency), policy, report)
@@ -147,13 +177,25 @@ def verify(store: Store, request: RunRequest, options: Mapping[str, object], pol
         compared = _Comparison(mapper, frozenset(export.segments), frozenset(export.mapping))
         for person in people:
             compared.add(person, states.get(person.email), report)
+        _mark_known(report, store.ledger_entries(request.connection.id, audience, [p.email for p in people]))
+        updates = [LedgerUpdate(e, s.status) for e, s in sorted(states.items())]
+        updates += [LedgerUpdate(p.email, MISSING) for p in report.missing]
         with store.transaction():
-            store.save_ledger(
-                request.connection.id, audience, [LedgerUpdate(e, s.status) for e, s in sorted(states.items())]
-            )
+            store.save_ledger(request.connection.id, audience, updates)
     report.checked = len(people)
     report.requests = counter.value
     return report
+
+
+def _mark_known(report: DriftReport, ledger: Mapping[str, LedgerEntry]) -> None:
+    """Mark the status changes and absences the sync ledger already held as known."""
+
+    def known(person: PersonDrift, status: str) -> PersonDrift:
+        entry = ledger.get(person.email)
+        return dataclasses.replace(person, known=entry is not None and entry.status == status)
+
+    report.status_changes = [known(p, p.status or "") for p in report.status_changes]
+    report.missing = [known(p, MISSING) for p in report.missing]
 
 
 class _Reader:
@@ -183,7 +225,7 @@ class _Reader:
             except TRANSIENT as exc:
                 if attempt + 1 >= self.policy.attempts:
                     raise
-                self.report.retries += 1
+                self.report.retried()
                 retry_after = exc.retry_after if isinstance(exc, RetryableDestinationError) else None
                 time.sleep(self.policy.delay(attempt, retry_after))
                 attempt += 1

@@ -37,6 +37,7 @@ class Drift:
                 "missing": len(report.missing),
                 "status_changes": len(report.status_changes),
                 "drifted": len(report.drifted),
+                "known": report.known,
             },
         )
         return report

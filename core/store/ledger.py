@@ -4,6 +4,8 @@ Writers report a person's platform status with their outcome (``Outcome.platform
 whether they archived the person themselves (``Outcome.archived``). The ledger keeps the last status
 and, for people segport archived, the status they had just before: a run may re-add an archived
 person only when the ledger shows segport archived them while they were ``subscribed``.
+``exports verify`` records the statuses it reads back, and ``missing`` for a delivered person the
+platform no longer knows; a later verify reports what the ledger already holds as known.
 """
 
 from __future__ import annotations

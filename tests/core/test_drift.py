@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from segport import BatchWriter, InputError, MemberState, PluginError, RunContext, Workspace
+from segport.errors import AuthError, ExitStatus, PlatformUnreachable, UnknownAudienceError
 from segport.pipeline.dispatcher import RetryPolicy
 from segport.pipeline.verify import same_value
 from segport.plugins import make_manager
@@ -71,6 +72,15 @@ def test_field_values_compare_as_the_platforms_echo_them(delivered: object, plat
 
 class ReadingWriter(MemoryWriter):
     """The memory writer with the optional read_members: the platform's members as they are."""
+
+    unreachable = False  # the platform does not answer (every pre-flight call fails as a network failure would)
+    prepared = 0
+
+    def prepare(self) -> None:
+        if ReadingWriter.unreachable:
+            raise PlatformUnreachable("cannot reach the memory platform (connection refused): check the network")
+        ReadingWriter.prepared += 1
+        super().prepare()
 
     def read_members(self, emails: Sequence[str]) -> Mapping[str, MemberState]:
         found = {}
@@ -163,3 +173,29 @@ def test_an_exit_is_compared_on_its_markers_only(reading_ws: Workspace, platform
     ws.drift.repair(name="all")
     assert "All" not in platform.members["user0@example.com"].markers
     assert platform.members["user0@example.com"].fields["FNAME"] == "Edited at the platform"
+
+
+def test_verify_runs_the_run_pre_flight_even_when_nobody_was_delivered(
+    reading_ws: Workspace, platform: MemoryPlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = reading_ws
+    ws.define_segment("Nobody", "email = 'nobody@example.com'")
+    ws.add_export(
+        "later", connection="mem", segments=["Nobody"], email_field="email", mapping={},
+        options={"audience_id": "aud1"},
+    )  # fmt: skip
+    before = ReadingWriter.prepared
+    report = ws.drift.verify(name="later")
+    assert report.checked == 0 and not report.found and ReadingWriter.prepared == before + 1
+    platform.valid_keys = {"another-key"}
+    with pytest.raises(AuthError) as refused:
+        ws.drift.verify(name="later")
+    assert refused.value.exit_status == ExitStatus.AUTH_ERROR
+    platform.valid_keys, platform.audiences = None, {"aud2"}
+    with pytest.raises(UnknownAudienceError, match="audience 'aud1' does not exist"):
+        ws.drift.verify(name="later")
+    platform.audiences = {"aud1"}
+    monkeypatch.setattr(ReadingWriter, "unreachable", True)
+    with pytest.raises(PlatformUnreachable) as down:
+        ws.drift.verify(name="later")
+    assert down.value.exit_status == ExitStatus.UNREACHABLE

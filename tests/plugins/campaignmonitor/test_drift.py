@@ -152,5 +152,7 @@ def test_edited_fields_and_a_cleared_marker_are_put_back_while_the_unsubscribed_
     assert cm.subscriber(2)["Name"] == "First2 Last2"
     assert cm.subscriber(4)["State"] == "Unsubscribed" and cm.subscriber(6)["State"] == "Deleted"
 
-    code, after = verify(op)
-    assert code == DRIFT_FOUND and after["drifted"] == [] and len(after["status_changes"]) == 2
+    code, after = verify(op)  # reported before and recorded: known, not counted; nobody resubscribed
+    assert code == 0 and after["in_sync"] is True and after["drifted"] == [] and len(after["status_changes"]) == 2
+    assert all(p["known"] for p in after["status_changes"]) and after["known"] == 2 and after["new"] == 0
+    assert cm.subscriber(4)["State"] == "Unsubscribed" and cm.subscriber(6)["State"] == "Deleted"

@@ -61,7 +61,7 @@ class Platform:
         return {tag["name"] for tag in self.member(i)["tags"]}
 
 
-def setup(tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None) -> Operator:
+def setup(tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None, *, run: bool = True) -> Operator:
     op = Operator.init(tmp_path / "ws", database_url=database_url)
     rows = ([f"p{i:03d}", email(i), f"First{i}", "gold" if i % 2 == 0 else "basic"] for i in range(20))
     op("profiles", "load", str(write_rows(tmp_path / "profiles.csv", ["id", "email", "first_name", "tier"], rows)))
@@ -95,7 +95,8 @@ def setup(tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None) -
         "--option",
         f"audience_id={audience}",
     )
-    assert op.run_json("news")["status"] == "succeeded"
+    if run:
+        assert op.run_json("news")["status"] == "succeeded"
     return op
 
 
@@ -156,9 +157,37 @@ def test_a_removed_tag_and_edited_name_are_put_back_while_the_archived_stay_arch
     shown = json.loads(op("runs", "show", str(run["id"]), "--json").stdout)
     assert shown["plan"]["repair"] == 1
 
-    code, after = verify(op)  # what segport may not touch is still reported, nothing else
-    assert code == DRIFT_FOUND and after["drifted"] == [] and len(after["status_changes"]) == 2
+    # What segport may not touch is still reported, as known: verify recorded it, so it no longer
+    # counts and a monitoring check goes green; nobody is resubscribed or re-created.
+    code, after = verify(op)
+    assert code == 0 and after["in_sync"] is True and after["drifted"] == [] and len(after["status_changes"]) == 2
+    assert all(p["known"] for p in after["status_changes"] + after["missing"]) and after["known"] == 3
+    assert after["new"] == 0 and [p["email"] for p in after["missing"]] == [email(6)]
+    human = op("exports", "verify", "news", check=False)
+    assert human.returncode == 0 and "in sync, 3 known status changes (reported before; not counted)" in human.stdout
+    assert f"{email(8)} (p008): now unsubscribed (known)" in human.stdout
+    assert f"{email(6)} (p006): not at the platform (known)" in human.stdout
+    mc.call("PATCH", mc.member_path(10), {"status": "unsubscribed"})  # a new change counts again
+    code, again = verify(op)
+    assert code == DRIFT_FOUND and again["new"] == 1 and again["known"] == 3
+    assert [p["email"] for p in again["status_changes"] if not p["known"]] == [email(10)]
+    assert mc.member(8)["status"] == "unsubscribed" and mc.member(10)["status"] == "unsubscribed"
     assert op.run_json("news")["counts"]["updated"] == 0  # the delta run after a repair has nothing to send
+
+
+def test_verify_before_any_delivery_checks_the_platform_and_says_so(
+    tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None
+) -> None:
+    op = setup(tmp_path, sandbox, database_url, run=False)
+    before = len(sandbox.requests_log)
+    code, report = verify(op)
+    assert code == 0 and report["checked"] == 0 and report["requests"] > 0  # the run's pre-flight, creating nothing
+    assert all(method == "GET" for method, _ in sandbox.requests_log[before:])
+    human = op("exports", "verify", "news")
+    assert "verify news: nothing delivered yet: nobody to compare (pre-flight checks passed)" in human.stdout
+    sandbox.rotate_key()
+    refused = op("exports", "verify", "news", check=False)
+    assert refused.returncode == 8 and "error:" in refused.stderr  # the platform refused the credentials
 
 
 def test_every_nth_scheduled_run_verifies_and_repairs_first(

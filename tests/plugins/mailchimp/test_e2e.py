@@ -343,7 +343,9 @@ def test_a_dry_run_shows_each_record_with_its_action_fields_and_reasons(
     counts = {k: plan["plan"][k] for k in ("created", "updated", "unchanged", "exits", "rejected", "skipped")}
     assert counts == {"created": 1, "updated": 1, "unchanged": 2, "exits": 1, "rejected": 1, "skipped": 1}
     records = {r["key"]: r for r in plan["records"]}
-    assert [r["key"] for r in plan["records"]] == ["p00000", "p00008", "p00010", "p00012", "p00006"]
+    # up to N of each action, rejects and exits first (then skips, creates, updates)
+    assert [r["key"] for r in plan["records"]] == ["p00008", "p00006", "p00010", "p00012", "p00000"]
+    assert plan["records_not_shown"] == {}
     assert records["p00000"]["action"] == "update" and records["p00000"]["old_known"] is False
     renamed = {"FNAME": {"old": None, "new": "Renamed"}, "LNAME": {"old": None, "new": "Last0"}}
     assert records["p00000"]["fields"] == renamed
@@ -358,9 +360,13 @@ def test_a_dry_run_shows_each_record_with_its_action_fields_and_reasons(
 
     shown = op("exports", "run", "news", "--dry-run", "--show-records", "2")
     assert "  created: 1  (" in shown.stdout and "  exits: 1  (" in shown.stdout and "  rejected: 1  (" in shown.stdout
-    assert "records (2 of 5 that would be sent, rejected or skipped" in shown.stdout
+    assert "records (5 of 5 that would be sent, rejected or skipped; up to 2 of each action" in shown.stdout
     assert f"update p00000 {email(0)}; fields: FNAME → \"Renamed\", LNAME → \"Last0\"" in shown.stdout
-    assert "reject p00008 not-an-email; reason: " in shown.stdout and "p00010" not in shown.stdout
+    assert "reject p00008 not-an-email; reason: " in shown.stdout and "not shown" not in shown.stdout
+    lines = shown.stdout.splitlines()
+    assert lines.index(next(x for x in lines if "reject p00008" in x)) < lines.index(
+        next(x for x in lines if "update p00000" in x)
+    )
     assert "old values are not known" in shown.stdout
     refused = op("exports", "run", "news", "--show-records", check=False)
     assert refused.returncode == 2 and "--dry-run" in refused.stderr
