@@ -65,12 +65,13 @@ def duration(seconds: float) -> str:
 
 
 class ProgressLines:
-    """Progress lines for logs: one when a run starts, then one every ``interval`` seconds until it ends.
+    """Progress lines for logs: one when a run starts sending, then one every ``interval`` seconds.
 
     A timer prints the lines, so a slow platform whose batches take longer than ``interval`` still
-    shows the run is alive. ``done`` counts the records the run has settled (sent, rejected,
-    skipped); ``total`` is the run's selection, whose unchanged profiles a delta run only counts at
-    its end. Rate and ETA are printed once a batch has completed; before that the ETA is unknown.
+    shows the run is alive. A run whose pre-flight fails prints none: its error stays one line.
+    ``done`` counts the records the run has settled (sent, rejected, skipped); ``total`` is the
+    run's selection, whose unchanged profiles a delta run only counts at its end. Rate and ETA are
+    printed once a batch has completed; before that the ETA is unknown.
     """
 
     def __init__(
@@ -92,8 +93,8 @@ class ProgressLines:
         self.printed = -1  # ``done`` as of the last periodic line, -1 before the first one
 
     @hookimpl
-    def segport_before_run(self, run: Run, export: Export) -> None:
-        """Print what the run will go through and start the timer."""
+    def segport_before_send(self, run: Run, export: Export) -> None:
+        """Print what the run will send, once its pre-flight passed, and start the timer."""
         self._stop()
         with self.lock:
             self.started = self.clock()

@@ -22,7 +22,7 @@ def test_lines_come_from_a_timer_and_give_an_eta_only_once_a_batch_completed() -
     progress = ProgressLines(0.01, file=out)
     run: Any = SimpleNamespace(id=7, plan={"selected": 3000}, counts={})
     export: Any = SimpleNamespace(name="news")
-    progress.segport_before_run(run=run, export=export)
+    progress.segport_before_send(run=run, export=export)
 
     def lines() -> list[str]:
         return out.getvalue().splitlines()
