@@ -2,6 +2,16 @@
 # Build:  docker build -t segport .      (or: podman build / buildah bud -t segport .)
 # Guide:  docs/operations.md
 ARG PYTHON_IMAGE=python:3.11-slim
+
+# Stage 1 builds segport's wheel from the checkout. Only the wheel leaves this stage: the final
+# image holds no layer with the build context (.dockerignore keeps workspaces, config and
+# credential files out of the context as well).
+FROM ${PYTHON_IMAGE} AS builder
+COPY . /src
+RUN python3 -m venv /opt/build \
+ && /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels /src
+
+# Stage 2, the image: segport from its wheel, with the extras a container needs (PostgreSQL, workers).
 FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,11 +19,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/segport/bin:$PATH \
     SEGPORT_HOME=/var/lib/segport
 
-# segport from this checkout, with the extras a container needs: PostgreSQL and the workers.
-COPY . /src
-RUN python3 -m venv /opt/segport \
- && /opt/segport/bin/pip install --no-cache-dir "/src[postgres,workers]" \
- && rm -rf /src \
+COPY --from=builder /wheels/ /tmp/wheels/
+RUN set -- /tmp/wheels/segport-*.whl \
+ && python3 -m venv /opt/segport \
+ && /opt/segport/bin/pip install --no-cache-dir "$1[postgres,workers]" \
+ && rm -rf /tmp/wheels \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/segport --shell /usr/sbin/nologin segport \
  && mkdir -p /var/lib/segport \
  && chown segport:segport /var/lib/segport \

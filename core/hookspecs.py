@@ -28,6 +28,17 @@ def segport_before_run(run: Run, export: Export) -> None:
 
 
 @hookspec
+def segport_before_send(run: Run, export: Export) -> None:
+    """Act on a run's sending start: called once its pre-flight checks passed, before its first batch.
+
+    Not called for a dry run (it sends nothing) nor for a run whose pre-flight failed.
+
+    :param run: the run record (status ``running``, ``plan["selected"]`` set).
+    :param export: the export being run.
+    """
+
+
+@hookspec
 def segport_after_batch(run: Run, export: Export, result: BatchResult) -> None:
     """Act on one batch: called after the batch's outcomes were committed.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterError, croniter
 
@@ -56,6 +56,11 @@ def zone(name: str | None) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        same = sorted(known for known in available_timezones() if known.casefold() == name.casefold())
+        if same:  # IANA names are case-sensitive: europe/paris is no zone, Europe/Paris is
+            raise InputError(
+                f"unknown time zone {name!r}: did you mean {same[0]}? (the names are case-sensitive)"
+            ) from None
         raise InputError(
             f"unknown time zone {name!r}: use an IANA name such as Europe/Paris, America/New_York or UTC"
         ) from None

@@ -26,7 +26,7 @@ from ._connections import connections
 from ._data import segments
 from ._demo import demo
 from ._exports import exports, runs
-from ._globals import accept_global_options, json_in_args
+from ._globals import WORDS_KEY, accept_global_options, help_hint, json_in_args
 from ._keys import rotate_key
 from ._plugins import plugins
 from ._profiles import profiles
@@ -48,6 +48,7 @@ class SegportGroup(click.Group):
     ) -> click.Context:
         """Parse the global options; a usage error there is one line and exit 2 too."""
         wants_json = json_in_args(args)
+        words = list(args)
         try:
             ctx = super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
@@ -57,6 +58,7 @@ class SegportGroup(click.Group):
                 emit_json(error_document(message, ExitStatus.USAGE))
             sys.exit(int(ExitStatus.USAGE))
         ctx.meta[JSON_KEY] = wants_json
+        ctx.meta[WORDS_KEY] = words
         return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -79,8 +81,7 @@ class SegportGroup(click.Group):
         except SegportError as exc:
             fail(ctx, with_hint(exc), exc.exit_status, exc)
         except click.UsageError as exc:  # one line, like every other error
-            hint = f" (see 'segport {exc.ctx.command_path.partition(' ')[2]} --help')" if exc.ctx else ""
-            fail(ctx, f"{one_line(exc.format_message())}{hint}", ExitStatus.USAGE)
+            fail(ctx, f"{one_line(exc.format_message())}{help_hint(ctx, exc)}", ExitStatus.USAGE)
         except BrokenPipeError:
             quiet_exit(ctx)
         except Terminated as exc:

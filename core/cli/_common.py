@@ -121,6 +121,11 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, callback=json_flag, help=JSON_HELP)(func)
 
 
+def counted(number: int, noun: str) -> str:
+    """Return ``number`` with ``noun``, plural unless it is 1: ``1 reject file``, ``2,048 bytes``."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def plain(value: Any) -> Any:
     """``value`` as JSON-ready data: models become their ``to_dict()``, in lists too."""
     if isinstance(value, (list, tuple)):

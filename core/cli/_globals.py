@@ -71,3 +71,27 @@ def json_in_args(args: list[str]) -> bool:
     """Whether ``--json`` is among the command-line words (before a ``--``), parsed or not."""
     words = args[: args.index("--")] if "--" in args else args
     return "--json" in words
+
+
+#: ctx.meta of the root: the command-line words, for :func:`help_hint` when click names no context.
+WORDS_KEY = "segport.words"
+
+
+def help_hint(ctx: click.Context, error: click.UsageError) -> str:
+    """Return `` (see 'segport COMMAND --help')`` for a usage error, naming the command it is about.
+
+    click gives no context with an option's missing value (``exports list --as``): the command is
+    then the deepest one the command-line words name.
+    """
+    if error.ctx is not None:
+        words = error.ctx.command_path.split()[1:]  # the program's own name, however run, is "segport"
+    else:
+        words, command = [], ctx.find_root().command
+        for word in ctx.find_root().meta.get(WORDS_KEY, []):
+            if not isinstance(command, click.Group):
+                break
+            sub = command.commands.get(word)
+            if sub is not None:
+                words.append(word)
+                command = sub
+    return f" (see '{' '.join(['segport', *words])} --help')"

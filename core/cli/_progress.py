@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 from datetime import datetime
 from typing import IO, Any, Callable
@@ -64,10 +65,13 @@ def duration(seconds: float) -> str:
 
 
 class ProgressLines:
-    """One line per ``interval`` seconds while a run sends, for logs: time, export, done/total, rate, ETA.
+    """Progress lines for logs: one when a run starts sending, then one every ``interval`` seconds.
 
-    ``done`` counts the records the run has settled (sent, rejected, skipped); ``total`` is the run's
-    selection, whose unchanged profiles a delta run only counts at its end.
+    A timer prints the lines, so a slow platform whose batches take longer than ``interval`` still
+    shows the run is alive. A run whose pre-flight fails prints none: its error stays one line.
+    ``done`` counts the records the run has settled (sent, rejected, skipped); ``total`` is the
+    run's selection, whose unchanged profiles a delta run only counts at its end. Rate and ETA are
+    printed once a batch has completed; before that the ETA is unknown.
     """
 
     def __init__(
@@ -80,34 +84,72 @@ class ProgressLines:
         self.interval = interval
         self.clock = clock
         self.file = file
-        self.started = self.last = 0.0
+        self.started = 0.0
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.timer: threading.Thread | None = None
+        self.label = ""
+        self.total = self.done = self.batches = 0
+        self.printed = -1  # ``done`` as of the last periodic line, -1 before the first one
 
     @hookimpl
-    def segport_before_run(self, run: Run, export: Export) -> None:
-        """Start the clock of a run."""
-        self.started = self.last = self.clock()
+    def segport_before_send(self, run: Run, export: Export) -> None:
+        """Print what the run will send, once its pre-flight passed, and start the timer."""
+        self._stop()
+        with self.lock:
+            self.started = self.clock()
+            self.label = f"export {export.name} run {run.id}"
+            self.total = (run.plan or {}).get("selected") or 0
+            self.done = self.batches = 0
+            self.printed = -1
+        self._echo(f"{stamp()} progress: {self.label}: started, {self.total:,} records selected")
+        self.stopped = threading.Event()
+        self.timer = threading.Thread(target=self._tick, args=(self.stopped,), name="segport-progress", daemon=True)
+        self.timer.start()
 
     @hookimpl
     def segport_after_batch(self, run: Run, export: Export, result: BatchResult) -> None:
-        """Print a line when ``interval`` seconds have passed since the last one."""
-        current = self.clock()
-        if current - self.last < self.interval:
-            return
-        self.last = current
-        click.echo(self.line(run, export, current - self.started), file=self.file or sys.stderr)
+        """Take note of the records the run has settled so far."""
+        with self.lock:
+            self.done = sum(run.counts.values())
+            self.batches += 1
 
-    @staticmethod
-    def line(run: Run, export: Export, elapsed: float) -> str:
-        """Return the progress line of ``run`` after ``elapsed`` seconds."""
-        done = sum(run.counts.values())
-        total = (run.plan or {}).get("selected") or 0
-        rate = done / elapsed if elapsed > 0 else 0.0
+    @hookimpl
+    def segport_after_run(self, run: Run, export: Export) -> None:
+        """Stop the timer; print the final figures if a periodic line was printed and they changed since."""
+        self._stop()
+        with self.lock:
+            self.done = sum(run.counts.values())
+            final = self.printed >= 0 and self.printed != self.done
+        if final:
+            self._echo(self.line())
+
+    def line(self) -> str:
+        """Return the current progress line."""
+        with self.lock:
+            elapsed = self.clock() - self.started
+            done, total = self.done, self.total
+            self.printed = done
+            measured = self.batches > 0 and elapsed > 0
         of = f"/{total:,} ({min(done / total, 1):.0%})" if total else ""
+        if not measured:
+            return f"{stamp()} progress: {self.label}: {done:,}{of} records, ETA unknown"
+        rate = done / elapsed
         eta = duration((total - done) / rate) if total and rate > 0 and total > done else "-"
-        return (
-            f"{stamp()} progress: export {export.name} run {run.id}: {done:,}{of} records, "
-            f"{rate:,.0f} records/s, ETA {eta}"
-        )
+        return f"{stamp()} progress: {self.label}: {done:,}{of} records, {rate:,.0f} records/s, ETA {eta}"
+
+    def _tick(self, stopped: threading.Event) -> None:
+        while not stopped.wait(self.interval):
+            self._echo(self.line())
+
+    def _stop(self) -> None:
+        self.stopped.set()
+        if self.timer is not None:
+            self.timer.join(timeout=5)
+            self.timer = None
+
+    def _echo(self, text: str) -> None:
+        click.echo(text, file=self.file or sys.stderr)
 
 
 class Progress:

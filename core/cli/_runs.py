@@ -9,7 +9,7 @@ import click
 from ..errors import NotFound
 from ..models import RunStatus
 from ..services.history import PruneReport, Rejects
-from ._common import SQL_INT_MAX, Count, State, emit_json, emit_table, json_option, pass_state
+from ._common import SQL_INT_MAX, Count, State, counted, emit_json, emit_table, json_option, pass_state
 from ._confirm import confirm, yes_option
 from ._exports import runs
 
@@ -98,8 +98,9 @@ def runs_prune(state: State, older_than: str, dry_run: bool, yes: bool, as_json:
             _print_prune(dataclasses.replace(planned, dry_run=False), as_json)
             return
         confirm(
-            f"remove {planned.runs:,} runs started before {planned.before} with their {planned.outcomes:,} outcomes "
-            f"and {planned.files:,} reject files ({planned.bytes:,} bytes)?",
+            f"remove {counted(planned.runs, 'run')} started before {planned.before} with their "
+            f"{counted(planned.outcomes, 'outcome')} and {counted(planned.files, 'reject file')} "
+            f"({counted(planned.bytes, 'byte')})?",
             yes,
         )
     _print_prune(ws.prune_runs(older_than, dry_run=dry_run), as_json)
@@ -111,8 +112,9 @@ def _print_prune(report: PruneReport, as_json: bool) -> None:
         return
     verb = "would remove" if report.dry_run else "removed"
     click.echo(
-        f"{verb} {report.runs:,} runs started before {report.before} (older than {report.older_than}), "
-        f"{report.outcomes:,} outcomes, {report.files:,} reject files ({report.bytes:,} bytes)"
+        f"{verb} {counted(report.runs, 'run')} started before {report.before} (older than {report.older_than}), "
+        f"{counted(report.outcomes, 'outcome')}, {counted(report.files, 'reject file')} "
+        f"({counted(report.bytes, 'byte')})"
     )
     if report.run_ids:
         first, last = report.run_ids[0], report.run_ids[-1]

@@ -135,6 +135,7 @@ class ExportRun:
                     else:
                         with self.store.heartbeat(run.id):
                             self._preflight(writer, session, request, run, preflight)
+                            notify(self.pm.hook.segport_before_send, run=run, export=export)
                             commit = self._send(
                                 steps,
                                 request=request,

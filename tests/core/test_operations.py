@@ -21,15 +21,22 @@ OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 UNITS = ROOT / "packaging" / "systemd"
 
 
-def dockerfile() -> dict[str, list[str]]:
-    """The Dockerfile's instructions (continuation lines joined): {INSTRUCTION: [arguments, ...]}."""
+def dockerfile_stages() -> list[dict[str, list[str]]]:
+    """The Dockerfile's stages, each {INSTRUCTION: [arguments, ...]} (continuation lines joined, FROM starts one)."""
     text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text(encoding="utf-8"))
-    found: dict[str, list[str]] = {}
+    stages: list[dict[str, list[str]]] = [{}]
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             instruction, _, rest = line.strip().partition(" ")
-            found.setdefault(instruction.upper(), []).append(rest.strip())
-    return found
+            if instruction.upper() == "FROM":
+                stages.append({})
+            stages[-1].setdefault(instruction.upper(), []).append(rest.strip())
+    return stages
+
+
+def dockerfile() -> dict[str, list[str]]:
+    """The final stage's instructions: what the image is made of."""
+    return dockerfile_stages()[-1]
 
 
 def unit(name: str) -> dict[str, list[str]]:
@@ -77,12 +84,30 @@ def test_the_dockerfile_runs_the_scheduler_as_a_user_on_the_documented_volume() 
     user = instructions["USER"][-1]
     assert user not in ("root", "0") and "useradd --system --uid 10001 --user-group" in instructions["RUN"][0]
     assert f"chown {user}:{user} {home}" in instructions["RUN"][0]
-    installed = re.search(r'pip install [^"]*"/src\[([\w,]+)\]"', instructions["RUN"][0])
-    assert installed, "the image installs segport from the checkout"
+    wheel_install = r'set -- /tmp/wheels/segport-\*\.whl .*pip install [^"]*"\$1\[([\w,]+)\]"'
+    installed = re.search(wheel_install, instructions["RUN"][0])
+    assert installed, "the image installs segport from the wheel the builder stage made"
     setup = (ROOT / "setup.cfg").read_text(encoding="utf-8")
     for extra in installed.group(1).split(","):
         assert re.search(rf"^{extra} =$", setup, re.MULTILINE), f"no extra {extra!r} in setup.cfg"
     assert instructions["STOPSIGNAL"] == ["SIGTERM"]
+
+
+def test_the_image_holds_no_layer_with_the_build_context() -> None:
+    *builders, final = dockerfile_stages()
+    builder = next(stage for stage in builders if stage.get("FROM", [""])[0].endswith(" AS builder"))
+    assert "wheel" in builder["RUN"][0] and "/wheels" in builder["RUN"][0]
+    # the final stage copies only the builder's wheels, never the context (its layer would keep it)
+    assert final["COPY"] == ["--from=builder /wheels/ /tmp/wheels/"]
+    assert "rm -rf /tmp/wheels" in final["RUN"][0]
+    ignored = [
+        line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert ignored[0] == "*", ".dockerignore is an allow-list: a credential file in the checkout stays out"
+    allowed = {line[1:] for line in ignored if line.startswith("!")}
+    assert allowed == {"pyproject.toml", "setup.cfg", "README.md", "core", "plugins", "schemas"}
+    assert {"**/segport.toml", "**/.segport", "**/*.db", "**/*.key", "**/.venv"} <= set(ignored)
 
 
 @pytest.mark.parametrize("name", ["segport-scheduler.service", "segport-refresh.service"])

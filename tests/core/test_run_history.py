@@ -306,8 +306,8 @@ def test_runs_prune_and_retention_from_the_cli(cli_ws: Any, tmp_path: Path) -> N
     assert dry["run_ids"] == [first["id"]]
     assert dry["bytes"] == Path(first["reject_file"]).stat().st_size
     human = cli_ws("runs", "prune", "--older-than", "90d", "--dry-run")
-    assert human.exit_code == 0 and "would remove 1 runs" in human.stdout
-    assert "6 outcomes, 1 reject files" in human.stdout
+    assert human.exit_code == 0 and "would remove 1 run " in human.stdout
+    assert "6 outcomes, 1 reject file (" in human.stdout
     done = json.loads(cli_ws("runs", "prune", "--older-than", "90d", "--yes", "--json").stdout)
     assert (done["dry_run"], done["runs"], done["outcomes"], done["files"]) == (False, 1, 6, 1)
     listed = json.loads(cli_ws("runs", "list", "--json").stdout)
