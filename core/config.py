@@ -85,7 +85,7 @@ def _render(error: ValidationError, hidden: list[Any]) -> str:
     if hidden and _echoes_secret(error, hidden):
         # e.g. a oneOf error echoes the whole object, secrets included: echo nothing of it
         return f"{error.json_path}: fails '{error.validator}' (value hidden: it holds a secret)"
-    message = error.message
+    message = _json_message(error)
     if error.validator == "additionalProperties" and isinstance(error.schema, Mapping):
         allowed = sorted(error.schema.get("properties", {}))
         if allowed:
@@ -93,6 +93,37 @@ def _render(error: ValidationError, hidden: list[Any]) -> str:
     if error.validator in ("pattern", "format"):
         message += _expected(error)
     return f"{error.json_path}: {message}"
+
+
+def _json_message(error: ValidationError) -> str:
+    """Return the validator's message with values as JSON (``null``, ``true``, ``"text"``), not Python reprs."""
+    validator, value, instance = error.validator, error.validator_value, error.instance
+    if validator == "type":
+        types = value if isinstance(value, list) else [value]
+        return f"{_json(instance)} is not of type {', '.join(_json(t) for t in types)}"
+    if validator == "enum":
+        return f"{_json(instance)} is not one of {_json(value)}"
+    if validator == "const":
+        return f"{_json(value)} was expected"
+    if validator == "pattern":
+        return f"{_json(instance)} does not match {_json(value)}"
+    message = error.message
+    if validator == "required" and isinstance(value, list):
+        names = [n for n in value if isinstance(n, str)]
+    elif validator in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, Mapping):
+        names = [n for n in instance if isinstance(n, str)]
+    else:
+        names = []
+        if instance is None or isinstance(instance, (bool, int, float, str)):
+            if message.startswith(repr(instance)):
+                return _json(instance) + message[len(repr(instance)) :]
+    for name in names:
+        message = message.replace(repr(name), _json(name))
+    return message
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _expected(error: ValidationError) -> str:

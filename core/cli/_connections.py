@@ -42,6 +42,19 @@ def read_config(value: str | None) -> dict[str, Any]:
     return parse_json_object(text, f"the config file {path.name}")
 
 
+def warn_inline_secrets(value: str | None, config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Warn (stderr, one line) when --config gave accepted secrets inline: ps and the shell history show them."""
+    if value is None or not value.lstrip().startswith("{"):
+        return
+    inline = sorted(secret_fields(schema) & set(config))
+    if inline:
+        click.echo(
+            f"warning: the secret {', '.join(inline)} was given inline on the command line, where ps and the "
+            "shell history show it: give --config a file or - (stdin), or let segport prompt for it",
+            err=True,
+        )
+
+
 def prompt_secrets(config: dict[str, Any], schema: dict[str, Any]) -> None:
     """On a terminal, ask (hidden) for required secret fields missing from ``config``."""
     if not sys.stdin.isatty():
@@ -89,11 +102,13 @@ def connections_add(
     ws = state.workspace()
     ws.require("connections.add")  # fail on a missing user or role before prompting for anything
     config = read_config(config_value)
+    inline = dict(config)  # what --config gave, before any prompt
     if agree_privacy:
         prompt_secrets(config, dict(ws.registry.get(type_).spec().connection_schema))
     connection = ws.add_connection(
         name, type_, config, share=share, agree_privacy=agree_privacy, check=not no_check, profile_cap=profile_cap
     )
+    warn_inline_secrets(config_value, inline, dict(ws.registry.get(type_).spec().connection_schema))
     if as_json:
         emit_json(connection.to_dict())
     else:
@@ -202,10 +217,13 @@ def connections_edit(
     if config_value is None and not rotate and rename is None and share is None:
         raise ConfigError("nothing to change: give --config, --rotate, --rename or --share", param="config")
     config = read_config(config_value)
+    inline = dict(config)  # what --config gave, before any prompt
     if rotate:
         connection = ws.get_connection(name)
         config.update(prompt_rotation(ws.stored_secret_names(name), connection.type, set(config)))
     edited = ws.edit_connection(name, rename=rename, share=share, config=config, check=not no_check, force=force)
+    schema = ws.registry.get(edited.connection.type).spec().connection_schema
+    warn_inline_secrets(config_value, inline, dict(schema))
     if as_json:
         emit_json(edited.to_dict())
         return

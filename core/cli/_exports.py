@@ -112,7 +112,13 @@ def exports_add(
     metavar="DEST",
     help="Stop sending a destination field (repeatable); the platform keeps the values it has.",
 )
-@OPTION
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Change an export option (value parsed as JSON where it can); KEY=null removes it (back to its default).",
+)
 @click.option("--schedule", default=None, help="New schedule: five cron fields, or @hourly, @daily, @weekly, @monthly.")
 @TIMEZONE
 @click.option("--no-schedule", is_flag=True, help="Remove the export's own schedule.")

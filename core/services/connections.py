@@ -10,7 +10,8 @@ import requests
 from .. import oauth
 from ..config import secret_fields, split_secrets, validate
 from ..contract import Destination
-from ..errors import AuthError, ConfigError
+from ..errors import ConfigError, SegportError
+from ..http import TRANSPORT_ERRORS
 from ..models import Connection, ConnectionCheck, ConnectionEdit, Role, Share, SharedConnection
 from .changes import diff
 from .context import Context, check_name, spec_hint
@@ -49,8 +50,9 @@ class Connections:
         destination = ctx.registry.get(type)
         schema = destination.spec().connection_schema
         full = validate(config, schema, f"connection {name!r} config", hint=spec_hint(type))
+        account = None
         if check and destination.oauth(full) is None:  # OAuth is checked once the flow ran
-            _check_credentials(destination, full)
+            account = _check_credentials(destination, full)
         plain, secrets = split_secrets(full, schema)
         with ctx.store.transaction():
             connection = ctx.store.add_connection(
@@ -62,6 +64,8 @@ class Connections:
                 profile_cap=profile_cap,
                 user=actor.name,
             )
+            if account is not None:
+                ctx.store.set_checked_account(connection.id, account)
             ctx.store.audit(
                 actor.name,
                 "connections.add",
@@ -102,6 +106,8 @@ class Connections:
         changed = auth.updated_secrets()
         if changed:
             self.save_secrets(connection, changed)
+        with self.context.store.transaction():
+            self.context.store.set_checked_account(connection.id, account)
         return ConnectionCheck(connection=name, account=account)
 
     def authorize(self, *, name: str, open_url: Callable[[str], Any], timeout: float = 300.0) -> Connection:
@@ -121,10 +127,11 @@ class Connections:
             f"connection {name!r} config",
             hint=spec_hint(connection.type),
         )
-        _check_credentials(destination, full)
+        account = _check_credentials(destination, full)
         plain, secrets = split_secrets(full, schema)
         with ctx.store.transaction():
             ctx.store.update_connection_config(connection.id, plain, ctx.vault.encrypt(secrets))
+            ctx.store.set_checked_account(connection.id, account)
             ctx.store.audit(actor.name, "connections.auth", name)
         return ctx.store.get_connection(name)
 
@@ -162,11 +169,17 @@ class Connections:
         changes.update(diff(old, full, prefix="config.", hidden=secrets))
         account, notes, other_account = None, [], False
         if check and full != old and destination.oauth(full) is None:
-            account = _check_credentials(destination, full)
+            account = _check_credentials(destination, full)  # only the new credentials must answer
             before = _account_or_none(destination, old)
-            if before is None:
-                notes.append("the old credentials are refused now, so the account could not be compared")
-            elif before != account:
+            if before is None:  # rotated (refused) or an endpoint that no longer answers: the last check's account
+                before = ctx.store.checked_account(connection.id)
+                notes.append(
+                    "the old credentials could not be checked now; compared with the account they reached at "
+                    f"their last check ({before})"
+                    if before is not None
+                    else "the old credentials could not be checked now, so the account could not be compared"
+                )
+            if before is not None and before != account:
                 other_account = True
                 if not force:
                     raise ConfigError(
@@ -179,6 +192,9 @@ class Connections:
         elif full != old and not check:
             notes.append("the new settings were not checked with the platform (--no-check)")
         if not changes:
+            if account is not None:
+                with ctx.store.transaction():
+                    ctx.store.set_checked_account(connection.id, account)
             return ConnectionEdit(connection, {}, account, ("nothing changed",))
         plain, stored = split_secrets(full, schema)
         with ctx.store.transaction():
@@ -188,6 +204,8 @@ class Connections:
                 ctx.store.update_connection(connection.id, name=new_name, share=new_share)
             if other_account:
                 ctx.store.forget_connection_state(connection.id)
+            if account is not None:
+                ctx.store.set_checked_account(connection.id, account)
             detail = {"changes": changes, "checked": account is not None, "sync_state_reset": other_account}
             ctx.store.audit(actor.name, "connections.edit", name, detail)
         return ConnectionEdit(ctx.store.get_connection(new_name), changes, account, tuple(notes))
@@ -243,13 +261,21 @@ def full_config(ctx: Context, connection: Connection) -> dict[str, Any]:
 
 
 def account_or_none(ctx: Context, connection: Connection) -> str | None:
-    """Return the account a stored connection reaches, or None when the platform refuses its credentials."""
-    return _account_or_none(ctx.registry.get(connection.type), full_config(ctx, connection))
+    """Return the account a stored connection reaches; when it cannot be checked now, the one its last check reached.
+
+    None: neither is known (the platform refuses the credentials, or its endpoint does not answer, and
+    no check ever succeeded).
+    """
+    account = _account_or_none(ctx.registry.get(connection.type), full_config(ctx, connection))
+    return account if account is not None else ctx.store.checked_account(connection.id)
 
 
 def check_account(ctx: Context, connection: Connection) -> str:
-    """Return the account a stored connection reaches; raise AuthError when it is refused."""
-    return _check_credentials(ctx.registry.get(connection.type), full_config(ctx, connection))
+    """Return the account a stored connection reaches (and remember it); raise AuthError when it is refused."""
+    account = _check_credentials(ctx.registry.get(connection.type), full_config(ctx, connection))
+    with ctx.store.transaction():
+        ctx.store.set_checked_account(connection.id, account)
+    return account
 
 
 def _check_credentials(destination: Destination, config: Mapping[str, Any]) -> str:
@@ -260,10 +286,16 @@ def _check_credentials(destination: Destination, config: Mapping[str, Any]) -> s
 
 
 def _account_or_none(destination: Destination, config: Mapping[str, Any]) -> str | None:
-    """Return the account ``config`` reaches, or None when the platform refuses it (e.g. a revoked key)."""
+    """Return the account ``config`` reaches, or None when it cannot be checked now.
+
+    That is: the platform refuses it (a rotated or revoked key), or its endpoint does not answer (a
+    base URL the platform retired), or it answers with an error.
+    """
     try:
         return _check_credentials(destination, config)
-    except (AuthError, ConfigError):
+    except SegportError:
+        return None
+    except TRANSPORT_ERRORS:
         return None
 
 

@@ -85,7 +85,7 @@ class Exports:
         check: bool = True,
         force: bool = False,
     ) -> ExportEdit:
-        """Change an export's segments, data matching, options (merged), schedule or connection.
+        """Change an export's segments, data matching, options (merged; None removes one), schedule or connection.
 
         The sync state is kept by every edit that can keep it: ``unmap`` (fields no longer sent,
         left as they are at the platform) re-hashes what was delivered, so the next run sends no
@@ -104,7 +104,7 @@ class Exports:
             segments=list(segments) if segments else export.segments,
             email_field=email_field or export.email_field,
             mapping=new_mapping,
-            options={**export.options, **(options or {})},
+            options={k: v for k, v in {**export.options, **(options or {})}.items() if v is not None},  # null: default
             schedule=None if clear_schedule else (schedule or export.schedule),
         )
         changed = self._validated(changed, target)

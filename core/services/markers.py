@@ -29,7 +29,7 @@ def check_markers(ctx: Context, export: Export, connection: Connection) -> None:
                 f"segments {seen[folded][0]!r} and {segment!r} of export {export.name!r} would share the "
                 f"marker {seen[folded][1]!r}/{marker!r} (platforms compare markers case-insensitively): "
                 "rename one segment, or pass --force",
-                param="segments",
+                param="markers",
             )
         seen[folded] = (segment, marker)
     for other in ctx.store.list_exports():
@@ -46,5 +46,5 @@ def check_markers(ctx: Context, export: Export, connection: Connection) -> None:
                     f"{mine_marker!r}/{marker!r} on {connection.type} audience {audience} for segments "
                     f"{mine_segment!r} and {segment!r} (markers are compared case-insensitively, so each "
                     "run would undo the other's): rename a segment, or pass --force",
-                    param="segments",
+                    param="markers",
                 )

@@ -121,6 +121,15 @@ class Connections(Repository):
             raise AlreadyExists(f"a connection named {name!r} exists already: choose another display name") from None
         self.db.execute(update(exports).where(exports.c.connection_id == connection_id).values(connection=name))
 
+    def checked_account(self, connection_id: int) -> str | None:
+        """Return the account the credentials reached at their last successful check (None: never checked)."""
+        account: str | None = self.db.execute(select(_c.checked_account).where(_c.id == connection_id)).scalar()
+        return account
+
+    def set_checked_account(self, connection_id: int, account: str) -> None:
+        """Remember the account the connection's credentials reached at a successful check."""
+        self.db.execute(update(connections).where(_c.id == connection_id).values(checked_account=account))
+
     def set_profile_cap(self, connection_id: int, cap: int | None) -> None:
         """Set (None: clear) the most profiles the connection's exports may select."""
         self.db.execute(update(connections).where(_c.id == connection_id).values(profile_cap=cap))

@@ -329,6 +329,12 @@ class Store(FilterCache, Protocol):
         Raise AlreadyExists if another connection has the name.
         """
 
+    def checked_account(self, connection_id: int) -> str | None:
+        """Return the account the credentials reached at their last successful check (None: never checked)."""
+
+    def set_checked_account(self, connection_id: int, account: str) -> None:
+        """Remember the account the connection's credentials reached at a successful check."""
+
     def set_profile_cap(self, connection_id: int, cap: int | None) -> None:
         """Set (None: clear) the most profiles the connection's exports may select."""
 

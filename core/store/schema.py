@@ -75,6 +75,7 @@ connections = Table(
     Column("privacy_agreed_at", TEXT, nullable=False),
     Column("export_user", TEXT, nullable=False),
     Column("created_at", TEXT, nullable=False),
+    Column("checked_account", TEXT),  # the account the credentials reached at their last successful check
 )
 
 # ``seq``: the load that last changed the profile (the planner skips older ones it delivered)

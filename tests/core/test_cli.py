@@ -225,7 +225,7 @@ BAD_INPUT: list[Any] = [
                  ExitStatus.CONFIG_ERROR, "not valid JSON", id="bad-json-config"),
     pytest.param(lambda t: ["connections", "add", "c", "--type", "memory", "--config", '{"api_key": "SECRET-KEY-x",'
                             ' "account": 7}', "--agree-privacy"],
-                 ExitStatus.CONFIG_ERROR, "$.account: 7 is not of type 'string'", id="config-fails-schema"),
+                 ExitStatus.CONFIG_ERROR, '$.account: 7 is not of type "string"', id="config-fails-schema"),
     pytest.param(lambda t: ["connections", "add", "c", "--type", "nosuch", "--config", json.dumps({"api_key": KEY}),
                             "--agree-privacy"],
                  ExitStatus.PLUGIN_ERROR, "unknown destination type 'nosuch' (available: memory)",

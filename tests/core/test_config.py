@@ -54,15 +54,20 @@ def errors_of(document: Mapping[str, Any], schema: Mapping[str, Any]) -> ConfigV
 def test_all_errors_reported_at_once_sorted_by_path() -> None:
     exc = errors_of({"tag_prefix": 5, "zzz": 1, "audience_id": ""}, EXPORT_SCHEMA)
     assert [e.split(": ", 1)[0] for e in exc.errors] == ["$", "$.audience_id", "$.tag_prefix"]
-    assert "'zzz' was unexpected" in exc.errors[0] and "(allowed: audience_id, tag_prefix)" in exc.errors[0]
-    assert exc.errors[2] == "$.tag_prefix: 5 is not of type 'string'"
+    assert '"zzz" was unexpected' in exc.errors[0] and "(allowed: audience_id, tag_prefix)" in exc.errors[0]
+    assert exc.errors[2] == '$.tag_prefix: 5 is not of type "string"'
     assert all("\n" not in e for e in exc.errors)
     assert "\n" not in str(exc) and str(exc).startswith("the config is invalid: $: ")
     assert exc.exit_status is ExitStatus.CONFIG_ERROR
 
 
+def test_messages_show_values_as_json_never_as_python_reprs() -> None:
+    errors = errors_of({"audience_id": None, "tag_prefix": True}, EXPORT_SCHEMA).errors
+    assert errors == ['$.audience_id: null is not of type "string"', '$.tag_prefix: true is not of type "string"']
+
+
 def test_missing_required_property_is_reported_at_the_object() -> None:
-    assert errors_of({}, EXPORT_SCHEMA).errors == ["$: 'audience_id' is a required property"]
+    assert errors_of({}, EXPORT_SCHEMA).errors == ['$: "audience_id" is a required property']
 
 
 def test_array_errors_follow_document_order() -> None:
@@ -76,7 +81,7 @@ def test_cli_prints_every_option_error_on_one_line(cli_ws: Any) -> None:
                     "--option", "tag_prefix=5", "--option", "audience_id=")
     assert result.exit_code == ExitStatus.CONFIG_ERROR
     line = one_line(result.stderr)
-    assert "$.audience_id: " in line and "$.tag_prefix: 5 is not of type 'string'" in line
+    assert "$.audience_id: " in line and '$.tag_prefix: 5 is not of type "string"' in line
     assert line.index("$.audience_id: ") < line.index("$.tag_prefix: ")
     assert "Traceback" not in result.output
 
@@ -204,7 +209,7 @@ def test_cli_options_parsed_as_json(cli_ws: Any) -> None:
     number = cli_ws("exports", "add", "e2", "--connection", "mem", "--segment", "fr", "--email", "email",
                     "--option", "audience_id=123")
     assert number.exit_code == ExitStatus.CONFIG_ERROR
-    assert "$.audience_id: 123 is not of type 'string'" in one_line(number.stderr)
+    assert '$.audience_id: 123 is not of type "string"' in one_line(number.stderr)
 
 
 # -- --config -------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -170,6 +171,61 @@ def test_rotation_from_stdin_and_a_key_of_another_account_is_refused(
     assert op.run_json("news")["counts"]["unchanged"] == 80
 
 
+def test_after_a_rotation_a_key_of_another_account_is_compared_with_the_last_checked_one(
+    tmp_path: Path, mailchimp: MailchimpSandbox, database_url: str | None
+) -> None:
+    op = mailchimp_export(tmp_path, mailchimp, database_url)
+    mailchimp.rotate_key()  # the old key is refused now: it can no longer name its account
+    with MailchimpSandbox(seed=99) as other:
+        other_file = tmp_path / "other.json"
+        other_file.write_text(json.dumps(other.demo_connection()), encoding="utf-8")
+        refused = op("connections", "edit", "mc", "--config", str(other_file), check=False)
+        assert refused.returncode == 3, refused.stderr
+        assert "--force" in refused.stderr and "not Sandbox (" + mailchimp.api_base_url in refused.stderr
+        forced = op("connections", "edit", "mc", "--config", str(other_file), "--force")
+        assert "another account" in forced.stderr and "last check" in forced.stderr
+
+
+def test_an_old_endpoint_that_no_longer_answers_is_compared_with_the_last_checked_account(
+    tmp_path: Path, mailchimp: MailchimpSandbox, database_url: str | None
+) -> None:
+    op = mailchimp_export(tmp_path, mailchimp, database_url)
+    old_url = mailchimp.api_base_url
+    mailchimp.stop()  # the old endpoint no longer answers
+    with MailchimpSandbox(seed=99) as other:
+        moved = tmp_path / "moved.json"
+        moved.write_text(json.dumps(other.demo_connection()), encoding="utf-8")
+        refused = op("connections", "edit", "mc", "--config", str(moved), check=False)
+        assert refused.returncode == 3, refused.stderr  # not 15 naming the old host: only the new one must answer
+        assert "not Sandbox (" + old_url in refused.stderr and "--force" in refused.stderr
+        forced = json.loads(op("connections", "edit", "mc", "--config", str(moved), "--force", "--json").stdout)
+        assert forced["account"].endswith(f"({other.api_base_url})")
+        other.stop()
+        gone = op("connections", "edit", "mc", "--config", json.dumps({"api_base_url": old_url}), check=False)
+        assert gone.returncode == 15 and urlparse(old_url).netloc in gone.stderr  # the NEW endpoint must answer
+
+
+def test_secrets_given_inline_are_accepted_with_a_warning(
+    tmp_path: Path, mailchimp: MailchimpSandbox, database_url: str | None
+) -> None:
+    op = workspace(tmp_path, database_url)
+    inline = json.dumps(mailchimp.demo_connection())
+    added = op("connections", "add", "mc", "--type", "mailchimp", "--config", inline, "--agree-privacy")
+    warnings = [line for line in added.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "api_key" in warnings[0] and "ps" in warnings[0] and "stdin" in warnings[0]
+    assert mailchimp.api_key not in added.stderr
+    new_key = mailchimp.rotate_key()
+    edited = op("connections", "edit", "mc", "--config", json.dumps({"api_key": new_key}))
+    assert sum(line.startswith("warning:") for line in edited.stderr.splitlines()) == 1 and new_key not in edited.stderr
+    plain = op("connections", "edit", "mc", "--config", json.dumps({"api_base_url": mailchimp.api_base_url}))
+    assert "warning:" not in plain.stderr  # no secret inline
+    from_file = tmp_path / "key.json"
+    from_file.write_text(json.dumps({"api_key": new_key}), encoding="utf-8")
+    assert "warning:" not in op("connections", "edit", "mc", "--config", str(from_file)).stderr
+    piped = op("connections", "edit", "mc", "--config", "-", input=json.dumps({"api_key": new_key}))
+    assert "warning:" not in piped.stderr
+
+
 def test_rename_and_share_keep_exports_working(
     tmp_path: Path, mailchimp: MailchimpSandbox, database_url: str | None
 ) -> None:
@@ -291,14 +347,32 @@ def test_colliding_tags_are_refused_unless_forced(
     assert (
         len(line.splitlines()) == 1 and "'picked'" in line and "'gold'" in line and "'vip'" in line and "'VIP'" in line
     )
+    assert line.endswith("rename a segment, or pass --force") and "--segment NAME" not in line  # the fix, no other
     within = op("exports", "add", "both", *base, "--segment", "VIP", "--segment", "vip", check=False)
     assert within.returncode == 3 and "'VIP'" in within.stderr and "'vip'" in within.stderr
+    assert within.stderr.strip().endswith("rename one segment, or pass --force")
     prefixed = op("exports", "add", "picked", *base, "--segment", "vip", "--option", "tag_prefix=seg-")
     assert prefixed.returncode == 0  # another tag name: seg-vip
     clash = op("exports", "edit", "picked", "--option", "tag_prefix=", check=False)
     assert clash.returncode == 3 and "'gold'" in clash.stderr
     assert op("exports", "add", "same", *base, "--segment", "VIP").returncode == 0  # one segment, one tag: no clash
     assert op("exports", "add", "forced", *base, "--segment", "vip", "--force").returncode == 0
+
+
+def test_an_option_set_to_null_is_removed_back_to_its_default(
+    tmp_path: Path, mailchimp: MailchimpSandbox, database_url: str | None
+) -> None:
+    op = workspace(tmp_path, database_url)
+    add_connection(op, "mc", "mailchimp", mailchimp.demo_connection())
+    base = ("--connection", "mc", "--email", "email", "--option", f"audience_id={mailchimp.audience_id}")
+    op("exports", "add", "picked", *base, "--segment", "vip", "--option", "tag_prefix=seg-")
+    edited = json.loads(op("exports", "edit", "picked", "--option", "tag_prefix=null", "--json").stdout)
+    assert "tag_prefix" not in edited["options"] and edited["changes"]["options.tag_prefix"]["new"] is None, edited
+    shown = json.loads(op("exports", "show", "picked", "--json").stdout)
+    assert "tag_prefix" not in shown["options"]
+    wrong = op("exports", "edit", "picked", "--option", "tag_prefix=true", check=False)
+    assert wrong.returncode == 3 and "$.tag_prefix: true is not of type \"string\"" in wrong.stderr, wrong.stderr
+    assert "True" not in wrong.stderr
 
 
 def test_colliding_field_options_are_refused_on_a_campaign_monitor_list(

@@ -28,7 +28,7 @@ def test_a_rotated_key_keeps_the_sync_state(
     platform.valid_keys = {"memory-key-0002"}  # rotated at the platform: the old key is refused
     edited = ws.edit_connection("mem", config={"api_key": "memory-key-0002"})
     assert edited.changes == {"config.api_key": {"old": HIDDEN, "new": HIDDEN}}
-    assert edited.account == "demo" and any("could not be compared" in note for note in edited.notes)
+    assert edited.account == "demo" and any("at their last check (demo)" in note for note in edited.notes)
     before = sent(platform)
     run = ws.run_export("all")
     assert run.counts["unchanged"] == 30 and sent(platform) == before

@@ -87,7 +87,7 @@ def test_api_key_config_validates_with_defaults() -> None:
 @pytest.mark.parametrize("config", [{}, {"auth_method": "api_key"}], ids=["empty", "api_key-method"])
 def test_api_key_is_required_without_oauth2(config: dict[str, Any]) -> None:
     errors = errors_of(config, CONNECTION)
-    assert any("'api_key' is a required property" in e for e in errors)
+    assert any('"api_key" is a required property' in e for e in errors)
 
 
 def test_empty_api_key_fails_without_echoing_it() -> None:
@@ -111,13 +111,13 @@ def test_oauth2_requires_client_id_and_secret(missing: str) -> None:
     assert paths(errors) == ["$"] and "required" in errors[0]
     assert "api_key" not in errors[0]  # oauth2 needs no API key
     if missing == "client_secret":  # with the secret present, core hides the whole object's message
-        assert "'client_secret' is a required property" in errors[0]
+        assert '"client_secret" is a required property' in errors[0]
     assert "s3cr3t-client" not in errors[0]
 
 
 def test_oauth2_with_both_client_values_missing_fails() -> None:
     errors = errors_of({"auth_method": "oauth2"}, CONNECTION)
-    assert "'client_id' is a required property" in "; ".join(errors)
+    assert '"client_id" is a required property' in "; ".join(errors)
 
 
 def test_oauth2_with_tokens_validates() -> None:
@@ -132,7 +132,7 @@ def test_unknown_auth_method_fails() -> None:
 
 def test_unknown_keys_are_refused_without_echoing_secrets() -> None:
     errors = errors_of({**OAUTH, "apikey": API_KEY}, CONNECTION)
-    assert len(errors) == 1 and "('apikey' was unexpected)" in errors[0]  # names the property, not a value
+    assert len(errors) == 1 and '("apikey" was unexpected)' in errors[0]  # names the property, not a value
     assert "s3cr3t-client" not in errors[0] and API_KEY not in errors[0]
 
 
@@ -186,7 +186,7 @@ def test_export_options_defaults_are_applied() -> None:
 
 
 def test_export_options_need_a_list_id() -> None:
-    assert errors_of({"resubscribe": True}, EXPORT) == ["$: 'list_id' is a required property"]
+    assert errors_of({"resubscribe": True}, EXPORT) == ['$: "list_id" is a required property']
 
 
 def test_export_options_keep_given_values() -> None:

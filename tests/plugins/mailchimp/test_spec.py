@@ -80,7 +80,7 @@ def test_bad_api_key_fails_at_its_path_without_echoing_it(bad_key: str) -> None:
 
 
 def test_missing_api_key_fails() -> None:
-    assert any("'api_key' is a required property" in e for e in errors_of({}, CONNECTION))
+    assert any('"api_key" is a required property' in e for e in errors_of({}, CONNECTION))
 
 
 @pytest.mark.parametrize(
@@ -120,14 +120,14 @@ def test_oauth2_config_validates() -> None:
 
 def test_oauth2_without_client_secret_fails() -> None:
     errors = errors_of({"auth_method": "oauth2", "client_id": "123456789012"}, CONNECTION)
-    assert any("'client_secret' is a required property" in e for e in errors)
+    assert any('"client_secret" is a required property' in e for e in errors)
 
 
 def test_unknown_keys_are_refused_without_echoing_secrets() -> None:
     errors = errors_of(
         {"auth_method": "oauth2", "client_id": "1", "client_secret": "s3cr3t", "apikey": API_KEY}, CONNECTION
     )
-    assert len(errors) == 1 and "('apikey' was unexpected)" in errors[0]  # names the property, not a value
+    assert len(errors) == 1 and '("apikey" was unexpected)' in errors[0]  # names the property, not a value
     assert "s3cr3t" not in errors[0] and API_KEY not in errors[0]
 
 
@@ -147,7 +147,7 @@ def test_export_options_defaults_are_applied() -> None:
 
 def test_export_options_need_an_audience() -> None:
     errors = errors_of({"status_if_new": "pending"}, EXPORT)
-    assert errors == ["$: 'audience_id' is a required property"]
+    assert errors == ['$: "audience_id" is a required property']
 
 
 @pytest.mark.parametrize("status", ["subscribed", "pending", "transactional"])
