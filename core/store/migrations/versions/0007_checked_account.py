@@ -3,7 +3,7 @@
 ``connections edit`` compares new credentials with it when the old ones can no longer be checked
 (the platform rotated the key, or the old endpoint no longer answers).
 
-Revision ID: 0008
+Revision ID: 0007
 Revises: 0006
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
