@@ -65,10 +65,11 @@ def duration(seconds: float) -> str:
 
 
 class ProgressLines:
-    """Progress lines for logs: one when a run starts sending, then one every ``interval`` seconds.
+    """Progress lines for logs: one every ``interval`` seconds from when a run starts sending.
 
     A timer prints the lines, so a slow platform whose batches take longer than ``interval`` still
-    shows the run is alive. A run whose pre-flight fails prints none: its error stays one line.
+    shows the run is alive. A run shorter than ``interval`` prints none, and so does a run whose
+    pre-flight fails: a failure stays one error line, and cron mails only long runs.
     ``done`` counts the records the run has settled (sent, rejected, skipped); ``total`` is the
     run's selection, whose unchanged profiles a delta run only counts at its end. Rate and ETA are
     printed once a batch has completed; before that the ETA is unknown.
@@ -94,7 +95,7 @@ class ProgressLines:
 
     @hookimpl
     def segport_before_send(self, run: Run, export: Export) -> None:
-        """Print what the run will send, once its pre-flight passed, and start the timer."""
+        """Start the timer once the run's pre-flight passed."""
         self._stop()
         with self.lock:
             self.started = self.clock()
@@ -102,7 +103,6 @@ class ProgressLines:
             self.total = (run.plan or {}).get("selected") or 0
             self.done = self.batches = 0
             self.printed = -1
-        self._echo(f"{stamp()} progress: {self.label}: started, {self.total:,} records selected")
         self.stopped = threading.Event()
         self.timer = threading.Thread(target=self._tick, args=(self.stopped,), name="segport-progress", daemon=True)
         self.timer.start()
