@@ -220,14 +220,19 @@ class WriterChecks(DestinationKit):
         assert leaver.email in final, "a person who left every segment was deleted: remove only the markers"
         self.assert_member(final[leaver.email], fields=leaver.fields, markers=set(), status=before[leaver.email].status)
 
+    @staticmethod
+    def _unknown_audience_options(destination: Destination, platform: PlatformDouble) -> dict[str, Any]:
+        """Return the double's export options naming an unknown audience/list, validated; skip without them."""
+        unknown = platform.unknown_export_options()
+        if unknown is None:
+            pytest.skip("the double names no unknown audience/list (PlatformDouble.unknown_export_options)")
+        return validate(unknown, destination.spec().export_schema, "the double's unknown export options")
+
     def test_unknown_audience_is_reported(
         self, destination: Destination, config: dict[str, Any], platform: PlatformDouble
     ) -> None:
         """``prepare`` with an audience/list that does not exist raises :class:`segport.UnknownAudienceError`."""
-        unknown = platform.unknown_export_options()
-        if unknown is None:
-            pytest.skip("the double names no unknown audience/list (PlatformDouble.unknown_export_options)")
-        options = validate(unknown, destination.spec().export_schema, "the double's unknown export options")
+        options = self._unknown_audience_options(destination, platform)
         with pytest.raises(UnknownAudienceError) as caught:
             self.writer(destination, config, options)
         self._assert_operator_message(caught.value, destination, config)
@@ -236,10 +241,7 @@ class WriterChecks(DestinationKit):
         self, destination: Destination, config: dict[str, Any], platform: PlatformDouble
     ) -> None:
         """``prepare`` in a dry run makes the run's checks: an unknown audience/list fails it with the run's error."""
-        unknown = platform.unknown_export_options()
-        if unknown is None:
-            pytest.skip("the double names no unknown audience/list (PlatformDouble.unknown_export_options)")
-        options = validate(unknown, destination.spec().export_schema, "the double's unknown export options")
+        options = self._unknown_audience_options(destination, platform)
         with pytest.raises(UnknownAudienceError) as real:
             self.writer(destination, config, options)
         with pytest.raises(UnknownAudienceError) as dry:
