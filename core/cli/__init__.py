@@ -33,6 +33,7 @@ from ._profiles import profiles
 from ._runs import runs_prune, runs_rejects, runs_retention  # noqa: F401 (registers the commands)
 from ._sandbox import sandbox
 from ._schedule import refresh, schedule, scheduler
+from ._serve import serve
 from ._signals import Terminated, sigterm_interrupts
 from ._worker import worker
 from ._workspace import audit, init, users
@@ -229,6 +230,7 @@ for command in (
     refresh,
     scheduler,
     worker,
+    serve,
     audit,
     rotate_key,
     completion,
