@@ -161,7 +161,7 @@ class Identities:
 
         store = self.context.store
         moment = self._now()
-        subjects = [f"user:{name}"] + ([f"client:{client}"] if client else [])
+        subjects = [f"user:{name[:200]}"] + ([f"client:{client[:200]}"] if client else [])  # typed: bounded
         self._throttle(name, subjects, moment, client)
         stored = store.password_hash(name)
         try:
@@ -180,7 +180,7 @@ class Identities:
         with store.transaction():
             if hasher().check_needs_rehash(stored):
                 store.set_password_hash(name, hasher().hash(password), _iso(moment))
-            store.clear_login_failures(f"user:{name}")
+            store.clear_login_failures(subjects[0])
             store.audit(user.name, "login", user.name, {}, client=client)
         return user
 
