@@ -319,6 +319,7 @@ NO_ACTING_USER = {
     "plugins show": "shows a plugin's schemas; opens no workspace",
     "plugins check": "runs the conformance kit against doubles in throwaway workspaces; opens no workspace",
     "worker": "serves queued runs; each task opens its workspace as the user who queued it (checked then)",
+    "serve": "serves the console and API; every request acts as its signed-in user (tests/web checks each route)",
     "connections notice": "prints the data-privacy notice",
     "completion": "prints a shell's completion script; names complete as the command line's user (checked then)",
 }

@@ -62,6 +62,7 @@ NOT_SWEPT = {
     "its logs, output and errors for those keys itself (tests/core/test_plugins_check.py runs the command)",
     "worker": "serves queued runs until stopped; tests/core/test_workers.py checks the workers' logs for the "
     "connections' keys",
+    "serve": "serves until stopped; tests/web sweeps its pages, API answers and log for the connections' secrets",
     "completion": "prints a fixed shell script and, completing, names only (tests/core/test_scripting.py)",
 }
 
