@@ -155,7 +155,11 @@ def connections_test(state: State, name: str, as_json: bool) -> None:
 @json_option
 @pass_state
 def connections_audiences(state: State, name: str, as_json: bool) -> None:
-    """List the audiences (lists) a connection can write to: the ids exports take (whoever may use it)."""
+    """List the audiences (lists) a connection can write to, with their ids.
+
+    The id is what an export's options take (audience_id, list_id). Whoever may use the connection
+    may list them; the first 1000 the platform lists are shown.
+    """
     audiences = state.workspace().list_audiences(name)
     emit_json(audiences) if as_json else emit_table(audiences, ["id", "name", "member_count"])
     if len(audiences) >= MAX_AUDIENCES:

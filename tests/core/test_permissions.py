@@ -148,6 +148,11 @@ VERBS = [
          lambda _: ["connections", "edit", "shared", "--share", "admins"], ADMIN),
     Verb("connections.remove", lambda w, _: w.remove_connection("shared"),
          lambda _: ["connections", "remove", "shared", "--yes"], ADMIN),
+    # whoever may use the connection may list its audiences; the memory destination cannot list them,
+    # so an allowed user gets that ConfigError ("type the id")
+    *(Verb(f"connections.audiences[{conn}]", lambda w, _, c=conn: w.list_audiences(c),
+           lambda _, c=conn: ["connections", "audiences", c], roles, action="connections.use",
+           allowed_error=ConfigError) for conn, roles in (("private", ADMIN), ("shared", CONTRIBUTORS))),
     Verb("profiles.load", lambda w, x: w.load_profiles(x.profiles), lambda x: ["profiles", "load", str(x.profiles)],
          CONTRIBUTORS),
     Verb("profiles.show", lambda w, _: w.get_profile("p000001"), lambda _: ["profiles", "show", "p000001"], EVERYONE),
@@ -283,7 +288,7 @@ def test_matrix_covers_every_workspace_action() -> None:
     assert names == {
         "users.add", "users.list", "users.remove", "users.role", "connections.add", "connections.list",
         "connections.show", "connections.secrets", "connections.test", "connections.auth", "connections.set-cap",
-        "connections.edit", "connections.remove", "exports.change",
+        "connections.edit", "connections.remove", "connections.audiences", "exports.change",
         "profiles.load", "profiles.show", "profiles.key", "profiles.list", "profiles.count", "profiles.remove",
         "segments.load", "segments.define", "segments.list", "segments.attributes",
         "segments.remove",
