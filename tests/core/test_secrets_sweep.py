@@ -278,6 +278,7 @@ def test_no_secret_leaks_from_any_command(
         for fmt in ((), ("--json",)):
             run("connections", "show", name, *fmt)
             run("connections", "test", name, *fmt)
+            run("connections", "audiences", name, *fmt)
     run("connections", "list", "--json")
     run("connections", "list")
     run("connections", "set-cap", "mc", "100000")
@@ -326,7 +327,8 @@ def test_no_secret_leaks_from_any_command(
     contributor = [run("exports", "add", "carls", "--connection", "mc", "--segment", "VIP", "--email", "email",
                        "--option", f"audience_id={audience}", "--json", user="carl")]
     contributor.append(run("exports", "run", "carls", "--json", user="carl"))
-    for args in (("connections", "list", "--json"), ("exports", "show", "carls"), ("runs", "list", "--json")):
+    for args in (("connections", "list", "--json"), ("exports", "show", "carls"), ("runs", "list", "--json"),
+                 ("connections", "audiences", "mc", "--json"), ("connections", "audiences", "mc")):
         contributor.append(run(*args, user="carl"))
     run("connections", "show", "mc", user="carl", fails=SegportError)
     for result in contributor:
@@ -349,6 +351,8 @@ def test_no_secret_leaks_from_any_command(
     for fmt in ((), ("--json",)):
         run("connections", "test", "mc", *fmt, fails=AuthError)
         run("connections", "test", "cmo", *fmt, fails=AuthError)
+        run("connections", "audiences", "mc", *fmt, fails=AuthError)
+        run("connections", "audiences", "cm", *fmt, fails=AuthError)
         run("exports", "run", "news-mc", *fmt, fails=AuthError)
         run("exports", "run", "news-cm", *fmt, fails=AuthError)
     run("refresh", "--json", fails=RunError)
