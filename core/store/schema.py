@@ -127,6 +127,7 @@ exports = Table(
     Column("created_at", TEXT, nullable=False),
     Column("updated_at", TEXT, nullable=False),
     Column("verify_every", INTEGER),  # every Nth scheduled run verifies and repairs first (NULL: never)
+    Index("exports_by_connection_id", "connection_id"),  # a connection's exports (migration 0009)
 )
 
 # What the destination acknowledged per profile; ``seq`` and ``mapping`` say which profile version
@@ -187,6 +188,11 @@ runs = Table(
 RUNNING = runs.c.status == "running"
 runs_one_running = Index("runs_one_running", runs.c.export_id, unique=True, sqlite_where=RUNNING)
 Index("runs_by_export", runs.c.export, runs.c.id)
+# The run history's pages, newest first, by export (id), status, trigger and user (migration 0009)
+Index("runs_by_export_id", runs.c.export_id, runs.c.id)
+Index("runs_by_status", runs.c.status, runs.c.id)
+Index("runs_by_trigger", runs.c.trigger, runs.c.id)
+Index("runs_by_user", runs.c.user, runs.c.id)
 
 outcomes = Table(
     "outcomes",
@@ -225,6 +231,11 @@ audit = Table(
     Column("action", TEXT, nullable=False),
     Column("target", TEXT, nullable=False),
     Column("detail", TEXT, nullable=False),
+    # the audit's pages, newest first, by user, action, target and time (migration 0009)
+    Index("audit_by_user", "user", "id"),
+    Index("audit_by_action", "action", "id"),
+    Index("audit_by_target", "target", "id"),
+    Index("audit_by_at", "at"),
 )
 
 filter_members = Table(
