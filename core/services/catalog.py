@@ -80,24 +80,35 @@ class Catalog:
     def _counted(self, segments: Sequence[Segment]) -> list[SegmentCount]:
         """Return the segments with their exact member counts.
 
-        Counted in SQL: a static segment's members that have a profile; a filter segment's cached
-        members, once its cache is brought up to the last profile load. A cache that cannot be
-        brought up to date (a read-only workspace) is completed by evaluating the filter over the
-        profiles loaded since.
+        A count recorded at the current catalog version is exact (every write that can change
+        members renews the version). The others are counted in SQL, a static segment's members
+        that have a profile, a filter segment's cached members once its cache is brought up to the
+        last load (a cache that cannot be, in a read-only workspace, is completed by evaluating the
+        filter over the profiles loaded since), then recorded at the version read before counting.
         """
         store = self.context.store
+        version = store.catalog_version()
+        counts: dict[int, int | None] = dict(store.counted_members([s.id for s in segments], version))
+        uncounted = [segment for segment in segments if segment.id not in counts]
+        if not uncounted:
+            return [SegmentCount(segment, counts[segment.id] or 0) for segment in segments]
         try:
-            store.refresh_filter_caches(segments)  # a cache only: the counts are exact without it
+            store.refresh_filter_caches(uncounted)  # a cache only: the counts are exact without it
         except WorkspaceError:
             pass  # a read-only workspace still lists its segments
-        counts = {segment.id: store.member_count(segment) for segment in segments}
-        behind = [segment for segment in segments if counts[segment.id] is None]
+        counts.update({segment.id: store.member_count(segment) for segment in uncounted})
+        behind = [segment for segment in uncounted if counts[segment.id] is None]
         if behind:
             reader = store.reader()
             try:
                 counts.update({s.id: Selection(reader, [s]).materialise() for s in behind})
             finally:
                 reader.close()
+        try:
+            with store.transaction():
+                store.record_member_counts({s.id: counts[s.id] or 0 for s in uncounted}, version)
+        except WorkspaceError:
+            pass  # counted again next time
         return [SegmentCount(segment, counts[segment.id] or 0) for segment in segments]
 
     def remove_segment(self, *, name: str, confirm: Callable[[], None] | None = None) -> None:

@@ -573,3 +573,12 @@ class Store(FilterCache, Protocol):
 
     def member_count(self, segment: Segment) -> int | None:
         """Count a segment's members in SQL (None: a filter segment whose cache is behind the last load)."""
+
+    def catalog_version(self) -> int:
+        """Return the catalog's version, renewed by every write that can change a segment's members."""
+
+    def counted_members(self, segment_ids: Sequence[int], version: int) -> dict[int, int]:
+        """Return the member counts recorded at catalog ``version`` for those of ``segment_ids`` that have one."""
+
+    def record_member_counts(self, counts: dict[int, int], version: int) -> None:
+        """Record member counts taken at catalog ``version`` (never served once another version is current)."""

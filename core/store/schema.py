@@ -89,7 +89,8 @@ profiles = Table(
     sqlite_with_rowid=False,
 )
 
-# ``cached_seq``: the load up to which ``filter_members`` holds a filter segment's members
+# ``cached_seq``: the load up to which ``filter_members`` holds a filter segment's members;
+# ``member_count``: its members when the catalog was at version ``counted_version`` (see store.catalog)
 segments = Table(
     "segments",
     metadata,
@@ -100,6 +101,8 @@ segments = Table(
     Column("created_by", TEXT, nullable=False),
     Column("updated_at", TEXT, nullable=False),
     Column("cached_seq", INTEGER),
+    Column("member_count", INTEGER),
+    Column("counted_version", INTEGER),
 )
 
 segment_members = Table(

@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from segport import ConfigError, InputError, PermissionDenied, Workspace
 from segport.models import Connection, Page, SharedConnection
-from segport.store.schema import audit
+from segport.store.schema import audit, segments
 
 KEY = "memory-key-0001"
 PRIVATE = ["p-alpha", "p-beta", "p-gamma"]
@@ -237,3 +237,35 @@ def test_segments_page_with_exact_counts(world: SimpleNamespace, ws: Workspace, 
     assert counts == {s.name: s.members for s in ws.list_segments()}
     ws.remove_profiles(["p003", "p001"])
     assert {s.name: s.members for s in ws.segments_page().items} == {"All": 9, "Gold": 2, "Picked": 2}
+
+
+def test_member_counts_are_recorded_and_renewed_by_every_change_of_members(world: SimpleNamespace, ws: Workspace,
+                                                                          tmp_path: Path) -> None:
+    """A count is taken once per catalog version: served as recorded until a write can change members."""
+    first = {s.name: s.members for s in ws.segments_page().items}
+    assert first == {"All": 9, "Gold": 3, "Picked": 2}
+    version = ws.store.catalog_version()
+    with ws.store.transaction():  # a recorded count is what the page shows while its version is current
+        ws.store.db.execute(update(segments).where(segments.c.name == "All").values(member_count=1234))
+    assert {s.name: s.members for s in ws.segments_page().items}["All"] == 1234
+    assert {s.name: s.members for s in ws.list_segments()}["All"] == 1234
+
+    def counts_after(change: Any) -> dict[str, int]:
+        with ws.store.transaction():  # wrong counts at the current version: each change below must void them
+            ws.store.db.execute(update(segments).values(member_count=1234))
+        before = ws.store.catalog_version()
+        change()
+        assert ws.store.catalog_version() > before
+        return {s.name: s.members for s in ws.segments_page().items}
+
+    (tmp_path / "one.csv").write_text("id,email,tier\np050,new@example.com,gold\n", encoding="utf-8")
+    assert counts_after(lambda: ws.load_profiles(tmp_path / "one.csv")) == {"All": 10, "Gold": 4, "Picked": 2}
+    assert counts_after(lambda: ws.remove_profiles(["p050"])) == first
+    (tmp_path / "three.txt").write_text("p001\np002\np004\n", encoding="utf-8")
+    assert counts_after(lambda: ws.load_segment("Picked", tmp_path / "three.txt"))["Picked"] == 3
+    assert counts_after(lambda: ws.define_segment("Gold", "tier = 'std'"))["Gold"] == 6
+    assert version < ws.store.catalog_version()
+    untouched = ws.store.catalog_version()
+    ws.run_export("s-alpha")  # runs, exports and connections change no members
+    ws.define_segment("Gold", "tier = 'std'")  # the same expression again
+    assert ws.store.catalog_version() == untouched
