@@ -191,11 +191,12 @@ runs = Table(
 RUNNING = runs.c.status == "running"
 runs_one_running = Index("runs_one_running", runs.c.export_id, unique=True, sqlite_where=RUNNING)
 Index("runs_by_export", runs.c.export, runs.c.id)
-# The run history's pages, newest first, by export (id), status, trigger and user (migration 0009)
+# The run history's pages, newest first, by export (id), status, trigger and user (migration 0009); the
+# export id last, so a non-admin's visibility (the export's connection is shared) is checked in the index
 Index("runs_by_export_id", runs.c.export_id, runs.c.id)
-Index("runs_by_status", runs.c.status, runs.c.id)
-Index("runs_by_trigger", runs.c.trigger, runs.c.id)
-Index("runs_by_user", runs.c.user, runs.c.id)
+Index("runs_by_status", runs.c.status, runs.c.id, runs.c.export_id)
+Index("runs_by_trigger", runs.c.trigger, runs.c.id, runs.c.export_id)
+Index("runs_by_user", runs.c.user, runs.c.id, runs.c.export_id)
 
 outcomes = Table(
     "outcomes",

@@ -24,9 +24,9 @@ depends_on = None
 INTEGER: sa.types.TypeEngine[int] = sa.BigInteger().with_variant(sa.INTEGER(), "sqlite")
 INDEXES = {
     "runs_by_export_id": ("runs", ["export_id", "id"]),
-    "runs_by_status": ("runs", ["status", "id"]),
-    "runs_by_trigger": ("runs", ["trigger", "id"]),
-    "runs_by_user": ("runs", ["user", "id"]),
+    "runs_by_status": ("runs", ["status", "id", "export_id"]),
+    "runs_by_trigger": ("runs", ["trigger", "id", "export_id"]),
+    "runs_by_user": ("runs", ["user", "id", "export_id"]),
     "audit_by_user": ("audit", ["user", "id"]),
     "audit_by_action": ("audit", ["action", "id"]),
     "audit_by_target": ("audit", ["target", "id"]),
