@@ -43,6 +43,8 @@ from .errors import (
     RetryableDestinationError,
     RunError,
     SegportError,
+    TooManyAttempts,
+    Unauthenticated,
     UnknownAudienceError,
     WorkspaceError,
 )
@@ -103,6 +105,8 @@ __all__ = [
     "Segment",
     "SegportError",
     "Share",
+    "TooManyAttempts",
+    "Unauthenticated",
     "UnknownAudienceError",
     "User",
     "Workspace",

@@ -118,6 +118,26 @@ class PermissionDenied(SegportError, PermissionError):
     exit_status = ExitStatus.PERMISSION_DENIED
 
 
+class TooManyAttempts(PermissionDenied):
+    """Sign-ins are refused for a while after too many failures (an HTTP server answers 429).
+
+    :param retry_after: seconds until a sign-in is tried again.
+    """
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unauthenticated(SegportError):
+    """No valid credentials: a wrong username or password, an unknown, expired or revoked API token, or none.
+
+    Not a :class:`PermissionDenied` (the caller is nobody yet): an HTTP server answers 401, not 403.
+    """
+
+    exit_status = ExitStatus.PERMISSION_DENIED
+
+
 class WorkspaceError(SegportError, OSError):
     """The workspace is missing, unreadable, or its secret key is wrong."""
 

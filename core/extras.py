@@ -10,6 +10,7 @@ from __future__ import annotations
 EXTRAS = {  # each extra, and what needs it (the subject of the error's sentence)
     "postgres": "a PostgreSQL database",
     "workers": "queuing runs for workers",
+    "web": "passwords, sign-in and the web console",
 }
 
 __all__ = ["EXTRAS", "install_hint"]

@@ -158,9 +158,25 @@ class AuditEntry:
     action: str
     target: str
     detail: dict[str, Any]
+    client: str | None = None  # the client address of the request (None: the local CLI)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the entry as JSON-ready data."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A user's API token as shown: its name and dates, never the secret (nor its digest)."""
+
+    name: str
+    user: str
+    created_at: str
+    expires_at: str | None  # None: never expires
+    last_used_at: str | None  # None: never used
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the token's name and dates as JSON-ready data."""
         return asdict(self)
 
 

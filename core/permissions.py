@@ -37,15 +37,24 @@ ON_SHARED_CONNECTION = frozenset(
     }
 )
 
+# Every role manages its own credentials; an admin those of anyone (and invites people).
+ON_ONESELF = frozenset({"users.passwd", "tokens.create", "tokens.list", "tokens.revoke"})
+
 _HINTS = {
     Role.VIEWER: "viewers can only read; ask an admin to change your role",
     Role.CONTRIBUTOR: "ask an admin to do it, or to share the connection with contributors",
 }
+_OTHERS_HINT = "only admins manage other users' passwords and API tokens"
 
 
-def allowed_by_role(role: Role, action: str, *, shared: bool = False) -> bool:
-    """Apply the built-in matrix: admins may do everything, contributors data and shared exports, viewers read."""
+def allowed_by_role(role: Role, action: str, *, shared: bool = False, own: bool = False) -> bool:
+    """Apply the built-in matrix: admins may do everything, contributors data and shared exports, viewers read.
+
+    ``own``: the action is on the user's own credentials (password, API tokens), which every role manages.
+    """
     if role is Role.ADMIN:
+        return True
+    if own and action in ON_ONESELF:
         return True
     if action in READ:
         return True
@@ -55,18 +64,26 @@ def allowed_by_role(role: Role, action: str, *, shared: bool = False) -> bool:
 
 
 def authorize(
-    pm: pluggy.PluginManager, user: User, action: str, resource: object = None, *, shared: bool = False
+    pm: pluggy.PluginManager,
+    user: User,
+    action: str,
+    resource: object = None,
+    *,
+    shared: bool = False,
+    own: bool = False,
 ) -> None:
     """Raise :class:`PermissionDenied` unless ``user`` may perform ``action`` on ``resource``.
 
     :param shared: whether the connection involved is shared with contributors.
+    :param own: whether the action is on the user's own credentials.
     """
     verdict = pm.hook.segport_permission(user=user, action=action, resource=resource)
     if verdict is None:
-        verdict = allowed_by_role(user.role, action, shared=shared)
+        verdict = allowed_by_role(user.role, action, shared=shared, own=own)
     if not verdict:
         what = action.replace(".", " ")
         name = getattr(resource, "name", None)
         target = f" {name!r}" if isinstance(name, str) else ""
-        hint = _HINTS.get(user.role, "a permission policy plugin denied it")
+        hint = _OTHERS_HINT if action in ON_ONESELF and not own else _HINTS.get(user.role, "")
+        hint = hint or "a permission policy plugin denied it"
         raise PermissionDenied(f"user {user.name!r} ({user.role.value}) may not {what}{target}: {hint}")

@@ -16,6 +16,7 @@ import pluggy
 
 from .executor import Executor
 from .models import (
+    ApiToken,
     AuditEntry,
     Connection,
     ConnectionCheck,
@@ -42,7 +43,7 @@ from .pipeline.preview import Preview
 from .pipeline.verify import DriftReport
 from .plugins import make_manager
 from .registry import Registry, default_registry
-from .services import Catalog, Connections, Context, Drift, Exports, Governance, Profiles, Runs, Schedules
+from .services import Catalog, Connections, Context, Drift, Exports, Governance, Identities, Profiles, Runs, Schedules
 from .services.history import PruneReport, Rejects
 from .services.keys import KeyRotation
 from .store import Store
@@ -89,6 +90,7 @@ class Workspace:
             user_name=user,
         )
         self.governance = Governance(self.context)
+        self.identities = Identities(self.context)  # passwords, invites, sign-in, sessions, API tokens
         self.connections = Connections(self.context)
         self.catalog = Catalog(self.context)
         self.profiles = Profiles(self.context)  # also list, count, remove
@@ -198,6 +200,26 @@ class Workspace:
     def remove_user(self, name: str) -> User:
         """Remove a user: from then on they can do nothing (the last admin cannot go)."""
         return self.governance.remove_user(name=name)
+
+    def set_password(self, name: str, password: str) -> None:
+        """Set a user's password (one's own; admins anyone's); their web sessions end."""
+        self.identities.set_password(name, password)
+
+    def invite_user(self, name: str, *, ttl_seconds: int = 7 * 86400) -> str:
+        """Return a one-time invite token for the user to set their password (admins only)."""
+        return self.identities.invite(name, ttl_seconds=ttl_seconds)
+
+    def create_token(self, name: str, *, expires_in_seconds: int | None = None) -> tuple[ApiToken, str]:
+        """Create an API token for the acting user; return it and its secret (shown once)."""
+        return self.identities.create_token(name, expires_in_seconds=expires_in_seconds)
+
+    def list_tokens(self, *, every_user: bool = False) -> list[ApiToken]:
+        """Return the acting user's API tokens (``every_user``: everyone's, admins only)."""
+        return self.identities.list_tokens(every_user=every_user)
+
+    def revoke_token(self, name: str, *, user: str | None = None) -> ApiToken:
+        """Revoke one of the acting user's API tokens (admins: ``user``'s)."""
+        return self.identities.revoke_token(name, user=user)
 
     def audit_entries(self, limit: int = 100) -> list[AuditEntry]:
         """Return the newest ``limit`` audit entries, newest first."""

@@ -15,6 +15,7 @@ from .drift import Drift
 from .exports import Exports
 from .governance import Governance
 from .history import History
+from .identities import Identities
 from .names import suggest_names
 from .profiles import Profiles
 from .runs import Runs
@@ -28,6 +29,7 @@ __all__ = [
     "Exports",
     "Governance",
     "History",
+    "Identities",
     "Profiles",
     "Runs",
     "Schedules",

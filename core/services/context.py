@@ -66,11 +66,14 @@ class Context:
             self._audit(self.user_name, action, {"reason": "unknown user"})
             raise
 
-    def authorize(self, action: str, resource: object = None, *, shared: bool = False) -> User:
-        """Return the acting user, once allowed to do ``action`` (on ``resource``); a refusal is audited."""
+    def authorize(self, action: str, resource: object = None, *, shared: bool = False, own: bool = False) -> User:
+        """Return the acting user, once allowed to do ``action`` (on ``resource``); a refusal is audited.
+
+        ``own``: the action is on the acting user's own credentials (see :mod:`segport.permissions`).
+        """
         user = self.identify(action)
         try:
-            authorize(self.pm, user, action, resource, shared=shared)
+            authorize(self.pm, user, action, resource, shared=shared, own=own)
         except PermissionDenied:
             self._audit_denied(user, action, resource)
             raise

@@ -21,6 +21,7 @@ from .drift import DriftState
 from .exports import Exports
 from .governance import Governance
 from .history import History
+from .identities import Identities
 from .interface import Loaded, ProfileRow
 from .ledger import Ledger
 from .runs import Runs
@@ -28,7 +29,7 @@ from .snapshot import SQLSnapshot
 from .upgrade import migrate, schema_version
 
 
-class SQLStore(Governance, Connections, Catalog, Exports, DriftState, Ledger, Runs, History, ABC):
+class SQLStore(Governance, Identities, Connections, Catalog, Exports, DriftState, Ledger, Runs, History, ABC):
     """All persistent state of a workspace (:class:`~segport.store.interface.Store`) on a SQL database."""
 
     url: str  # where the store is, without a password (for messages and workers)

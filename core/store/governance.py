@@ -10,13 +10,19 @@ from sqlalchemy import delete, insert, select, update
 from ..errors import AlreadyExists, NotFound
 from ..models import AuditEntry, Role, User
 from .database import Repository, dumps, now
-from .schema import audit, settings, users
+from .schema import api_tokens, audit, invites, settings, users, web_sessions
 
 _USER = (users.c.name, users.c.role, users.c.created_at)
 
 
 class Governance(Repository):
-    """Workspace settings, the audit log and the users."""
+    """Workspace settings, the audit log and the users.
+
+    :attr:`audit_client` is the client address of the request being served (a web server sets it
+    per request; None for the local CLI): every audit entry written records it.
+    """
+
+    audit_client: str | None = None
 
     # -- settings and audit ---------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:
@@ -46,16 +52,22 @@ class Governance(Repository):
         )
         return {row.key: row.value for row in rows}
 
-    def audit(self, user: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
-        """Record ``user``'s ``action`` on ``target`` in the audit log, with ``detail`` (JSON-ready)."""
-        entry = {"at": now(), "user": user, "action": action, "target": target, "detail": dumps(detail or {})}
+    def audit(
+        self, user: str, action: str, target: str, detail: dict[str, Any] | None = None, *, client: str | None = None
+    ) -> None:
+        """Record ``user``'s ``action`` on ``target`` in the audit log, with ``detail`` (JSON-ready).
+
+        ``client``: the client address (default :attr:`audit_client`).
+        """
+        entry = {"at": now(), "user": user, "action": action, "target": target, "detail": dumps(detail or {}),
+                 "client": client if client is not None else self.audit_client}
         self.db.execute(insert(audit).values(entry))
 
     def audit_entries(self, limit: int = 100) -> list[AuditEntry]:
         """Return the newest ``limit`` audit log entries, newest first."""
-        query = select(audit.c.id, audit.c.at, audit.c.user, audit.c.action, audit.c.target, audit.c.detail)
-        rows = self.db.execute(query.order_by(audit.c.id.desc()).limit(limit))
-        return [AuditEntry(r.id, r.at, r.user, r.action, r.target, json.loads(r.detail)) for r in rows]
+        columns = (audit.c.id, audit.c.at, audit.c.user, audit.c.action, audit.c.target, audit.c.detail, audit.c.client)
+        rows = self.db.execute(select(*columns).order_by(audit.c.id.desc()).limit(limit))
+        return [AuditEntry(r.id, r.at, r.user, r.action, r.target, json.loads(r.detail), r.client) for r in rows]
 
     # -- users ----------------------------------------------------------------------------------
     def add_user(self, name: str, role: Role) -> User:
@@ -87,5 +99,11 @@ class Governance(Repository):
         self.db.execute(update(users).where(users.c.name == name).values(role=role.value))
 
     def remove_user(self, name: str) -> None:
-        """Delete the user: what they did (exports they own, runs, audit entries) stays as it was."""
+        """Delete the user with their API tokens, web sessions and invites.
+
+        What they did (exports they own, runs, audit entries) stays as it was. The credentials go
+        by the foreign keys' cascade, and explicitly too (a SQLite connection without foreign keys).
+        """
+        for table in (api_tokens, web_sessions, invites):
+            self.db.execute(delete(table).where(table.c.user == name))
         self.db.execute(delete(users).where(users.c.name == name))

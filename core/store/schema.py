@@ -29,6 +29,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    UniqueConstraint,
     text,
     types,
 )
@@ -59,6 +60,8 @@ users = Table(
     Column("name", TEXT, primary_key=True),
     Column("role", TEXT, CheckConstraint("role IN ('admin', 'contributor', 'viewer')"), nullable=False),
     Column("created_at", TEXT, nullable=False),
+    Column("password_hash", TEXT),  # argon2id (NULL: no password, the user cannot sign in)
+    Column("password_changed_at", TEXT),
 )
 
 connections = Table(
@@ -225,6 +228,61 @@ audit = Table(
     Column("action", TEXT, nullable=False),
     Column("target", TEXT, nullable=False),
     Column("detail", TEXT, nullable=False),
+    Column("client", TEXT),  # the client address of the request behind the entry (NULL: the local CLI)
+)
+
+
+def _owner() -> Column[str]:
+    return Column("user", TEXT, ForeignKey("users.name", ondelete="CASCADE"), nullable=False)
+
+
+# Secrets handed out (API tokens, session ids, invite tokens) are stored as the SHA-256 (hex) of
+# the secret: each is 32 random bytes, so a fast hash is right (there is nothing to guess, unlike a
+# password), and a lookup by digest is one index probe.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    _owner(),
+    Column("name", TEXT, nullable=False),
+    Column("digest", TEXT, nullable=False, unique=True),
+    Column("created_at", TEXT, nullable=False),
+    Column("expires_at", TEXT),
+    Column("last_used_at", TEXT),
+    UniqueConstraint("user", "name"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("digest", TEXT, primary_key=True),
+    _owner(),
+    Column("created_at", TEXT, nullable=False),
+    Column("expires_at", TEXT, nullable=False),
+    Column("last_seen_at", TEXT, nullable=False),
+    Column("client", TEXT),
+    Index("web_sessions_by_user", "user"),
+)
+
+invites = Table(
+    "invites",
+    metadata,
+    Column("digest", TEXT, primary_key=True),
+    _owner(),
+    Column("created_by", TEXT, nullable=False),
+    Column("created_at", TEXT, nullable=False),
+    Column("expires_at", TEXT, nullable=False),
+    Column("used_at", TEXT),
+    Index("invites_by_user", "user"),
+)
+
+# Failed sign-ins by subject (``user:NAME``, ``client:ADDRESS``): throttling survives restarts.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("subject", TEXT, nullable=False),
+    Column("at", TEXT, nullable=False),
+    Index("login_failures_by_subject", "subject", "at"),
 )
 
 filter_members = Table(
