@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from .contract import (
     DEFAULT_PROFILE_CAP,
+    MAX_AUDIENCES,
+    Audience,
     AuthHandler,
     BatchResult,
     BatchWriter,
@@ -62,8 +64,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_PROFILE_CAP",
+    "MAX_AUDIENCES",
     "AlreadyExists",
     "AlreadyRunning",
+    "Audience",
     "AuthError",
     "AuthHandler",
     "BadBatchError",

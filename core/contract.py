@@ -27,6 +27,9 @@ import requests
 from .pending import PendingJob
 
 DEFAULT_PROFILE_CAP = 1_000_000
+# The most audiences :meth:`Destination.list_audiences` returns: the first ones the platform lists
+# (an account with more names the others by id).
+MAX_AUDIENCES = 1_000
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,25 @@ class MemberState:
     markers: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class Audience:
+    """An audience or list of the platform an export can write to (for choosing one by name).
+
+    :param id: what the export's options take (Mailchimp's list id, Campaign Monitor's ListID).
+    :param name: its name at the platform, as people know it.
+    :param member_count: how many people it holds, as the platform counts them, when it says so
+        cheaply (None: not known).
+    """
+
+    id: str
+    name: str
+    member_count: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the audience as JSON-ready data."""
+        return {"id": self.id, "name": self.name, "member_count": self.member_count}
+
+
 class AuthHandler(requests.auth.AuthBase, ABC):
     """Attaches a connection's credentials to requests and checks them.
 
@@ -384,3 +406,19 @@ class Destination(ABC):
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         """Return the OAuth2 flow for this config, or None when it authenticates otherwise."""
         return None
+
+    def list_audiences(self, session: requests.Session, config: Mapping[str, Any]) -> list[Audience]:
+        """List the audiences (lists) these credentials can write to, for choosing one by name (optional).
+
+        ``config`` is the connection's validated config (secrets included) and ``session`` already
+        carries :meth:`auth`'s handler and holds a slot of the credential's call governor per call.
+        Read only. Follow the platform's pages and stop at :data:`MAX_AUDIENCES`, in the platform's
+        order; raise :class:`segport.AuthError` when the platform refuses the credentials. A
+        destination that does not override it cannot list audiences: people then type the id.
+        """
+        raise NotImplementedError
+
+
+def lists_audiences(destination: Destination) -> bool:
+    """Return whether ``destination`` implements the optional :meth:`Destination.list_audiences`."""
+    return type(destination).list_audiences is not Destination.list_audiences

@@ -79,3 +79,15 @@ def segport_permission(user: User, action: str, resource: object) -> bool | None
     :param action: a dotted verb such as ``connections.add`` or ``exports.run``.
     :param resource: the object acted on (a Connection, an Export, ...) or None.
     """
+
+
+@hookspec(firstresult=True)
+def segport_actor_from_request(request: object) -> str | None:
+    """Name the user making an HTTP request to ``segport serve``, or None to let the next way decide.
+
+    Answered before the server's own API tokens and session cookies: a plugin may trust a
+    single-sign-on proxy's header, say. The name must be a user of the workspace; what that user
+    may do is still decided by the permission checks.
+
+    :param request: the Starlette request (headers, client address, cookies).
+    """

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pluggy
 
+from .contract import Audience
 from .executor import Executor
 from .models import (
     ApiToken,
@@ -263,6 +264,10 @@ class Workspace:
     def test_connection(self, name: str) -> ConnectionCheck:
         """Check the stored credentials with the platform (a refreshed token is kept)."""
         return self.connections.test(name=name)
+
+    def list_audiences(self, name: str) -> list[Audience]:
+        """Return the audiences (lists) a connection can write to, as its plugin lists them (those who may use it)."""
+        return self.connections.audiences(name=name)
 
     def authorize_connection(self, name: str, open_url: Callable[[str], Any], *, timeout: float = 300.0) -> Connection:
         """Run the destination's OAuth2 flow for a connection (``open_url`` shows the user the URL)."""

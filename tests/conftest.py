@@ -103,6 +103,22 @@ def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     cluster.drop_database(url)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Argon2id at its cheapest parameters in tests: the real ones cost half a second per hash, by design."""
+    try:
+        from argon2 import PasswordHasher, profiles
+    except ImportError:  # the web extra is not installed: no password is hashed
+        yield
+        return
+    from segport.services import identities
+
+    saved = identities._hasher
+    identities._hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    yield
+    identities._hasher = saved
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No SEGPORT_* setting inherited from the developer's shell: workspace, user, key, plugin narrowing, hooks."""

@@ -33,7 +33,9 @@ from ._profiles import profiles
 from ._runs import runs_prune, runs_rejects, runs_retention  # noqa: F401 (registers the commands)
 from ._sandbox import sandbox
 from ._schedule import refresh, schedule, scheduler
+from ._serve import serve
 from ._signals import Terminated, sigterm_interrupts
+from ._tokens import tokens
 from ._worker import worker
 from ._workspace import audit, init, users
 
@@ -109,10 +111,16 @@ def fail(
     state = ctx.find_object(State)
     if state is not None and state.debug:
         traceback.print_exc(file=sys.stderr)
+    message = printable(message)
     click.echo(f"error: {message}", err=True)
     if wants_json(ctx):
         emit_json(error_document(message, status, error, run=run))
     ctx.exit(int(status))
+
+
+def printable(message: str) -> str:
+    """Return ``message`` with its control characters escaped (a typed path holding a line break stays on one line)."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in message)
 
 
 def one_line(message: str) -> str:
@@ -229,7 +237,9 @@ for command in (
     refresh,
     scheduler,
     worker,
+    serve,
     audit,
+    tokens,
     rotate_key,
     completion,
 ):

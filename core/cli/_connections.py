@@ -1,4 +1,4 @@
-"""``segport connections``: add, list, show, test, edit, remove and set the profile cap."""
+"""``segport connections``: add, list, show, test, list audiences, edit, remove and set the profile cap."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..config import parse_json_object, redact, secret_fields
+from ..contract import MAX_AUDIENCES
 from ..errors import ConfigError
 from ..models import Share
 from ..services.changes import describe
@@ -147,6 +148,25 @@ def connections_test(state: State, name: str, as_json: bool) -> None:
     """Check the stored credentials with the platform."""
     result = state.workspace().test_connection(name)
     emit_json(result) if as_json else click.echo(f"ok: {name} authenticates as {result.account}")
+
+
+@connections.command("audiences")
+@click.argument("name")
+@json_option
+@pass_state
+def connections_audiences(state: State, name: str, as_json: bool) -> None:
+    """List the audiences (lists) a connection can write to, with their ids.
+
+    The id is what an export's options take (audience_id, list_id). Whoever may use the connection
+    may list them; the first 1000 the platform lists are shown.
+    """
+    audiences = state.workspace().list_audiences(name)
+    emit_json(audiences) if as_json else emit_table(audiences, ["id", "name", "member_count"])
+    if len(audiences) >= MAX_AUDIENCES:
+        click.echo(
+            f"note: only the first {MAX_AUDIENCES} audiences the platform lists are shown; type the id of another",
+            err=True,
+        )
 
 
 @connections.command("auth")

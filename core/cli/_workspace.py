@@ -8,6 +8,7 @@ from ..models import Role
 from ..workspace import Workspace
 from ._common import Count, State, emit_json, emit_table, json_option, pass_state
 from ._confirm import confirm, yes_option
+from ._passwords import age_seconds, read_password
 
 
 @click.command()
@@ -77,6 +78,41 @@ def users_role(state: State, name: str, role: str, as_json: bool) -> None:
         click.echo(f"user {user.name!r} is {user.role.value} already")
     else:
         click.echo(f"user {user.name!r} is now {user.role.value}")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin (its final line break removed).")
+@json_option
+@pass_state
+def users_passwd(state: State, name: str, password_stdin: bool, as_json: bool) -> None:
+    """Set a user's password for signing in to segport serve (one's own; admins anyone's).
+
+    On a terminal it is asked twice, hidden. The user's web sessions end.
+    """
+    ws = state.workspace()
+    user = ws.identities.password_target(name)  # a refusal comes before the question
+    ws.set_password(user.name, read_password(password_stdin))
+    emit_json({"user": user.name, "password": "set"}) if as_json else click.echo(f"password of {user.name!r} set")
+
+
+@users.command("invite")
+@click.argument("name")
+@click.option("--base-url", default="http://127.0.0.1:8400", show_default=True,
+              help="Address of segport serve as the invited user reaches it.")
+@click.option("--expires", default="7d", show_default=True, callback=age_seconds,
+              help="How long the link works: a number and s, min, h, d or w.")
+@json_option
+@pass_state
+def users_invite(state: State, name: str, base_url: str, expires: int, as_json: bool) -> None:
+    """Print a one-time link for a user to set their password (admins only; voids their older links)."""
+    token = state.workspace().invite_user(name, ttl_seconds=expires)
+    url = f"{base_url.rstrip('/')}/invite/{token}"
+    if as_json:
+        emit_json({"user": name, "url": url, "expires_in_seconds": expires})
+    else:
+        click.echo(url)
+        click.echo(f"send this link to {name!r} only: it sets their password once", err=True)
 
 
 @users.command("list")

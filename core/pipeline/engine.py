@@ -373,7 +373,17 @@ def _gate(request: RunRequest, limit: int, what: str = "batches") -> Gate:
     ``batches`` bounds the batches (and pre-flights) in flight, ``calls`` the HTTP calls: two pools,
     so a batch holding a batch slot always gets call slots (calls end without waiting on batches).
     """
-    secrets = split_secrets(request.config, request.destination.spec().connection_schema)[1]
-    fingerprint = json.dumps(secrets or request.config, sort_keys=True, default=str).encode()
-    credential = f"{request.connection.type}:{hashlib.sha256(fingerprint).hexdigest()}"
+    return credential_gate(request.connection.type, request.destination, request.config, limit, what)
+
+
+def credential_gate(
+    kind: str, destination: Destination, config: Mapping[str, object], limit: int, what: str = "batches"
+) -> Gate:
+    """Return the governor of a credential (a connection of type ``kind`` with ``config``) for ``what``.
+
+    Every caller calling the platform with these credentials (runs, verify, audience listings) shares it.
+    """
+    secrets = split_secrets(config, destination.spec().connection_schema)[1]
+    fingerprint = json.dumps(secrets or config, sort_keys=True, default=str).encode()
+    credential = f"{kind}:{hashlib.sha256(fingerprint).hexdigest()}"
     return governor(credential if what == "batches" else f"{credential}:{what}", limit)

@@ -9,11 +9,12 @@ import requests
 
 from .. import oauth
 from ..config import secret_fields, split_secrets, validate
-from ..contract import Destination
-from ..errors import AuthError, ConfigError, SegportError
+from ..contract import Audience, Destination
+from ..errors import AuthError, ConfigError, NotFound, SegportError
 from ..http import TRANSPORT_ERRORS
 from ..models import Connection, ConnectionCheck, ConnectionEdit, Role, Share, SharedConnection
 from . import authorization
+from .audiences import list_audiences
 from .changes import diff
 from .context import Context, check_name, spec_hint
 
@@ -110,6 +111,20 @@ class Connections:
         with self.context.store.transaction():
             self.context.store.set_checked_account(connection.id, account)
         return ConnectionCheck(connection=name, account=account)
+
+    def audiences(self, *, name: str) -> builtins.list[Audience]:
+        """Return the audiences (lists) the connection can write to, as its plugin lists them (a read, not audited).
+
+        Whoever may use the connection may list them: admins, and contributors when it is shared with
+        them. A plugin that cannot list audiences raises :class:`ConfigError` (the id is then typed).
+        """
+        connection = self._usable("connections.use", name=name)
+        return list_audiences(
+            self.context.registry,
+            connection,
+            self.full_config(connection),
+            lambda changed: self.save_secrets(connection, changed),
+        )
 
     def authorize(self, *, name: str, open_url: Callable[[str], Any], timeout: float = 300.0) -> Connection:
         """Run the destination's OAuth2 flow for a connection through a one-shot loopback redirect; store the tokens.
@@ -264,6 +279,21 @@ class Connections:
             detached = ctx.store.remove_connection(connection.id)
             ctx.store.audit(actor.name, "connections.remove", name, {"detached_exports": detached})
         return detached
+
+    def _usable(self, action: str, name: str) -> Connection:
+        """Return the connection ``name`` once the acting user may do ``action`` with it (shared or not).
+
+        An unknown name is refused as any other connection would be, before it is reported unknown.
+        """
+        ctx = self.context
+        ctx.identify(action)  # first: an unknown user learns nothing
+        try:
+            connection = ctx.store.get_connection(name)
+        except NotFound:
+            ctx.authorize(action)
+            raise
+        ctx.authorize(action, connection, shared=connection.share is Share.CONTRIBUTORS)
+        return connection
 
     # -- for the other services (no permission check: their callers checked) ----------------------
     def full_config(self, connection: Connection) -> dict[str, Any]:

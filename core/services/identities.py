@@ -82,12 +82,18 @@ class Identities:
         return self.clock()
 
     # -- passwords and invites ------------------------------------------------------------------
+    def password_target(self, name: str) -> User:
+        """Return the user named ``name`` once the acting user may set their password (before asking for it)."""
+        actor = self.context.identify("users.passwd")
+        target = self.context.store.get_user(name)
+        self.context.authorize("users.passwd", target, own=target.name == actor.name)
+        return target
+
     def set_password(self, name: str, password: str) -> None:
         """Set a user's password (one's own; admins anyone's); their web sessions end."""
         actor = self.context.identify("users.passwd")
         store = self.context.store
-        target = store.get_user(name)
-        self.context.authorize("users.passwd", target, own=target.name == actor.name)
+        target = self.password_target(name)
         password_hash = self._hash(target.name, password)
         with store.transaction():
             self._store_password(target.name, password_hash)
@@ -155,7 +161,7 @@ class Identities:
 
         store = self.context.store
         moment = self._now()
-        subjects = [f"user:{name}"] + ([f"client:{client}"] if client else [])
+        subjects = [f"user:{name[:200]}"] + ([f"client:{client[:200]}"] if client else [])  # typed: bounded
         self._throttle(name, subjects, moment, client)
         stored = store.password_hash(name)
         try:
@@ -174,7 +180,7 @@ class Identities:
         with store.transaction():
             if hasher().check_needs_rehash(stored):
                 store.set_password_hash(name, hasher().hash(password), _iso(moment))
-            store.clear_login_failures(f"user:{name}")
+            store.clear_login_failures(subjects[0])
             store.audit(user.name, "login", user.name, {}, client=client)
         return user
 
@@ -262,8 +268,13 @@ class Identities:
         actor = self.context.authorize("tokens.list", own=not every_user)
         return self.context.store.list_tokens(None if every_user else actor.name)
 
-    def revoke_token(self, name: str, *, user: str | None = None) -> ApiToken:
-        """Revoke one of the acting user's API tokens (admins: ``user``'s); return it."""
+    def revoke_token(
+        self, name: str, *, user: str | None = None, confirm: Callable[[ApiToken], None] | None = None
+    ) -> ApiToken:
+        """Revoke one of the acting user's API tokens (admins: ``user``'s); return it.
+
+        ``confirm`` is called with the token once the revocation is allowed; raising cancels it.
+        """
         actor = self.context.identify("tokens.revoke")
         store = self.context.store
         owner = store.get_user(user).name if user is not None else actor.name
@@ -272,6 +283,8 @@ class Identities:
         if token is None:
             raise NotFound(f"user {owner!r} has no API token named {name!r} (see the token list)", kind="token",
                            name=name)
+        if confirm is not None:
+            confirm(token)
         with store.transaction():
             store.remove_token(owner, name)
             store.audit(actor.name, "tokens.revoke", name, {"user": owner})

@@ -13,8 +13,8 @@ from sqlalchemy import delete, func, insert, select, update
 
 from ..errors import AlreadyExists
 from ..models import ApiToken
+from .credentials import InviteRow, SessionRow
 from .database import Repository
-from .interface import InviteRow, SessionRow
 from .schema import api_tokens, invites, login_failures, users, web_sessions
 
 _TOKEN = (api_tokens.c.name, api_tokens.c.user, api_tokens.c.created_at, api_tokens.c.expires_at,

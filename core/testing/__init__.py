@@ -6,6 +6,8 @@
 - :class:`DestinationResilience`: the slower crash and injected-fault checks, subclassed the same way;
 - :class:`MemberReadChecks`: the checks of the optional ``BatchWriter.read_members``, added beside
   :class:`DestinationConformance` by plugins that read their members back;
+- :class:`AudienceListChecks`: the checks of the optional ``Destination.list_audiences``, added the
+  same way by plugins that list their audiences;
 - :class:`PlatformDouble`, :class:`PlatformMember`, :class:`FaultControl`: what the kit reads and steers
   at a fake platform;
 - :mod:`segport.sandboxing` (also importable as :mod:`segport.testing.sandbox`): the HTTP kit sandboxes
@@ -29,6 +31,7 @@ from .double import FaultControl, PlatformDouble, PlatformMember
 
 if TYPE_CHECKING:
     from .conformance import DestinationConformance
+    from .conformance_audiences import AudienceListChecks
     from .conformance_contract import ContractChecks
     from .conformance_members import MemberReadChecks
     from .conformance_resilience import DestinationResilience
@@ -57,6 +60,7 @@ KIT_CLASSES = {  # name -> the module defining it; imported (with pytest) only w
     "DestinationConformance": "conformance",
     "DestinationResilience": "conformance_resilience",
     "MemberReadChecks": "conformance_members",
+    "AudienceListChecks": "conformance_audiences",
 }
 
 
@@ -69,6 +73,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AudienceListChecks",
     "ContractChecks",
     "DestinationConformance",
     "DestinationKit",

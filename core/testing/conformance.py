@@ -22,8 +22,10 @@ idempotent; email identity is case-insensitive; leaving a segment removes only t
 audience/list is reported; secrets never appear in logs or errors; an export runs end to end through
 the engine; concurrent ``write_batch`` calls share no state. A writer implementing the optional
 ``read_members`` adds :class:`~segport.testing.conformance_members.MemberReadChecks` (it reads back
-what it wrote, changes nothing doing so, reports a missing list). Crashes and injected faults are
-the slower, separate :class:`~segport.testing.conformance_resilience.DestinationResilience`.
+what it wrote, changes nothing doing so, reports a missing list); a destination implementing the
+optional ``list_audiences`` adds :class:`~segport.testing.conformance_audiences.AudienceListChecks`.
+Crashes and injected faults are the slower, separate
+:class:`~segport.testing.conformance_resilience.DestinationResilience`.
 """
 
 from __future__ import annotations

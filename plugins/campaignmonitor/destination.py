@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import requests
 
 from segport import (
+    Audience,
     AuthHandler,
     BatchWriter,
     Destination,
@@ -18,6 +19,7 @@ from segport import (
     spec_from_package,
 )
 
+from .audiences import list_audiences
 from .auth import CampaignMonitorAuth, CampaignMonitorOAuth
 from .writer import CONSENT, DEFAULT_SEGMENT_FIELD, CampaignMonitorWriter, consent_source
 
@@ -72,3 +74,7 @@ class CampaignMonitorDestination(Destination):
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         """Return the web-server flow for an ``oauth2`` connection, else None."""
         return CampaignMonitorOAuth() if config.get("auth_method") == "oauth2" else None
+
+    def list_audiences(self, session: requests.Session, config: Mapping[str, Any]) -> list[Audience]:
+        """Return the lists of the clients the credentials see (docs/providers/campaignmonitor.md#listing-lists)."""
+        return list_audiences(session, config)

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 import requests
 
 from segport import (
+    Audience,
     AuthHandler,
     BatchWriter,
     Destination,
@@ -19,6 +20,7 @@ from segport import (
 )
 
 from .api import base_url
+from .audiences import list_audiences
 from .auth import MailchimpAuth, MailchimpOAuth
 from .writer import MailchimpWriter
 
@@ -77,3 +79,7 @@ class MailchimpDestination(Destination):
     def oauth(self, config: Mapping[str, Any]) -> OAuth2Flow | None:
         """Return the authorization-code flow for an ``oauth2`` connection, else None."""
         return MailchimpOAuth() if config.get("auth_method") == "oauth2" else None
+
+    def list_audiences(self, session: requests.Session, config: Mapping[str, Any]) -> list[Audience]:
+        """Return the audiences: ``GET /lists`` page by page (docs/providers/mailchimp.md#listing-audiences)."""
+        return list_audiences(session, config)

@@ -463,3 +463,15 @@ def test_sandbox_fault_numbers_must_be_finite(option: str, value: str) -> None:
     result = CliRunner().invoke(cli, ["sandbox", "mailchimp", "--port", "0", option, value])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert option in result.output
+
+
+@pytest.mark.parametrize("debug", [(), ("--debug",)])
+def test_an_error_naming_a_typed_path_with_a_line_break_stays_one_line(tmp_path: Path, debug: tuple[str, ...]) -> None:
+    """A carriage return or line feed in a typed path is escaped in the error line, not printed."""
+    home = tmp_path / "a\rb\nc"
+    result = CliRunner().invoke(cli, [*debug, "--home", str(home), "--as", "ada", "users", "list"])
+    assert result.exit_code == ExitStatus.WORKSPACE_ERROR, result.output
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: ") and "a\\rb\\nc" in last, result.stderr
+    if not debug:
+        assert len(result.stderr.splitlines()) == 1, result.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,7 +16,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from segport import AlreadyExists, ConfigError, NotFound, PermissionDenied, Workspace
+from segport import AlreadyExists, ConfigError, NotFound, PermissionDenied, Workspace, WorkspaceError
 from segport.errors import ExitStatus, TooManyAttempts, Unauthenticated
 from segport.services import identities as identities_module
 from segport.store.schema import api_tokens, audit, invites, login_failures, users, web_sessions
@@ -396,3 +397,14 @@ def test_the_audit_records_the_client_address(admin: Workspace) -> None:
     entry = last_audit(admin)
     assert entry.client == "2001:db8::1" and entry.to_dict()["client"] == "2001:db8::1"
     assert rows(admin, select(audit.c.client).order_by(audit.c.id.desc()).limit(1)) == [("2001:db8::1",)]
+
+
+def test_without_the_web_extra_a_password_names_the_install_step(
+    admin: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(identities_module, "_hasher", None)
+    monkeypatch.setitem(sys.modules, "argon2", None)  # import argon2 fails, as without argon2-cffi
+    with pytest.raises(WorkspaceError, match=r"needs the Python module 'argon2', which is not installed: "
+                                             r"pip install 'segport\[web\]'"):
+        admin.set_password("ada", PASSWORD)
+    assert admin.store.password_hash("ada") is None

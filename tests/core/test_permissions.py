@@ -65,6 +65,7 @@ def world(ws: Workspace, make_profiles: Any, tmp_path: Path) -> SimpleNamespace:
         ws.add_export(f"exp-{conn}", connection=conn, segments=["fr"], email_field="email",
                       options={"audience_id": "aud1"})
     run = ws.run_export("exp-private")
+    ws.create_token("ada-ci")
     return SimpleNamespace(profiles=profiles, keys=keys, run_id=run.id)
 
 
@@ -129,6 +130,18 @@ VERBS = [
     Verb("users.remove", lambda w, _: w.remove_user("vera"), lambda _: ["users", "remove", "vera", "--yes"], ADMIN),
     Verb("users.role", lambda w, _: w.set_user_role("vera", "contributor"),
          lambda _: ["users", "role", "vera", "contributor"], ADMIN),
+    # another user's password: admins only (everyone sets their own: tests/core/test_identities.py); the
+    # empty password (the CLI reads an empty stdin) is what an allowed user is refused
+    Verb("users.passwd", lambda w, _: w.set_password("ada", ""),
+         lambda _: ["users", "passwd", "ada", "--password-stdin"], ADMIN, allowed_error=ConfigError),
+    Verb("users.invite", lambda w, _: w.invite_user("vera"), lambda _: ["users", "invite", "vera"], ADMIN),
+    Verb("tokens.create", lambda w, _: w.create_token("mine"), lambda _: ["tokens", "create", "--name", "mine"],
+         EVERYONE),
+    Verb("tokens.list", lambda w, _: w.list_tokens(), lambda _: ["tokens", "list"], EVERYONE),
+    Verb("tokens.list[all]", lambda w, _: w.list_tokens(every_user=True), lambda _: ["tokens", "list", "--all"],
+         ADMIN),
+    Verb("tokens.revoke", lambda w, _: w.revoke_token("ada-ci", user="ada"),
+         lambda _: ["tokens", "revoke", "ada-ci", "--user", "ada", "--yes"], ADMIN),
     Verb("connections.add", lambda w, _: w.add_connection("third", "memory", {"api_key": KEY}, agree_privacy=True),
          lambda _: ["connections", "add", "third", "--type", "memory", "--config", json.dumps({"api_key": KEY}),
                     "--agree-privacy"], ADMIN),
@@ -156,6 +169,11 @@ VERBS = [
          lambda _: ["connections", "edit", "shared", "--share", "admins"], ADMIN),
     Verb("connections.remove", lambda w, _: w.remove_connection("shared"),
          lambda _: ["connections", "remove", "shared", "--yes"], ADMIN),
+    # whoever may use the connection may list its audiences; the memory destination cannot list them,
+    # so an allowed user gets that ConfigError ("type the id")
+    *(Verb(f"connections.audiences[{conn}]", lambda w, _, c=conn: w.list_audiences(c),
+           lambda _, c=conn: ["connections", "audiences", c], roles, action="connections.use",
+           allowed_error=ConfigError) for conn, roles in (("private", ADMIN), ("shared", CONTRIBUTORS))),
     Verb("profiles.load", lambda w, x: w.load_profiles(x.profiles), lambda x: ["profiles", "load", str(x.profiles)],
          CONTRIBUTORS),
     Verb("profiles.show", lambda w, _: w.get_profile("p000001"), lambda _: ["profiles", "show", "p000001"], EVERYONE),
@@ -289,9 +307,10 @@ def test_matrix_covers_every_workspace_action() -> None:
     """Each workspace verb appears once per connection kind (guards against a shrinking matrix)."""
     names = {re.sub(r"\[.*\]", "", v.name) for v in VERBS}
     assert names == {
-        "users.add", "users.list", "users.remove", "users.role", "connections.add", "connections.list",
+        "users.add", "users.list", "users.remove", "users.role", "users.passwd", "users.invite", "tokens.create",
+        "tokens.list", "tokens.revoke", "connections.add", "connections.list",
         "connections.show", "connections.secrets", "connections.test", "connections.auth", "connections.set-cap",
-        "connections.edit", "connections.remove", "exports.change",
+        "connections.edit", "connections.remove", "connections.audiences", "exports.change",
         "profiles.load", "profiles.show", "profiles.key", "profiles.list", "profiles.count", "profiles.remove",
         "segments.load", "segments.define", "segments.list", "segments.attributes",
         "segments.remove",
@@ -313,6 +332,7 @@ NO_ACTING_USER = {
     "plugins show": "shows a plugin's schemas; opens no workspace",
     "plugins check": "runs the conformance kit against doubles in throwaway workspaces; opens no workspace",
     "worker": "serves queued runs; each task opens its workspace as the user who queued it (checked then)",
+    "serve": "serves the console and API; every request acts as its signed-in user (tests/web checks each route)",
     "connections notice": "prints the data-privacy notice",
     "completion": "prints a shell's completion script; names complete as the command line's user (checked then)",
 }
@@ -332,6 +352,9 @@ NOT_A_REQUEST = {
 SERVICE_HELPERS = {
     "full_config", "save_secrets", "export_for", "apply_retention", "request", "execute",
     "scheduled_repair",  # the scheduler's hook before a scheduled run (tests/plugins/*/test_drift.py)
+    "password_target",  # the check 'users passwd' makes before it asks for the password (then set_password checks)
+    # who a request of 'segport serve' is: they act for nobody yet (tests/core/test_identities.py)
+    "login", "accept_invite", "start_session", "session_user", "end_session", "authenticate_token",
 }
 STUB_WORLD = SimpleNamespace(profiles=Path("p.csv"), keys=Path("k.txt"), run_id=1)
 
@@ -381,7 +404,8 @@ def test_matrix_reaches_every_service_method(world: SimpleNamespace) -> None:
 
     facade = inspect.getsource(Workspace)
     for service in (services.Governance, services.Connections, services.Catalog, services.Profiles,
-                    services.Exports, services.Runs, services.History, services.Schedules, services.Drift):
+                    services.Exports, services.Runs, services.History, services.Schedules, services.Drift,
+                    services.Identities):
         for name, _ in inspect.getmembers(service, inspect.isfunction):
             if not name.startswith("_") and name not in SERVICE_HELPERS:
                 assert f".{name}(" in facade, f"{service.__name__}.{name} is reached by no Workspace method"

@@ -53,6 +53,7 @@ MC_KEY = f"ca11ab1e{CANARY}{secrets.token_hex(6)}-us1"  # <32 hex>-<dc>, as Mail
 MC_WRONG_KEY = f"0ddba11{CANARY}{secrets.token_hex(6)}0-us1"  # well formed, refused by the sandbox
 CM_KEY = f"SEGPORT-CANARY-{CANARY}-cm"
 CLIENT_SECRET = f"SEGPORT-CANARY-{CANARY}-client-secret"
+PASSWORD = f"SEGPORT-CANARY-{CANARY}-password"
 
 
 # Commands that never see a workspace's credentials, with why.
@@ -61,6 +62,7 @@ NOT_SWEPT = {
     "its logs, output and errors for those keys itself (tests/core/test_plugins_check.py runs the command)",
     "worker": "serves queued runs until stopped; tests/core/test_workers.py checks the workers' logs for the "
     "connections' keys",
+    "serve": "serves until stopped; tests/web sweeps its pages, API answers and log for the connections' secrets",
     "completion": "prints a fixed shell script and, completing, names only (tests/core/test_scripting.py)",
 }
 
@@ -79,8 +81,15 @@ class Leaks:
     """Collects every text an operator or a log could see, and checks it for every secret."""
 
     def __init__(self) -> None:
-        self.secrets: set[str] = {MC_KEY, MC_WRONG_KEY, CM_KEY, CLIENT_SECRET}
+        self.secrets: set[str] = {MC_KEY, MC_WRONG_KEY, CM_KEY, CLIENT_SECRET, PASSWORD}
         self.texts: list[tuple[str, str]] = []
+        self.shown_once: dict[str, str] = {}  # API and invite tokens: the one stdout that prints each
+
+    def printed_once(self, secret: str) -> None:
+        """``secret`` was just printed by the latest command, and must appear nowhere else (nor in any file)."""
+        where, text = self.texts[-3]
+        assert where.startswith("stdout of ") and secret in text
+        self.shown_once[secret] = where
 
     def add(self, where: str, text: str) -> None:
         self.texts.append((where, text))
@@ -93,6 +102,7 @@ class Leaks:
 
     def check_files(self, root: Path, skip: set[str]) -> int:
         needles = {form.encode() for secret in self.secrets for form in forms(secret)}
+        needles |= {secret[-32:].encode() for secret in self.shown_once}
         checked = 0
         for path in sorted(root.rglob("*")):
             if path.is_file() and path.name not in skip:
@@ -201,6 +211,20 @@ def test_no_secret_leaks_from_any_command(
     run("users", "add", "carl", "--role", "contributor")
     run("users", "add", "temp", "--role", "viewer", "--json")
     run("users", "list", "--json")
+    run("users", "passwd", "carl", "--password-stdin", input=PASSWORD + "\n")
+    run("users", "passwd", "temp", "--password-stdin", "--json", input=PASSWORD)
+    run("users", "passwd", "carl", "--password-stdin", input="carl", fails=ConfigError)
+    run("users", "passwd", "ada", "--password-stdin", input=PASSWORD, user="carl", fails=SegportError)
+    leaks.printed_once(run("users", "invite", "temp").stdout.strip().rsplit("/", 1)[1])
+    leaks.printed_once(json.loads(run("users", "invite", "carl", "--json").stdout)["url"].rsplit("/", 1)[1])
+    leaks.printed_once(run("tokens", "create", "--name", "ci", user="carl").stdout.strip())
+    leaks.printed_once(json.loads(run("tokens", "create", "--name", "ci", "--json").stdout)["token"])
+    leaks.printed_once(run("tokens", "create", "--name", "spare", "--expires", "90d").stdout.strip())
+    run("tokens", "create", "--name", "ci", fails=AlreadyExists)
+    run("tokens", "list", user="carl")
+    run("tokens", "list", "--all", "--json")
+    run("tokens", "revoke", "spare", "--yes")
+    run("tokens", "revoke", "ci", "--user", "carl", "--yes", "--json")
     run("plugins", "list")
     run("plugins", "show", "mailchimp", "--json")
     run("plugins", "show", "campaignmonitor")
@@ -254,6 +278,7 @@ def test_no_secret_leaks_from_any_command(
         for fmt in ((), ("--json",)):
             run("connections", "show", name, *fmt)
             run("connections", "test", name, *fmt)
+            run("connections", "audiences", name, *fmt)
     run("connections", "list", "--json")
     run("connections", "list")
     run("connections", "set-cap", "mc", "100000")
@@ -302,7 +327,8 @@ def test_no_secret_leaks_from_any_command(
     contributor = [run("exports", "add", "carls", "--connection", "mc", "--segment", "VIP", "--email", "email",
                        "--option", f"audience_id={audience}", "--json", user="carl")]
     contributor.append(run("exports", "run", "carls", "--json", user="carl"))
-    for args in (("connections", "list", "--json"), ("exports", "show", "carls"), ("runs", "list", "--json")):
+    for args in (("connections", "list", "--json"), ("exports", "show", "carls"), ("runs", "list", "--json"),
+                 ("connections", "audiences", "mc", "--json"), ("connections", "audiences", "mc")):
         contributor.append(run(*args, user="carl"))
     run("connections", "show", "mc", user="carl", fails=SegportError)
     for result in contributor:
@@ -325,6 +351,8 @@ def test_no_secret_leaks_from_any_command(
     for fmt in ((), ("--json",)):
         run("connections", "test", "mc", *fmt, fails=AuthError)
         run("connections", "test", "cmo", *fmt, fails=AuthError)
+        run("connections", "audiences", "mc", *fmt, fails=AuthError)
+        run("connections", "audiences", "cm", *fmt, fails=AuthError)
         run("exports", "run", "news-mc", *fmt, fails=AuthError)
         run("exports", "run", "news-cm", *fmt, fails=AuthError)
     run("refresh", "--json", fails=RunError)

@@ -359,10 +359,19 @@ class SandboxState:
     # -- audiences and merge fields (docs/providers/mailchimp.md#audience) ------------------------------------
 
     def lists(self, count: int, offset: int) -> JSON:
-        """Answer ``GET /lists``: the one audience, unless it was deleted."""
+        """Answer ``GET /lists``: the one audience, unless it was deleted, paged as Mailchimp pages collections.
+
+        ``constraints`` is the account's audience allowance; the sandbox's plan allows one audience
+        (see docs/providers/mailchimp.md#listing-audiences).
+        """
         with self.lock:
             lists = [] if self.deleted else [self._list_json()]
-            return {"lists": lists[offset : offset + count], "total_items": len(lists)}
+            return {
+                "lists": lists[offset : offset + count],
+                "total_items": len(lists),
+                "constraints": {"may_create": not lists, "max_instances": 1, "current_total_instances": len(lists)},
+                "_links": [],
+            }
 
     def get_list(self, list_id: str) -> JSON:
         """Answer ``GET /lists/{list_id}``: the audience object."""

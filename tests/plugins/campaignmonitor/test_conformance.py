@@ -9,12 +9,18 @@ from __future__ import annotations
 from typing import Callable, ClassVar, Mapping
 
 from segport import AuthError, OutcomeStatus, SegportError, UnknownAudienceError
-from segport.testing import DestinationConformance, DestinationResilience, MemberReadChecks, PlatformDouble
+from segport.testing import (
+    AudienceListChecks,
+    DestinationConformance,
+    DestinationResilience,
+    MemberReadChecks,
+    PlatformDouble,
+)
 from segport.testing.kit_export import KitExport, KitPerson
 from segport_campaignmonitor.sandbox import CampaignMonitorSandbox
 
 
-class TestCampaignMonitorConformance(DestinationConformance, MemberReadChecks):
+class TestCampaignMonitorConformance(DestinationConformance, MemberReadChecks, AudienceListChecks):
     entry_point = "campaignmonitor"
 
 

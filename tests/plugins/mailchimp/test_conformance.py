@@ -12,6 +12,7 @@ from typing import Callable, ClassVar, Mapping
 
 from segport import AuthError, OutcomeStatus, SegportError, UnknownAudienceError
 from segport.testing import (
+    AudienceListChecks,
     DestinationConformance,
     DestinationResilience,
     FaultControl,
@@ -22,7 +23,7 @@ from segport.testing.kit_export import KitExport, KitPerson
 from segport_mailchimp.sandbox import MailchimpSandbox
 
 
-class TestMailchimpConformance(DestinationConformance, MemberReadChecks):
+class TestMailchimpConformance(DestinationConformance, MemberReadChecks, AudienceListChecks):
     entry_point = "mailchimp"
 
 

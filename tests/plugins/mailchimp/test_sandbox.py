@@ -154,7 +154,33 @@ def test_lists_and_unknown_or_deleted_audience(sb: Any, api: requests.Session, l
     sb.delete_list()
     assert_problem(api.get(lst), 404, "Resource Not Found", missing)
     assert_problem(api.post(lst, json={"members": []}), 404, "Resource Not Found")
-    assert api.get(sb.api_base_url + "/lists").json() == {"lists": [], "total_items": 0}
+    assert api.get(sb.api_base_url + "/lists").json() == {
+        "lists": [],
+        "total_items": 0,
+        "constraints": {"may_create": True, "max_instances": 1, "current_total_instances": 0},
+        "_links": [],
+    }
+
+
+def test_lists_page_and_keep_only_the_fields_asked(sb: Any, api: requests.Session) -> None:
+    """``GET /lists`` pages with count/offset, reports total_items and honours fields, as Mailchimp does."""
+    sb.add_member("ada@segport-test.net")
+    sb.add_member("bob@segport-test.net")
+    sb.add_member("cy@segport-test.net", status="unsubscribed")
+    whole = api.get(sb.api_base_url + "/lists").json()
+    assert set(whole) == {"lists", "total_items", "constraints", "_links"}
+    assert whole["constraints"] == {"may_create": False, "max_instances": 1, "current_total_instances": 1}
+    fields = "lists.id,lists.name,lists.stats.member_count,total_items"
+    first = api.get(sb.api_base_url + "/lists", params={"count": 1, "offset": 0, "fields": fields}).json()
+    # member_count: the subscribed members only (docs/providers/mailchimp.md#listing-audiences)
+    assert first == {
+        "lists": [{"id": sb.audience_id, "name": "Sandbox audience", "stats": {"member_count": 2}}],
+        "total_items": 1,
+    }
+    after = api.get(sb.api_base_url + "/lists", params={"count": 1, "offset": 1, "fields": fields}).json()
+    assert after == {"lists": [], "total_items": 1}
+    trimmed = api.get(sb.api_base_url + "/lists", params={"exclude_fields": "lists,constraints,_links"}).json()
+    assert trimmed == {"total_items": 1}
 
 
 def test_merge_fields_read_and_create(api: requests.Session, lst: str, sb: Any) -> None:

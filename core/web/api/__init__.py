@@ -1,0 +1,15 @@
+"""The JSON API under ``/api/v1``: one module per kind of object; :data:`router` holds them all.
+
+Every route authenticates with ``Authorization: Bearer TOKEN`` (or a signed-in browser's session)
+through :func:`segport.web.actor.api_user`, then calls the same service as the CLI, whose checks
+decide. Errors are problem documents (:mod:`segport.web.problems`).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import me
+
+router = APIRouter(prefix="/api/v1")
+router.include_router(me.router)

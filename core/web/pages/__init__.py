@@ -1,0 +1,10 @@
+"""The console's pages, one module per screen; :data:`router` holds them all."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import auth
+
+router = APIRouter(include_in_schema=False)
+router.include_router(auth.router)
