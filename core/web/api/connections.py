@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Response
 from pydantic import Field
@@ -71,17 +72,29 @@ def add_connection(body: NewConnection, ws: ApiUser, response: Response) -> dict
         check=body.check,
         profile_cap=body.profile_cap,
     )
-    response.headers["Location"] = f"/api/v1/connections/{connection.name}"
+    response.headers["Location"] = f"/api/v1/connections/{quote(connection.name, safe='')}"
     return shown(ws, connection)
 
 
-@router.get("/connections/{name}", summary="Show a connection (admins)")
+@router.post("/connections/{name:path}/test", summary="Test a connection's credentials")
+def test_connection(name: str, ws: ApiUser) -> dict[str, Any]:
+    """Check the stored credentials with the platform; answer the account they reach."""
+    return ws.test_connection(name).to_dict()
+
+
+@router.get("/connections/{name:path}/audiences", summary="List the audiences a connection can write to")
+def list_audiences(name: str, ws: ApiUser) -> list[dict[str, Any]]:
+    """Return the audiences (lists) the platform lists for the connection, with their ids."""
+    return [jsonable(audience) for audience in ws.list_audiences(name)]
+
+
+@router.get("/connections/{name:path}", summary="Show a connection (admins)")
 def show_connection(name: str, ws: ApiUser) -> dict[str, Any]:
     """Return a connection: its settings with secrets hidden, and the names of the secrets it stores."""
     return shown(ws, ws.get_connection(name))
 
 
-@router.patch("/connections/{name}", summary="Change a connection (admins)")
+@router.patch("/connections/{name:path}", summary="Change a connection (admins)")
 def edit_connection(name: str, body: ConnectionChanges, ws: ApiUser) -> dict[str, Any]:
     """Rotate credentials, share, rename or change settings in place; its exports keep their sync state."""
     asked = body.model_fields_set - {"check", "force"}
@@ -102,20 +115,8 @@ def edit_connection(name: str, body: ConnectionChanges, ws: ApiUser) -> dict[str
     return {**shown(ws, ws.get_connection(name)), **jsonable(outcome)}
 
 
-@router.delete("/connections/{name}", summary="Remove a connection (admins)")
+@router.delete("/connections/{name:path}", summary="Remove a connection (admins)")
 def remove_connection(name: str, ws: ApiUser) -> dict[str, Any]:
     """Erase a connection and its secrets; its exports stay, detached and disabled."""
     detached = ws.remove_connection(name)
     return {"removed": "connection", "name": name, "detached_exports": detached}
-
-
-@router.post("/connections/{name}/test", summary="Test a connection's credentials")
-def test_connection(name: str, ws: ApiUser) -> dict[str, Any]:
-    """Check the stored credentials with the platform; answer the account they reach."""
-    return ws.test_connection(name).to_dict()
-
-
-@router.get("/connections/{name}/audiences", summary="List the audiences a connection can write to")
-def list_audiences(name: str, ws: ApiUser) -> list[dict[str, Any]]:
-    """Return the audiences (lists) the platform lists for the connection, with their ids."""
-    return [jsonable(audience) for audience in ws.list_audiences(name)]

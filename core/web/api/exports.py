@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
@@ -93,17 +94,17 @@ def add_export(body: NewExport, ws: ApiUser, response: Response) -> dict[str, An
         enabled=body.enabled,
         force=body.force,
     )
-    response.headers["Location"] = f"/api/v1/exports/{export.name}"
+    response.headers["Location"] = f"/api/v1/exports/{quote(export.name, safe='')}"
     return export.to_dict()
 
 
-@router.get("/exports/{name}", summary="Show an export")
+@router.get("/exports/{name:path}", summary="Show an export")
 def show_export(name: str, ws: ApiUser) -> dict[str, Any]:
     """Return one export."""
     return ws.get_export(name).to_dict()
 
 
-@router.patch("/exports/{name}", summary="Change, enable or disable an export")
+@router.patch("/exports/{name:path}", summary="Change, enable or disable an export")
 def edit_export(name: str, body: ExportChanges, ws: ApiUser) -> dict[str, Any]:
     """Change an export in place (the sync state is kept whenever it can be), or enable or disable it."""
     asked = body.model_fields_set - {"check", "force", "timezone"}
@@ -147,14 +148,14 @@ def edit_export(name: str, body: ExportChanges, ws: ApiUser) -> dict[str, Any]:
     return {**ws.get_export(name).to_dict(), **jsonable(outcome)}
 
 
-@router.delete("/exports/{name}", summary="Remove an export")
+@router.delete("/exports/{name:path}", summary="Remove an export")
 def remove_export(name: str, ws: ApiUser) -> dict[str, Any]:
     """Remove an export, its sync state and its schedule (its runs stay in the history)."""
     ws.remove_export(name)
     return {"removed": "export", "name": name}
 
 
-@router.post("/exports/{name}/runs", status_code=202, summary="Start a run of an export")
+@router.post("/exports/{name:path}/runs", status_code=202, summary="Start a run of an export")
 def start_run(
     name: str, request: Request, response: Response, ws: ApiUser, body: RunRequest | None = None
 ) -> dict[str, Any]:
@@ -165,15 +166,15 @@ def start_run(
     return dict(started.to_dict())
 
 
-@router.post("/exports/{name}/dry-run", summary="Plan a run of an export, sending nothing")
+@router.post("/exports/{name:path}/dry-run", summary="Plan a run of an export, sending nothing")
 def dry_run(
     name: str,
     ws: ApiUser,
     records: int = Query(
-        0, ge=0, le=MAX_SHOWN, description=f"List up to this many records of each action (e.g. {DEFAULT_SHOWN})."
+        DEFAULT_SHOWN, ge=0, le=MAX_SHOWN, description="List up to this many records of each action (0: counts only)."
     ),
 ) -> dict[str, Any]:
     """Run the pre-flight checks (creating nothing) and answer the plan in the run's words, with sample records."""
     preview = Preview(limit=records)
     run = ws.run_export(name, dry_run=True, preview=preview, trigger="api")
-    return jsonable(plan_document(run, preview))
+    return dict(jsonable(plan_document(run, preview)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 from pydantic import Field
 
 from ..actor import ApiUser
@@ -40,10 +40,9 @@ def list_segments(
 
 
 @router.post("/segments", status_code=201, summary="Define a segment by a filter")
-def define_segment(body: SegmentFilter, ws: ApiUser, response: Response) -> dict[str, Any]:
+def define_segment(body: SegmentFilter, ws: ApiUser) -> dict[str, Any]:
     """Create or update a segment defined by a filter; names no profile has come back with the closest ones."""
     segment = ws.define_segment(body.name, body.where)
-    response.headers["Location"] = f"/api/v1/segments?search={segment.name}"
     return {
         **segment.to_dict(),
         "members": ws.count_profiles(segment.expression),
@@ -59,7 +58,7 @@ def count_matches(
     return {"where": where, "count": ws.count_profiles(where), "unknown_attributes": ws.unknown_attributes(where)}
 
 
-@router.put("/segments/{name}/members", summary="Set a static segment's members")
+@router.put("/segments/{name:path}/members", summary="Set a static segment's members")
 def set_members(name: str, body: SegmentMembers, ws: ApiUser) -> dict[str, Any]:
     """Create or replace a static segment holding the profiles of these keys."""
     with staged(ws.home, ".jsonl") as path:
@@ -68,7 +67,7 @@ def set_members(name: str, body: SegmentMembers, ws: ApiUser) -> dict[str, Any]:
     return dict(jsonable(loaded))
 
 
-@router.delete("/segments/{name}", summary="Remove a segment")
+@router.delete("/segments/{name:path}", summary="Remove a segment")
 def remove_segment(name: str, ws: ApiUser) -> dict[str, Any]:
     """Remove a segment no export uses."""
     ws.remove_segment(name)

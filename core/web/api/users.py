@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from ..actor import ApiUser
@@ -57,27 +57,26 @@ def list_users(
 
 
 @router.post("/users", status_code=201, summary="Add a user (admins)")
-def add_user(body: NewUser, ws: ApiUser, response: Response) -> dict[str, Any]:
+def add_user(body: NewUser, ws: ApiUser) -> dict[str, Any]:
     """Add a user with a role; they set their password through an invite link."""
     user = ws.add_user(body.name, body.role)
-    response.headers["Location"] = f"/api/v1/users?search={user.name}"
     return user.to_dict()
 
 
-@router.patch("/users/{name}", summary="Change a user's role (admins)")
+@router.patch("/users/{name:path}", summary="Change a user's role (admins)")
 def set_role(name: str, body: RoleChange, ws: ApiUser) -> dict[str, Any]:
     """Give a user another role (the last admin keeps theirs)."""
     return ws.set_user_role(name, body.role).to_dict()
 
 
-@router.delete("/users/{name}", summary="Remove a user (admins)")
+@router.delete("/users/{name:path}", summary="Remove a user (admins)")
 def remove_user(name: str, ws: ApiUser) -> dict[str, Any]:
     """Remove a user: from then on they can do nothing (the last admin cannot go)."""
     user = ws.remove_user(name)
     return {"removed": "user", "name": user.name, "role": user.role.value}
 
 
-@router.post("/users/{name}/invite", summary="Make a one-time invite link (admins)")
+@router.post("/users/{name:path}/invite", summary="Make a one-time invite link (admins)")
 def invite_user(name: str, request: Request, ws: ApiUser, body: InviteRequest | None = None) -> dict[str, Any]:
     """Return a one-time link for the user to set their password (their older links stop working)."""
     expires = body.expires_in_seconds if body else WEEK_S
@@ -104,7 +103,7 @@ def create_token(body: NewToken, ws: ApiUser) -> dict[str, Any]:
     return {"token": secret, **token.to_dict()}
 
 
-@router.delete("/tokens/{name}", summary="Revoke an API token")
+@router.delete("/tokens/{name:path}", summary="Revoke an API token")
 def revoke_token(
     name: str, ws: ApiUser, user: str | None = Query(None, description="Whose token (admins; default: yours).")
 ) -> dict[str, Any]:
