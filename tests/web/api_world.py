@@ -82,7 +82,9 @@ def _populate(ws: Workspace, home: Path) -> dict[str, str]:
     exports = ["e-shared"] + [f"{kind}-{user}" for kind in ("pe", "de", "run") for user in ROLES]
     for name in exports:
         ws.add_export(name, connection="shared", segments=["All"], email_field="email", options=OPTIONS)
-    ws.add_export("e-private", connection="private", segments=["All"], email_field="email", options=OPTIONS)
+    ws.add_export(
+        "e-private", connection="private", segments=["All"], email_field="email", options=OPTIONS, schedule="@daily"
+    )
     for user in ROLES:
         ws.add_connection(f"dc-{user}", "memory", MEMORY_CONFIG, agree_privacy=True)
         ws.add_connection(f"pc-{user}", "memory", MEMORY_CONFIG, agree_privacy=True)

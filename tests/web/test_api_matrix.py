@@ -196,4 +196,6 @@ def test_the_private_connection_and_its_export_are_never_shown(world: World, use
         listed = world.call(user, "GET", path + ("&" if "?" in path else "?") + "limit=500").json()
         names = {item.get("name") or item.get("export") for item in listed["items"]}
         assert "private" not in names and "e-private" not in names, path
+    assert "e-private" not in world.call(user, "GET", "/api/v1/schedule").text
     assert world.call(ADMIN, "GET", "/api/v1/exports/e-private").status_code == 200  # it exists
+    assert "export:e-private" in world.call(ADMIN, "GET", "/api/v1/schedule").text

@@ -93,16 +93,16 @@ async def load_profiles(
     media = request.headers.get("content-type", "")
     with staged(ws.home, ".upload") as path:
         if media.startswith("multipart/form-data"):
-            form = await request.form()
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise InputError("the upload has no file: send it in the form part 'file'", param="file")
-            with open(path, "wb") as out:
-                while chunk := await upload.read(1 << 20):
-                    out.write(chunk)
-            fmt = format or format_of(upload.content_type, upload.filename)
-            key = key or _text(form.get("key"))
-            replace = replace or (_text(form.get("replace")) or "").lower() in ("1", "true", "on", "yes")
+            async with request.form() as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise InputError("the upload has no file: send it in the form part 'file'", param="file")
+                with open(path, "wb") as out:
+                    while chunk := await upload.read(1 << 20):
+                        out.write(chunk)
+                fmt = format or format_of(upload.content_type, upload.filename)
+                key = key or _text(form.get("key"))
+                replace = replace or (_text(form.get("replace")) or "").lower() in ("1", "true", "on", "yes")
         else:
             await write_stream(path, request.stream())
             fmt = format or format_of(media)

@@ -26,12 +26,7 @@ def show_schedule(
     ws: ApiUser, count: int = Query(3, ge=1, le=100, description="Next run times to list per schedule.")
 ) -> dict[str, Any]:
     """Return the system refresh's schedule and the exports' own, each with its next run times; failing ones marked."""
-    return {
-        "refresh": ws.get_schedule(),
-        "jobs": ws.schedules(),
-        "failing": ws.schedule_failures(),
-        "schedules": ws.schedule_overview(count),
-    }
+    return {"refresh": ws.get_schedule(), "schedules": ws.schedule_overview(count)}
 
 
 @router.put("/schedule", tags=["schedule"], summary="Set the system refresh's schedule (admins)")
