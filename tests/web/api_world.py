@@ -33,6 +33,7 @@ class World:
     app: Any
     client: TestClient
     tokens: dict[str, str]  # user -> API token
+    platform: MemoryPlatform
     run_id: int = 0
     private_run_id: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
@@ -49,7 +50,8 @@ class World:
 @pytest.fixture(scope="module", name="world")
 def world_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The module's workspace and app (SQLite; the route logic is the same over both stores)."""
-    registry = Registry.from_plugins([memory_destination(MemoryPlatform(), batch_size=10, max_concurrency=2)])
+    platform = MemoryPlatform()
+    registry = Registry.from_plugins([memory_destination(platform, batch_size=4, max_concurrency=2)])
     set_default_registry(registry)  # the console's runs open their workspace with the default registry
     home = tmp_path_factory.mktemp("api") / "ws"
     retry = RetryPolicy(attempts=2, base=0.001, cap=0.01)
@@ -58,7 +60,7 @@ def world_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         tokens = _populate(ws, home)
         app = create_app(home)
         with TestClient(app, follow_redirects=False) as client:
-            made = World(home, app, client, tokens)
+            made = World(home, app, client, tokens, platform)
             made.run_id = ws.run_export("e-shared").id
             made.private_run_id = ws.run_export("e-private").id
             yield made

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -94,3 +96,42 @@ def test_the_schedule_and_the_audit(world: World) -> None:
     assert audit["items"][0]["client"] == "testclient", audit["items"]  # the request address, not the CLI null
     since = world.call("ada", "GET", "/api/v1/audit?since=not-a-time")
     assert since.status_code == 422 and since.json()["param"] == "since"
+
+
+class GatedCalls(list[Any]):
+    """The memory platform's call log, holding every call after the first until the gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def append(self, call: Any) -> None:
+        super().append(call)
+        if len(self) > 1:
+            assert self.gate.wait(30), "the test never opened the gate"
+
+
+def test_a_run_going_on_shows_its_progress(world: World) -> None:
+    calls = world.platform.calls = GatedCalls()
+    try:
+        started = world.call("carl", "POST", "/api/v1/exports/run-carl/runs")
+        assert started.status_code == 202, started.text
+        location = started.headers["location"]
+        record: dict[str, Any] = {}
+        for _ in range(600):  # until the first batch (4 of the profiles) is committed
+            record = world.call("carl", "GET", location).json()
+            if sum(record["counts"].values()):
+                break
+            threading.Event().wait(0.05)
+        assert record["status"] == "running" and sum(record["counts"].values()) == 4, record
+        assert record["finished_at"] is None
+        again = world.call("carl", "POST", "/api/v1/exports/run-carl/runs")
+        assert again.status_code == 409 and again.json()["code"] == "ALREADY_RUNNING"
+    finally:
+        calls.gate.set()
+    for _ in range(600):
+        record = world.call("carl", "GET", location).json()
+        if record["status"] != "running":
+            break
+        threading.Event().wait(0.05)
+    assert record["status"] == "succeeded" and sum(record["counts"].values()) == sum(map(len, calls)) > 4
