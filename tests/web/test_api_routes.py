@@ -20,6 +20,12 @@ def test_the_openapi_document_lists_every_route_with_its_methods(world: World) -
     runs = document["paths"]["/api/v1/exports/{name}/runs"]["post"]
     assert "202" in runs["responses"] and runs["summary"]
     assert "text/csv" in document["paths"]["/api/v1/profiles"]["post"]["requestBody"]["content"]
+    assert runs["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/RunStarted")
+    for item in document["paths"].values():  # every route says what its failures look like
+        for operation in item.values():
+            assert operation["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/Problem")
+    record = document["components"]["schemas"]["RunRecord"]["required"]
+    assert {"id", "status", "counts", "started_at", "finished_at"} <= set(record)
     listed = document["paths"]["/api/v1/runs"]["get"]["parameters"]
     assert {"limit", "offset", "export", "status", "trigger"} <= {p["name"] for p in listed}
 

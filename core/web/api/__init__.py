@@ -11,7 +11,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from . import connections, exports, me, plugins, profiles, runs, schedule, segments, users
+from .documents import PROBLEMS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=PROBLEMS)
 for part in (me, plugins, connections, exports, runs, segments, profiles, users, schedule):
     router.include_router(part.router)

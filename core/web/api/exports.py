@@ -14,6 +14,7 @@ from ...pipeline.preview import DEFAULT_SHOWN, Preview
 from ...scheduling import in_zone, zone
 from ..actor import ApiUser
 from .bodies import Body
+from .documents import RunStarted
 from .paging import Limit, Offset, PageOf, jsonable, page_of
 
 router = APIRouter(tags=["exports"])
@@ -155,7 +156,9 @@ def remove_export(name: str, ws: ApiUser) -> dict[str, Any]:
     return {"removed": "export", "name": name}
 
 
-@router.post("/exports/{name:path}/runs", status_code=202, summary="Start a run of an export")
+@router.post(
+    "/exports/{name:path}/runs", status_code=202, summary="Start a run of an export", response_model=RunStarted
+)
 def start_run(
     name: str, request: Request, response: Response, ws: ApiUser, body: RunRequest | None = None
 ) -> dict[str, Any]:

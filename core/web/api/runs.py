@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from ...errors import NotFound
 from ...models import RunStatus
 from ..actor import ApiUser
+from .documents import RunRecord
 from .paging import Limit, Offset, PageOf, page_of
 
 router = APIRouter(tags=["runs"])
@@ -23,7 +24,7 @@ def _known_id(ws: ApiUser, run_id: int, action: str) -> None:
         raise NotFound(f"unknown run {run_id}: never recorded, or pruned (see GET /api/v1/runs)", param="run_id")
 
 
-@router.get("/runs", summary="List runs, newest first", response_model=PageOf[dict[str, Any]])
+@router.get("/runs", summary="List runs, newest first", response_model=PageOf[RunRecord])
 def list_runs(
     ws: ApiUser,
     limit: Limit = 50,
@@ -39,7 +40,7 @@ def list_runs(
     return page_of(ws.runs_page(limit=limit, offset=offset, export=export, status=status, trigger=trigger, user=user))
 
 
-@router.get("/runs/{run_id}", summary="Show a run record")
+@router.get("/runs/{run_id}", summary="Show a run record", response_model=RunRecord)
 def show_run(run_id: int, request: Request, ws: ApiUser) -> dict[str, Any]:
     """Return one run record (the run-record schema); a run going on in this server as of its last batch."""
     _known_id(ws, run_id, "runs.show")
