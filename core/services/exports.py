@@ -20,6 +20,7 @@ from .context import Context, check_name, check_page, spec_hint
 from .history import absolute_reject_file
 from .markers import check_markers
 from .remap import keep_delivered, removed_only
+from .visibility import check_export
 
 
 class Exports:
@@ -241,8 +242,8 @@ class Exports:
 
     def get(self, *, name: str) -> Export:
         """One export."""
-        self.context.authorize("exports.show")
-        return self.context.store.get_export(name)
+        user = self.context.authorize("exports.show")
+        return check_export(self.context, user, self.context.store.get_export(name))
 
     def set_enabled(self, *, name: str, enabled: bool) -> Export:
         """Enable or disable an export (a disabled export is skipped by refreshes and schedules)."""

@@ -13,6 +13,7 @@ from .connections import Connections
 from .context import Context, check_page, spec_hint
 from .exports import Exports
 from .history import History, absolute_reject_file
+from .visibility import check_run
 
 
 class Runs:
@@ -111,9 +112,10 @@ class Runs:
 
     def get(self, *, run_id: int) -> Run:
         """One run record (runs of dead processes show as interrupted)."""
-        self.context.authorize("runs.show")
+        user = self.context.authorize("runs.show")
         self.context.store.reap_stale_runs()
-        return absolute_reject_file(self.context.home, self.context.store.get_run(run_id))
+        run = check_run(self.context, user, self.context.store.get_run(run_id))
+        return absolute_reject_file(self.context.home, run)
 
     def list(self, *, export: str | None = None, limit: int = 50) -> list[Run]:
         """Return the newest runs, of one export or of all."""

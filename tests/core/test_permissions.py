@@ -84,6 +84,7 @@ class Verb:
     roles: frozenset[str]
     action: str | None = None
     allowed_error: type[SegportError] | None = None
+    hidden_from: frozenset[str] = frozenset()  # who is told it is unknown: the private connection's export or run
 
     @property
     def permission(self) -> str:
@@ -103,7 +104,8 @@ def _export_verbs(conn: str, roles: frozenset[str]) -> list[Verb]:
         Verb(f"exports.change[{conn}]", lambda w, _: w.change_export(e, schedule="0 3 * * *"), None, roles,
              action="exports.edit"),
         Verb(f"exports.list[{conn}]", lambda w, _: w.list_exports(), lambda _: ["exports", "list"], EVERYONE),
-        Verb(f"exports.show[{conn}]", lambda w, _: w.get_export(e), lambda _: ["exports", "show", e], EVERYONE),
+        Verb(f"exports.show[{conn}]", lambda w, _: w.get_export(e), lambda _: ["exports", "show", e], EVERYONE,
+             hidden_from=EVERYONE - ADMIN if conn == "private" else frozenset()),
         Verb(f"exports.enable[{conn}]", lambda w, _: w.set_export_enabled(e, True),
              lambda _: ["exports", "enable", e], roles),
         Verb(f"exports.disable[{conn}]", lambda w, _: w.set_export_enabled(e, False),
@@ -195,9 +197,11 @@ VERBS = [
     *_export_verbs("private", ADMIN),
     *_export_verbs("shared", CONTRIBUTORS),
     Verb("runs.list", lambda w, _: w.list_runs(), lambda _: ["runs", "list"], EVERYONE),
-    Verb("runs.show", lambda w, x: w.get_run(x.run_id), lambda x: ["runs", "show", str(x.run_id)], EVERYONE),
+    # the world's run is of the private connection's export: only admins see it
+    Verb("runs.show", lambda w, x: w.get_run(x.run_id), lambda x: ["runs", "show", str(x.run_id)], EVERYONE,
+         hidden_from=EVERYONE - ADMIN),
     Verb("runs.rejects", lambda w, x: w.run_rejects(x.run_id), lambda x: ["runs", "rejects", str(x.run_id)],
-         EVERYONE),
+         EVERYONE, hidden_from=EVERYONE - ADMIN),
     Verb("runs.prune", lambda w, _: w.prune_runs("90d"), lambda _: ["runs", "prune", "--older-than", "90d", "--yes"],
          ADMIN),
     Verb("runs.retention[set]", lambda w, _: w.set_runs_retention("90d"), lambda _: ["runs", "retention", "90d"],
@@ -265,6 +269,10 @@ def assert_unknown_user_audited(home: Path, before: str, user: str, actions: lis
 @pytest.mark.parametrize(("verb", "user"), CASES)
 def test_api_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, act_as: Any, home: Path) -> None:
     actor = act_as(user)
+    if user in verb.hidden_from:
+        with pytest.raises(NotFound):
+            verb.api(actor, world)
+        return
     if user in verb.roles:
         if verb.allowed_error is None:
             verb.api(actor, world)  # must not raise
@@ -299,6 +307,9 @@ def test_cli_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, ru
     before = dump_database(home)
     result = run_cli("--as", user, *verb.cli(world))
     assert "Traceback" not in result.output
+    if user in verb.hidden_from:
+        assert result.exit_code == ExitStatus.NOT_FOUND, result.output
+        return
     if user in verb.roles:
         expected = verb.allowed_error.exit_status if verb.allowed_error else ExitStatus.OK
         assert result.exit_code == expected, result.output
