@@ -194,6 +194,9 @@ def test_authenticate_with_the_platform_saves_the_connection_then_offers_the_but
     assert '<form method="post" action="/admin/connections/mc/authorize">' in page
     assert ">Authenticate with Mailchimp</button>" in page
     assert "client-secret-value" not in page
+    tested = post(browser, "/admin/connections/mc/test")  # not authorized yet: a failed test, not a crash
+    assert tested.status_code == 303
+    assert "Test failed:" in browser.get("/admin/connections/mc").text
 
 
 def test_test_connection_shows_its_answer_on_the_page_and_in_the_list(

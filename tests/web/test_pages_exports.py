@@ -303,6 +303,16 @@ def test_edit_is_the_same_form_filled_in(world: Workspace, signed_in: Callable[[
     assert export.mapping == {} and export.schedule == "0 6 * * *"
 
 
+def test_a_detached_export_can_still_be_removed(world: Workspace, signed_in: Callable[[str], TestClient]) -> None:
+    world.remove_connection("team")
+    assert ">Remove</a>" not in signed_in("carl").get("/data/exports/team-news").text  # the service would refuse
+    browser = signed_in("ada")
+    html = browser.get("/data/exports/team-news").text
+    assert "Detached" in html and ">Run now<" not in html and ">Remove</a>" in html
+    assert post(browser, "/data/exports/team-news/remove").status_code == 303
+    assert "team-news" not in [e.name for e in world.list_exports()]
+
+
 def test_remove_asks_first(world: Workspace, signed_in: Callable[[str], TestClient]) -> None:
     browser = signed_in("carl")
     html = browser.get("/data/exports/team-news/remove").text

@@ -113,6 +113,8 @@ def _page(request: Request, ws: Workspace, name: str, **extra: Any) -> Response:
         runs=[(run, counts_of(run)) for run in runs],
         status=status_of(export, next((r for r in runs if r.status is not RunStatus.PLANNED), None)),
         can_write=ws.user.role.value != "viewer" and usable,
+        # a detached export has no shared connection to lean on: only admins may remove it
+        can_remove=(ws.user.role.value != "viewer" and usable) or (export.detached and ws.user.role.value == "admin"),
         **extra,
     )
 
