@@ -43,6 +43,13 @@ class Field:
     error: str | None = None
 
     @property
+    def help(self) -> str:
+        """Return the line under the label: the description, when it is required, whether blank keeps it."""
+        parts = [self.hint or "", f"{self.when[0].upper()}{self.when[1:]}" if self.when else ""]
+        parts.append("Stored: leave blank to keep it" if self.stored else "")
+        return " ".join(p if p.endswith((".", "!", "?")) else f"{p}." for p in parts if p)
+
+    @property
     def input_id(self) -> str:
         """Return the id of the field's input (and, with ``-error``, of its error line)."""
         return f"{PREFIX}{self.name}"

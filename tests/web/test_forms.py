@@ -44,6 +44,9 @@ def test_required_when_comes_from_if_then_else() -> None:
     assert fields["api_key"].when == "required when auth_method is not oauth2"
     assert fields["client_id"].when == "required when auth_method is oauth2"
     assert fields["timeout_s"].when is None
+    assert fields["client_id"].help == "OAuth2 client id of your registered app. Required when auth_method is oauth2."
+    stored = fields_of(schema, stored_secrets=frozenset({"api_key"}))[1]
+    assert stored.help.endswith("API keys). Required when auth_method is not oauth2. Stored: leave blank to keep it.")
 
 
 def test_values_come_back_typed() -> None:

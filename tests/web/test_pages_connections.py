@@ -115,7 +115,7 @@ def test_add_connection_asks_the_type_then_the_form_from_its_schema(
     assert '<select id="cfg-auth_method" name="cfg-auth_method"' in html
     assert re.search(r'<input id="cfg-api_key" name="cfg-api_key" type="password" value=""', html)
     assert re.search(r'<input id="cfg-client_secret" name="cfg-client_secret" type="password" value=""', html)
-    assert "required when auth_method is not oauth2" in html
+    assert "(Account &gt; Extras &gt; API keys). Required when auth_method is not oauth2." in html
     assert 'inputmode="decimal" value="120"' in html  # timeout_s, with its default
 
 
@@ -228,7 +228,7 @@ def test_edit_renames_shares_and_keeps_a_blank_secret(
 ) -> None:
     browser = signed_in("ada")
     html = browser.get("/admin/connections/vault/edit").text
-    assert SECRET_KEY not in html and "leave blank to keep it" in html
+    assert SECRET_KEY not in html and "Stored: leave blank to keep it." in html
     assert re.search(r'<input id="cfg-api_key" name="cfg-api_key" type="password" value=""', html)
     assert 'value="demo"' in html  # the other settings, filled in
     form = {"name": "vault2", "share": "contributors", "cfg-api_key": "", "cfg-account": "demo"}
