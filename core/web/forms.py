@@ -179,8 +179,9 @@ def typed_values(
 ) -> tuple[dict[str, Any], FormErrors]:
     """Return the form's values for ``schema``, typed (int, float, bool), and the fields that do not convert.
 
-    A blank field is left out (its default applies); on an edit a blank field is None (the stored
-    value goes, back to its default) except a blank secret, left out: the stored one is kept.
+    A blank field, or one left at the schema's default, is left out (the default applies); on an
+    edit it is None (the stored value goes, back to its default), except a blank secret, left out:
+    the stored one is kept.
     """
     config: dict[str, Any] = {}
     errors = FormErrors()
@@ -188,33 +189,49 @@ def typed_values(
         if name in skip:
             continue
         kind = _kind(prop)
+        raw = form.get(PREFIX + name, "")
+        text = raw if kind == "password" or not isinstance(raw, str) else raw.strip()
         if kind == "checkbox":
-            config[name] = form.get(PREFIX + name) in ("on", "true", "1")
-            continue
-        text = form.get(PREFIX + name, "")
-        if not isinstance(text, str):
-            continue
-        text = text if kind == "password" else text.strip()
-        if text == "":
+            value: Any = text in ("on", "true", "1")
+        elif not isinstance(text, str) or text == "":
             if editing and kind != "password":
+                config[name] = None  # blank: back to the default (a blank secret: the stored one is kept)
+            continue
+        else:
+            try:
+                value = _typed(kind, text)
+            except ValueError as exc:
+                errors.add(name, str(exc))
+                continue
+        if "default" in prop and _same(value, prop["default"]):
+            if editing:
                 config[name] = None
             continue
-        if kind == "integer":
-            try:
-                config[name] = int(text)
-            except ValueError:
-                errors.add(name, f"{text!r} is not a whole number")
-        elif kind == "number":
-            try:
-                number = float(text)
-            except ValueError:
-                errors.add(name, f"{text!r} is not a number")
-            else:
-                whole = number.is_integer() and not any(c in text for c in ".eE")
-                config[name] = int(number) if whole else number
-        else:
-            config[name] = text
+        config[name] = value
     return config, errors
+
+
+def _typed(kind: str, text: str) -> Any:
+    """Return ``text`` as the value of an input of ``kind``; raise ValueError with the line to show."""
+    if kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+    if kind == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        return int(number) if number.is_integer() and not any(c in text for c in ".eE") else number
+    return text
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Return whether a typed form value is the schema's default (``True`` is not ``1``)."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return value is default
+    return bool(value == default)
 
 
 def errors_of(exc: SegportError, fields: set[str], *, param_field: Mapping[str, str] | None = None) -> FormErrors:

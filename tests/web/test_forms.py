@@ -59,7 +59,14 @@ def test_values_come_back_typed() -> None:
 
 def test_an_edit_keeps_a_blank_secret_and_clears_a_blank_setting() -> None:
     config, _ = typed_values(SCHEMA, {"cfg-token": "", "cfg-label": "", "cfg-batch": "3"}, editing=True)
-    assert "token" not in config and config["label"] is None and config["batch"] == 3 and config["dry"] is False
+    assert "token" not in config and config["label"] is None and config["batch"] == 3
+    assert config["dry"] is None  # unchecked, its default: the stored value goes
+
+
+def test_a_value_left_at_its_default_is_not_pinned() -> None:
+    assert typed_values(SCHEMA, {"cfg-mode": "safe", "cfg-dry": ""})[0] == {}
+    assert typed_values(SCHEMA, {"cfg-mode": "fast"})[0]["mode"] == "fast"
+    assert typed_values(SCHEMA, {"cfg-mode": "safe"}, editing=True)[0]["mode"] is None
 
 
 def test_a_value_that_does_not_convert_is_an_error_of_its_field() -> None:

@@ -278,9 +278,11 @@ def test_run_now_against_the_mailchimp_sandbox_records_the_run(
         browser = signed_in("carl")
         form = [("name", "mc-news"), ("connection", "mc"), ("audience", sandbox.audience_id),
                 ("audience_typed", ""), ("email_field", "email"), ("segment", "All"),
-                ("cfg-status_if_new", ""), ("cfg-tag_prefix", "")]  # fmt: skip
+                ("cfg-status_if_new", "subscribed"), ("cfg-on_exit", "remove_tag"),
+                ("cfg-tag_prefix", "")]  # fmt: skip  (what the browser sends: the selects at their defaults)
         saved = post(browser, "/data/exports/new", form)
         assert saved.status_code == 303, saved.text
+        assert web_ws.get_export("mc-news").options == {"audience_id": sandbox.audience_id}  # no default pinned
         assert sandbox.summary()["members"] == {}
         answer = post(browser, "/data/exports/mc-news/run")
         assert answer.status_code == 303

@@ -59,6 +59,13 @@ def status_of(export: Export, run: Run | None) -> str:
     return run.status.value.capitalize() if run is not None else "Never run"
 
 
+def short_time(iso: str | None) -> str:
+    """Return a stored time (ISO 8601, UTC) as people read it: ``2026-12-08 01:56 UTC``."""
+    if not iso:
+        return ""
+    return f"{iso[:10]} {iso[11:16]} UTC" if len(iso) >= 16 and iso[10] == "T" else iso
+
+
 def counts_of(run: Run) -> str:
     """Return a run's counts per outcome, in the run's words, as one line (the ones that are not zero)."""
     words = [word for word, _ in RUN_WORDS] + ["failed"]
@@ -83,6 +90,7 @@ def exports_list(request: Request, ws: PageUser, page: int = 1) -> Response:
                 "audience": audience_of(export, keys),
                 "run": run,
                 "counts": counts_of(run) if run else "",
+                "started": short_time(run.started_at) if run else "",
                 "status": status_of(export, run),
             }
         )
@@ -108,9 +116,10 @@ def _page(request: Request, ws: Workspace, name: str, **extra: Any) -> Response:
         role=ws.user.role.value,
         export=export,
         base=export_path(name),
+        updated=short_time(export.updated_at),
         audience=audience_of(export, keys),
         options={k: v for k, v in export.options.items() if k not in keys},
-        runs=[(run, counts_of(run)) for run in runs],
+        runs=[(run, counts_of(run), short_time(run.started_at)) for run in runs],
         status=status_of(export, next((r for r in runs if r.status is not RunStatus.PLANNED), None)),
         can_write=ws.user.role.value != "viewer" and usable,
         # a detached export has no shared connection to lean on: only admins may remove it
