@@ -279,3 +279,30 @@ def test_connection_names_a_user_typed_are_escaped(
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html or "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
     page = signed_in("ada").get(f"/admin/connections/{quote(name, safe='')}")
     assert page.status_code == 200 and name not in page.text
+
+
+def test_no_page_of_these_screens_shows_a_secret(
+    world: Workspace, signed_in: Callable[[str], TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sweep every page of Admin > Connections and Data > Exports, as each role, and the server's log."""
+    world.add_connection("oauth-app", "mailchimp", {"auth_method": "oauth2", "client_id": "app-1",
+                                                    "client_secret": "oauth-client-secret-42"},
+                         agree_privacy=True)  # fmt: skip
+    secrets = [SECRET_KEY, KEY, "oauth-client-secret-42"]
+    pages = ["/admin/connections", "/admin/connections/new", "/admin/connections/new?type=memory",
+             "/admin/connections/new?type=mailchimp"]  # fmt: skip
+    for name in ["vault", "team", "oauth-app"]:
+        pages += [f"/admin/connections/{name}", f"/admin/connections/{name}/edit", f"/admin/connections/{name}/remove"]
+    pages += ["/data/exports", "/data/exports/new", "/data/exports/new?connection=team",
+              "/data/exports/audiences?connection=team", "/data/exports/audiences?connection=vault"]  # fmt: skip
+    for name in ["private-news", "team-news"]:
+        pages += [f"/data/exports/{name}", f"/data/exports/{name}/edit", f"/data/exports/{name}/remove"]
+    with caplog.at_level("DEBUG"):
+        for user in ["ada", "carl", "vera"]:
+            browser = signed_in(user)
+            for path in pages:
+                html = browser.get(path).text
+                assert not [s for s in secrets if s in html], (user, path)
+            for path in ["/admin/connections/vault/test", "/data/exports/team-news/dry-run"]:
+                assert not [s for s in secrets if s in post(browser, path).text], (user, path)
+    assert not [s for s in secrets if s in caplog.text]
