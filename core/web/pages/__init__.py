@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import auth
+from . import auth, runs
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
+router.include_router(runs.router)
