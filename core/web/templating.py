@@ -40,7 +40,7 @@ def csrf_token(request: Request) -> str:
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:
     """Keep one line to show on the next page this browser loads (after a redirect)."""
-    request.session.setdefault("flash", []).append([kind, message])
+    request.session["flash"] = [*request.session.get("flash", []), [kind, message]]  # assigned: the session sees it
 
 
 def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import auth, profiles, runs, segments
+from . import account, auth, profiles, runs, segments, users
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(runs.router)
 router.include_router(segments.router)
 router.include_router(profiles.router)
+router.include_router(users.router)
+router.include_router(account.router)
