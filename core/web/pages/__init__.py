@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import account, auth, profiles, runs, segments, users
+from . import account, audit, auth, profiles, runs, schedule, segments, users
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
@@ -13,3 +13,5 @@ router.include_router(segments.router)
 router.include_router(profiles.router)
 router.include_router(users.router)
 router.include_router(account.router)
+router.include_router(schedule.router)
+router.include_router(audit.router)
