@@ -296,7 +296,7 @@ class _InstantScheduler:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def run(self, tick: float) -> None:
+    def run(self, tick: float, *, since: Any = None) -> None:
         pass
 
 
