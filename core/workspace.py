@@ -24,6 +24,8 @@ from .models import (
     ConnectionEdit,
     Export,
     ExportEdit,
+    ExportSummary,
+    Page,
     ProfileLoad,
     ProfilePage,
     ProfileRemoval,
@@ -37,6 +39,7 @@ from .models import (
     SharedConnection,
     User,
 )
+from .oauth import AuthorizationStart
 from .opening import DEFAULT_HOME, HOME_ENV, create_workspace, default_home, open_workspace
 from .pipeline.dispatcher import RetryPolicy
 from .pipeline.preview import Preview
@@ -225,6 +228,14 @@ class Workspace:
         """Return the newest ``limit`` audit entries, newest first."""
         return self.governance.audit_entries(limit=limit)
 
+    def audit_page(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> Page[AuditEntry]:
+        """Return a page of audit entries newest first (filters: user, action, target, since) with its total."""
+        return self.governance.audit_page(limit=limit, offset=offset, **filters)
+
+    def users_page(self, *, limit: int = 50, offset: int = 0, role: Role | str | None = None) -> Page[User]:
+        """Return a page of users by name (``role``: with that role only) with its total."""
+        return self.governance.user_page(limit=limit, offset=offset, role=role)
+
     # -- connections ----------------------------------------------------------------------------
     def add_connection(
         self,
@@ -252,6 +263,10 @@ class Workspace:
         """Return every connection for admins; the shared ones' name and type for others."""
         return self.connections.list()
 
+    def connections_page(self, *, limit: int = 50, offset: int = 0) -> Page[Connection | SharedConnection]:
+        """Return a page of connections by name, as :meth:`list_connections` shows them, with its total."""
+        return self.connections.page(limit=limit, offset=offset)
+
     def get_connection(self, name: str) -> Connection:
         """Return one connection (its config without secrets)."""
         return self.connections.get(name=name)
@@ -275,6 +290,18 @@ class Workspace:
     def authorize_connection(self, name: str, open_url: Callable[[str], Any], *, timeout: float = 300.0) -> Connection:
         """Run the destination's OAuth2 flow for a connection (``open_url`` shows the user the URL)."""
         return self.connections.authorize(name=name, open_url=open_url, timeout=timeout)
+
+    def begin_authorization(self, name: str, redirect_uri: str) -> AuthorizationStart:
+        """Begin a connection's OAuth2 flow through a browser: the platform's URL and the state to keep."""
+        return self.connections.begin_authorization(name=name, redirect_uri=redirect_uri)
+
+    def complete_authorization(
+        self, name: str, *, state: str, expected_state: str, redirect_uri: str, query: Mapping[str, str]
+    ) -> Connection:
+        """Finish it from the platform's redirect (state checked, code traded, tokens stored encrypted)."""
+        return self.connections.complete_authorization(
+            name=name, state=state, expected_state=expected_state, redirect_uri=redirect_uri, query=query
+        )
 
     def set_profile_cap(self, name: str, cap: int | None) -> Connection:
         """Set (or with None, clear) the most profiles one export of this connection may select."""
@@ -342,6 +369,10 @@ class Workspace:
         """Return the segments with their current member counts."""
         return self.catalog.list_segments()
 
+    def segments_page(self, *, limit: int = 50, offset: int = 0, search: str | None = None) -> Page[SegmentCount]:
+        """Return a page of segments by name with their member counts, and its total."""
+        return self.catalog.segment_page(limit=limit, offset=offset, search=search)
+
     def remove_segment(self, name: str) -> None:
         """Remove a segment no export uses."""
         self.catalog.remove_segment(name=name)
@@ -384,6 +415,10 @@ class Workspace:
     def list_exports(self) -> list[Export]:
         """Return every export."""
         return self.exports.list()
+
+    def exports_page(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> Page[ExportSummary]:
+        """Return a page of exports with their last runs (filters: connection, enabled, search) and its total."""
+        return self.exports.page(limit=limit, offset=offset, **filters)
 
     def get_export(self, name: str) -> Export:
         """Return one export."""
@@ -436,6 +471,10 @@ class Workspace:
     def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
         """Return the newest runs, of one export or of all."""
         return self.runs.list(export=export, limit=limit)
+
+    def runs_page(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> Page[Run]:
+        """Return a page of runs newest first (filters: export, status, trigger, user) and its total."""
+        return self.runs.page(limit=limit, offset=offset, **filters)
 
     def run_rejects(self, run_id: int, limit: int | None = None) -> Rejects:
         """Return a run's rejects (reasons), with the run whose reject file holds each line."""

@@ -21,6 +21,7 @@ from ..models import Run
 from ..private import reject_path
 from ..store.interface import RejectRow
 from .context import Context
+from .visibility import check_run
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,8 @@ class History:
         holds too (one line per person per reason); the reject file only the lines this run wrote.
         """
         ctx = self.context
-        ctx.authorize("runs.rejects")
-        run = absolute_reject_file(ctx.home, ctx.store.get_run(run_id))
+        user = ctx.authorize("runs.rejects")
+        run = absolute_reject_file(ctx.home, check_run(ctx, user, ctx.store.get_run(run_id)))
         total, rows = ctx.store.run_rejects(run_id, limit)
         exists = bool(run.reject_file) and Path(run.reject_file or "").is_file()
         return Rejects(run=run, total=total, rows=rows, file_exists=exists)

@@ -19,6 +19,7 @@ from ..errors import NotFound, PermissionDenied, SegportError
 from ..models import Role, Share
 from ..permissions import authorize
 from .context import Context
+from .visibility import visible_exports
 
 T = TypeVar("T")
 
@@ -52,7 +53,7 @@ def visible_names(context: Context, kind: str) -> list[str]:
         shown = [c for c in store.list_connections() if user.role is Role.ADMIN or c.share is Share.CONTRIBUTORS]
         return [c.name for c in shown]
     if kind == "export":
-        return [e.name for e in store.list_exports()]
+        return [e.name for e in visible_exports(context, user)]
     if kind == "segment":
         return [s.name for s in store.list_segments()]
     return [u.name for u in store.list_users()]

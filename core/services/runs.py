@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from ..config import validate
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError, InputError, RunError
 from ..executor import RunJob
-from ..models import Run
+from ..models import Page, Role, Run, RunStatus
 from ..pipeline.engine import ExportRun, RunRequest
 from ..pipeline.preview import Preview
 from ..urls import without_password
 from .connections import Connections
-from .context import Context, spec_hint
+from .context import Context, check_page, spec_hint
 from .exports import Exports
 from .history import History, absolute_reject_file
+from .visibility import check_run
 
 
 class Runs:
@@ -111,12 +112,50 @@ class Runs:
 
     def get(self, *, run_id: int) -> Run:
         """One run record (runs of dead processes show as interrupted)."""
-        self.context.authorize("runs.show")
+        user = self.context.authorize("runs.show")
         self.context.store.reap_stale_runs()
-        return absolute_reject_file(self.context.home, self.context.store.get_run(run_id))
+        run = check_run(self.context, user, self.context.store.get_run(run_id))
+        return absolute_reject_file(self.context.home, run)
 
     def list(self, *, export: str | None = None, limit: int = 50) -> list[Run]:
         """Return the newest runs, of one export or of all."""
         self.context.authorize("runs.list")
         self.context.store.reap_stale_runs()
         return [absolute_reject_file(self.context.home, run) for run in self.context.store.list_runs(export, limit)]
+
+    def page(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        export: str | None = None,
+        status: RunStatus | str | None = None,
+        trigger: str | None = None,
+        user: str | None = None,
+    ) -> Page[Run]:
+        """Return a page of runs newest first, and how many match: by export name, status, trigger and user.
+
+        Non-admins see the runs of exports attached to connections shared with contributors only
+        (as their export list): the rule applies before the page is cut.
+        """
+        actor = self.context.authorize("runs.list")
+        check_page(limit, offset)
+        if status is not None:
+            try:
+                status = RunStatus(status).value
+            except ValueError:
+                known = ", ".join(s.value for s in RunStatus)
+                raise InputError(f"unknown run status {status!r}: use one of {known}", param="status") from None
+        store = self.context.store
+        store.reap_stale_runs()
+        found = store.run_page(
+            limit=limit,
+            offset=offset,
+            export=export,
+            status=status,
+            trigger=trigger,
+            user=user,
+            shared_only=actor.role is not Role.ADMIN,
+        )
+        items = [absolute_reject_file(self.context.home, run) for run in found.items]
+        return Page(items, found.total, found.limit, found.offset)

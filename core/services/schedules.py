@@ -11,6 +11,7 @@ from ..models import ScheduledRun
 from ..scheduling import next_fires, split_schedule, validate_cron, zone
 from .context import Context
 from .runs import Runs
+from .visibility import visible_exports
 
 REFRESH_SETTING = "refresh_schedule"
 #: {job: {"cron", "error", "at"}}: the jobs whose last attempt failed, as the scheduler marked them.
@@ -91,17 +92,18 @@ class Schedules:
     def overview(self, *, count: int = 3, now: datetime | None = None) -> list[dict[str, Any]]:
         """Describe the system schedule and every export's own: line, zone, next ``count`` runs, failing mark.
 
-        A disabled or detached export's schedule is listed with ``active`` false and no next runs.
+        A disabled or detached export's schedule is listed with ``active`` false and no next runs;
+        non-admins see the exports they may see (of connections shared with contributors).
         """
         ctx = self.context
-        ctx.authorize("schedule.show")
+        user = ctx.authorize("schedule.show")
         start = now or datetime.now(timezone.utc)
         marks = self.failures()
         rows = []
         refresh = ctx.store.get_setting(REFRESH_SETTING)
         if refresh:
             rows.append(self._describe("refresh", refresh, True, count, start, marks))
-        for export in ctx.store.list_exports():
+        for export in visible_exports(ctx, user):
             if export.schedule:
                 active = export.enabled and not export.detached
                 rows.append(self._describe(f"export:{export.name}", export.schedule, active, count, start, marks))

@@ -10,8 +10,9 @@ signing key is a file of the workspace folder (``web.key``, 0600), made at the f
 from __future__ import annotations
 
 import secrets
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 from urllib.parse import urlencode
 
 from asgi_csrf import asgi_csrf
@@ -19,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from ..errors import ExitStatus, SegportError
@@ -63,7 +65,16 @@ def create_app(
     workspaces = Workspaces(Path(home), database_url, executor=executor)
     home = workspaces.first.home
     secure = bool(public_url and public_url.startswith("https://"))
+    runs = ConsoleRuns(home, database_url, executor)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(runs.stop)  # runs going on stop after their batch, recorded interrupted
+        workspaces.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="segport",
         version=_version(),
         openapi_url="/api/v1/openapi.json",
@@ -71,7 +82,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.workspaces = workspaces
-    app.state.runs = ConsoleRuns(home, database_url, executor)
+    app.state.runs = runs
     app.state.public_url = public_url
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api.router)

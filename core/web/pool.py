@@ -78,8 +78,10 @@ class Workspaces:
             self._slots.release()
 
     def close(self) -> None:
-        """Close every workspace opened."""
+        """Close every workspace opened (a request after this opens a new one)."""
         with self._lock:
             opened, self._open = self._open, []
+            while not self._idle.empty():
+                self._idle.get_nowait()
         for ws in opened:
             ws.close()

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..contract import BatchResult
-from ..errors import SegportError
+from ..errors import ExecutorError, SegportError
 from ..executor import Executor
 from ..hookspecs import hookimpl
 from ..models import Export, Run
@@ -25,6 +26,7 @@ from ..plugins import make_manager
 from ..workspace import Workspace
 
 START_WAIT_S = 60.0  # how long a request waits for its run to be recorded (reading segments of 1M profiles)
+STOP_WAIT_S = 60.0  # how long a stopping server waits for its runs to reach the end of their batch in flight
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,9 @@ class Tracker:
     :param on_start: called with the run's record once it exists, before the waiting request wakes.
     """
 
-    def __init__(self, on_start: Callable[[Run, Tracker], None]) -> None:
+    def __init__(self, on_start: Callable[[Run, Tracker], None], stopping: threading.Event) -> None:
         self.on_start = on_start
+        self.stopping = stopping
         self.started = threading.Event()
         self.run: Run | None = None
         self.error: BaseException | None = None
@@ -60,8 +63,10 @@ class Tracker:
 
     @hookimpl
     def segport_after_batch(self, run: Run, export: Export, result: BatchResult) -> None:
-        """Keep the run's counts after each committed batch."""
+        """Keep the run's counts after each committed batch; stop the run there when the server stops."""
         self.run = copy.deepcopy(run)
+        if self.stopping.is_set():
+            raise KeyboardInterrupt("the server is stopping")  # recorded interrupted: the next run resumes it
 
 
 class ConsoleRuns:
@@ -72,7 +77,9 @@ class ConsoleRuns:
         self.database_url = database_url
         self.executor = executor
         self._live: dict[int, Tracker] = {}
+        self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
+        self.stopping = threading.Event()
 
     def start(self, ws: Workspace, export: str, *, full: bool = False, trigger: str = "manual") -> Started:
         """Start a run of ``export`` as ``ws``'s user (the same checks as the CLI's, first).
@@ -82,12 +89,16 @@ class ConsoleRuns:
         if self.executor is not None:
             return Started(None, ws.queue_export(export, full=full, trigger=trigger))
         ws.runs.request(export, full=full, trigger=trigger)  # permission, enabled, config: refused here, in the request
-        tracker = Tracker(self._follow)
+        if self.stopping.is_set():
+            raise ExecutorError("the server is stopping: start the run again once it is back")
+        tracker = Tracker(self._follow, self.stopping)
         user = ws.context.user_name
         client = ws.store.audit_client
         thread = threading.Thread(
             target=self._run, args=(tracker, user, client, export, full, trigger), name=f"run-{export}", daemon=True
         )
+        with self._lock:
+            self._threads.add(thread)
         thread.start()
         tracker.started.wait(START_WAIT_S)
         if tracker.run is None:
@@ -118,9 +129,19 @@ class ConsoleRuns:
             tracker.error = exc
         finally:
             tracker.started.set()
-            if tracker.run is not None:
-                with self._lock:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+                if tracker.run is not None:
                     self._live.pop(tracker.run.id, None)
+
+    def stop(self, timeout: float = STOP_WAIT_S) -> None:
+        """Stop the runs going on here after their batch in flight (recorded interrupted, resumable); wait for them."""
+        self.stopping.set()
+        with self._lock:
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _follow(self, run: Run, tracker: Tracker) -> None:
         with self._lock:

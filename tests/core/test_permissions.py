@@ -84,6 +84,7 @@ class Verb:
     roles: frozenset[str]
     action: str | None = None
     allowed_error: type[SegportError] | None = None
+    hidden_from: frozenset[str] = frozenset()  # who is told it is unknown: the private connection's export or run
 
     @property
     def permission(self) -> str:
@@ -103,7 +104,8 @@ def _export_verbs(conn: str, roles: frozenset[str]) -> list[Verb]:
         Verb(f"exports.change[{conn}]", lambda w, _: w.change_export(e, schedule="0 3 * * *"), None, roles,
              action="exports.edit"),
         Verb(f"exports.list[{conn}]", lambda w, _: w.list_exports(), lambda _: ["exports", "list"], EVERYONE),
-        Verb(f"exports.show[{conn}]", lambda w, _: w.get_export(e), lambda _: ["exports", "show", e], EVERYONE),
+        Verb(f"exports.show[{conn}]", lambda w, _: w.get_export(e), lambda _: ["exports", "show", e], EVERYONE,
+             hidden_from=EVERYONE - ADMIN if conn == "private" else frozenset()),
         Verb(f"exports.enable[{conn}]", lambda w, _: w.set_export_enabled(e, True),
              lambda _: ["exports", "enable", e], roles),
         Verb(f"exports.disable[{conn}]", lambda w, _: w.set_export_enabled(e, False),
@@ -156,6 +158,14 @@ VERBS = [
     Verb("connections.auth", lambda w, _: w.authorize_connection("shared", lambda url: None, timeout=1),
          lambda _: ["connections", "auth", "shared", "--no-browser", "--timeout", "1"], ADMIN,
          allowed_error=ConfigError),
+    # the browser's flow (the web console): begin, then complete from the redirect; memory has no OAuth
+    Verb("connections.auth[begin]", lambda w, _: w.begin_authorization("shared", "http://127.0.0.1:8400/oauth/callback"),
+         None, ADMIN, action="connections.auth", allowed_error=ConfigError),
+    Verb("connections.auth[complete]",
+         lambda w, _: w.complete_authorization("shared", state="s", expected_state="s",
+                                               redirect_uri="http://127.0.0.1:8400/oauth/callback",
+                                               query={"state": "s", "code": "c"}),
+         None, ADMIN, action="connections.auth", allowed_error=ConfigError),
     Verb("connections.set-cap", lambda w, _: w.set_profile_cap("shared", 10),
          lambda _: ["connections", "set-cap", "shared", "10"], ADMIN, action="connections.edit"),
     Verb("connections.edit", lambda w, _: w.edit_connection("shared", share="admins"),
@@ -189,9 +199,11 @@ VERBS = [
     *_export_verbs("private", ADMIN),
     *_export_verbs("shared", CONTRIBUTORS),
     Verb("runs.list", lambda w, _: w.list_runs(), lambda _: ["runs", "list"], EVERYONE),
-    Verb("runs.show", lambda w, x: w.get_run(x.run_id), lambda x: ["runs", "show", str(x.run_id)], EVERYONE),
+    # the world's run is of the private connection's export: only admins see it
+    Verb("runs.show", lambda w, x: w.get_run(x.run_id), lambda x: ["runs", "show", str(x.run_id)], EVERYONE,
+         hidden_from=EVERYONE - ADMIN),
     Verb("runs.rejects", lambda w, x: w.run_rejects(x.run_id), lambda x: ["runs", "rejects", str(x.run_id)],
-         EVERYONE),
+         EVERYONE, hidden_from=EVERYONE - ADMIN),
     Verb("runs.prune", lambda w, _: w.prune_runs("90d"), lambda _: ["runs", "prune", "--older-than", "90d", "--yes"],
          ADMIN),
     Verb("runs.retention[set]", lambda w, _: w.set_runs_retention("90d"), lambda _: ["runs", "retention", "90d"],
@@ -209,6 +221,13 @@ VERBS = [
     Verb("scheduler", lambda w, _: w.require("refresh"), lambda _: ["scheduler"], ADMIN, action="refresh"),
     Verb("fire", lambda w, _: w.fire("refresh"), None, ADMIN, action="refresh"),
     Verb("audit.list", lambda w, _: w.audit_entries(), lambda _: ["audit", "list"], ADMIN),
+    # the pages of the console's and the API's lists: each checks its list's permission
+    Verb("audit.page", lambda w, _: w.audit_page(action="exports"), None, ADMIN, action="audit.list"),
+    Verb("users.page", lambda w, _: w.users_page(role="viewer"), None, EVERYONE, action="users.list"),
+    Verb("connections.page", lambda w, _: w.connections_page(), None, EVERYONE, action="connections.list"),
+    Verb("segments.page", lambda w, _: w.segments_page(search="v"), None, EVERYONE, action="segments.list"),
+    Verb("exports.page", lambda w, _: w.exports_page(enabled=True), None, EVERYONE, action="exports.list"),
+    Verb("runs.page", lambda w, _: w.runs_page(status="succeeded"), None, EVERYONE, action="runs.list"),
 ]
 CASES = [pytest.param(v, u, id=f"{u}-{v.name}") for v in VERBS for u in ROLES]
 
@@ -252,6 +271,10 @@ def assert_unknown_user_audited(home: Path, before: str, user: str, actions: lis
 @pytest.mark.parametrize(("verb", "user"), CASES)
 def test_api_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, act_as: Any, home: Path) -> None:
     actor = act_as(user)
+    if user in verb.hidden_from:
+        with pytest.raises(NotFound):
+            verb.api(actor, world)
+        return
     if user in verb.roles:
         if verb.allowed_error is None:
             verb.api(actor, world)  # must not raise
@@ -286,6 +309,9 @@ def test_cli_permission_matrix(verb: Verb, user: str, world: SimpleNamespace, ru
     before = dump_database(home)
     result = run_cli("--as", user, *verb.cli(world))
     assert "Traceback" not in result.output
+    if user in verb.hidden_from:
+        assert result.exit_code == ExitStatus.NOT_FOUND, result.output
+        return
     if user in verb.roles:
         expected = verb.allowed_error.exit_status if verb.allowed_error else ExitStatus.OK
         assert result.exit_code == expected, result.output
@@ -316,6 +342,7 @@ def test_matrix_covers_every_workspace_action() -> None:
         "runs.retention", "schedule.set", "schedule.show",
         "schedule.jobs", "schedule.failures", "schedule.mark", "schedule.overview", "key.rotate",
         "refresh", "scheduler", "fire", "audit.list",
+        "audit.page", "users.page", "connections.page", "segments.page", "exports.page", "runs.page",
     }
 
 
