@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -141,7 +142,7 @@ def seed(ws: Workspace, args: argparse.Namespace) -> dict[str, float]:
             exports.append(store.add_export(export))
     took["connections, exports"] = time.perf_counter() - begin
     begin = time.perf_counter()
-    base = datetime.now(timezone.utc) - timedelta(days=400)
+    base = datetime.now(timezone.utc) - timedelta(seconds=args.runs * 300)  # a run every 5 min up to now
     rows: list[dict[str, Any]] = []
     with store.transaction():
         for r in range(args.runs):
@@ -162,6 +163,7 @@ def seed(ws: Workspace, args: argparse.Namespace) -> dict[str, float]:
             store.db.execute(insert(runs), rows)
     took["runs"] = time.perf_counter() - begin
     begin = time.perf_counter()
+    base = datetime.now(timezone.utc) - timedelta(seconds=args.audit * 150)  # an entry every 2.5 min up to now
     rows = []
     with store.transaction():
         for a in range(args.audit):
@@ -191,6 +193,7 @@ def cases(args: argparse.Namespace) -> list[Case]:
     deep_runs = min(90_000, max(0, args.runs - 50))
     deep_audit = min(90_000, max(0, args.audit - 50))
     since = (datetime.now(timezone.utc) - timedelta(days=30)).isoformat(timespec="seconds")
+    at = urllib.parse.quote(since)
     found: list[Case] = []
     for role in ("admin", "contributor"):
         found += [
@@ -219,8 +222,9 @@ def cases(args: argparse.Namespace) -> list[Case]:
              f"/audit?limit=50&offset={deep_audit}"),
         Case("audit, one action family", "admin", lambda w: w.audit_page(action="connections"),
              "/audit?action=connections"),
+        Case("audit since 30 days", "admin", lambda w: w.audit_page(since=since), f"/audit?since={at}"),
         Case("audit, a user's since 30 days", "admin", lambda w: w.audit_page(user="eli", since=since),
-             f"/audit?user=eli&since={since}"),
+             f"/audit?user=eli&since={at}"),
         Case("audit of a target", "admin", lambda w: w.audit_page(target="export-0042"), "/audit?target=export-0042"),
     ]  # fmt: skip
     return found
