@@ -22,10 +22,14 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -138,7 +142,7 @@ def seed(ws: Workspace, args: argparse.Namespace) -> dict[str, float]:
             exports.append(store.add_export(export))
     took["connections, exports"] = time.perf_counter() - begin
     begin = time.perf_counter()
-    base = datetime.now(timezone.utc) - timedelta(days=400)
+    base = datetime.now(timezone.utc) - timedelta(seconds=args.runs * 300)  # a run every 5 min up to now
     rows: list[dict[str, Any]] = []
     with store.transaction():
         for r in range(args.runs):
@@ -159,6 +163,7 @@ def seed(ws: Workspace, args: argparse.Namespace) -> dict[str, float]:
             store.db.execute(insert(runs), rows)
     took["runs"] = time.perf_counter() - begin
     begin = time.perf_counter()
+    base = datetime.now(timezone.utc) - timedelta(seconds=args.audit * 150)  # an entry every 2.5 min up to now
     rows = []
     with store.transaction():
         for a in range(args.audit):
@@ -188,6 +193,7 @@ def cases(args: argparse.Namespace) -> list[Case]:
     deep_runs = min(90_000, max(0, args.runs - 50))
     deep_audit = min(90_000, max(0, args.audit - 50))
     since = (datetime.now(timezone.utc) - timedelta(days=30)).isoformat(timespec="seconds")
+    at = urllib.parse.quote(since)
     found: list[Case] = []
     for role in ("admin", "contributor"):
         found += [
@@ -216,8 +222,9 @@ def cases(args: argparse.Namespace) -> list[Case]:
              f"/audit?limit=50&offset={deep_audit}"),
         Case("audit, one action family", "admin", lambda w: w.audit_page(action="connections"),
              "/audit?action=connections"),
+        Case("audit since 30 days", "admin", lambda w: w.audit_page(since=since), f"/audit?since={at}"),
         Case("audit, a user's since 30 days", "admin", lambda w: w.audit_page(user="eli", since=since),
-             f"/audit?user=eli&since={since}"),
+             f"/audit?user=eli&since={at}"),
         Case("audit of a target", "admin", lambda w: w.audit_page(target="export-0042"), "/audit?target=export-0042"),
     ]  # fmt: skip
     return found
@@ -267,6 +274,53 @@ def http_call(base: str, token: str, path: str) -> Callable[[], Any]:
     return call
 
 
+def http_row(store_name: str, case: Case, base: str, token: str, repeat: int) -> tuple[str, bool] | None:
+    """Time the case's API path through the server (None: the server does not serve it, a 404)."""
+    call = http_call(base + "/api/v1", token, case.path)
+    begin = time.perf_counter()
+    try:
+        call()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+    first = (time.perf_counter() - begin) * 1000
+    times, answer = timed(call, repeat)
+    median = statistics.median(times)
+    items = answer.get("items", []) if isinstance(answer, dict) else answer
+    total = answer.get("total", "—") if isinstance(answer, dict) else "—"
+    total = f"{total:,}" if isinstance(total, int) else total
+    mark = "✓" if median <= GOAL_MS else "✗"
+    row = (f"| {store_name} | {case.name} | {case.role} | HTTP | {len(items)} | {total} | "
+           f"{first:.1f} | {median:.1f} | {max(times):.1f} | {mark} |")  # fmt: skip
+    return row, median <= GOAL_MS
+
+
+def serve(home: Path, url: str | None) -> tuple[subprocess.Popen[bytes], str, dict[str, str | None]]:
+    """Start 'segport serve' on a free port over the workspace; create a token for ada and for carl."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGPORT_")}
+    env.update(SEGPORT_HOME=str(home), **({"SEGPORT_DATABASE_URL": url} if url else {}))
+    tokens: dict[str, str | None] = {}
+    for role, user in (("admin", "ada"), ("contributor", "carl")):
+        command = [sys.executable, "-m", "segport", "--as", user, "tokens", "create", "--json"]
+        made = subprocess.run([*command, "--name", f"bench-{time.time_ns()}"], env=env, capture_output=True, check=True)
+        tokens[role] = json.loads(made.stdout)["token"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "segport", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/api/v1/me", timeout=5)
+        except urllib.error.HTTPError:
+            break  # 401: the server answers
+        except OSError:
+            time.sleep(0.1)
+    return server, base, tokens
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=int, default=1_000_000)
@@ -282,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--analyze", action="store_true",
                         help="ANALYZE the SQLite database after seeding (a workspace never does: default off)")
     parser.add_argument("--http", metavar="URL", help="also time the API of a running 'segport serve' (/api/v1)")
+    parser.add_argument("--serve", action="store_true",
+                        help="start 'segport serve' over the workspace (tokens for ada and carl) and time its API")
     parser.add_argument("--token-admin", default=os.environ.get("BENCH_TOKEN_ADMIN"), help="bearer token of ada")
     parser.add_argument("--token-contributor", default=os.environ.get("BENCH_TOKEN_CONTRIBUTOR"),
                         help="bearer token of carl")  # fmt: skip
@@ -316,9 +372,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| store | list call | as | via | items | total | first ms | median ms | max ms | ≤ {GOAL_MS:.0f} ms |")
         print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
         actors = {"admin": ws, "contributor": Workspace.open(home, "carl", database_url=url)}
-        tokens = {"admin": args.token_admin, "contributor": args.token_contributor}
+        tokens: dict[str, str | None] = {"admin": args.token_admin, "contributor": args.token_contributor}
         misses = 0
         plans: list[str] = []
+        unserved: list[str] = []
+        server = None
+        base = args.http
+        if args.serve:
+            server, base, tokens = serve(home, url)
+        if base:
+            for role, token in tokens.items():
+                baseline = Case("HTTP baseline: /api/v1/me", role, lambda w: None, "/me")
+                row = http_row(store_name, baseline, base, token, args.repeat) if token else None
+                if row is not None:
+                    print(row[0], flush=True)
         for case in cases(args):
             actor = actors[case.role]
             begin = time.perf_counter()
@@ -330,24 +397,22 @@ def main(argv: list[str] | None = None) -> int:
             misses += not ok
             print(f"| {store_name} | {case.name} | {case.role} | service | {len(page.items)} | {page.total:,} | "
                   f"{first:.1f} | {median:.1f} | {max(times):.1f} | {'✓' if ok else '✗'} |", flush=True)  # fmt: skip
-            if args.http and tokens[case.role]:
-                call = http_call(args.http + "/api/v1", tokens[case.role], case.path)
-                begin = time.perf_counter()
-                call()
-                first = (time.perf_counter() - begin) * 1000
-                times, answer = timed(call, args.repeat)
-                median = statistics.median(times)
-                ok = median <= GOAL_MS
-                misses += not ok
-                items = answer.get("items", []) if isinstance(answer, dict) else answer
-                total = answer.get("total", "—") if isinstance(answer, dict) else "—"
-                mark = "✓" if ok else "✗"
-                print(f"| {store_name} | {case.name} | {case.role} | HTTP | {len(items)} | {total:,} | "
-                      f"{first:.1f} | {median:.1f} | {max(times):.1f} | {mark} |", flush=True)  # fmt: skip
+            if base and tokens[case.role]:
+                row = http_row(store_name, case, base, tokens[case.role], args.repeat)
+                if row is None:
+                    unserved.append(case.path.split("?")[0])
+                else:
+                    misses += not row[1]
+                    print(row[0], flush=True)
             if args.explain:
                 plans += [f"### {case.name} ({case.role})", *explain(actor, case.call)]
         for actor in actors.values():
             actor.close()
+        if server is not None:
+            server.terminate()
+            server.wait(30)
+        if unserved:
+            print(f"\nNot served by this server (404): {', '.join(sorted(set(unserved)))}")
         if plans:
             print()
             print("\n".join(plans))

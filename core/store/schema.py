@@ -239,10 +239,11 @@ audit = Table(
     Column("target", TEXT, nullable=False),
     Column("detail", TEXT, nullable=False),
     Column("client", TEXT),  # the client address of the request behind the entry (NULL: the local CLI)
-    # the audit's pages, newest first, by user, action, target and time (migration 0009)
-    Index("audit_by_user", "user", "id"),
-    Index("audit_by_action", "action", "id"),
-    Index("audit_by_target", "target", "id"),
+    # the audit's pages, newest first, by user, action, target and time (migration 0009); the time last,
+    # so a filter and a time are both read from the filter's index
+    Index("audit_by_user", "user", "id", "at"),
+    Index("audit_by_action", "action", "id", "at"),
+    Index("audit_by_target", "target", "id", "at"),
     Index("audit_by_at", "at"),
 )
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from typing import Any, Callable, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
+import requests
 from fastapi.testclient import TestClient
 
 from segport import Registry, Workspace
@@ -14,6 +15,7 @@ from segport.registry import set_default_registry
 from segport.testing.fakes import MemoryPlatform, memory_destination
 from segport.workspace import PRIVACY_NOTICE
 from segport_mailchimp.destination import MailchimpDestination
+from segport_mailchimp.sandbox import MailchimpSandbox
 
 from .conftest import csrf_of
 
@@ -306,3 +308,30 @@ def test_no_page_of_these_screens_shows_a_secret(
             for path in ["/admin/connections/vault/test", "/data/exports/team-news/dry-run"]:
                 assert not [s for s in secrets if s in post(browser, path).text], (user, path)
     assert not [s for s in secrets if s in caplog.text]
+
+
+def test_add_connection_then_authenticate_with_mailchimp_end_to_end(
+    web_ws: Workspace, signed_in: Callable[[str], TestClient]
+) -> None:
+    """The form's "Authenticate with Mailchimp" saves it; the page's button goes to the platform and back."""
+    with MailchimpSandbox(seed=61) as sandbox:  # approves at once, as a signed-in Mailchimp user would
+        browser = signed_in("ada")
+        form = {"type": "mailchimp", "name": "Newsletter", "share": "contributors", "agree": "yes",
+                "action": "authorize", "cfg-auth_method": "api_key", "cfg-client_id": "app-1",
+                "cfg-client_secret": "console-app-secret-77", "cfg-oauth_base_url": sandbox.base_url}  # fmt: skip
+        saved = post(browser, "/admin/connections/new", form, "/admin/connections/new?type=mailchimp")
+        assert saved.status_code == 303
+        page = browser.get(saved.headers["location"]).text
+        action = re.search(r'<form method="post" action="([^"]+/authorize)">', page)
+        assert action and action.group(1) == "/admin/connections/Newsletter/authorize"
+        gone = post(browser, action.group(1))
+        assert gone.status_code == 303 and gone.headers["location"].startswith(sandbox.base_url)
+        back = requests.get(gone.headers["location"], allow_redirects=False, timeout=10)
+        assert back.status_code == 302
+        parts = urlsplit(back.headers["location"])
+        done = browser.get(f"{parts.path}?{parts.query}")
+        assert done.status_code == 303 and done.headers["location"] == "/admin/connections/Newsletter"
+        assert "authenticated with Mailchimp" in browser.get("/admin/connections/Newsletter").text
+        post(browser, "/admin/connections/Newsletter/test")
+        html = browser.get("/admin/connections").text
+        assert "Works: Sandbox" in html and "console-app-secret-77" not in html

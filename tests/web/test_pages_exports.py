@@ -84,6 +84,7 @@ def test_the_list_shows_each_export_with_its_last_run(
     for header in ["Name", "Connection", "Audience", "Segments", "Last run", "Status"]:
         assert f'<th scope="col">{header}</th>' in html
     assert '<a href="/data/exports/team-news">team-news</a>' in html
+    assert ("private-news" in html) is (user == "ada")  # others see the exports of shared connections only
     assert "<td>aud1</td>" in html and "<td>All</td>" in html and "Never run" in html
     assert ("Add destination" in html) is (user != "vera")
     assert SECRET_KEY not in html and KEY not in html
@@ -100,7 +101,8 @@ def test_the_list_has_pages_of_50(web_ws: Workspace, world: Workspace, signed_in
     assert first.count("<tr>") == 51  # the header's and 50 exports
     assert '<a href="/data/exports?page=2" rel="next">Next</a>' in first and "Previous" not in first
     second = browser.get("/data/exports?page=2").text
-    assert second.count("<tr>") == 3  # 52 exports
+    assert second.count("<tr>") == 2  # the 51 exports of the shared connection (not private-news)
+    assert "Page 2 of 2 (51 exports)" in second
     assert '<a href="/data/exports?page=1" rel="prev">Previous</a>' in second and ">Next<" not in second
 
 
@@ -217,10 +219,13 @@ def test_a_contributor_cannot_run_or_change_an_export_on_a_private_connection(
     world: Workspace, signed_in: Callable[[str], TestClient]
 ) -> None:
     browser = signed_in("carl")
-    html = browser.get("/data/exports/private-news").text
-    assert ">Run now<" not in html and SECRET_KEY not in html
-    assert post(browser, "/data/exports/private-news/run").status_code == 403
-    assert post(browser, "/data/exports/private-news/edit", added_form("private-news")).status_code == 403
+    assert "private-news" not in browser.get("/data/exports").text
+    page = browser.get("/data/exports/private-news")
+    assert page.status_code == 404 and ">Run now<" not in page.text and SECRET_KEY not in page.text
+    assert post(browser, "/data/exports/private-news/run").status_code in (403, 404)
+    assert post(browser, "/data/exports/private-news/dry-run").status_code in (403, 404)
+    assert post(browser, "/data/exports/private-news/edit", added_form("private-news")).status_code in (403, 404)
+    assert world.list_runs() == []
     team = browser.get("/data/exports/team-news").text
     for control in ["Run now", "Dry run", "Disable", "Edit", "Remove"]:
         assert f">{control}</" in team

@@ -13,7 +13,7 @@ from ...errors import InputError
 from ..actor import ApiUser
 from .bodies import Body
 from .paging import Limit, Offset, PageOf, jsonable
-from .uploads import format_of, staged, write_stream
+from .uploads import file_name, format_of, staged, write_stream
 
 router = APIRouter(tags=["profiles"])
 
@@ -91,12 +91,13 @@ async def load_profiles(
 ) -> dict[str, Any]:
     """Add or update profiles by key from one file (all rows or none); with ``replace``, the file is all of them."""
     media = request.headers.get("content-type", "")
-    with staged(ws.home, ".upload") as path:
+    with staged(ws.home) as folder:
         if media.startswith("multipart/form-data"):
             async with request.form() as form:
                 upload = form.get("file")
                 if not isinstance(upload, UploadFile):
                     raise InputError("the upload has no file: send it in the form part 'file'", param="file")
+                path = folder / file_name(upload.filename, "upload")
                 with open(path, "wb") as out:
                     while chunk := await upload.read(1 << 20):
                         out.write(chunk)
@@ -104,6 +105,7 @@ async def load_profiles(
                 key = key or _text(form.get("key"))
                 replace = replace or (_text(form.get("replace")) or "").lower() in ("1", "true", "on", "yes")
         else:
+            path = folder / "request body"
             await write_stream(path, request.stream())
             fmt = format or format_of(media)
         if fmt is None:

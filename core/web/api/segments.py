@@ -61,7 +61,8 @@ def count_matches(
 @router.put("/segments/{name:path}/members", summary="Set a static segment's members")
 def set_members(name: str, body: SegmentMembers, ws: ApiUser) -> dict[str, Any]:
     """Create or replace a static segment holding the profiles of these keys."""
-    with staged(ws.home, ".jsonl") as path:
+    with staged(ws.home) as folder:
+        path = folder / "keys.jsonl"
         write_keys(path, body.keys)
         loaded = ws.load_segment(name, path, key="id", fmt="jsonl")
     return dict(jsonable(loaded))

@@ -1,16 +1,16 @@
 """Files the API receives (profiles, segment members), staged for the services' file readers.
 
 The services read profiles and keys from files (as the CLI gives them); an upload is written to a
-private file (0600) in the workspace folder, where personal data already lives, and removed after.
+private folder (0700) in the workspace folder, where personal data already lives, and removed after.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import tempfile
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import AsyncIterator, Iterable, Iterator
 
 FORMATS = {
@@ -37,14 +37,19 @@ def format_of(content_type: str | None, filename: str | None = None) -> str | No
 
 
 @contextmanager
-def staged(home: Path, suffix: str) -> Iterator[Path]:
-    """Yield a new private file in the workspace folder, removed when the block ends."""
-    handle, name = tempfile.mkstemp(prefix=".upload-", suffix=suffix, dir=home)
-    os.close(handle)
+def staged(home: Path) -> Iterator[Path]:
+    """Yield a new private folder (0700) in the workspace folder for one upload, removed with it when the block ends."""
+    folder = Path(tempfile.mkdtemp(prefix=".upload-", dir=home))
     try:
-        yield Path(name)
+        yield folder
     finally:
-        Path(name).unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def file_name(sent: str | None, default: str) -> str:
+    """Return the name to give an uploaded file: the client's base name (errors name it), or ``default``."""
+    name = PurePosixPath((sent or "").replace("\\", "/")).name.strip()
+    return name if name and name not in (".", "..") and "\x00" not in name else default
 
 
 async def write_stream(path: Path, chunks: AsyncIterator[bytes]) -> int:

@@ -8,7 +8,7 @@ from . import account, audit, auth, connections, export_form, exports, oauth, pr
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
-router.include_router(oauth.router)
+router.include_router(oauth.router)  # before connections': /admin/connections/{name}/authorize
 router.include_router(connections.router)
 router.include_router(export_form.router)  # before exports': /data/exports/new is not an export's page
 router.include_router(exports.router)

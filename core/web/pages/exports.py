@@ -44,12 +44,6 @@ def audience_of(export: Export, keys: list[str]) -> str:
     return next((str(export.options[k]) for k in keys if k in export.options), "")
 
 
-def last_run(ws: Workspace, export: str) -> Run | None:
-    """Return the export's newest run that was not a dry run (None: it never ran)."""
-    runs = ws.list_runs(export=export, limit=RECENT_RUNS)
-    return next((run for run in runs if run.status is not RunStatus.PLANNED), None)
-
-
 def status_of(export: Export, run: Run | None) -> str:
     """Return an export's status in one word or two: detached, disabled, or how its last run ended."""
     if export.detached:
@@ -75,33 +69,32 @@ def counts_of(run: Run) -> str:
 
 @router.get("/data/exports")
 def exports_list(request: Request, ws: PageUser, page: int = 1) -> Response:
-    """List the exports, 50 a page, with their last run."""
-    exports = ws.list_exports()
-    pages = max((len(exports) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    page = min(max(page, 1), pages)
+    """List the exports, 50 a page (an indexed page of the store), each with its last run."""
+    found = ws.exports_page(limit=PAGE_SIZE, offset=(max(page, 1) - 1) * PAGE_SIZE)
+    pages = max((found.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    if page > pages:  # past the end (exports removed since): the last page
+        return RedirectResponse(f"/data/exports?page={pages}", status_code=303)
     keys = _audience_keys(ws)
-    rows = []
-    for export in exports[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
-        run = last_run(ws, export.name)
-        rows.append(
-            {
-                "export": export,
-                "href": export_path(export.name),
-                "audience": audience_of(export, keys),
-                "run": run,
-                "counts": counts_of(run) if run else "",
-                "started": short_time(run.started_at) if run else "",
-                "status": status_of(export, run),
-            }
-        )
+    rows = [
+        {
+            "export": item.export,
+            "href": export_path(item.export.name),
+            "audience": audience_of(item.export, keys),
+            "run": item.last_run,
+            "counts": counts_of(item.last_run) if item.last_run else "",
+            "started": short_time(item.last_run.started_at) if item.last_run else "",
+            "status": status_of(item.export, item.last_run),
+        }
+        for item in found.items
+    ]
     return render(
         request,
         "exports/list.html",
         role=ws.user.role.value,
         rows=rows,
-        page=page,
+        page=max(page, 1),
         pages=pages,
-        total=len(exports),
+        total=found.total,
     )
 
 

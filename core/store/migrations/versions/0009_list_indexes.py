@@ -27,9 +27,9 @@ INDEXES = {
     "runs_by_status": ("runs", ["status", "id", "export_id"]),
     "runs_by_trigger": ("runs", ["trigger", "id", "export_id"]),
     "runs_by_user": ("runs", ["user", "id", "export_id"]),
-    "audit_by_user": ("audit", ["user", "id"]),
-    "audit_by_action": ("audit", ["action", "id"]),
-    "audit_by_target": ("audit", ["target", "id"]),
+    "audit_by_user": ("audit", ["user", "id", "at"]),
+    "audit_by_action": ("audit", ["action", "id", "at"]),
+    "audit_by_target": ("audit", ["target", "id", "at"]),
     "audit_by_at": ("audit", ["at"]),
     "exports_by_connection_id": ("exports", ["connection_id"]),
 }
