@@ -66,7 +66,7 @@ def create_app(
     workspaces = Workspaces(Path(home), database_url, executor=executor)
     home = workspaces.first.home
     secure = bool(public_url and public_url.startswith("https://"))
-    runs = ConsoleRuns(home, database_url, executor)
+    runs = ConsoleRuns(home, database_url, executor, workspaces.first.registry)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -23,6 +23,7 @@ from ..executor import Executor
 from ..hookspecs import hookimpl
 from ..models import Export, Run
 from ..plugins import make_manager
+from ..registry import Registry
 from ..workspace import Workspace
 
 START_WAIT_S = 60.0  # how long a request waits for its run to be recorded (reading segments of 1M profiles)
@@ -72,8 +73,11 @@ class Tracker:
 class ConsoleRuns:
     """Start runs for signed-in users and follow the ones running in this server."""
 
-    def __init__(self, home: Path, database_url: str | None, executor: Executor | None) -> None:
+    def __init__(
+        self, home: Path, database_url: str | None, executor: Executor | None, registry: Registry | None = None
+    ) -> None:
         self.home = home
+        self.registry = registry  # the server's plugins (None: the process's default registry)
         self.database_url = database_url
         self.executor = executor
         self._live: dict[int, Tracker] = {}
@@ -122,7 +126,7 @@ class ConsoleRuns:
         pm = make_manager()
         pm.register(tracker)
         try:
-            with Workspace.open(self.home, user, database_url=self.database_url, pm=pm) as ws:
+            with Workspace.open(self.home, user, database_url=self.database_url, pm=pm, registry=self.registry) as ws:
                 ws.store.audit_client = client
                 ws.run_export(export, full=full, trigger=trigger)
         except BaseException as exc:  # the thread's end: kept for the waiting request (a failed run is recorded)
