@@ -197,9 +197,13 @@ class Scheduler:
             del self._broken[name]
         return sorted(due)
 
-    def run(self, tick: float = 1.0) -> None:
-        """Loop until :attr:`stop` is set (SIGINT/SIGTERM handlers set it)."""
-        last = self.clock()
+    def run(self, tick: float = 1.0, *, since: datetime | None = None) -> None:
+        """Loop until :attr:`stop` is set (SIGINT/SIGTERM handlers set it).
+
+        The first tick fires the jobs due after ``since`` (default: the start), so an earlier ``since``
+        catches up on what was due before the start.
+        """
+        last = since or self.clock()
         while not self.stop.wait(tick):
             current = self.clock()
             try:

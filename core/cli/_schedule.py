@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import datetime, timedelta, timezone
 from types import FrameType
 from typing import Any, Callable
 
@@ -110,8 +111,10 @@ def refresh(state: State, as_json: bool) -> None:
 
 @click.command()
 @click.option("--tick", type=Finite(0.05), default=1.0, hidden=True)
+# The first tick also fires what was due in the last SECONDS: tests fire a schedule at once, not at the next minute.
+@click.option("--catch-up", "catch_up", type=Finite(0), default=0.0, hidden=True)
 @pass_state
-def scheduler(state: State, tick: float) -> None:
+def scheduler(state: State, tick: float, catch_up: float) -> None:
     """Fire the refresh schedule and export schedules until SIGINT/SIGTERM.
 
     Every line starts with the time (ISO 8601, with its UTC offset); runs print a progress line about
@@ -167,7 +170,8 @@ def scheduler(state: State, tick: float) -> None:
 
     log(f"scheduler started; jobs: {_jobs(ws.schedules())}", err=False)
     try:
-        Scheduler(ws.schedules, fire, on_error, on_success=on_success, stop=stop).run(tick)
+        since = datetime.now(timezone.utc) - timedelta(seconds=catch_up) if catch_up else None
+        Scheduler(ws.schedules, fire, on_error, on_success=on_success, stop=stop).run(tick, since=since)
     except Terminated:
         raise Terminated(guard.stopped()) from None
     log("scheduler stopped", err=False)

@@ -120,6 +120,29 @@ def test_jobs_that_cannot_be_read_do_not_stop_the_scheduler() -> None:
     assert fired == ["export:a", "export:a"]  # what was due while unreadable fires next tick
 
 
+def test_the_first_tick_catches_up_on_what_was_due_since_a_given_time() -> None:
+    """``since`` (the hidden ``scheduler --catch-up SECONDS``): jobs due before the start fire at the first tick."""
+    fired: list[str] = []
+    stop = threading.Event()
+    jobs = {"export:a": "* * * * *", "refresh": "0 3 * * *"}  # due at 03:00; the scheduler starts at 03:00:10
+
+    def fire(job: str) -> None:
+        fired.append(job)
+        if len(fired) == 2:
+            stop.set()
+
+    Scheduler(lambda: jobs, fire, lambda job, exc: None,
+              clock=lambda: T0 + timedelta(seconds=40), stop=stop).run(tick=0.001, since=T0)
+    assert fired == ["export:a", "refresh"]
+    stop.clear()
+    late = threading.Thread(target=lambda: (time.sleep(0.2), stop.set()))
+    late.start()
+    Scheduler(lambda: jobs, fired.append, lambda job, exc: None, clock=lambda: T0 + timedelta(seconds=40),
+              stop=stop).run(tick=0.001)  # without since: nothing was due after the start
+    late.join()
+    assert fired == ["export:a", "refresh"]
+
+
 def test_scheduler_command_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
     home = tmp_path / "ws"
     Workspace.create(home, "ada").close()

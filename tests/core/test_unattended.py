@@ -205,10 +205,10 @@ def test_scheduler_lines_are_timestamped_and_sigterm_stops_its_run(
     tmp_path: Path, sandbox: MailchimpSandbox, database_url: str | None, committed_so_far: Callable[..., int]
 ) -> None:
     op = setup(tmp_path, sandbox, 12000, database_url)
-    op("exports", "edit", "news", "--schedule", "* * * * *")  # fires at the next minute
+    op("exports", "edit", "news", "--schedule", "* * * * *")
     sandbox.set_faults(latency_ms=150)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "segport", "scheduler", "--tick", "0.2"],
+    process = subprocess.Popen(  # --catch-up: it fires at the first tick, not at the next minute
+        [sys.executable, "-m", "segport", "scheduler", "--tick", "0.2", "--catch-up", "60"],
         env={**op.env, "SEGPORT_PROGRESS_INTERVAL": "0.001"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
