@@ -139,11 +139,8 @@ def _make_workspace(home: Path, folder: Path) -> Operator:
     users = [(("users", "add", name, "--role", role), None) for name, role in ROLES.items()]
     _in_parallel(ada, [*users, (("profiles", "load", str(profiles), "--key", "customer_id"), None)])
     passwords = [(("users", "passwd", name, "--password-stdin"), f"{secret}\n") for name, secret in PASSWORDS.items()]
-    segments = [
-        (("segments", "define", "Newsletter", "--where", "newsletter = 'yes'"), None),
-        (("segments", "define", SCRIPT_NAME, "--where", "newsletter = 'no'"), None),
-    ]
-    _in_parallel(ada, [*passwords, *segments])
+    segment = (("segments", "define", "Newsletter", "--where", "newsletter = 'yes'"), None)
+    _in_parallel(ada, [*passwords, segment])
     return ada
 
 
@@ -188,6 +185,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             process.kill()
             process.wait(5)
         sandbox.stop()
+        print("--- the end of segport serve's log ---", *log.read_text(errors="replace").splitlines()[-40:], sep="\n")
 
 
 @pytest.fixture

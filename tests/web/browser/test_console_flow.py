@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 
 import pytest
 
-from .conftest import IMG_NAME, INVALID_EMAIL, NEWSLETTER, PASSWORDS, SCRIPT_NAME, Console
+from .conftest import IMG_NAME, INVALID_EMAIL, NEWSLETTER, PASSWORDS, PROFILES, SCRIPT_NAME, Console
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Dialog, Page
@@ -37,7 +37,7 @@ OAUTH_CONNECTION = "Shop (OAuth)"
 EXPORT = "Newsletter to Mailchimp"
 WRITE_CONTROLS = (
     *("Run now", "Dry run", "Disable", "Enable", "Edit", "Remove"),
-    *("Save", "Upload", "Invite", "Test connection", "Define"),
+    *("Save", "Save segment", "Load segment", "Upload", "Invite", "Test connection"),
 )
 
 
@@ -97,8 +97,10 @@ class Watched:
 
 
 def expect() -> Any:
+    """Return Playwright's ``expect``, waiting up to :data:`WAIT_MS` (imported late: the test may skip)."""
     from playwright.sync_api import expect as playwright_expect
 
+    playwright_expect.set_options(timeout=WAIT_MS)
     return playwright_expect
 
 
@@ -302,24 +304,33 @@ def step_contributor_runs_it_and_watches(watched: Watched) -> None:
 
 
 def step_names_typed_as_script_do_nothing(watched: Watched) -> None:
-    page = watched.page
+    page, audience_id = watched.page, watched.console.sandbox.audience_id
+    # a segment defined by filter, its matches counted live as the filter is typed
+    watched.menu("Data › Segments")
+    page.get_by_label("Segment name").fill(SCRIPT_NAME)
+    page.get_by_label("Filter", exact=True).fill("newsletter = 'no'")
+    expect()(page.locator("#filter-count")).to_contain_text("2")
+    watched.shot("segments-define")
+    page.get_by_role("button", name="Save segment").click()
+    expect()(page.get_by_role("table")).to_contain_text(SCRIPT_NAME)
+    watched.check()
+    # an export named as an element with a handler, of that segment
     watched.go("/data/exports/new")
     page.get_by_label("Export name").fill(IMG_NAME)
     choose(page, "Connection", CONNECTION)
     audience = page.get_by_label("Audience", exact=True)
-    expect()(audience.locator(f"option[value='{watched.console.sandbox.audience_id}']")).to_have_count(1)
-    audience.select_option(value=watched.console.sandbox.audience_id)
+    expect()(audience.locator(f"option[value='{audience_id}']")).to_have_count(1)
+    audience.select_option(value=audience_id)
     page.get_by_label("Email attribute").select_option("email")
     page.get_by_role("checkbox", name=f"{SCRIPT_NAME} (2 profiles)").check()
     page.get_by_role("button", name="Save", exact=True).click()
     expect()(page).to_have_url(re.compile(r"/data/exports/[^/?]+$"))
     watched.check()
     expect()(page.get_by_role("heading", level=1)).to_contain_text(IMG_NAME)
+    expect()(page.locator("main")).to_contain_text(SCRIPT_NAME)
     for path in ("/data/exports", "/data/segments", "/data/exports/new"):
         watched.go(path)
-        assert IMG_NAME in page.inner_text("main") or SCRIPT_NAME in page.inner_text("main")
-    watched.go("/data/segments")
-    expect()(page.locator("main")).to_contain_text(SCRIPT_NAME)
+        expect()(page.locator("main")).to_contain_text(SCRIPT_NAME if "segments" in path else IMG_NAME)
 
 
 def step_forged_posts_are_refused(watched: Watched, attacker_site: Callable[[str], str]) -> str:
@@ -369,7 +380,7 @@ def step_viewer_sees_no_write_controls(watched: Watched, export_path: str, run_u
         assert posting.count() == 0, f"{path} offers a viewer a form that writes"
         for name in WRITE_CONTROLS:
             assert page.get_by_role("button", name=name, exact=True).count() == 0, f"{name!r} on {path}"
-        for name in ("Add destination", "Add connection"):
+        for name in ("Add destination", "Add connection", "Edit", "Remove"):
             assert page.get_by_role("link", name=name).count() == 0, f"{name!r} on {path}"
     # a forged run with a real token (as the viewer): the service refuses it
     watched.go(export_path)
@@ -398,6 +409,21 @@ def step_admin_screens(watched: Watched) -> None:
         watched.shot(shot)
     audit = page.locator("main")
     expect()(audit).to_contain_text("carl")
+    expect()(audit).to_contain_text(IMG_NAME)  # the typed names, as text in the audit too
+    watched.check()
+
+
+def step_admin_uploads_profiles(watched: Watched) -> None:
+    """Upload a file through the browser: a multipart form, its CSRF token first (the same rows: unchanged)."""
+    page = watched.page
+    watched.menu("Data › Profiles")
+    page.get_by_label("Profiles file").set_input_files(
+        files=[{"name": "profiles.csv", "mimeType": "text/csv", "buffer": PROFILES.encode("utf-8")}]
+    )
+    page.get_by_label("Key column").fill("customer_id")
+    page.get_by_role("button", name="Upload").click()
+    expect()(page.locator("main")).to_contain_text("6 unchanged")
+    watched.check()
 
 
 def step_every_screen_fits_a_phone(watched: Watched, export_path: str) -> None:
@@ -465,6 +491,7 @@ def test_console_flow(console: Console, new_page: Callable[..., Page], attacker_
     step_viewer_sees_no_write_controls(vera, export_path, run_url)
 
     step_admin_screens(ada)
+    step_admin_uploads_profiles(ada)
     phone = Watched(new_page(viewport=PHONE), console, secrets)
     sign_in(phone, "ada")
     step_every_screen_fits_a_phone(phone, export_path)
