@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 
 class Role(str, enum.Enum):
@@ -345,3 +345,42 @@ class ExportEdit:
             "sync_state": self.sync_state,
             "notes": list(self.notes),
         }
+
+
+class _Listed(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+Item = TypeVar("Item", bound=_Listed)
+
+
+@dataclass(frozen=True)
+class Page(Generic[Item]):
+    """One page of a list: ``items`` from ``offset`` (at most ``limit``) of the ``total`` that match."""
+
+    items: list[Item]
+    total: int
+    limit: int
+    offset: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the page as JSON-ready data: ``items``, ``total``, ``limit`` and ``offset``."""
+        items = [item.to_dict() for item in self.items]
+        return {"items": items, "total": self.total, "limit": self.limit, "offset": self.offset}
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """An export with its last run (dry runs aside; None: it never ran), as an export list shows it."""
+
+    export: Export
+    last_run: Run | None
+
+    @property
+    def name(self) -> str:
+        """The export's name."""
+        return self.export.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the export as JSON-ready data, with ``last_run`` (the run record, or None)."""
+        return {**self.export.to_dict(), "last_run": self.last_run.to_dict() if self.last_run else None}

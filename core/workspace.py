@@ -24,6 +24,8 @@ from .models import (
     ConnectionEdit,
     Export,
     ExportEdit,
+    ExportSummary,
+    Page,
     ProfileLoad,
     ProfilePage,
     ProfileRemoval,
@@ -225,6 +227,14 @@ class Workspace:
         """Return the newest ``limit`` audit entries, newest first."""
         return self.governance.audit_entries(limit=limit)
 
+    def audit_page(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> Page[AuditEntry]:
+        """Return a page of audit entries newest first (filters: user, action, target, since) with its total."""
+        return self.governance.audit_page(limit=limit, offset=offset, **filters)
+
+    def users_page(self, *, limit: int = 50, offset: int = 0, role: Role | str | None = None) -> Page[User]:
+        """Return a page of users by name (``role``: with that role only) with its total."""
+        return self.governance.user_page(limit=limit, offset=offset, role=role)
+
     # -- connections ----------------------------------------------------------------------------
     def add_connection(
         self,
@@ -251,6 +261,10 @@ class Workspace:
     def list_connections(self) -> list[Connection | SharedConnection]:
         """Return every connection for admins; the shared ones' name and type for others."""
         return self.connections.list()
+
+    def connections_page(self, *, limit: int = 50, offset: int = 0) -> Page[Connection | SharedConnection]:
+        """Return a page of connections by name, as :meth:`list_connections` shows them, with its total."""
+        return self.connections.page(limit=limit, offset=offset)
 
     def get_connection(self, name: str) -> Connection:
         """Return one connection (its config without secrets)."""
@@ -334,6 +348,10 @@ class Workspace:
         """Return the segments with their current member counts."""
         return self.catalog.list_segments()
 
+    def segments_page(self, *, limit: int = 50, offset: int = 0, search: str | None = None) -> Page[SegmentCount]:
+        """Return a page of segments by name with their member counts, and its total."""
+        return self.catalog.segment_page(limit=limit, offset=offset, search=search)
+
     def remove_segment(self, name: str) -> None:
         """Remove a segment no export uses."""
         self.catalog.remove_segment(name=name)
@@ -376,6 +394,10 @@ class Workspace:
     def list_exports(self) -> list[Export]:
         """Return every export."""
         return self.exports.list()
+
+    def exports_page(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> Page[ExportSummary]:
+        """Return a page of exports with their last runs (filters: connection, enabled, search) and its total."""
+        return self.exports.page(limit=limit, offset=offset, **filters)
 
     def get_export(self, name: str) -> Export:
         """Return one export."""
@@ -428,6 +450,10 @@ class Workspace:
     def list_runs(self, export: str | None = None, limit: int = 50) -> list[Run]:
         """Return the newest runs, of one export or of all."""
         return self.runs.list(export=export, limit=limit)
+
+    def runs_page(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> Page[Run]:
+        """Return a page of runs newest first (filters: export, status, trigger, user) and its total."""
+        return self.runs.page(limit=limit, offset=offset, **filters)
 
     def run_rejects(self, run_id: int, limit: int | None = None) -> Rejects:
         """Return a run's rejects (reasons), with the run whose reject file holds each line."""

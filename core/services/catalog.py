@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .. import readers
 from ..errors import ConfigError, WorkspaceError
 from ..filters import parse
-from ..models import Segment, SegmentCount, SegmentLoad
+from ..models import Page, Segment, SegmentCount, SegmentLoad
 from ..pipeline.selection import Selection, refresh_filter_cache
 from .attributes import unknown_attributes
-from .context import Context, check_name
+from .context import Context, check_name, check_page
 
 
 class Catalog:
@@ -67,16 +67,49 @@ class Catalog:
         """Segments with their current member counts."""
         ctx = self.context
         ctx.authorize("segments.list")
-        segments = ctx.store.list_segments()
+        return self._counted(ctx.store.list_segments())
+
+    def segment_page(self, *, limit: int = 50, offset: int = 0, search: str | None = None) -> Page[SegmentCount]:
+        """Return a page of segments by name (``search``: the name holds it, any case) with their member counts."""
+        ctx = self.context
+        ctx.authorize("segments.list")
+        check_page(limit, offset)
+        found = ctx.store.segment_page(limit=limit, offset=offset, search=search)
+        return Page(self._counted(found.items), found.total, found.limit, found.offset)
+
+    def _counted(self, segments: Sequence[Segment]) -> list[SegmentCount]:
+        """Return the segments with their exact member counts.
+
+        A count recorded at the current catalog version is exact (every write that can change
+        members renews the version). The others are counted in SQL, a static segment's members
+        that have a profile, a filter segment's cached members once its cache is brought up to the
+        last load (a cache that cannot be, in a read-only workspace, is completed by evaluating the
+        filter over the profiles loaded since), then recorded at the version read before counting.
+        """
+        store = self.context.store
+        version = store.catalog_version()
+        counts: dict[int, int | None] = dict(store.counted_members([s.id for s in segments], version))
+        uncounted = [segment for segment in segments if segment.id not in counts]
+        if not uncounted:
+            return [SegmentCount(segment, counts[segment.id] or 0) for segment in segments]
         try:
-            ctx.store.refresh_filter_caches(segments)  # a cache only: the counts are exact without it
+            store.refresh_filter_caches(uncounted)  # a cache only: the counts are exact without it
         except WorkspaceError:
             pass  # a read-only workspace still lists its segments
-        reader = ctx.store.reader()
+        counts.update({segment.id: store.member_count(segment) for segment in uncounted})
+        behind = [segment for segment in uncounted if counts[segment.id] is None]
+        if behind:
+            reader = store.reader()
+            try:
+                counts.update({s.id: Selection(reader, [s]).materialise() for s in behind})
+            finally:
+                reader.close()
         try:
-            return [SegmentCount(segment, Selection(reader, [segment]).materialise()) for segment in segments]
-        finally:
-            reader.close()
+            with store.transaction():
+                store.record_member_counts({s.id: counts[s.id] or 0 for s in uncounted}, version)
+        except WorkspaceError:
+            pass  # counted again next time
+        return [SegmentCount(segment, counts[segment.id] or 0) for segment in segments]
 
     def remove_segment(self, *, name: str, confirm: Callable[[], None] | None = None) -> None:
         """Remove a segment no export uses; ``confirm`` is called once that is allowed (raising cancels it)."""

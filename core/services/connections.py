@@ -12,10 +12,10 @@ from ..config import secret_fields, split_secrets, validate
 from ..contract import Audience, Destination
 from ..errors import ConfigError, NotFound, SegportError
 from ..http import TRANSPORT_ERRORS
-from ..models import Connection, ConnectionCheck, ConnectionEdit, Role, Share, SharedConnection
+from ..models import Connection, ConnectionCheck, ConnectionEdit, Page, Role, Share, SharedConnection
 from .audiences import list_audiences
 from .changes import diff
-from .context import Context, check_name, spec_hint
+from .context import Context, check_name, check_page, spec_hint
 
 
 class Connections:
@@ -82,6 +82,20 @@ class Connections:
         if user.role is Role.ADMIN:
             return list(connections)
         return [SharedConnection(c.name, c.type) for c in connections if c.share is Share.CONTRIBUTORS]
+
+    def page(self, *, limit: int = 50, offset: int = 0) -> Page[Connection | SharedConnection]:
+        """Return a page of connections by name, and how many there are, as :meth:`list` shows them.
+
+        Non-admins see the shared ones only (name and type), counted before the page is cut.
+        """
+        user = self.context.authorize("connections.list")
+        check_page(limit, offset)
+        admin = user.role is Role.ADMIN
+        found = self.context.store.connection_page(limit=limit, offset=offset, shared_only=not admin)
+        items: builtins.list[Connection | SharedConnection] = [
+            c if admin else SharedConnection(c.name, c.type) for c in found.items
+        ]
+        return Page(items, found.total, found.limit, found.offset)
 
     def get(self, *, name: str) -> Connection:
         """One connection (its config without secrets)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pluggy
 
-from ..errors import ConfigError, NotFound, PermissionDenied, WorkspaceError
+from ..errors import ConfigError, InputError, NotFound, PermissionDenied, WorkspaceError
 from ..executor import Executor
 from ..models import User
 from ..permissions import authorize
@@ -19,6 +19,7 @@ from ..store import Store
 from ..vault import Vault
 
 _NAME = re.compile(r"^[^\x00-\x1f]{1,100}$")
+MAX_PAGE = 500  # the most items a page of a list may hold
 
 
 @dataclass
@@ -106,3 +107,11 @@ def check_name(kind: str, name: str) -> str:
 def spec_hint(destination: str) -> str:
     """Where a config or options error points the operator: the destination's schemas."""
     return f"see 'segport plugins show {destination}'"
+
+
+def check_page(limit: int, offset: int) -> None:
+    """Refuse a page of a list asking for no items, more than :data:`MAX_PAGE`, or from a negative offset."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InputError(f"invalid page size {limit}: ask for 1 to {MAX_PAGE} items", param="limit")
+    if offset < 0:
+        raise InputError(f"invalid offset {offset}: give 0 or more items to skip", param="offset")

@@ -9,14 +9,15 @@ from typing import Any, Callable, Mapping, Sequence
 from ..config import validate
 from ..contract import FieldSpec
 from ..errors import ConfigError, NotFound, RunError
-from ..models import Connection, Export, ExportEdit, Share
+from ..models import Connection, Export, ExportEdit, ExportSummary, Page, Role, Share
 from ..pipeline.mapper import Mapper
 from ..pipeline.selection import MAX_SEGMENTS_PER_EXPORT
 from ..scheduling import validate_cron
 from .attributes import check_sources
 from .changes import diff
 from .connections import account_or_none, check_account
-from .context import Context, check_name, spec_hint
+from .context import Context, check_name, check_page, spec_hint
+from .history import absolute_reject_file
 from .markers import check_markers
 from .remap import keep_delivered, removed_only
 
@@ -208,6 +209,35 @@ class Exports:
         """Every export."""
         self.context.authorize("exports.list")
         return self.context.store.list_exports()
+
+    def page(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        connection: str | None = None,
+        enabled: bool | None = None,
+        search: str | None = None,
+    ) -> Page[ExportSummary]:
+        """Return a page of exports by name, each with its last run (dry runs aside), and how many match.
+
+        Filters: attached to ``connection``, ``enabled`` or not, the name holds ``search`` (any
+        case). Non-admins see the exports of connections shared with contributors only: the rule
+        applies before the page is cut, so its total counts no other export.
+        """
+        user = self.context.authorize("exports.list")
+        check_page(limit, offset)
+        shared_only = user.role is not Role.ADMIN
+        store = self.context.store
+        store.reap_stale_runs()
+        found = store.export_page(
+            limit=limit, offset=offset, connection=connection, enabled=enabled, search=search, shared_only=shared_only
+        )
+        home = self.context.home
+        items = [
+            ExportSummary(e.export, absolute_reject_file(home, e.last_run) if e.last_run else None) for e in found.items
+        ]
+        return dataclasses.replace(found, items=items)
 
     def get(self, *, name: str) -> Export:
         """One export."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Callable
 
-from ..errors import ConfigError
-from ..models import AuditEntry, Role, User
-from .context import Context, check_name
+from ..errors import ConfigError, InputError
+from ..models import AuditEntry, Page, Role, User
+from .context import Context, check_name, check_page
 
 
 class Governance:
@@ -75,6 +76,50 @@ class Governance:
         """Return the newest ``limit`` audit entries, newest first."""
         self.context.authorize("audit.list")
         return self.context.store.audit_entries(limit)
+
+    def user_page(self, *, limit: int = 50, offset: int = 0, role: Role | str | None = None) -> Page[User]:
+        """Return a page of users by name (``role``: with that role only), and how many match."""
+        self.context.authorize("users.list")
+        check_page(limit, offset)
+        return self.context.store.user_page(limit=limit, offset=offset, role=_role(role) if role else None)
+
+    def audit_page(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        user: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: str | datetime | None = None,
+    ) -> Page[AuditEntry]:
+        """Return a page of audit entries newest first, and how many match.
+
+        Filters: by ``user``, ``action`` (``exports.add``, or a family: ``exports``), ``target``,
+        and entries at or after ``since`` (ISO 8601; a time without a zone is UTC).
+        """
+        self.context.authorize("audit.list")
+        check_page(limit, offset)
+        return self.context.store.audit_page(
+            limit=limit, offset=offset, user=user, action=action, target=target, since=_utc(since)
+        )
+
+
+def _utc(value: str | datetime | None) -> str | None:
+    """Return a time as the audit writes it (ISO 8601, UTC, to the second); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InputError(
+                f"invalid time {value!r}: give an ISO 8601 date or time (2026-12-01 or 2026-12-01T09:30:00Z)",
+                param="since",
+            ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 def _role(value: Role | str) -> Role:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ..config import validate
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError, InputError, RunError
 from ..executor import RunJob
-from ..models import Run
+from ..models import Page, Role, Run, RunStatus
 from ..pipeline.engine import ExportRun, RunRequest
 from ..pipeline.preview import Preview
 from ..urls import without_password
 from .connections import Connections
-from .context import Context, spec_hint
+from .context import Context, check_page, spec_hint
 from .exports import Exports
 from .history import History, absolute_reject_file
 
@@ -120,3 +120,40 @@ class Runs:
         self.context.authorize("runs.list")
         self.context.store.reap_stale_runs()
         return [absolute_reject_file(self.context.home, run) for run in self.context.store.list_runs(export, limit)]
+
+    def page(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        export: str | None = None,
+        status: RunStatus | str | None = None,
+        trigger: str | None = None,
+        user: str | None = None,
+    ) -> Page[Run]:
+        """Return a page of runs newest first, and how many match: by export name, status, trigger and user.
+
+        Non-admins see the runs of exports attached to connections shared with contributors only
+        (as their export list): the rule applies before the page is cut.
+        """
+        actor = self.context.authorize("runs.list")
+        check_page(limit, offset)
+        if status is not None:
+            try:
+                status = RunStatus(status).value
+            except ValueError:
+                known = ", ".join(s.value for s in RunStatus)
+                raise InputError(f"unknown run status {status!r}: use one of {known}", param="status") from None
+        store = self.context.store
+        store.reap_stale_runs()
+        found = store.run_page(
+            limit=limit,
+            offset=offset,
+            export=export,
+            status=status,
+            trigger=trigger,
+            user=user,
+            shared_only=actor.role is not Role.ADMIN,
+        )
+        items = [absolute_reject_file(self.context.home, run) for run in found.items]
+        return Page(items, found.total, found.limit, found.offset)

@@ -24,12 +24,13 @@ from .history import History
 from .identities import Identities
 from .interface import Loaded, ProfileRow
 from .ledger import Ledger
+from .lists import Lists
 from .runs import Runs
 from .snapshot import SQLSnapshot
 from .upgrade import migrate, schema_version
 
 
-class SQLStore(Governance, Identities, Connections, Catalog, Exports, DriftState, Ledger, Runs, History, ABC):
+class SQLStore(Governance, Identities, Connections, Catalog, Exports, DriftState, Ledger, Runs, History, Lists, ABC):
     """All persistent state of a workspace (:class:`~segport.store.interface.Store`) on a SQL database."""
 
     url: str  # where the store is, without a password (for messages and workers)

@@ -26,6 +26,10 @@ from .schema import filter_members, profiles, segment_members, segments, setting
 
 PROFILE_SEQ = "profile_seq"  # the setting holding the last load's sequence number
 PROFILE_KEY = "profile_key"  # the setting holding the column/field profiles are keyed by
+# The setting holding the catalog's version: every write that can change a segment's members (a profile
+# load or removal, a static segment's new members, a filter's new expression) takes a new one in its own
+# transaction, so a member count recorded at a version is exact for as long as that version is current.
+CATALOG_VERSION = "catalog_version"
 
 _STORED = (profiles.c.key, profiles.c.attrs, profiles.c.seq)
 ATTRIBUTE_SAMPLE = 10_000  # profiles whose attribute names are suggested for a misspelt one
@@ -115,8 +119,38 @@ class FilterCacheQueries(Repository):
 class Catalog(FilterCacheQueries):
     """Profiles and segments."""
 
+    def catalog_version(self) -> int:
+        """Return the catalog's version: a recorded member count is exact while it is current."""
+        value = self.db.execute(select(settings.c.value).where(settings.c.key == CATALOG_VERSION)).scalar()
+        return int(value) if value else 0
+
+    def _new_catalog_version(self) -> None:
+        """Take a new catalog version (inside the transaction of a write that can change members)."""
+        value = str(self.catalog_version() + 1)
+        upsert = self.db.insert(settings).values(key=CATALOG_VERSION, value=value)
+        self.db.execute(upsert.on_conflict_do_update(index_elements=[settings.c.key], set_={"value": value}))
+
+    def counted_members(self, segment_ids: Sequence[int], version: int) -> dict[int, int]:
+        """Return the member counts recorded at catalog ``version`` for those of ``segment_ids`` that have one."""
+        s = segments.c
+        query = select(s.id, s.member_count).where(
+            s.id.in_(segment_ids), s.counted_version == version, s.member_count.is_not(None)
+        )
+        return {row.id: int(row.member_count) for row in self.db.execute(query)}
+
+    def record_member_counts(self, counts: dict[int, int], version: int) -> None:
+        """Record member counts taken at catalog ``version`` (never served once another version is current)."""
+        if counts:
+            statement = (
+                update(segments)
+                .where(segments.c.id == bindparam("segment"))
+                .values(member_count=bindparam("members"), counted_version=version)
+            )
+            self.db.execute(statement, [{"segment": key, "members": value} for key, value in counts.items()])
+
     def next_load(self) -> int:
         """Take the sequence number of a new profile load (inside its transaction)."""
+        self._new_catalog_version()
         seq = self.last_load() + 1
         upsert = self.db.insert(settings).values(key=PROFILE_SEQ, value=str(seq))
         self.db.execute(upsert.on_conflict_do_update(index_elements=[settings.c.key], set_={"value": str(seq)}))
@@ -164,6 +198,7 @@ class Catalog(FilterCacheQueries):
         Their sync state stays: the next run of an export that delivered them plans their exits.
         """
         removed = 0
+        self._new_catalog_version()
         for batch in chunks(set(keys), 500):
             removed += self.db.execute(delete(profiles).where(profiles.c.key.in_(batch))).rowcount
             self.db.execute(delete(filter_members).where(filter_members.c.profile_key.in_(batch)))
@@ -232,13 +267,15 @@ class Catalog(FilterCacheQueries):
             )
         changes: dict[str, Any] = {"expression": expression, "updated_at": now()}
         if expression != existing.expression:  # the cached membership of the old filter is void
-            changes["cached_seq"] = None
+            changes.update(cached_seq=None, member_count=None)
+            self._new_catalog_version()
             self.clear_filter_cache(existing.id)
         self.db.execute(update(segments).where(segments.c.id == existing.id).values(changes))
         return self.get_segment(name)
 
     def replace_members(self, segment_id: int, keys: Iterable[str]) -> tuple[int, int]:
         """Replace a static segment's members; returns (members, keys matching no profile)."""
+        self._new_catalog_version()
         self.db.execute(delete(segment_members).where(segment_members.c.segment_id == segment_id))
         add = self.db.insert(segment_members).on_conflict_do_nothing()
         for batch in chunks(keys):

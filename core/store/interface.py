@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence
 
-from ..models import AuditEntry, Connection, Export, Role, Run, RunStatus, Segment, Share, User
+from ..models import AuditEntry, Connection, Export, ExportSummary, Page, Role, Run, RunStatus, Segment, Share, User
 from .credentials import Credentials
 
 
@@ -529,3 +529,66 @@ class Store(FilterCache, Credentials, Protocol):
 
         A running run is never deleted; nor is anything else (sync state, ledger, exports).
         """
+
+    # -- pages of the lists (each with the total it was cut from) ----------------------------------------
+    def export_page(
+        self,
+        *,
+        limit: int,
+        offset: int = 0,
+        connection: str | None = None,
+        enabled: bool | None = None,
+        search: str | None = None,
+        shared_only: bool = False,
+    ) -> Page[ExportSummary]:
+        """Return exports by name with their last run (dry runs aside), in one query for the page.
+
+        ``connection``: attached to the connection of that name; ``search``: the name holds it (any
+        case); ``shared_only``: attached to a connection shared with contributors.
+        """
+
+    def run_page(
+        self,
+        *,
+        limit: int,
+        offset: int = 0,
+        export: str | None = None,
+        status: str | None = None,
+        trigger: str | None = None,
+        user: str | None = None,
+        shared_only: bool = False,
+    ) -> Page[Run]:
+        """Return runs newest first (``shared_only``: of exports attached to a connection shared with contributors)."""
+
+    def audit_page(
+        self,
+        *,
+        limit: int,
+        offset: int = 0,
+        user: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: str | None = None,
+    ) -> Page[AuditEntry]:
+        """Return audit entries newest first: by user, action (or family: ``exports``), target, since a time."""
+
+    def connection_page(self, *, limit: int, offset: int = 0, shared_only: bool = False) -> Page[Connection]:
+        """Return connections by name (``shared_only``: those shared with contributors)."""
+
+    def user_page(self, *, limit: int, offset: int = 0, role: Role | None = None) -> Page[User]:
+        """Return users by name (``role``: with that role only)."""
+
+    def segment_page(self, *, limit: int, offset: int = 0, search: str | None = None) -> Page[Segment]:
+        """Return segments by name (``search``: whose name holds it, any case)."""
+
+    def member_count(self, segment: Segment) -> int | None:
+        """Count a segment's members in SQL (None: a filter segment whose cache is behind the last load)."""
+
+    def catalog_version(self) -> int:
+        """Return the catalog's version, renewed by every write that can change a segment's members."""
+
+    def counted_members(self, segment_ids: Sequence[int], version: int) -> dict[int, int]:
+        """Return the member counts recorded at catalog ``version`` for those of ``segment_ids`` that have one."""
+
+    def record_member_counts(self, counts: dict[int, int], version: int) -> None:
+        """Record member counts taken at catalog ``version`` (never served once another version is current)."""

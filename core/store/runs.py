@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping, Sequence
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from ..errors import AlreadyRunning, NotFound
 from ..models import Export, Run, RunStatus
@@ -106,7 +106,8 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _run(row: Row[Any]) -> Run:
+def _run(row: Any) -> Run:
+    """Return a run from a row of its columns (or anything with them as attributes)."""
     return Run(
         row.id,
         row.export,

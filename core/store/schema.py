@@ -92,7 +92,8 @@ profiles = Table(
     sqlite_with_rowid=False,
 )
 
-# ``cached_seq``: the load up to which ``filter_members`` holds a filter segment's members
+# ``cached_seq``: the load up to which ``filter_members`` holds a filter segment's members;
+# ``member_count``: its members when the catalog was at version ``counted_version`` (see store.catalog)
 segments = Table(
     "segments",
     metadata,
@@ -103,6 +104,8 @@ segments = Table(
     Column("created_by", TEXT, nullable=False),
     Column("updated_at", TEXT, nullable=False),
     Column("cached_seq", INTEGER),
+    Column("member_count", INTEGER),
+    Column("counted_version", INTEGER),
 )
 
 segment_members = Table(
@@ -130,6 +133,7 @@ exports = Table(
     Column("created_at", TEXT, nullable=False),
     Column("updated_at", TEXT, nullable=False),
     Column("verify_every", INTEGER),  # every Nth scheduled run verifies and repairs first (NULL: never)
+    Index("exports_by_connection_id", "connection_id"),  # a connection's exports (migration 0009)
 )
 
 # What the destination acknowledged per profile; ``seq`` and ``mapping`` say which profile version
@@ -190,6 +194,12 @@ runs = Table(
 RUNNING = runs.c.status == "running"
 runs_one_running = Index("runs_one_running", runs.c.export_id, unique=True, sqlite_where=RUNNING)
 Index("runs_by_export", runs.c.export, runs.c.id)
+# The run history's pages, newest first, by export (id), status, trigger and user (migration 0009); the
+# export id last, so a non-admin's visibility (the export's connection is shared) is checked in the index
+Index("runs_by_export_id", runs.c.export_id, runs.c.id)
+Index("runs_by_status", runs.c.status, runs.c.id, runs.c.export_id)
+Index("runs_by_trigger", runs.c.trigger, runs.c.id, runs.c.export_id)
+Index("runs_by_user", runs.c.user, runs.c.id, runs.c.export_id)
 
 outcomes = Table(
     "outcomes",
@@ -229,6 +239,11 @@ audit = Table(
     Column("target", TEXT, nullable=False),
     Column("detail", TEXT, nullable=False),
     Column("client", TEXT),  # the client address of the request behind the entry (NULL: the local CLI)
+    # the audit's pages, newest first, by user, action, target and time (migration 0009)
+    Index("audit_by_user", "user", "id"),
+    Index("audit_by_action", "action", "id"),
+    Index("audit_by_target", "target", "id"),
+    Index("audit_by_at", "at"),
 )
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .base import SQLStore
 
 SCRIPTS = Path(__file__).with_name("migrations")
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")  # in order; the last is the head
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")  # in order; the last is the head
 HEAD = REVISIONS[-1]
 LEGACY = {1: "0001", 2: "0002"}  # schema version of a release before Alembic -> its revision
 

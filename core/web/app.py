@@ -24,6 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from ..errors import ExitStatus, SegportError
 from ..executor import Executor
 from ..private import create_file
+from . import csrf_compat
 from .actor import LoginRequired
 from .pool import Workspaces
 from .problems import error_problem, problem
@@ -80,6 +81,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(LoginRequired, _login_required)
     key = signing_key(home)
+    csrf_compat.install()
     app.add_middleware(
         SessionMiddleware,
         secret_key=key,

@@ -207,6 +207,13 @@ VERBS = [
     Verb("scheduler", lambda w, _: w.require("refresh"), lambda _: ["scheduler"], ADMIN, action="refresh"),
     Verb("fire", lambda w, _: w.fire("refresh"), None, ADMIN, action="refresh"),
     Verb("audit.list", lambda w, _: w.audit_entries(), lambda _: ["audit", "list"], ADMIN),
+    # the pages of the console's and the API's lists: each checks its list's permission
+    Verb("audit.page", lambda w, _: w.audit_page(action="exports"), None, ADMIN, action="audit.list"),
+    Verb("users.page", lambda w, _: w.users_page(role="viewer"), None, EVERYONE, action="users.list"),
+    Verb("connections.page", lambda w, _: w.connections_page(), None, EVERYONE, action="connections.list"),
+    Verb("segments.page", lambda w, _: w.segments_page(search="v"), None, EVERYONE, action="segments.list"),
+    Verb("exports.page", lambda w, _: w.exports_page(enabled=True), None, EVERYONE, action="exports.list"),
+    Verb("runs.page", lambda w, _: w.runs_page(status="succeeded"), None, EVERYONE, action="runs.list"),
 ]
 CASES = [pytest.param(v, u, id=f"{u}-{v.name}") for v in VERBS for u in ROLES]
 
@@ -312,6 +319,7 @@ def test_matrix_covers_every_workspace_action() -> None:
         "runs.retention", "schedule.set", "schedule.show",
         "schedule.jobs", "schedule.failures", "schedule.mark", "schedule.overview", "key.rotate",
         "refresh", "scheduler", "fire", "audit.list",
+        "audit.page", "users.page", "connections.page", "segments.page", "exports.page", "runs.page",
     }
 
 

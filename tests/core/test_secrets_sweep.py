@@ -362,6 +362,12 @@ def test_no_secret_leaks_from_any_command(
     run("exports", "run", "nope", fails=SegportError)
     run("audit", "list", "--json")
     run("audit", "list")
+    for user in ("ada", "carl"):  # the pages of every list (the console's, the API's) as an admin and a contributor
+        with Workspace.open(home, user=user) as ws:
+            pages = [ws.exports_page(), ws.runs_page(), ws.connections_page(), ws.segments_page(), ws.users_page()]
+            shown = json.dumps([page.to_dict() for page in pages + ([ws.audit_page()] if user == "ada" else [])])
+        leaks.add(f"list pages as {user}", shown)
+        assert user == "ada" or mc.base_url.removeprefix("http://") not in shown
 
     # -- removals --------------------------------------------------------------------------------
     run("exports", "remove", "news-cmo", "--yes")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import auth
+from . import auth, profiles, runs, segments
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
+router.include_router(runs.router)
+router.include_router(segments.router)
+router.include_router(profiles.router)
