@@ -39,6 +39,7 @@ from .models import (
     SharedConnection,
     User,
 )
+from .oauth import AuthorizationStart
 from .opening import DEFAULT_HOME, HOME_ENV, create_workspace, default_home, open_workspace
 from .pipeline.dispatcher import RetryPolicy
 from .pipeline.preview import Preview
@@ -285,6 +286,18 @@ class Workspace:
     def authorize_connection(self, name: str, open_url: Callable[[str], Any], *, timeout: float = 300.0) -> Connection:
         """Run the destination's OAuth2 flow for a connection (``open_url`` shows the user the URL)."""
         return self.connections.authorize(name=name, open_url=open_url, timeout=timeout)
+
+    def begin_authorization(self, name: str, redirect_uri: str) -> AuthorizationStart:
+        """Begin a connection's OAuth2 flow through a browser: the platform's URL and the state to keep."""
+        return self.connections.begin_authorization(name=name, redirect_uri=redirect_uri)
+
+    def complete_authorization(
+        self, name: str, *, state: str, expected_state: str, redirect_uri: str, query: Mapping[str, str]
+    ) -> Connection:
+        """Finish it from the platform's redirect (state checked, code traded, tokens stored encrypted)."""
+        return self.connections.complete_authorization(
+            name=name, state=state, expected_state=expected_state, redirect_uri=redirect_uri, query=query
+        )
 
     def set_profile_cap(self, name: str, cap: int | None) -> Connection:
         """Set (or with None, clear) the most profiles one export of this connection may select."""

@@ -75,6 +75,11 @@ KINDS_HELP = (  # the kinds of segport.sandboxing.FAULT_KINDS (imported only whe
     help="Campaign Monitor: an address on the client's suppression list. Repeatable.",
 )
 @click.option(
+    "--oauth-consent",
+    is_flag=True,
+    help="Show the platform's OAuth consent page (Allow, Deny) on its authorize URL instead of approving at once.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -93,6 +98,7 @@ def sandbox(
     max_connections: int | None,
     compliance: tuple[str, ...],
     suppressed: tuple[str, ...],
+    oauth_consent: bool,
     as_json: bool,
     **faults: Any,
 ) -> None:
@@ -103,7 +109,7 @@ def sandbox(
     from ..sandboxing import open_sandbox  # the segport.sandboxes entry points; loads http.server
 
     default_registry().get(destination)  # an unknown or broken destination is reported first, as before
-    options = {"api_key": api_key, "max_connections": max_connections}
+    options = {"api_key": api_key, "max_connections": max_connections, "oauth_consent": oauth_consent or None}
     server = open_sandbox(
         destination,
         latency_ms=latency_ms,

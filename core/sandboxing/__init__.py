@@ -10,7 +10,8 @@ The engine never loads a sandbox; ``segport demo``, ``segport sandbox``, the con
 - :class:`SandboxServer`: the base of a sandbox, an HTTP/1.1 fake of a platform with latency, seeded
   faults (:mod:`~segport.sandboxing.faults`) and the ``/_sandbox/`` test API
   (:mod:`~segport.sandboxing.control`); handlers are registered on a :class:`Router` and read a
-  :class:`Request`; :func:`serve_main` makes a command line of it; :class:`WatchedWrites` counts writes
+  :class:`Request`; :func:`serve_main` makes a command line of it; :func:`consent_page` is an OAuth2
+  consent page; :class:`WatchedWrites` counts writes
   for crash tests;
 - :class:`PlatformDouble`, :class:`PlatformMember`: what the conformance kit reads and steers at a fake
   platform (a ``SandboxServer`` subclass is one once it implements ``members`` and ``seed_member``).
@@ -22,6 +23,7 @@ the kit in ``segport.testing.sandbox`` (which still re-exports the kit).
 from __future__ import annotations
 
 from .command import serve_main
+from .consent import consent_decision, consent_page
 from .double import PlatformDouble, PlatformMember
 from .faults import FAULT_KINDS, RETRY_AFTER, FaultEvent, FaultInjection, FaultSettingError, parse_kinds
 from .interface import Sandbox
@@ -49,6 +51,8 @@ __all__ = [
     "Sandbox",
     "SandboxServer",
     "WatchedWrites",
+    "consent_decision",
+    "consent_page",
     "find_sandbox",
     "open_sandbox",
     "parse_kinds",

@@ -10,7 +10,7 @@ import socket
 import sys
 import threading
 from types import FrameType
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from .faults import FaultSettingError, parse_kinds
 from .server import SandboxServer
@@ -48,11 +48,13 @@ def serve_main(
     *,
     description: str | None = None,
     options: Sequence[str] = (),
+    flags: Mapping[str, str] | None = None,
 ) -> int:
     """Serve ``factory(latency_ms=, fail_rate=, seed=, **options)`` until SIGINT/SIGTERM; return the exit status.
 
     Prints ``base_url`` and ``describe(sandbox)`` as ``key: value`` lines. ``options`` are extra string
-    ``--flags`` (default None); ``--fault-kinds``, ``--member-fail-rate``, ``--hold-s``, ``--slow-ms``,
+    ``--flags`` (default None); ``flags`` are extra on/off ``--flags`` given to the factory as True
+    when present ({flag: help}); ``--fault-kinds``, ``--member-fail-rate``, ``--hold-s``, ``--slow-ms``,
     ``--retry-after-s`` and ``--fault-filter`` go to :meth:`SandboxServer.set_faults` (kept across resets).
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
@@ -65,6 +67,8 @@ def serve_main(
         parser.add_argument(flag, type=convert, default=None)
     for flag in options:
         parser.add_argument(flag, default=None)
+    for flag, help_text in (flags or {}).items():
+        parser.add_argument(flag, action="store_true", help=help_text)
     args = vars(parser.parse_args(argv))
     host, port = args.pop("host"), args.pop("port")
     faults = {"kinds": args.pop("fault_kinds")} | {name: args.pop(name) for name in FAULT_FLAG_NAMES}

@@ -10,9 +10,10 @@ import requests
 from .. import oauth
 from ..config import secret_fields, split_secrets, validate
 from ..contract import Audience, Destination
-from ..errors import ConfigError, NotFound, SegportError
+from ..errors import AuthError, ConfigError, NotFound, SegportError
 from ..http import TRANSPORT_ERRORS
 from ..models import Connection, ConnectionCheck, ConnectionEdit, Page, Role, Share, SharedConnection
+from . import authorization
 from .audiences import list_audiences
 from .changes import diff
 from .context import Context, check_name, check_page, spec_hint
@@ -140,29 +141,55 @@ class Connections:
         )
 
     def authorize(self, *, name: str, open_url: Callable[[str], Any], timeout: float = 300.0) -> Connection:
-        """Run the destination's OAuth2 flow for a connection and store the tokens."""
-        ctx = self.context
-        actor = ctx.authorize("connections.auth")
-        connection = ctx.store.get_connection(name)
-        destination = ctx.registry.get(connection.type)
-        config = self.full_config(connection)
-        flow = destination.oauth(config)
-        if flow is None:
-            raise ConfigError(f"connection {name!r} does not use OAuth2 (set auth_method to oauth2 to use it)")
-        schema = destination.spec().connection_schema
-        full = validate(
-            {**config, **oauth.authorize(flow, config, open_url, timeout=timeout)},
-            schema,
-            f"connection {name!r} config",
-            hint=spec_hint(connection.type),
+        """Run the destination's OAuth2 flow for a connection through a one-shot loopback redirect; store the tokens.
+
+        ``open_url`` shows the user the authorize URL; the redirect must arrive within ``timeout`` seconds.
+        """
+        with oauth.LoopbackReceiver() as receiver:
+            redirect_uri = receiver.redirect_uri
+            start = self.begin_authorization(name=name, redirect_uri=redirect_uri, lifetime=timeout + 60)
+            try:
+                open_url(start.url)
+                query = receiver.wait(timeout)
+            except BaseException:
+                authorization.discard(self.context, start.state)
+                raise
+        if query is None:
+            authorization.discard(self.context, start.state)
+            raise AuthError(f"no authorization arrived within {timeout:.0f} s: run 'segport connections auth' again")
+        return self.complete_authorization(
+            name=name, state=query.get("state", ""), expected_state=start.state, redirect_uri=redirect_uri, query=query
         )
-        account = _check_credentials(destination, full)
-        plain, secrets = split_secrets(full, schema)
-        with ctx.store.transaction():
-            ctx.store.update_connection_config(connection.id, plain, ctx.vault.encrypt(secrets))
-            ctx.store.set_checked_account(connection.id, account)
-            ctx.store.audit(actor.name, "connections.auth", name)
-        return ctx.store.get_connection(name)
+
+    def begin_authorization(
+        self, *, name: str, redirect_uri: str, lifetime: float = oauth.STATE_LIFETIME
+    ) -> oauth.AuthorizationStart:
+        """Begin a connection's OAuth2 authorization: the platform's URL to send the user to, and its state.
+
+        The state is random, bound to the connection, ``redirect_uri`` and the acting user, usable once
+        and for ``lifetime`` seconds; keep it (e.g. in the browser's session) for :meth:`complete_authorization`.
+        """
+        return authorization.begin(self.context, name, redirect_uri, lifetime, self.full_config)
+
+    def complete_authorization(
+        self, *, name: str, state: str, expected_state: str, redirect_uri: str, query: Mapping[str, str]
+    ) -> Connection:
+        """Finish an authorization from the platform's redirect: check the state, trade the code, store the tokens.
+
+        ``state`` is the redirect's, ``expected_state`` the one :meth:`begin_authorization` returned,
+        ``query`` the redirect's parameters (``code``, or ``error`` when the user declined). The
+        credentials are checked with the platform before they are stored, encrypted.
+        """
+        return authorization.complete(
+            self.context,
+            name,
+            state=state,
+            expected_state=expected_state,
+            redirect_uri=redirect_uri,
+            query=query,
+            full_config=self.full_config,
+            check_credentials=_check_credentials,
+        )
 
     def edit(
         self,

@@ -38,6 +38,20 @@ class Governance(Repository):
         upsert = self.db.insert(settings).values(key=key, value=value)
         self.db.execute(upsert.on_conflict_do_update(index_elements=[settings.c.key], set_={"value": value}))
 
+    def take_setting(self, key: str) -> str | None:
+        """Remove a workspace setting and return its value (None: not set); of concurrent takers, one gets it."""
+        value: str | None = self.db.execute(
+            delete(settings).where(settings.c.key == key).returning(settings.c.value)
+        ).scalar()
+        return value
+
+    def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Return the workspace settings whose key starts with ``prefix``: {key: value}."""
+        rows = self.db.execute(
+            select(settings.c.key, settings.c.value).where(settings.c.key.startswith(prefix, autoescape=True))
+        )
+        return {row.key: row.value for row in rows}
+
     def audit(
         self, user: str, action: str, target: str, detail: dict[str, Any] | None = None, *, client: str | None = None
     ) -> None:

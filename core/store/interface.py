@@ -272,6 +272,12 @@ class Store(FilterCache, Credentials, Protocol):
     def set_setting(self, key: str, value: str | None) -> None:
         """Set a workspace setting (``value`` None: remove it)."""
 
+    def take_setting(self, key: str) -> str | None:
+        """Remove a workspace setting and return its value (None: not set); of concurrent takers, one gets it."""
+
+    def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Return the workspace settings whose key starts with ``prefix``: {key: value}."""
+
     def audit(
         self, user: str, action: str, target: str, detail: dict[str, Any] | None = None, *, client: str | None = None
     ) -> None:

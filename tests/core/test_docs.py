@@ -33,7 +33,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 def test_every_hookspec_is_documented_with_its_parameters() -> None:
     docs = "".join((ROOT / name).read_text(encoding="utf-8") for name in ("README.md", "docs/architecture.md"))
     specs = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("segport_")]
-    assert len(specs) == 6  # segport_before_send: progress lines start once the pre-flight passed
+    assert len(specs) == 7  # segport_actor_from_request: who makes a request to segport serve
     for spec in specs:
         assert spec.__name__ in docs, f"{spec.__name__} is not mentioned in README.md or docs/architecture.md"
         doc = inspect.getdoc(spec) or ""

@@ -20,7 +20,18 @@ import secrets
 import time
 from typing import Any, Literal, Mapping, Sequence
 
-from segport.sandboxing import Gate, PlatformMember, Request, Response, Router, SandboxServer, redirect, serve_main
+from segport.sandboxing import (
+    Gate,
+    PlatformMember,
+    Request,
+    Response,
+    Router,
+    SandboxServer,
+    consent_decision,
+    consent_page,
+    redirect,
+    serve_main,
+)
 
 from ..writer import DEFAULT_SEGMENT_FIELD
 from .state import JSON, ApiError, SandboxState, bad_request, parse_paging
@@ -77,6 +88,8 @@ class CampaignMonitorSandbox(SandboxServer):
     :param max_connections: simultaneous API requests per credential before 429 "Rate limit exceeded"
         (Campaign Monitor publishes no such number: a cap to test clients against,
         docs/providers/campaignmonitor.md#rate-limits).
+    :param oauth_consent: ``/oauth`` shows a consent page (Allow, Deny) naming the app and the permissions
+        asked, instead of approving at once (docs/providers/campaignmonitor.md#oauth2-web-server-flow).
     """
 
     router = router
@@ -91,9 +104,11 @@ class CampaignMonitorSandbox(SandboxServer):
         seed: int | None = None,
         api_key: str | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        oauth_consent: bool = False,
     ) -> None:
         super().__init__(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
         self.max_connections = max_connections
+        self.oauth_consent = oauth_consent
         self._data = SandboxState(seed=seed, api_key=api_key)
         self._codes: dict[str, tuple[str, str]] = {}  # OAuth code -> (client_id, redirect_uri)
         self._tokens: dict[str, tuple[str, float]] = {}  # access token -> (active|expired|revoked, expiry)
@@ -491,7 +506,7 @@ def _oauth_error(status: int, err: str, description: str) -> Response:
 
 @route("GET", r"/oauth")
 def _authorize(sb: CampaignMonitorSandbox, req: Request) -> Response:
-    """Auto-approve and redirect to ``redirect_uri?code=…&state=…``.
+    """Ask the user (with ``oauth_consent``) or approve at once: redirect to ``redirect_uri?code=…&state=…``.
 
     ``type=web_server`` is accepted, and so is its absence (the Python client omits it; UNCONFIRMED).
     See docs/providers/campaignmonitor.md#oauth2-web-server-flow.
@@ -499,10 +514,40 @@ def _authorize(sb: CampaignMonitorSandbox, req: Request) -> Response:
     q = req.query
     if q.get("type", "web_server") != "web_server" or not q.get("client_id") or not q.get("redirect_uri"):
         return _oauth_error(400, "invalid_request", "type=web_server, client_id and redirect_uri are required")
-    params = {"code": sb._issue_code(q["client_id"], q["redirect_uri"])}
-    if "state" in q:
-        params["state"] = q["state"]
-    return redirect(q["redirect_uri"], params)
+    if sb.oauth_consent:
+        names = ("type", "client_id", "redirect_uri", "scope", "state")
+        params = {name: q[name] for name in names if name in q}
+        scope = q.get("scope", "")
+        return consent_page(
+            platform="Campaign Monitor", client_id=q["client_id"], action="/oauth", params=params, scope=scope
+        )
+    return _approved(sb, q)
+
+
+@route("POST", r"/oauth")
+def _decide(sb: CampaignMonitorSandbox, req: Request) -> Response:
+    """Answer the consent page: Allow redirects with a code, Deny with ``error=access_denied`` (and the state).
+
+    See docs/providers/campaignmonitor.md#oauth2-web-server-flow.
+    """
+    form = req.form()
+    if form.get("type", "web_server") != "web_server" or not form.get("client_id") or not form.get("redirect_uri"):
+        return _oauth_error(400, "invalid_request", "type=web_server, client_id and redirect_uri are required")
+    decision = consent_decision(form)
+    if decision is None:
+        return _oauth_error(400, "invalid_request", "decision must be allow or deny")
+    if decision == "deny":
+        return redirect(form["redirect_uri"], {"error": "access_denied", **_state(form)})
+    return _approved(sb, form)
+
+
+def _approved(sb: CampaignMonitorSandbox, params: Mapping[str, str]) -> Response:
+    code = sb._issue_code(params["client_id"], params["redirect_uri"])
+    return redirect(params["redirect_uri"], {"code": code, **_state(params)})
+
+
+def _state(params: Mapping[str, str]) -> dict[str, str]:
+    return {"state": params["state"]} if "state" in params else {}
 
 
 @route("POST", r"/oauth/token")
@@ -569,4 +614,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python -m segport_campaignmonitor.sandbox",
         description="Serve a local Campaign Monitor sandbox.",
         options=["--api-key"],
+        flags={"--oauth-consent": "show a consent page (Allow, Deny) on /oauth"},
     )

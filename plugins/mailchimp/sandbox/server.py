@@ -30,6 +30,8 @@ from segport.sandboxing import (
     Response,
     Router,
     SandboxServer,
+    consent_decision,
+    consent_page,
     redirect,
     serve_main,
 )
@@ -118,6 +120,8 @@ class MailchimpSandbox(SandboxServer):
     :param api_key: use this key instead of a generated ``<32 hex>-us1``.
     :param max_connections: simultaneous API requests per credential before 429
         (docs/providers/mailchimp.md#connection-limit).
+    :param oauth_consent: ``/oauth2/authorize`` shows a consent page (Allow, Deny) as Mailchimp does,
+        instead of approving at once (docs/providers/mailchimp.md#oauth2-authorization-code).
     """
 
     router = router
@@ -132,9 +136,11 @@ class MailchimpSandbox(SandboxServer):
         seed: int | None = None,
         api_key: str | None = None,
         max_connections: int = 10,
+        oauth_consent: bool = False,
     ) -> None:
         super().__init__(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
         self.max_connections = max_connections
+        self.oauth_consent = oauth_consent
         self._data = SandboxState(seed=seed, api_key=api_key)
         self._codes: dict[str, tuple[str, str]] = {}  # OAuth code -> (client_id, redirect_uri)
         self._tokens: set[str] = set()
@@ -620,17 +626,45 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
 
 @route("GET", r"/oauth2/authorize")
 def _authorize(sb: MailchimpSandbox, req: Request) -> Response:
-    """Auto-approve and redirect to ``redirect_uri?code=…&state=…``.
+    """Ask the user (with ``oauth_consent``) or approve at once: redirect to ``redirect_uri?code=…&state=…``.
 
     See docs/providers/mailchimp.md#oauth2-authorization-code.
     """
     q = req.query
     if q.get("response_type") != "code" or not q.get("client_id") or not q.get("redirect_uri"):
         return _oauth_error(400, "invalid_request", "response_type=code, client_id and redirect_uri are required")
-    params = {"code": sb._issue_code(q["client_id"], q["redirect_uri"])}
-    if "state" in q:  # `state`: UNCONFIRMED (docs/providers/mailchimp.md#oauth2-authorization-code)
-        params["state"] = q["state"]
-    return redirect(q["redirect_uri"], params)
+    if sb.oauth_consent:
+        names = ("response_type", "client_id", "redirect_uri", "state")
+        params = {name: q[name] for name in names if name in q}
+        return consent_page(platform="Mailchimp", client_id=q["client_id"], action="/oauth2/authorize", params=params)
+    return _approved(sb, q)
+
+
+@route("POST", r"/oauth2/authorize")
+def _decide(sb: MailchimpSandbox, req: Request) -> Response:
+    """Answer the consent page: Allow redirects with a code, Deny with ``error=access_denied`` (and the state).
+
+    See docs/providers/mailchimp.md#oauth2-authorization-code.
+    """
+    form = req.form()
+    if form.get("response_type") != "code" or not form.get("client_id") or not form.get("redirect_uri"):
+        return _oauth_error(400, "invalid_request", "response_type=code, client_id and redirect_uri are required")
+    decision = consent_decision(form)
+    if decision is None:
+        return _oauth_error(400, "invalid_request", "decision must be allow or deny")
+    if decision == "deny":
+        return redirect(form["redirect_uri"], {"error": "access_denied", **_state(form)})
+    return _approved(sb, form)
+
+
+def _approved(sb: MailchimpSandbox, params: Mapping[str, str]) -> Response:
+    code = sb._issue_code(params["client_id"], params["redirect_uri"])
+    # `state`: UNCONFIRMED (docs/providers/mailchimp.md#oauth2-authorization-code)
+    return redirect(params["redirect_uri"], {"code": code, **_state(params)})
+
+
+def _state(params: Mapping[str, str]) -> dict[str, str]:
+    return {"state": params["state"]} if "state" in params else {}
 
 
 @route("POST", r"/oauth2/token")
@@ -716,4 +750,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python -m segport_mailchimp.sandbox",
         description="Serve a local Mailchimp sandbox.",
         options=["--api-key"],
+        flags={"--oauth-consent": "show a consent page (Allow, Deny) on /oauth2/authorize"},
     )
