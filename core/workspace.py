@@ -275,6 +275,10 @@ class Workspace:
         """Return the names (never the values) of the secrets stored for a connection."""
         return self.connections.secret_names(name=name)
 
+    def checked_account(self, name: str) -> str | None:
+        """Return the account a connection's credentials reached at their last successful check (None: never)."""
+        return self.connections.checked_account(name=name)
+
     def test_connection(self, name: str) -> ConnectionCheck:
         """Check the stored credentials with the platform (a refreshed token is kept)."""
         return self.connections.test(name=name)
@@ -356,6 +360,10 @@ class Workspace:
     def unknown_attributes(self, where: str) -> dict[str, list[str]]:
         """Return the attributes a filter names that no loaded profile has, each with the closest names."""
         return self.catalog.unknown_attributes(where=where)
+
+    def attribute_names(self) -> list[str]:
+        """Return the attribute names the loaded profiles have (of the first profiles by key), to pick from."""
+        return self.catalog.attribute_names()
 
     def list_segments(self) -> list[SegmentCount]:
         """Return the segments with their current member counts."""

@@ -63,6 +63,11 @@ class Catalog:
         ctx.authorize("profiles.show")
         return unknown_attributes(ctx.store, sorted(parse(where).fields))
 
+    def attribute_names(self) -> list[str]:
+        """Return the attribute names the loaded profiles have (those of the first profiles by key), sorted."""
+        self.context.authorize("profiles.show")
+        return self.context.store.attribute_names()
+
     def list_segments(self) -> list[SegmentCount]:
         """Segments with their current member counts."""
         ctx = self.context

@@ -110,6 +110,12 @@ class Connections:
         token = self.context.store.connection_secrets(connection.id)
         return sorted(self.context.vault.decrypt(token)) if token else []
 
+    def checked_account(self, *, name: str) -> str | None:
+        """Return the account the connection's credentials reached at their last successful check (None: never)."""
+        self.context.authorize("connections.show")
+        connection = self.context.store.get_connection(name)
+        return self.context.store.checked_account(connection.id)
+
     def test(self, *, name: str) -> ConnectionCheck:
         """Check the stored credentials with the plugin's cheap call (a refreshed token is kept)."""
         self.context.authorize("connections.test")

@@ -100,7 +100,7 @@ def check_name(kind: str, name: str) -> str:
     """``name`` without surrounding blanks, refused unless it is 1 to 100 printable characters."""
     name = name.strip()
     if not _NAME.match(name):
-        raise ConfigError(f"invalid {kind} name {name!r}: use 1 to 100 printable characters")
+        raise ConfigError(f"invalid {kind} name {name!r}: use 1 to 100 printable characters", param="name")
     return name
 
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..config import validate
 from ..contract import FieldSpec
-from ..errors import ConfigError, NotFound, RunError
+from ..errors import ConfigError, NotFound, RunError, SegportError
 from ..models import Connection, Export, ExportEdit, ExportSummary, Page, Role, Share
 from ..pipeline.mapper import Mapper
 from ..pipeline.selection import MAX_SEGMENTS_PER_EXPORT
@@ -320,7 +320,11 @@ class Exports:
             )
         _check_mapping(export.mapping, spec.fields)
         validate(export.options, spec.export_schema, f"export {export.name!r} options", hint=spec_hint(connection.type))
-        schedule = validate_cron(export.schedule) if export.schedule else None
+        try:
+            schedule = validate_cron(export.schedule) if export.schedule else None
+        except SegportError as exc:
+            exc.param = exc.param or "schedule"  # the field at fault, for forms
+            raise
         return dataclasses.replace(export, email_field=export.email_field.strip(), schedule=schedule)
 
 

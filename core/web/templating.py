@@ -40,7 +40,8 @@ def csrf_token(request: Request) -> str:
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:
     """Keep one line to show on the next page this browser loads (after a redirect)."""
-    request.session.setdefault("flash", []).append([kind, message])
+    # a new list, not an append: the session is saved only when one of its keys is set
+    request.session["flash"] = [*request.session.get("flash", []), [kind, message]]
 
 
 def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import auth, oauth, profiles, runs, segments
+from . import auth, connections, export_form, exports, oauth, profiles, runs, segments
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
-router.include_router(oauth.router)
+router.include_router(oauth.router)  # before connections': /admin/connections/{name}/authorize
+router.include_router(connections.router)
+router.include_router(export_form.router)  # before exports': /data/exports/new is not an export's page
+router.include_router(exports.router)
 router.include_router(runs.router)
 router.include_router(segments.router)
 router.include_router(profiles.router)
