@@ -28,7 +28,7 @@ from .schema import audit, connections, exports, filter_members, profiles, runs,
 _r, _e, _a = runs.c, exports.c, audit.c
 _SHARED = select(connections.c.id).where(connections.c.share == "contributors").scalar_subquery()
 _LAST_RUN = [c.label(f"run_{c.name}") for c in _RUN]
-_AUDIT = (_a.id, _a.at, _a.user, _a.action, _a.target, _a.detail)
+_AUDIT = (_a.id, _a.at, _a.user, _a.action, _a.target, _a.detail, _a.client)
 _SEGMENT = (
     segments.c.id,
     segments.c.name,
@@ -158,7 +158,7 @@ class Lists(FilterCacheQueries):
         ids = select(_a.id).where(*where).order_by(_a.id.desc()).limit(limit).offset(offset)
         rows = select(*_AUDIT).where(_a.id.in_(ids)).order_by(_a.id.desc())
         found, total = self._page(rows, where, audit)
-        entries = [AuditEntry(r.id, r.at, r.user, r.action, r.target, json.loads(r.detail)) for r in found]
+        entries = [AuditEntry(r.id, r.at, r.user, r.action, r.target, json.loads(r.detail), r.client) for r in found]
         return Page(entries, total, limit, offset)
 
     def connection_page(self, *, limit: int, offset: int = 0, shared_only: bool = False) -> Page[Connection]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import auth, connections, export_form, exports, oauth, profiles, runs, segments
+from . import account, audit, auth, connections, export_form, exports, oauth, profiles, runs, schedule, segments, users
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
@@ -15,3 +15,7 @@ router.include_router(exports.router)
 router.include_router(runs.router)
 router.include_router(segments.router)
 router.include_router(profiles.router)
+router.include_router(users.router)
+router.include_router(account.router)
+router.include_router(schedule.router)
+router.include_router(audit.router)
