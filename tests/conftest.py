@@ -52,6 +52,16 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return (os.cpu_count() or 1) + 1
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests first (in their order), then the rest.
+
+    The e2e tests take seconds to minutes each, the others well under one: queued first, the long ones
+    spread over the workers while the short ones fill in at the end, instead of one long test (the
+    example plugin's, the last file collected) running alone while the other workers sit idle.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only(reason): runs against the SQLite store only, for that reason")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, NoReturn
 
 import pytest
 
@@ -43,22 +43,30 @@ CHROMIUM_ARGS = (
 )
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"the browser tests must run in CI: {reason}")
     pytest.skip(f"no browser for the browser tests: {reason}")
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Yield a headless Chromium (the ``chromium`` on PATH) for the session; skip without it (fail under CI)."""
+def chromium_executable() -> str:
+    """Return the path of the ``chromium`` on PATH; skip the test without it or Playwright (fail under CI=true)."""
     executable = shutil.which("chromium")
     if executable is None:
         _unavailable("chromium is not installed (apt-get install chromium)")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         _unavailable("the playwright package is not installed (pip install 'segport[test]')")
+    return executable
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Yield a headless Chromium (the ``chromium`` on PATH) for the session; skip without it (fail under CI)."""
+    executable = chromium_executable()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=list(CHROMIUM_ARGS))
         try:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 
-from segport.testing.browser import PHONE
+from segport.testing.browser import PHONE, chromium_executable
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -70,3 +71,15 @@ def test_each_page_has_its_own_context_and_a_phone_size(new_page: Callable[..., 
     desktop.goto(site)
     assert desktop.context.cookies() == []  # a fresh context: nothing from the other page
     assert desktop.locator("#count").text_content() == "0"
+
+
+def test_without_chromium_the_browser_tests_skip_but_fail_under_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no chromium on it
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium is not installed"):
+        chromium_executable()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="must run in CI: chromium is not installed"):
+        chromium_executable()
