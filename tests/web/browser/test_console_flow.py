@@ -93,6 +93,7 @@ class Watched:
         """Save a screenshot as ``NAME.png`` under $SEGPORT_SCREENSHOTS (only when it is set)."""
         if SCREENSHOTS is not None:
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            self.page.evaluate("window.scrollTo(0, 0)")  # the screen as it opens, not where a field scrolled it
             self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
