@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 
 import pytest
 
-from .conftest import IMG_NAME, INVALID_EMAIL, NEWSLETTER, PASSWORDS, PROFILES, SCRIPT_NAME, Console
+from .console import (  # noqa: F401 (fixtures: attacker_site, console)
+    IMG_NAME,
+    INVALID_EMAIL,
+    NEWSLETTER,
+    PASSWORDS,
+    PROFILES,
+    SCRIPT_NAME,
+    Console,
+    attacker_site_fixture,
+    console_fixture,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Dialog, Page

@@ -1,10 +1,13 @@
 """The console as a new user meets it: a workspace made with the CLI, ``segport serve`` in a subprocess.
 
+Fixtures of the console's browser tests (imported by their module; the ``browser`` and ``page`` ones
+come from this folder's conftest, so that one Chromium serves every browser test of a process).
+
 ``console`` (one per test module): ``segport init``, users ``ada`` (admin), ``carl`` (contributor) and
 ``vera`` (viewer) with passwords from ``segport users passwd --password-stdin``, profiles loaded and
 segments defined with the CLI, a Mailchimp sandbox serving in this process (its OAuth consent page on),
 then ``segport serve --port FREE`` until the module ends. The browser fixtures are
-:mod:`segport.testing.browser`'s (one distribution chromium per test process).
+:mod:`segport.testing.browser`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from segport.sandboxing import open_sandbox
-from segport.testing.browser import browser, new_page, page  # noqa: F401
 from segport.testing.operator import Operator
 from segport.testing.ports import free_port
 
@@ -153,8 +155,8 @@ def _open_mailchimp_sandbox() -> Any:
     return open_sandbox("mailchimp", seed=17, **consent)
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+@pytest.fixture(scope="module", name="console")
+def console_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """Serve a workspace made with the CLI (SQLite) with ``segport serve`` on a free port, for the module."""
     pytest.importorskip("uvicorn", reason="the web extra is not installed")
     folder = tmp_path_factory.mktemp("console")
@@ -188,8 +190,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         print("--- the end of segport serve's log ---", *log.read_text(errors="replace").splitlines()[-40:], sep="\n")
 
 
-@pytest.fixture
-def attacker_site() -> Iterator[Callable[[str], str]]:
+@pytest.fixture(name="attacker_site")
+def attacker_site_fixture() -> Iterator[Callable[[str], str]]:
     """``attacker_site(html)``: serve ``html`` at ``/`` of another origin (another port), return its URL."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
