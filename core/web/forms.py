@@ -107,9 +107,7 @@ def conditions(schema: Mapping[str, Any]) -> dict[str, list[str]]:
         if not isinstance(test, Mapping):
             continue
         consts = [
-            (key, sub["const"])
-            for key, sub in properties(test).items()
-            if isinstance(sub, Mapping) and "const" in sub
+            (key, sub["const"]) for key, sub in properties(test).items() if isinstance(sub, Mapping) and "const" in sub
         ]
         if len(consts) != 1:
             continue

@@ -7,7 +7,10 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from segport import Workspace
+from segport import Registry, Workspace
+from segport.registry import set_default_registry
+from segport.testing.fakes import MemoryPlatform, memory_destination
+from segport_mailchimp.destination import MailchimpDestination
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 
@@ -80,3 +83,31 @@ def bearer(web_ws: Workspace) -> Callable[[str], dict[str, str]]:
         return {"Authorization": f"Bearer {token}"}
 
     return headers
+
+
+KEY = "memory-key-0001"
+SECRET_KEY = "memory-secret-key-9876"
+XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+
+
+@pytest.fixture
+def registry(platform: MemoryPlatform) -> Iterator[Registry]:
+    """The memory destination and Mailchimp (which offers OAuth2), as the process-wide registry of the web tests."""
+    reg = Registry.from_plugins([memory_destination(platform, batch_size=10, max_concurrency=3), MailchimpDestination])
+    set_default_registry(reg)
+    yield reg
+    set_default_registry(None)
+
+
+@pytest.fixture
+def world(web_ws: Workspace, make_profiles: Any) -> Workspace:
+    """Profiles, segment ``All``; a private connection ``vault`` and a shared one ``team``, an export on each."""
+    web_ws.add_connection("vault", "memory", {"api_key": SECRET_KEY}, agree_privacy=True)
+    web_ws.add_connection("team", "memory", {"api_key": KEY}, share="contributors", agree_privacy=True)
+    web_ws.load_profiles(make_profiles(5))
+    web_ws.define_segment("All", "email is not empty")
+    for name, connection in (("private-news", "vault"), ("team-news", "team")):
+        web_ws.add_export(
+            name, connection=connection, segments=["All"], email_field="email", options={"audience_id": "aud1"}
+        )
+    return web_ws

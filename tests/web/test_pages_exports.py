@@ -5,49 +5,20 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
-from segport import Registry, Workspace
+from segport import Workspace
 from segport.errors import NotFound
 from segport.models import RunStatus
-from segport.registry import set_default_registry
-from segport.testing.fakes import MemoryPlatform, memory_destination
+from segport.testing.fakes import MemoryPlatform
 from segport.testing.files import write_rows
-from segport_mailchimp.destination import MailchimpDestination
 from segport_mailchimp.sandbox import MailchimpSandbox
 
-from .conftest import csrf_of
-
-KEY = "memory-key-0001"
-SECRET_KEY = "memory-secret-key-9876"
-XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>']
-
-
-@pytest.fixture
-def registry(platform: MemoryPlatform) -> Iterator[Registry]:
-    """The memory destination and Mailchimp, as the process-wide registry."""
-    reg = Registry.from_plugins([memory_destination(platform, batch_size=10, max_concurrency=3), MailchimpDestination])
-    set_default_registry(reg)
-    yield reg
-    set_default_registry(None)
-
-
-@pytest.fixture
-def world(web_ws: Workspace, make_profiles: Any) -> Workspace:
-    """Profiles, segment ``All``; a private connection ``vault`` and a shared one ``team``, an export on each."""
-    web_ws.add_connection("vault", "memory", {"api_key": SECRET_KEY}, agree_privacy=True)
-    web_ws.add_connection("team", "memory", {"api_key": KEY}, share="contributors", agree_privacy=True)
-    web_ws.load_profiles(make_profiles(5))
-    web_ws.define_segment("All", "email is not empty")
-    for name, connection in (("private-news", "vault"), ("team-news", "team")):
-        web_ws.add_export(
-            name, connection=connection, segments=["All"], email_field="email", options={"audience_id": "aud1"}
-        )
-    return web_ws
+from .conftest import KEY, SECRET_KEY, XSS, csrf_of
 
 
 def post(browser: TestClient, path: str, data: Any = None) -> Any:
@@ -138,9 +109,7 @@ def test_the_audience_falls_back_to_a_typed_id_when_the_plugin_cannot_list(
     assert browser.get("/data/exports/audiences?connection=vault").status_code == 403
 
 
-def test_the_audiences_a_platform_lists_are_a_select(
-    web_ws: Workspace, signed_in: Callable[[str], TestClient]
-) -> None:
+def test_the_audiences_a_platform_lists_are_a_select(web_ws: Workspace, signed_in: Callable[[str], TestClient]) -> None:
     with MailchimpSandbox(seed=5) as sandbox:
         web_ws.add_connection("mc", "mailchimp", sandbox.demo_connection(), share="contributors",
                               agree_privacy=True)  # fmt: skip
@@ -281,10 +250,17 @@ def test_run_now_against_the_mailchimp_sandbox_records_the_run(
         web_ws.load_profiles(write_rows(tmp_path / "people.csv", ["id", "email", "first_name"], rows))
         web_ws.define_segment("All", "email is not empty")
         browser = signed_in("carl")
-        form = [("name", "mc-news"), ("connection", "mc"), ("audience", sandbox.audience_id),
-                ("audience_typed", ""), ("email_field", "email"), ("segment", "All"),
-                ("cfg-status_if_new", "subscribed"), ("cfg-on_exit", "remove_tag"),
-                ("cfg-tag_prefix", "")]  # fmt: skip  (what the browser sends: the selects at their defaults)
+        form = [
+            ("name", "mc-news"),
+            ("connection", "mc"),
+            ("audience", sandbox.audience_id),
+            ("audience_typed", ""),
+            ("email_field", "email"),
+            ("segment", "All"),
+            ("cfg-status_if_new", "subscribed"),
+            ("cfg-on_exit", "remove_tag"),
+            ("cfg-tag_prefix", ""),
+        ]  # fmt: skip  (what the browser sends: the selects at their defaults)
         saved = post(browser, "/data/exports/new", form)
         assert saved.status_code == 303, saved.text
         assert web_ws.get_export("mc-news").options == {"audience_id": sandbox.audience_id}  # no default pinned
@@ -334,8 +310,12 @@ def test_names_a_user_typed_are_escaped(name: str, world: Workspace, signed_in: 
     world.define_segment(name, "email is not empty")
     world.add_export(name, connection="team", segments=[name], email_field="email", options={"audience_id": name})
     browser = signed_in("carl")
-    pages = [browser.get("/data/exports").text, browser.get(f"/data/exports/{quote(name, safe='')}").text,
-             browser.get("/data/exports/new").text, browser.get(f"/data/exports/{quote(name, safe='')}/edit").text]
+    pages = [
+        browser.get("/data/exports").text,
+        browser.get(f"/data/exports/{quote(name, safe='')}").text,
+        browser.get("/data/exports/new").text,
+        browser.get(f"/data/exports/{quote(name, safe='')}/edit").text,
+    ]
     for html in pages:
         assert name not in html
         assert "alert(1)" in html  # shown, escaped

@@ -22,6 +22,7 @@ from ...workspace import PRIVACY_NOTICE, Workspace
 from ..actor import PageUser
 from ..forms import FORM_ERROR, FormErrors, errors_of, fields_of, properties, typed_values
 from ..templating import flash, render
+from .oauth import send_to_platform
 
 router = APIRouter()
 
@@ -129,17 +130,16 @@ async def connection_add(request: Request, ws: PageUser) -> Response:
     name = form.get("name", "").strip()
     if not errors:
         try:
-            ws.add_connection(
-                name, kind, config, share=form.get("share", "admins"), agree_privacy=True
-            )
+            ws.add_connection(name, kind, config, share=form.get("share", "admins"), agree_privacy=True)
         except SegportError as exc:
             if isinstance(exc, PermissionDenied):
                 raise
             errors = errors_of(exc, {"name", "share", "agree", *properties(schema)}, param_field=_PARAMS)
     if errors:
         return _new_form(request, ws, kind, _without_secrets(form, schema), errors, status=422)
-    if oauth:
+    if oauth:  # one click: saved, then straight on to the platform (its page offers the button again)
         flash(request, f"Saved. Now authenticate with {destination.title} to finish the connection.")
+        return send_to_platform(request, ws, name)
     else:
         flash(request, f"Connection {name} added; its credentials were checked with {destination.title}.")
     return RedirectResponse(connection_path(name), status_code=303)

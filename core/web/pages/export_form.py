@@ -153,9 +153,7 @@ def export_new(request: Request, ws: PageUser, connection: str = "") -> Response
 def export_audiences(request: Request, ws: PageUser, connection: str = "") -> Response:
     """Render the audience field (and the platform's options) for the chosen connection (htmx)."""
     form = ExportForm(connection=connection)
-    return render(
-        request, "exports/_audience.html", role=ws.user.role.value, **_audience_context(ws, connection, form)
-    )
+    return render(request, "exports/_audience.html", role=ws.user.role.value, **_audience_context(ws, connection, form))
 
 
 @router.get("/data/exports/field-row")
@@ -294,4 +292,3 @@ async def export_edit(request: Request, ws: PageUser, name: str) -> Response:
             flash(request, "Saved. Nothing was sent." if edit.changes else "Nothing changed.")
             return RedirectResponse(export_path(name), status_code=303)
     return render_form(request, ws, form, editing=True, status=422)
-

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ...errors import AuthError
+from ...workspace import Workspace
 from ..actor import PageUser
 from ..templating import flash
 
@@ -43,13 +44,18 @@ def redirect_uri(request: Request) -> str:
     return str(request.url.replace(path=CALLBACK, query="", fragment=""))
 
 
-@router.post("/admin/connections/{name:path}/authorize")
-def authorize(request: Request, ws: PageUser, name: str) -> Response:
-    """Begin the connection's OAuth2 authorization and send the browser to the platform's consent page."""
+def send_to_platform(request: Request, ws: Workspace, name: str) -> Response:
+    """Begin the connection's OAuth2 authorization (state kept in this browser's session); redirect to the platform."""
     uri = redirect_uri(request)
     start = ws.begin_authorization(name, uri)
     request.session[PENDING_KEY] = {"connection": name, "state": start.state, "redirect_uri": uri}
     return RedirectResponse(start.url, status_code=303)
+
+
+@router.post("/admin/connections/{name:path}/authorize")
+def authorize(request: Request, ws: PageUser, name: str) -> Response:
+    """Begin the connection's OAuth2 authorization and send the browser to the platform's consent page."""
+    return send_to_platform(request, ws, name)
 
 
 @router.get(CALLBACK, name="oauth_callback")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ...errors import SegportError
 from ...models import Run, RunStatus
+from ...workspace import Workspace
 from ..actor import PageUser
 from ..templating import render
 from .paging import PER_PAGE, duration, offset_of, page_number, pager
@@ -86,41 +88,32 @@ def runs_page(
     )
 
 
+def _run_context(request: Request, ws: Workspace, run_id: int) -> dict[str, Any]:
+    """Return what the run page and its progress region show: the run as of now, its counts, its rejects once done."""
+    run = _current(request, ws, run_id)
+    rejects = None if run.status is RunStatus.RUNNING else ws.run_rejects(run_id, REJECTS_SHOWN)
+    return {
+        "role": ws.user.role.value,
+        "run": run,
+        "rejects": rejects,
+        "shown": REJECTS_SHOWN,
+        "counts": outcome_counts(run),
+        "progress": progress_of(run),
+        "duration": run_duration,
+    }
+
+
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: int, ws: PageUser) -> HTMLResponse:
     """Show one run: its facts, its progress (live while it runs), its counts and its rejects once done."""
-    run = _current(request, ws, run_id)
-    rejects = None if run.status is RunStatus.RUNNING else ws.run_rejects(run_id, REJECTS_SHOWN)
-    return render(
-        request,
-        "run.html",
-        role=ws.user.role.value,
-        run=run,
-        rejects=rejects,
-        shown=REJECTS_SHOWN,
-        counts=outcome_counts(run),
-        progress=progress_of(run),
-        duration=run_duration,
-    )
+    return render(request, "run.html", **_run_context(request, ws, run_id))
 
 
 @router.get("/runs/{run_id}/progress")
 def run_progress(request: Request, run_id: int, ws: PageUser) -> HTMLResponse:
     """Return the progress region of a run: it polls itself while the run goes on, and stops once it ended."""
-    run = _current(request, ws, run_id)
-    rejects = None if run.status is RunStatus.RUNNING else ws.run_rejects(run_id, REJECTS_SHOWN)
-    return render(
-        request,
-        "run_progress.html",
-        role=ws.user.role.value,
-        run=run,
-        rejects=rejects,
-        shown=REJECTS_SHOWN,
-        counts=outcome_counts(run),
-        progress=progress_of(run),
-        duration=run_duration,
-        oob=True,  # once the run ended: its facts and rejects replace the page's own
-    )
+    # once the run ended (oob): its facts and rejects replace the page's own
+    return render(request, "run_progress.html", oob=True, **_run_context(request, ws, run_id))
 
 
 def _current(request: Request, ws: PageUser, run_id: int) -> Run:
