@@ -28,3 +28,14 @@ def test_schemas_ship_as_package_data() -> None:
 
     assert schemas.load("run-record")["title"] == "segport run record"
     assert schemas.load("destination-spec")["properties"]["type"] == {"const": "object"}
+
+
+def test_every_web_template_and_static_file_ships() -> None:
+    """The console's templates (subfolders too) and static files match setup.cfg's package_data globs."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    globs = [g.strip() for g in config["options.package_data"]["segport.web"].split(",")]
+    web = ROOT / "core" / "web"
+    shipped = {path for pattern in globs for path in web.glob(pattern) if path.is_file()}
+    present = {path for folder in ("templates", "static") for path in (web / folder).rglob("*") if path.is_file()}
+    assert present == shipped, f"not in the wheel: {sorted(str(p.relative_to(web)) for p in present - shipped)}"

@@ -61,7 +61,7 @@ def world_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         app = create_app(home)
         with TestClient(app, follow_redirects=False) as client:
             made = World(home, app, client, tokens, platform)
-            made.run_id = ws.run_export("e-shared").id
+            made.run_id = ws.run_export("e-team").id
             made.private_run_id = ws.run_export("e-private").id
             yield made
     finally:
@@ -79,11 +79,11 @@ def _populate(ws: Workspace, home: Path) -> dict[str, str]:
     ws.load_profiles(csv)
     ws.define_segment("All", "email is not empty")
     ws.define_segment("Firsts", "first_name is not empty")
-    ws.add_connection("shared", "memory", MEMORY_CONFIG, share="contributors", agree_privacy=True)
+    ws.add_connection("team", "memory", MEMORY_CONFIG, share="contributors", agree_privacy=True)
     ws.add_connection("private", "memory", MEMORY_CONFIG, agree_privacy=True)
-    exports = ["e-shared"] + [f"{kind}-{user}" for kind in ("pe", "de", "run") for user in ROLES]
+    exports = ["e-team"] + [f"{kind}-{user}" for kind in ("pe", "de", "run") for user in ROLES]
     for name in exports:
-        ws.add_export(name, connection="shared", segments=["All"], email_field="email", options=OPTIONS)
+        ws.add_export(name, connection="team", segments=["All"], email_field="email", options=OPTIONS)
     ws.add_export(
         "e-private", connection="private", segments=["All"], email_field="email", options=OPTIONS, schedule="@daily"
     )

@@ -51,8 +51,8 @@ def test_segments_by_keys_and_a_live_count(world: World) -> None:
     assert count["count"] == 0 and count["unknown_attributes"] == {"first_nam": ["first_name"]}
     bad = world.call("vera", "GET", "/api/v1/segments/count", params={"where": "first_name =="})
     assert bad.status_code == 422 and bad.json()["code"] == "INPUT_ERROR"
-    used = world.call("carl", "DELETE", "/api/v1/segments/All")  # e-shared exports it
-    assert used.status_code >= 400 and "e-shared" in used.json()["detail"]
+    used = world.call("carl", "DELETE", "/api/v1/segments/All")  # e-team exports it
+    assert used.status_code >= 400 and "e-team" in used.json()["detail"]
 
 
 def test_invite_links_point_at_the_public_address(world: World) -> None:
@@ -92,7 +92,7 @@ def test_the_schedule_and_the_audit(world: World) -> None:
     refresh = next(row for row in shown["schedules"] if row["job"] == "refresh")
     assert len(refresh["next_runs"]) == 2 and refresh["timezone"] == "Europe/Paris"
     assert world.call("ada", "PUT", "/api/v1/schedule", json={"cron": "every day"}).status_code == 422
-    world.call("carl", "PATCH", "/api/v1/exports/e-shared", json={"enabled": True})
+    world.call("carl", "PATCH", "/api/v1/exports/e-team", json={"enabled": True})
     audit = world.call("ada", "GET", "/api/v1/audit", params={"user": "ada", "action": "schedule"}).json()
     assert audit["total"] >= 1 and all(e["user"] == "ada" for e in audit["items"])
     assert audit["items"][0]["client"] == "testclient", audit["items"]  # the request address, not the CLI null

@@ -50,7 +50,7 @@ def test_a_bad_body_is_a_400_usage_problem(world: World) -> None:
     missing = world.call("ada", "POST", "/api/v1/exports", json={"name": "half"})
     assert missing.status_code == 400 and missing.json()["code"] == "USAGE" and missing.json()["exit_status"] == 2
     assert "connection" in missing.json()["detail"]
-    unknown = world.call("ada", "PATCH", "/api/v1/exports/e-shared", json={"enabeld": False})
+    unknown = world.call("ada", "PATCH", "/api/v1/exports/e-team", json={"enabeld": False})
     assert unknown.status_code == 400 and "enabeld" in unknown.json()["detail"]
     garbage = world.call(
         "ada", "POST", "/api/v1/segments", content=b"{not json", headers={"Content-Type": "application/json"}
@@ -58,7 +58,7 @@ def test_a_bad_body_is_a_400_usage_problem(world: World) -> None:
     assert garbage.status_code == 400 and garbage.json()["code"] == "USAGE"
     both = world.call("ada", "DELETE", "/api/v1/profiles", json={"keys": ["p1"], "where": "id = 'p1'"})
     assert both.status_code == 400
-    nothing = world.call("ada", "PATCH", "/api/v1/connections/shared", json={})
+    nothing = world.call("ada", "PATCH", "/api/v1/connections/team", json={})
     assert nothing.status_code == 422 and nothing.json()["code"] == "CONFIG_ERROR"
 
 
@@ -66,8 +66,8 @@ def test_an_unknown_name_is_a_404_with_the_close_names(world: World) -> None:
     answer = world.call("carl", "GET", "/api/v1/exports/e-sharde")
     assert answer.status_code == 404
     problem = answer.json()
-    assert problem["code"] == "NOT_FOUND" and problem["exit_status"] == 5 and problem["suggestions"] == ["e-shared"]
-    assert "did you mean 'e-shared'?" in problem["detail"]
+    assert problem["code"] == "NOT_FOUND" and problem["exit_status"] == 5 and problem["suggestions"] == ["e-team"]
+    assert "did you mean 'e-team'?" in problem["detail"]
     private = world.call("carl", "GET", "/api/v1/exports/e-privat")  # never suggested to a contributor
     assert private.status_code == 404 and "e-private" not in private.text
     assert world.call("ada", "GET", "/api/v1/exports/e-privat").json()["suggestions"] == ["e-private"]
