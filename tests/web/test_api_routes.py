@@ -63,7 +63,7 @@ def test_a_bad_body_is_a_400_usage_problem(world: World) -> None:
 
 
 def test_an_unknown_name_is_a_404_with_the_close_names(world: World) -> None:
-    answer = world.call("carl", "GET", "/api/v1/exports/e-sharde")
+    answer = world.call("carl", "GET", "/api/v1/exports/e-taem")
     assert answer.status_code == 404
     problem = answer.json()
     assert problem["code"] == "NOT_FOUND" and problem["exit_status"] == 5 and problem["suggestions"] == ["e-team"]
