@@ -10,7 +10,7 @@ import requests
 from .. import oauth
 from ..config import secret_fields, split_secrets, validate
 from ..contract import Audience, Destination
-from ..errors import AuthError, ConfigError, NotFound, SegportError
+from ..errors import AuthError, ConfigError, SegportError
 from ..http import TRANSPORT_ERRORS
 from ..models import Connection, ConnectionCheck, ConnectionEdit, Page, Role, Share, SharedConnection
 from . import authorization
@@ -138,7 +138,7 @@ class Connections:
         Whoever may use the connection may list them: admins, and contributors when it is shared with
         them. A plugin that cannot list audiences raises :class:`ConfigError` (the id is then typed).
         """
-        connection = self._usable("connections.use", name=name)
+        connection = self.context.usable_connection("connections.use", name)
         return list_audiences(
             self.context.registry,
             connection,
@@ -299,21 +299,6 @@ class Connections:
             detached = ctx.store.remove_connection(connection.id)
             ctx.store.audit(actor.name, "connections.remove", name, {"detached_exports": detached})
         return detached
-
-    def _usable(self, action: str, name: str) -> Connection:
-        """Return the connection ``name`` once the acting user may do ``action`` with it (shared or not).
-
-        An unknown name is refused as any other connection would be, before it is reported unknown.
-        """
-        ctx = self.context
-        ctx.identify(action)  # first: an unknown user learns nothing
-        try:
-            connection = ctx.store.get_connection(name)
-        except NotFound:
-            ctx.authorize(action)
-            raise
-        ctx.authorize(action, connection, shared=connection.share is Share.CONTRIBUTORS)
-        return connection
 
     # -- for the other services (no permission check: their callers checked) ----------------------
     def full_config(self, connection: Connection) -> dict[str, Any]:

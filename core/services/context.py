@@ -11,7 +11,7 @@ import pluggy
 
 from ..errors import ConfigError, InputError, NotFound, PermissionDenied, WorkspaceError
 from ..executor import Executor
-from ..models import User
+from ..models import Connection, Share, User
 from ..permissions import authorize
 from ..pipeline.dispatcher import RetryPolicy
 from ..registry import Registry
@@ -79,6 +79,21 @@ class Context:
             self._audit_denied(user, action, resource)
             raise
         return user
+
+    def usable_connection(self, action: str, name: str) -> Connection:
+        """Return the connection ``name`` once the acting user may do ``action`` with it (shared or not).
+
+        An unknown user learns nothing; an unknown name is refused as any other connection would be,
+        before it is reported unknown.
+        """
+        self.identify(action)
+        try:
+            connection = self.store.get_connection(name)
+        except NotFound:
+            self.authorize(action)
+            raise
+        self.authorize(action, connection, shared=connection.share is Share.CONTRIBUTORS)
+        return connection
 
     def _audit_denied(self, user: User, action: str, resource: object) -> None:
         """Record a refused attempt in the audit log: action ``denied``, target the attempted action."""

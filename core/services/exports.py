@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..config import validate
 from ..contract import FieldSpec
-from ..errors import ConfigError, NotFound, RunError, SegportError
+from ..errors import ConfigError, RunError, SegportError
 from ..models import Connection, Export, ExportEdit, ExportSummary, Page, Role, Share
 from ..pipeline.mapper import Mapper
 from ..pipeline.selection import MAX_SEGMENTS_PER_EXPORT
@@ -46,7 +46,7 @@ class Exports:
 
         Markers colliding with another export's on the same audience/list are refused unless ``force``.
         """
-        conn = self._usable_connection("exports.add", connection)
+        conn = self.context.usable_connection("exports.add", connection)
         export = Export(
             id=0,
             name=check_name("export", name),
@@ -97,7 +97,9 @@ class Exports:
         ``force``.
         """
         export, conn, reattached = self._to_edit(name, connection, force=force)
-        target = conn if connection in (None, conn.name) else self._usable_connection("exports.edit", str(connection))
+        target = (
+            conn if connection in (None, conn.name) else self.context.usable_connection("exports.edit", str(connection))
+        )
         new_mapping = _unmapped(name, {**export.mapping, **(mapping or {})}, unmap, mapping or {})
         changed = dataclasses.replace(
             export,
@@ -162,7 +164,7 @@ class Exports:
             export, conn = self.export_for("exports.edit", name)
             return export, conn, False
         ctx.authorize("exports.edit", export)  # detached: no shared connection to lean on
-        target = self._usable_connection("exports.edit", connection)
+        target = self.context.usable_connection("exports.edit", connection)
         if not force:
             raise ConfigError(
                 f"export {name!r} is detached (its connection {export.connection!r} was removed): attaching it to "
@@ -293,17 +295,6 @@ class Exports:
         connection = ctx.store.get_connection_by_id(export.connection_id)
         ctx.authorize(action, export, shared=connection.share is Share.CONTRIBUTORS)
         return export, connection
-
-    def _usable_connection(self, action: str, name: str) -> Connection:
-        ctx = self.context
-        ctx.identify(action)  # first: an unknown user learns nothing
-        try:
-            connection = ctx.store.get_connection(name)
-        except NotFound:
-            ctx.authorize(action)
-            raise
-        ctx.authorize(action, connection, shared=connection.share is Share.CONTRIBUTORS)
-        return connection
 
     def _validated(self, export: Export, connection: Connection) -> Export:
         spec = self.context.registry.get(connection.type).spec()
